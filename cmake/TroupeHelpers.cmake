@@ -1,0 +1,59 @@
+# One place for warnings, visibility and sanitizer flags (STYLE.md).
+
+function(troupe_set_options target)
+  target_compile_features(${target} PUBLIC cxx_std_20)
+  if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
+      -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual
+      -Wnull-dereference -Wimplicit-fallthrough)
+    if(TROUPE_WERROR)
+      target_compile_options(${target} PRIVATE -Werror)
+    endif()
+  endif()
+endfunction()
+
+# Sanitizers apply to everything in the build (libraries, tests, examples) so
+# that instrumented and uninstrumented code never mix.
+if(TROUPE_SANITIZE STREQUAL "thread")
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer -g)
+  add_link_options(-fsanitize=thread)
+elseif(TROUPE_SANITIZE STREQUAL "address")
+  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g)
+  add_link_options(-fsanitize=address,undefined -fno-sanitize-recover=all)
+elseif(NOT TROUPE_SANITIZE STREQUAL "")
+  message(FATAL_ERROR "TROUPE_SANITIZE must be '', 'thread' or 'address'")
+endif()
+
+# troupe_add_library(<name> SOURCES ... [DEPENDS ...])
+# Defines troupe_<name> with alias troupe::<name>; public headers in <name>/include.
+function(troupe_add_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPENDS" ${ARGN})
+  add_library(troupe_${name} ${ARG_SOURCES})
+  add_library(troupe::${name} ALIAS troupe_${name})
+  set_target_properties(troupe_${name} PROPERTIES EXPORT_NAME ${name} OUTPUT_NAME troupe_${name}
+    CXX_VISIBILITY_PRESET default POSITION_INDEPENDENT_CODE ON)
+  target_include_directories(troupe_${name} PUBLIC
+    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
+    PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  target_link_libraries(troupe_${name} PUBLIC ${ARG_DEPENDS})
+  troupe_set_options(troupe_${name})
+  install(TARGETS troupe_${name} EXPORT troupe-targets
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(DIRECTORY include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+endfunction()
+
+# troupe_add_test(<name> SOURCES ... [DEPENDS ...] [LABELS ...] [TIMEOUT s])
+# One GoogleTest executable registered as one CTest test.
+function(troupe_add_test name)
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPENDS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPENDS} GTest::gtest GTest::gtest_main Threads::Threads)
+  troupe_set_options(${name})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 300)
+  endif()
+  add_test(NAME ${name} COMMAND ${name} --gtest_color=no)
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}")
+endfunction()

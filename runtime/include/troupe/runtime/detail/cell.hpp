@@ -1,0 +1,205 @@
+// cell: the runtime's half of an actor — mailbox, scheduling state, lifetime —
+// independent of the actor's C++ type. ref<P> points at a cell; typed_cell<A>
+// derives from it and adds the actor object and its message dispatch.
+//
+// Not a user-facing type; it lives in a public header because the templates that
+// send messages (ref<P>) and define actors (actor<P>) need it.
+//
+// Thread safety: enqueue(), add_ref()/release(), id(), owner() from any thread.
+// resume() from the cell's executor only, one thread at a time (the mailbox's
+// single consumer). Everything under "actor context" runs only inside resume(),
+// i.e. on the thread currently running this actor.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <memory>
+#include <system_error>
+
+#include "troupe/mailbox/mpsc_queue.hpp"
+#include "troupe/runtime/error.hpp"
+#include "troupe/runtime/exit_reason.hpp"
+
+namespace troupe {
+class system;
+}
+
+namespace troupe::detail {
+
+class cell;
+
+// A message in a mailbox. User messages carry their protocol index; runtime
+// messages (replies, timeouts, stop requests) use system_index and run().
+struct envelope : mpsc_node {
+  static constexpr std::uint32_t system_index = UINT32_MAX;
+  explicit envelope(std::uint32_t message_index) noexcept : index(message_index) {}
+  envelope(const envelope&) = delete;
+  envelope& operator=(const envelope&) = delete;
+  virtual ~envelope() = default;
+  // The envelope is discarded unhandled (receiver gone or failing): fail the
+  // reply it carries, if any, with `why`.
+  virtual void abandon(const error& why) noexcept { (void)why; }
+
+  std::uint32_t index;
+};
+
+// A runtime message, run in the receiving actor's context.
+struct system_envelope : envelope {
+  system_envelope() noexcept : envelope(system_index) {}
+  virtual void run(cell& receiver) = 0;
+};
+
+// Runs cells: the work-stealing scheduler, a detached actor's own thread, a
+// scoped receiver's blocking caller, or the deterministic test executor.
+class executor {
+ public:
+  // Called exactly once per idle→runnable transition of `c`.
+  virtual void schedule(cell* c) noexcept = 0;
+
+ protected:
+  ~executor() = default;
+};
+
+enum class resume_result : std::uint8_t {
+  idle,        // mailbox empty and blocked: the next message reschedules the cell
+  again,       // throughput limit reached with work left: reschedule it
+  terminated,  // the actor stopped; the cell will never be scheduled again
+};
+
+// A suspended coroutine handler (see task.hpp and typed_cell.hpp).
+struct handler_record {
+  virtual ~handler_record() = default;
+  // The root coroutine finished: deliver its reply, or rethrow its exception.
+  virtual void finish() = 0;
+  // The actor stopped while the handler was suspended.
+  virtual void abandon(const error& why) noexcept = 0;
+  [[nodiscard]] virtual bool done() const noexcept = 0;
+  bool interleaves = false;
+  handler_record* next = nullptr;  // intrusive list of the cell's suspended handlers
+};
+
+// An outstanding ask made by this actor (see response.hpp).
+struct pending_request {
+  virtual ~pending_request() = default;
+  virtual void fail(const error& why) = 0;
+  std::uint64_t timer = 0;  // timeout timer id, 0 if none
+};
+
+struct cell_extras;  // rarely used state, allocated on first use (runtime/src)
+
+class cell {
+ public:
+  cell(troupe::system& owner, executor& exec) noexcept;
+  cell(const cell&) = delete;
+  cell& operator=(const cell&) = delete;
+  virtual ~cell();
+
+  // --- any thread -----------------------------------------------------------
+  void add_ref() noexcept {
+    // relaxed: a new reference is made from an existing one, which keeps the
+    // cell alive; no data is published by the count itself.
+    refs_.fetch_add(1, std::memory_order_relaxed);
+  }
+  void release() noexcept {
+    // acq_rel: release publishes this owner's last uses of the cell; the acquire
+    // on the final decrement pairs with every other owner's release, so the
+    // deleting thread sees all of them.
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
+  [[nodiscard]] troupe::system& owner() const noexcept { return *owner_; }
+
+  // Takes ownership of `e`. If the actor is gone, `e` is abandoned (its reply
+  // fails with the actor's exit reason) and deleted, and the error is returned.
+  std::error_code enqueue(envelope* e) noexcept;
+
+  // Asks the actor to stop with `reason` before its next message (used by system
+  // shutdown). Any thread.
+  void request_stop(exit_reason::kind why) noexcept;
+
+  // After termination: the exit reason (empty text while alive). Any thread,
+  // once enqueue() has reported the actor gone.
+  [[nodiscard]] exit_reason exit_reason_snapshot() const;
+  [[nodiscard]] bool terminated() const noexcept { return mailbox_.closed(); }
+
+  // --- executor only --------------------------------------------------------
+  resume_result resume(std::size_t max_messages) noexcept;
+  [[nodiscard]] executor& exec() const noexcept { return *executor_; }
+
+  // --- actor context (inside resume) ----------------------------------------
+  void stop_self(exit_reason reason);
+  // Registers an outstanding ask; returns its request id. `timeout` > 0 arms a timer.
+  std::uint64_t add_pending(std::shared_ptr<pending_request> request, std::chrono::nanoseconds timeout);
+  std::shared_ptr<pending_request> take_pending(std::uint64_t request_id);
+  void note_late_reply() noexcept;
+  // Suspended coroutine handlers.
+  void keep_suspended(std::unique_ptr<handler_record> record);
+  void resume_handler(handler_record* record, std::coroutine_handle<> waiter);
+  [[nodiscard]] std::uint64_t late_replies() const noexcept;
+
+  // Lives in the registry of its system (for shutdown); see system.cpp.
+  cell* registry_prev = nullptr;
+  cell* registry_next = nullptr;
+
+ protected:
+  // Delivers a user message to the actor object. May throw (the actor fails).
+  virtual void dispatch(envelope& e) = 0;
+  // First activation: on_start(). May throw.
+  virtual void start() = 0;
+  // Termination: on_stop() unless killed, then destroy the actor object.
+  virtual void finish(const exit_reason& reason) noexcept = 0;
+
+ private:
+  friend struct cell_access;
+  envelope* next_envelope() noexcept;
+  void process(envelope* e);
+  void terminate(exit_reason reason) noexcept;
+  cell_extras& extras();
+
+  std::atomic<std::uint32_t> refs_{1};
+  // Consumer-only lifecycle flags.
+  std::uint8_t started_ : 1 = 0;
+  std::uint8_t stopping_ : 1 = 0;  // stop_self() was called
+  // Set from other threads by request_stop(); read by the consumer.
+  std::atomic<std::uint8_t> stop_request_{0};
+  std::uint32_t awaiting_ = 0;  // suspended non-interleaving handlers
+  mpsc_queue<envelope> mailbox_;
+  std::uint64_t id_;
+  troupe::system* owner_;
+  executor* executor_;
+  std::unique_ptr<cell_extras> extras_;
+};
+
+// Intrusive strong reference to a cell.
+class cell_ptr {
+ public:
+  cell_ptr() noexcept = default;
+  explicit cell_ptr(cell* c, bool add_ref = true) noexcept : cell_(c) {
+    if (cell_ != nullptr && add_ref) cell_->add_ref();
+  }
+  cell_ptr(const cell_ptr& other) noexcept : cell_ptr(other.cell_) {}
+  cell_ptr(cell_ptr&& other) noexcept : cell_(other.cell_) { other.cell_ = nullptr; }
+  cell_ptr& operator=(cell_ptr other) noexcept {
+    std::swap(cell_, other.cell_);
+    return *this;
+  }
+  ~cell_ptr() {
+    if (cell_ != nullptr) cell_->release();
+  }
+  [[nodiscard]] cell* get() const noexcept { return cell_; }
+  cell* operator->() const noexcept { return cell_; }
+  explicit operator bool() const noexcept { return cell_ != nullptr; }
+  friend bool operator==(const cell_ptr& a, const cell_ptr& b) noexcept { return a.cell_ == b.cell_; }
+
+ private:
+  cell* cell_ = nullptr;
+};
+
+// The actor whose handler is running on this thread, if any.
+cell* current_cell() noexcept;
+// The coroutine handler currently running on this thread, if any.
+handler_record* current_handler() noexcept;
+
+}  // namespace troupe::detail

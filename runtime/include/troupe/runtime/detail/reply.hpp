@@ -1,0 +1,163 @@
+// The plumbing behind ask(): where a reply goes, and the envelopes that carry
+// messages and replies. Not user-facing.
+//
+// A reply goes either to a future_state (the asker is a plain thread) or back to
+// the asking actor's mailbox as a reply_envelope (the asker is an actor: its
+// continuation then runs in its own context, never on the replier's thread).
+// A reply_to<R> is one-shot and never silent: if it is destroyed unused, the
+// asker receives errc::request_dropped — an ask can fail, but cannot hang.
+//
+// Thread safety: future_state is shared between the replier (any thread) and
+// one waiting thread; everything else is owned by one envelope at a time.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+#include "troupe/runtime/detail/cell.hpp"
+#include "troupe/runtime/error.hpp"
+#include "troupe/runtime/protocol.hpp"
+
+namespace troupe::detail {
+
+// The meeting point of a reply and a thread blocked in get().
+template <class R>
+class future_state {
+ public:
+  void set(expected<R> value) {
+    {
+      std::lock_guard lock(mutex_);
+      if (value_) return;  // first result wins (a reply racing a drop)
+      value_.emplace(std::move(value));
+    }
+    ready_.notify_all();
+  }
+  [[nodiscard]] bool ready() const {
+    std::lock_guard lock(mutex_);
+    return value_.has_value();
+  }
+  // Waits until a value is there or `deadline` passes; true if there is one.
+  bool wait_until(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mutex_);
+    return ready_.wait_until(lock, deadline, [&] { return value_.has_value(); });
+  }
+  // Precondition: ready().
+  expected<R> take() {
+    std::lock_guard lock(mutex_);
+    return std::move(*value_);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable ready_;
+  std::optional<expected<R>> value_;
+};
+
+// An ask made by an actor, as its pending_request table holds it.
+template <class R>
+struct ask_slot final : pending_request {
+  std::optional<expected<R>> result;
+  // Exactly one continuation, set when the asker awaits or attaches a callback.
+  std::coroutine_handle<> waiter;
+  handler_record* handler = nullptr;
+  std::function<void(expected<R>)> callback;
+
+  // Actor context of the asker.
+  void complete(expected<R> value) {
+    result.emplace(std::move(value));
+    if (waiter) {
+      current_cell()->resume_handler(handler, std::exchange(waiter, {}));
+    } else if (callback) {
+      auto run = std::move(callback);
+      run(std::move(*result));
+    }
+  }
+  void fail(const error& why) override { complete(why); }
+};
+
+// A reply travelling back into the asking actor's mailbox.
+template <class R>
+struct reply_envelope final : system_envelope {
+  reply_envelope(std::uint64_t id, expected<R> v) : request_id(id), value(std::move(v)) {}
+  void run(cell& receiver) override {
+    std::shared_ptr<pending_request> slot = receiver.take_pending(request_id);
+    if (!slot) {  // timed out (or the asker stopped caring) before the reply came
+      receiver.note_late_reply();
+      return;
+    }
+    static_cast<ask_slot<R>&>(*slot).complete(std::move(value));
+  }
+  std::uint64_t request_id;
+  expected<R> value;
+};
+
+// The replier's one-shot handle on where the reply goes.
+template <class R>
+class reply_to {
+ public:
+  reply_to() = default;
+  explicit reply_to(std::shared_ptr<future_state<R>> future) : future_(std::move(future)) {}
+  reply_to(cell_ptr asker, std::uint64_t request_id) : asker_(std::move(asker)), request_id_(request_id) {}
+  reply_to(reply_to&& other) noexcept = default;
+  reply_to& operator=(reply_to&& other) noexcept {
+    if (this != &other) {
+      drop();
+      future_ = std::move(other.future_);
+      asker_ = std::move(other.asker_);
+      request_id_ = other.request_id_;
+    }
+    return *this;
+  }
+  ~reply_to() { drop(); }
+
+  [[nodiscard]] bool pending() const noexcept { return future_ || asker_; }
+
+  void deliver(expected<R> value) noexcept {
+    try {
+      if (future_) {
+        future_->set(std::move(value));
+      } else if (asker_) {
+        (void)asker_->enqueue(new reply_envelope<R>(request_id_, std::move(value)));
+      }
+    } catch (...) {
+      // Out of memory while replying: the asker's timeout (or drop) reports it.
+    }
+    future_.reset();
+    asker_ = cell_ptr{};
+  }
+
+ private:
+  void drop() noexcept {
+    if (pending()) deliver(error(errc::request_dropped, "the receiver discarded the request without replying"));
+  }
+  std::shared_ptr<future_state<R>> future_;
+  cell_ptr asker_;
+  std::uint64_t request_id_ = 0;
+};
+
+// A user message in a mailbox. Requests also carry where their reply goes.
+template <class M, bool IsRequest = request<M>>
+struct message_envelope final : envelope {
+  template <class... Args>
+  explicit message_envelope(std::uint32_t message_index, Args&&... args)
+      : envelope(message_index), value(std::forward<Args>(args)...) {}
+  M value;
+};
+
+template <class M>
+struct message_envelope<M, true> final : envelope {
+  template <class Arg>
+  message_envelope(std::uint32_t message_index, reply_to<reply_t<M>> to, Arg&& arg)
+      : envelope(message_index), value(std::forward<Arg>(arg)), reply(std::move(to)) {}
+  void abandon(const error& why) noexcept override { reply.deliver(why); }
+  M value;
+  reply_to<reply_t<M>> reply;
+};
+
+}  // namespace troupe::detail

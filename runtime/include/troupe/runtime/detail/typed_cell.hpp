@@ -1,0 +1,190 @@
+// typed_cell<A>: a cell holding an actor object of type A, and the compile-time
+// dispatch from a mailbox envelope to A's on(M) handler. One allocation per
+// actor: the cell and the actor object live together.
+//
+// Thread safety: as cell; dispatch/start/finish run only in resume().
+#pragma once
+
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include "troupe/runtime/actor.hpp"
+#include "troupe/runtime/detail/cell.hpp"
+#include "troupe/runtime/detail/reply.hpp"
+#include "troupe/runtime/task.hpp"
+
+namespace troupe::detail {
+
+template <class A, class M>
+concept handles = requires(A& a, M&& m) { a.on(std::move(m)); };
+
+template <class A>
+constexpr await_policy awaits_of() noexcept {
+  if constexpr (requires { A::awaits; }) {
+    return A::awaits;
+  } else {
+    return await_policy::sequential;
+  }
+}
+
+// Sets the coroutine handler that asks made on this thread belong to.
+class handler_scope {
+ public:
+  explicit handler_scope(handler_record* r) noexcept;
+  ~handler_scope();
+  handler_scope(const handler_scope&) = delete;
+  handler_scope& operator=(const handler_scope&) = delete;
+
+ private:
+  handler_record* previous_;
+};
+
+// The text of the exception being handled, and its type, as an exit reason.
+exit_reason reason_from_current_exception();
+error error_for(const cell& c, const exit_reason& reason);
+
+// A suspended task<T> handler and where its result goes.
+template <class T, class R>
+struct task_record final : handler_record {
+  explicit task_record(reply_to<R> to) : reply(std::move(to)) {}
+  void finish() override {
+    if constexpr (std::is_void_v<T>) {
+      work.result();
+      if constexpr (std::is_void_v<R>) reply.deliver(expected<void>{});
+    } else if constexpr (std::is_void_v<R>) {
+      (void)work.result();
+      reply.deliver(expected<void>{});
+    } else {
+      reply.deliver(expected<R>(R(work.result())));
+    }
+  }
+  void abandon(const error& why) noexcept override { reply.deliver(why); }
+  [[nodiscard]] bool done() const noexcept override { return work.done(); }
+
+  task<T> work;
+  reply_to<R> reply;
+};
+
+template <class A>
+class typed_cell final : public cell {
+  using P = typename A::protocol_type;
+  static_assert(std::is_base_of_v<actor<P>, A>, "troupe: an actor class must derive from troupe::actor<P>");
+
+ public:
+  template <class... Args>
+  typed_cell(troupe::system& owner, executor& exec, Args&&... args) : cell(owner, exec) {
+    constructing_scope scope(this);
+    ::new (static_cast<void*>(&actor_)) A(std::forward<Args>(args)...);
+    alive_ = true;
+  }
+  ~typed_cell() override {
+    if (alive_) actor_.~A();
+  }
+
+  A& instance() noexcept { return actor_; }
+
+ private:
+  void start() override {
+    if constexpr (requires(A& a) { a.on_start(); }) actor_.on_start();
+  }
+
+  void finish(const exit_reason& reason) noexcept override {
+    if (!alive_) return;
+    if (reason.what() != exit_reason::kind::killed) {
+      try {
+        if constexpr (requires(A& a) { a.on_stop(reason); }) {
+          actor_.on_stop(reason);
+        } else if constexpr (requires(A& a) { a.on_stop(); }) {
+          actor_.on_stop();
+        }
+      } catch (...) {
+        // The actor is stopping already; an exception from on_stop changes nothing.
+      }
+    }
+    alive_ = false;
+    actor_.~A();
+  }
+
+  void dispatch(envelope& e) override {
+    dispatch_index(e, std::make_index_sequence<P::size>{});
+  }
+
+  template <std::size_t... I>
+  void dispatch_index(envelope& e, std::index_sequence<I...>) {
+    (void)((e.index == I ? (invoke<I>(e), true) : false) || ...);
+  }
+
+  template <std::size_t I>
+  void invoke(envelope& e) {
+    using M = typename P::template message<I>;
+    static_assert(handles<A, M>,
+                  "troupe: the actor class has no on(M) handler for a message type of its protocol "
+                  "(see 'A = ...' and 'M = ...' in this error's context)");
+    auto& env = static_cast<message_envelope<M>&>(e);
+    using result_type = decltype(actor_.on(std::move(env.value)));
+    if constexpr (request<M>) {
+      using R = reply_t<M>;
+      if constexpr (is_task<result_type>::value) {
+        using T = typename result_type::value_type;
+        static_assert(std::is_void_v<R> || std::is_convertible_v<T, R>,
+                      "troupe: a request handler's task<T> must yield the request's reply type");
+        run_task<T, R>([&] { return actor_.on(std::move(env.value)); }, std::move(env.reply));
+      } else if constexpr (std::is_void_v<R>) {
+        actor_.on(std::move(env.value));
+        env.reply.deliver(expected<void>{});
+      } else {
+        static_assert(std::is_convertible_v<result_type, R>,
+                      "troupe: a request handler must return the request's reply type (or task<reply>)");
+        env.reply.deliver(expected<R>(R(actor_.on(std::move(env.value)))));
+      }
+    } else if constexpr (is_task<result_type>::value) {
+      run_task<typename result_type::value_type, void>([&] { return actor_.on(std::move(env.value)); },
+                                                       reply_to<void>{});
+    } else {
+      actor_.on(std::move(env.value));
+    }
+  }
+
+  template <class T, class R, class Call>
+  void run_task(Call&& call, reply_to<R> reply) {
+    auto record = std::make_unique<task_record<T, R>>(std::move(reply));
+    record->interleaves = awaits_of<A>() == await_policy::interleave;
+    {
+      handler_scope scope(record.get());
+      record->work = call();
+    }
+    if (!record->work.done()) {
+      keep_suspended(std::move(record));
+      return;
+    }
+    try {
+      record->finish();
+    } catch (...) {
+      record->abandon(error_for(*this, reason_from_current_exception()));
+      throw;
+    }
+  }
+
+  union {
+    A actor_;
+  };
+  bool alive_ = false;
+};
+
+// A lambda-based actor: the handlers are the call operators of Fs.
+template <class P, class... Fs>
+class function_actor final : public actor<P>, private Fs... {
+ public:
+  explicit function_actor(Fs... fs) : Fs(std::move(fs))... {}
+  using Fs::operator()...;
+  template <class M>
+  auto on(M&& m) -> decltype((*this)(std::forward<M>(m))) {
+    return (*this)(std::forward<M>(m));
+  }
+};
+
+}  // namespace troupe::detail

@@ -1,0 +1,119 @@
+// error and expected<T>: how troupe reports a recoverable failure (an ask that
+// timed out, a message to an actor that is gone) without exceptions.
+//
+//   troupe::expected<int> r = counter.ask(get{}, 1s).try_get();
+//   if (!r) std::cerr << r.error() << '\n';     // e.g. "timeout: no reply within 1000ms"
+//   else use(*r);
+#pragma once
+
+#include <iosfwd>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace troupe {
+
+// Every recoverable failure troupe reports. Values are stable (they may cross the wire).
+enum class errc : int {
+  ok = 0,
+  timeout = 1,           // no reply within the ask's timeout
+  actor_down = 2,        // the receiver stopped (normally or not) before replying; text has the reason
+  no_such_actor = 3,     // the receiver was already gone when the message was sent
+  request_dropped = 4,   // the receiver discarded the request without replying
+  system_stopped = 5,    // the actor system is shutting down
+  would_block = 6,       // a blocking call inside an actor, or a deterministic run with nothing left to do
+  mailbox_full = 7,      // a bounded mailbox refused the message
+};
+
+const std::error_category& troupe_category() noexcept;
+inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), troupe_category()}; }
+const char* to_string(errc e) noexcept;
+
+// A failure: a code to branch on and a text for people.
+class error {
+ public:
+  error() = default;
+  error(errc code, std::string text) : code_(code), text_(std::move(text)) {}
+  explicit error(errc code) : code_(code) {}
+
+  [[nodiscard]] errc code() const noexcept { return code_; }
+  [[nodiscard]] const std::string& text() const noexcept { return text_; }
+  [[nodiscard]] std::string to_string() const;
+  friend bool operator==(const error& a, const error& b) noexcept { return a.code_ == b.code_; }
+  friend std::ostream& operator<<(std::ostream& out, const error& e);
+
+ private:
+  errc code_ = errc::ok;
+  std::string text_;
+};
+
+// Thrown by expected<T>::value() and by blocking/awaiting an ask that failed.
+class troupe_error : public std::runtime_error {
+ public:
+  explicit troupe_error(troupe::error e) : std::runtime_error(e.to_string()), error_(std::move(e)) {}
+  [[nodiscard]] const troupe::error& error() const noexcept { return error_; }
+
+ private:
+  troupe::error error_;
+};
+
+// A value or an error. Small on purpose: the subset of C++23 std::expected that
+// troupe needs, with the error type fixed to troupe::error.
+template <class T>
+class [[nodiscard]] expected {
+ public:
+  using value_type = T;
+  expected(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit like std::expected
+  expected(troupe::error e) : state_(std::in_place_index<1>, std::move(e)) {}  // NOLINT
+  template <class... Args>
+  explicit expected(std::in_place_t, Args&&... args)
+      : state_(std::in_place_index<0>, std::forward<Args>(args)...) {}
+
+  [[nodiscard]] bool has_value() const noexcept { return state_.index() == 0; }
+  explicit operator bool() const noexcept { return has_value(); }
+
+  T& value() & { check(); return std::get<0>(state_); }
+  const T& value() const& { check(); return std::get<0>(state_); }
+  T&& value() && { check(); return std::get<0>(std::move(state_)); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  T&& operator*() && { return std::move(*this).value(); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  template <class U>
+  T value_or(U&& fallback) const& { return has_value() ? std::get<0>(state_) : T(std::forward<U>(fallback)); }
+
+  [[nodiscard]] const troupe::error& error() const& { return std::get<1>(state_); }
+
+ private:
+  void check() const {
+    if (!has_value()) throw troupe_error(std::get<1>(state_));
+  }
+  std::variant<T, troupe::error> state_;
+};
+
+template <>
+class [[nodiscard]] expected<void> {
+ public:
+  using value_type = void;
+  expected() = default;
+  expected(troupe::error e) : error_(std::move(e)) {}  // NOLINT
+  [[nodiscard]] bool has_value() const noexcept { return !error_.has_value(); }
+  explicit operator bool() const noexcept { return has_value(); }
+  void value() const {
+    if (error_) throw troupe_error(*error_);
+  }
+  [[nodiscard]] const troupe::error& error() const& { return *error_; }
+
+ private:
+  std::optional<troupe::error> error_;
+};
+
+}  // namespace troupe
+
+template <>
+struct std::is_error_code_enum<troupe::errc> : std::true_type {};

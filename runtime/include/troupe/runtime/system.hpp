@@ -1,0 +1,150 @@
+// system: an actor world — the scheduler's worker threads, the timer thread,
+// and every actor spawned in it.
+//
+//   troupe::system sys;                                    // all cores
+//   auto b = sys.spawn<bank_actor>();                      // a class-based actor
+//   auto echo = sys.spawn<troupe::protocol<ping>>([](ping p) { ... });   // lambda handlers
+//   auto io = sys.spawn_detached<blocking_reader>(path);   // its own thread, may block
+//   sys.send_after(b, 1s, deposit{"alice", 1});
+//
+// Shutdown (the destructor, or shutdown()): no new actors; timers are cancelled;
+// actors get up to config::shutdown_grace to run out of work; those still alive
+// are stopped with exit_reason::shutdown (on_stop runs, pending asks fail); then
+// the threads are joined. Refs that outlive the system stay safe to use: sends
+// report errc::no_such_actor.
+//
+// Deterministic mode (config::deterministic()): no threads at all. The test calls
+// step() to handle exactly one message, run_until_idle(), and advance_time() on a
+// virtual clock that drives timers and ask timeouts. Blocking calls (get() on an
+// ask, scoped<P>::receive) drive the system themselves until they can return.
+//
+// Thread safety: spawn, send_after/send_every and shutdown from any thread
+// (actors included). step/run_until_idle/advance_time from the test's thread only.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+#include "troupe/runtime/actor.hpp"
+#include "troupe/runtime/config.hpp"
+#include "troupe/runtime/detail/typed_cell.hpp"
+#include "troupe/runtime/protocol.hpp"
+#include "troupe/runtime/ref.hpp"
+#include "troupe/runtime/timer.hpp"
+
+namespace troupe {
+
+namespace detail {
+class system_state;
+}
+
+template <class A>
+concept actor_class = requires { typename A::protocol_type; } && std::is_base_of_v<actor<typename A::protocol_type>, A>;
+
+class system {
+ public:
+  explicit system(troupe::config cfg = {});
+  ~system();
+  system(const system&) = delete;
+  system& operator=(const system&) = delete;
+
+  // Spawns an actor of class A, constructed from args, on the scheduler.
+  // Throws what A's constructor throws, or troupe_error(system_stopped).
+  template <actor_class A, class... Args>
+  ref<typename A::protocol_type> spawn(Args&&... args) {
+    return spawn_on<A>(scheduler_executor(), std::forward<Args>(args)...);
+  }
+
+  // Spawns a lambda-based actor speaking P: one callable per message type.
+  template <a_protocol P, class... Handlers>
+  ref<P> spawn(Handlers&&... handlers) {
+    using actor_type = detail::function_actor<P, std::decay_t<Handlers>...>;
+    return spawn_on<actor_type>(scheduler_executor(), std::forward<Handlers>(handlers)...);
+  }
+
+  // Spawns an actor on a thread of its own, for handlers that block (I/O,
+  // legacy calls). Not available in deterministic mode.
+  template <actor_class A, class... Args>
+  ref<typename A::protocol_type> spawn_detached(Args&&... args) {
+    using P = typename A::protocol_type;
+    check_spawn_allowed();
+    detail::executor& exec = make_detached_executor();
+    auto* c = new detail::typed_cell<A>(*this, exec, std::forward<Args>(args)...);
+    return start_detached<P>(c);
+  }
+
+  // Sends `message` to `to` after `delay`. Returns a handle to cancel it.
+  template <class P, class M>
+  timer send_after(const ref<P>& to, std::chrono::nanoseconds delay, M&& message) {
+    static_assert(accepts<P, M>, "troupe: this message type is not in the receiver's protocol");
+    return schedule_timer(delay, std::chrono::nanoseconds::zero(),
+                          [to, m = std::remove_cvref_t<M>(std::forward<M>(message))]() mutable {
+                            (void)to.tell(std::move(m));
+                          });
+  }
+
+  // Sends a copy of `message` to `to` every `period` until cancelled (or the
+  // receiver is gone, or the system shuts down).
+  template <class P, class M>
+  timer send_every(const ref<P>& to, std::chrono::nanoseconds period, M&& message) {
+    static_assert(accepts<P, M>, "troupe: this message type is not in the receiver's protocol");
+    static_assert(std::is_copy_constructible_v<std::remove_cvref_t<M>>,
+                  "troupe: send_every needs a copyable message");
+    return schedule_timer(period, period, [to, m = std::remove_cvref_t<M>(std::forward<M>(message))]() {
+      (void)to.tell(m);
+    });
+  }
+
+  // See the header comment. Idempotent; the destructor calls it.
+  void shutdown();
+
+  [[nodiscard]] const troupe::config& config() const noexcept;
+  [[nodiscard]] std::size_t worker_count() const noexcept;
+  // Actors spawned and not yet stopped.
+  [[nodiscard]] std::size_t live_actors() const noexcept;
+
+  // --- deterministic mode (config::deterministic()) -------------------------
+  // Handles one message (or one start-up) of the next runnable actor. False if
+  // no actor is runnable.
+  bool step();
+  // Steps until no actor is runnable; returns the number of steps.
+  std::size_t run_until_idle();
+  // Moves the virtual clock forward, firing due timers (and stepping the actors
+  // they wake) in deadline order.
+  void advance_time(std::chrono::nanoseconds by);
+  // The system's clock: virtual in deterministic mode, steady_clock otherwise.
+  [[nodiscard]] std::chrono::steady_clock::time_point now() const noexcept;
+
+  detail::system_state& state() noexcept { return *state_; }
+
+ private:
+  template <class A, class... Args>
+  ref<typename A::protocol_type> spawn_on(detail::executor& exec, Args&&... args) {
+    using P = typename A::protocol_type;
+    check_spawn_allowed();
+    auto* c = new detail::typed_cell<A>(*this, exec, std::forward<Args>(args)...);
+    detail::cell_ptr handle(c);  // the caller's ref; the system keeps the initial one
+    start(c);
+    return detail::ref_access::make<P>(handle.get());
+  }
+  template <class P>
+  ref<P> start_detached(detail::cell* c) {
+    detail::cell_ptr handle(c);
+    start(c);
+    return detail::ref_access::make<P>(handle.get());
+  }
+
+  void check_spawn_allowed() const;
+  detail::executor& scheduler_executor() noexcept;
+  detail::executor& make_detached_executor();
+  void start(detail::cell* c);
+  timer schedule_timer(std::chrono::nanoseconds delay, std::chrono::nanoseconds period,
+                       std::function<void()> fire);
+
+  std::unique_ptr<detail::system_state> state_;
+};
+
+}  // namespace troupe

@@ -1,0 +1,18 @@
+// troupe: typed actors for C++20. This umbrella header is all an application needs.
+//
+//   #include <troupe/troupe.hpp>
+//   troupe::system sys;
+//   auto b = sys.spawn<bank_actor>();
+#pragma once
+
+#include "troupe/runtime/actor.hpp"
+#include "troupe/runtime/config.hpp"
+#include "troupe/runtime/error.hpp"
+#include "troupe/runtime/exit_reason.hpp"
+#include "troupe/runtime/protocol.hpp"
+#include "troupe/runtime/ref.hpp"
+#include "troupe/runtime/response.hpp"
+#include "troupe/runtime/scoped.hpp"
+#include "troupe/runtime/system.hpp"
+#include "troupe/runtime/task.hpp"
+#include "troupe/runtime/timer.hpp"

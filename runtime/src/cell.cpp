@@ -1,0 +1,317 @@
+// The activation loop of an actor: take messages from the mailbox (or the stash),
+// run handlers, keep the non-interleaving await semantics, and terminate cleanly
+// (every envelope left behind is abandoned so that no ask hangs).
+#include "troupe/runtime/detail/cell.hpp"
+
+#include <cxxabi.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <exception>
+#include <typeinfo>
+#include <unordered_map>
+#include <vector>
+
+#include "system_state.hpp"
+#include "troupe/runtime/actor.hpp"
+#include "troupe/runtime/detail/typed_cell.hpp"
+#include "troupe/runtime/system.hpp"
+
+namespace troupe::detail {
+
+// Rarely used per-actor state, allocated on first use so that an idle actor
+// stays small.
+struct cell_extras {
+  // Messages that arrived while a sequential handler was suspended, in order.
+  envelope* stash_head = nullptr;
+  envelope* stash_tail = nullptr;
+  // This actor's outstanding asks.
+  std::unordered_map<std::uint64_t, std::shared_ptr<pending_request>> pending;
+  std::uint64_t next_request_id = 1;
+  std::uint64_t late_replies = 0;
+  // Suspended coroutine handlers (owned).
+  std::vector<std::unique_ptr<handler_record>> suspended;
+  // Why the actor stops / stopped.
+  exit_reason reason = exit_reason::normal();
+};
+
+namespace {
+thread_local cell* running_cell = nullptr;
+thread_local handler_record* running_handler = nullptr;
+thread_local cell* constructing_cell = nullptr;
+
+class running_scope {
+ public:
+  explicit running_scope(cell* c) noexcept : previous_(running_cell) { running_cell = c; }
+  ~running_scope() { running_cell = previous_; }
+  running_scope(const running_scope&) = delete;
+  running_scope& operator=(const running_scope&) = delete;
+
+ private:
+  cell* previous_;
+};
+
+std::string demangle(const char* name) {
+  int status = 0;
+  char* readable = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  if (status != 0 || readable == nullptr) return name;
+  std::string result(readable);
+  std::free(readable);  // NOLINT: __cxa_demangle allocates with malloc
+  return result;
+}
+
+// A no-op message whose arrival makes the actor run (and notice a stop request).
+struct wake_envelope final : system_envelope {
+  void run(cell&) override {}
+};
+}  // namespace
+
+cell* current_cell() noexcept { return running_cell; }
+handler_record* current_handler() noexcept { return running_handler; }
+
+handler_scope::handler_scope(handler_record* r) noexcept : previous_(running_handler) { running_handler = r; }
+handler_scope::~handler_scope() { running_handler = previous_; }
+
+constructing_scope::constructing_scope(cell* c) noexcept : previous_(constructing_cell) { constructing_cell = c; }
+constructing_scope::~constructing_scope() { constructing_cell = previous_; }
+
+exit_reason reason_from_current_exception() {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    return exit_reason::error(e.what(), demangle(typeid(e).name()));
+  } catch (...) {
+    const std::type_info* type = abi::__cxa_current_exception_type();
+    return exit_reason::error("unknown exception", type != nullptr ? demangle(type->name()) : "");
+  }
+}
+
+error error_for(const cell& c, const exit_reason& reason) {
+  return error(errc::actor_down, address_of(&c) + " stopped: " + reason.to_string());
+}
+
+std::string address_of(const cell* c) {
+  if (c == nullptr) return "troupe://<none>";
+  return "troupe://local/" + std::to_string(c->id());
+}
+
+cell::cell(troupe::system& owner, executor& exec) noexcept
+    : started_(0), stopping_(0), id_(owner.state().next_actor_id()), owner_(&owner), executor_(&exec) {}
+
+cell::~cell() = default;
+
+cell_extras& cell::extras() {
+  if (!extras_) extras_ = std::make_unique<cell_extras>();
+  return *extras_;
+}
+
+std::error_code cell::enqueue(envelope* e) noexcept {
+  switch (mailbox_.push(e)) {
+    case push_result::ok:
+      return {};
+    case push_result::became_nonempty:
+      executor_->schedule(this);
+      return {};
+    case push_result::closed:
+      break;
+  }
+  e->abandon(error_for(*this, exit_reason_snapshot()));
+  delete e;
+  return make_error_code(errc::no_such_actor);
+}
+
+void cell::request_stop(exit_reason::kind why) noexcept {
+  // relaxed: the flag travels with the wake envelope pushed below (release push,
+  // acquire pop); the consumer checks it before every message.
+  stop_request_.store(static_cast<std::uint8_t>(static_cast<std::uint8_t>(why) + 1),
+                      std::memory_order_relaxed);
+  try {
+    (void)enqueue(new wake_envelope);
+  } catch (...) {
+    // Out of memory: the flag is still seen at the actor's next message.
+  }
+}
+
+exit_reason cell::exit_reason_snapshot() const {
+  // The consumer wrote extras_->reason before closing the mailbox; callers only
+  // get here after observing the closed mailbox (acquire), so the write is visible.
+  if (!mailbox_.closed() || !extras_) return exit_reason::normal();
+  return extras_->reason;
+}
+
+void cell::stop_self(exit_reason reason) {
+  if (stopping_) return;
+  stopping_ = 1;
+  extras().reason = std::move(reason);
+}
+
+std::uint64_t cell::add_pending(std::shared_ptr<pending_request> request, std::chrono::nanoseconds timeout) {
+  cell_extras& x = extras();
+  const std::uint64_t id = x.next_request_id++;
+  if (timeout > std::chrono::nanoseconds::zero()) {
+    request->timer = owner_->state().arm_ask_timeout(this, id, timeout);
+  }
+  x.pending.emplace(id, std::move(request));
+  return id;
+}
+
+std::shared_ptr<pending_request> cell::take_pending(std::uint64_t request_id) {
+  if (!extras_) return nullptr;
+  auto it = extras_->pending.find(request_id);
+  if (it == extras_->pending.end()) return nullptr;
+  std::shared_ptr<pending_request> request = std::move(it->second);
+  extras_->pending.erase(it);
+  if (request->timer != 0) owner_->state().cancel_timer(request->timer);
+  request->timer = 0;
+  return request;
+}
+
+void cell::note_late_reply() noexcept {
+  if (extras_) ++extras_->late_replies;
+}
+
+std::uint64_t cell::late_replies() const noexcept { return extras_ ? extras_->late_replies : 0; }
+
+void cell::keep_suspended(std::unique_ptr<handler_record> record) {
+  if (!record->interleaves) ++awaiting_;
+  extras().suspended.push_back(std::move(record));
+}
+
+void cell::resume_handler(handler_record* record, std::coroutine_handle<> waiter) {
+  {
+    handler_scope scope(record);
+    waiter.resume();  // task promises catch everything: resume() does not throw
+  }
+  if (!record->done()) return;
+  auto& suspended = extras().suspended;
+  auto it = std::find_if(suspended.begin(), suspended.end(), [&](const auto& r) { return r.get() == record; });
+  std::unique_ptr<handler_record> owned = std::move(*it);
+  suspended.erase(it);
+  if (!owned->interleaves) --awaiting_;
+  try {
+    owned->finish();
+  } catch (...) {
+    owned->abandon(error_for(*this, reason_from_current_exception()));
+    throw;
+  }
+}
+
+envelope* cell::next_envelope() noexcept {
+  if (awaiting_ == 0) {
+    if (extras_ != nullptr && extras_->stash_head != nullptr) {
+      envelope* e = extras_->stash_head;
+      extras_->stash_head = static_cast<envelope*>(e->next);
+      if (extras_->stash_head == nullptr) extras_->stash_tail = nullptr;
+      e->next = nullptr;
+      return e;
+    }
+    return mailbox_.pop();
+  }
+  // A sequential handler is suspended: only runtime messages (its reply, timeouts,
+  // stop requests) may run; user messages wait in the stash, in order.
+  while (envelope* e = mailbox_.pop()) {
+    if (e->index == envelope::system_index) return e;
+    cell_extras& x = *extras_;  // exists: keep_suspended() created it
+    e->next = nullptr;
+    if (x.stash_tail == nullptr) {
+      x.stash_head = x.stash_tail = e;
+    } else {
+      x.stash_tail->next = e;
+      x.stash_tail = e;
+    }
+  }
+  return nullptr;
+}
+
+void cell::process(envelope* e) {
+  try {
+    if (e->index == envelope::system_index) {
+      static_cast<system_envelope*>(e)->run(*this);
+    } else {
+      dispatch(*e);
+    }
+  } catch (...) {
+    exit_reason reason = reason_from_current_exception();
+    e->abandon(error_for(*this, reason));
+    delete e;
+    stopping_ = 0;  // an earlier stop() is overridden by the failure
+    stop_self(std::move(reason));
+    return;
+  }
+  delete e;
+}
+
+resume_result cell::resume(std::size_t max_messages) noexcept {
+  running_scope scope(this);
+  if (!started_) {
+    started_ = 1;
+    try {
+      start();
+    } catch (...) {
+      stop_self(reason_from_current_exception());
+    }
+  }
+  std::size_t handled = 0;
+  while (!stopping_) {
+    // relaxed: see request_stop(); the wake envelope carries the ordering.
+    const std::uint8_t requested = stop_request_.load(std::memory_order_relaxed);
+    if (requested != 0) {
+      const auto why = static_cast<exit_reason::kind>(requested - 1);
+      stop_self(why == exit_reason::kind::killed ? exit_reason::killed() : exit_reason::shutdown());
+      break;
+    }
+    if (handled == max_messages) return resume_result::again;
+    envelope* e = next_envelope();
+    if (e == nullptr) {
+      if (mailbox_.try_block()) return resume_result::idle;
+      continue;  // a message raced in
+    }
+    ++handled;
+    process(e);
+  }
+  terminate(extras().reason);
+  return resume_result::terminated;
+}
+
+void cell::terminate(exit_reason reason) noexcept {
+  stopping_ = 1;
+  const error why = error_for(*this, reason);
+  cell_extras* x = extras_.get();
+  if (x != nullptr) {
+    // Outstanding asks of this actor: nobody will await them any more.
+    for (auto& [id, request] : x->pending) {
+      if (request->timer != 0) owner_->state().cancel_timer(request->timer);
+    }
+    x->pending.clear();
+    // Suspended handlers: their askers get the exit reason; the frames go.
+    auto suspended = std::move(x->suspended);
+    for (auto& record : suspended) record->abandon(why);
+    suspended.clear();
+    awaiting_ = 0;
+  }
+  finish(reason);  // on_stop() and the actor object's destructor
+  extras().reason = std::move(reason);
+  // Close the mailbox (from now on senders see the actor gone) and drain it.
+  envelope* rest = mailbox_.close();
+  x = extras_.get();
+  envelope* stash = x->stash_head;
+  x->stash_head = x->stash_tail = nullptr;
+  for (envelope* list : {stash, rest}) {
+    while (list != nullptr) {
+      envelope* next = static_cast<envelope*>(list->next);
+      list->abandon(why);
+      delete list;
+      list = next;
+    }
+  }
+  // Last: may drop the final reference and delete this cell.
+  owner_->state().on_terminated(this);
+}
+
+}  // namespace troupe::detail
+
+namespace troupe {
+
+actor_base::actor_base() noexcept : cell_(detail::constructing_cell) {}
+
+}  // namespace troupe

@@ -1,0 +1,174 @@
+#include "scheduler.hpp"
+
+#include <immintrin.h>
+
+namespace troupe::detail {
+namespace {
+
+// The worker running on this thread, and the scheduler it belongs to.
+thread_local void* current_scheduler = nullptr;
+thread_local void* current_worker = nullptr;
+
+// Runs from the next slot in a row before the slot's actor must queue like the rest.
+constexpr std::uint32_t max_next_streak = 32;
+// Every this many activations a worker polls the injection queue first.
+constexpr std::uint32_t injector_poll_interval = 61;
+
+inline void cpu_relax() noexcept { _mm_pause(); }
+
+}  // namespace
+
+scheduler::scheduler(std::size_t workers, std::size_t max_throughput, std::size_t idle_spins)
+    : injector_(1024), max_throughput_(max_throughput == 0 ? 1 : max_throughput), idle_spins_(idle_spins) {
+  if (workers == 0) workers = 1;
+  workers_.reserve(workers);
+  for (std::size_t i = 0; i < workers; ++i) {
+    workers_.push_back(std::make_unique<worker>());
+    workers_.back()->steal_seed = 0x9E3779B97F4A7C15ull * (i + 1);
+  }
+  for (auto& w : workers_) {
+    worker* self = w.get();
+    self->thread = std::thread([this, self] { run(*self); });
+  }
+}
+
+scheduler::~scheduler() { stop(); }
+
+void scheduler::stop() {
+  // release: pairs with the acquire loads in run(); a worker that sees the flag
+  // also sees everything shutdown did before it.
+  if (stopping_.exchange(true, std::memory_order_acq_rel)) return;
+  idle_.notify_all();
+  for (auto& w : workers_) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+}
+
+void scheduler::schedule(cell* c) noexcept {
+  if (current_scheduler == this) {
+    push_local(*static_cast<worker*>(current_worker), c);
+    return;
+  }
+  // Boost's queue allocates a node from its free list, growing it when empty;
+  // push() only fails when that allocation fails.
+  while (!injector_.push(c)) std::this_thread::yield();
+  idle_.notify_one();
+}
+
+void scheduler::push_local(worker& self, cell* c) {
+  cell* bumped = self.next;
+  self.next = c;
+  if (bumped == nullptr) return;  // only this worker can run the next slot: nobody to wake
+  if (!self.queue.push(bumped)) {
+    while (!injector_.push(bumped)) std::this_thread::yield();
+  }
+  idle_.notify_one();
+}
+
+cell* scheduler::steal(worker& self) {
+  const std::size_t n = workers_.size();
+  if (n < 2) return nullptr;
+  // xorshift: a cheap random start so thieves spread over victims.
+  self.steal_seed ^= self.steal_seed << 13;
+  self.steal_seed ^= self.steal_seed >> 7;
+  self.steal_seed ^= self.steal_seed << 17;
+  const std::size_t start = static_cast<std::size_t>(self.steal_seed % n);
+  for (std::size_t i = 0; i < n; ++i) {
+    worker& victim = *workers_[(start + i) % n];
+    if (&victim == &self) continue;
+    if (cell* c = victim.queue.steal()) return c;
+  }
+  return nullptr;
+}
+
+cell* scheduler::find_work(worker& self) {
+  cell* c = nullptr;
+  if (++self.ticks % injector_poll_interval == 0 && injector_.pop(c)) return c;
+  if (self.next != nullptr) {
+    if (self.next_streak < max_next_streak || self.queue.size_hint() == 0) {
+      ++self.next_streak;
+      return std::exchange(self.next, nullptr);
+    }
+    // The slot's actor has had its turn: queue it behind the others.
+    cell* turn_over = std::exchange(self.next, nullptr);
+    if (!self.queue.push(turn_over)) {
+      while (!injector_.push(turn_over)) std::this_thread::yield();
+    }
+  }
+  self.next_streak = 0;
+  // The owner takes from the top too: FIFO among the queued actors.
+  if ((c = self.queue.steal()) != nullptr) return c;
+  if (injector_.pop(c)) return c;
+  return steal(self);
+}
+
+bool scheduler::has_work_anywhere() const {
+  if (!injector_.empty()) return true;
+  for (const auto& w : workers_) {
+    if (w->queue.size_hint() != 0) return true;
+  }
+  return false;
+}
+
+void scheduler::park(worker& self) {
+  (void)self;
+  auto key = idle_.prepare_wait();
+  // Re-check after announcing ourselves (see event_count): a push that raced with
+  // the announcement is either seen here or wakes us.
+  // acquire: pairs with the release in stop().
+  if (has_work_anywhere() || stopping_.load(std::memory_order_acquire)) {
+    idle_.cancel_wait();
+    return;
+  }
+  // relaxed: a count for wait_idle(), which re-reads it under idle_mutex_.
+  if (parked_.fetch_add(1, std::memory_order_relaxed) + 1 == workers_.size()) {
+    std::lock_guard lock(idle_mutex_);
+    all_idle_.notify_all();
+  }
+  idle_.wait(key);
+  parked_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+bool scheduler::wait_idle(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(idle_mutex_);
+  return all_idle_.wait_until(lock, deadline, [&] {
+    // relaxed: the mutex orders this with the notifying worker.
+    return parked_.load(std::memory_order_relaxed) == workers_.size() && !has_work_anywhere();
+  });
+}
+
+void scheduler::run(worker& self) {
+  current_scheduler = this;
+  current_worker = &self;
+  std::size_t spins = 0;
+  // acquire: pairs with the release in stop().
+  while (!stopping_.load(std::memory_order_acquire)) {
+    cell* c = find_work(self);
+    if (c == nullptr) {
+      if (spins++ < idle_spins_) {
+        cpu_relax();
+        continue;
+      }
+      spins = 0;
+      park(self);
+      continue;
+    }
+    spins = 0;
+    switch (c->resume(max_throughput_)) {
+      case resume_result::again:
+        // Throughput limit reached: back of this worker's queue (fairness).
+        if (!self.queue.push(c)) {
+          while (!injector_.push(c)) std::this_thread::yield();
+        }
+        idle_.notify_one();
+        break;
+      case resume_result::idle:
+      case resume_result::terminated:
+        break;
+    }
+  }
+  current_scheduler = nullptr;
+  current_worker = nullptr;
+}
+
+}  // namespace troupe::detail

@@ -1,0 +1,81 @@
+// scheduler: the work-stealing executor that runs actors on N worker threads.
+//
+// Each worker has
+//   - a "next" slot: the actor most recently made runnable by this worker runs
+//     next on the same core (message ping-pong stays cache-warm and does not wake
+//     anybody; Go's runnext and Tokio's LIFO slot). Bounded by a streak limit so
+//     two chatty actors cannot starve the rest of the queue;
+//   - a bounded work-stealing deque, used as a FIFO (the owner takes from the top
+//     like the thieves), so actors are served in the order they became runnable.
+// Threads that are not workers (main(), timers, detached actors) push into a
+// shared injection queue (boost::lockfree::queue), which workers also poll every
+// few activations so it cannot starve.
+//
+// An idle worker spins a bounded number of times, then parks on an event_count.
+// Work pushed where a parked worker could steal it wakes one worker. An idle
+// system has all workers parked: no CPU use.
+//
+// Thread safety: schedule() from any thread; the rest is internal.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <boost/lockfree/queue.hpp>
+
+#include "troupe/mailbox/event_count.hpp"
+#include "troupe/mailbox/work_stealing_deque.hpp"
+#include "troupe/runtime/detail/cell.hpp"
+
+namespace troupe::detail {
+
+class scheduler final : public executor {
+ public:
+  scheduler(std::size_t workers, std::size_t max_throughput, std::size_t idle_spins);
+  ~scheduler();
+  scheduler(const scheduler&) = delete;
+  scheduler& operator=(const scheduler&) = delete;
+
+  void schedule(cell* c) noexcept override;
+
+  // Waits until every worker is parked with no queued work, or `deadline`.
+  bool wait_idle(std::chrono::steady_clock::time_point deadline);
+  // Stops and joins the workers. Work still queued is not run.
+  void stop();
+  [[nodiscard]] std::size_t worker_count() const noexcept { return workers_.size(); }
+
+ private:
+  struct worker {
+    work_stealing_deque<cell, 1024> queue;
+    cell* next = nullptr;           // the next slot; owner-only
+    std::uint32_t next_streak = 0;  // consecutive runs from the next slot
+    std::uint32_t ticks = 0;        // activations, for the injection-queue poll
+    std::uint64_t steal_seed = 0;
+    std::thread thread;
+  };
+
+  void run(worker& self);
+  cell* find_work(worker& self);
+  cell* steal(worker& self);
+  void push_local(worker& self, cell* c);
+  void park(worker& self);
+  [[nodiscard]] bool has_work_anywhere() const;
+
+  std::vector<std::unique_ptr<worker>> workers_;
+  boost::lockfree::queue<cell*> injector_;
+  event_count idle_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::size_t> parked_{0};
+  std::mutex idle_mutex_;
+  std::condition_variable all_idle_;
+  std::size_t max_throughput_;
+  std::size_t idle_spins_;
+};
+
+}  // namespace troupe::detail

@@ -1,0 +1,267 @@
+#include "troupe/runtime/system.hpp"
+
+#include <cstdio>
+
+#include "system_state.hpp"
+#include "troupe/mailbox/futex.hpp"
+
+namespace troupe {
+namespace detail {
+
+namespace {
+// An ask's deadline passed: fail it (in the asker's context) unless answered.
+struct ask_timeout_envelope final : system_envelope {
+  explicit ask_timeout_envelope(std::uint64_t id) : request_id(id) {}
+  void run(cell& receiver) override {
+    if (auto request = receiver.take_pending(request_id)) {
+      request->fail(error(errc::timeout, "no reply before the ask's deadline"));
+    }
+  }
+  std::uint64_t request_id;
+};
+}  // namespace
+
+bool manual_executor::step() {
+  if (runnable_.empty()) return false;
+  cell* c = runnable_.front();
+  runnable_.pop_front();
+  if (c->resume(1) == resume_result::again) runnable_.push_back(c);
+  return true;
+}
+
+detached_executor::~detached_executor() { join(); }
+
+void detached_executor::schedule(cell* c) noexcept {
+  if (!thread_.joinable()) {
+    // First schedule: the spawn itself, on the spawning thread.
+    try {
+      thread_ = std::thread([this, c] { run(c); });
+    } catch (...) {
+      std::fputs("troupe: cannot start a detached actor's thread\n", stderr);
+      std::abort();
+    }
+    return;
+  }
+  // release: pairs with the acquire load in run(); the pushed message is visible
+  // (the mailbox push already published it; this orders the wake-up).
+  signal_.store(1, std::memory_order_release);
+  futex_wake(signal_, 1);
+}
+
+void detached_executor::run(cell* c) {
+  cell_ptr keep(c);  // the cell must outlive this loop even after it terminates
+  for (;;) {
+    const resume_result r = c->resume(SIZE_MAX);
+    if (r == resume_result::terminated) return;
+    if (r == resume_result::again) continue;
+    // acquire: pairs with the release store in schedule().
+    while (signal_.load(std::memory_order_acquire) == 0) futex_wait(signal_, 0);
+    // relaxed: only this thread resets it; the next schedule() happens after the
+    // next successful try_block(), which is after this store.
+    signal_.store(0, std::memory_order_relaxed);
+  }
+}
+
+void detached_executor::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+system_state::system_state(const config& c) : cfg(c) {
+  if (cfg.deterministic_mode) {
+    cfg.max_throughput = 1;
+    manual = std::make_unique<manual_executor>();
+  } else {
+    std::size_t n = cfg.worker_threads;
+    if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+    cfg.worker_threads = n;
+    workers = std::make_unique<scheduler>(n, cfg.max_throughput, cfg.idle_spins);
+  }
+  timers = std::make_shared<timer_service>(cfg.deterministic_mode);
+}
+
+system_state::~system_state() { shutdown(); }
+
+void system_state::on_started(cell* c) {
+  std::lock_guard lock(registry_mutex_);
+  c->registry_next = registry_head_;
+  c->registry_prev = nullptr;
+  if (registry_head_ != nullptr) registry_head_->registry_prev = c;
+  registry_head_ = c;
+  ++live_;
+}
+
+void system_state::on_terminated(cell* c) noexcept {
+  {
+    std::lock_guard lock(registry_mutex_);
+    if (c->registry_prev != nullptr) c->registry_prev->registry_next = c->registry_next;
+    if (c->registry_next != nullptr) c->registry_next->registry_prev = c->registry_prev;
+    if (registry_head_ == c) registry_head_ = c->registry_next;
+    c->registry_prev = c->registry_next = nullptr;
+    if (--live_ == 0) registry_empty_.notify_all();
+  }
+  c->release();  // the reference the system held while the actor was alive
+}
+
+std::size_t system_state::live() const {
+  std::lock_guard lock(registry_mutex_);
+  return live_;
+}
+
+std::uint64_t system_state::arm_ask_timeout(cell* asker, std::uint64_t request_id,
+                                            std::chrono::nanoseconds timeout) {
+  return timers->schedule(timeout, std::chrono::nanoseconds::zero(), [target = cell_ptr(asker), request_id] {
+    (void)target->enqueue(new ask_timeout_envelope(request_id));
+  });
+}
+
+void system_state::cancel_timer(std::uint64_t id) noexcept {
+  try {
+    timers->cancel(id);
+  } catch (...) {
+  }
+}
+
+executor& system_state::scheduler_executor() noexcept {
+  if (manual) return *manual;
+  return *workers;
+}
+
+executor& system_state::new_detached_executor() {
+  std::lock_guard lock(detached_mutex_);
+  detached_.push_back(std::make_unique<detached_executor>());
+  return *detached_.back();
+}
+
+bool system_state::step() { return manual && manual->step(); }
+
+std::size_t system_state::run_until_idle() {
+  std::size_t steps = 0;
+  while (step()) ++steps;
+  return steps;
+}
+
+void system_state::stop_all_and_wait() {
+  std::vector<cell_ptr> alive;
+  {
+    std::lock_guard lock(registry_mutex_);
+    for (cell* c = registry_head_; c != nullptr; c = c->registry_next) alive.emplace_back(c);
+  }
+  for (auto& c : alive) c->request_stop(exit_reason::kind::shutdown);
+  alive.clear();
+  if (manual) {
+    run_until_idle();
+    return;
+  }
+  std::unique_lock lock(registry_mutex_);
+  registry_empty_.wait(lock, [&] { return live_ == 0; });
+}
+
+void system_state::shutdown() {
+  std::lock_guard guard(shutdown_mutex_);
+  if (shut_down_) return;
+  shut_down_ = true;
+  // release: pairs with the acquire in system::check_spawn_allowed().
+  refusing_spawns.store(true, std::memory_order_release);
+  timers->stop();
+  const auto deadline = std::chrono::steady_clock::now() + cfg.shutdown_grace;
+  if (manual) {
+    // Let the actors finish what is queued, within a bounded number of steps.
+    for (std::size_t i = 0; i < 1'000'000 && manual->step(); ++i) {
+    }
+  } else {
+    workers->wait_idle(deadline);
+  }
+  stop_all_and_wait();
+  if (workers) workers->stop();
+  std::lock_guard lock(detached_mutex_);
+  for (auto& d : detached_) d->join();
+}
+
+bool drive_until(troupe::system& sys, const std::function<bool()>& done,
+                 std::chrono::steady_clock::time_point deadline) {
+  system_state& s = sys.state();
+  for (;;) {
+    if (done()) return true;
+    if (s.step()) continue;
+    auto next = s.timers->next_deadline();
+    if (next && *next <= deadline) {
+      s.timers->advance_to(*next);
+      continue;
+    }
+    if (deadline > s.timers->now()) s.timers->advance_to(deadline);
+    return done();
+  }
+}
+
+void close_unregistered(cell& c) noexcept {
+  c.request_stop(exit_reason::kind::shutdown);
+  (void)c.resume(SIZE_MAX);
+}
+
+bool is_deterministic(const troupe::system& sys) noexcept {
+  return const_cast<troupe::system&>(sys).state().manual != nullptr;
+}
+
+}  // namespace detail
+
+bool timer::cancel() noexcept {
+  if (id_ == 0) return false;
+  auto service = service_.lock();
+  if (!service) return false;
+  try {
+    return service->cancel(id_);
+  } catch (...) {
+    return false;
+  }
+}
+
+system::system(troupe::config cfg) : state_(std::make_unique<detail::system_state>(cfg)) {}
+
+system::~system() { shutdown(); }
+
+void system::shutdown() { state_->shutdown(); }
+
+const config& system::config() const noexcept { return state_->cfg; }
+
+std::size_t system::worker_count() const noexcept { return state_->workers ? state_->workers->worker_count() : 0; }
+
+std::size_t system::live_actors() const noexcept { return state_->live(); }
+
+void system::check_spawn_allowed() const {
+  // acquire: pairs with the release in shutdown().
+  if (state_->refusing_spawns.load(std::memory_order_acquire)) {
+    throw troupe_error(error(errc::system_stopped, "spawn after the system began shutting down"));
+  }
+}
+
+detail::executor& system::scheduler_executor() noexcept { return state_->scheduler_executor(); }
+
+detail::executor& system::make_detached_executor() {
+  if (state_->manual) {
+    throw troupe_error(error(errc::would_block, "detached actors are not available in deterministic mode"));
+  }
+  return state_->new_detached_executor();
+}
+
+void system::start(detail::cell* c) {
+  state_->on_started(c);
+  c->exec().schedule(c);
+}
+
+timer system::schedule_timer(std::chrono::nanoseconds delay, std::chrono::nanoseconds period,
+                             std::function<void()> fire) {
+  const std::uint64_t id = state_->timers->schedule(delay, period, std::move(fire));
+  return timer(state_->timers, id);
+}
+
+bool system::step() { return state_->step(); }
+
+std::size_t system::run_until_idle() { return state_->run_until_idle(); }
+
+void system::advance_time(std::chrono::nanoseconds by) {
+  state_->timers->advance_to(state_->timers->now() + by);
+}
+
+std::chrono::steady_clock::time_point system::now() const noexcept { return state_->timers->now(); }
+
+}  // namespace troupe

@@ -1,0 +1,97 @@
+// system_state: what a troupe::system owns — the executor (work-stealing
+// scheduler or deterministic queue), the timer service, detached actors'
+// threads, and the registry of live actors that shutdown walks.
+//
+// Thread safety: all members may be used from any thread unless noted.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "scheduler.hpp"
+#include "timer_service.hpp"
+#include "troupe/runtime/config.hpp"
+#include "troupe/runtime/detail/cell.hpp"
+
+namespace troupe::detail {
+
+// Deterministic mode: runnable cells in a FIFO, run by the test's thread.
+class manual_executor final : public executor {
+ public:
+  void schedule(cell* c) noexcept override { runnable_.push_back(c); }
+  // Runs one message of the next runnable cell. False if none is runnable.
+  bool step();
+  [[nodiscard]] bool empty() const noexcept { return runnable_.empty(); }
+
+ private:
+  std::deque<cell*> runnable_;
+};
+
+// A detached actor's own thread.
+class detached_executor final : public executor {
+ public:
+  detached_executor() = default;
+  ~detached_executor();
+  detached_executor(const detached_executor&) = delete;
+  detached_executor& operator=(const detached_executor&) = delete;
+  void schedule(cell* c) noexcept override;
+  void join();
+
+ private:
+  void run(cell* c);
+  std::atomic<std::uint32_t> signal_{0};
+  std::thread thread_;
+};
+
+class system_state {
+ public:
+  explicit system_state(const config& cfg);
+  ~system_state();
+
+  [[nodiscard]] std::uint64_t next_actor_id() noexcept {
+    // relaxed: ids only need to be unique.
+    return next_id_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // Live-actor registry.
+  void on_started(cell* c);
+  void on_terminated(cell* c) noexcept;
+  [[nodiscard]] std::size_t live() const;
+
+  std::uint64_t arm_ask_timeout(cell* asker, std::uint64_t request_id, std::chrono::nanoseconds timeout);
+  void cancel_timer(std::uint64_t id) noexcept;
+
+  executor& scheduler_executor() noexcept;
+  executor& new_detached_executor();
+
+  void shutdown();
+  bool step();
+  std::size_t run_until_idle();
+
+  config cfg;
+  std::atomic<bool> refusing_spawns{false};
+  std::shared_ptr<timer_service> timers;
+  std::unique_ptr<scheduler> workers;   // threaded mode
+  std::unique_ptr<manual_executor> manual;  // deterministic mode
+
+ private:
+  void stop_all_and_wait();
+
+  std::atomic<std::uint64_t> next_id_{1};
+  mutable std::mutex registry_mutex_;
+  std::condition_variable registry_empty_;
+  cell* registry_head_ = nullptr;
+  std::size_t live_ = 0;
+  std::mutex detached_mutex_;
+  std::vector<std::unique_ptr<detached_executor>> detached_;
+  bool shut_down_ = false;
+  std::mutex shutdown_mutex_;
+};
+
+}  // namespace troupe::detail
