@@ -93,6 +93,8 @@ void system_state::on_started(cell* c) {
 void system_state::on_terminated(cell* c) noexcept {
   {
     std::lock_guard lock(registry_mutex_);
+    // Scoped inboxes are cells that were never registered (nor owned) by the system.
+    if (registry_head_ != c && c->registry_prev == nullptr) return;
     if (c->registry_prev != nullptr) c->registry_prev->registry_next = c->registry_next;
     if (c->registry_next != nullptr) c->registry_next->registry_prev = c->registry_prev;
     if (registry_head_ == c) registry_head_ = c->registry_next;

@@ -104,17 +104,21 @@ class mpsc_queue {
     return head == nullptr || head == blocked_tag() || head == closed_tag();
   }
 
-  // Consumer only, when empty(). Marks the consumer idle: returns true if no push
-  // raced in (the next push will report became_nonempty), false if one did (the
-  // consumer must keep going: there is work).
+  // Consumer only, when empty(). Marks the consumer idle: returns true if the
+  // queue is now blocked (the next push will report became_nonempty; also when it
+  // was blocked already), false if a push raced in (the consumer must keep going:
+  // there is work) or the queue is closed.
   [[nodiscard]] bool try_block() noexcept {
     if (cache_ != nullptr) return false;
     mpsc_node* expected = nullptr;
     // release: pairs with the acquire in push() that observes blocked_tag(); the
     // consumer's work so far happens-before whoever schedules it next.
     // relaxed on failure: a push arrived, the caller just pops it (pop acquires).
-    return head_.compare_exchange_strong(expected, blocked_tag(), std::memory_order_release,
-                                         std::memory_order_relaxed);
+    if (head_.compare_exchange_strong(expected, blocked_tag(), std::memory_order_release,
+                                      std::memory_order_relaxed)) {
+      return true;
+    }
+    return expected == blocked_tag();
   }
 
   // Consumer only. Leaves the blocked state without a push (used when the owner

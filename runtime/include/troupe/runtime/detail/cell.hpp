@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <system_error>
@@ -32,8 +33,16 @@ class cell;
 
 // A message in a mailbox. User messages carry their protocol index; runtime
 // messages (replies, timeouts, stop requests) use system_index and run().
+// The message allocator (runtime/src/message_pool.cpp): per-thread caches of
+// small blocks, because messages are allocated on one thread and freed on another.
+void* allocate_message(std::size_t size);
+void deallocate_message(void* p, std::size_t size) noexcept;
+
 struct envelope : mpsc_node {
   static constexpr std::uint32_t system_index = UINT32_MAX;
+  // Sized delete: with the virtual destructor, `size` is the most-derived size.
+  static void* operator new(std::size_t size) { return allocate_message(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { deallocate_message(p, size); }
   explicit envelope(std::uint32_t message_index) noexcept : index(message_index) {}
   envelope(const envelope&) = delete;
   envelope& operator=(const envelope&) = delete;
