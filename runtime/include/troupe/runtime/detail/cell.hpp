@@ -19,6 +19,7 @@
 #include <memory>
 #include <system_error>
 
+#include "troupe/mailbox/message_pool.hpp"
 #include "troupe/mailbox/mpsc_queue.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/exit_reason.hpp"
@@ -33,11 +34,6 @@ class cell;
 
 // A message in a mailbox. User messages carry their protocol index; runtime
 // messages (replies, timeouts, stop requests) use system_index and run().
-// The message allocator (runtime/src/message_pool.cpp): per-thread caches of
-// small blocks, because messages are allocated on one thread and freed on another.
-void* allocate_message(std::size_t size);
-void deallocate_message(void* p, std::size_t size) noexcept;
-
 struct envelope : mpsc_node {
   static constexpr std::uint32_t system_index = UINT32_MAX;
   // Sized delete: with the virtual destructor, `size` is the most-derived size.

@@ -14,15 +14,16 @@
 //
 // Built without the pool (straight malloc/free) under AddressSanitizer, so that
 // use-after-free of a message is still caught.
+#include "troupe/mailbox/message_pool.hpp"
+
+#include <atomic>
 #include <cstddef>
 #include <cstdlib>
 #include <mutex>
 #include <new>
 #include <vector>
 
-#include "troupe/runtime/detail/cell.hpp"
-
-namespace troupe::detail {
+namespace troupe {
 
 #if defined(TROUPE_NO_MESSAGE_POOL)
 
@@ -40,7 +41,7 @@ namespace {
 constexpr std::size_t granule = 16;
 constexpr std::size_t classes = 16;  // blocks of 16..256 bytes
 constexpr std::size_t magazine = 256;
-constexpr std::size_t depot_limit = 64;  // magazines kept per class
+constexpr std::size_t depot_limit = 1024;  // magazines kept per class (256k blocks)
 
 struct free_block {
   free_block* next;
@@ -56,11 +57,17 @@ constexpr std::size_t class_of(std::size_t size) noexcept { return (size + granu
 class depot {
  public:
   bool take(std::size_t cls, chain& out) {
+    // relaxed: a hint that spares an allocating thread the mutex when the depot
+    // is empty (the common case while a queue is growing); the mutex below is
+    // what orders the hand-over of the blocks themselves.
+    if (available_[cls].load(std::memory_order_relaxed) == 0) return false;
     std::lock_guard lock(mutex_);
     auto& stack = full_[cls];
     if (stack.empty()) return false;
     out = stack.back();
     stack.pop_back();
+    // relaxed: the hint only; see above.
+    available_[cls].store(stack.size(), std::memory_order_relaxed);
     return true;
   }
   void give(std::size_t cls, chain c) {
@@ -69,6 +76,8 @@ class depot {
       auto& stack = full_[cls];
       if (stack.size() < depot_limit) {
         stack.push_back(c);
+        // relaxed: the hint only; see take().
+        available_[cls].store(stack.size(), std::memory_order_relaxed);
         return;
       }
     }
@@ -85,6 +94,7 @@ class depot {
  private:
   std::mutex mutex_;
   std::vector<chain> full_[classes];
+  std::atomic<std::size_t> available_[classes] = {};
 };
 
 // Never destroyed: thread caches flush into it at thread exit, which may come
@@ -157,4 +167,4 @@ void deallocate_message(void* p, std::size_t size) noexcept {
 
 #endif
 
-}  // namespace troupe::detail
+}  // namespace troupe
