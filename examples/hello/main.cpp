@@ -6,7 +6,7 @@
 #include <troupe/troupe.hpp>
 
 struct greet { std::string name; };
-struct count { using reply = int; };
+struct count { using reply = int; };  // a request: ask() yields an int
 
 using greeter_protocol = troupe::protocol<greet, count>;
 
@@ -25,5 +25,6 @@ int main() {
   troupe::ref<greeter_protocol> g = sys.spawn<greeter>();
   g.tell(greet{"world"});
   g.tell(greet{"troupe"});
-  std::cout << "greeted " << g.ask(count{}, 1s).get() << " times\n";
+  const int n = g.ask(count{}, 1s).get();  // messages from one sender arrive in order
+  std::cout << "greeted " << n << " times\n";
 }

@@ -121,9 +121,17 @@ class typed_cell final : public cell {
   template <std::size_t I>
   void invoke(envelope& e) {
     using M = typename P::template message<I>;
-    static_assert(handles<A, M>,
-                  "troupe: the actor class has no on(M) handler for a message type of its protocol "
-                  "(see 'A = ...' and 'M = ...' in this error's context)");
+    if constexpr (!handles<A, M>) {
+      static_assert(handles<A, M>,
+                    "troupe: the actor class has no on(M) handler for a message type of its protocol "
+                    "(see 'A = ...' and 'M = ...' in this error's context)");
+    } else {
+      invoke_handler<M>(e);
+    }
+  }
+
+  template <class M>
+  void invoke_handler(envelope& e) {
     auto& env = static_cast<message_envelope<M>&>(e);
     using result_type = decltype(actor_.on(std::move(env.value)));
     if constexpr (request<M>) {

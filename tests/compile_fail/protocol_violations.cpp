@@ -1,0 +1,41 @@
+// Programs that must NOT compile: each TROUPE_CASE_* below is built by a CTest
+// (see CMakeLists.txt) that passes only if the compiler rejects it with troupe's
+// readable message. Without a case macro the file compiles: the control build
+// proves that the failures come from the violation, not from a typo.
+#include <chrono>
+
+#include <troupe/troupe.hpp>
+
+struct deposit { long cents; };
+struct balance { using reply = long; };
+using bank = troupe::protocol<deposit, balance>;
+
+struct bank_actor : troupe::actor<bank> {
+  long total = 0;
+  void on(deposit d) { total += d.cents; }
+  long on(balance) { return total; }
+};
+
+#if defined(TROUPE_CASE_MISSING_HANDLER)
+struct half_bank : troupe::actor<bank> {
+  void on(deposit) {}
+  // no on(balance)
+};
+#endif
+
+int main() {
+  troupe::system sys;
+  troupe::ref<bank> b = sys.spawn<bank_actor>();
+  (void)b.tell(deposit{5});
+#if defined(TROUPE_CASE_UNLISTED_TELL)
+  (void)b.tell(42);  // an int is not in protocol<deposit, balance>
+#elif defined(TROUPE_CASE_UNLISTED_ASK)
+  struct audit { using reply = bool; };
+  (void)b.ask(audit{}, std::chrono::seconds(1));
+#elif defined(TROUPE_CASE_ASK_WITHOUT_REPLY)
+  (void)b.ask(deposit{1}, std::chrono::seconds(1));  // deposit names no reply type
+#elif defined(TROUPE_CASE_MISSING_HANDLER)
+  (void)sys.spawn<half_bank>();
+#endif
+  return 0;
+}
