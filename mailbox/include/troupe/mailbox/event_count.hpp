@@ -92,4 +92,7 @@ class event_count {
   alignas(cache_line) std::atomic<std::uint32_t> epoch_{0};
 };
 
+static_assert(alignof(event_count) == cache_line && sizeof(event_count) == 2 * cache_line,
+              "event_count: waiters_ and epoch_ must sit on separate cache lines");
+
 }  // namespace troupe

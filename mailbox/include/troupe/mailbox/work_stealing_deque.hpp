@@ -38,6 +38,8 @@ class work_stealing_deque {
 
  public:
   work_stealing_deque() noexcept {
+    static_assert(alignof(work_stealing_deque) == cache_line,
+                  "work_stealing_deque: top_, bottom_ and the slots must start on separate cache lines");
     for (auto& slot : slots_) slot.store(nullptr, std::memory_order_relaxed);
   }
   work_stealing_deque(const work_stealing_deque&) = delete;
