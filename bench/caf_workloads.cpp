@@ -48,17 +48,18 @@ using wake_atom = caf::atom_constant<caf::atom("wake")>;
 // A hung workload fails loudly instead of hanging the comparison run.
 constexpr auto watchdog = std::chrono::minutes(10);
 
-// Runs fn(system) on a fresh actor_system with `threads` workers. fn does its
-// own timing; constructing and destroying the system stay outside it.
 // CAF 0.17's stateful_actor constructs its State as State(self) whenever that
 // compiles. Under C++20 parenthesized aggregate initialization, a plain struct
 // whose first member is a caf::actor qualifies, and silently starts out holding
 // the actor itself (the mall then "pairs" a chameneo with itself). This file is
-// built as C++17, the language CAF 0.17 targets; the asserts below guard it.
+// built as C++17, the language CAF 0.17 targets; a static_assert next to each
+// state that holds a caf::actor guards it.
 template <class State>
 constexpr bool default_constructed_state =
     !std::is_constructible_v<State, caf::stateful_actor<State>*>;
 
+// Runs fn(system) on a fresh actor_system with `threads` workers. fn does its
+// own timing; constructing and destroying the system stay outside it.
 template <class Fn>
 double with_system(unsigned threads, Fn&& fn) {
   caf::actor_system_config config;
