@@ -243,15 +243,16 @@ void cell::process(envelope* e) {
 
 resume_result cell::resume(std::size_t max_messages) noexcept {
   running_scope scope(this);
+  std::size_t handled = 0;
   if (!started_) {
     started_ = 1;
+    handled = 1;  // on_start() counts as one message (a deterministic step is exactly one)
     try {
       start();
     } catch (...) {
       stop_self(reason_from_current_exception());
     }
   }
-  std::size_t handled = 0;
   while (!stopping_) {
     // relaxed: see request_stop(); the wake envelope carries the ordering.
     const std::uint8_t requested = stop_request_.load(std::memory_order_relaxed);

@@ -200,6 +200,8 @@ void close_unregistered(cell& c) noexcept {
   (void)c.resume(SIZE_MAX);
 }
 
+std::chrono::steady_clock::time_point system_now(const troupe::system& sys) noexcept { return sys.now(); }
+
 bool is_deterministic(const troupe::system& sys) noexcept {
   return const_cast<troupe::system&>(sys).state().manual != nullptr;
 }
@@ -261,7 +263,20 @@ bool system::step() { return state_->step(); }
 std::size_t system::run_until_idle() { return state_->run_until_idle(); }
 
 void system::advance_time(std::chrono::nanoseconds by) {
-  state_->timers->advance_to(state_->timers->now() + by);
+  if (!state_->manual) {
+    throw troupe_error(error(errc::would_block, "advance_time() is only available in deterministic mode"));
+  }
+  detail::timer_service& timers = *state_->timers;
+  const auto target = timers.now() + by;
+  // One deadline at a time: fire what is due then, and let the actors it woke
+  // (and any other runnable actor) run before the clock moves on.
+  while (auto next = timers.next_deadline()) {
+    if (*next > target) break;
+    timers.advance_to(*next);
+    state_->run_until_idle();
+  }
+  timers.advance_to(target);
+  state_->run_until_idle();
 }
 
 std::chrono::steady_clock::time_point system::now() const noexcept { return state_->timers->now(); }

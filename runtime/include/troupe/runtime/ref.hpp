@@ -91,10 +91,17 @@ class ref {
       return response<reply_type>(std::move(slot));
     }
     auto state = std::make_shared<detail::future_state<reply_type>>();
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    (void)cell_->enqueue(new detail::message_envelope<message_type>(
-        index, detail::reply_to<reply_type>(state), std::forward<M>(message)));
-    return response<reply_type>(std::move(state), &cell_->owner(), deadline);
+    if (cell_->enqueue(new detail::message_envelope<message_type>(
+            index, detail::reply_to<reply_type>(state), std::forward<M>(message)))) {
+      // The actor is gone (and its system may be too): the abandoned request
+      // already failed the future with the actor's exit reason.
+      return response<reply_type>(state->take().error());
+    }
+    // Enqueued: the actor was alive, so its system still exists. Its clock is
+    // virtual in deterministic mode.
+    troupe::system& sys = cell_->owner();
+    return response<reply_type>(std::move(state), detail::is_deterministic(sys) ? &sys : nullptr,
+                                detail::system_now(sys) + timeout);
   }
 
   explicit operator bool() const noexcept { return static_cast<bool>(cell_); }

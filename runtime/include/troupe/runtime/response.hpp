@@ -40,6 +40,7 @@ namespace detail {
 bool drive_until(troupe::system& sys, const std::function<bool()>& done,
                  std::chrono::steady_clock::time_point deadline);
 bool is_deterministic(const troupe::system& sys) noexcept;
+std::chrono::steady_clock::time_point system_now(const troupe::system& sys) noexcept;
 }  // namespace detail
 
 template <class R>
@@ -47,10 +48,11 @@ class [[nodiscard]] response {
  public:
   using value_type = R;
 
-  // Future flavour.
-  response(std::shared_ptr<detail::future_state<R>> state, troupe::system* sys,
+  // Future flavour. `driver` is the system to drive while waiting (deterministic
+  // mode only, null otherwise); `deadline` is on that system's clock.
+  response(std::shared_ptr<detail::future_state<R>> state, troupe::system* driver,
            std::chrono::steady_clock::time_point deadline)
-      : future_(std::move(state)), system_(sys), deadline_(deadline) {}
+      : future_(std::move(state)), driver_(driver), deadline_(deadline) {}
   // Actor flavour.
   explicit response(std::shared_ptr<detail::ask_slot<R>> slot) : slot_(std::move(slot)) {}
   // Already failed (e.g. a malformed call).
@@ -64,8 +66,9 @@ class [[nodiscard]] response {
       return error(errc::would_block,
                    "response::get() called inside an actor; use co_await or then()");
     }
-    if (detail::is_deterministic(*system_)) {
-      detail::drive_until(*system_, [s = future_] { return s->ready(); }, deadline_);
+    if (future_->ready()) return future_->take();
+    if (driver_ != nullptr) {
+      detail::drive_until(*driver_, [s = future_] { return s->ready(); }, deadline_);
       if (!future_->ready()) return timeout_error();
       return future_->take();
     }
@@ -142,7 +145,7 @@ class [[nodiscard]] response {
   std::shared_ptr<detail::future_state<R>> future_;
   std::shared_ptr<detail::ask_slot<R>> slot_;
   std::optional<error> failed_;
-  troupe::system* system_ = nullptr;
+  troupe::system* driver_ = nullptr;
   std::chrono::steady_clock::time_point deadline_{};
 };
 

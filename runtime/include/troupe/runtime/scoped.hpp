@@ -74,9 +74,12 @@ template <class P>
 class inbox_actor final : public actor<P> {
  public:
   using message = typename variant_of<P>::type;
+  // Requests are kept like any message, but not answered: their askers get
+  // errc::request_dropped.
   template <class M>
-  void on(M&& m) {
+  no_reply on(M&& m) {
     received.emplace_back(std::in_place_type<std::remove_cvref_t<M>>, std::forward<M>(m));
+    return {};
   }
   std::deque<message> received;
 };

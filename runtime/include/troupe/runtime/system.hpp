@@ -112,8 +112,9 @@ class system {
   bool step();
   // Steps until no actor is runnable; returns the number of steps.
   std::size_t run_until_idle();
-  // Moves the virtual clock forward, firing due timers (and stepping the actors
-  // they wake) in deadline order.
+  // Moves the virtual clock forward one timer deadline at a time: at each, fires
+  // the timers due then and runs the actors until idle; finally runs until idle
+  // at the target time. Throws troupe_error outside deterministic mode.
   void advance_time(std::chrono::nanoseconds by);
   // The system's clock: virtual in deterministic mode, steady_clock otherwise.
   [[nodiscard]] std::chrono::steady_clock::time_point now() const noexcept;

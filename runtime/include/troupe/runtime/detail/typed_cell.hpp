@@ -19,6 +19,10 @@
 
 namespace troupe::detail {
 
+// A request handler that returns no_reply leaves the request unanswered: the
+// asker gets errc::request_dropped (used by scoped inboxes).
+struct no_reply {};
+
 template <class A, class M>
 concept handles = requires(A& a, M&& m) { a.on(std::move(m)); };
 
@@ -136,7 +140,9 @@ class typed_cell final : public cell {
     using result_type = decltype(actor_.on(std::move(env.value)));
     if constexpr (request<M>) {
       using R = reply_t<M>;
-      if constexpr (is_task<result_type>::value) {
+      if constexpr (std::is_same_v<result_type, no_reply>) {
+        (void)actor_.on(std::move(env.value));  // env.reply drops: request_dropped
+      } else if constexpr (is_task<result_type>::value) {
         using T = typename result_type::value_type;
         static_assert(std::is_void_v<R> || std::is_convertible_v<T, R>,
                       "troupe: a request handler's task<T> must yield the request's reply type");

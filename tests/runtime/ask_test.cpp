@@ -1,0 +1,558 @@
+// ask(): request/response from outside (futures) and inside actors (co_await,
+// as_expected, then), coroutine handlers (task<R>), await policies, timeouts and
+// late replies.
+#include <chrono>
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <troupe/troupe.hpp>
+
+#include "countdown.hpp"
+#include "support/watchdog.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// A source of values; `explode` makes it fail with "boom".
+struct get_value {
+  using reply = int;
+};
+struct explode {
+  using reply = int;
+};
+struct ping_void {
+  using reply = void;
+};
+using source_protocol = troupe::protocol<get_value, explode, ping_void>;
+
+struct source : troupe::actor<source_protocol> {
+  explicit source(int v) : value(v) {}
+  int value;
+  int pings = 0;
+  int on(get_value) { return value; }
+  int on(explode) { throw std::runtime_error("boom"); }
+  void on(ping_void) { ++pings; }
+};
+
+// --- coroutine handlers ---------------------------------------------------------
+struct sum_of {
+  troupe::ref<source_protocol> left, right;
+  using reply = int;
+};
+struct sum_nested {
+  troupe::ref<source_protocol> left, right;
+  using reply = int;
+};
+struct catch_failure {
+  troupe::ref<source_protocol> target;
+  using reply = std::string;
+};
+struct expect_failure {
+  troupe::ref<source_protocol> target;
+  using reply = std::string;
+};
+struct fail_after_resume {
+  troupe::ref<source_protocol> target;
+  using reply = int;
+};
+struct try_blocking {
+  troupe::ref<source_protocol> target;
+  using reply = int;  // the errc of try_get() inside a handler
+};
+struct throw_blocking {
+  troupe::ref<source_protocol> target;
+  using reply = int;  // the errc of the troupe_error get() throws inside a handler
+};
+struct alive {
+  using reply = bool;
+};
+using summer_protocol = troupe::protocol<sum_of, sum_nested, catch_failure, expect_failure, fail_after_resume,
+                                         try_blocking, throw_blocking, alive>;
+
+struct summer : troupe::actor<summer_protocol> {
+  troupe::task<int> on(sum_of s) {
+    const int a = co_await s.left.ask(get_value{}, 10s);
+    const int b = co_await s.right.ask(get_value{}, 10s);
+    co_return a + b;
+  }
+
+  // Nested task<T> helpers, two levels deep, plus a task<void> one.
+  troupe::task<int> fetch(troupe::ref<source_protocol> r) { co_return co_await r.ask(get_value{}, 10s); }
+  troupe::task<int> fetch_both(troupe::ref<source_protocol> l, troupe::ref<source_protocol> r) {
+    const int a = co_await fetch(l);
+    const int b = co_await fetch(r);
+    co_return a + b;
+  }
+  troupe::task<void> ping(troupe::ref<source_protocol> r) { co_await r.ask(ping_void{}, 10s); }
+  troupe::task<int> on(sum_nested s) {
+    co_await ping(s.left);
+    co_return co_await fetch_both(s.left, s.right);
+  }
+
+  troupe::task<std::string> on(catch_failure c) {
+    try {
+      (void)co_await c.target.ask(explode{}, 10s);
+    } catch (const troupe::troupe_error& e) {
+      co_return std::string(troupe::to_string(e.error().code())) + "|" + e.error().text();
+    }
+    co_return "no exception";
+  }
+
+  troupe::task<std::string> on(expect_failure c) {
+    troupe::expected<int> r = co_await c.target.ask(explode{}, 10s).as_expected();
+    if (r) co_return "value";
+    co_return std::string(troupe::to_string(r.error().code())) + "|" + r.error().text();
+  }
+
+  troupe::task<int> on(fail_after_resume f) {
+    const int v = co_await f.target.ask(get_value{}, 10s);
+    if (v >= 0) throw std::logic_error("after resume");
+    co_return v;
+  }
+
+  int on(try_blocking t) {
+    troupe::expected<int> r = t.target.ask(get_value{}, 10s).try_get();
+    return static_cast<int>(r ? troupe::errc::ok : r.error().code());
+  }
+  int on(throw_blocking t) {
+    try {
+      (void)t.target.ask(get_value{}, 10s).get();
+    } catch (const troupe::troupe_error& e) {
+      return static_cast<int>(e.error().code());
+    }
+    return static_cast<int>(troupe::errc::ok);
+  }
+  bool on(alive) { return true; }
+};
+
+TEST(ask, coroutine_handler_replies_with_the_sum_of_two_awaited_asks) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys;
+  auto a = sys.spawn<source>(20);
+  auto b = sys.spawn<source>(22);
+  auto s = sys.spawn<summer>();
+  EXPECT_EQ(s.ask(sum_of{a, b}, 10s).get(), 42);
+  EXPECT_EQ(s.ask(sum_of{b, b}, 10s).get(), 44);
+}
+
+TEST(ask, nested_task_helpers_compose_inside_a_handler) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys;
+  auto a = sys.spawn<source>(1);
+  auto b = sys.spawn<source>(2);
+  auto s = sys.spawn<summer>();
+  EXPECT_EQ(s.ask(sum_nested{a, b}, 10s).get(), 3);
+}
+
+TEST(ask, a_failed_co_await_throws_troupe_error_that_the_coroutine_can_catch) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys;
+  auto bomb = sys.spawn<source>(0);
+  auto s = sys.spawn<summer>();
+  const std::string r = s.ask(catch_failure{bomb}, 10s).get();
+  EXPECT_EQ(r.rfind("actor_down|", 0), 0u) << r;
+  EXPECT_NE(r.find("boom"), std::string::npos) << r;
+  EXPECT_NE(r.find("std::runtime_error"), std::string::npos) << r;
+  EXPECT_TRUE(s.ask(alive{}, 10s).get()) << "the asker caught the failure and lives on";
+}
+
+TEST(ask, as_expected_yields_the_failure_as_a_value_instead_of_throwing) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys;
+  auto bomb = sys.spawn<source>(0);
+  auto s = sys.spawn<summer>();
+  const std::string r = s.ask(expect_failure{bomb}, 10s).get();
+  EXPECT_EQ(r.rfind("actor_down|", 0), 0u) << r;
+  EXPECT_NE(r.find("boom"), std::string::npos) << r;
+}
+
+TEST(ask, an_exception_escaping_a_coroutine_after_it_resumed_fails_the_actor_and_the_original_asker) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys;
+  auto a = sys.spawn<source>(5);
+  auto s = sys.spawn<summer>();
+  troupe::expected<int> r = s.ask(fail_after_resume{a}, 10s).try_get();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), troupe::errc::actor_down) << r.error();
+  EXPECT_NE(r.error().text().find("after resume"), std::string::npos) << r.error();
+  EXPECT_NE(r.error().text().find("std::logic_error"), std::string::npos) << r.error();
+  troupe::expected<bool> after = s.ask(alive{}, 10s).try_get();
+  ASSERT_FALSE(after) << "the actor must have stopped";
+  EXPECT_EQ(after.error().code(), troupe::errc::actor_down);
+  EXPECT_EQ(a.ask(get_value{}, 10s).get(), 5) << "the other actor is unaffected";
+}
+
+TEST(ask, try_get_inside_a_handler_fails_with_would_block_instead_of_deadlocking) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys;
+  auto a = sys.spawn<source>(5);
+  auto s = sys.spawn<summer>();
+  EXPECT_EQ(s.ask(try_blocking{a}, 10s).get(), static_cast<int>(troupe::errc::would_block));
+  EXPECT_EQ(s.ask(throw_blocking{a}, 10s).get(), static_cast<int>(troupe::errc::would_block));
+  // The abandoned asks' replies arrive later and do no harm.
+  EXPECT_TRUE(s.ask(alive{}, 10s).get());
+}
+
+TEST(ask, then_outside_an_actor_throws_would_block) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys;
+  auto a = sys.spawn<source>(5);
+  auto r = a.ask(get_value{}, 10s);
+  try {
+    r.then([](int) {}, [](const troupe::error&) {});
+    ADD_FAILURE() << "then() outside an actor must throw";
+  } catch (const troupe::troupe_error& e) {
+    EXPECT_EQ(e.error().code(), troupe::errc::would_block);
+  }
+}
+
+TEST(ask, a_request_with_a_void_reply_completes_when_handled) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys;
+  auto a = sys.spawn<source>(0);
+  EXPECT_TRUE(a.ask(ping_void{}, 10s).try_get());
+  EXPECT_NO_THROW(a.ask(ping_void{}, 10s).get());
+}
+
+// --- the callback form ------------------------------------------------------------
+struct use_then {
+  troupe::ref<source_protocol> target;
+  bool make_it_fail;
+  std::shared_ptr<std::promise<std::string>> result;
+};
+using then_protocol = troupe::protocol<use_then>;
+struct then_user : troupe::actor<then_protocol> {
+  void on(use_then u) {
+    auto done = u.result;
+    auto on_value = [done](int v) { done->set_value("value " + std::to_string(v)); };
+    auto on_error = [done](const troupe::error& e) {
+      done->set_value(std::string("error ") + troupe::to_string(e.code()) + " " + e.text());
+    };
+    if (u.make_it_fail) {
+      u.target.ask(explode{}, 10s).then(on_value, on_error);
+    } else {
+      u.target.ask(get_value{}, 10s).then(on_value, on_error);
+    }
+  }
+};
+
+TEST(ask, then_runs_the_value_callback_inside_the_actor_with_the_reply) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys;
+  auto a = sys.spawn<source>(9);
+  auto t = sys.spawn<then_user>();
+  auto result = std::make_shared<std::promise<std::string>>();
+  auto got = result->get_future();
+  ASSERT_FALSE(t.tell(use_then{a, false, result}));
+  ASSERT_EQ(got.wait_for(30s), std::future_status::ready);
+  EXPECT_EQ(got.get(), "value 9");
+}
+
+TEST(ask, then_runs_the_error_callback_when_the_receiver_fails) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys;
+  auto a = sys.spawn<source>(9);
+  auto t = sys.spawn<then_user>();
+  auto result = std::make_shared<std::promise<std::string>>();
+  auto got = result->get_future();
+  ASSERT_FALSE(t.tell(use_then{a, true, result}));
+  ASSERT_EQ(got.wait_for(30s), std::future_status::ready);
+  const std::string r = got.get();
+  EXPECT_EQ(r.rfind("error actor_down", 0), 0u) << r;
+  EXPECT_NE(r.find("boom"), std::string::npos) << r;
+}
+
+// --- await policies ----------------------------------------------------------------
+struct first {};
+struct second {};
+struct third {};
+using awaiting_protocol = troupe::protocol<first, second, third>;
+
+// first awaits an ask; second and third only log. The log is read by the test
+// after an event that happens-after every write (deterministic: the same thread).
+struct await_log {
+  std::vector<std::string> entries;
+  std::promise<void> second_done;
+  std::promise<void> first_done;
+};
+
+template <troupe::await_policy Policy>
+struct awaiting_actor : troupe::actor<awaiting_protocol> {
+  static constexpr auto awaits = Policy;
+  awaiting_actor(troupe::ref<source_protocol> t, await_log* l) : target(std::move(t)), log(l) {}
+  troupe::ref<source_protocol> target;
+  await_log* log;
+  troupe::task<void> on(first) {
+    log->entries.push_back("first:start");
+    const int v = co_await target.ask(get_value{}, 1h);
+    log->entries.push_back("first:end " + std::to_string(v));
+    log->first_done.set_value();
+  }
+  void on(second) {
+    log->entries.push_back("second");
+    log->second_done.set_value();
+  }
+  void on(third) { log->entries.push_back("third"); }
+};
+
+TEST(ask, sequential_actor_handles_no_other_message_while_a_handler_awaits_and_then_handles_them_in_order) {
+  troupe::test_support::watchdog guard;
+  await_log log;
+  troupe::system sys{troupe::config::deterministic()};
+  auto src = sys.spawn<source>(7);
+  auto a = sys.spawn<awaiting_actor<troupe::await_policy::sequential>>(src, &log);
+  ASSERT_FALSE(a.tell(first{}));
+  ASSERT_FALSE(a.tell(second{}));
+  ASSERT_FALSE(a.tell(third{}));
+  sys.run_until_idle();
+  EXPECT_EQ(log.entries, (std::vector<std::string>{"first:start", "first:end 7", "second", "third"}));
+}
+
+TEST(ask, interleaving_actor_handles_other_messages_while_a_handler_awaits) {
+  troupe::test_support::watchdog guard;
+  await_log log;
+  troupe::system sys{troupe::config::deterministic()};
+  auto src = sys.spawn<source>(7);
+  auto a = sys.spawn<awaiting_actor<troupe::await_policy::interleave>>(src, &log);
+  ASSERT_FALSE(a.tell(first{}));
+  ASSERT_FALSE(a.tell(second{}));
+  ASSERT_FALSE(a.tell(third{}));
+  sys.run_until_idle();
+  // The reply reached the mailbox behind second and third.
+  EXPECT_EQ(log.entries, (std::vector<std::string>{"first:start", "second", "third", "first:end 7"}));
+}
+
+// A source that blocks on a gate the test opens (a detached actor: it may block).
+struct gated_get {
+  using reply = int;
+};
+struct gated_source : troupe::actor<troupe::protocol<get_value, explode, ping_void>> {
+  explicit gated_source(std::shared_future<void> g) : gate(std::move(g)) {}
+  std::shared_future<void> gate;
+  int on(get_value) {
+    gate.wait();
+    return 7;
+  }
+  int on(explode) { throw std::runtime_error("boom"); }
+  void on(ping_void) {}
+};
+
+TEST(ask, interleaving_actor_answers_another_message_while_its_handler_awaits_on_worker_threads) {
+  troupe::test_support::watchdog guard;
+  std::promise<void> gate;
+  await_log log;
+  troupe::config cfg;
+  cfg.worker_threads = 2;
+  troupe::system sys{cfg};
+  auto src = sys.spawn_detached<gated_source>(gate.get_future().share());
+  auto second_done = log.second_done.get_future();
+  auto first_done = log.first_done.get_future();
+  auto a = sys.spawn<awaiting_actor<troupe::await_policy::interleave>>(src, &log);
+  ASSERT_FALSE(a.tell(first{}));
+  ASSERT_FALSE(a.tell(second{}));
+  // The source cannot reply before the gate opens: second is handled meanwhile.
+  const bool second_ran_meanwhile = second_done.wait_for(30s) == std::future_status::ready;
+  gate.set_value();
+  ASSERT_TRUE(second_ran_meanwhile);
+  ASSERT_EQ(first_done.wait_for(30s), std::future_status::ready);
+  EXPECT_EQ(log.entries, (std::vector<std::string>{"first:start", "second", "first:end 7"}));
+}
+
+TEST(ask, sequential_actor_handles_the_next_message_only_after_the_awaiting_handler_completes_on_worker_threads) {
+  troupe::test_support::watchdog guard;
+  std::promise<void> gate;
+  await_log log;
+  troupe::config cfg;
+  cfg.worker_threads = 2;
+  troupe::system sys{cfg};
+  auto src = sys.spawn_detached<gated_source>(gate.get_future().share());
+  auto second_done = log.second_done.get_future();
+  auto a = sys.spawn<awaiting_actor<troupe::await_policy::sequential>>(src, &log);
+  ASSERT_FALSE(a.tell(first{}));
+  ASSERT_FALSE(a.tell(second{}));
+  gate.set_value();
+  ASSERT_EQ(second_done.wait_for(30s), std::future_status::ready);
+  EXPECT_EQ(log.entries, (std::vector<std::string>{"first:start", "first:end 7", "second"}));
+}
+
+// --- timeouts and late replies ------------------------------------------------------
+// An actor that replies `delay` after a request arrives (virtual time in the
+// deterministic mode): it waits by asking itself with that timeout — its own
+// request queues behind the suspended handler (sequential policy) until it times out.
+struct slow_get {
+  std::chrono::nanoseconds delay;
+  using reply = int;
+};
+struct nap {
+  using reply = int;
+};
+using slow_protocol = troupe::protocol<slow_get, nap>;
+struct slow_source : troupe::actor<slow_protocol> {
+  troupe::task<int> on(slow_get s) {
+    (void)co_await self().ask(nap{}, s.delay).as_expected();
+    co_return 42;
+  }
+  int on(nap) { return 0; }
+};
+
+struct asker_journal {
+  std::vector<std::string> results;
+  std::chrono::steady_clock::time_point failed_at{};
+};
+struct ask_slow {
+  troupe::ref<slow_protocol> target;
+  std::chrono::nanoseconds delay;
+  std::chrono::nanoseconds timeout;
+};
+struct late_count {
+  using reply = std::uint64_t;
+};
+using asker_protocol = troupe::protocol<ask_slow, late_count>;
+struct asker : troupe::actor<asker_protocol> {
+  explicit asker(asker_journal* j) : journal(j) {}
+  asker_journal* journal;
+  troupe::task<void> on(ask_slow a) {
+    troupe::expected<int> r = co_await a.target.ask(slow_get{a.delay}, a.timeout).as_expected();
+    if (r) {
+      journal->results.push_back("value " + std::to_string(*r));
+    } else {
+      journal->results.push_back(troupe::to_string(r.error().code()));
+      journal->failed_at = system().now();
+    }
+  }
+  std::uint64_t on(late_count) { return late_replies(); }
+};
+
+TEST(ask, an_ask_inside_an_actor_times_out_exactly_at_its_deadline_and_the_late_reply_is_counted) {
+  troupe::test_support::watchdog guard;
+  asker_journal journal;
+  troupe::system sys{troupe::config::deterministic()};
+  auto slow = sys.spawn<slow_source>();
+  auto a = sys.spawn<asker>(&journal);
+  sys.run_until_idle();
+  const auto t0 = sys.now();
+  ASSERT_FALSE(a.tell(ask_slow{slow, 50ms, 10ms}));
+  sys.run_until_idle();
+  sys.advance_time(9ms);
+  sys.run_until_idle();
+  EXPECT_TRUE(journal.results.empty()) << "no timeout before the deadline";
+  sys.advance_time(1ms);
+  sys.run_until_idle();
+  ASSERT_EQ(journal.results, std::vector<std::string>{"timeout"});
+  EXPECT_EQ(journal.failed_at - t0, 10ms);
+  EXPECT_EQ(a.ask(late_count{}, 1s).get(), 0u) << "the reply has not come yet";
+  sys.advance_time(100ms);  // the slow actor replies at 50ms
+  sys.run_until_idle();
+  EXPECT_EQ(journal.results, std::vector<std::string>{"timeout"}) << "the late reply is discarded";
+  EXPECT_EQ(a.ask(late_count{}, 1s).get(), 1u);
+}
+
+TEST(ask, an_ask_inside_an_actor_gets_the_reply_when_it_comes_before_the_deadline) {
+  troupe::test_support::watchdog guard;
+  asker_journal journal;
+  troupe::system sys{troupe::config::deterministic()};
+  auto slow = sys.spawn<slow_source>();
+  auto a = sys.spawn<asker>(&journal);
+  ASSERT_FALSE(a.tell(ask_slow{slow, 10ms, 50ms}));
+  sys.run_until_idle();
+  sys.advance_time(100ms);
+  sys.run_until_idle();
+  EXPECT_EQ(journal.results, std::vector<std::string>{"value 42"});
+  EXPECT_EQ(a.ask(late_count{}, 1s).get(), 0u);
+}
+
+TEST(ask, get_outside_an_actor_throws_troupe_error_with_timeout_when_no_reply_comes_in_time) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys;
+  auto slow = sys.spawn<slow_source>();
+  try {
+    (void)slow.ask(slow_get{1h}, 50ms).get();
+    ADD_FAILURE() << "get() must throw on timeout";
+  } catch (const troupe::troupe_error& e) {
+    EXPECT_EQ(e.error().code(), troupe::errc::timeout) << e.what();
+  }
+  troupe::expected<int> r = slow.ask(slow_get{1h}, 50ms).try_get();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), troupe::errc::timeout);
+}
+
+TEST(ask, try_get_in_deterministic_mode_times_out_after_exactly_the_ask_timeout_of_virtual_time) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys{troupe::config::deterministic()};
+  auto slow = sys.spawn<slow_source>();
+  sys.run_until_idle();
+  const auto t0 = sys.now();
+  troupe::expected<int> r = slow.ask(slow_get{1h}, 1s).try_get();
+  ASSERT_FALSE(r) << "the reply comes after an hour of virtual time, the ask waits one second";
+  EXPECT_EQ(r.error().code(), troupe::errc::timeout);
+  EXPECT_EQ(sys.now() - t0, 1s) << "try_get drives the virtual clock to the ask's deadline, no further";
+}
+
+// Threaded late reply: the asker's ask times out while the replier is held at a
+// gate; the replier then answers and tells the asker, behind the reply, to report.
+struct held_get {
+  using reply = int;
+};
+struct report_late {
+  std::shared_ptr<std::promise<std::uint64_t>> result;
+};
+struct start_held_ask {
+  std::shared_ptr<std::promise<std::string>> outcome;
+};
+using late_asker_protocol = troupe::protocol<start_held_ask, report_late>;
+struct notify_asker {
+  troupe::ref<late_asker_protocol> asker;
+  std::shared_ptr<std::promise<std::uint64_t>> result;
+};
+using held_protocol = troupe::protocol<held_get, notify_asker>;
+struct held_source : troupe::actor<held_protocol> {
+  explicit held_source(std::shared_future<void> g) : gate(std::move(g)) {}
+  std::shared_future<void> gate;
+  int on(held_get) {
+    gate.wait();
+    return 1;
+  }
+  void on(notify_asker n) { (void)n.asker.tell(report_late{n.result}); }
+};
+struct late_asker : troupe::actor<late_asker_protocol> {
+  explicit late_asker(troupe::ref<held_protocol> t) : target(std::move(t)) {}
+  troupe::ref<held_protocol> target;
+  troupe::task<void> on(start_held_ask s) {
+    troupe::expected<int> r = co_await target.ask(held_get{}, 20ms).as_expected();
+    s.outcome->set_value(r ? "value" : troupe::to_string(r.error().code()));
+  }
+  void on(report_late r) { r.result->set_value(late_replies()); }
+};
+
+TEST(ask, a_reply_after_the_timeout_is_discarded_and_counted_as_late_on_worker_threads) {
+  troupe::test_support::watchdog guard;
+  std::promise<void> gate;
+  troupe::config cfg;
+  cfg.worker_threads = 2;
+  troupe::system sys{cfg};
+  auto held = sys.spawn_detached<held_source>(gate.get_future().share());
+  auto a = sys.spawn<late_asker>(held);
+  auto outcome = std::make_shared<std::promise<std::string>>();
+  auto outcome_future = outcome->get_future();
+  ASSERT_FALSE(a.tell(start_held_ask{outcome}));
+  const bool timed_out = outcome_future.wait_for(30s) == std::future_status::ready;
+  if (!timed_out) gate.set_value();
+  ASSERT_TRUE(timed_out);
+  EXPECT_EQ(outcome_future.get(), "timeout");
+  // The held request is in held's mailbox; notify_asker goes behind it, so the
+  // asker hears report_late after the late reply.
+  auto late = std::make_shared<std::promise<std::uint64_t>>();
+  auto late_future = late->get_future();
+  ASSERT_FALSE(held.tell(notify_asker{a, late}));
+  gate.set_value();
+  ASSERT_EQ(late_future.wait_for(30s), std::future_status::ready);
+  EXPECT_EQ(late_future.get(), 1u);
+}
+
+}  // namespace

@@ -1,0 +1,206 @@
+// The scheduler: many actors on few workers, fairness, parking when idle, and
+// detached actors on threads of their own.
+#include <time.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <troupe/troupe.hpp>
+
+#include "countdown.hpp"
+#include "support/watchdog.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+struct work {};
+struct which_thread {
+  using reply = std::thread::id;
+};
+using worker_protocol = troupe::protocol<work, which_thread>;
+
+struct counted_worker : troupe::actor<worker_protocol> {
+  counted_worker(int expected, std::atomic<std::uint64_t>* handled, troupe_test::countdown* finished)
+      : left(expected), total(handled), done(finished) {}
+  int left;
+  std::atomic<std::uint64_t>* total;
+  troupe_test::countdown* done;
+  void on(work) {
+    // relaxed: a plain count; the test reads it after the countdown, which orders it.
+    total->fetch_add(1, std::memory_order_relaxed);
+    if (--left == 0) done->count_down();
+  }
+  std::thread::id on(which_thread) { return std::this_thread::get_id(); }
+};
+
+TEST(scheduler, ten_thousand_actors_on_two_workers_all_handle_all_their_messages) {
+  troupe::test_support::watchdog guard{std::chrono::minutes(3)};  // sanitizer builds are slow here
+  constexpr int actors = 10'000;
+  constexpr int messages_each = 5;
+  std::atomic<std::uint64_t> handled{0};
+  troupe_test::countdown finished(actors);
+  troupe::config cfg;
+  cfg.worker_threads = 2;
+  troupe::system sys{cfg};
+  EXPECT_EQ(sys.worker_count(), 2u);
+  std::vector<troupe::ref<worker_protocol>> refs;
+  refs.reserve(actors);
+  for (int i = 0; i < actors; ++i) refs.push_back(sys.spawn<counted_worker>(messages_each, &handled, &finished));
+  EXPECT_EQ(sys.live_actors(), static_cast<std::size_t>(actors));
+  for (int m = 0; m < messages_each; ++m) {
+    for (auto& r : refs) ASSERT_FALSE(r.tell(work{}));
+  }
+  ASSERT_TRUE(finished.wait_for(120s)) << finished.left() << " actors did not finish";
+  EXPECT_EQ(handled.load(), static_cast<std::uint64_t>(actors) * messages_each);
+}
+
+// An actor that keeps itself busy forever by re-telling itself.
+struct flood {};
+struct stop_flooding {};
+struct flooder : troupe::actor<troupe::protocol<flood, stop_flooding>> {
+  void on(flood) { (void)self().tell(flood{}); }
+  void on(stop_flooding) { stop(); }
+};
+
+void expect_answers_despite_flooders(std::size_t workers, int flooders) {
+  std::atomic<std::uint64_t> handled{0};
+  troupe_test::countdown finished(1);
+  troupe::config cfg;
+  cfg.worker_threads = workers;
+  troupe::system sys{cfg};
+  std::vector<troupe::ref<troupe::protocol<flood, stop_flooding>>> floods;
+  for (int i = 0; i < flooders; ++i) {
+    floods.push_back(sys.spawn<flooder>());
+    ASSERT_FALSE(floods.back().tell(flood{}));
+  }
+  auto other = sys.spawn<counted_worker>(1, &handled, &finished);
+  for (int round = 0; round < 20; ++round) {
+    troupe::expected<std::thread::id> r = other.ask(which_thread{}, 30s).try_get();
+    ASSERT_TRUE(r) << "round " << round << ": " << r.error();
+  }
+  // A newly spawned actor gets its turn too.
+  ASSERT_FALSE(other.tell(work{}));
+  EXPECT_TRUE(finished.wait_for(30s));
+  for (auto& f : floods) (void)f.tell(stop_flooding{});
+}
+
+TEST(scheduler, an_actor_flooding_itself_does_not_starve_another_actor_on_a_single_worker) {
+  troupe::test_support::watchdog guard;
+  expect_answers_despite_flooders(1, 1);
+}
+
+TEST(scheduler, actors_flooding_every_worker_do_not_starve_another_actor) {
+  troupe::test_support::watchdog guard;
+  expect_answers_despite_flooders(2, 3);
+}
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+TEST(scheduler, an_idle_system_parks_its_workers_and_uses_almost_no_cpu) {
+  troupe::test_support::watchdog guard;
+  std::atomic<std::uint64_t> handled{0};
+  troupe_test::countdown finished(100);
+  troupe::config cfg;
+  cfg.worker_threads = 2;
+  troupe::system sys{cfg};
+  std::vector<troupe::ref<worker_protocol>> refs;
+  for (int i = 0; i < 100; ++i) refs.push_back(sys.spawn<counted_worker>(10, &handled, &finished));
+  for (int m = 0; m < 10; ++m) {
+    for (auto& r : refs) ASSERT_FALSE(r.tell(work{}));
+  }
+  ASSERT_TRUE(finished.wait_for(60s));
+  (void)refs.front().ask(which_thread{}, 30s).get();
+  // The measurement window: a timed wait on a condition nobody signals (this is
+  // not synchronisation — nothing is awaited, the system is idle throughout).
+  std::mutex m;
+  std::condition_variable never;
+  const double before = process_cpu_seconds();
+  {
+    std::unique_lock lock(m);
+    const auto end = std::chrono::steady_clock::now() + 1s;
+    while (never.wait_until(lock, end) != std::cv_status::timeout) {
+    }
+  }
+  const double used = process_cpu_seconds() - before;
+  EXPECT_LT(used, 0.050) << "an idle system used " << used * 1000 << " ms of CPU in one second";
+}
+
+// --- detached actors -------------------------------------------------------------------
+struct wait_for_gate {
+  std::shared_future<void> gate;
+  using reply = std::thread::id;
+};
+struct blocking_actor : troupe::actor<troupe::protocol<wait_for_gate, which_thread>> {
+  std::thread::id on(const wait_for_gate& w) {
+    w.gate.wait();
+    return std::this_thread::get_id();
+  }
+  std::thread::id on(which_thread) { return std::this_thread::get_id(); }
+};
+
+TEST(scheduler, a_detached_actor_runs_on_a_thread_that_is_not_a_worker) {
+  troupe::test_support::watchdog guard;
+  std::atomic<std::uint64_t> handled{0};
+  troupe_test::countdown unused(1);
+  troupe::config cfg;
+  cfg.worker_threads = 2;
+  troupe::system sys{cfg};
+  auto detached = sys.spawn_detached<blocking_actor>();
+  const std::thread::id detached_thread = detached.ask(which_thread{}, 30s).get();
+  EXPECT_NE(detached_thread, std::this_thread::get_id());
+  // Collect the worker threads' ids from many normal actors.
+  std::vector<troupe::response<std::thread::id>> answers;
+  std::vector<troupe::ref<worker_protocol>> normal;
+  for (int i = 0; i < 200; ++i) {
+    normal.push_back(sys.spawn<counted_worker>(1, &handled, &unused));
+    answers.push_back(normal.back().ask(which_thread{}, 30s));
+  }
+  std::vector<std::thread::id> worker_threads;
+  for (auto& a : answers) {
+    const std::thread::id id = a.get();
+    EXPECT_NE(id, detached_thread);
+    EXPECT_NE(id, std::this_thread::get_id());
+    bool known = false;
+    for (auto w : worker_threads) known = known || w == id;
+    if (!known) worker_threads.push_back(id);
+  }
+  EXPECT_LE(worker_threads.size(), 2u) << "normal actors run on the two workers only";
+  EXPECT_EQ(detached.ask(which_thread{}, 30s).get(), detached_thread) << "always the same thread";
+}
+
+TEST(scheduler, a_blocked_detached_actor_does_not_stall_normal_actors) {
+  troupe::test_support::watchdog guard;
+  std::promise<void> gate;
+  std::atomic<std::uint64_t> handled{0};
+  troupe_test::countdown finished(1);
+  troupe::config cfg;
+  cfg.worker_threads = 1;  // one worker: if the blocking ran on it, nothing else could run
+  troupe::system sys{cfg};
+  auto detached = sys.spawn_detached<blocking_actor>();
+  auto blocked = detached.ask(wait_for_gate{gate.get_future().share()}, 60s);
+  auto normal = sys.spawn<counted_worker>(1, &handled, &finished);
+  troupe::expected<std::thread::id> answer = normal.ask(which_thread{}, 30s).try_get();
+  ASSERT_FALSE(normal.tell(work{}));
+  const bool worked = finished.wait_for(30s);
+  gate.set_value();
+  EXPECT_TRUE(answer) << answer.error();
+  EXPECT_TRUE(worked);
+  troupe::expected<std::thread::id> released = blocked.try_get();
+  ASSERT_TRUE(released) << released.error();
+  EXPECT_NE(*released, *answer);
+}
+
+}  // namespace
