@@ -52,7 +52,10 @@ struct chain {
   std::size_t count = 0;
 };
 
-constexpr std::size_t class_of(std::size_t size) noexcept { return (size + granule - 1) / granule - 1; }
+// Size 0 shares the smallest class (a block still holds the free-list link).
+constexpr std::size_t class_of(std::size_t size) noexcept {
+  return size == 0 ? 0 : (size + granule - 1) / granule - 1;
+}
 
 class depot {
  public:
@@ -106,10 +109,21 @@ depot& shared_depot() {
 
 struct thread_cache {
   chain lists[classes];
+  // Set once the destructor has run: frees later in this thread's exit (from
+  // other thread_local destructors) go straight to the depot.
+  bool flushed = false;
   ~thread_cache() {
+    flushed = true;
     for (std::size_t cls = 0; cls < classes; ++cls) {
-      if (lists[cls].count != 0) shared_depot().give(cls, lists[cls]);
+      if (lists[cls].count != 0) give_or_release(cls, lists[cls]);
       lists[cls] = {};
+    }
+  }
+  static void give_or_release(std::size_t cls, chain c) noexcept {
+    try {
+      shared_depot().give(cls, c);
+    } catch (...) {
+      depot::release(c);  // the depot could not grow: give the blocks back to malloc
     }
   }
 };
@@ -126,7 +140,7 @@ void* allocate_message(std::size_t size) {
   }
   const std::size_t cls = class_of(size);
   chain& list = cache.lists[cls];
-  if (list.head == nullptr) shared_depot().take(cls, list);
+  if (list.head == nullptr && !cache.flushed) shared_depot().take(cls, list);
   if (free_block* b = list.head) {
     list.head = b->next;
     --list.count;
@@ -144,8 +158,13 @@ void deallocate_message(void* p, std::size_t size) noexcept {
     return;
   }
   const std::size_t cls = class_of(size);
-  chain& list = cache.lists[cls];
   auto* b = static_cast<free_block*>(p);
+  if (cache.flushed) {  // this thread is exiting and its cache is gone
+    b->next = nullptr;
+    thread_cache::give_or_release(cls, chain{b, 1});
+    return;
+  }
+  chain& list = cache.lists[cls];
   b->next = list.head;
   list.head = b;
   if (++list.count < 2 * magazine) return;
@@ -158,11 +177,7 @@ void deallocate_message(void* p, std::size_t size) noexcept {
   last->next = nullptr;
   full.count = magazine;
   list.count -= magazine;
-  try {
-    shared_depot().give(cls, full);
-  } catch (...) {
-    depot::release(full);  // the depot could not grow: give the blocks back to malloc
-  }
+  thread_cache::give_or_release(cls, full);
 }
 
 #endif

@@ -422,4 +422,40 @@ TEST(message_pool, lets_other_threads_reuse_the_blocks_an_exited_thread_had_cach
       << "blocks cached by a thread when it exited were not flushed to the depot";
 }
 
+// Holds blocks on one thread and frees them in its thread-exit destructor, like a
+// thread-local queue of pending messages would.
+struct blocks_freed_at_thread_exit {
+  std::vector<void*> blocks;
+  std::size_t size = 0;
+  ~blocks_freed_at_thread_exit() { free_blocks(blocks, size); }
+};
+
+thread_local blocks_freed_at_thread_exit freed_at_thread_exit;
+
+TEST(message_pool, lets_other_threads_reuse_blocks_freed_by_a_thread_local_destructor_at_thread_exit) {
+  watchdog guard;
+  constexpr std::size_t blocks = 200;
+  constexpr std::size_t size = 224;  // a class no other test here uses heavily
+
+  std::vector<void*> freed_at_exit;
+  std::thread([&] {
+    // Touched before the thread's first allocation, so its destructor runs after
+    // the pool's own thread-exit flush: the frees arrive after the cache was flushed.
+    freed_at_thread_exit.size = size;
+    freed_at_thread_exit.blocks = allocate_blocks(blocks, size);
+    freed_at_exit = freed_at_thread_exit.blocks;
+  }).join();
+
+  std::vector<void*> allocated_afterwards;
+  std::thread([&] {
+    allocated_afterwards = allocate_blocks(blocks + most_cached_per_thread, size);
+    free_blocks(allocated_afterwards, size);
+  }).join();
+
+  if (!pool_active) return;  // LeakSanitizer checks these blocks at exit instead
+  EXPECT_EQ(count_reused(freed_at_exit, allocated_afterwards), blocks)
+      << "blocks freed on a thread after its pool cache was flushed at thread exit are "
+         "stranded in the destroyed cache (leaked)";
+}
+
 }  // namespace
