@@ -14,6 +14,7 @@
 
 #include "system_state.hpp"
 #include "troupe/runtime/actor.hpp"
+#include "troupe/runtime/signals.hpp"
 #include "troupe/runtime/detail/typed_cell.hpp"
 #include "troupe/runtime/system.hpp"
 
@@ -33,6 +34,13 @@ struct cell_extras {
   std::vector<std::unique_ptr<handler_record>> suspended;
   // Why the actor stops / stopped.
   exit_reason reason = exit_reason::normal();
+  // Who monitors this actor (watcher, monitor id), and whom this actor links to.
+  std::vector<std::pair<cell_ptr, std::uint64_t>> monitored_by;
+  std::vector<cell_ptr> links;
+  // Monitors this actor holds: id -> target (for demonitor and to drop a down
+  // that was already in flight when demonitor ran).
+  std::unordered_map<std::uint64_t, cell_ptr> monitoring;
+  std::uint64_t next_monitor_id = 1;
 };
 
 namespace {
@@ -64,7 +72,80 @@ std::string demangle(const char* name) {
 struct wake_envelope final : system_envelope {
   void run(cell&) override {}
 };
+
+// "An actor you asked about stopped": the runtime's own down message.
+struct down_envelope final : system_envelope {
+  down_envelope(std::uint64_t id, cell* who_stopped, exit_reason why)
+      : monitor_id(id), who(who_stopped), reason(std::move(why)) {}
+  void run(cell& receiver) override { receiver.on_down_signal(monitor_id, who.get(), reason); }
+  std::uint64_t monitor_id;
+  cell_ptr who;
+  exit_reason reason;
+};
+
+// An exit signal: a linked actor stopped, or send_exit().
+struct exit_envelope final : system_envelope {
+  exit_envelope(cell* sender, exit_reason why) : from(sender), reason(std::move(why)) {}
+  void run(cell& receiver) override { receiver.on_exit_signal(from.get(), reason); }
+  cell_ptr from;
+  exit_reason reason;
+};
+
+void send_down(const cell_ptr& watcher, std::uint64_t id, cell* who, const exit_reason& reason) noexcept {
+  try {
+    (void)watcher->enqueue(new down_envelope(id, who, reason));
+  } catch (...) {
+    // Out of memory: the watcher misses this down; nothing else can be done.
+  }
+}
+
+void send_exit_signal(cell* target, cell* from, const exit_reason& reason) noexcept {
+  try {
+    (void)target->enqueue(new exit_envelope(from, reason));
+  } catch (...) {
+  }
+}
+
+// Sets up a monitor in the target's context; a dead target owes the down at once.
+struct add_monitor_envelope final : system_envelope {
+  add_monitor_envelope(cell* w, std::uint64_t id) : watcher(w), monitor_id(id) {}
+  void run(cell& target) override { target.add_monitor_entry(watcher.get(), monitor_id); }
+  void discard(cell& target, const exit_reason& reason) noexcept override {
+    send_down(watcher, monitor_id, &target, reason);
+  }
+  cell_ptr watcher;
+  std::uint64_t monitor_id;
+};
+
+struct remove_monitor_envelope final : system_envelope {
+  explicit remove_monitor_envelope(std::uint64_t id) : monitor_id(id) {}
+  void run(cell& target) override { target.remove_monitor_entry(monitor_id); }
+  std::uint64_t monitor_id;
+};
+
+// The far half of link(); a dead target owes the exit signal at once.
+struct add_link_envelope final : system_envelope {
+  explicit add_link_envelope(cell* o) : other(o) {}
+  void run(cell& target) override { target.add_link_entry(other.get()); }
+  void discard(cell& target, const exit_reason& reason) noexcept override {
+    send_exit_signal(other.get(), &target, reason);
+  }
+  cell_ptr other;
+};
+
+struct remove_link_envelope final : system_envelope {
+  explicit remove_link_envelope(cell* o) : other(o) {}
+  void run(cell& target) override { target.remove_link_entry(other.get()); }
+  cell_ptr other;
+};
 }  // namespace
+
+void envelope::discard(cell& receiver, const exit_reason& reason) noexcept {
+  try {
+    abandon(error_for(receiver, reason));
+  } catch (...) {
+  }
+}
 
 cell* current_cell() noexcept { return running_cell; }
 handler_record* current_handler() noexcept { return running_handler; }
@@ -115,9 +196,93 @@ std::error_code cell::enqueue(envelope* e) noexcept {
     case push_result::closed:
       break;
   }
-  e->abandon(error_for(*this, exit_reason_snapshot()));
+  e->discard(*this, exit_reason_snapshot());
   delete e;
   return make_error_code(errc::no_such_actor);
+}
+
+std::uint64_t cell::monitor(cell* target) {
+  cell_extras& x = extras();
+  const std::uint64_t id = x.next_monitor_id++;
+  x.monitoring.emplace(id, cell_ptr(target));
+  (void)target->enqueue(new add_monitor_envelope(this, id));
+  return id;
+}
+
+void cell::demonitor(std::uint64_t monitor_id) {
+  if (!extras_) return;
+  auto it = extras_->monitoring.find(monitor_id);
+  if (it == extras_->monitoring.end()) return;
+  cell_ptr target = std::move(it->second);
+  extras_->monitoring.erase(it);  // a down already on its way is now dropped on arrival
+  (void)target->enqueue(new remove_monitor_envelope(monitor_id));
+}
+
+void cell::link(cell* target) {
+  if (target == this) return;
+  cell_extras& x = extras();
+  for (const auto& l : x.links)
+    if (l.get() == target) return;
+  x.links.emplace_back(target);
+  (void)target->enqueue(new add_link_envelope(this));
+}
+
+void cell::unlink(cell* target) {
+  if (!extras_) return;
+  auto& links = extras_->links;
+  auto it = std::find_if(links.begin(), links.end(), [&](const cell_ptr& l) { return l.get() == target; });
+  if (it == links.end()) return;
+  links.erase(it);
+  (void)target->enqueue(new remove_link_envelope(this));
+}
+
+void cell::send_exit(cell* target, cell* from, exit_reason reason) noexcept {
+  if (reason.what() == exit_reason::kind::killed) {
+    target->request_stop(exit_reason::kind::killed);  // untrappable
+    return;
+  }
+  send_exit_signal(target, from, reason);
+}
+
+void cell::add_monitor_entry(cell* watcher, std::uint64_t monitor_id) {
+  extras().monitored_by.emplace_back(cell_ptr(watcher), monitor_id);
+}
+
+void cell::remove_monitor_entry(std::uint64_t monitor_id) {
+  if (!extras_) return;
+  auto& m = extras_->monitored_by;
+  m.erase(std::remove_if(m.begin(), m.end(), [&](const auto& e) { return e.second == monitor_id; }), m.end());
+}
+
+void cell::add_link_entry(cell* other) {
+  cell_extras& x = extras();
+  for (const auto& l : x.links)
+    if (l.get() == other) return;
+  x.links.emplace_back(other);
+}
+
+void cell::remove_link_entry(cell* other) {
+  if (!extras_) return;
+  auto& links = extras_->links;
+  links.erase(std::remove_if(links.begin(), links.end(), [&](const cell_ptr& l) { return l.get() == other; }),
+              links.end());
+}
+
+void cell::on_exit_signal(cell* from, const exit_reason& reason) {
+  if (from != nullptr) remove_link_entry(from);  // the link is spent either way
+  if (traps_exits()) {
+    deliver_exit(troupe::exit{actor_addr(from), reason});
+    return;
+  }
+  if (reason.is_normal()) return;
+  // Erlang's default: die of the same cause.
+  stopping_ = 0;
+  stop_self(reason);
+}
+
+void cell::on_down_signal(std::uint64_t monitor_id, cell* who, const exit_reason& reason) {
+  if (!extras_ || extras_->monitoring.erase(monitor_id) == 0) return;  // demonitored meanwhile
+  deliver_down(troupe::down{actor_addr(who), reason, monitor_id});
 }
 
 void cell::request_stop(exit_reason::kind why) noexcept {
@@ -232,7 +397,7 @@ void cell::process(envelope* e) {
     }
   } catch (...) {
     exit_reason reason = reason_from_current_exception();
-    e->abandon(error_for(*this, reason));
+    e->discard(*this, reason);
     delete e;
     stopping_ = 0;  // an earlier stop() is overridden by the failure
     stop_self(std::move(reason));
@@ -297,14 +462,24 @@ void cell::terminate(exit_reason reason) noexcept {
   x = extras_.get();
   envelope* stash = x->stash_head;
   x->stash_head = x->stash_tail = nullptr;
+  const exit_reason& final_reason = x->reason;
   for (envelope* list : {stash, rest}) {
     while (list != nullptr) {
       envelope* next = static_cast<envelope*>(list->next);
-      list->abandon(why);
+      list->discard(*this, final_reason);
       delete list;
       list = next;
     }
   }
+  // Tell the links and monitors. The mailbox is closed, so these lists are final:
+  // a link or monitor request that came later was discarded above and answered.
+  auto links = std::move(x->links);
+  auto monitored_by = std::move(x->monitored_by);
+  x->monitoring.clear();
+  for (auto& other : links) send_exit_signal(other.get(), this, final_reason);
+  for (auto& [watcher, id] : monitored_by) send_down(watcher, id, this, final_reason);
+  links.clear();
+  monitored_by.clear();
   // Last: may drop the final reference and delete this cell.
   owner_->state().on_terminated(this);
 }

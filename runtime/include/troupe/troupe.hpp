@@ -6,6 +6,7 @@
 #pragma once
 
 #include "troupe/runtime/actor.hpp"
+#include "troupe/runtime/actor_addr.hpp"
 #include "troupe/runtime/config.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/exit_reason.hpp"
@@ -13,6 +14,7 @@
 #include "troupe/runtime/ref.hpp"
 #include "troupe/runtime/response.hpp"
 #include "troupe/runtime/scoped.hpp"
+#include "troupe/runtime/signals.hpp"
 #include "troupe/runtime/system.hpp"
 #include "troupe/runtime/task.hpp"
 #include "troupe/runtime/timer.hpp"

@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "troupe/runtime/actor_addr.hpp"
 #include "troupe/runtime/detail/cell.hpp"
 #include "troupe/runtime/exit_reason.hpp"
 #include "troupe/runtime/protocol.hpp"
@@ -55,6 +56,22 @@ class actor_base {
   [[nodiscard]] std::uint64_t late_replies() const noexcept { return cell_->late_replies(); }
   // This actor's address as text, e.g. "troupe://local/7".
   [[nodiscard]] std::string address() const { return detail::address_of(cell_); }
+
+  // Links and monitors (see signals.hpp for what arrives, and the defaults).
+  // monitor(): a down{who, reason} arrives when `who` stops — at once if it
+  // already has. Returns an id for demonitor(), after which no down for it
+  // arrives (also not one already on its way).
+  std::uint64_t monitor(const actor_addr& who) { return cell_->monitor(who.cell()); }
+  void demonitor(std::uint64_t monitor_id) { cell_->demonitor(monitor_id); }
+  // link(): bidirectional; when either side stops abnormally the other stops
+  // with the same reason, unless it traps exits (declares on(const exit&)).
+  void link(const actor_addr& other) { cell_->link(other.cell()); }
+  void unlink(const actor_addr& other) { cell_->unlink(other.cell()); }
+  // Sends an exit signal, as if this actor were linked to `to` and stopped with
+  // `reason` (exit_reason::killed stops it without on_stop, and cannot be trapped).
+  void send_exit(const actor_addr& to, exit_reason reason) {
+    detail::cell::send_exit(to.cell(), cell_, std::move(reason));
+  }
 
  protected:
   actor_base() noexcept;

@@ -34,7 +34,6 @@ template <class P>
 class ref;
 
 namespace detail {
-std::string address_of(const cell* c);
 struct ref_access {
   template <class P>
   static cell* get(const ref<P>& r) noexcept { return r.cell_.get(); }

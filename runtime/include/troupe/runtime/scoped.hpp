@@ -77,6 +77,7 @@ class inbox_actor final : public actor<P> {
   // Requests are kept like any message, but not answered: their askers get
   // errc::request_dropped.
   template <class M>
+    requires accepts<P, M>
   no_reply on(M&& m) {
     received.emplace_back(std::in_place_type<std::remove_cvref_t<M>>, std::forward<M>(m));
     return {};

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <system_error>
 
 #include "troupe/mailbox/message_pool.hpp"
@@ -26,6 +27,8 @@
 
 namespace troupe {
 class system;
+struct down;
+struct exit;
 }
 
 namespace troupe::detail {
@@ -46,6 +49,10 @@ struct envelope : mpsc_node {
   // The envelope is discarded unhandled (receiver gone or failing): fail the
   // reply it carries, if any, with `why`.
   virtual void abandon(const error& why) noexcept { (void)why; }
+  // The envelope is discarded because `receiver` stopped with `reason`. The
+  // default fails its reply (abandon); runtime messages that set up links and
+  // monitors answer with the exit/down the sender is owed.
+  virtual void discard(cell& receiver, const exit_reason& reason) noexcept;
 
   std::uint32_t index;
 };
@@ -143,6 +150,27 @@ class cell {
   void keep_suspended(std::unique_ptr<handler_record> record);
   void resume_handler(handler_record* record, std::coroutine_handle<> waiter);
   [[nodiscard]] std::uint64_t late_replies() const noexcept;
+  // Links and monitors (see signals.hpp). Each takes effect in the target's own
+  // context, through a runtime message; a target already gone answers at once
+  // with the down or exit it owes.
+  std::uint64_t monitor(cell* target);
+  void demonitor(std::uint64_t monitor_id);
+  void link(cell* target);
+  void unlink(cell* target);
+
+  // --- any thread -------------------------------------------------------------
+  // Sends an exit signal from `from` (may be null) to `target`: stops it with
+  // `reason` unless it traps exits (then it gets an exit message) or the reason
+  // is normal (then it is ignored). exit_reason::killed cannot be trapped.
+  static void send_exit(cell* target, cell* from, exit_reason reason) noexcept;
+
+  // --- runtime messages (actor context) -------------------------------------
+  void on_exit_signal(cell* from, const exit_reason& reason);
+  void on_down_signal(std::uint64_t monitor_id, cell* who, const exit_reason& reason);
+  void add_monitor_entry(cell* watcher, std::uint64_t monitor_id);
+  void remove_monitor_entry(std::uint64_t monitor_id);
+  void add_link_entry(cell* other);
+  void remove_link_entry(cell* other);
 
   // Lives in the registry of its system (for shutdown); see system.cpp.
   cell* registry_prev = nullptr;
@@ -155,6 +183,11 @@ class cell {
   virtual void start() = 0;
   // Termination: on_stop() unless killed, then destroy the actor object.
   virtual void finish(const exit_reason& reason) noexcept = 0;
+  // Whether the actor declares on(const troupe::exit&), i.e. traps exits.
+  [[nodiscard]] virtual bool traps_exits() const noexcept { return false; }
+  // Deliver to the actor's on(exit)/on(down) handler. May throw (the actor fails).
+  virtual void deliver_exit(const troupe::exit& e) { (void)e; }
+  virtual void deliver_down(const troupe::down& d) { (void)d; }
 
  private:
   friend struct cell_access;
@@ -201,6 +234,11 @@ class cell_ptr {
  private:
   cell* cell_ = nullptr;
 };
+
+// "troupe://local/42" for a cell, "troupe://<none>" for null.
+std::string address_of(const cell* c);
+// The error an ask gets when its receiver stopped with `reason`.
+error error_for(const cell& c, const exit_reason& reason);
 
 // The actor whose handler is running on this thread, if any.
 cell* current_cell() noexcept;

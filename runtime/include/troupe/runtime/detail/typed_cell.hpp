@@ -15,6 +15,7 @@
 #include "troupe/runtime/actor.hpp"
 #include "troupe/runtime/detail/cell.hpp"
 #include "troupe/runtime/detail/reply.hpp"
+#include "troupe/runtime/signals.hpp"
 #include "troupe/runtime/task.hpp"
 
 namespace troupe::detail {
@@ -49,7 +50,6 @@ class handler_scope {
 
 // The text of the exception being handled, and its type, as an exit reason.
 exit_reason reason_from_current_exception();
-error error_for(const cell& c, const exit_reason& reason);
 
 // A suspended task<T> handler and where its result goes.
 template <class T, class R>
@@ -111,6 +111,26 @@ class typed_cell final : public cell {
     }
     alive_ = false;
     actor_.~A();
+  }
+
+  [[nodiscard]] bool traps_exits() const noexcept override { return handles<A, troupe::exit>; }
+
+  void deliver_exit(const troupe::exit& e) override {
+    if constexpr (handles<A, troupe::exit>) invoke_signal(troupe::exit(e));
+  }
+
+  void deliver_down(const troupe::down& d) override {
+    if constexpr (handles<A, troupe::down>) invoke_signal(troupe::down(d));
+  }
+
+  template <class M>
+  void invoke_signal(M&& m) {
+    using result_type = decltype(actor_.on(std::move(m)));
+    if constexpr (is_task<result_type>::value) {
+      run_task<typename result_type::value_type, void>([&] { return actor_.on(std::move(m)); }, reply_to<void>{});
+    } else {
+      actor_.on(std::move(m));
+    }
   }
 
   void dispatch(envelope& e) override {
