@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <typeinfo>
 #include <unordered_map>
 #include <vector>
@@ -41,6 +42,10 @@ struct cell_extras {
   // that was already in flight when demonitor ran).
   std::unordered_map<std::uint64_t, cell_ptr> monitoring;
   std::uint64_t next_monitor_id = 1;
+  // Supervision: the supervisor that decides about this actor's exits, and
+  // whether the current stop is final (not subject to a restart).
+  cell_ptr supervisor;
+  bool final_stop = false;
 };
 
 namespace {
@@ -177,7 +182,7 @@ std::string address_of(const cell* c) {
 }
 
 cell::cell(troupe::system& owner, executor& exec) noexcept
-    : started_(0), stopping_(0), id_(owner.state().next_actor_id()), owner_(&owner), executor_(&exec) {}
+    : started_(0), stopping_(0), paused_(0), id_(owner.state().next_actor_id()), owner_(&owner), executor_(&exec) {}
 
 cell::~cell() = default;
 
@@ -362,7 +367,7 @@ void cell::resume_handler(handler_record* record, std::coroutine_handle<> waiter
 }
 
 envelope* cell::next_envelope() noexcept {
-  if (awaiting_ == 0) {
+  if (awaiting_ == 0 && !paused_) {
     if (extras_ != nullptr && extras_->stash_head != nullptr) {
       envelope* e = extras_->stash_head;
       extras_->stash_head = static_cast<envelope*>(e->next);
@@ -372,11 +377,12 @@ envelope* cell::next_envelope() noexcept {
     }
     return mailbox_.pop();
   }
-  // A sequential handler is suspended: only runtime messages (its reply, timeouts,
-  // stop requests) may run; user messages wait in the stash, in order.
+  // A sequential handler is suspended, or the actor awaits its supervisor's
+  // decision: only runtime messages (replies, timeouts, restart and stop
+  // requests) may run; user messages wait in the stash, in order.
   while (envelope* e = mailbox_.pop()) {
     if (e->index == envelope::system_index) return e;
-    cell_extras& x = *extras_;  // exists: keep_suspended() created it
+    cell_extras& x = *extras_;  // exists: keep_suspended() or supervision created it
     e->next = nullptr;
     if (x.stash_tail == nullptr) {
       x.stash_head = x.stash_tail = e;
@@ -409,24 +415,34 @@ void cell::process(envelope* e) {
 resume_result cell::resume(std::size_t max_messages) noexcept {
   running_scope scope(this);
   std::size_t handled = 0;
-  if (!started_) {
-    started_ = 1;
-    handled = 1;  // on_start() counts as one message (a deterministic step is exactly one)
-    try {
-      start();
-    } catch (...) {
-      stop_self(reason_from_current_exception());
+  for (;;) {
+    if (stopping_) {
+      if (extras_ != nullptr && extras_->supervisor && !extras_->final_stop) {
+        suspend_for_supervisor();  // keeps the mailbox; the supervisor decides
+        continue;
+      }
+      terminate(extras().reason);
+      return resume_result::terminated;
     }
-  }
-  while (!stopping_) {
     // relaxed: see request_stop(); the wake envelope carries the ordering.
     const std::uint8_t requested = stop_request_.load(std::memory_order_relaxed);
     if (requested != 0) {
       const auto why = static_cast<exit_reason::kind>(requested - 1);
       stop_self(why == exit_reason::kind::killed ? exit_reason::killed() : exit_reason::shutdown());
-      break;
+      extras().final_stop = true;  // a stop request ends a supervised actor for good
+      continue;
     }
-    if (handled == max_messages) return resume_result::again;
+    if (!started_ && !paused_) {
+      started_ = 1;
+      ++handled;  // on_start() counts as one message (a deterministic step is exactly one)
+      try {
+        start();
+      } catch (...) {
+        stop_self(reason_from_current_exception());
+      }
+      continue;
+    }
+    if (handled >= max_messages) return resume_result::again;
     envelope* e = next_envelope();
     if (e == nullptr) {
       if (mailbox_.try_block()) return resume_result::idle;
@@ -435,31 +451,131 @@ resume_result cell::resume(std::size_t max_messages) noexcept {
     ++handled;
     process(e);
   }
-  terminate(extras().reason);
-  return resume_result::terminated;
+}
+
+void cell::drop_handlers(const error& why) noexcept {
+  cell_extras* x = extras_.get();
+  if (x == nullptr) return;
+  // Outstanding asks of this actor: nobody will await them any more.
+  for (auto& [id, request] : x->pending) {
+    if (request->timer != 0) owner_->state().cancel_timer(request->timer);
+  }
+  x->pending.clear();
+  // Suspended handlers: their askers get the exit reason; the frames go.
+  auto suspended = std::move(x->suspended);
+  for (auto& record : suspended) record->abandon(why);
+  suspended.clear();
+  awaiting_ = 0;
+}
+
+void cell::suspend_for_supervisor() noexcept {
+  cell_extras& x = *extras_;
+  const exit_reason reason = x.reason;
+  drop_handlers(error_for(*this, reason));
+  finish(reason);  // on_stop() and the actor object's destructor; the mailbox stays
+  paused_ = 1;
+  stopping_ = 0;
+  started_ = 0;
+  notify_supervisor(reason, false);
+}
+
+void cell::restart_now() {
+  if (mailbox_.closed()) return;
+  if (!paused_) {
+    // A sibling's restart (one_for_all, rest_for_one): stop this instance first.
+    drop_handlers(error_for(*this, exit_reason::shutdown()));
+    finish(exit_reason::shutdown());
+  }
+  paused_ = 1;  // stays paused if recreating fails: the failure is reported below
+  stopping_ = 0;
+  started_ = 0;
+  if (std::optional<exit_reason> failed = recreate()) {
+    stop_self(std::move(*failed));
+    return;
+  }
+  paused_ = 0;  // on_start() runs next, then the stash (the messages that waited), then the mailbox
+}
+
+namespace {
+// A child's exit, told to its supervisor (in the supervisor's context).
+struct child_exit_envelope final : system_envelope {
+  child_exit_envelope(cell* c, exit_reason why, bool is_final) : child(c), reason(std::move(why)), final(is_final) {}
+  void run(cell& supervisor) override {
+    if (supervision_listener* s = supervisor.as_supervisor()) s->child_exited(child.get(), reason, final);
+  }
+  // The supervisor is gone: nobody will restart the child, so it ends for good.
+  void discard(cell&, const exit_reason&) noexcept override {
+    if (!final) child->post_terminate(reason);
+  }
+  cell_ptr child;
+  exit_reason reason;
+  bool final;
+};
+
+struct restart_envelope final : system_envelope {
+  void run(cell& child) override { child.restart_now(); }
+};
+
+struct terminate_envelope final : system_envelope {
+  terminate_envelope(exit_reason why, bool for_good) : reason(std::move(why)), final(for_good) {}
+  void run(cell& child) override {
+    if (final) {
+      child.terminate_for_good(reason);
+    } else {
+      child.stop_self(reason);  // a supervised cell then pauses for its supervisor
+    }
+  }
+  exit_reason reason;
+  bool final;
+};
+}  // namespace
+
+void cell::set_supervisor(cell* supervisor) { extras().supervisor = cell_ptr(supervisor); }
+
+void cell::notify_supervisor(const exit_reason& reason, bool is_final) noexcept {
+  try {
+    (void)extras_->supervisor->enqueue(new child_exit_envelope(this, reason, is_final));
+  } catch (...) {
+  }
+}
+
+void cell::post_restart() noexcept {
+  try {
+    (void)enqueue(new restart_envelope);
+  } catch (...) {
+  }
+}
+
+void cell::post_terminate(const exit_reason& reason) noexcept {
+  try {
+    (void)enqueue(new terminate_envelope(reason, true));
+  } catch (...) {
+  }
+}
+
+void cell::post_pause(const exit_reason& reason) noexcept {
+  try {
+    (void)enqueue(new terminate_envelope(reason, false));
+  } catch (...) {
+  }
+}
+
+bool cell::supervised() const noexcept { return extras_ != nullptr && extras_->supervisor; }
+
+void cell::terminate_for_good(exit_reason reason) {
+  extras().final_stop = true;
+  stopping_ = 0;
+  stop_self(std::move(reason));
 }
 
 void cell::terminate(exit_reason reason) noexcept {
   stopping_ = 1;
-  const error why = error_for(*this, reason);
-  cell_extras* x = extras_.get();
-  if (x != nullptr) {
-    // Outstanding asks of this actor: nobody will await them any more.
-    for (auto& [id, request] : x->pending) {
-      if (request->timer != 0) owner_->state().cancel_timer(request->timer);
-    }
-    x->pending.clear();
-    // Suspended handlers: their askers get the exit reason; the frames go.
-    auto suspended = std::move(x->suspended);
-    for (auto& record : suspended) record->abandon(why);
-    suspended.clear();
-    awaiting_ = 0;
-  }
-  finish(reason);  // on_stop() and the actor object's destructor
+  drop_handlers(error_for(*this, reason));
+  if (!paused_) finish(reason);  // on_stop() and the actor object's destructor (gone already if paused)
   extras().reason = std::move(reason);
   // Close the mailbox (from now on senders see the actor gone) and drain it.
   envelope* rest = mailbox_.close();
-  x = extras_.get();
+  cell_extras* x = extras_.get();
   envelope* stash = x->stash_head;
   x->stash_head = x->stash_tail = nullptr;
   const exit_reason& final_reason = x->reason;
@@ -480,6 +596,10 @@ void cell::terminate(exit_reason reason) noexcept {
   for (auto& [watcher, id] : monitored_by) send_down(watcher, id, this, final_reason);
   links.clear();
   monitored_by.clear();
+  if (x->supervisor) {
+    notify_supervisor(final_reason, true);
+    x->supervisor = cell_ptr{};  // the supervisor holds this cell: do not hold it back
+  }
   // Last: may drop the final reference and delete this cell.
   owner_->state().on_terminated(this);
 }

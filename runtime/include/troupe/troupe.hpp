@@ -15,6 +15,7 @@
 #include "troupe/runtime/response.hpp"
 #include "troupe/runtime/scoped.hpp"
 #include "troupe/runtime/signals.hpp"
+#include "troupe/runtime/supervisor.hpp"
 #include "troupe/runtime/system.hpp"
 #include "troupe/runtime/task.hpp"
 #include "troupe/runtime/timer.hpp"

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 
@@ -99,6 +100,16 @@ struct pending_request {
   std::uint64_t timer = 0;  // timeout timer id, 0 if none
 };
 
+// Implemented by supervisors: told about their children's exits, in the
+// supervisor's own context. `final` is false when the child awaits a decision
+// (restart or terminate_for_good), true when it has ended for good.
+struct supervision_listener {
+  virtual void child_exited(cell* child, const exit_reason& reason, bool final) = 0;
+
+ protected:
+  ~supervision_listener() = default;
+};
+
 struct cell_extras;  // rarely used state, allocated on first use (runtime/src)
 
 class cell {
@@ -164,6 +175,22 @@ class cell {
   // is normal (then it is ignored). exit_reason::killed cannot be trapped.
   static void send_exit(cell* target, cell* from, exit_reason reason) noexcept;
 
+  // --- supervision ------------------------------------------------------------
+  // Before the child starts (on the supervisor's thread): its exits go to
+  // `supervisor`, which decides; its mailbox survives a restart.
+  void set_supervisor(cell* supervisor);
+  // Any thread: ask the child to restart in place / to end for good.
+  void post_restart() noexcept;
+  void post_terminate(const exit_reason& reason) noexcept;
+  // Stops the actor object (on_stop) but keeps the cell and its mailbox for a
+  // later restart; the supervisor hears of it as an exit awaiting a decision.
+  void post_pause(const exit_reason& reason) noexcept;
+  [[nodiscard]] bool supervised() const noexcept;
+  // Actor context (via those messages).
+  void restart_now();
+  void terminate_for_good(exit_reason reason);
+  [[nodiscard]] virtual supervision_listener* as_supervisor() noexcept { return nullptr; }
+
   // --- runtime messages (actor context) -------------------------------------
   void on_exit_signal(cell* from, const exit_reason& reason);
   void on_down_signal(std::uint64_t monitor_id, cell* who, const exit_reason& reason);
@@ -183,6 +210,10 @@ class cell {
   virtual void start() = 0;
   // Termination: on_stop() unless killed, then destroy the actor object.
   virtual void finish(const exit_reason& reason) noexcept = 0;
+  // Supervised children: builds a fresh actor object in place (after finish()).
+  // Returns the failure reason if the constructor threw, or if the cell cannot
+  // be rebuilt (it was not spawned from a factory).
+  virtual std::optional<exit_reason> recreate() noexcept { return exit_reason::error("not restartable"); }
   // Whether the actor declares on(const troupe::exit&), i.e. traps exits.
   [[nodiscard]] virtual bool traps_exits() const noexcept { return false; }
   // Deliver to the actor's on(exit)/on(down) handler. May throw (the actor fails).
@@ -194,12 +225,16 @@ class cell {
   envelope* next_envelope() noexcept;
   void process(envelope* e);
   void terminate(exit_reason reason) noexcept;
+  void drop_handlers(const error& why) noexcept;
+  void suspend_for_supervisor() noexcept;
+  void notify_supervisor(const exit_reason& reason, bool is_final) noexcept;
   cell_extras& extras();
 
   std::atomic<std::uint32_t> refs_{1};
   // Consumer-only lifecycle flags.
   std::uint8_t started_ : 1 = 0;
   std::uint8_t stopping_ : 1 = 0;  // stop_self() was called
+  std::uint8_t paused_ : 1 = 0;    // supervised, between a failure and the supervisor's decision
   // Set from other threads by request_stop(); read by the consumer.
   std::atomic<std::uint8_t> stop_request_{0};
   std::uint32_t awaiting_ = 0;  // suspended non-interleaving handlers

@@ -7,6 +7,8 @@
 
 #include <cstddef>
 #include <exception>
+#include <functional>
+#include <optional>
 #include <memory>
 #include <new>
 #include <type_traits>
@@ -73,6 +75,11 @@ struct task_record final : handler_record {
   reply_to<R> reply;
 };
 
+struct from_factory_t {
+  explicit from_factory_t() = default;
+};
+inline constexpr from_factory_t from_factory{};
+
 template <class A>
 class typed_cell final : public cell {
   using P = typename A::protocol_type;
@@ -80,9 +87,19 @@ class typed_cell final : public cell {
 
  public:
   template <class... Args>
+    requires std::is_constructible_v<A, Args...>
   typed_cell(troupe::system& owner, executor& exec, Args&&... args) : cell(owner, exec) {
     constructing_scope scope(this);
     ::new (static_cast<void*>(&actor_)) A(std::forward<Args>(args)...);
+    alive_ = true;
+  }
+
+  // A restartable actor: `factory` placement-constructs A, now and at every restart.
+  using factory_type = std::function<void(void*)>;
+  typed_cell(troupe::system& owner, executor& exec, from_factory_t, factory_type factory)
+      : cell(owner, exec), factory_(std::move(factory)) {
+    constructing_scope scope(this);
+    factory_(static_cast<void*>(&actor_));
     alive_ = true;
   }
   ~typed_cell() override {
@@ -111,6 +128,27 @@ class typed_cell final : public cell {
     }
     alive_ = false;
     actor_.~A();
+  }
+
+  std::optional<exit_reason> recreate() noexcept override {
+    if (!factory_) return exit_reason::error("this actor was not spawned from a factory; it cannot restart");
+    if (alive_) finish(exit_reason::shutdown());
+    try {
+      constructing_scope scope(this);
+      factory_(static_cast<void*>(&actor_));
+    } catch (...) {
+      return reason_from_current_exception();
+    }
+    alive_ = true;
+    return std::nullopt;
+  }
+
+  supervision_listener* as_supervisor() noexcept override {
+    if constexpr (std::is_base_of_v<supervision_listener, A>) {
+      return alive_ ? static_cast<supervision_listener*>(&actor_) : nullptr;
+    } else {
+      return nullptr;
+    }
   }
 
   [[nodiscard]] bool traps_exits() const noexcept override { return handles<A, troupe::exit>; }
@@ -207,6 +245,7 @@ class typed_cell final : public cell {
     A actor_;
   };
   bool alive_ = false;
+  factory_type factory_;
 };
 
 // A lambda-based actor: the handlers are the call operators of Fs.

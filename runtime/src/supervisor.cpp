@@ -1,0 +1,425 @@
+// The supervisor actor: decides what happens when a child exits (restart in
+// place, or not), keeps the restart intensity, escalates, and stops its children
+// in order. Its children table lives in a supervisor_state shared with the
+// handle (supervisor_ref) and with the next instance after a restart of the
+// supervisor itself, so a restarted supervisor restarts the same children and
+// every ref stays valid.
+#include "troupe/runtime/supervisor.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <iostream>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <unordered_map>
+
+#include "system_state.hpp"
+#include "troupe/runtime/signals.hpp"
+
+namespace troupe {
+namespace detail {
+
+struct child_entry {
+  std::shared_ptr<child_spec> spec;
+  cell_ptr cell;
+  bool running = false;        // started and not ended for good
+  bool awaiting = false;       // exited, waiting for a (delayed) restart
+  std::uint64_t restarts = 0;  // lifetime
+  std::deque<std::chrono::steady_clock::time_point> recent;  // this child's restarts, for backoff
+};
+
+struct supervisor_state {
+  supervisor_spec spec;  // children moved into `children`
+  // Guards `children` for supervisor_ref::find_child from other threads; the
+  // supervisor itself is the only writer.
+  std::mutex mutex;
+  std::vector<child_entry> children;
+  std::deque<std::chrono::steady_clock::time_point> restart_times;  // intensity window
+  cell* self = nullptr;
+};
+
+namespace {
+
+std::string describe(const supervisor_event& e) {
+  std::ostringstream out;
+  out << "troupe: supervisor " << e.supervisor << ": ";
+  switch (e.what) {
+    case supervisor_event::kind::restarted:
+      out << "restarted child '" << e.child_id << "' (" << e.child << ") after " << e.reason << " [restart "
+          << e.restarts << " in the intensity period]";
+      break;
+    case supervisor_event::kind::not_restarted:
+      out << "child '" << e.child_id << "' (" << e.child << ") exited with " << e.reason << "; not restarted";
+      break;
+    case supervisor_event::kind::escalated:
+      out << "restart intensity exceeded (" << e.restarts << " restarts) after child '" << e.child_id
+          << "' exited with " << e.reason << "; shutting down and escalating";
+      break;
+    case supervisor_event::kind::child_killed:
+      out << "child '" << e.child_id << "' (" << e.child << ") did not stop in time; killed";
+      break;
+  }
+  return out.str();
+}
+
+void start_cell(troupe::system& sys, cell* c) {
+  sys.state().on_started(c);
+  c->exec().schedule(c);
+}
+
+// The supervisor actor. One instance per (re)start; the state outlives it.
+class supervisor_actor final : public actor<supervisor_protocol>, public supervision_listener {
+ public:
+  explicit supervisor_actor(std::shared_ptr<supervisor_state> state) : state_(std::move(state)) {}
+
+  void on_start() {
+    state_->self = cell();
+    if (restarted_) state_->restart_times.clear();  // a new instance starts with a fresh intensity
+    for (auto& c : state_->children) {
+      if (!c.running) continue;
+      link(actor_addr(c.cell.get()));  // children end when this supervisor ends for good
+      // A restarted supervisor restarts its subtree in place (refs stay valid).
+      if (restarted_) c.cell->post_restart();
+    }
+  }
+
+  std::vector<child_info> on(which_children) {
+    std::lock_guard lock(state_->mutex);
+    std::vector<child_info> out;
+    for (auto& c : state_->children) out.push_back({c.spec->id, actor_addr(c.cell.get()), c.running, c.restarts});
+    return out;
+  }
+
+  void on(shutdown_supervisor) { begin_shutdown(exit_reason::shutdown()); }
+
+  void on(supervisor_timer t) {
+    auto it = timers_.find(t.token);
+    if (it == timers_.end()) return;
+    auto action = std::move(it->second);
+    timers_.erase(it);
+    action();
+  }
+
+  void on(adopt_child a) {
+    {
+      std::lock_guard lock(state_->mutex);
+      child_entry e;
+      e.spec = std::move(a.spec);
+      e.cell = a.cell;
+      e.running = true;
+      state_->children.push_back(std::move(e));
+    }
+    link(actor_addr(a.cell.get()));
+    start_cell(system(), a.cell.get());  // its initial reference becomes the system's
+    if (shutting_down_) a.cell->request_stop(exit_reason::kind::shutdown);
+  }
+
+  // Children's exit signals arrive through child_exited; links are only there so
+  // that children end when the supervisor ends for good.
+  void on(const troupe::exit&) {}
+
+  void child_exited(detail::cell* child, const exit_reason& reason, bool final) override {
+    child_entry* entry = find(child);
+    if (entry == nullptr) return;
+    if (final) {
+      mark_stopped(*entry);
+      if (shutting_down_) continue_shutdown(child);
+      return;
+    }
+    if (shutting_down_) {
+      if (pause_children_) {
+        continue_shutdown(child);  // paused: it stays restartable with the subtree
+      } else {
+        child->post_terminate(reason);
+      }
+      return;
+    }
+    const restart_type type = entry->spec->restart;
+    const bool abnormal = !reason.is_normal() && reason.what() != exit_reason::kind::shutdown;
+    const bool restart = type == restart_type::permanent || (type == restart_type::transient && abnormal);
+    if (!restart) {
+      report(supervisor_event::kind::not_restarted, *entry, reason, 0);
+      child->post_terminate(reason);
+      return;
+    }
+    // Intensity: more than max_restarts within `within` -> escalate.
+    const auto now = system().now();
+    auto& times = state_->restart_times;
+    times.push_back(now);
+    while (!times.empty() && times.front() < now - state_->spec.within) times.pop_front();
+    if (static_cast<int>(times.size()) > state_->spec.max_restarts) {
+      report(supervisor_event::kind::escalated, *entry, reason, times.size());
+      begin_shutdown(exit_reason::error("restart intensity exceeded: " + std::to_string(times.size()) +
+                                        " restarts within " + std::to_string(state_->spec.within.count()) +
+                                        " ms; last: child '" + entry->spec->id + "' " + reason.to_string()));
+      return;
+    }
+    // Which children restart: the strategy.
+    std::vector<child_entry*> group;
+    const auto index = static_cast<std::size_t>(entry - state_->children.data());
+    switch (state_->spec.strategy) {
+      case supervision_strategy::one_for_one:
+        group.push_back(entry);
+        break;
+      case supervision_strategy::one_for_all:
+        for (auto& c : state_->children) group.push_back(&c);
+        break;
+      case supervision_strategy::rest_for_one:
+        for (std::size_t i = index; i < state_->children.size(); ++i) group.push_back(&state_->children[i]);
+        break;
+    }
+    ++entry->restarts;
+    report(supervisor_event::kind::restarted, *entry, reason, times.size());
+    const auto delay = backoff(*entry, now);
+    std::vector<cell_ptr> cells;
+    for (child_entry* c : group) {
+      if (!c->running) continue;
+      if (c != entry) ++c->restarts;
+      c->awaiting = true;
+      cells.push_back(c->cell);
+    }
+    auto restart_all = [this, cells] {
+      for (const auto& c : cells) {
+        if (child_entry* e = find(c.get()); e != nullptr && e->running) {
+          e->awaiting = false;
+          c->post_restart();  // in start order; each restarts in its own context
+        }
+      }
+    };
+    if (delay <= std::chrono::nanoseconds::zero()) {
+      restart_all();
+    } else {
+      after(delay, std::move(restart_all));
+    }
+  }
+
+  void on_stop(const exit_reason&) {
+    // Timers die with this instance; the state stays for a restarted supervisor.
+    timers_.clear();
+  }
+
+ private:
+  child_entry* find(detail::cell* c) {
+    for (auto& e : state_->children)
+      if (e.cell.get() == c) return &e;
+    return nullptr;
+  }
+
+  void mark_stopped(child_entry& e) {
+    std::lock_guard lock(state_->mutex);
+    e.running = false;
+    e.awaiting = false;
+  }
+
+  std::chrono::nanoseconds backoff(child_entry& e, std::chrono::steady_clock::time_point now) {
+    const auto& spec = state_->spec;
+    e.recent.push_back(now);
+    while (!e.recent.empty() && e.recent.front() < now - spec.within) e.recent.pop_front();
+    if (spec.backoff_initial.count() <= 0) return std::chrono::nanoseconds::zero();
+    const double exponent = static_cast<double>(e.recent.size() - 1);
+    double millis = static_cast<double>(spec.backoff_initial.count()) * std::pow(2.0, exponent);
+    millis = std::min(millis, static_cast<double>(spec.backoff_max.count()));
+    if (spec.backoff_jitter > 0) {
+      std::uniform_real_distribution<double> spread(1.0 - spec.backoff_jitter, 1.0 + spec.backoff_jitter);
+      millis *= spread(random_);
+    }
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(millis * 1e6));
+  }
+
+  template <class F>
+  void after(std::chrono::nanoseconds delay, F action) {
+    const std::uint64_t token = next_token_++;
+    timers_.emplace(token, std::function<void()>(std::move(action)));
+    system().send_after(self(), delay, supervisor_timer{token});
+  }
+
+  void report(supervisor_event::kind what, const child_entry& e, const exit_reason& reason, std::uint64_t restarts) {
+    supervisor_event event{what, address(), e.spec->id, address_of(e.cell.get()), reason, restarts};
+    if (state_->spec.log_events) std::cerr << describe(event) << '\n';
+    if (state_->spec.on_event) state_->spec.on_event(event);
+  }
+
+  // Orderly shutdown: children in reverse start order, one at a time, each
+  // within its timeout; then this supervisor stops with `reason`.
+  void begin_shutdown(exit_reason reason) {
+    if (shutting_down_) return;
+    shutting_down_ = true;
+    final_reason_ = std::move(reason);
+    // A supervised supervisor only pauses its children: if its own supervisor
+    // restarts it, it restarts them in place (same refs, same mailboxes). A
+    // top-level one ends them for good.
+    pause_children_ = cell()->supervised();
+    for (auto it = state_->children.rbegin(); it != state_->children.rend(); ++it) {
+      if (it->running) stop_order_.push_back(it->cell);
+    }
+    stop_next();
+  }
+
+  void stop_next() {
+    while (!stop_order_.empty()) {
+      cell_ptr next = stop_order_.front();
+      child_entry* e = find(next.get());
+      if (e == nullptr || !e->running) {
+        stop_order_.pop_front();
+        continue;
+      }
+      if (pause_children_) {
+        next->post_pause(exit_reason::shutdown());
+        const std::uint64_t generation = ++stop_generation_;
+        after(e->spec->shutdown_timeout, [this, next, generation] {
+          if (generation != stop_generation_) return;  // it paused in time
+          if (child_entry* late = find(next.get()); late != nullptr && late->running) {
+            report(supervisor_event::kind::child_killed, *late, exit_reason::killed(), 0);
+            next->request_stop(exit_reason::kind::killed);
+          }
+        });
+      } else if (e->spec->kill_on_shutdown) {
+        next->request_stop(exit_reason::kind::killed);
+      } else {
+        next->request_stop(exit_reason::kind::shutdown);
+        const std::uint64_t generation = ++stop_generation_;
+        after(e->spec->shutdown_timeout, [this, next, generation] {
+          if (generation != stop_generation_) return;  // it stopped in time
+          if (child_entry* late = find(next.get()); late != nullptr && late->running) {
+            report(supervisor_event::kind::child_killed, *late, exit_reason::killed(), 0);
+            next->request_stop(exit_reason::kind::killed);
+          }
+        });
+      }
+      return;  // wait for its final exit (continue_shutdown)
+    }
+    stop(final_reason_);
+  }
+
+  void continue_shutdown(detail::cell* child) {
+    if (!stop_order_.empty() && stop_order_.front().get() == child) {
+      stop_order_.pop_front();
+      ++stop_generation_;  // its kill timer, if any, is void now
+      stop_next();
+    }
+  }
+
+  std::shared_ptr<supervisor_state> state_;
+  std::unordered_map<std::uint64_t, std::function<void()>> timers_;
+  std::uint64_t next_token_ = 1;
+  bool shutting_down_ = false;
+  bool pause_children_ = false;
+  exit_reason final_reason_;
+  std::deque<cell_ptr> stop_order_;
+  std::uint64_t stop_generation_ = 0;
+  std::minstd_rand random_{std::random_device{}()};
+
+ public:
+  // False for the first instance; every later one is a restart of this supervisor.
+  bool restarted_ = false;
+};
+
+// Builds a supervisor cell and its children's cells (nothing started yet).
+struct built_tree {
+  cell* supervisor;
+  std::shared_ptr<supervisor_state> state;
+};
+
+built_tree build(troupe::system& sys, supervisor_spec spec) {
+  auto state = std::make_shared<supervisor_state>();
+  std::vector<child_spec> children = std::move(spec.children);
+  state->spec = std::move(spec);
+  executor& exec = sys.state().scheduler_executor();
+  // The factory runs now and at every restart of the supervisor; the state (the
+  // children table) is shared by all instances.
+  auto* sup = new typed_cell<supervisor_actor>(sys, exec, from_factory, [state](void* where) {
+    auto* a = ::new (where) supervisor_actor(state);
+    a->restarted_ = state->self != nullptr;
+  });
+  state->self = sup;
+  for (auto& spec_i : children) {
+    child_entry e;
+    e.spec = std::make_shared<child_spec>(std::move(spec_i));
+    try {
+      e.cell = cell_ptr(e.spec->make(sys, exec), false);  // adopts the initial reference
+    } catch (...) {
+      // A constructor threw: nothing was started. Undo (break the child ->
+      // supervisor references first, so that everything is freed).
+      for (auto& built : state->children) built.cell->set_supervisor(nullptr);
+      state->children.clear();
+      sup->release();
+      throw;
+    }
+    e.cell->set_supervisor(sup);
+    state->children.push_back(std::move(e));
+  }
+  return {sup, std::move(state)};
+}
+
+void start_children(troupe::system& sys, supervisor_state& state) {
+  for (auto& c : state.children) {
+    c.running = true;
+    c.cell->add_ref();  // the system's "alive" reference; the entry keeps its own
+    start_cell(sys, c.cell.get());
+    if (c.spec->start_subtree) c.spec->start_subtree(sys, c.cell.get());
+  }
+}
+
+}  // namespace
+}  // namespace detail
+
+child_spec supervisor_child(std::string id, supervisor_spec spec) {
+  child_spec c;
+  c.id = std::move(id);
+  c.kind = child_kind::supervisor;
+  c.protocol = typeid(supervisor_protocol);
+  c.shutdown_timeout = std::chrono::milliseconds(60'000);  // a subtree gets time to stop in order
+  auto pending_spec = std::make_shared<supervisor_spec>(std::move(spec));
+  auto tree = std::make_shared<detail::built_tree>();
+  c.make = [pending_spec, tree](troupe::system& sys, detail::executor&) -> detail::cell* {
+    *tree = detail::build(sys, std::move(*pending_spec));
+    return tree->supervisor;
+  };
+  c.start_subtree = [tree](troupe::system& sys, detail::cell*) { detail::start_children(sys, *tree->state); };
+  return c;
+}
+
+supervisor_ref spawn_supervisor(troupe::system& sys, supervisor_spec spec) {
+  detail::built_tree tree = detail::build(sys, std::move(spec));
+  // The handle's reference first: the initial one becomes the system's at start.
+  ref<supervisor_protocol> self = detail::ref_access::make<supervisor_protocol>(tree.supervisor);
+  detail::start_cell(sys, tree.supervisor);
+  detail::start_children(sys, *tree.state);
+  return supervisor_ref(std::move(self), std::move(tree.state));
+}
+
+detail::cell* supervisor_ref::find_child(std::string_view id, const std::type_info& protocol) const {
+  auto* state = static_cast<detail::supervisor_state*>(state_.get());
+  if (state == nullptr) throw troupe_error(error(errc::no_such_actor, "empty supervisor_ref"));
+  std::lock_guard lock(state->mutex);
+  for (auto& c : state->children) {
+    if (c.spec->id != id) continue;
+    if (c.spec->protocol != std::type_index(protocol)) {
+      throw troupe_error(error(errc::no_such_actor, "supervisor child '" + std::string(id) +
+                                                        "' does not speak the requested protocol"));
+    }
+    return c.cell.get();
+  }
+  throw troupe_error(error(errc::no_such_actor, "supervisor has no child '" + std::string(id) + "'"));
+}
+
+detail::cell* supervisor_ref::add_child(std::shared_ptr<child_spec> spec) const {
+  auto* state = static_cast<detail::supervisor_state*>(state_.get());
+  if (state == nullptr) throw troupe_error(error(errc::no_such_actor, "empty supervisor_ref"));
+  detail::cell* sup = detail::ref_access::get(self_);
+  troupe::system& sys = sup->owner();
+  detail::cell* c = spec->make(sys, sys.state().scheduler_executor());  // its initial reference
+  c->set_supervisor(sup);
+  // The supervisor adopts and starts it in its own context; the message carries
+  // the table's reference, the initial one becomes the system's at start.
+  if (self_.tell(detail::adopt_child{std::move(spec), detail::cell_ptr(c)})) {
+    c->set_supervisor(nullptr);
+    c->release();
+    throw troupe_error(error(errc::no_such_actor, "the supervisor is gone"));
+  }
+  return c;
+}
+
+}  // namespace troupe
