@@ -192,6 +192,22 @@ cell_extras& cell::extras() {
 }
 
 std::error_code cell::enqueue(envelope* e) noexcept {
+  const bool counted = bound_ != nullptr && e->index != envelope::system_index;
+  if (counted) {
+    // An actor's worker must not block: only plain threads wait for room.
+    switch (bound_->admit(current_cell() == nullptr)) {
+      case admission::admitted:
+        break;
+      case admission::dropped:
+        e->abandon(error(errc::mailbox_full, address_of(this) + ": mailbox full, message dropped (drop_newest)"));
+        delete e;
+        return {};
+      case admission::rejected:
+        e->abandon(error(errc::mailbox_full, address_of(this) + ": mailbox full, message rejected"));
+        delete e;
+        return make_error_code(errc::mailbox_full);
+    }
+  }
   switch (mailbox_.push(e)) {
     case push_result::ok:
       return {};
@@ -201,6 +217,7 @@ std::error_code cell::enqueue(envelope* e) noexcept {
     case push_result::closed:
       break;
   }
+  if (counted) bound_->unadmit();
   e->discard(*this, exit_reason_snapshot());
   delete e;
   return make_error_code(errc::no_such_actor);
@@ -395,6 +412,15 @@ envelope* cell::next_envelope() noexcept {
 }
 
 void cell::process(envelope* e) {
+  if (bound_ != nullptr && e->index != envelope::system_index) {
+    bound_->consumed();
+    if (bound_->should_drop_oldest()) {  // drop_oldest: this is the oldest message; drop it
+      bound_->count_dropped();
+      e->abandon(error(errc::mailbox_full, address_of(this) + ": mailbox full, message dropped (drop_oldest)"));
+      delete e;
+      return;
+    }
+  }
   try {
     if (e->index == envelope::system_index) {
       static_cast<system_envelope*>(e)->run(*this);
@@ -582,6 +608,7 @@ void cell::terminate(exit_reason reason) noexcept {
   for (envelope* list : {stash, rest}) {
     while (list != nullptr) {
       envelope* next = static_cast<envelope*>(list->next);
+      if (bound_ != nullptr && list->index != envelope::system_index) bound_->consumed();
       list->discard(*this, final_reason);
       delete list;
       list = next;

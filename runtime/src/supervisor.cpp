@@ -339,6 +339,9 @@ built_tree build(troupe::system& sys, supervisor_spec spec) {
     e.spec = std::make_shared<child_spec>(std::move(spec_i));
     try {
       e.cell = cell_ptr(e.spec->make(sys, exec), false);  // adopts the initial reference
+      if (e.spec->mailbox) {
+        e.cell->set_bound(std::make_unique<mailbox_bound>(e.spec->mailbox->capacity, e.spec->mailbox->policy));
+      }
     } catch (...) {
       // A constructor threw: nothing was started. Undo (break the child ->
       // supervisor references first, so that everything is freed).
@@ -411,6 +414,7 @@ detail::cell* supervisor_ref::add_child(std::shared_ptr<child_spec> spec) const 
   detail::cell* sup = detail::ref_access::get(self_);
   troupe::system& sys = sup->owner();
   detail::cell* c = spec->make(sys, sys.state().scheduler_executor());  // its initial reference
+  if (spec->mailbox) c->set_bound(std::make_unique<mailbox_bound>(spec->mailbox->capacity, spec->mailbox->policy));
   c->set_supervisor(sup);
   // The supervisor adopts and starts it in its own context; the message carries
   // the table's reference, the initial one becomes the system's at start.

@@ -103,6 +103,9 @@ class ref {
                                 detail::system_now(sys) + timeout);
   }
 
+  // Messages a bounded mailbox dropped or rejected so far (0 when unbounded).
+  [[nodiscard]] std::uint64_t dropped_messages() const noexcept { return cell_ ? cell_->dropped_messages() : 0; }
+
   explicit operator bool() const noexcept { return static_cast<bool>(cell_); }
   // The actor's id, unique within its system (0 for an empty ref).
   [[nodiscard]] std::uint64_t id() const noexcept { return cell_ ? cell_->id() : 0; }

@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <typeindex>
@@ -80,6 +81,12 @@ class child_spec {
     kill_on_shutdown = true;
     return std::move(*this);
   }
+  // A bounded mailbox for this child (it survives restarts like the messages in it).
+  child_spec&& with_mailbox(bounded b) && {
+    mailbox = b;
+    return std::move(*this);
+  }
+  std::optional<bounded> mailbox;
 
   // --- runtime internals ---
   // Creates the child's cell (not started). Called once; restarts rebuild in place.

@@ -41,6 +41,13 @@ namespace detail {
 class system_state;
 }
 
+// A bounded mailbox for spawn(): at most `capacity` queued messages, and what
+// happens to one more (see overflow_policy in mailbox/mailbox_bound.hpp).
+struct bounded {
+  std::int64_t capacity;
+  overflow_policy policy = overflow_policy::reject;
+};
+
 template <class A>
 concept actor_class = requires { typename A::protocol_type; } && std::is_base_of_v<actor<typename A::protocol_type>, A>;
 
@@ -56,6 +63,18 @@ class system {
   template <actor_class A, class... Args>
   ref<typename A::protocol_type> spawn(Args&&... args) {
     return spawn_on<A>(scheduler_executor(), std::forward<Args>(args)...);
+  }
+
+  // As spawn(), with a bounded mailbox (unbounded is the default).
+  template <actor_class A, class... Args>
+  ref<typename A::protocol_type> spawn(bounded mailbox, Args&&... args) {
+    using P = typename A::protocol_type;
+    check_spawn_allowed();
+    auto* c = new detail::typed_cell<A>(*this, scheduler_executor(), std::forward<Args>(args)...);
+    c->set_bound(std::make_unique<mailbox_bound>(mailbox.capacity, mailbox.policy));
+    detail::cell_ptr handle(c);
+    start(c);
+    return detail::ref_access::make<P>(handle.get());
   }
 
   // Spawns a lambda-based actor speaking P: one callable per message type.

@@ -21,6 +21,7 @@
 #include <string>
 #include <system_error>
 
+#include "troupe/mailbox/mailbox_bound.hpp"
 #include "troupe/mailbox/message_pool.hpp"
 #include "troupe/mailbox/mpsc_queue.hpp"
 #include "troupe/runtime/error.hpp"
@@ -142,6 +143,11 @@ class cell {
   // shutdown). Any thread.
   void request_stop(exit_reason::kind why) noexcept;
 
+  // Bounded mailboxes: set before the actor starts (spawn); null when unbounded.
+  void set_bound(std::unique_ptr<mailbox_bound> bound) noexcept { bound_ = std::move(bound); }
+  // Messages a bounded mailbox dropped or rejected so far (0 when unbounded).
+  [[nodiscard]] std::uint64_t dropped_messages() const noexcept { return bound_ ? bound_->dropped() : 0; }
+
   // After termination: the exit reason (empty text while alive). Any thread,
   // once enqueue() has reported the actor gone.
   [[nodiscard]] exit_reason exit_reason_snapshot() const;
@@ -243,6 +249,7 @@ class cell {
   troupe::system* owner_;
   executor* executor_;
   std::unique_ptr<cell_extras> extras_;
+  std::unique_ptr<mailbox_bound> bound_;  // immutable after spawn; read by senders
 };
 
 // Intrusive strong reference to a cell.
