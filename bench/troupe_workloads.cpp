@@ -83,15 +83,20 @@ struct ping_actor : troupe::actor<ping_protocol> {
   }
 };
 
-double run_ping_pong(unsigned threads, int64_t pairs, int64_t total_roundtrips, const char* workload) {
+// `bounded`: both actors get a bounded mailbox (capacity 1,000, reject) — the
+// same workload, to show what the bound costs on the send path.
+double run_ping_pong(unsigned threads, int64_t pairs, int64_t total_roundtrips, const char* workload,
+                     bool bounded = false) {
   return with_system(threads, [&](troupe::system& sys) {
     const int64_t per_pair = total_roundtrips / pairs;
     inbox in{sys};
     std::vector<troupe::ref<ping_protocol>> pings;
     pings.reserve(static_cast<size_t>(pairs));
+    const troupe::bounded bound{1000, troupe::overflow_policy::reject};
     for (int64_t i = 0; i < pairs; ++i) {
-      auto pong = sys.spawn<pong_actor>();
-      auto ping = sys.spawn<ping_actor>(pong, per_pair, in.self());
+      auto pong = bounded ? sys.spawn<pong_actor>(bound) : sys.spawn<pong_actor>();
+      auto ping = bounded ? sys.spawn<ping_actor>(bound, pong, per_pair, in.self())
+                          : sys.spawn<ping_actor>(pong, per_pair, in.self());
       pong.tell(meet_ping{ping});
       pings.push_back(ping);
     }
@@ -426,6 +431,10 @@ int main(int argc, char** argv) {
   if (opts.selected("ping_pong"))
     bench::run_reps("ping_pong", "roundtrips/s", opts.reps,
                     [&] { return run_ping_pong(threads, 1, p.ping_pong_roundtrips, "ping_pong"); });
+  if (opts.selected("ping_pong_bounded"))
+    bench::run_reps("ping_pong_bounded", "roundtrips/s", opts.reps, [&] {
+      return run_ping_pong(threads, 1, p.ping_pong_roundtrips, "ping_pong_bounded", true);
+    });
   if (opts.selected("ping_pong_pairs"))
     bench::run_reps("ping_pong_pairs", "roundtrips/s", opts.reps, [&] {
       return run_ping_pong(threads, p.ping_pong_pairs, p.ping_pong_pairs_roundtrips, "ping_pong_pairs");

@@ -195,7 +195,7 @@ std::error_code cell::enqueue(envelope* e) noexcept {
   const bool counted = bound_ != nullptr && e->index != envelope::system_index;
   if (counted) {
     // An actor's worker must not block: only plain threads wait for room.
-    switch (bound_->admit(current_cell() == nullptr)) {
+    switch (bound_->admit([] { return current_cell() == nullptr; })) {
       case admission::admitted:
         break;
       case admission::dropped:

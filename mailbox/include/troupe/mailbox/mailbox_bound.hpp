@@ -3,7 +3,7 @@
 // send path pays one null check.
 //
 //   troupe::mailbox_bound bound{1000, troupe::overflow_policy::reject};
-//   switch (bound.admit(may_block)) { ... }      // producer, before pushing
+//   switch (bound.admit([] { return true; })) { ... }   // producer, before pushing
 //   bound.consumed();                             // consumer, per message taken out
 //
 // The count is of user messages in the mailbox (runtime messages — replies,
@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "troupe/mailbox/cache_line.hpp"
 #include "troupe/mailbox/event_count.hpp"
 
 namespace troupe {
@@ -41,27 +42,29 @@ class mailbox_bound {
   mailbox_bound(const mailbox_bound&) = delete;
   mailbox_bound& operator=(const mailbox_bound&) = delete;
 
-  // Producer: may this message enter? `may_block` is false on actor threads.
-  admission admit(bool may_block) noexcept {
-    if (policy_ == overflow_policy::drop_oldest) {
-      // relaxed: a counter; the message itself is published by the mailbox push.
-      size_.fetch_add(1, std::memory_order_relaxed);
-      return admission::admitted;
-    }
+  // Producer: may this message enter? `may_block()` is asked only when the
+  // mailbox is full under the block policy (false on actor threads).
+  //
+  // The count is pushed_ - popped_: producers bump pushed_ (one RMW per send),
+  // the consumer alone advances popped_ with a plain store (no RMW on the
+  // receive path). A producer may read a stale popped_, which only makes the
+  // mailbox look fuller: the capacity is never exceeded, a sender may be turned
+  // away a moment early.
+  template <class MayBlock>
+  admission admit(MayBlock&& may_block) noexcept {
     for (;;) {
-      // relaxed: reservation counter only; see above.
-      std::int64_t current = size_.load(std::memory_order_relaxed);
-      while (current < capacity_) {
-        if (size_.compare_exchange_weak(current, current + 1, std::memory_order_relaxed,
-                                        std::memory_order_relaxed)) {
-          return admission::admitted;
-        }
-      }
-      if (policy_ == overflow_policy::block && may_block) {
+      // relaxed: a ticket counter; the message itself is published by the
+      // mailbox push, and popped_ is only an estimate (see above).
+      const std::int64_t ticket = pushed_.fetch_add(1, std::memory_order_relaxed);
+      if (policy_ == overflow_policy::drop_oldest) return admission::admitted;
+      if (ticket - popped_.load(std::memory_order_relaxed) < capacity_) return admission::admitted;
+      // Full: give the ticket back.
+      pushed_.fetch_sub(1, std::memory_order_relaxed);
+      if (policy_ == overflow_policy::block && may_block()) {
         auto key = space_.prepare_wait();
         // Re-check after announcing (event_count protocol): a consumed() that
         // raced with the announcement is either seen here or wakes us.
-        if (size_.load(std::memory_order_relaxed) < capacity_) {
+        if (size() < capacity_) {
           space_.cancel_wait();
         } else {
           space_.wait(key);
@@ -75,12 +78,15 @@ class mailbox_bound {
   }
 
   // Producer: an admitted message could not be pushed (the actor is gone).
-  void unadmit() noexcept { consumed(); }
+  void unadmit() noexcept {
+    // relaxed: counter only.
+    pushed_.fetch_sub(1, std::memory_order_relaxed);
+  }
 
   // Consumer: a counted message left the mailbox.
   void consumed() noexcept {
-    // relaxed: counter; blocked senders re-check it after the event_count handshake.
-    size_.fetch_sub(1, std::memory_order_relaxed);
+    // relaxed, and a plain store: the consumer is popped_'s only writer.
+    popped_.store(popped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (policy_ == overflow_policy::block) space_.notify_one();
   }
 
@@ -88,25 +94,32 @@ class mailbox_bound {
   // (the oldest): true if at least `capacity` newer messages wait behind it, so
   // the mailbox overflowed and this one must be dropped.
   [[nodiscard]] bool should_drop_oldest() const noexcept {
-    // relaxed: counter only.
-    return policy_ == overflow_policy::drop_oldest && size_.load(std::memory_order_relaxed) >= capacity_;
+    return policy_ == overflow_policy::drop_oldest && size() >= capacity_;
   }
   void count_dropped() noexcept {
     // relaxed: statistics.
     dropped_.fetch_add(1, std::memory_order_relaxed);
   }
 
+  // Any thread: approximate.
   [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
-  [[nodiscard]] std::int64_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::int64_t size() const noexcept {
+    // relaxed: an estimate (exact for the consumer when no send is in flight).
+    return pushed_.load(std::memory_order_relaxed) - popped_.load(std::memory_order_relaxed);
+  }
   [[nodiscard]] std::int64_t capacity() const noexcept { return capacity_; }
   [[nodiscard]] overflow_policy policy() const noexcept { return policy_; }
 
  private:
   const std::int64_t capacity_;
   const overflow_policy policy_;
-  std::atomic<std::int64_t> size_{0};
-  std::atomic<std::uint64_t> dropped_{0};
+  // Written by producers / by the consumer: separate lines.
+  alignas(cache_line) std::atomic<std::int64_t> pushed_{0};
+  alignas(cache_line) std::atomic<std::int64_t> popped_{0};
+  alignas(cache_line) std::atomic<std::uint64_t> dropped_{0};
   event_count space_;  // block policy: senders waiting for room
 };
+
+static_assert(alignof(mailbox_bound) == cache_line, "mailbox_bound: counters on separate cache lines");
 
 }  // namespace troupe
