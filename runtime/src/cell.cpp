@@ -46,6 +46,8 @@ struct cell_extras {
   // whether the current stop is final (not subject to a restart).
   cell_ptr supervisor;
   bool final_stop = false;
+  // How to rebuild the actor object for a restart (restartable cells only).
+  std::function<void(void*)> factory;
 };
 
 namespace {
@@ -557,6 +559,12 @@ struct terminate_envelope final : system_envelope {
 }  // namespace
 
 void cell::set_supervisor(cell* supervisor) { extras().supervisor = cell_ptr(supervisor); }
+
+void cell::set_factory(std::function<void(void*)> factory) { extras().factory = std::move(factory); }
+
+const std::function<void(void*)>* cell::factory() const noexcept {
+  return extras_ != nullptr && extras_->factory ? &extras_->factory : nullptr;
+}
 
 void cell::notify_supervisor(const exit_reason& reason, bool is_final) noexcept {
   try {

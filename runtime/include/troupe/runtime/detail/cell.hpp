@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <coroutine>
+#include <functional>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -216,6 +217,9 @@ class cell {
   virtual void start() = 0;
   // Termination: on_stop() unless killed, then destroy the actor object.
   virtual void finish(const exit_reason& reason) noexcept = 0;
+  // Restartable cells keep the factory of their actor object in the extras.
+  void set_factory(std::function<void(void*)> factory);
+  [[nodiscard]] const std::function<void(void*)>* factory() const noexcept;
   // Supervised children: builds a fresh actor object in place (after finish()).
   // Returns the failure reason if the constructor threw, or if the cell cannot
   // be rebuilt (it was not spawned from a factory).

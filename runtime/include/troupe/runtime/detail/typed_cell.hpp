@@ -96,11 +96,13 @@ class typed_cell final : public cell {
 
   // A restartable actor: `factory` placement-constructs A, now and at every restart.
   using factory_type = std::function<void(void*)>;
-  typed_cell(troupe::system& owner, executor& exec, from_factory_t, factory_type factory)
-      : cell(owner, exec), factory_(std::move(factory)) {
-    constructing_scope scope(this);
-    factory_(static_cast<void*>(&actor_));
-    alive_ = true;
+  typed_cell(troupe::system& owner, executor& exec, from_factory_t, factory_type factory) : cell(owner, exec) {
+    {
+      constructing_scope scope(this);
+      factory(static_cast<void*>(&actor_));
+      alive_ = true;
+    }
+    set_factory(std::move(factory));  // kept in the cell's extras: only restartable cells pay for it
   }
   ~typed_cell() override {
     if (alive_) actor_.~A();
@@ -131,11 +133,12 @@ class typed_cell final : public cell {
   }
 
   std::optional<exit_reason> recreate() noexcept override {
-    if (!factory_) return exit_reason::error("this actor was not spawned from a factory; it cannot restart");
+    const factory_type* make = factory();
+    if (make == nullptr) return exit_reason::error("this actor was not spawned from a factory; it cannot restart");
     if (alive_) finish(exit_reason::shutdown());
     try {
       constructing_scope scope(this);
-      factory_(static_cast<void*>(&actor_));
+      (*make)(static_cast<void*>(&actor_));
     } catch (...) {
       return reason_from_current_exception();
     }
@@ -245,7 +248,6 @@ class typed_cell final : public cell {
     A actor_;
   };
   bool alive_ = false;
-  factory_type factory_;
 };
 
 // A lambda-based actor: the handlers are the call operators of Fs.
