@@ -351,14 +351,16 @@ built_tree build(troupe::system& sys, supervisor_spec spec) {
       throw;
     }
     e.cell->set_supervisor(sup);
+    e.running = true;  // set before anything starts: the supervisor reads it from its own thread
     state->children.push_back(std::move(e));
   }
   return {sup, std::move(state)};
 }
 
+// Starts the children (and their subtrees); touches no shared state, so it may
+// run while the supervisor already runs.
 void start_children(troupe::system& sys, supervisor_state& state) {
   for (auto& c : state.children) {
-    c.running = true;
     c.cell->add_ref();  // the system's "alive" reference; the entry keeps its own
     start_cell(sys, c.cell.get());
     if (c.spec->start_subtree) c.spec->start_subtree(sys, c.cell.get());
