@@ -85,6 +85,7 @@ struct down_envelope final : system_envelope {
   down_envelope(std::uint64_t id, cell* who_stopped, exit_reason why)
       : monitor_id(id), who(who_stopped), reason(std::move(why)) {}
   void run(cell& receiver) override { receiver.on_down_signal(monitor_id, who.get(), reason); }
+  [[nodiscard]] bool for_the_actor(const cell&) const noexcept override { return true; }
   std::uint64_t monitor_id;
   cell_ptr who;
   exit_reason reason;
@@ -94,6 +95,8 @@ struct down_envelope final : system_envelope {
 struct exit_envelope final : system_envelope {
   exit_envelope(cell* sender, exit_reason why) : from(sender), reason(std::move(why)) {}
   void run(cell& receiver) override { receiver.on_exit_signal(from.get(), reason); }
+  // Trapped exits are messages for the actor; untrapped ones act at once.
+  [[nodiscard]] bool for_the_actor(const cell& receiver) const noexcept override { return receiver.trapping_exits(); }
   cell_ptr from;
   exit_reason reason;
 };
@@ -262,7 +265,7 @@ void cell::unlink(cell* target) {
 
 void cell::send_exit(cell* target, cell* from, exit_reason reason) noexcept {
   if (reason.what() == exit_reason::kind::killed) {
-    target->request_stop(exit_reason::kind::killed);  // untrappable
+    target->request_stop(exit_reason::kind::killed, false);  // untrappable; a supervisor may restart it
     return;
   }
   send_exit_signal(target, from, reason);
@@ -294,6 +297,7 @@ void cell::remove_link_entry(cell* other) {
 
 void cell::on_exit_signal(cell* from, const exit_reason& reason) {
   if (from != nullptr) remove_link_entry(from);  // the link is spent either way
+  if (paused_) return;  // the instance it would stop is gone already (awaiting its restart)
   if (traps_exits()) {
     deliver_exit(troupe::exit{actor_addr(from), reason});
     return;
@@ -309,11 +313,12 @@ void cell::on_down_signal(std::uint64_t monitor_id, cell* who, const exit_reason
   deliver_down(troupe::down{actor_addr(who), reason, monitor_id});
 }
 
-void cell::request_stop(exit_reason::kind why) noexcept {
+void cell::request_stop(exit_reason::kind why, bool final) noexcept {
   // relaxed: the flag travels with the wake envelope pushed below (release push,
-  // acquire pop); the consumer checks it before every message.
-  stop_request_.store(static_cast<std::uint8_t>(static_cast<std::uint8_t>(why) + 1),
-                      std::memory_order_relaxed);
+  // acquire pop); the consumer checks it before every message. Encoding: kind + 1
+  // in the low bits (0 means no request), 0x80 for "final".
+  const auto code = static_cast<std::uint8_t>(static_cast<std::uint8_t>(why) + 1 + (final ? 0x80 : 0));
+  stop_request_.store(code, std::memory_order_relaxed);
   try {
     (void)enqueue(new wake_envelope);
   } catch (...) {
@@ -400,7 +405,7 @@ envelope* cell::next_envelope() noexcept {
   // decision: only runtime messages (replies, timeouts, restart and stop
   // requests) may run; user messages wait in the stash, in order.
   while (envelope* e = mailbox_.pop()) {
-    if (e->index == envelope::system_index) return e;
+    if (e->index == envelope::system_index && !static_cast<system_envelope*>(e)->for_the_actor(*this)) return e;
     cell_extras& x = *extras_;  // exists: keep_suspended() or supervision created it
     e->next = nullptr;
     if (x.stash_tail == nullptr) {
@@ -455,9 +460,14 @@ resume_result cell::resume(std::size_t max_messages) noexcept {
     // relaxed: see request_stop(); the wake envelope carries the ordering.
     const std::uint8_t requested = stop_request_.load(std::memory_order_relaxed);
     if (requested != 0) {
-      const auto why = static_cast<exit_reason::kind>(requested - 1);
+      // relaxed: consumer-only reset; a later request stores anew.
+      stop_request_.store(0, std::memory_order_relaxed);
+      const auto why = static_cast<exit_reason::kind>((requested & 0x7f) - 1);
+      stopping_ = 0;  // a kill overrides a stop already under way
       stop_self(why == exit_reason::kind::killed ? exit_reason::killed() : exit_reason::shutdown());
-      extras().final_stop = true;  // a stop request ends a supervised actor for good
+      // A shutdown ends a supervised actor for good; an external kill is a
+      // failure its supervisor may restart.
+      if ((requested & 0x80) != 0) extras().final_stop = true;
       continue;
     }
     if (!started_ && !paused_) {

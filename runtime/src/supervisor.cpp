@@ -38,6 +38,7 @@ struct supervisor_state {
   std::vector<child_entry> children;
   std::deque<std::chrono::steady_clock::time_point> restart_times;  // intensity window
   cell* self = nullptr;
+  std::uint64_t next_timer_token = 1;  // across instances (restarts) of the supervisor
 };
 
 namespace {
@@ -81,7 +82,13 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
       if (!c.running) continue;
       link(actor_addr(c.cell.get()));  // children end when this supervisor ends for good
       // A restarted supervisor restarts its subtree in place (refs stay valid).
-      if (restarted_) c.cell->post_restart();
+      if (restarted_) {
+        {
+          std::lock_guard lock(state_->mutex);
+          ++c.restarts;
+        }
+        c.cell->post_restart();
+      }
     }
   }
 
@@ -220,17 +227,19 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
     if (spec.backoff_initial.count() <= 0) return std::chrono::nanoseconds::zero();
     const double exponent = static_cast<double>(e.recent.size() - 1);
     double millis = static_cast<double>(spec.backoff_initial.count()) * std::pow(2.0, exponent);
-    millis = std::min(millis, static_cast<double>(spec.backoff_max.count()));
     if (spec.backoff_jitter > 0) {
       std::uniform_real_distribution<double> spread(1.0 - spec.backoff_jitter, 1.0 + spec.backoff_jitter);
       millis *= spread(random_);
     }
+    millis = std::min(millis, static_cast<double>(spec.backoff_max.count()));  // the cap holds with jitter
     return std::chrono::nanoseconds(static_cast<std::int64_t>(millis * 1e6));
   }
 
   template <class F>
   void after(std::chrono::nanoseconds delay, F action) {
-    const std::uint64_t token = next_token_++;
+    // Tokens come from the shared state: a timer set by a previous instance of
+    // this supervisor can never match an action of the current one.
+    const std::uint64_t token = state_->next_timer_token++;
     timers_.emplace(token, std::function<void()>(std::move(action)));
     system().send_after(self(), delay, supervisor_timer{token});
   }
@@ -303,7 +312,6 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
 
   std::shared_ptr<supervisor_state> state_;
   std::unordered_map<std::uint64_t, std::function<void()>> timers_;
-  std::uint64_t next_token_ = 1;
   bool shutting_down_ = false;
   bool pause_children_ = false;
   exit_reason final_reason_;

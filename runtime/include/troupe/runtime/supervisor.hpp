@@ -31,6 +31,7 @@
 // Thread safety: spawn_supervisor, supervisor_ref and pool<A> from any thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -214,18 +215,23 @@ class pool {
   using protocol_type = typename A::protocol_type;
   pool(troupe::system& sys, supervisor_spec spec, restart_type restart = restart_type::permanent)
       : sup_(spawn_supervisor(sys, std::move(spec))), restart_(restart) {}
+  // Any thread.
   template <class... Args>
   ref<protocol_type> start(Args... args) {
-    child_spec spec = troupe::child<A>("worker-" + std::to_string(++started_), std::move(args)...);
+    child_spec spec = troupe::child<A>("worker-" + std::to_string(next_id()), std::move(args)...);
     spec.restart = restart_;
     return sup_.template start_child<A>(std::move(spec));
   }
   [[nodiscard]] const supervisor_ref& supervisor() const noexcept { return sup_; }
 
  private:
+  static std::uint64_t next_id() noexcept {
+    // relaxed: ids only need to be unique.
+    static std::atomic<std::uint64_t> counter{0};
+    return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
   supervisor_ref sup_;
   restart_type restart_;
-  std::uint64_t started_ = 0;
 };
 
 }  // namespace troupe

@@ -64,6 +64,14 @@ struct envelope : mpsc_node {
 struct system_envelope : envelope {
   system_envelope() noexcept : envelope(system_index) {}
   virtual void run(cell& receiver) = 0;
+  // True for runtime messages that are for the actor object's handlers (down,
+  // a trapped exit): while a sequential handler is suspended, or while a
+  // supervised actor waits for its restart, they wait in order with the user
+  // messages instead of running at once.
+  [[nodiscard]] virtual bool for_the_actor(const cell& receiver) const noexcept {
+    (void)receiver;
+    return false;
+  }
 };
 
 // Runs cells: the work-stealing scheduler, a detached actor's own thread, a
@@ -142,7 +150,9 @@ class cell {
 
   // Asks the actor to stop with `reason` before its next message (used by system
   // shutdown). Any thread.
-  void request_stop(exit_reason::kind why) noexcept;
+  // `final`: a supervised actor ends for good (system or supervisor shutdown);
+  // otherwise (an external kill) its supervisor hears of it and may restart it.
+  void request_stop(exit_reason::kind why, bool final = true) noexcept;
 
   // Bounded mailboxes: set before the actor starts (spawn); null when unbounded.
   void set_bound(std::unique_ptr<mailbox_bound> bound) noexcept { bound_ = std::move(bound); }
@@ -193,6 +203,8 @@ class cell {
   // later restart; the supervisor hears of it as an exit awaiting a decision.
   void post_pause(const exit_reason& reason) noexcept;
   [[nodiscard]] bool supervised() const noexcept;
+  // Whether the actor declares on(const troupe::exit&) (its exits arrive as messages).
+  [[nodiscard]] bool trapping_exits() const noexcept { return traps_exits(); }
   // Actor context (via those messages).
   void restart_now();
   void terminate_for_good(exit_reason reason);
