@@ -297,6 +297,11 @@ void cell::remove_link_entry(cell* other) {
 
 void cell::on_exit_signal(cell* from, const exit_reason& reason) {
   if (from != nullptr) remove_link_entry(from);  // the link is spent either way
+  if (from != nullptr && extras_ != nullptr && extras_->supervisor.get() == from) {
+    // The supervisor ended for good: so do its children (trapping or not, paused or not).
+    terminate_for_good(reason.is_normal() ? exit_reason::shutdown() : reason);
+    return;
+  }
   if (paused_) return;  // the instance it would stop is gone already (awaiting its restart)
   if (traps_exits()) {
     deliver_exit(troupe::exit{actor_addr(from), reason});

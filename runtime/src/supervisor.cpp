@@ -99,7 +99,8 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
     return out;
   }
 
-  void on(shutdown_supervisor) { begin_shutdown(exit_reason::shutdown()); }
+  // An explicit shutdown ends the children for good (in reverse order).
+  void on(shutdown_supervisor) { begin_shutdown(exit_reason::shutdown(), false); }
 
   void on(supervisor_timer t) {
     auto it = timers_.find(t.token);
@@ -109,18 +110,19 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
     action();
   }
 
-  void on(adopt_child a) {
+  // A dynamic child (start_child), in the supervisor's context.
+  void adopt(std::shared_ptr<child_spec> spec, cell_ptr child) {
     {
       std::lock_guard lock(state_->mutex);
       child_entry e;
-      e.spec = std::move(a.spec);
-      e.cell = a.cell;
+      e.spec = std::move(spec);
+      e.cell = child;
       e.running = true;
       state_->children.push_back(std::move(e));
     }
-    link(actor_addr(a.cell.get()));
-    start_cell(system(), a.cell.get());  // its initial reference becomes the system's
-    if (shutting_down_) a.cell->request_stop(exit_reason::kind::shutdown);
+    link(actor_addr(child.get()));
+    start_cell(system(), child.get());  // its initial reference becomes the system's
+    if (shutting_down_) child->request_stop(exit_reason::kind::shutdown);
   }
 
   // Children's exit signals arrive through child_exited; links are only there so
@@ -158,9 +160,12 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
     while (!times.empty() && times.front() < now - state_->spec.within) times.pop_front();
     if (static_cast<int>(times.size()) > state_->spec.max_restarts) {
       report(supervisor_event::kind::escalated, *entry, reason, times.size());
+      // Giving up: a supervised supervisor only pauses its children, so that
+      // its own supervisor's restart restarts them in place (same refs,
+      // same mailboxes); a top-level one ends them for good.
       begin_shutdown(exit_reason::error("restart intensity exceeded: " + std::to_string(times.size()) +
                                         " restarts within " + std::to_string(state_->spec.within.count()) +
-                                        " ms; last: child '" + entry->spec->id + "' " + reason.to_string()));
+                                        " ms; last: child '" + entry->spec->id + "' " + reason.to_string()), cell()->supervised());
       return;
     }
     // Which children restart: the strategy.
@@ -252,14 +257,11 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
 
   // Orderly shutdown: children in reverse start order, one at a time, each
   // within its timeout; then this supervisor stops with `reason`.
-  void begin_shutdown(exit_reason reason) {
+  void begin_shutdown(exit_reason reason, bool pause_children) {
     if (shutting_down_) return;
     shutting_down_ = true;
     final_reason_ = std::move(reason);
-    // A supervised supervisor only pauses its children: if its own supervisor
-    // restarts it, it restarts them in place (same refs, same mailboxes). A
-    // top-level one ends them for good.
-    pause_children_ = cell()->supervised();
+    pause_children_ = pause_children;
     for (auto it = state_->children.rbegin(); it != state_->children.rend(); ++it) {
       if (it->running) stop_order_.push_back(it->cell);
     }
@@ -274,32 +276,40 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
         stop_order_.pop_front();
         continue;
       }
-      if (pause_children_) {
+      if (e->spec->kind == child_kind::supervisor && !pause_children_) {
+        // A subtree stops in order too: ask it to shut down (it pauses its own
+        // children, then stops; we then end it for good, and its children with it).
+        (void)next->enqueue(new message_envelope<shutdown_supervisor>(
+            supervisor_protocol::index_of<shutdown_supervisor>, shutdown_supervisor{}));
+        arm_kill_timer(*e, next);
+      } else if (pause_children_) {
         next->post_pause(exit_reason::shutdown());
-        const std::uint64_t generation = ++stop_generation_;
-        after(e->spec->shutdown_timeout, [this, next, generation] {
-          if (generation != stop_generation_) return;  // it paused in time
-          if (child_entry* late = find(next.get()); late != nullptr && late->running) {
-            report(supervisor_event::kind::child_killed, *late, exit_reason::killed(), 0);
-            next->request_stop(exit_reason::kind::killed);
-          }
-        });
+        arm_kill_timer(*e, next);
       } else if (e->spec->kill_on_shutdown) {
         next->request_stop(exit_reason::kind::killed);
       } else {
         next->request_stop(exit_reason::kind::shutdown);
-        const std::uint64_t generation = ++stop_generation_;
-        after(e->spec->shutdown_timeout, [this, next, generation] {
-          if (generation != stop_generation_) return;  // it stopped in time
-          if (child_entry* late = find(next.get()); late != nullptr && late->running) {
-            report(supervisor_event::kind::child_killed, *late, exit_reason::killed(), 0);
-            next->request_stop(exit_reason::kind::killed);
-          }
-        });
+        arm_kill_timer(*e, next);
       }
       return;  // wait for its final exit (continue_shutdown)
     }
     stop(final_reason_);
+  }
+
+  // After the child's shutdown timeout: kill it, and go on without waiting for
+  // it (a handler stuck in a loop cannot be interrupted; the kill takes effect
+  // when it returns).
+  void arm_kill_timer(child_entry& e, const cell_ptr& child) {
+    const std::uint64_t generation = ++stop_generation_;
+    after(e.spec->shutdown_timeout, [this, child, generation] {
+      if (generation != stop_generation_) return;  // it stopped in time
+      if (child_entry* late = find(child.get()); late != nullptr && late->running) {
+        child->request_stop(exit_reason::kind::killed);  // before the report: a hook may unblock it
+        report(supervisor_event::kind::child_killed, *late, exit_reason::killed(), 0);
+        mark_stopped(*late);
+        continue_shutdown(child.get());
+      }
+    });
   }
 
   void continue_shutdown(detail::cell* child) {
@@ -322,6 +332,29 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
  public:
   // False for the first instance; every later one is a restart of this supervisor.
   bool restarted_ = false;
+};
+
+// start_child's hand-over of a new (unstarted) child to its supervisor. Waits,
+// like a message for the actor, while the supervisor itself awaits a restart.
+struct adopt_envelope final : system_envelope {
+  adopt_envelope(std::shared_ptr<child_spec> s, cell* c) : spec(std::move(s)), child(c) {}
+  void run(cell& receiver) override {
+    static_cast<typed_cell<supervisor_actor>&>(receiver).instance().adopt(std::move(spec), std::move(child));
+  }
+  [[nodiscard]] bool for_the_actor(const cell&) const noexcept override { return true; }
+  // The supervisor is gone: start the child only to stop it, so that it ends
+  // like any actor (its ref reports it gone, its messages fail) instead of
+  // lingering unstarted.
+  void discard(cell& receiver, const exit_reason&) noexcept override {
+    try {
+      child->set_supervisor(nullptr);
+      start_cell(receiver.owner(), child.get());
+      child->request_stop(exit_reason::kind::shutdown);
+    } catch (...) {
+    }
+  }
+  std::shared_ptr<child_spec> spec;
+  cell_ptr child;
 };
 
 // Builds a supervisor cell and its children's cells (nothing started yet).
@@ -384,6 +417,10 @@ child_spec supervisor_child(std::string id, supervisor_spec spec) {
   c.kind = child_kind::supervisor;
   c.protocol = typeid(supervisor_protocol);
   c.shutdown_timeout = std::chrono::milliseconds(60'000);  // a subtree gets time to stop in order
+  // Transient: restarted when it gives up (an abnormal exit, escalation), not
+  // after an explicit shutdown — its children ended for good then, and a
+  // restarted supervisor restarts its children in place.
+  c.restart = restart_type::transient;
   auto pending_spec = std::make_shared<supervisor_spec>(std::move(spec));
   auto tree = std::make_shared<detail::built_tree>();
   c.make = [pending_spec, tree](troupe::system& sys, detail::executor&) -> detail::cell* {
@@ -422,18 +459,19 @@ detail::cell* supervisor_ref::add_child(std::shared_ptr<child_spec> spec) const 
   auto* state = static_cast<detail::supervisor_state*>(state_.get());
   if (state == nullptr) throw troupe_error(error(errc::no_such_actor, "empty supervisor_ref"));
   detail::cell* sup = detail::ref_access::get(self_);
+  if (sup->terminated()) throw troupe_error(error(errc::no_such_actor, "start_child: the supervisor is gone"));
   troupe::system& sys = sup->owner();
   detail::cell* c = spec->make(sys, sys.state().scheduler_executor());  // its initial reference
   if (spec->mailbox) c->set_bound(std::make_unique<mailbox_bound>(spec->mailbox->capacity, spec->mailbox->policy));
   c->set_supervisor(sup);
   // The supervisor adopts and starts it in its own context; the message carries
-  // the table's reference, the initial one becomes the system's at start.
-  if (self_.tell(detail::adopt_child{std::move(spec), detail::cell_ptr(c)})) {
-    c->set_supervisor(nullptr);
-    c->release();
-    throw troupe_error(error(errc::no_such_actor, "the supervisor is gone"));
+  // the table's reference, the initial one becomes the system's at start. If the
+  // supervisor is gone, the envelope's discard() starts and stops the child.
+  detail::cell_ptr keep(c);  // for the caller's ref, made below
+  if (sup->enqueue(new detail::adopt_envelope(std::move(spec), c))) {
+    throw troupe_error(error(errc::no_such_actor, "start_child: the supervisor is gone"));
   }
-  return c;
+  return keep.get();
 }
 
 }  // namespace troupe

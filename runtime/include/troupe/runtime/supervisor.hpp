@@ -156,17 +156,13 @@ struct child_info {
 
 namespace detail {
 struct supervisor_timer { std::uint64_t token; };
-struct adopt_child {
-  std::shared_ptr<child_spec> spec;
-  cell_ptr cell;
-};
 }  // namespace detail
 
 // What a supervisor accepts.
 struct which_children { using reply = std::vector<child_info>; };
 struct shutdown_supervisor {};  // orderly: children in reverse order, then the supervisor
 using supervisor_protocol =
-    protocol<which_children, shutdown_supervisor, detail::supervisor_timer, detail::adopt_child>;
+    protocol<which_children, shutdown_supervisor, detail::supervisor_timer>;
 
 // The handle spawn_supervisor returns.
 class supervisor_ref {
