@@ -26,6 +26,7 @@ struct child_entry {
   cell_ptr cell;
   bool running = false;        // started and not ended for good
   bool awaiting = false;       // exited, waiting for a (delayed) restart
+  bool dynamic = false;        // added by start_child (or a pool)
   std::uint64_t restarts = 0;  // lifetime
   std::deque<std::chrono::steady_clock::time_point> recent;  // this child's restarts, for backoff
 };
@@ -118,6 +119,7 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
       e.spec = std::move(spec);
       e.cell = child;
       e.running = true;
+      e.dynamic = true;
       state_->children.push_back(std::move(e));
     }
     link(actor_addr(child.get()));
@@ -135,6 +137,7 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
     if (final) {
       mark_stopped(*entry);
       if (shutting_down_) continue_shutdown(child);
+      forget_if_gone(child);
       return;
     }
     if (shutting_down_) {
@@ -217,6 +220,19 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
     for (auto& e : state_->children)
       if (e.cell.get() == c) return &e;
     return nullptr;
+  }
+
+  // Temporary and dynamic children leave the table when they end for good (as
+  // in Erlang), so a pool of short-lived workers does not grow without bound.
+  void forget_if_gone(detail::cell* child) {
+    std::lock_guard lock(state_->mutex);
+    auto& children = state_->children;
+    children.erase(std::remove_if(children.begin(), children.end(),
+                                  [&](const child_entry& e) {
+                                    return e.cell.get() == child && !e.running &&
+                                           (e.dynamic || e.spec->restart == restart_type::temporary);
+                                  }),
+                   children.end());
   }
 
   void mark_stopped(child_entry& e) {

@@ -22,7 +22,9 @@ struct worker : troupe::actor<worker_protocol> {
 struct watch { troupe::actor_addr who; };
 struct bind { troupe::actor_addr who; };
 struct forget { std::uint64_t id; };
-using watcher_protocol = troupe::protocol<watch, bind, forget>;
+struct unbind { troupe::actor_addr who; };
+struct signal_exit { troupe::actor_addr to; troupe::exit_reason reason; };
+using watcher_protocol = troupe::protocol<watch, bind, forget, unbind, signal_exit>;
 
 // Records every down/exit it gets; traps exits only when Trap.
 template <bool Trap>
@@ -31,6 +33,8 @@ struct watcher_base : troupe::actor<watcher_protocol> {
   void on(const watch& w) { ids.push_back(monitor(w.who)); }
   void on(const bind& b) { link(b.who); }
   void on(const forget& f) { demonitor(f.id); }
+  void on(const unbind& u) { unlink(u.who); }
+  void on(const signal_exit& s) { send_exit(s.to, s.reason); }
   void on(const troupe::down& d) { log_->push_back("down " + d.reason.to_string()); }
   void on_stop(const troupe::exit_reason& r) { log_->push_back("stopped " + r.to_string()); }
   std::vector<std::uint64_t> ids;
@@ -47,6 +51,28 @@ struct trapping_watcher : watcher_base<true> {
   using watcher_base::watcher_base;
   using watcher_base::on;  // a derived on() hides the base's overloads otherwise
   void on(const troupe::exit& e) { log_->push_back("exit " + e.reason.to_string()); }
+};
+
+// Records down and exit signals in detail: "down #<monitor id> <who> <reason>",
+// "exit <who> <reason>" (who as an actor id, 0 for nobody). Traps exits.
+struct recorder : troupe::actor<watcher_protocol> {
+  explicit recorder(std::vector<std::string>* log) : log_(log) {}
+  void on(const watch& w) { ids.push_back(monitor(w.who)); }
+  void on(const bind& b) { link(b.who); }
+  void on(const forget& f) { demonitor(f.id); }
+  void on(const unbind& u) { unlink(u.who); }
+  void on(const signal_exit& s) { send_exit(s.to, s.reason); }
+  void on(const troupe::down& d) {
+    log_->push_back("down #" + std::to_string(d.monitor) + " " + std::to_string(d.who.id()) + " " +
+                    d.reason.to_string());
+  }
+  void on(const troupe::exit& e) {
+    log_->push_back("exit " + std::to_string(e.who.id()) + " " + e.reason.to_string());
+  }
+  std::vector<std::uint64_t> ids;
+
+ private:
+  std::vector<std::string>* log_;
 };
 
 TEST(monitor, delivers_down_with_the_exception_text_when_the_target_fails) {
@@ -178,6 +204,144 @@ TEST(send_exit, killed_cannot_be_trapped_and_skips_on_stop) {
   sys.run_until_idle();
   EXPECT_TRUE(log.empty());
   EXPECT_EQ(sys.live_actors(), 0u);
+}
+
+TEST(monitor, two_monitors_on_one_target_each_deliver_a_down_with_their_id_and_the_target) {
+  std::vector<std::string> log;  // outlives the system: on_stop writes to it at shutdown
+  troupe::system sys{troupe::config::deterministic()};
+  auto w = sys.spawn<worker>();
+  auto r = sys.spawn<recorder>(&log);
+  r.tell(watch{w});
+  r.tell(watch{w});
+  sys.run_until_idle();
+  w.tell(crash{"twice"});
+  sys.run_until_idle();
+  const std::string who = std::to_string(w.id());
+  EXPECT_EQ(log, (std::vector<std::string>{"down #1 " + who + " error: twice (std::runtime_error)",
+                                           "down #2 " + who + " error: twice (std::runtime_error)"}));
+}
+
+TEST(monitor, of_an_actor_that_already_failed_delivers_its_failure_reason) {
+  std::vector<std::string> log;  // outlives the system: on_stop writes to it at shutdown
+  troupe::system sys{troupe::config::deterministic()};
+  auto w = sys.spawn<worker>();
+  w.tell(crash{"earlier"});
+  sys.run_until_idle();
+  ASSERT_EQ(sys.live_actors(), 0u);
+  auto r = sys.spawn<recorder>(&log);
+  r.tell(watch{w});
+  sys.run_until_idle();
+  EXPECT_EQ(log, (std::vector<std::string>{"down #1 " + std::to_string(w.id()) +
+                                           " error: earlier (std::runtime_error)"}));
+}
+
+TEST(monitor, demonitor_before_the_target_stops_means_no_down_arrives) {
+  std::vector<std::string> log;  // outlives the system: on_stop writes to it at shutdown
+  troupe::system sys{troupe::config::deterministic()};
+  auto w = sys.spawn<worker>();
+  auto r = sys.spawn<recorder>(&log);
+  r.tell(watch{w});
+  r.tell(watch{w});
+  r.tell(forget{1});
+  sys.run_until_idle();
+  w.tell(crash{"late"});
+  sys.run_until_idle();
+  EXPECT_EQ(log, (std::vector<std::string>{"down #2 " + std::to_string(w.id()) +
+                                           " error: late (std::runtime_error)"}));
+}
+
+TEST(monitor, a_killed_actor_reports_killed_to_its_monitors) {
+  std::vector<std::string> log;  // outlives the system: on_stop writes to it at shutdown
+  troupe::system sys{troupe::config::deterministic()};
+  auto w = sys.spawn<worker>();
+  auto r = sys.spawn<recorder>(&log);
+  r.tell(watch{w});
+  sys.run_until_idle();
+  sys.send_exit(w, troupe::exit_reason::killed());
+  sys.run_until_idle();
+  EXPECT_EQ(log, (std::vector<std::string>{"down #1 " + std::to_string(w.id()) + " killed"}));
+}
+
+TEST(link, a_trapping_actor_learns_which_linked_actor_failed) {
+  std::vector<std::string> log;  // outlives the system: on_stop writes to it at shutdown
+  troupe::system sys{troupe::config::deterministic()};
+  auto w = sys.spawn<worker>();
+  auto r = sys.spawn<recorder>(&log);
+  r.tell(bind{w});
+  sys.run_until_idle();
+  w.tell(crash{"who"});
+  sys.run_until_idle();
+  EXPECT_EQ(log, (std::vector<std::string>{"exit " + std::to_string(w.id()) + " error: who (std::runtime_error)"}));
+  EXPECT_EQ(sys.live_actors(), 1u);
+}
+
+TEST(link, unlink_stops_the_propagation_of_a_failure) {
+  std::vector<std::string> log;  // outlives the system: on_stop writes to it at shutdown
+  troupe::system sys{troupe::config::deterministic()};
+  auto w = sys.spawn<worker>();
+  auto l = sys.spawn<plain_watcher>(&log);
+  l.tell(bind{w});
+  sys.run_until_idle();
+  l.tell(unbind{w});
+  sys.run_until_idle();
+  w.tell(crash{"alone"});
+  sys.run_until_idle();
+  EXPECT_TRUE(log.empty());
+  EXPECT_EQ(sys.live_actors(), 1u);  // the watcher lives on
+}
+
+TEST(link, unlink_also_stops_propagation_in_the_other_direction) {
+  std::vector<std::string> log;  // outlives the system: on_stop writes to it at shutdown
+  troupe::system sys{troupe::config::deterministic()};
+  auto w = sys.spawn<worker>();
+  auto l = sys.spawn<plain_watcher>(&log);
+  l.tell(bind{w});
+  sys.run_until_idle();
+  l.tell(unbind{w});
+  sys.run_until_idle();
+  sys.send_exit(l, troupe::exit_reason::error("watcher dies"));
+  sys.run_until_idle();
+  ASSERT_EQ(log, (std::vector<std::string>{"stopped error: watcher dies"}));
+  EXPECT_EQ(sys.live_actors(), 1u);  // the worker lives on
+  EXPECT_FALSE(w.tell(finish{}));
+}
+
+TEST(send_exit, a_normal_reason_is_ignored_by_an_actor_that_does_not_trap_exits) {
+  std::vector<std::string> log;  // outlives the system: on_stop writes to it at shutdown
+  troupe::system sys{troupe::config::deterministic()};
+  auto l = sys.spawn<plain_watcher>(&log);
+  sys.run_until_idle();
+  sys.send_exit(l, troupe::exit_reason::normal());
+  sys.run_until_idle();
+  EXPECT_TRUE(log.empty());
+  EXPECT_EQ(sys.live_actors(), 1u);
+}
+
+TEST(send_exit, a_normal_reason_reaches_a_trapping_actor_as_a_message_from_its_sender) {
+  std::vector<std::string> log;  // outlives the system: on_stop writes to it at shutdown
+  troupe::system sys{troupe::config::deterministic()};
+  auto r = sys.spawn<recorder>(&log);
+  auto sender = sys.spawn<recorder>(&log);
+  sys.run_until_idle();
+  sys.send_exit(r, troupe::exit_reason::normal());  // from outside any actor: nobody
+  sys.run_until_idle();
+  sender.tell(signal_exit{r, troupe::exit_reason::normal()});
+  sys.run_until_idle();
+  EXPECT_EQ(log, (std::vector<std::string>{"exit 0 normal", "exit " + std::to_string(sender.id()) + " normal"}));
+  EXPECT_EQ(sys.live_actors(), 2u);
+}
+
+TEST(send_exit, killed_skips_on_stop_and_linked_actors_see_killed) {
+  std::vector<std::string> log;  // outlives the system: on_stop writes to it at shutdown
+  troupe::system sys{troupe::config::deterministic()};
+  auto l = sys.spawn<plain_watcher>(&log);
+  auto r = sys.spawn<recorder>(&log);
+  r.tell(bind{l});
+  sys.run_until_idle();
+  r.tell(signal_exit{l, troupe::exit_reason::killed()});  // from inside an actor
+  sys.run_until_idle();
+  EXPECT_EQ(log, (std::vector<std::string>{"exit " + std::to_string(l.id()) + " killed"}));
+  EXPECT_EQ(sys.live_actors(), 1u);
 }
 
 TEST(exit_reason, is_printable_and_comparable) {

@@ -22,7 +22,7 @@ enum class errc : int {
   ok = 0,
   timeout = 1,           // no reply within the ask's timeout
   actor_down = 2,        // the receiver stopped (normally or not) before replying; text has the reason
-  no_such_actor = 3,     // the receiver was already gone when the message was sent
+  no_such_actor = 3,     // tell() to an actor already gone (an ask reports actor_down, with the exit reason)
   request_dropped = 4,   // the receiver discarded the request without replying
   system_stopped = 5,    // the actor system is shutting down
   would_block = 6,       // a blocking call inside an actor, or a deterministic run with nothing left to do

@@ -210,7 +210,8 @@ class pool {
  public:
   using protocol_type = typename A::protocol_type;
   pool(troupe::system& sys, supervisor_spec spec, restart_type restart = restart_type::permanent)
-      : sup_(spawn_supervisor(sys, std::move(spec))), restart_(restart) {}
+      : sup_(spawn_supervisor(sys, std::move(spec))), restart_(restart),
+        started_(std::make_shared<std::atomic<std::uint64_t>>(0)) {}
   // Any thread.
   template <class... Args>
   ref<protocol_type> start(Args... args) {
@@ -221,13 +222,13 @@ class pool {
   [[nodiscard]] const supervisor_ref& supervisor() const noexcept { return sup_; }
 
  private:
-  static std::uint64_t next_id() noexcept {
-    // relaxed: ids only need to be unique.
-    static std::atomic<std::uint64_t> counter{0};
-    return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+  std::uint64_t next_id() noexcept {
+    // relaxed: ids only need to be unique within this pool.
+    return started_->fetch_add(1, std::memory_order_relaxed) + 1;
   }
   supervisor_ref sup_;
   restart_type restart_;
+  std::shared_ptr<std::atomic<std::uint64_t>> started_;  // shared by copies of this pool
 };
 
 }  // namespace troupe
