@@ -48,12 +48,20 @@ struct cell_extras {
   bool final_stop = false;
   // How to rebuild the actor object for a restart (restartable cells only).
   std::function<void(void*)> factory;
+  std::unique_ptr<owned_executor> executor;  // scoped inboxes: their wake-up
 };
 
 namespace {
 thread_local cell* running_cell = nullptr;
 thread_local handler_record* running_handler = nullptr;
 thread_local cell* constructing_cell = nullptr;
+thread_local bool sends_must_not_block = false;
+
+// Stop-request bits (stop_request_), or-ed so that no request is lost: killed
+// wins over shutdown, and "final" sticks once any request carried it.
+constexpr std::uint8_t stop_shutdown = 0x01;
+constexpr std::uint8_t stop_killed = 0x02;
+constexpr std::uint8_t stop_final = 0x80;
 
 class running_scope {
  public:
@@ -158,6 +166,7 @@ void envelope::discard(cell& receiver, const exit_reason& reason) noexcept {
 }
 
 cell* current_cell() noexcept { return running_cell; }
+void forbid_blocking_sends_on_this_thread() noexcept { sends_must_not_block = true; }
 handler_record* current_handler() noexcept { return running_handler; }
 
 handler_scope::handler_scope(handler_record* r) noexcept : previous_(running_handler) { running_handler = r; }
@@ -200,7 +209,7 @@ std::error_code cell::enqueue(envelope* e) noexcept {
   const bool counted = bound_ != nullptr && e->index != envelope::system_index;
   if (counted) {
     // An actor's worker must not block: only plain threads wait for room.
-    switch (bound_->admit([] { return current_cell() == nullptr; })) {
+    switch (bound_->admit([] { return current_cell() == nullptr && !sends_must_not_block; })) {
       case admission::admitted:
         break;
       case admission::dropped:
@@ -322,8 +331,9 @@ void cell::request_stop(exit_reason::kind why, bool final) noexcept {
   // relaxed: the flag travels with the wake envelope pushed below (release push,
   // acquire pop); the consumer checks it before every message. Encoding: kind + 1
   // in the low bits (0 means no request), 0x80 for "final".
-  const auto code = static_cast<std::uint8_t>(static_cast<std::uint8_t>(why) + 1 + (final ? 0x80 : 0));
-  stop_request_.store(code, std::memory_order_relaxed);
+  const auto bits = static_cast<std::uint8_t>((why == exit_reason::kind::killed ? stop_killed : stop_shutdown) |
+                                              (final ? stop_final : 0));
+  stop_request_.fetch_or(bits, std::memory_order_relaxed);
   try {
     (void)enqueue(new wake_envelope);
   } catch (...) {
@@ -463,16 +473,15 @@ resume_result cell::resume(std::size_t max_messages) noexcept {
       return resume_result::terminated;
     }
     // relaxed: see request_stop(); the wake envelope carries the ordering.
-    const std::uint8_t requested = stop_request_.load(std::memory_order_relaxed);
-    if (requested != 0) {
-      // relaxed: consumer-only reset; a later request stores anew.
-      stop_request_.store(0, std::memory_order_relaxed);
-      const auto why = static_cast<exit_reason::kind>((requested & 0x7f) - 1);
-      stopping_ = 0;  // a kill overrides a stop already under way
-      stop_self(why == exit_reason::kind::killed ? exit_reason::killed() : exit_reason::shutdown());
+    // relaxed test first (no write on the hot path); the exchange takes every
+    // request made so far, so none is lost between reading and clearing.
+    if (stop_request_.load(std::memory_order_relaxed) != 0) {
+      const std::uint8_t requested = stop_request_.exchange(0, std::memory_order_relaxed);
+      stopping_ = 0;  // a stop request overrides a stop already under way
+      stop_self((requested & stop_killed) != 0 ? exit_reason::killed() : exit_reason::shutdown());
       // A shutdown ends a supervised actor for good; an external kill is a
       // failure its supervisor may restart.
-      if ((requested & 0x80) != 0) extras().final_stop = true;
+      if ((requested & stop_final) != 0) extras().final_stop = true;
       continue;
     }
     if (!started_ && !paused_) {
@@ -522,7 +531,7 @@ void cell::suspend_for_supervisor() noexcept {
   notify_supervisor(reason, false);
 }
 
-void cell::restart_now() {
+void cell::restart_now(std::uint64_t incarnation) {
   if (mailbox_.closed()) return;
   if (!paused_) {
     // A sibling's restart (one_for_all, rest_for_one): stop this instance first.
@@ -532,6 +541,7 @@ void cell::restart_now() {
   paused_ = 1;  // stays paused if recreating fails: the failure is reported below
   stopping_ = 0;
   started_ = 0;
+  incarnation_ = incarnation;
   if (std::optional<exit_reason> failed = recreate()) {
     stop_self(std::move(*failed));
     return;
@@ -542,10 +552,14 @@ void cell::restart_now() {
 namespace {
 // A child's exit, told to its supervisor (in the supervisor's context).
 struct child_exit_envelope final : system_envelope {
-  child_exit_envelope(cell* c, exit_reason why, bool is_final) : child(c), reason(std::move(why)), final(is_final) {}
+  child_exit_envelope(cell* c, exit_reason why, bool is_final, std::uint64_t life)
+      : child(c), reason(std::move(why)), final(is_final), incarnation(life) {}
   void run(cell& supervisor) override {
-    if (supervision_listener* s = supervisor.as_supervisor()) s->child_exited(child.get(), reason, final);
+    if (supervision_listener* s = supervisor.as_supervisor()) s->child_exited(child.get(), reason, final, incarnation);
   }
+  // While the supervisor itself awaits its restart, the report waits for the
+  // next instance (the one that will decide).
+  [[nodiscard]] bool for_the_actor(const cell&) const noexcept override { return true; }
   // The supervisor is gone: nobody will restart the child, so it ends for good.
   void discard(cell&, const exit_reason&) noexcept override {
     if (!final) child->post_terminate(reason);
@@ -553,10 +567,13 @@ struct child_exit_envelope final : system_envelope {
   cell_ptr child;
   exit_reason reason;
   bool final;
+  std::uint64_t incarnation;
 };
 
 struct restart_envelope final : system_envelope {
-  void run(cell& child) override { child.restart_now(); }
+  explicit restart_envelope(std::uint64_t life) : incarnation(life) {}
+  void run(cell& child) override { child.restart_now(incarnation); }
+  std::uint64_t incarnation;
 };
 
 struct terminate_envelope final : system_envelope {
@@ -583,14 +600,16 @@ const std::function<void(void*)>* cell::factory() const noexcept {
 
 void cell::notify_supervisor(const exit_reason& reason, bool is_final) noexcept {
   try {
-    (void)extras_->supervisor->enqueue(new child_exit_envelope(this, reason, is_final));
+    (void)extras_->supervisor->enqueue(new child_exit_envelope(this, reason, is_final, incarnation_));
   } catch (...) {
   }
 }
 
-void cell::post_restart() noexcept {
+void cell::own_executor(std::unique_ptr<owned_executor> exec) { extras().executor = std::move(exec); }
+
+void cell::post_restart(std::uint64_t incarnation) noexcept {
   try {
-    (void)enqueue(new restart_envelope);
+    (void)enqueue(new restart_envelope(incarnation));
   } catch (...) {
   }
 }
@@ -624,6 +643,7 @@ void cell::terminate(exit_reason reason) noexcept {
   extras().reason = std::move(reason);
   // Close the mailbox (from now on senders see the actor gone) and drain it.
   envelope* rest = mailbox_.close();
+  if (bound_ != nullptr) bound_->close();  // senders waiting for room give up
   cell_extras* x = extras_.get();
   envelope* stash = x->stash_head;
   x->stash_head = x->stash_tail = nullptr;
@@ -641,6 +661,14 @@ void cell::terminate(exit_reason reason) noexcept {
   // a link or monitor request that came later was discarded above and answered.
   auto links = std::move(x->links);
   auto monitored_by = std::move(x->monitored_by);
+  // The monitors this actor held: their targets drop this dead cell from their
+  // lists (or it would stay referenced until they end).
+  for (auto& [id, target] : x->monitoring) {
+    try {
+      (void)target->enqueue(new remove_monitor_envelope(id));
+    } catch (...) {
+    }
+  }
   x->monitoring.clear();
   for (auto& other : links) send_exit_signal(other.get(), this, final_reason);
   for (auto& [watcher, id] : monitored_by) send_down(watcher, id, this, final_reason);

@@ -27,6 +27,7 @@ struct child_entry {
   bool running = false;        // started and not ended for good
   bool awaiting = false;       // exited, waiting for a (delayed) restart
   bool dynamic = false;        // added by start_child (or a pool)
+  std::uint64_t incarnation = 0;  // the child's life we last ordered (post_restart)
   std::uint64_t restarts = 0;  // lifetime
   std::deque<std::chrono::steady_clock::time_point> recent;  // this child's restarts, for backoff
 };
@@ -67,7 +68,12 @@ std::string describe(const supervisor_event& e) {
 }
 
 void start_cell(troupe::system& sys, cell* c) {
-  sys.state().on_started(c);
+  try {
+    sys.state().on_started(c);
+  } catch (...) {
+    c->release();  // the reference the system would have held; the actor never ran
+    throw;
+  }
   c->exec().schedule(c);
 }
 
@@ -88,7 +94,8 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
           std::lock_guard lock(state_->mutex);
           ++c.restarts;
         }
-        c.cell->post_restart();
+        c.awaiting = false;
+        c.cell->post_restart(++c.incarnation);
       }
     }
   }
@@ -131,9 +138,13 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
   // that children end when the supervisor ends for good.
   void on(const troupe::exit&) {}
 
-  void child_exited(detail::cell* child, const exit_reason& reason, bool final) override {
+  void child_exited(detail::cell* child, const exit_reason& reason, bool final, std::uint64_t incarnation) override {
     child_entry* entry = find(child);
     if (entry == nullptr) return;
+    // A stale report: about a life we already ordered to restart (e.g. two
+    // siblings failing at once under one_for_all), or a second report while a
+    // restart is pending. The restart already under way answers it.
+    if (!final && (incarnation < entry->incarnation || entry->awaiting)) return;
     if (final) {
       mark_stopped(*entry);
       if (shutting_down_) continue_shutdown(child);
@@ -199,7 +210,7 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
       for (const auto& c : cells) {
         if (child_entry* e = find(c.get()); e != nullptr && e->running) {
           e->awaiting = false;
-          c->post_restart();  // in start order; each restarts in its own context
+          c->post_restart(++e->incarnation);  // in start order; each restarts in its own context
         }
       }
     };
@@ -320,9 +331,12 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
     after(e.spec->shutdown_timeout, [this, child, generation] {
       if (generation != stop_generation_) return;  // it stopped in time
       if (child_entry* late = find(child.get()); late != nullptr && late->running) {
-        child->request_stop(exit_reason::kind::killed);  // before the report: a hook may unblock it
+        // Before the report: a hook may unblock it. When only pausing (this
+        // supervisor gave up and may be restarted), the kill is a failure, not
+        // an end: the child stays in the table to be restarted with the subtree.
+        child->request_stop(exit_reason::kind::killed, !pause_children_);
         report(supervisor_event::kind::child_killed, *late, exit_reason::killed(), 0);
-        mark_stopped(*late);
+        if (!pause_children_) mark_stopped(*late);
         continue_shutdown(child.get());
       }
     });
@@ -417,10 +431,17 @@ built_tree build(troupe::system& sys, supervisor_spec spec) {
 // Starts the children (and their subtrees); touches no shared state, so it may
 // run while the supervisor already runs.
 void start_children(troupe::system& sys, supervisor_state& state) {
-  for (auto& c : state.children) {
-    c.cell->add_ref();  // the system's "alive" reference; the entry keeps its own
-    start_cell(sys, c.cell.get());
-    if (c.spec->start_subtree) c.spec->start_subtree(sys, c.cell.get());
+  // A snapshot: once the first child runs, the supervisor may change the table
+  // (a temporary child that ends at once leaves it).
+  std::vector<std::pair<cell_ptr, std::shared_ptr<child_spec>>> children;
+  {
+    std::lock_guard lock(state.mutex);
+    for (auto& c : state.children) children.emplace_back(c.cell, c.spec);
+  }
+  for (auto& [child, spec] : children) {
+    child->add_ref();  // the system's "alive" reference; the entry keeps its own
+    start_cell(sys, child.get());
+    if (spec->start_subtree) spec->start_subtree(sys, child.get());
   }
 }
 

@@ -32,7 +32,9 @@ bool manual_executor::step() {
 detached_executor::~detached_executor() { join(); }
 
 void detached_executor::schedule(cell* c) noexcept {
-  if (!thread_.joinable()) {
+  // acq_rel: exactly one schedule() launches the thread; later ones (from any
+  // thread) see the flag and never touch thread_ while it is being assigned.
+  if (!launched_.exchange(true, std::memory_order_acq_rel)) {
     // First schedule: the spawn itself, on the spawning thread.
     try {
       thread_ = std::thread([this, c] { run(c); });
@@ -83,6 +85,9 @@ system_state::~system_state() { shutdown(); }
 
 void system_state::on_started(cell* c) {
   std::lock_guard lock(registry_mutex_);
+  if (registry_closed_) {
+    throw troupe_error(error(errc::system_stopped, "spawn while the system is shutting down"));
+  }
   c->registry_next = registry_head_;
   c->registry_prev = nullptr;
   if (registry_head_ != nullptr) registry_head_->registry_prev = c;
@@ -113,6 +118,7 @@ std::uint64_t system_state::arm_ask_timeout(cell* asker, std::uint64_t request_i
                                             std::chrono::nanoseconds timeout) {
   return timers->schedule(timeout, std::chrono::nanoseconds::zero(), [target = cell_ptr(asker), request_id] {
     (void)target->enqueue(new ask_timeout_envelope(request_id));
+    return true;
   });
 }
 
@@ -146,6 +152,7 @@ void system_state::stop_all_and_wait() {
   std::vector<cell_ptr> alive;
   {
     std::lock_guard lock(registry_mutex_);
+    registry_closed_ = true;  // from here on on_started() refuses: the snapshot is complete
     for (cell* c = registry_head_; c != nullptr; c = c->registry_next) alive.emplace_back(c);
   }
   for (auto& c : alive) c->request_stop(exit_reason::kind::shutdown);
@@ -248,12 +255,17 @@ detail::executor& system::make_detached_executor() {
 }
 
 void system::start(detail::cell* c) {
-  state_->on_started(c);
+  try {
+    state_->on_started(c);
+  } catch (...) {
+    c->release();  // the reference the system would have held; the actor never ran
+    throw;
+  }
   c->exec().schedule(c);
 }
 
 timer system::schedule_timer(std::chrono::nanoseconds delay, std::chrono::nanoseconds period,
-                             std::function<void()> fire) {
+                             std::function<bool()> fire) {
   const std::uint64_t id = state_->timers->schedule(delay, period, std::move(fire));
   return timer(state_->timers, id);
 }

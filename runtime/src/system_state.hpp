@@ -46,6 +46,7 @@ class detached_executor final : public executor {
  private:
   void run(cell* c);
   std::atomic<std::uint32_t> signal_{0};
+  std::atomic<bool> launched_{false};
   std::thread thread_;
 };
 
@@ -60,6 +61,8 @@ class system_state {
   }
 
   // Live-actor registry.
+  // Registers a new actor. Throws troupe_error(system_stopped) once shutdown has
+  // begun (checked under the registry lock, so no spawn slips past shutdown).
   void on_started(cell* c);
   void on_terminated(cell* c) noexcept;
   [[nodiscard]] std::size_t live() const;
@@ -88,6 +91,7 @@ class system_state {
   std::condition_variable registry_empty_;
   cell* registry_head_ = nullptr;
   std::size_t live_ = 0;
+  bool registry_closed_ = false;  // shutdown took its snapshot: no more actors
   std::mutex detached_mutex_;
   std::vector<std::unique_ptr<detached_executor>> detached_;
   bool shut_down_ = false;

@@ -2,10 +2,19 @@
 
 #include <utility>
 
+#include "troupe/runtime/detail/cell.hpp"
+
 namespace troupe::detail {
 
 timer_service::timer_service(bool virtual_clock) : virtual_(virtual_clock) {
-  if (!virtual_) thread_ = std::thread([this] { run(); });
+  if (!virtual_) {
+    thread_ = std::thread([this] {
+      // Timer callbacks send messages; one must never wait for room in a full
+      // bounded mailbox, or every timer (ask timeouts included) would stall.
+      forbid_blocking_sends_on_this_thread();
+      run();
+    });
+  }
 }
 
 timer_service::~timer_service() { stop(); }
@@ -31,7 +40,7 @@ timer_service::clock::time_point timer_service::now() const {
 }
 
 std::uint64_t timer_service::schedule(std::chrono::nanoseconds delay, std::chrono::nanoseconds period,
-                                      std::function<void()> fire) {
+                                      std::function<bool()> fire) {
   std::unique_lock lock(mutex_);
   if (stopped_) return 0;
   const std::uint64_t id = next_id_++;
@@ -81,9 +90,17 @@ std::optional<std::pair<timer_service::key, timer_service::entry>> timer_service
   return std::make_pair(node.key(), std::move(node.mapped()));
 }
 
-void timer_service::finish_firing(const key& k, entry e) {
+bool timer_service::run_callback(entry& e) noexcept {
+  try {
+    return e.fire();
+  } catch (...) {
+    return false;
+  }
+}
+
+void timer_service::finish_firing(const key& k, entry e, bool keep) {
   std::unique_lock lock(mutex_);
-  const bool rearm = e.period > std::chrono::nanoseconds::zero() && !firing_cancelled_ && !stopped_;
+  const bool rearm = keep && e.period > std::chrono::nanoseconds::zero() && !firing_cancelled_ && !stopped_;
   firing_ = 0;
   firing_thread_ = {};
   if (rearm) {
@@ -110,8 +127,8 @@ void timer_service::run() {
     }
     auto due = pop_due(earliest);
     lock.unlock();
-    due->second.fire();
-    finish_firing(due->first, std::move(due->second));
+    const bool keep = run_callback(due->second);
+    finish_firing(due->first, std::move(due->second), keep);
     lock.lock();
   }
 }
@@ -133,8 +150,8 @@ void timer_service::advance_to(clock::time_point to) {
     }
     if (due->first.first > virtual_now_) virtual_now_ = due->first.first;
     lock.unlock();
-    due->second.fire();
-    finish_firing(due->first, std::move(due->second));
+    const bool keep = run_callback(due->second);
+    finish_firing(due->first, std::move(due->second), keep);
   }
 }
 

@@ -29,9 +29,10 @@ class timer_service {
   timer_service(const timer_service&) = delete;
   timer_service& operator=(const timer_service&) = delete;
 
-  // Runs `fire` at now()+delay, then every `period` if period > 0. Returns an id > 0.
+  // Runs `fire` at now()+delay, then every `period` if period > 0 for as long as
+  // it returns true (a periodic send stops when its receiver is gone). Returns an id > 0.
   std::uint64_t schedule(std::chrono::nanoseconds delay, std::chrono::nanoseconds period,
-                         std::function<void()> fire);
+                         std::function<bool()> fire);
   // True if the timer was pending (it will not fire again).
   bool cancel(std::uint64_t id);
   // Cancels everything and stops the thread. Idempotent.
@@ -47,7 +48,7 @@ class timer_service {
  private:
   struct entry {
     std::chrono::nanoseconds period;
-    std::function<void()> fire;
+    std::function<bool()> fire;
   };
   using key = std::pair<clock::time_point, std::uint64_t>;
 
@@ -55,7 +56,9 @@ class timer_service {
   // Pops the earliest entry due at or before `limit` (lock held). Sets firing_.
   std::optional<std::pair<key, entry>> pop_due(clock::time_point limit);
   // After a callback ran: re-arm a periodic timer unless cancelled meanwhile.
-  void finish_firing(const key& k, entry e);
+  void finish_firing(const key& k, entry e, bool keep);
+  // Runs a callback; an exception counts as "stop" and never reaches the timer thread.
+  static bool run_callback(entry& e) noexcept;
 
   const bool virtual_;
   mutable std::mutex mutex_;

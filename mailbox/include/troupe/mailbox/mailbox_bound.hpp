@@ -61,10 +61,13 @@ class mailbox_bound {
       // Full: give the ticket back.
       pushed_.fetch_sub(1, std::memory_order_relaxed);
       if (policy_ == overflow_policy::block && may_block()) {
+        // acquire: pairs with the release in close(); a closed mailbox admits
+        // (the push then fails and the sender learns the actor is gone).
+        if (closed_.load(std::memory_order_acquire)) return admission::admitted;
         auto key = space_.prepare_wait();
-        // Re-check after announcing (event_count protocol): a consumed() that
-        // raced with the announcement is either seen here or wakes us.
-        if (size() < capacity_) {
+        // Re-check after announcing (event_count protocol): a consumed() or
+        // close() that raced with the announcement is either seen here or wakes us.
+        if (size() < capacity_ || closed_.load(std::memory_order_acquire)) {
           space_.cancel_wait();
         } else {
           space_.wait(key);
@@ -81,6 +84,14 @@ class mailbox_bound {
   void unadmit() noexcept {
     // relaxed: counter only.
     pushed_.fetch_sub(1, std::memory_order_relaxed);
+    if (policy_ == overflow_policy::block) space_.notify_one();
+  }
+
+  // Consumer, when the actor ends: every sender waiting for room gives up.
+  void close() noexcept {
+    // release: pairs with the acquire loads in admit().
+    closed_.store(true, std::memory_order_release);
+    if (policy_ == overflow_policy::block) space_.notify_all();
   }
 
   // Consumer: a counted message left the mailbox.
@@ -117,6 +128,7 @@ class mailbox_bound {
   alignas(cache_line) std::atomic<std::int64_t> pushed_{0};
   alignas(cache_line) std::atomic<std::int64_t> popped_{0};
   alignas(cache_line) std::atomic<std::uint64_t> dropped_{0};
+  std::atomic<bool> closed_{false};
   event_count space_;  // block policy: senders waiting for room
 };
 

@@ -41,7 +41,7 @@ struct variant_of<protocol<Ms...>> {
 };
 
 // The executor of a scoped inbox: "scheduling" it wakes the blocked owner.
-class wake_signal final : public executor {
+class wake_signal final : public owned_executor {
  public:
   void schedule(cell*) noexcept override {
     // release: pairs with the acquire in wait_until().
@@ -91,8 +91,14 @@ class scoped {
  public:
   using message = typename detail::variant_of<P>::type;
 
-  explicit scoped(troupe::system& sys)
-      : system_(&sys), cell_(new detail::typed_cell<detail::inbox_actor<P>>(sys, signal_)) {}
+  explicit scoped(troupe::system& sys) : system_(&sys) {
+    // The wake-up belongs to the cell: a sender that scheduled the inbox may
+    // still touch it after this scoped object is gone.
+    auto signal = std::make_unique<detail::wake_signal>();
+    signal_ = signal.get();
+    cell_ = new detail::typed_cell<detail::inbox_actor<P>>(sys, *signal);
+    cell_->own_executor(std::move(signal));
+  }
   ~scoped() {
     detail::close_unregistered(*cell_);
     cell_->release();
@@ -127,7 +133,7 @@ class scoped {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     const auto virtual_deadline = system_->now() + timeout;
     for (;;) {
-      signal_.reset();
+      signal_->reset();
       (void)cell_->resume(SIZE_MAX);  // moves every queued message into `received`
       auto& received = inbox().received;
       for (auto it = received.begin(); it != received.end(); ++it) {
@@ -139,16 +145,16 @@ class scoped {
       }
       bool woken;
       if (detail::is_deterministic(*system_)) {
-        woken = detail::drive_until(*system_, [this] { return signal_.signalled(); }, virtual_deadline);
+        woken = detail::drive_until(*system_, [this] { return signal_->signalled(); }, virtual_deadline);
       } else {
-        woken = signal_.wait_until(deadline);
+        woken = signal_->wait_until(deadline);
       }
       if (!woken) return error(errc::timeout, "scoped::receive: nothing matching before the deadline");
     }
   }
 
   troupe::system* system_;
-  detail::wake_signal signal_;
+  detail::wake_signal* signal_;  // owned by the cell
   detail::typed_cell<detail::inbox_actor<P>>* cell_;
 };
 

@@ -102,6 +102,7 @@ class system {
     return schedule_timer(delay, std::chrono::nanoseconds::zero(),
                           [to, m = std::remove_cvref_t<M>(std::forward<M>(message))]() mutable {
                             (void)to.tell(std::move(m));
+                            return true;
                           });
   }
 
@@ -113,7 +114,8 @@ class system {
     static_assert(std::is_copy_constructible_v<std::remove_cvref_t<M>>,
                   "troupe: send_every needs a copyable message");
     return schedule_timer(period, period, [to, m = std::remove_cvref_t<M>(std::forward<M>(message))]() {
-      (void)to.tell(m);
+      // Stops (and lets go of the receiver) once the receiver is gone.
+      return to.tell(m) != make_error_code(errc::no_such_actor);
     });
   }
 
@@ -168,8 +170,9 @@ class system {
   detail::executor& scheduler_executor() noexcept;
   detail::executor& make_detached_executor();
   void start(detail::cell* c);
+  // `fire` returns false to stop a periodic timer.
   timer schedule_timer(std::chrono::nanoseconds delay, std::chrono::nanoseconds period,
-                       std::function<void()> fire);
+                       std::function<bool()> fire);
 
   std::unique_ptr<detail::system_state> state_;
 };

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -45,6 +46,11 @@ struct envelope : mpsc_node {
   // Sized delete: with the virtual destructor, `size` is the most-derived size.
   static void* operator new(std::size_t size) { return allocate_message(size); }
   static void operator delete(void* p, std::size_t size) noexcept { deallocate_message(p, size); }
+  // Over-aligned message types bypass the pool (its blocks are 16-byte aligned).
+  static void* operator new(std::size_t size, std::align_val_t align) { return ::operator new(size, align); }
+  static void operator delete(void* p, std::size_t size, std::align_val_t align) noexcept {
+    ::operator delete(p, size, align);
+  }
   explicit envelope(std::uint32_t message_index) noexcept : index(message_index) {}
   envelope(const envelope&) = delete;
   envelope& operator=(const envelope&) = delete;
@@ -85,6 +91,13 @@ class executor {
   ~executor() = default;
 };
 
+// An executor a cell owns (a scoped inbox's wake-up): destroyed with the cell, so
+// a sender that scheduled the cell never touches a dead executor.
+class owned_executor : public executor {
+ public:
+  virtual ~owned_executor() = default;
+};
+
 enum class resume_result : std::uint8_t {
   idle,        // mailbox empty and blocked: the next message reschedules the cell
   again,       // throughput limit reached with work left: reschedule it
@@ -114,7 +127,9 @@ struct pending_request {
 // supervisor's own context. `final` is false when the child awaits a decision
 // (restart or terminate_for_good), true when it has ended for good.
 struct supervision_listener {
-  virtual void child_exited(cell* child, const exit_reason& reason, bool final) = 0;
+  // `incarnation`: which life of the child the report is about (see
+  // post_restart); a report about an incarnation already ordered to restart is stale.
+  virtual void child_exited(cell* child, const exit_reason& reason, bool final, std::uint64_t incarnation) = 0;
 
  protected:
   ~supervision_listener() = default;
@@ -156,6 +171,8 @@ class cell {
 
   // Bounded mailboxes: set before the actor starts (spawn); null when unbounded.
   void set_bound(std::unique_ptr<mailbox_bound> bound) noexcept { bound_ = std::move(bound); }
+  // Before the actor is used: the cell takes ownership of its executor.
+  void own_executor(std::unique_ptr<owned_executor> exec);
   // Messages a bounded mailbox dropped or rejected so far (0 when unbounded).
   [[nodiscard]] std::uint64_t dropped_messages() const noexcept { return bound_ ? bound_->dropped() : 0; }
 
@@ -197,7 +214,8 @@ class cell {
   // `supervisor`, which decides; its mailbox survives a restart.
   void set_supervisor(cell* supervisor);
   // Any thread: ask the child to restart in place / to end for good.
-  void post_restart() noexcept;
+  // `incarnation` numbers the child's next life; its exit reports carry it.
+  void post_restart(std::uint64_t incarnation) noexcept;
   void post_terminate(const exit_reason& reason) noexcept;
   // Stops the actor object (on_stop) but keeps the cell and its mailbox for a
   // later restart; the supervisor hears of it as an exit awaiting a decision.
@@ -206,7 +224,7 @@ class cell {
   // Whether the actor declares on(const troupe::exit&) (its exits arrive as messages).
   [[nodiscard]] bool trapping_exits() const noexcept { return traps_exits(); }
   // Actor context (via those messages).
-  void restart_now();
+  void restart_now(std::uint64_t incarnation);
   void terminate_for_good(exit_reason reason);
   [[nodiscard]] virtual supervision_listener* as_supervisor() noexcept { return nullptr; }
 
@@ -258,7 +276,8 @@ class cell {
   std::uint8_t stopping_ : 1 = 0;  // stop_self() was called
   std::uint8_t paused_ : 1 = 0;    // supervised, between a failure and the supervisor's decision
   // Set from other threads by request_stop(); read by the consumer.
-  std::atomic<std::uint8_t> stop_request_{0};
+  std::atomic<std::uint8_t> stop_request_{0};  // stop_bits, or-ed together
+  std::uint64_t incarnation_ = 0;              // supervised: which life this is
   std::uint32_t awaiting_ = 0;  // suspended non-interleaving handlers
   mpsc_queue<envelope> mailbox_;
   std::uint64_t id_;
@@ -297,6 +316,10 @@ class cell_ptr {
 std::string address_of(const cell* c);
 // The error an ask gets when its receiver stopped with `reason`.
 error error_for(const cell& c, const exit_reason& reason);
+
+// Marks the calling thread as one that must never block in a send (the timer
+// thread): a bounded mailbox with the block policy rejects instead.
+void forbid_blocking_sends_on_this_thread() noexcept;
 
 // The actor whose handler is running on this thread, if any.
 cell* current_cell() noexcept;

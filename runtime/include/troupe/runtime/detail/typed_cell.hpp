@@ -53,10 +53,13 @@ class handler_scope {
 // The text of the exception being handled, and its type, as an exit reason.
 exit_reason reason_from_current_exception();
 
-// A suspended task<T> handler and where its result goes.
-template <class T, class R>
+// A suspended task<T> handler, the message it handles, and where its result
+// goes. The message lives here, declared before the coroutine, so that a
+// handler taking it by reference (const M&, M&&) can use it after a co_await:
+// the envelope it came in is gone by then.
+template <class T, class R, class M>
 struct task_record final : handler_record {
-  explicit task_record(reply_to<R> to) : reply(std::move(to)) {}
+  task_record(reply_to<R> to, M&& m) : message(std::move(m)), reply(std::move(to)) {}
   void finish() override {
     if constexpr (std::is_void_v<T>) {
       work.result();
@@ -71,6 +74,7 @@ struct task_record final : handler_record {
   void abandon(const error& why) noexcept override { reply.deliver(why); }
   [[nodiscard]] bool done() const noexcept override { return work.done(); }
 
+  M message;
   task<T> work;
   reply_to<R> reply;
 };
@@ -168,7 +172,7 @@ class typed_cell final : public cell {
   void invoke_signal(M&& m) {
     using result_type = decltype(actor_.on(std::move(m)));
     if constexpr (is_task<result_type>::value) {
-      run_task<typename result_type::value_type, void>([&] { return actor_.on(std::move(m)); }, reply_to<void>{});
+      run_task<typename result_type::value_type, void>(std::move(m), reply_to<void>{});
     } else {
       actor_.on(std::move(m));
     }
@@ -207,7 +211,7 @@ class typed_cell final : public cell {
         using T = typename result_type::value_type;
         static_assert(std::is_void_v<R> || std::is_convertible_v<T, R>,
                       "troupe: a request handler's task<T> must yield the request's reply type");
-        run_task<T, R>([&] { return actor_.on(std::move(env.value)); }, std::move(env.reply));
+        run_task<T, R>(std::move(env.value), std::move(env.reply));
       } else if constexpr (std::is_void_v<R>) {
         actor_.on(std::move(env.value));
         env.reply.deliver(expected<void>{});
@@ -217,20 +221,20 @@ class typed_cell final : public cell {
         env.reply.deliver(expected<R>(R(actor_.on(std::move(env.value)))));
       }
     } else if constexpr (is_task<result_type>::value) {
-      run_task<typename result_type::value_type, void>([&] { return actor_.on(std::move(env.value)); },
-                                                       reply_to<void>{});
+      run_task<typename result_type::value_type, void>(std::move(env.value), reply_to<void>{});
     } else {
       actor_.on(std::move(env.value));
     }
   }
 
-  template <class T, class R, class Call>
-  void run_task(Call&& call, reply_to<R> reply) {
-    auto record = std::make_unique<task_record<T, R>>(std::move(reply));
+  template <class T, class R, class M>
+  void run_task(M&& message, reply_to<R> reply) {
+    using message_type = std::remove_cvref_t<M>;
+    auto record = std::make_unique<task_record<T, R, message_type>>(std::move(reply), std::move(message));
     record->interleaves = awaits_of<A>() == await_policy::interleave;
     {
       handler_scope scope(record.get());
-      record->work = call();
+      record->work = actor_.on(std::move(record->message));
     }
     if (!record->work.done()) {
       keep_suspended(std::move(record));
