@@ -348,10 +348,19 @@ exit_reason cell::exit_reason_snapshot() const {
   return extras_->reason;
 }
 
+namespace {
+const exit_reason& normal_reason() {
+  static const exit_reason normal = exit_reason::normal();
+  return normal;
+}
+}  // namespace
+
 void cell::stop_self(exit_reason reason) {
   if (stopping_) return;
   stopping_ = 1;
-  extras().reason = std::move(reason);
+  // An actor that stops normally and never needed the extras does not get them
+  // now: the reason defaults to normal (actor creation benchmarks notice).
+  if (extras_ != nullptr || !reason.is_normal()) extras().reason = std::move(reason);
 }
 
 std::uint64_t cell::add_pending(std::shared_ptr<pending_request> request, std::chrono::nanoseconds timeout) {
@@ -469,7 +478,7 @@ resume_result cell::resume(std::size_t max_messages) noexcept {
         suspend_for_supervisor();  // keeps the mailbox; the supervisor decides
         continue;
       }
-      terminate(extras().reason);
+      terminate(extras_ != nullptr ? extras_->reason : normal_reason());
       return resume_result::terminated;
     }
     // relaxed: see request_stop(); the wake envelope carries the ordering.
@@ -638,16 +647,21 @@ void cell::terminate_for_good(exit_reason reason) {
 
 void cell::terminate(exit_reason reason) noexcept {
   stopping_ = 1;
-  drop_handlers(error_for(*this, reason));
+  if (extras_ != nullptr && (!extras_->pending.empty() || !extras_->suspended.empty())) {
+    drop_handlers(error_for(*this, reason));
+  }
   if (!paused_) finish(reason);  // on_stop() and the actor object's destructor (gone already if paused)
-  extras().reason = std::move(reason);
+  if (extras_ != nullptr || !reason.is_normal()) extras().reason = std::move(reason);
   // Close the mailbox (from now on senders see the actor gone) and drain it.
   envelope* rest = mailbox_.close();
   if (bound_ != nullptr) bound_->close();  // senders waiting for room give up
   cell_extras* x = extras_.get();
-  envelope* stash = x->stash_head;
-  x->stash_head = x->stash_tail = nullptr;
-  const exit_reason& final_reason = x->reason;
+  envelope* stash = nullptr;
+  if (x != nullptr) {
+    stash = x->stash_head;
+    x->stash_head = x->stash_tail = nullptr;
+  }
+  const exit_reason& final_reason = x != nullptr ? x->reason : normal_reason();
   for (envelope* list : {stash, rest}) {
     while (list != nullptr) {
       envelope* next = static_cast<envelope*>(list->next);
@@ -657,26 +671,28 @@ void cell::terminate(exit_reason reason) noexcept {
       list = next;
     }
   }
-  // Tell the links and monitors. The mailbox is closed, so these lists are final:
-  // a link or monitor request that came later was discarded above and answered.
-  auto links = std::move(x->links);
-  auto monitored_by = std::move(x->monitored_by);
-  // The monitors this actor held: their targets drop this dead cell from their
-  // lists (or it would stay referenced until they end).
-  for (auto& [id, target] : x->monitoring) {
-    try {
-      (void)target->enqueue(new remove_monitor_envelope(id));
-    } catch (...) {
+  if (x != nullptr) {
+    // Tell the links and monitors. The mailbox is closed, so these lists are final:
+    // a link or monitor request that came later was discarded above and answered.
+    auto links = std::move(x->links);
+    auto monitored_by = std::move(x->monitored_by);
+    // The monitors this actor held: their targets drop this dead cell from their
+    // lists (or it would stay referenced until they end).
+    for (auto& [id, target] : x->monitoring) {
+      try {
+        (void)target->enqueue(new remove_monitor_envelope(id));
+      } catch (...) {
+      }
     }
-  }
-  x->monitoring.clear();
-  for (auto& other : links) send_exit_signal(other.get(), this, final_reason);
-  for (auto& [watcher, id] : monitored_by) send_down(watcher, id, this, final_reason);
-  links.clear();
-  monitored_by.clear();
-  if (x->supervisor) {
-    notify_supervisor(final_reason, true);
-    x->supervisor = cell_ptr{};  // the supervisor holds this cell: do not hold it back
+    x->monitoring.clear();
+    for (auto& other : links) send_exit_signal(other.get(), this, final_reason);
+    for (auto& [watcher, id] : monitored_by) send_down(watcher, id, this, final_reason);
+    links.clear();
+    monitored_by.clear();
+    if (x->supervisor) {
+      notify_supervisor(final_reason, true);
+      x->supervisor = cell_ptr{};  // the supervisor holds this cell: do not hold it back
+    }
   }
   // Last: may drop the final reference and delete this cell.
   owner_->state().on_terminated(this);
