@@ -134,7 +134,9 @@ class scoped {
     const auto virtual_deadline = system_->now() + timeout;
     for (;;) {
       signal_->reset();
-      (void)cell_->resume(SIZE_MAX);  // moves every queued message into `received`
+      // Moves queued messages into `received`, a batch at a time: a sender that
+      // floods the inbox cannot keep receive() from returning.
+      const detail::resume_result r = cell_->resume(batch);
       auto& received = inbox().received;
       for (auto it = received.begin(); it != received.end(); ++it) {
         if (match(*it)) {
@@ -142,6 +144,12 @@ class scoped {
           received.erase(it);
           return m;
         }
+      }
+      if (r == detail::resume_result::again) {  // more queued: take the next batch, within the deadline
+        if (!detail::is_deterministic(*system_) && std::chrono::steady_clock::now() >= deadline) {
+          return error(errc::timeout, "scoped::receive: nothing matching before the deadline");
+        }
+        continue;
       }
       bool woken;
       if (detail::is_deterministic(*system_)) {
@@ -153,6 +161,7 @@ class scoped {
     }
   }
 
+  static constexpr std::size_t batch = 1024;
   troupe::system* system_;
   detail::wake_signal* signal_;  // owned by the cell
   detail::typed_cell<detail::inbox_actor<P>>* cell_;

@@ -48,8 +48,8 @@ struct envelope : mpsc_node {
   static void operator delete(void* p, std::size_t size) noexcept { deallocate_message(p, size); }
   // Over-aligned message types bypass the pool (its blocks are 16-byte aligned).
   static void* operator new(std::size_t size, std::align_val_t align) { return ::operator new(size, align); }
-  static void operator delete(void* p, std::size_t size, std::align_val_t align) noexcept {
-    ::operator delete(p, size, align);
+  static void operator delete(void* p, std::size_t, std::align_val_t align) noexcept {
+    ::operator delete(p, align);  // the unsized form: clang omits sized deallocation by default
   }
   explicit envelope(std::uint32_t message_index) noexcept : index(message_index) {}
   envelope(const envelope&) = delete;
