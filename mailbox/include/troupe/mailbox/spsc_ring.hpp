@@ -1,0 +1,259 @@
+// spsc_ring: a single-producer single-consumer ring of variable-length records
+// in memory shared between two processes (the building block of the same-host
+// transport). The memory holds offsets only, never pointers; its header is a
+// standard-layout struct with a magic number and a version.
+//
+//   troupe::spsc_ring ring = troupe::spsc_ring::create(memory, bytes);    // creator
+//   auto peer = troupe::spsc_ring::attach(memory, bytes);                 // the other side
+//   ring.try_write(7, payload);                                           // producer
+//   peer->read([](std::uint32_t type, std::span<const std::byte> p) {...}); // consumer
+//
+// Records: an 8-byte header {length, type} followed by `length` payload bytes,
+// padded to 8. A record never wraps around the end of the buffer: when it does
+// not fit, the producer writes a skip marker and starts at offset 0.
+//
+// The consumer does not trust the producer: the other process may be buggy or
+// hostile. Every position and length read from the shared memory is checked
+// before use, and a violation is reported as read_result::corrupt (the caller
+// then drops that peer), never as an out-of-bounds access.
+//
+// Waking up: the consumer spins briefly, then announces that it sleeps
+// (consumer_sleeping) and parks on a process-shared futex on the tail word's
+// companion counter; the producer, after publishing, checks the flag and wakes
+// it. An idle pair uses no CPU.
+//
+// Thread safety: one producer thread (in one process) calls try_write/
+// write_wait; one consumer thread (in the other, or the same, process) calls
+// read/wait_readable. The producer's writes to a record happen-before the
+// consumer's read of it (release store of tail / acquire load).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <type_traits>
+
+#include "troupe/mailbox/cache_line.hpp"
+#include "troupe/mailbox/futex.hpp"
+
+namespace troupe {
+
+// The shared layout. Positions count bytes written/consumed since creation
+// (64-bit, never wrap in practice); offset = position & (capacity - 1).
+struct spsc_ring_header {
+  static constexpr std::uint32_t magic_value = 0x54525052;  // "TRPR"
+  static constexpr std::uint32_t current_version = 1;
+
+  std::uint32_t magic;
+  std::uint32_t version;
+  std::uint64_t capacity;  // bytes of record space after the header, a power of two
+  // Producer-owned line: where the next record goes, and the wake-up counter.
+  alignas(cache_line) std::atomic<std::uint64_t> tail;
+  std::atomic<std::uint32_t> published;  // bumped on every publish: the consumer's futex word
+  // Consumer-owned line.
+  alignas(cache_line) std::atomic<std::uint64_t> head;
+  std::atomic<std::uint32_t> consumer_sleeping;
+  std::atomic<std::uint32_t> freed;  // bumped when the consumer frees space: the producer's futex word
+  std::atomic<std::uint32_t> producer_sleeping;
+};
+
+static_assert(std::is_standard_layout_v<spsc_ring_header>, "spsc_ring_header lives in shared memory");
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free && std::atomic<std::uint32_t>::is_always_lock_free,
+              "shared-memory atomics must be lock-free (address-free)");
+static_assert(offsetof(spsc_ring_header, tail) % cache_line == 0 && offsetof(spsc_ring_header, head) % cache_line == 0,
+              "producer and consumer indices on separate cache lines");
+
+enum class read_result : std::uint8_t { record, empty, corrupt };
+enum class write_result : std::uint8_t { written, full, too_large };
+
+class spsc_ring {
+ public:
+  static constexpr std::size_t record_header = 8;
+  static constexpr std::uint32_t skip_marker = 0xFFFFFFFFu;
+
+  // Bytes of shared memory needed for `capacity` bytes of records (a power of two).
+  static constexpr std::size_t bytes_for(std::size_t capacity) noexcept {
+    return sizeof(spsc_ring_header) + capacity;
+  }
+
+  // Initialises a ring in `memory` (`bytes` long, page-aligned memory is fine).
+  // The record capacity is the largest power of two that fits.
+  static spsc_ring create(void* memory, std::size_t bytes) noexcept {
+    auto* h = static_cast<spsc_ring_header*>(memory);
+    std::size_t capacity = 64;
+    while (sizeof(spsc_ring_header) + capacity * 2 <= bytes) capacity *= 2;
+    h->magic = spsc_ring_header::magic_value;
+    h->version = spsc_ring_header::current_version;
+    h->capacity = capacity;
+    h->tail.store(0, std::memory_order_relaxed);
+    h->published.store(0, std::memory_order_relaxed);
+    h->head.store(0, std::memory_order_relaxed);
+    h->consumer_sleeping.store(0, std::memory_order_relaxed);
+    h->freed.store(0, std::memory_order_relaxed);
+    // release: the initialised header is visible to whoever attaches after
+    // receiving the memory (the hand-over itself, e.g. SCM_RIGHTS, also orders it).
+    h->producer_sleeping.store(0, std::memory_order_release);
+    return spsc_ring(h, capacity);
+  }
+
+  // Attaches to a ring another process created; nullopt if the memory does not
+  // hold a ring of this version that fits in `bytes`.
+  static std::optional<spsc_ring> attach(void* memory, std::size_t bytes) noexcept {
+    if (bytes < sizeof(spsc_ring_header)) return std::nullopt;
+    auto* h = static_cast<spsc_ring_header*>(memory);
+    const std::uint64_t capacity = h->capacity;
+    if (h->magic != spsc_ring_header::magic_value || h->version != spsc_ring_header::current_version ||
+        capacity < 64 || (capacity & (capacity - 1)) != 0 || capacity > bytes - sizeof(spsc_ring_header)) {
+      return std::nullopt;
+    }
+    return spsc_ring(h, capacity);
+  }
+
+  [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+  // The largest payload a record can carry.
+  [[nodiscard]] std::size_t max_payload() const noexcept { return capacity_ / 2 - record_header; }
+
+  // --- producer ---------------------------------------------------------------
+  write_result try_write(std::uint32_t type, std::span<const std::byte> payload) noexcept {
+    if (payload.size() > max_payload()) return write_result::too_large;
+    const std::uint64_t size = padded(record_header + payload.size());
+    // relaxed: only the producer writes tail.
+    std::uint64_t tail = header_->tail.load(std::memory_order_relaxed);
+    // seq_cst (a plain load on x86): acquire pairs with the store of head in
+    // read() — the consumer is done with the bytes we overwrite — and seq_cst
+    // keeps write_wait()'s re-check after its producer_sleeping store (Dekker).
+    const std::uint64_t head = header_->head.load(std::memory_order_seq_cst);
+    const std::uint64_t offset = tail & (capacity_ - 1);
+    const std::uint64_t to_end = capacity_ - offset;
+    const std::uint64_t needed = size <= to_end ? size : to_end + size;  // skip to the start if it does not fit
+    if (tail - head + needed > capacity_) return write_result::full;
+    if (size > to_end) {
+      write_u32(offset, skip_marker);
+      tail += to_end;
+    }
+    const std::uint64_t at = tail & (capacity_ - 1);
+    write_u32(at, static_cast<std::uint32_t>(payload.size()));
+    write_u32(at + 4, type);
+    if (!payload.empty()) std::memcpy(data() + at + record_header, payload.data(), payload.size());
+    publish(tail + size);
+    return write_result::written;
+  }
+
+  // As try_write, but waits (spin, then park) for room until `deadline`.
+  write_result write_wait(std::uint32_t type, std::span<const std::byte> payload,
+                          std::chrono::steady_clock::time_point deadline) noexcept {
+    for (int spin = 0;; ++spin) {
+      // acquire: pairs with the release increment in read(); the futex value snapshot.
+      const std::uint32_t seen = header_->freed.load(std::memory_order_acquire);
+      const write_result r = try_write(type, payload);
+      if (r != write_result::full) return r;
+      if (spin < spin_limit) continue;
+      const auto left = deadline - std::chrono::steady_clock::now();
+      if (left <= std::chrono::nanoseconds::zero()) return write_result::full;
+      // seq_cst: Dekker with the consumer's seq_cst head store + flag load in read().
+      header_->producer_sleeping.store(1, std::memory_order_seq_cst);
+      if (try_write(type, payload) == write_result::written) {
+        header_->producer_sleeping.store(0, std::memory_order_relaxed);
+        return write_result::written;
+      }
+      futex_wait_for(header_->freed, seen, left, futex_scope::process_shared);
+      header_->producer_sleeping.store(0, std::memory_order_relaxed);
+    }
+  }
+
+  // --- consumer ---------------------------------------------------------------
+  // Hands the next record to f(type, payload) (valid only during the call) and
+  // frees its space. empty: nothing to read; corrupt: the producer broke the
+  // format (the ring must not be used any more).
+  template <class F>
+  read_result read(F&& f) {
+    // relaxed: only the consumer writes head.
+    std::uint64_t head = header_->head.load(std::memory_order_relaxed);
+    // acquire: pairs with the release store in publish(); the record's bytes are visible.
+    const std::uint64_t tail = header_->tail.load(std::memory_order_acquire);
+    if (tail == head) return read_result::empty;
+    if (tail - head > capacity_ || tail < head) return read_result::corrupt;
+    std::uint64_t offset = head & (capacity_ - 1);
+    if (capacity_ - offset < record_header) return read_result::corrupt;  // headers never straddle the end
+    std::uint32_t length = read_u32(offset);
+    if (length == skip_marker) {
+      const std::uint64_t to_end = capacity_ - offset;
+      if (tail - head < to_end) return read_result::corrupt;
+      head += to_end;
+      if (tail == head) return read_result::corrupt;  // a skip must be followed by a record
+      offset = 0;
+      length = read_u32(offset);
+    }
+    const std::uint64_t size = padded(record_header + static_cast<std::uint64_t>(length));
+    if (length > max_payload() || size > capacity_ - offset || size > tail - head) return read_result::corrupt;
+    const std::uint32_t type = read_u32(offset + 4);
+    f(type, std::span<const std::byte>(data() + offset + record_header, length));
+    // seq_cst: publishes the freed space (release for the producer's acquire of
+    // head) and orders this store before the producer_sleeping check below (Dekker).
+    header_->head.store(head + size, std::memory_order_seq_cst);
+    if (header_->producer_sleeping.load(std::memory_order_seq_cst) != 0) {
+      header_->freed.fetch_add(1, std::memory_order_release);
+      futex_wake(header_->freed, 1, futex_scope::process_shared);
+    }
+    return read_result::record;
+  }
+
+  // Waits until a record may be readable (spin, then park) or `deadline`.
+  // Returns false on timeout.
+  bool wait_readable(std::chrono::steady_clock::time_point deadline) noexcept {
+    for (int spin = 0;; ++spin) {
+      // acquire: pairs with the release increment in publish().
+      const std::uint32_t seen = header_->published.load(std::memory_order_acquire);
+      if (readable()) return true;
+      if (spin < spin_limit) continue;
+      const auto left = deadline - std::chrono::steady_clock::now();
+      if (left <= std::chrono::nanoseconds::zero()) return false;
+      // seq_cst: Dekker with the producer's seq_cst tail store + flag load in publish().
+      header_->consumer_sleeping.store(1, std::memory_order_seq_cst);
+      if (header_->tail.load(std::memory_order_seq_cst) != header_->head.load(std::memory_order_relaxed)) {
+        header_->consumer_sleeping.store(0, std::memory_order_relaxed);
+        return true;
+      }
+      futex_wait_for(header_->published, seen, left, futex_scope::process_shared);
+      header_->consumer_sleeping.store(0, std::memory_order_relaxed);
+    }
+  }
+
+  [[nodiscard]] bool readable() const noexcept {
+    // acquire: pairs with the release store in publish().
+    return header_->tail.load(std::memory_order_acquire) != header_->head.load(std::memory_order_relaxed);
+  }
+
+ private:
+  static constexpr int spin_limit = 128;
+
+  spsc_ring(spsc_ring_header* h, std::uint64_t capacity) noexcept : header_(h), capacity_(capacity) {}
+
+  static constexpr std::uint64_t padded(std::uint64_t n) noexcept { return (n + 7) & ~std::uint64_t{7}; }
+  std::byte* data() const noexcept { return reinterpret_cast<std::byte*>(header_ + 1); }
+  void write_u32(std::uint64_t offset, std::uint32_t v) noexcept { std::memcpy(data() + offset, &v, 4); }
+  std::uint32_t read_u32(std::uint64_t offset) const noexcept {
+    std::uint32_t v;
+    std::memcpy(&v, data() + offset, 4);
+    return v;
+  }
+
+  void publish(std::uint64_t new_tail) noexcept {
+    // seq_cst: release for the consumer's acquire of tail (the record's bytes),
+    // and ordered before the consumer_sleeping check below (Dekker with wait_readable).
+    header_->tail.store(new_tail, std::memory_order_seq_cst);
+    if (header_->consumer_sleeping.load(std::memory_order_seq_cst) != 0) {
+      header_->published.fetch_add(1, std::memory_order_release);
+      futex_wake(header_->published, 1, futex_scope::process_shared);
+    }
+  }
+
+  spsc_ring_header* header_;
+  std::uint64_t capacity_;
+};
+
+}  // namespace troupe
