@@ -54,7 +54,11 @@ void detached_executor::run(cell* c) {
   cell_ptr keep(c);  // the cell must outlive this loop even after it terminates
   for (;;) {
     const resume_result r = c->resume(SIZE_MAX);
-    if (r == resume_result::terminated) return;
+    if (r == resume_result::terminated) {
+      // release: pairs with the acquire in finished(); nothing here is touched after.
+      finished_.store(true, std::memory_order_release);
+      return;
+    }
     if (r == resume_result::again) continue;
     // acquire: pairs with the release store in schedule().
     while (signal_.load(std::memory_order_acquire) == 0) futex_wait(signal_, 0);
@@ -136,6 +140,10 @@ executor& system_state::scheduler_executor() noexcept {
 
 executor& system_state::new_detached_executor() {
   std::lock_guard lock(detached_mutex_);
+  // Reap the threads of detached actors that have ended (they are leaving
+  // already, so the joins are short), so that many short-lived detached actors
+  // do not pile up unjoined threads (and their stacks) until shutdown.
+  std::erase_if(detached_, [](const std::unique_ptr<detached_executor>& d) { return d->finished(); });
   detached_.push_back(std::make_unique<detached_executor>());
   return *detached_.back();
 }

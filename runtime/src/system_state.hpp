@@ -42,11 +42,17 @@ class detached_executor final : public executor {
   detached_executor& operator=(const detached_executor&) = delete;
   void schedule(cell* c) noexcept override;
   void join();
+  // The actor ended and its thread is leaving: the executor can be reaped.
+  [[nodiscard]] bool finished() const noexcept {
+    // acquire: pairs with the release store at the end of run().
+    return finished_.load(std::memory_order_acquire);
+  }
 
  private:
   void run(cell* c);
   std::atomic<std::uint32_t> signal_{0};
   std::atomic<bool> launched_{false};
+  std::atomic<bool> finished_{false};
   std::thread thread_;
 };
 
