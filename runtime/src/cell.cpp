@@ -83,6 +83,17 @@ std::string demangle(const char* name) {
   return result;
 }
 
+// Builds a runtime message and sends it from a path that must not throw. If
+// memory runs out the message is lost: timeouts and final notifications still
+// bound what that costs.
+template <class E, class... Args>
+void post(cell& target, Args&&... args) noexcept {
+  try {
+    (void)target.enqueue(new E(std::forward<Args>(args)...));
+  } catch (...) {
+  }
+}
+
 // A no-op message whose arrival makes the actor run (and notice a stop request).
 struct wake_envelope final : system_envelope {
   void run(cell&) override {}
@@ -110,18 +121,11 @@ struct exit_envelope final : system_envelope {
 };
 
 void send_down(const cell_ptr& watcher, std::uint64_t id, cell* who, const exit_reason& reason) noexcept {
-  try {
-    (void)watcher->enqueue(new down_envelope(id, who, reason));
-  } catch (...) {
-    // Out of memory: the watcher misses this down; nothing else can be done.
-  }
+  post<down_envelope>(*watcher.get(), id, who, reason);
 }
 
 void send_exit_signal(cell* target, cell* from, const exit_reason& reason) noexcept {
-  try {
-    (void)target->enqueue(new exit_envelope(from, reason));
-  } catch (...) {
-  }
+  post<exit_envelope>(*target, from, reason);
 }
 
 // Sets up a monitor in the target's context; a dead target owes the down at once.
@@ -334,11 +338,7 @@ void cell::request_stop(exit_reason::kind why, bool final) noexcept {
   const auto bits = static_cast<std::uint8_t>((why == exit_reason::kind::killed ? stop_killed : stop_shutdown) |
                                               (final ? stop_final : 0));
   stop_request_.fetch_or(bits, std::memory_order_relaxed);
-  try {
-    (void)enqueue(new wake_envelope);
-  } catch (...) {
-    // Out of memory: the flag is still seen at the actor's next message.
-  }
+  post<wake_envelope>(*this);  // lost only without memory: the flag is still seen at the next message
 }
 
 exit_reason cell::exit_reason_snapshot() const {
@@ -608,33 +608,21 @@ const std::function<void(void*)>* cell::factory() const noexcept {
 }
 
 void cell::notify_supervisor(const exit_reason& reason, bool is_final) noexcept {
-  try {
-    (void)extras_->supervisor->enqueue(new child_exit_envelope(this, reason, is_final, incarnation_));
-  } catch (...) {
-  }
+  post<child_exit_envelope>(*extras_->supervisor.get(), this, reason, is_final, incarnation_);
 }
 
 void cell::own_executor(std::unique_ptr<owned_executor> exec) { extras().executor = std::move(exec); }
 
 void cell::post_restart(std::uint64_t incarnation) noexcept {
-  try {
-    (void)enqueue(new restart_envelope(incarnation));
-  } catch (...) {
-  }
+  post<restart_envelope>(*this, incarnation);
 }
 
 void cell::post_terminate(const exit_reason& reason) noexcept {
-  try {
-    (void)enqueue(new terminate_envelope(reason, true));
-  } catch (...) {
-  }
+  post<terminate_envelope>(*this, reason, true);
 }
 
 void cell::post_pause(const exit_reason& reason) noexcept {
-  try {
-    (void)enqueue(new terminate_envelope(reason, false));
-  } catch (...) {
-  }
+  post<terminate_envelope>(*this, reason, false);
 }
 
 bool cell::supervised() const noexcept { return extras_ != nullptr && extras_->supervisor; }
@@ -679,10 +667,7 @@ void cell::terminate(exit_reason reason) noexcept {
     // The monitors this actor held: their targets drop this dead cell from their
     // lists (or it would stay referenced until they end).
     for (auto& [id, target] : x->monitoring) {
-      try {
-        (void)target->enqueue(new remove_monitor_envelope(id));
-      } catch (...) {
-      }
+      post<remove_monitor_envelope>(*target.get(), id);
     }
     x->monitoring.clear();
     for (auto& other : links) send_exit_signal(other.get(), this, final_reason);

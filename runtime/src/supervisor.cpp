@@ -67,16 +67,6 @@ std::string describe(const supervisor_event& e) {
   return out.str();
 }
 
-void start_cell(troupe::system& sys, cell* c) {
-  try {
-    sys.state().on_started(c);
-  } catch (...) {
-    c->release();  // the reference the system would have held; the actor never ran
-    throw;
-  }
-  c->exec().schedule(c);
-}
-
 // The supervisor actor. One instance per (re)start; the state outlives it.
 class supervisor_actor final : public actor<supervisor_protocol>, public supervision_listener {
  public:

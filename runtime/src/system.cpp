@@ -262,15 +262,17 @@ detail::executor& system::make_detached_executor() {
   return state_->new_detached_executor();
 }
 
-void system::start(detail::cell* c) {
+void detail::start_cell(troupe::system& sys, cell* c) {
   try {
-    state_->on_started(c);
+    sys.state().on_started(c);
   } catch (...) {
     c->release();  // the reference the system would have held; the actor never ran
     throw;
   }
   c->exec().schedule(c);
 }
+
+void system::start(detail::cell* c) { detail::start_cell(*this, c); }
 
 timer system::schedule_timer(std::chrono::nanoseconds delay, std::chrono::nanoseconds period,
                              std::function<bool()> fire) {

@@ -62,37 +62,32 @@ class system {
   // Throws what A's constructor throws, or troupe_error(system_stopped).
   template <actor_class A, class... Args>
   ref<typename A::protocol_type> spawn(Args&&... args) {
-    return spawn_on<A>(scheduler_executor(), std::forward<Args>(args)...);
+    check_spawn_allowed();
+    return spawn_on<A>(scheduler_executor(), nullptr, std::forward<Args>(args)...);
   }
 
   // As spawn(), with a bounded mailbox (unbounded is the default).
   template <actor_class A, class... Args>
   ref<typename A::protocol_type> spawn(bounded mailbox, Args&&... args) {
-    using P = typename A::protocol_type;
     check_spawn_allowed();
-    auto* c = new detail::typed_cell<A>(*this, scheduler_executor(), std::forward<Args>(args)...);
-    c->set_bound(std::make_unique<mailbox_bound>(mailbox.capacity, mailbox.policy));
-    detail::cell_ptr handle(c);
-    start(c);
-    return detail::ref_access::make<P>(handle.get());
+    return spawn_on<A>(scheduler_executor(), std::make_unique<mailbox_bound>(mailbox.capacity, mailbox.policy),
+                       std::forward<Args>(args)...);
   }
 
   // Spawns a lambda-based actor speaking P: one callable per message type.
   template <a_protocol P, class... Handlers>
   ref<P> spawn(Handlers&&... handlers) {
     using actor_type = detail::function_actor<P, std::decay_t<Handlers>...>;
-    return spawn_on<actor_type>(scheduler_executor(), std::forward<Handlers>(handlers)...);
+    check_spawn_allowed();
+    return spawn_on<actor_type>(scheduler_executor(), nullptr, std::forward<Handlers>(handlers)...);
   }
 
   // Spawns an actor on a thread of its own, for handlers that block (I/O,
   // legacy calls). Not available in deterministic mode.
   template <actor_class A, class... Args>
   ref<typename A::protocol_type> spawn_detached(Args&&... args) {
-    using P = typename A::protocol_type;
     check_spawn_allowed();
-    detail::executor& exec = make_detached_executor();
-    auto* c = new detail::typed_cell<A>(*this, exec, std::forward<Args>(args)...);
-    return start_detached<P>(c);
+    return spawn_on<A>(make_detached_executor(), nullptr, std::forward<Args>(args)...);
   }
 
   // Sends `message` to `to` after `delay`. Returns a handle to cancel it.
@@ -150,20 +145,16 @@ class system {
   detail::system_state& state() noexcept { return *state_; }
 
  private:
+  // The one spawn path: build the cell (bounded if `bound`), register and schedule it.
   template <class A, class... Args>
-  ref<typename A::protocol_type> spawn_on(detail::executor& exec, Args&&... args) {
-    using P = typename A::protocol_type;
-    check_spawn_allowed();
+  ref<typename A::protocol_type> spawn_on(detail::executor& exec, std::unique_ptr<mailbox_bound> bound,
+                                          Args&&... args) {
     auto* c = new detail::typed_cell<A>(*this, exec, std::forward<Args>(args)...);
-    detail::cell_ptr handle(c);  // the caller's ref; the system keeps the initial one
+    if (bound) c->set_bound(std::move(bound));
+    // The caller's ref; the cell's initial reference becomes the system's.
+    auto handle = detail::ref_access::make<typename A::protocol_type>(c);
     start(c);
-    return detail::ref_access::make<P>(handle.get());
-  }
-  template <class P>
-  ref<P> start_detached(detail::cell* c) {
-    detail::cell_ptr handle(c);
-    start(c);
-    return detail::ref_access::make<P>(handle.get());
+    return handle;
   }
 
   void check_spawn_allowed() const;
