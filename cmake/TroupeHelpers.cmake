@@ -46,12 +46,16 @@ function(troupe_add_library name)
   install(DIRECTORY include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 endfunction()
 
-# troupe_add_test(<name> SOURCES ... [DEPENDS ...] [LABELS ...] [TIMEOUT s])
-# One GoogleTest executable registered as one CTest test.
+# troupe_add_test(<name> SOURCES ... [DEPENDS ...] [LABELS ...] [TIMEOUT s] [OWN_MAIN])
+# One GoogleTest executable registered as one CTest test. OWN_MAIN: the sources
+# define main() (multi-process tests, whose executable is also the child program).
 function(troupe_add_test name)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPENDS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "OWN_MAIN" "TIMEOUT" "SOURCES;DEPENDS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
-  target_link_libraries(${name} PRIVATE ${ARG_DEPENDS} GTest::gtest GTest::gtest_main Threads::Threads)
+  target_link_libraries(${name} PRIVATE ${ARG_DEPENDS} GTest::gtest Threads::Threads)
+  if(NOT ARG_OWN_MAIN)
+    target_link_libraries(${name} PRIVATE GTest::gtest_main)
+  endif()
   troupe_set_options(${name})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 300)

@@ -171,6 +171,7 @@ void envelope::discard(cell& receiver, const exit_reason& reason) noexcept {
 
 cell* current_cell() noexcept { return running_cell; }
 void forbid_blocking_sends_on_this_thread() noexcept { sends_must_not_block = true; }
+bool blocking_sends_allowed() noexcept { return current_cell() == nullptr && !sends_must_not_block; }
 handler_record* current_handler() noexcept { return running_handler; }
 
 handler_scope::handler_scope(handler_record* r) noexcept : previous_(running_handler) { running_handler = r; }
@@ -196,7 +197,14 @@ error error_for(const cell& c, const exit_reason& reason) {
 
 std::string address_of(const cell* c) {
   if (c == nullptr) return "troupe://<none>";
+  if (c->is_remote()) return c->remote_address();
   return "troupe://local/" + std::to_string(c->id());
+}
+
+std::error_code cell::forward(envelope* e) noexcept {
+  e->discard(*this, exit_reason::error("this actor cannot forward messages"));
+  delete e;
+  return make_error_code(errc::no_such_actor);
 }
 
 cell::cell(troupe::system& owner, executor& exec) noexcept
@@ -210,10 +218,11 @@ cell_extras& cell::extras() {
 }
 
 std::error_code cell::enqueue(envelope* e) noexcept {
+  if (forwards_ && e->index != envelope::system_index) [[unlikely]] return forward(e);
   const bool counted = bound_ != nullptr && e->index != envelope::system_index;
   if (counted) {
     // An actor's worker must not block: only plain threads wait for room.
-    switch (bound_->admit([] { return current_cell() == nullptr && !sends_must_not_block; })) {
+    switch (bound_->admit([] { return blocking_sends_allowed(); })) {
       case admission::admitted:
         break;
       case admission::dropped:
@@ -277,7 +286,8 @@ void cell::unlink(cell* target) {
 }
 
 void cell::send_exit(cell* target, cell* from, exit_reason reason) noexcept {
-  if (reason.what() == exit_reason::kind::killed) {
+  // A proxy forwards even a kill to the node that hosts the actor.
+  if (reason.what() == exit_reason::kind::killed && !target->is_remote()) {
     target->request_stop(exit_reason::kind::killed, false);  // untrappable; a supervisor may restart it
     return;
   }

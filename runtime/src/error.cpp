@@ -15,6 +15,14 @@ const char* to_string(errc e) noexcept {
     case errc::system_stopped: return "system_stopped";
     case errc::would_block: return "would_block";
     case errc::mailbox_full: return "mailbox_full";
+    case errc::no_such_node: return "no_such_node";
+    case errc::no_such_name: return "no_such_name";
+    case errc::protocol_mismatch: return "protocol_mismatch";
+    case errc::malformed_message: return "malformed_message";
+    case errc::connection_lost: return "connection_lost";
+    case errc::not_registered: return "not_registered";
+    case errc::peer_overloaded: return "peer_overloaded";
+    case errc::name_in_use: return "name_in_use";
   }
   return "unknown";
 }

@@ -1,6 +1,6 @@
 #include "scheduler.hpp"
 
-#include <immintrin.h>
+#include "troupe/mailbox/cache_line.hpp"
 
 namespace troupe::detail {
 namespace {
@@ -13,8 +13,6 @@ thread_local void* current_worker = nullptr;
 constexpr std::uint32_t max_next_streak = 32;
 // Every this many activations a worker polls the injection queue first.
 constexpr std::uint32_t injector_poll_interval = 61;
-
-inline void cpu_relax() noexcept { _mm_pause(); }
 
 }  // namespace
 

@@ -274,6 +274,8 @@ void detail::start_cell(troupe::system& sys, cell* c) {
 
 void system::start(detail::cell* c) { detail::start_cell(*this, c); }
 
+detail::executor& detail::scheduler_of(troupe::system& sys) noexcept { return sys.scheduler_executor(); }
+
 timer system::schedule_timer(std::chrono::nanoseconds delay, std::chrono::nanoseconds period,
                              std::function<bool()> fire) {
   const std::uint64_t id = state_->timers->schedule(delay, period, std::move(fire));

@@ -56,10 +56,6 @@ class detached_executor final : public executor {
   std::thread thread_;
 };
 
-// Registers a built cell with its system and schedules its first activation;
-// its initial reference becomes the system's. Throws (and frees that reference)
-// once shutdown has begun.
-void start_cell(troupe::system& sys, cell* c);
 
 class system_state {
  public:

@@ -16,6 +16,10 @@ struct bank_actor : troupe::actor<bank> {
   long on(balance) { return total; }
 };
 
+// A message that cannot cross a process boundary (a raw pointer).
+struct with_pointer { int* where; };
+using local_only = troupe::protocol<with_pointer>;
+
 #if defined(TROUPE_CASE_MISSING_HANDLER)
 struct half_bank : troupe::actor<bank> {
   void on(deposit) {}
@@ -36,6 +40,11 @@ int main() {
   (void)b.ask(deposit{1}, std::chrono::seconds(1));  // deposit names no reply type
 #elif defined(TROUPE_CASE_MISSING_HANDLER)
   (void)sys.spawn<half_bank>();
+#elif defined(TROUPE_CASE_REMOTE_NOT_SERIALIZABLE)
+  troupe::node n;
+  (void)n.lookup<local_only>("troupe://elsewhere/x");  // with_pointer cannot cross
 #endif
+  // Local actors may speak it: only crossing needs serialization.
+  (void)sys.spawn<local_only>([](with_pointer) {});
   return 0;
 }

@@ -15,4 +15,14 @@ namespace troupe {
 // is not used because GCC warns that its value may differ between compilations.
 inline constexpr std::size_t cache_line = 64;
 
+// One iteration of a spin-wait: tells the core we are spinning (x86 PAUSE), which
+// saves power and yields pipeline resources to a sibling hyperthread.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
 }  // namespace troupe

@@ -114,13 +114,19 @@ class spsc_ring {
   }
 
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+  // The shared header, for diagnostics and for tests that play a hostile peer.
+  [[nodiscard]] spsc_ring_header* header() const noexcept { return header_; }
   // The largest payload a record can carry.
   [[nodiscard]] std::size_t max_payload() const noexcept { return capacity_ / 2 - record_header; }
 
   // --- producer ---------------------------------------------------------------
-  write_result try_write(std::uint32_t type, std::span<const std::byte> payload) noexcept {
-    if (payload.size() > max_payload()) return write_result::too_large;
-    const std::uint64_t size = padded(record_header + payload.size());
+  // The payload is `payload` followed by `more` (a gather write: a record header
+  // of the caller's and its body need not be contiguous).
+  write_result try_write(std::uint32_t type, std::span<const std::byte> payload,
+                         std::span<const std::byte> more = {}) noexcept {
+    const std::size_t length = payload.size() + more.size();
+    if (length > max_payload()) return write_result::too_large;
+    const std::uint64_t size = padded(record_header + length);
     // relaxed: only the producer writes tail.
     std::uint64_t tail = header_->tail.load(std::memory_order_relaxed);
     // seq_cst (a plain load on x86): acquire pairs with the store of head in
@@ -136,33 +142,67 @@ class spsc_ring {
       tail += to_end;
     }
     const std::uint64_t at = tail & (capacity_ - 1);
-    write_u32(at, static_cast<std::uint32_t>(payload.size()));
+    write_u32(at, static_cast<std::uint32_t>(length));
     write_u32(at + 4, type);
     if (!payload.empty()) std::memcpy(data() + at + record_header, payload.data(), payload.size());
+    if (!more.empty()) std::memcpy(data() + at + record_header + payload.size(), more.data(), more.size());
     publish(tail + size);
     return write_result::written;
   }
 
   // As try_write, but waits (spin, then park) for room until `deadline`.
   write_result write_wait(std::uint32_t type, std::span<const std::byte> payload,
-                          std::chrono::steady_clock::time_point deadline) noexcept {
+                          std::chrono::steady_clock::time_point deadline, std::span<const std::byte> more = {}) noexcept {
     for (int spin = 0;; ++spin) {
       // acquire: pairs with the release increment in read(); the futex value snapshot.
       const std::uint32_t seen = header_->freed.load(std::memory_order_acquire);
-      const write_result r = try_write(type, payload);
+      const write_result r = try_write(type, payload, more);
       if (r != write_result::full) return r;
-      if (spin < spin_limit) continue;
+      if (spin < spin_limit) {
+        cpu_relax();
+        continue;
+      }
       const auto left = deadline - std::chrono::steady_clock::now();
       if (left <= std::chrono::nanoseconds::zero()) return write_result::full;
       // seq_cst: Dekker with the consumer's seq_cst head store + flag load in read().
       header_->producer_sleeping.store(1, std::memory_order_seq_cst);
-      if (try_write(type, payload) == write_result::written) {
+      if (try_write(type, payload, more) == write_result::written) {
         header_->producer_sleeping.store(0, std::memory_order_relaxed);
         return write_result::written;
       }
       futex_wait_for(header_->freed, seen, left, futex_scope::process_shared);
       header_->producer_sleeping.store(0, std::memory_order_relaxed);
     }
+  }
+
+  // For a producer that found the ring full and let go of it (other threads of
+  // its process may produce meanwhile, under their own mutual exclusion): waits
+  // (spin, then park) until the consumer has moved past `seen_head` (see
+  // consumer_position()), or until `deadline`. The caller retries its write.
+  void wait_for_room(std::uint64_t seen_head, std::chrono::steady_clock::time_point deadline) noexcept {
+    for (int spin = 0;; ++spin) {
+      // seq_cst: as in write_wait() — Dekker with read()'s head store and flag load.
+      if (header_->head.load(std::memory_order_seq_cst) != seen_head) return;
+      if (spin < spin_limit) {
+        cpu_relax();
+        continue;
+      }
+      const auto left = deadline - std::chrono::steady_clock::now();
+      if (left <= std::chrono::nanoseconds::zero()) return;
+      // acquire: pairs with the release increment in read(); the futex value snapshot.
+      const std::uint32_t seen = header_->freed.load(std::memory_order_acquire);
+      header_->producer_sleeping.store(1, std::memory_order_seq_cst);
+      if (header_->head.load(std::memory_order_seq_cst) == seen_head) {
+        futex_wait_for(header_->freed, seen, left, futex_scope::process_shared);
+      }
+      header_->producer_sleeping.store(0, std::memory_order_relaxed);
+      return;
+    }
+  }
+  // Where the consumer is (for wait_for_room).
+  [[nodiscard]] std::uint64_t consumer_position() const noexcept {
+    // acquire: pairs with the head store in read().
+    return header_->head.load(std::memory_order_acquire);
   }
 
   // --- consumer ---------------------------------------------------------------
@@ -202,14 +242,24 @@ class spsc_ring {
     return read_result::record;
   }
 
-  // Waits until a record may be readable (spin, then park) or `deadline`.
-  // Returns false on timeout.
-  bool wait_readable(std::chrono::steady_clock::time_point deadline) noexcept {
+  // Waits until a record may be readable (spin, then park) or `deadline`, or
+  // until `cancel` (if given) is set and interrupt_consumer() called. Returns
+  // false on timeout or cancellation.
+  // `spins`: checks before parking (spinning keeps latency low while the
+  // producer is active; parking keeps an idle pair at zero CPU).
+  bool wait_readable(std::chrono::steady_clock::time_point deadline, const std::atomic<bool>* cancel = nullptr,
+                     int spins = spin_limit) noexcept {
     for (int spin = 0;; ++spin) {
-      // acquire: pairs with the release increment in publish().
+      // acquire: pairs with the release increment in publish() (and in interrupt_consumer()).
       const std::uint32_t seen = header_->published.load(std::memory_order_acquire);
       if (readable()) return true;
-      if (spin < spin_limit) continue;
+      // seq_cst: pairs with the store in the canceller before its interrupt_consumer():
+      // either we see the flag here, or its increment of `published` makes our futex_wait return.
+      if (cancel != nullptr && cancel->load(std::memory_order_seq_cst)) return false;
+      if (spin < spins) {
+        cpu_relax();
+        continue;
+      }
       const auto left = deadline - std::chrono::steady_clock::now();
       if (left <= std::chrono::nanoseconds::zero()) return false;
       // seq_cst: Dekker with the producer's seq_cst tail store + flag load in publish().
@@ -221,6 +271,15 @@ class spsc_ring {
       futex_wait_for(header_->published, seen, left, futex_scope::process_shared);
       header_->consumer_sleeping.store(0, std::memory_order_relaxed);
     }
+  }
+
+  // Any thread of the consumer's process: wakes a consumer parked in
+  // wait_readable() so that it re-checks its cancel flag (set that first).
+  void interrupt_consumer() noexcept {
+    // release: a wake-up counter bump like publish()'s; the consumer's futex_wait
+    // returns at once if it snapshotted the old value.
+    header_->published.fetch_add(1, std::memory_order_release);
+    futex_wake(header_->published, INT32_MAX, futex_scope::process_shared);
   }
 
   [[nodiscard]] bool readable() const noexcept {

@@ -27,6 +27,15 @@ enum class errc : int {
   system_stopped = 5,    // the actor system is shutting down
   would_block = 6,       // a blocking call inside an actor, or a deterministic run with nothing left to do
   mailbox_full = 7,      // a bounded mailbox refused the message
+  // Across processes and machines (net/):
+  no_such_node = 8,      // no node of that name is reachable (or it is gone)
+  no_such_name = 9,      // lookup(): the node has nothing published under that name
+  protocol_mismatch = 10,  // the actor speaks another protocol, or a message type's schema differs between nodes
+  malformed_message = 11,  // bytes from another process or machine that do not decode
+  connection_lost = 12,  // the link to the peer node broke while the operation was in flight
+  not_registered = 13,   // remote spawn of an actor type the node has not registered
+  peer_overloaded = 14,  // the outbound queue to a peer node is full
+  name_in_use = 15,      // another live node on this host has that name
 };
 
 const std::error_category& troupe_category() noexcept;

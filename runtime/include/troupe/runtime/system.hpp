@@ -157,6 +157,7 @@ class system {
     return handle;
   }
 
+  friend detail::executor& detail::scheduler_of(troupe::system& sys) noexcept;
   void check_spawn_allowed() const;
   detail::executor& scheduler_executor() noexcept;
   detail::executor& make_detached_executor();

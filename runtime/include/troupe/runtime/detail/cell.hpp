@@ -180,6 +180,10 @@ class cell {
   // once enqueue() has reported the actor gone.
   [[nodiscard]] exit_reason exit_reason_snapshot() const;
   [[nodiscard]] bool terminated() const noexcept { return mailbox_.closed(); }
+  // A proxy for an actor of another node (see make_forwarding()).
+  [[nodiscard]] bool is_remote() const noexcept { return forwards_; }
+  // "troupe://<node>/<id>" for a proxy; local cells print "troupe://local/<id>".
+  [[nodiscard]] virtual std::string remote_address() const { return {}; }
 
   // --- executor only --------------------------------------------------------
   resume_result resume(std::size_t max_messages) noexcept;
@@ -256,6 +260,14 @@ class cell {
   virtual std::optional<exit_reason> recreate() noexcept { return exit_reason::error("not restartable"); }
   // Whether the actor declares on(const troupe::exit&), i.e. traps exits.
   [[nodiscard]] virtual bool traps_exits() const noexcept { return false; }
+  // Proxies for actors of other nodes (net/): user messages bypass the mailbox
+  // and go to forward() on the sender's thread, so they reach the wire in send
+  // order; runtime messages (links, monitors, exits) still queue here and run in
+  // the proxy's own context. Call in the constructor, before the cell is shared.
+  void make_forwarding() noexcept { forwards_ = true; }
+  // Takes ownership of `e` (a user message). Default: the message is abandoned.
+  virtual std::error_code forward(envelope* e) noexcept;
+
   // Deliver to the actor's on(exit)/on(down) handler. May throw (the actor fails).
   virtual void deliver_exit(const troupe::exit& e) { (void)e; }
   virtual void deliver_down(const troupe::down& d) { (void)d; }
@@ -277,6 +289,9 @@ class cell {
   std::uint8_t paused_ : 1 = 0;    // supervised, between a failure and the supervisor's decision
   // Set from other threads by request_stop(); read by the consumer.
   std::atomic<std::uint8_t> stop_request_{0};  // stop_bits, or-ed together
+  // Immutable once the cell is shared (read by senders on any thread); a byte of
+  // its own, not a bit next to the consumer-only flags, so reads never race writes.
+  bool forwards_ = false;
   std::uint64_t incarnation_ = 0;              // supervised: which life this is
   std::uint32_t awaiting_ = 0;  // suspended non-interleaving handlers
   mpsc_queue<envelope> mailbox_;
@@ -320,6 +335,16 @@ error error_for(const cell& c, const exit_reason& reason);
 // Marks the calling thread as one that must never block in a send (the timer
 // thread): a bounded mailbox with the block policy rejects instead.
 void forbid_blocking_sends_on_this_thread() noexcept;
+// Whether a send from this thread may wait for room: a plain thread, not an
+// actor's worker and not a thread marked above.
+bool blocking_sends_allowed() noexcept;
+
+// Registers a built cell with its system and schedules its first activation;
+// its initial reference becomes the system's. Throws (and frees that reference)
+// once shutdown has begun. (Used by supervisors and net/'s proxies.)
+void start_cell(troupe::system& sys, cell* c);
+// The system's work-stealing scheduler, for cells built outside system::spawn.
+executor& scheduler_of(troupe::system& sys) noexcept;
 
 // The actor whose handler is running on this thread, if any.
 cell* current_cell() noexcept;

@@ -26,11 +26,21 @@
 
 namespace troupe::detail {
 
+// Where a reply lands when the asker is not an actor of this process: a plain
+// thread's future (future_state), or the wire back to another node (net/).
+template <class R>
+class reply_sink {
+ public:
+  virtual ~reply_sink() = default;
+  // First result wins; later ones are ignored. Any thread.
+  virtual void set(expected<R> value) = 0;
+};
+
 // The meeting point of a reply and a thread blocked in get().
 template <class R>
-class future_state {
+class future_state final : public reply_sink<R> {
  public:
-  void set(expected<R> value) {
+  void set(expected<R> value) override {
     {
       std::lock_guard lock(mutex_);
       if (value_) return;  // first result wins (a reply racing a drop)
@@ -102,7 +112,7 @@ template <class R>
 class reply_to {
  public:
   reply_to() = default;
-  explicit reply_to(std::shared_ptr<future_state<R>> future) : future_(std::move(future)) {}
+  explicit reply_to(std::shared_ptr<reply_sink<R>> sink) : future_(std::move(sink)) {}
   reply_to(cell_ptr asker, std::uint64_t request_id) : asker_(std::move(asker)), request_id_(request_id) {}
   reply_to(reply_to&& other) noexcept = default;
   reply_to& operator=(reply_to&& other) noexcept {
@@ -136,7 +146,7 @@ class reply_to {
   void drop() noexcept {
     if (pending()) deliver(error(errc::request_dropped, "the receiver discarded the request without replying"));
   }
-  std::shared_ptr<future_state<R>> future_;
+  std::shared_ptr<reply_sink<R>> future_;
   cell_ptr asker_;
   std::uint64_t request_id_ = 0;
 };

@@ -19,3 +19,6 @@
 #include "troupe/runtime/system.hpp"
 #include "troupe/runtime/task.hpp"
 #include "troupe/runtime/timer.hpp"
+#include "troupe/runtime/serialization.hpp"
+#include "troupe/net/node.hpp"
+#include "troupe/net/node_child.hpp"

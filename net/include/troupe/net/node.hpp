@@ -1,0 +1,257 @@
+// node: an actor system with a name, reachable from other processes on this
+// host. Actors in different processes exchange typed messages through shared
+// memory as if they were local: the same ref<P> works at every distance, and
+// refs travel inside messages.
+//
+//   troupe::node n({.name = "bank"});
+//   n.publish("accounts", n.spawn<bank_actor>());
+//   // in another process:
+//   troupe::node client({.name = "client"});
+//   auto bank = client.lookup<bank_protocol>("troupe://bank/accounts").value();
+//   bank.tell(deposit{"alice", 500});
+//
+// Identity: a node is (name, incarnation). The name is unique on its host (its
+// UNIX socket in the per-user runtime directory claims it); the incarnation is
+// fresh at every start, so refs to a node that died and came back report the
+// actors as down instead of reaching the new process by accident.
+//
+// Deploying: spawn_node() starts a child process (this executable by default)
+// that joins as a node; troupe::run() in main() is the hook that lets the same
+// program act as parent or child. spawn<A>(on(handle), args...) starts an actor
+// of a registered type (TROUPE_REGISTER_ACTOR) there. node_child() makes a
+// whole node a supervised child. docs/deployment.md has the guide and
+// docs/wire.md the ring layout and handshake.
+//
+// Failure: when a peer process dies, its UNIX socket hangs up at once: every
+// proxy of its actors stops with exit_reason::process_down, so monitors get
+// down{process_down}, links fire and pending asks fail — no heartbeat delay.
+//
+// Thread safety: every member from any thread. lookup(), connect(),
+// spawn_node() and remote spawn block the caller (bounded by a timeout): call
+// them from plain threads or on_start, not from a hot handler.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "troupe/net/detail/remote.hpp"
+#include "troupe/runtime/actor.hpp"
+#include "troupe/runtime/config.hpp"
+#include "troupe/runtime/error.hpp"
+#include "troupe/runtime/protocol.hpp"
+#include "troupe/runtime/ref.hpp"
+#include "troupe/runtime/serialization.hpp"
+#include "troupe/runtime/system.hpp"
+
+namespace troupe {
+
+struct node_config {
+  // Unique on this host. Empty: "node-<pid>".
+  std::string name;
+  // The actor system's own settings.
+  troupe::config system;
+  // Where nodes of this user meet (one UNIX socket each; created mode 0700).
+  // Empty: $TROUPE_RUNTIME_DIR, else $XDG_RUNTIME_DIR/troupe, else /tmp/troupe-<uid>.
+  std::string runtime_dir;
+  // Shared memory per direction of each link (rounded down to a power of two).
+  std::size_t ring_bytes = std::size_t{1} << 20;
+  // Bytes a link may queue while its ring is full before sends fail with
+  // errc::peer_overloaded (memory stays bounded when a peer is slow).
+  std::size_t max_queued_bytes = std::size_t{64} << 20;
+  // Largest message accepted from a peer (a bigger one is a defect: link closed).
+  std::size_t max_message_bytes = std::size_t{64} << 20;
+  // Dialing and handshake.
+  std::chrono::milliseconds connect_timeout{5000};
+  // Spin iterations a link's reader makes before parking (the adaptive wake-up).
+  int reader_spins = 2000;
+};
+
+// How spawn_node starts a child process.
+struct node_spawn_options {
+  std::string name;                // the child's node name (required, unique on the host)
+  std::string program;             // empty: this executable (/proc/self/exe)
+  std::vector<std::string> args;   // argv[1..] of the child
+  std::chrono::milliseconds timeout{10000};  // until the child has joined
+};
+
+namespace detail {
+struct peer_info;
+}
+
+// A node this one is linked to.
+class node_handle {
+ public:
+  node_handle() = default;
+  explicit node_handle(std::shared_ptr<const detail::peer_info> info) : info_(std::move(info)) {}
+
+  [[nodiscard]] const std::string& name() const;
+  [[nodiscard]] std::uint64_t incarnation() const;
+  // The process id, if this node started it (spawn_node), else 0.
+  [[nodiscard]] pid_t pid() const;
+  // False once its process is known to be gone.
+  [[nodiscard]] bool alive() const;
+  // An actor that lives as long as the node: monitor it to hear of the node's
+  // death (down{process_down}) — this is what node_child does.
+  [[nodiscard]] actor_addr anchor() const;
+  explicit operator bool() const noexcept { return static_cast<bool>(info_); }
+  [[nodiscard]] const std::shared_ptr<const detail::peer_info>& info() const noexcept { return info_; }
+
+ private:
+  std::shared_ptr<const detail::peer_info> info_;
+};
+
+// Where a remote spawn goes: sys.spawn<A>(troupe::on(handle), args...).
+struct on_node {
+  node_handle where;
+};
+inline on_node on(node_handle where) { return on_node{std::move(where)}; }
+
+class node;
+
+namespace detail {
+// Remote spawn: the factories this program registered (TROUPE_REGISTER_ACTOR).
+using actor_factory = expected<std::pair<cell_ptr, const protocol_table*>> (*)(troupe::node& n, wire_reader& args);
+void register_actor_factory(std::string key, actor_factory factory);
+
+template <class... Args>
+std::string spawn_signature() {
+  std::string s = "(";
+  bool first = true;
+  ((s += (first ? "" : ","), s += schema_of<Args>(), first = false), ...);
+  return s + ")";
+}
+template <class A, class... Args>
+std::string spawn_key() {
+  return std::string(type_name_of<A>()) + spawn_signature<Args...>();
+}
+}  // namespace detail
+
+class node : public system {
+ public:
+  explicit node(node_config cfg = {});
+  // Stops the actors (system::shutdown), then closes every link.
+  ~node();
+
+  [[nodiscard]] const std::string& name() const noexcept;
+  [[nodiscard]] std::uint64_t incarnation() const noexcept;
+
+  // Makes `r` reachable as troupe://<this node>/<name> (replacing an earlier
+  // entry of that name). The entry goes away when the actor stops.
+  template <a_protocol P>
+  void publish(std::string name, const ref<P>& r) {
+    publish_cell(std::move(name), detail::ref_access::get(r), detail::protocol_table_of<P>());
+  }
+  void unpublish(std::string_view name);
+
+  // Resolves "troupe://<node>/<name>" (or "<node>/<name>"): dials the node if
+  // needed and checks that the actor speaks P. Errors: no_such_node,
+  // no_such_name, protocol_mismatch (naming the protocols or the message type
+  // whose schema differs), timeout.
+  template <a_protocol P>
+  expected<ref<P>> lookup(std::string_view uri, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    const detail::protocol_table& table = detail::protocol_table_of<P>();
+    expected<detail::cell_ptr> c = lookup_cell(uri, table, timeout);
+    if (!c) return c.error();
+    return detail::ref_access::make<P>(c->get());
+  }
+
+  // Links this node to the node of that name on this host (done on demand by
+  // lookup and by refs; explicit here).
+  expected<node_handle> connect(std::string_view node_name);
+
+  // Starts a child process that joins as a node (see troupe::run) and returns
+  // once it has. The child dies with this process.
+  expected<node_handle> spawn_node(node_spawn_options options);
+  // The common case: this executable, under `name`, with `args`.
+  expected<node_handle> spawn_node(std::string name, std::vector<std::string> args = {}) {
+    node_spawn_options options;
+    options.name = std::move(name);
+    options.args = std::move(args);
+    return spawn_node(std::move(options));
+  }
+  // Asks a node this one started to shut down (orderly); kill_node sends SIGKILL.
+  void stop_node(const node_handle& h);
+  void kill_node(const node_handle& h);
+
+  // Remote spawn of an actor type registered with TROUPE_REGISTER_ACTOR(A, Args...)
+  // in the program the node runs. The arguments cross the wire (as their decayed
+  // types, which must match the registration).
+  using system::spawn;
+  template <actor_class A, class... Args>
+  expected<ref<typename A::protocol_type>> spawn(on_node where, Args&&... args) {
+    using P = typename A::protocol_type;
+    const detail::protocol_table& table = detail::protocol_table_of<P>();
+    std::vector<std::byte> bytes;
+    detail::wire_context context{core_.get(), nullptr};
+    wire_writer out(bytes, &context);
+    (troupe::encode(out, static_cast<const std::decay_t<Args>&>(args)), ...);
+    expected<detail::cell_ptr> c =
+        spawn_remote(where, detail::spawn_key<A, std::decay_t<Args>...>(), bytes, table);
+    if (!c) return c.error();
+    return detail::ref_access::make<P>(c->get());
+  }
+
+  [[nodiscard]] detail::node_core& core() noexcept { return *core_; }
+  [[nodiscard]] const node_config& node_settings() const noexcept;
+
+ private:
+  void publish_cell(std::string name, detail::cell* c, const detail::protocol_table& table);
+  expected<detail::cell_ptr> lookup_cell(std::string_view uri, const detail::protocol_table& table,
+                                         std::chrono::milliseconds timeout);
+  expected<detail::cell_ptr> spawn_remote(const on_node& where, const std::string& key,
+                                          std::span<const std::byte> args, const detail::protocol_table& table);
+
+  std::unique_ptr<detail::node_core> core_;
+};
+
+// Registers actor class A for remote spawn with constructor arguments Args...
+// (serializable). Use the macro at namespace scope, one line per actor type.
+template <actor_class A, class... Args>
+bool register_actor() {
+  detail::register_actor_factory(
+      detail::spawn_key<A, Args...>(),
+      [](node& n, wire_reader& in) -> expected<std::pair<detail::cell_ptr, const detail::protocol_table*>> {
+        using P = typename A::protocol_type;
+        const detail::protocol_table& table = detail::protocol_table_of<P>();
+        std::tuple<Args...> args{};
+        const bool ok = std::apply([&](auto&... a) { return (troupe::decode(in, a) && ... && true); }, args);
+        if (!ok || in.remaining() != 0) {
+          return error(errc::malformed_message, "spawn arguments of " + std::string(type_name_of<A>()) +
+                                                    " do not decode: " + (in.failed() ? in.failure() : "trailing bytes"));
+        }
+        ref<P> r = std::apply([&](auto&... a) { return n.spawn<A>(std::move(a)...); }, args);
+        return std::pair<detail::cell_ptr, const detail::protocol_table*>(detail::cell_ptr(detail::ref_access::get(r)),
+                                                                          &table);
+      });
+  return true;
+}
+
+#define TROUPE_DETAIL_CONCAT2(a, b) a##b
+#define TROUPE_DETAIL_CONCAT(a, b) TROUPE_DETAIL_CONCAT2(a, b)
+// TROUPE_REGISTER_ACTOR(worker) or TROUPE_REGISTER_ACTOR(worker, int, std::string)
+#define TROUPE_REGISTER_ACTOR(A, ...)                                          \
+  [[maybe_unused]] static const bool TROUPE_DETAIL_CONCAT(troupe_registered_, __LINE__) = \
+      ::troupe::register_actor<A __VA_OPT__(, ) __VA_ARGS__>()
+
+// The main() hook for programs that deploy themselves: in a process started by
+// spawn_node(), becomes that node, runs `child_setup` (if given) and serves until
+// the parent stops it (or dies), then returns the exit code; in any other
+// process, returns main_fn().
+//
+//   int main(int argc, char** argv) {
+//     return troupe::run(argc, argv, [&] { troupe::node n({.name = "parent"}); ...; return 0; });
+//   }
+int run(int argc, char** argv, const std::function<int()>& main_fn,
+        const std::function<void(node&)>& child_setup = {});
+// True in a process started by spawn_node().
+bool is_spawned_node() noexcept;
+
+}  // namespace troupe

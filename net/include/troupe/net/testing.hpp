@@ -1,0 +1,33 @@
+// Test-only hooks that let a test process act as a broken or hostile peer, to
+// check that bad input from another process closes that one link with a log
+// line while the node keeps running. Never use them in applications.
+//
+//   troupe::testing::inject_record(n, "peer", 1, garbage);   // a bad message record
+//   troupe::testing::corrupt_ring(n, "peer");                // an impossible ring position
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "troupe/net/node.hpp"
+
+namespace troupe::testing {
+
+// Writes one raw record (`kind`, `body`) into the ring from `n` to its peer
+// `peer` (dialing it if needed), bypassing every check. False if there is no link.
+bool inject_record(node& n, std::string_view peer, std::uint32_t kind, std::span<const std::byte> body);
+
+// Moves the producer position of that ring far past the consumer's: the peer's
+// next read sees a corrupt ring. False if there is no link.
+bool corrupt_ring(node& n, std::string_view peer);
+
+// The pid of the peer node as its socket reports it (0 if there is no link).
+int peer_pid(node& n, std::string_view peer);
+
+// The id an actor has on its own node (for a ref to a remote actor: its id
+// there, not its proxy's here).
+std::uint64_t remote_id(const actor_addr& a);
+
+}  // namespace troupe::testing

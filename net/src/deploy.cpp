@@ -1,0 +1,193 @@
+// Process deployment: spawn_node (fork + exec of a child that joins as a
+// node), stopping and killing child nodes, remote spawn's answering side, and
+// the node's own orderly stop.
+#include <signal.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "node_core.hpp"
+
+extern char** environ;
+
+namespace troupe::detail {
+
+actor_factory find_actor_factory(const std::string& key);  // remote.cpp
+
+namespace {
+constexpr auto child_stop_grace = std::chrono::seconds(3);
+}
+
+expected<node_handle> node_core::spawn_node(node_spawn_options options) {
+  if (!valid_node_name(options.name)) return error(errc::no_such_node, "invalid node name '" + options.name + "'");
+  if (stopping_.load(std::memory_order_acquire)) return error(errc::system_stopped, "the node is shutting down");
+  const std::string program = options.program.empty() ? "/proc/self/exe" : options.program;
+  // Everything exec needs is built before fork: between fork and exec the child
+  // may only make async-signal-safe calls.
+  std::vector<std::string> args;
+  args.push_back(program);
+  for (auto& a : options.args) args.push_back(a);
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    if (entry.starts_with("TROUPE_NODE_NAME=") || entry.starts_with("TROUPE_PARENT_NODE=") ||
+        entry.starts_with("TROUPE_RUNTIME_DIR=")) {
+      continue;
+    }
+    env.emplace_back(entry);
+  }
+  env.push_back("TROUPE_NODE_NAME=" + options.name);
+  env.push_back("TROUPE_PARENT_NODE=" + config_.name);
+  env.push_back("TROUPE_RUNTIME_DIR=" + runtime_dir_);
+  std::vector<char*> argv, envp;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) return error(errc::system_stopped, errno_text("fork"));
+  if (pid == 0) {
+    // The child dies with its parent (also if the parent is killed -9).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(1);
+    ::execve(program.c_str(), argv.data(), envp.data());
+    ::_exit(127);
+  }
+  {
+    std::lock_guard lock(links_mutex_);
+    children_.push_back(child_process{pid, options.name, open_pidfd(pid), false});
+  }
+  wake_control();
+  const time_limit until = std::chrono::steady_clock::now() + options.timeout;
+  std::shared_ptr<connection> joined;
+  bool exited = false;
+  {
+    std::unique_lock lock(links_mutex_);
+    links_changed_.wait_until(lock, until, [&] {
+      auto [first, last] = connections_.equal_range(options.name);
+      for (auto it = first; it != last; ++it) {
+        if (it->second->peer()->pid == pid && it->second->alive()) joined = it->second;
+      }
+      for (const child_process& child : children_) {
+        if (child.pid == pid && child.exited) exited = true;
+      }
+      return joined != nullptr || exited;
+    });
+  }
+  if (!joined) {
+    ::kill(pid, SIGKILL);
+    return error(errc::no_such_node, "child node '" + options.name + "' (" + program + ", pid " + std::to_string(pid) +
+                                         ") " + (exited ? "exited before it joined" : "did not join in time"));
+  }
+  joined->peer()->spawned_by_us = true;
+  return node_handle(joined->peer());
+}
+
+void node_core::stop_node(const node_handle& h) {
+  if (!h) return;
+  std::shared_ptr<connection> c;
+  {
+    std::lock_guard lock(links_mutex_);
+    auto [first, last] = connections_.equal_range(h.name());
+    for (auto it = first; it != last; ++it) {
+      if (it->second->peer()->incarnation == h.incarnation()) c = it->second;
+    }
+  }
+  if (c) (void)c->write(record_kind::stop, {});
+}
+
+void node_core::kill_node(const node_handle& h) {
+  if (!h || h.pid() <= 0) return;
+  std::lock_guard lock(links_mutex_);
+  for (const child_process& child : children_) {
+    // Only our own children, and only while not yet reaped (the pid is still theirs).
+    if (child.pid == h.pid() && !child.exited) ::kill(child.pid, SIGKILL);
+  }
+}
+
+std::vector<std::byte> node_core::answer_spawn(std::span<const std::byte> body, std::uint64_t& request_id, bool& ok) {
+  wire_context context{this, nullptr};
+  wire_reader in(body, &context);
+  std::string key;
+  ok = in.read_scalar(request_id) && troupe::decode(in, key);
+  std::vector<std::byte> result;
+  if (!ok) return result;
+  wire_writer out(result);
+  auto fail = [&](const error& e) {
+    out.write_scalar<std::uint8_t>(1);
+    encode_error(out, e);
+    return result;
+  };
+  actor_factory factory = find_actor_factory(key);
+  if (factory == nullptr) {
+    return fail(error(errc::not_registered, "node '" + config_.name + "' has no actor registered as " + key +
+                                                " (TROUPE_REGISTER_ACTOR)"));
+  }
+  try {
+    auto spawned = factory(owner_, in);
+    if (!spawned) return fail(spawned.error());
+    export_cell(spawned->first.get(), *spawned->second);
+    out.write_scalar<std::uint8_t>(0);
+    out.write_scalar(spawned->first->id());
+    return result;
+  } catch (const troupe_error& e) {
+    return fail(e.error());
+  } catch (const std::exception& e) {
+    return fail(error(errc::actor_down, std::string("the constructor of ") + key + " threw: " + e.what()));
+  }
+}
+
+void node_core::stop() noexcept {
+  if (stopping_.exchange(true, std::memory_order_acq_rel)) return;
+  if (!control_.joinable()) return;  // never started
+  // Child nodes first: ask them to stop, give them a moment, then kill.
+  std::vector<std::shared_ptr<connection>> links;
+  std::vector<pid_t> alive_children;
+  {
+    std::lock_guard lock(links_mutex_);
+    for (auto& [name, c] : connections_) links.push_back(c);
+    for (const child_process& child : children_) {
+      if (!child.exited) alive_children.push_back(child.pid);
+    }
+  }
+  for (auto& c : links) {
+    const bool our_child =
+        std::find(alive_children.begin(), alive_children.end(), c->peer()->pid) != alive_children.end();
+    if (our_child) (void)c->write(record_kind::stop, {});
+  }
+  const time_limit until = std::chrono::steady_clock::now() + child_stop_grace;
+  for (pid_t pid : alive_children) {
+    // The control thread no longer runs: wait on each child's pidfd here.
+    unique_fd pidfd = open_pidfd(pid);
+    bool gone = false;
+    if (pidfd) {
+      pollfd p{pidfd.get(), POLLIN, 0};
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      gone = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(0, left.count()))) > 0;
+    }
+    if (!gone) ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  }
+  for (auto& c : links) c->close("node '" + config_.name + "' is shutting down");
+  wake_control();
+  control_.join();
+  // Every link's reader ends after close(); join them all.
+  for (auto& c : links) c->join();
+  reap();
+  listener_.reset();
+  ::unlink(socket_path_.c_str());
+  std::lock_guard lock(exports_mutex_);
+  proxies_.clear();
+  names_.clear();
+  exports_.clear();
+}
+
+}  // namespace troupe::detail

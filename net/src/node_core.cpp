@@ -1,0 +1,615 @@
+// node_core: listening, handshakes, the control thread, exports, proxies and
+// names (see node_core.hpp). Process deployment lives in deploy.cpp.
+#include "node_core.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+
+#include "troupe/runtime/signals.hpp"
+
+namespace troupe::detail {
+
+namespace {
+
+constexpr std::uint32_t hello_magic = 0x4e505254;  // "TRPN"
+constexpr std::uint16_t wire_version = 1;
+constexpr std::size_t min_ring_bytes = 4096;
+constexpr std::size_t max_ring_bytes = std::size_t{1} << 30;
+
+// Stops a proxy with the reason its remote actor (or its process) stopped with.
+struct remote_stop final : system_envelope {
+  explicit remote_stop(exit_reason why) : reason(std::move(why)) {}
+  void run(cell& receiver) override { receiver.stop_self(reason); }
+  exit_reason reason;
+};
+
+void stop_proxy(cell& proxy, const exit_reason& reason) noexcept {
+  try {
+    (void)proxy.enqueue(new remote_stop(reason));
+  } catch (...) {
+    proxy.request_stop(exit_reason::kind::shutdown);  // out of memory: stop it without the reason
+  }
+}
+
+// The node's anchor: keeps an eye on exported actors (their deaths turn into
+// `gone` records for the peers that watch them), and is the actor a peer
+// monitors to hear of the node's death.
+struct keep_watching {
+  cell_ptr target;
+};
+using anchor_protocol = protocol<keep_watching>;
+
+class anchor_actor final : public actor<anchor_protocol> {
+ public:
+  explicit anchor_actor(node_core& node) : node_(node) {}
+  void on(keep_watching k) { (void)monitor(actor_addr(k.target.get())); }
+  void on(const troupe::down& d) { node_.export_stopped(d.who.cell(), d.reason); }
+
+ private:
+  node_core& node_;
+};
+
+std::size_t ring_size_for(std::size_t configured) {
+  std::size_t bytes = min_ring_bytes;
+  while (bytes * 2 <= configured && bytes * 2 <= max_ring_bytes) bytes *= 2;
+  return bytes;
+}
+
+}  // namespace
+
+node_core::node_core(troupe::node& owner, node_config cfg)
+    : owner_(owner), config_(std::move(cfg)), incarnation_(random_u64()) {
+  if (config_.name.empty()) config_.name = "node-" + std::to_string(::getpid());
+}
+
+node_core::~node_core() { stop(); }
+
+void node_core::log(const std::string& line) const noexcept {
+  try {
+    std::string text = "troupe [node '" + config_.name + "']: " + line + "\n";
+    std::cerr << text << std::flush;
+  } catch (...) {
+  }
+}
+
+void node_core::start() {
+  if (!valid_node_name(config_.name)) {
+    throw troupe_error(error(errc::no_such_node, "invalid node name '" + config_.name +
+                                                     "' (letters, digits, '-', '_', '.'; at most 64)"));
+  }
+  auto dir = prepare_runtime_dir(config_.runtime_dir);
+  if (!dir) throw troupe_error(dir.error());
+  runtime_dir_ = *dir;
+  socket_path_ = socket_path(runtime_dir_, config_.name);
+  auto listener = listen_unix(socket_path_);
+  if (!listener) throw troupe_error(listener.error());
+  listener_ = std::move(*listener);
+  wake_fd_ = unique_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake_fd_) throw troupe_error(error(errc::system_stopped, errno_text("eventfd")));
+  auto anchor = owner_.spawn<anchor_actor>(*this);
+  anchor_ = ref_access::make<protocol<>>(ref_access::get(anchor));
+  export_cell(ref_access::get(anchor), protocol_table_of<protocol<>>());
+  control_ = std::thread([this] { control_loop(); });
+}
+
+void node_core::wake_control() noexcept {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const ssize_t n = ::write(wake_fd_.get(), &one, sizeof one);
+}
+
+// --- handshake -----------------------------------------------------------------------
+
+std::vector<std::pair<std::uint64_t, std::uint64_t>> node_core::schema_table() const {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> table;
+  for (const protocol_table* p : registered_protocols()) {
+    for (const message_entry& m : p->messages) table.emplace_back(m.type_id, m.fingerprint);
+    for (const message_entry& r : p->replies) table.emplace_back(r.type_id, r.fingerprint);
+  }
+  std::sort(table.begin(), table.end());
+  table.erase(std::unique(table.begin(), table.end()), table.end());
+  return table;
+}
+
+std::vector<std::byte> node_core::hello() const {
+  std::vector<std::byte> bytes;
+  wire_writer out(bytes);
+  out.write_scalar(hello_magic);
+  out.write_scalar(wire_version);
+  troupe::encode(out, config_.name);
+  out.write_scalar(incarnation_);
+  out.write_scalar(static_cast<std::uint64_t>(anchor_.id()));
+  out.write_scalar(static_cast<std::uint64_t>(ring_size_for(config_.ring_bytes)));
+  const auto schema = schema_table();
+  out.write_varint(schema.size());
+  for (const auto& [id, fingerprint] : schema) {
+    out.write_scalar(id);
+    out.write_scalar(fingerprint);
+  }
+  return bytes;
+}
+
+expected<node_core::parsed_hello> node_core::parse_hello(std::span<const std::byte> bytes) const {
+  wire_reader in(bytes);
+  std::uint32_t magic = 0;
+  std::uint16_t version = 0;
+  parsed_hello h;
+  if (!in.read_scalar(magic) || magic != hello_magic) return error(errc::malformed_message, "not a troupe node (bad magic)");
+  if (!in.read_scalar(version) || version != wire_version) {
+    return error(errc::protocol_mismatch, "wire version " + std::to_string(version) + ", this node speaks " +
+                                              std::to_string(wire_version));
+  }
+  std::size_t count = 0;
+  if (!troupe::decode(in, h.name) || !in.read_scalar(h.incarnation) || !in.read_scalar(h.anchor_id) ||
+      !in.read_scalar(h.ring_bytes) || !in.read_length(count, 16)) {
+    return error(errc::malformed_message, "malformed hello: " + in.failure());
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    std::uint64_t id = 0, fingerprint = 0;
+    if (!in.read_scalar(id) || !in.read_scalar(fingerprint)) return error(errc::malformed_message, "malformed hello schema");
+    h.schema.emplace(id, fingerprint);
+  }
+  if (in.remaining() != 0) return error(errc::malformed_message, "trailing bytes in hello");
+  if (!valid_node_name(h.name)) return error(errc::malformed_message, "hello with an invalid node name");
+  if (h.ring_bytes < min_ring_bytes || h.ring_bytes > max_ring_bytes || (h.ring_bytes & (h.ring_bytes - 1)) != 0) {
+    return error(errc::malformed_message, "hello with a bad ring size " + std::to_string(h.ring_bytes));
+  }
+  return h;
+}
+
+namespace {
+expected<void> check_same_user(int socket, pid_t& pid) {
+  auto cred = credentials_of(socket);
+  if (!cred) return cred.error();
+  if (cred->uid != ::getuid()) {
+    return error(errc::connection_lost, "peer runs as uid " + std::to_string(cred->uid) + ", not this user");
+  }
+  pid = cred->pid;
+  return {};
+}
+}  // namespace
+
+expected<std::shared_ptr<connection>> node_core::dial(const std::string& node_name) {
+  const time_limit until = std::chrono::steady_clock::now() + config_.connect_timeout;
+  auto socket = connect_unix(socket_path(runtime_dir_, node_name));
+  if (!socket) return error(errc::no_such_node, "no node '" + node_name + "' on this host (" + socket.error().text() + ")");
+  pid_t pid = 0;
+  if (auto ok = check_same_user(socket->get(), pid); !ok) return ok.error();
+  const std::vector<std::byte> mine = hello();
+  if (auto sent = send_frame(socket->get(), mine, until); !sent) return sent.error();
+  auto theirs_bytes = receive_frame(socket->get(), until);
+  if (!theirs_bytes) return theirs_bytes.error();
+  auto theirs = parse_hello(*theirs_bytes);
+  if (!theirs) return theirs.error();
+  if (theirs->name != node_name) {
+    return error(errc::no_such_node, "the socket of '" + node_name + "' is held by node '" + theirs->name + "'");
+  }
+  // The dialer makes the shared memory: [ring dialer->acceptor][ring acceptor->dialer].
+  const std::size_t ring_bytes = ring_size_for(config_.ring_bytes);
+  const std::size_t half = spsc_ring::bytes_for(ring_bytes);
+  auto memory = create_shared_memory(("troupe:" + config_.name + "->" + node_name).c_str(), 2 * half);
+  if (!memory) return memory.error();
+  auto* base = static_cast<std::byte*>(memory->second.data());
+  spsc_ring out = spsc_ring::create(base, half);
+  spsc_ring in = spsc_ring::create(base + half, half);
+  std::vector<std::byte> rings;
+  {
+    wire_writer w(rings);
+    w.write_scalar(static_cast<std::uint64_t>(half));
+  }
+  if (auto sent = send_frame(socket->get(), rings, until, memory->first.get()); !sent) return sent.error();
+  auto ack = receive_frame(socket->get(), until);
+  if (!ack) return ack.error();
+  if (ack->size() != 1 || (*ack)[0] != std::byte{1}) {
+    return error(errc::connection_lost, "node '" + node_name + "' refused the link: " +
+                                            std::string(reinterpret_cast<const char*>(ack->data()), ack->size()));
+  }
+  auto peer = std::make_shared<peer_info>();
+  peer->name = theirs->name;
+  peer->incarnation = theirs->incarnation;
+  peer->pid = pid;
+  peer->anchor_id = theirs->anchor_id;
+  return register_connection(std::move(*socket), std::move(memory->second), out, in, std::move(peer),
+                             std::move(theirs->schema));
+}
+
+void node_core::accept_one() noexcept {
+  auto socket = accept_unix(listener_.get());
+  if (!socket) return;
+  const time_limit until = std::chrono::steady_clock::now() + config_.connect_timeout;
+  auto refuse = [&](const std::string& why) {
+    log("refused a link: " + why);
+    const std::string text = "refused: " + why;
+    (void)send_frame(socket->get(), {reinterpret_cast<const std::byte*>(text.data()), text.size()}, until);
+  };
+  try {
+    pid_t pid = 0;
+    if (auto ok = check_same_user(socket->get(), pid); !ok) return refuse(ok.error().text());
+    auto theirs_bytes = receive_frame(socket->get(), until);
+    if (!theirs_bytes) return refuse("no hello: " + theirs_bytes.error().text());
+    auto theirs = parse_hello(*theirs_bytes);
+    if (!theirs) return refuse(theirs.error().to_string());
+    if (theirs->name == config_.name) return refuse("a peer with this node's own name");
+    if (auto sent = send_frame(socket->get(), hello(), until); !sent) return;
+    unique_fd memfd;
+    auto rings = receive_frame(socket->get(), until, &memfd);
+    if (!rings) return refuse("no rings: " + rings.error().text());
+    wire_reader in(*rings);
+    std::uint64_t half = 0;
+    if (!in.read_scalar(half) || in.remaining() != 0 || !memfd || half < spsc_ring::bytes_for(min_ring_bytes) ||
+        half > spsc_ring::bytes_for(max_ring_bytes)) {
+      return refuse("malformed ring hand-over");
+    }
+    auto memory = map_shared_memory(memfd.get(), 2 * half);
+    if (!memory) return refuse(memory.error().text());
+    auto* base = static_cast<std::byte*>(memory->data());
+    auto from_them = spsc_ring::attach(base, half);
+    auto to_them = spsc_ring::attach(base + half, half);
+    if (!from_them || !to_them) return refuse("the shared memory does not hold two rings of this version");
+    const std::byte ok{1};
+    if (auto sent = send_frame(socket->get(), {&ok, 1}, until); !sent) return;
+    auto peer = std::make_shared<peer_info>();
+    peer->name = theirs->name;
+    peer->incarnation = theirs->incarnation;
+    peer->pid = pid;
+    peer->anchor_id = theirs->anchor_id;
+    (void)register_connection(std::move(*socket), std::move(*memory), *to_them, *from_them, std::move(peer),
+                              std::move(theirs->schema));
+  } catch (const std::exception& e) {
+    log(std::string("accepting a link failed: ") + e.what());
+  }
+}
+
+std::shared_ptr<connection> node_core::register_connection(unique_fd socket, mapped_memory memory, spsc_ring out,
+                                                           spsc_ring in, std::shared_ptr<peer_info> peer,
+                                                           std::unordered_map<std::uint64_t, std::uint64_t> schema) {
+  auto c = std::make_shared<connection>(*this, std::move(socket), std::move(memory), out, in, peer, std::move(schema));
+  c->start();
+  {
+    std::lock_guard lock(links_mutex_);
+    connections_.emplace(peer->name, c);
+  }
+  // The peer's anchor: what node_handle::anchor() monitors.
+  peer->anchor = proxy_for(c, peer->anchor_id, protocol_table_of<protocol<>>());
+  links_changed_.notify_all();
+  wake_control();
+  return c;
+}
+
+expected<std::shared_ptr<connection>> node_core::link_to(std::string_view node_name) {
+  const std::string name(node_name);
+  if (!valid_node_name(name)) return error(errc::no_such_node, "invalid node name '" + name + "'");
+  if (name == config_.name) return error(errc::no_such_node, "a node does not link to itself");
+  auto find = [&]() -> std::shared_ptr<connection> {
+    std::lock_guard lock(links_mutex_);
+    auto [first, last] = connections_.equal_range(name);
+    for (auto it = last; it != first;) {
+      --it;
+      if (it->second->alive()) return it->second;
+    }
+    return nullptr;
+  };
+  if (auto c = find()) return c;
+  std::lock_guard dial_lock(dial_mutex_);
+  if (auto c = find()) return c;  // another thread dialed meanwhile
+  if (stopping_.load(std::memory_order_acquire)) return error(errc::system_stopped, "the node is shutting down");
+  return dial(name);
+}
+
+// --- the control thread --------------------------------------------------------------
+
+void node_core::control_loop() noexcept {
+  std::vector<pollfd> fds;
+  std::vector<std::shared_ptr<connection>> watched;
+  std::vector<pid_t> child_pids;
+  while (!stopping_.load(std::memory_order_acquire)) {
+    fds.clear();
+    watched.clear();
+    child_pids.clear();
+    fds.push_back({listener_.get(), POLLIN, 0});
+    fds.push_back({wake_fd_.get(), POLLIN, 0});
+    {
+      std::lock_guard lock(links_mutex_);
+      for (auto& [name, c] : connections_) {
+        if (c->closing()) continue;
+        fds.push_back({c->socket(), POLLIN | POLLRDHUP, 0});
+        watched.push_back(c);
+      }
+      for (const child_process& child : children_) {
+        if (child.exited || !child.pidfd) continue;
+        fds.push_back({child.pidfd.get(), POLLIN, 0});
+        child_pids.push_back(child.pid);
+      }
+    }
+    const int n = ::poll(fds.data(), fds.size(), -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      log(errno_text("poll"));
+      return;
+    }
+    if ((fds[1].revents & POLLIN) != 0) {
+      std::uint64_t count;
+      [[maybe_unused]] const ssize_t r = ::read(wake_fd_.get(), &count, sizeof count);
+    }
+    if (stopping_.load(std::memory_order_acquire)) break;
+    if ((fds[0].revents & POLLIN) != 0) accept_one();
+    for (std::size_t i = 0; i < watched.size(); ++i) {
+      // Nothing travels on the socket after the handshake: readable means the
+      // peer hung up (or broke the protocol, which ends the link the same way).
+      if (fds[2 + i].revents != 0) watched[i]->on_hangup();
+    }
+    for (std::size_t i = 0; i < child_pids.size(); ++i) {
+      if (fds[2 + watched.size() + i].revents == 0) continue;
+      int status = 0;
+      const pid_t reaped = ::waitpid(child_pids[i], &status, WNOHANG);
+      std::lock_guard lock(links_mutex_);
+      for (child_process& child : children_) {
+        if (child.pid == child_pids[i] && (reaped == child.pid || reaped < 0)) {
+          child.exited = true;
+          child.pidfd.reset();
+        }
+      }
+    }
+    links_changed_.notify_all();
+    reap();
+  }
+}
+
+void node_core::reap() noexcept {
+  std::vector<std::shared_ptr<connection>> done;
+  {
+    std::lock_guard lock(links_mutex_);
+    done.swap(retired_);
+  }
+  for (auto& c : done) c->join();
+}
+
+void node_core::connection_lost(const std::shared_ptr<connection>& c, const exit_reason& why) noexcept {
+  {
+    std::lock_guard lock(links_mutex_);
+    for (auto it = connections_.begin(); it != connections_.end(); ++it) {
+      if (it->second == c) {
+        connections_.erase(it);
+        break;
+      }
+    }
+    try {
+      retired_.push_back(c);
+    } catch (...) {
+    }
+  }
+  std::vector<cell_ptr> stopped;
+  {
+    std::lock_guard lock(exports_mutex_);
+    for (auto it = proxies_.begin(); it != proxies_.end();) {
+      if (std::get<0>(it->first) == c.get()) {
+        stopped.push_back(std::move(it->second));
+        it = proxies_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (cell_ptr& p : stopped) stop_proxy(*p.get(), why);
+  if (!parent_.empty() && c->peer()->name == parent_) {
+    // wait_for_stop() finds out whether the parent died or only the link broke.
+    {
+      std::lock_guard lock(stop_mutex_);
+      parent_link_lost_ = true;
+    }
+    stop_requested_.notify_all();
+  }
+  links_changed_.notify_all();
+  wake_control();
+}
+
+// --- exports and proxies ----------------------------------------------------------------
+
+void node_core::export_cell(cell* c, const protocol_table& table) {
+  bool fresh = false;
+  {
+    std::lock_guard lock(exports_mutex_);
+    auto [it, inserted] = exports_.try_emplace(c->id());
+    if (inserted) {
+      it->second.cell = cell_ptr(c);
+      it->second.table = &table;
+      fresh = true;
+    }
+  }
+  // The anchor watches every exported actor, to tell the peers that watch it.
+  if (fresh && anchor_ && c != ref_access::get(anchor_)) {
+    (void)ref_access::get(anchor_)->enqueue(
+        new message_envelope<keep_watching>(anchor_protocol::index_of<keep_watching>, keep_watching{cell_ptr(c)}));
+  }
+}
+
+std::optional<std::pair<cell_ptr, const protocol_table*>> node_core::exported(std::uint64_t id) {
+  std::lock_guard lock(exports_mutex_);
+  auto it = exports_.find(id);
+  if (it == exports_.end()) return std::nullopt;
+  return std::pair(it->second.cell, it->second.table);
+}
+
+void node_core::watch(std::uint64_t id, const std::shared_ptr<connection>& by) {
+  {
+    std::lock_guard lock(exports_mutex_);
+    auto it = exports_.find(id);
+    if (it != exports_.end()) {
+      it->second.watchers.push_back(by);
+      return;
+    }
+  }
+  // Not (or no longer) here: it is gone as far as the peer is concerned.
+  std::vector<std::byte> body;
+  wire_writer out(body);
+  out.write_scalar(id);
+  encode_reason(out, exit_reason::error("no such actor on node '" + config_.name + "'"));
+  (void)by->write(record_kind::gone, body);
+}
+
+void node_core::export_stopped(cell* c, const exit_reason& reason) {
+  std::vector<std::weak_ptr<connection>> watchers;
+  {
+    std::lock_guard lock(exports_mutex_);
+    auto it = exports_.find(c->id());
+    if (it == exports_.end() || it->second.cell.get() != c) return;
+    watchers = std::move(it->second.watchers);
+    exports_.erase(it);
+    for (auto n = names_.begin(); n != names_.end();) {
+      n = n->second.first.get() == c ? names_.erase(n) : std::next(n);
+    }
+  }
+  std::vector<std::byte> body;
+  wire_writer out(body);
+  out.write_scalar(c->id());
+  encode_reason(out, reason);
+  for (auto& w : watchers) {
+    if (auto conn = w.lock()) (void)conn->write(record_kind::gone, body);
+  }
+}
+
+cell_ptr node_core::proxy_for(const std::shared_ptr<connection>& via, std::uint64_t remote_id,
+                              const protocol_table& table) {
+  const auto key = std::make_tuple(static_cast<const connection*>(via.get()), remote_id, &table);
+  cell* fresh = nullptr;
+  cell_ptr result;
+  {
+    std::lock_guard lock(exports_mutex_);
+    if (auto it = proxies_.find(key); it != proxies_.end()) return it->second;
+    fresh = table.make_proxy(owner_, via, wire_address{via->peer()->name, via->peer()->incarnation, remote_id});
+    result = cell_ptr(fresh);
+    // Registered only while the link is alive; connection_lost() sweeps this map
+    // under the same lock after clearing `alive`.
+    if (via->alive()) proxies_.emplace(key, result);
+  }
+  try {
+    start_cell(owner_, fresh);  // the cell's initial reference becomes the system's
+  } catch (...) {
+    return cell_ptr{};  // shutting down
+  }
+  if (!via->alive()) {
+    stop_proxy(*fresh, exit_reason::process_down("the link to node '" + via->peer()->name + "' is closed"));
+    return result;
+  }
+  std::byte body[8];
+  std::memcpy(body, &remote_id, 8);
+  (void)via->write(record_kind::watch, body);
+  return result;
+}
+
+void node_core::remote_gone(const connection& via, std::uint64_t remote_id, const exit_reason& reason) {
+  std::vector<cell_ptr> stopped;
+  {
+    std::lock_guard lock(exports_mutex_);
+    for (auto it = proxies_.begin(); it != proxies_.end();) {
+      if (std::get<0>(it->first) == &via && std::get<1>(it->first) == remote_id) {
+        stopped.push_back(std::move(it->second));
+        it = proxies_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (cell_ptr& p : stopped) stop_proxy(*p.get(), reason);
+}
+
+cell_ptr node_core::resolve(const std::string& node_name, std::uint64_t incarnation, std::uint64_t id,
+                            const protocol_table& table, const std::shared_ptr<connection>& via) {
+  if (node_name == config_.name) {
+    if (incarnation != incarnation_) return cell_ptr{};  // an earlier life of this node: gone
+    auto entry = exported(id);
+    if (!entry || entry->second->fingerprint != table.fingerprint) return cell_ptr{};
+    return entry->first;
+  }
+  std::shared_ptr<connection> c;
+  if (via && via->peer()->name == node_name && via->peer()->incarnation == incarnation) {
+    c = via;
+  } else if (auto linked = link_to(node_name); linked && (*linked)->peer()->incarnation == incarnation) {
+    c = *linked;
+  }
+  if (!c) {
+    // Its node is gone (or is a later incarnation): a proxy that is down at once.
+    cell* dead = table.make_proxy(owner_, nullptr, wire_address{node_name, incarnation, id});
+    cell_ptr result(dead);
+    try {
+      start_cell(owner_, dead);
+    } catch (...) {
+      return cell_ptr{};
+    }
+    return result;
+  }
+  return proxy_for(c, id, table);
+}
+
+// --- names ----------------------------------------------------------------------------------
+
+void node_core::publish(std::string name, cell* c, const protocol_table& table) {
+  export_cell(c, table);
+  std::lock_guard lock(exports_mutex_);
+  if (exports_.find(c->id()) == exports_.end()) return;  // stopped already
+  names_[std::move(name)] = {cell_ptr(c), &table};
+}
+
+void node_core::unpublish(std::string_view name) {
+  std::lock_guard lock(exports_mutex_);
+  names_.erase(std::string(name));
+}
+
+std::optional<std::pair<cell_ptr, const protocol_table*>> node_core::published(const std::string& name) {
+  std::lock_guard lock(exports_mutex_);
+  auto it = names_.find(name);
+  if (it == names_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<std::byte> node_core::answer_lookup(std::span<const std::byte> body, std::uint64_t& request_id, bool& ok) {
+  wire_reader in(body);
+  std::string name;
+  ok = in.read_scalar(request_id) && troupe::decode(in, name) && in.remaining() == 0;
+  std::vector<std::byte> result;
+  if (!ok) return result;
+  wire_writer out(result);
+  auto entry = published(name);
+  if (!entry) {
+    out.write_scalar<std::uint8_t>(1);
+    encode_error(out, error(errc::no_such_name, "node '" + config_.name + "' has nothing published as '" + name + "'"));
+    return result;
+  }
+  out.write_scalar<std::uint8_t>(0);
+  out.write_scalar(entry->first->id());
+  out.write_scalar(entry->second->fingerprint);
+  troupe::encode(out, entry->second->name);
+  return result;
+}
+
+void node_core::request_stop() noexcept {
+  {
+    std::lock_guard lock(stop_mutex_);
+    stop_flag_ = true;
+  }
+  stop_requested_.notify_all();
+}
+
+void node_core::wait_for_stop() {
+  std::unique_lock lock(stop_mutex_);
+  for (;;) {
+    stop_requested_.wait(lock, [&] { return stop_flag_ || parent_link_lost_; });
+    if (stop_flag_) return;
+    parent_link_lost_ = false;
+    lock.unlock();
+    // A link closed over a defect is not a dead parent: if the parent still
+    // answers, keep serving. (A parent that died takes this process with it
+    // anyway: PR_SET_PDEATHSIG.)
+    const bool parent_alive = static_cast<bool>(link_to(parent_));
+    lock.lock();
+    if (!parent_alive) return;
+  }
+}
+
+}  // namespace troupe::detail

@@ -1,0 +1,270 @@
+// node_core and connection: the machinery behind troupe::node.
+//
+// A connection is one link to one peer node on this host: the UNIX socket it
+// was set up over (kept open as the liveness channel), and one memfd holding two
+// spsc_rings, one per direction. Threads per connection: a reader (spins
+// briefly, then parks on the inbound ring's futex) and a flusher (parked unless
+// the outbound ring filled up and records had to queue). The node_core owns the
+// listening socket and a control thread that accepts peers, handshakes, and
+// polls every connection's socket and every spawned child's pidfd: a peer's
+// death is a hang-up seen at once, not a missed heartbeat.
+//
+// Records on the rings (docs/wire.md): the spsc_ring record type is the record
+// kind below; bodies are little-endian. A record bigger than the ring's largest
+// payload travels as `fragment` records followed by the final piece.
+//
+// Thread safety: connection::write() from any thread (a mutex orders writers,
+// and makes the ring single-producer); everything else as commented.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "os.hpp"
+#include "troupe/mailbox/spsc_ring.hpp"
+#include "troupe/net/detail/remote.hpp"
+#include "troupe/net/node.hpp"
+
+namespace troupe::detail {
+
+enum class record_kind : std::uint32_t {
+  message = 1,        // u64 target, u64 type id, u64 request id (0: none), payload
+  reply = 2,          // u64 request id, u8 status (0 ok: value | 1 error: errc, text)
+  fragment = 3,       // a piece of the next non-fragment record
+  watch = 4,          // u64 actor id: tell me when it stops
+  gone = 5,           // u64 actor id, exit reason
+  exit = 6,           // u64 target, address from, exit reason
+  lookup = 7,         // u64 request id, string name
+  lookup_result = 8,  // u64 request id, u8 status (0: u64 id, u64 protocol fingerprint, string protocol | 1: error)
+  spawn = 9,          // u64 request id, string key, argument bytes
+  spawn_result = 10,  // u64 request id, u8 status (0: u64 id | 1: error)
+  stop = 11,          // the parent asks this node to shut down
+};
+
+// Who is at the other end of a link (also behind node_handle).
+struct peer_info {
+  std::string name;
+  std::uint64_t incarnation = 0;
+  pid_t pid = 0;                // from SO_PEERCRED
+  bool spawned_by_us = false;   // spawn_node started it
+  std::uint64_t anchor_id = 0;  // the peer's anchor actor
+  cell_ptr anchor;              // its proxy here (protocol<>)
+  std::atomic<bool> alive{true};
+};
+
+class node_core;
+
+class connection : public std::enable_shared_from_this<connection> {
+ public:
+  connection(node_core& node, unique_fd socket, mapped_memory memory, spsc_ring out, spsc_ring in,
+             std::shared_ptr<peer_info> peer, std::unordered_map<std::uint64_t, std::uint64_t> peer_schema);
+  ~connection();
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  void start();
+  // Writes one record (kind + head + body). Never blocks: when the ring is full
+  // the record queues for the flusher, up to max_queued_bytes.
+  std::error_code write(record_kind kind, std::span<const std::byte> head, std::span<const std::byte> body = {}) noexcept;
+  // Closes the link (defect or shutdown): the socket is shut down, so the peer
+  // sees the hang-up too; the reader drains and cleans up. Any thread, idempotent.
+  void close(const std::string& why) noexcept;
+  // The control thread saw the socket hang up.
+  void on_hangup() noexcept;
+  // After the threads ended (the node joins them).
+  void join() noexcept;
+
+  // Synchronous control requests (lookup, spawn): the caller blocks until the
+  // result record or the deadline.
+  expected<std::vector<std::byte>> request(record_kind kind, std::span<const std::byte> body, time_limit until);
+
+  [[nodiscard]] bool alive() const noexcept { return peer_->alive.load(std::memory_order_acquire); }
+  // close() or on_hangup() has begun ending the link.
+  [[nodiscard]] bool closing() const noexcept { return closing_.load(std::memory_order_acquire); }
+  [[nodiscard]] const std::shared_ptr<peer_info>& peer() const noexcept { return peer_; }
+  [[nodiscard]] node_core& node() const noexcept { return node_; }
+  [[nodiscard]] int socket() const noexcept { return socket_.get(); }
+  // The peer's fingerprint for a message type, if it announced the type.
+  [[nodiscard]] std::optional<std::uint64_t> peer_fingerprint(std::uint64_t type_id) const noexcept;
+  // A remote ask waiting for its reply: its request id (0 if the link is closed,
+  // and then `pending` has been failed).
+  std::uint64_t add_pending(std::unique_ptr<pending_reply> pending);
+  // Fails and forgets a remote ask (its record could not be sent).
+  void fail_pending(std::uint64_t request_id, const error& why) noexcept;
+  [[nodiscard]] std::string describe() const;  // "node 'b' (pid 42)"
+  // Tests that play a hostile peer (net/include/troupe/net/testing.hpp).
+  [[nodiscard]] spsc_ring& outbound_ring_for_tests() noexcept { return out_; }
+
+ private:
+  void read_loop() noexcept;
+  void flush_loop() noexcept;
+  // Handles one whole record; returns the defect text if the peer broke the protocol.
+  std::optional<std::string> handle(record_kind kind, std::span<const std::byte> body);
+  std::optional<std::string> handle_message(std::span<const std::byte> body);
+  std::optional<std::string> handle_reply(std::span<const std::byte> body);
+  std::optional<std::string> handle_control_result(std::span<const std::byte> body);
+  void lost(const std::string& why) noexcept;
+
+  node_core& node_;
+  unique_fd socket_;
+  mapped_memory memory_;
+  spsc_ring out_;
+  spsc_ring in_;
+  std::shared_ptr<peer_info> peer_;
+  const std::unordered_map<std::uint64_t, std::uint64_t> peer_schema_;  // type id -> fingerprint
+
+  // Writers.
+  std::mutex write_mutex_;
+  std::condition_variable flush_wanted_;
+  bool flushing_ = false;  // records are queued: only the flusher writes the ring
+  bool write_closed_ = false;
+  struct queued_record {
+    record_kind kind;
+    std::vector<std::byte> bytes;
+  };
+  std::deque<queued_record> queue_;
+  std::size_t queued_bytes_ = 0;
+
+  // Remote asks in flight and control requests.
+  std::mutex pending_mutex_;
+  std::uint64_t next_request_ = 1;
+  std::unordered_map<std::uint64_t, std::unique_ptr<pending_reply>> pending_;
+  struct control_wait {
+    std::optional<std::vector<std::byte>> result;
+    std::optional<error> failure;
+  };
+  std::condition_variable control_done_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<control_wait>> controls_;
+  bool lost_ = false;  // under pending_mutex_
+
+  std::atomic<bool> closing_{false};
+  std::string close_reason_;  // set once, before closing_ (under write_mutex_)
+  std::thread reader_;
+  std::thread flusher_;
+};
+
+class node_core {
+ public:
+  node_core(troupe::node& owner, node_config cfg);
+  ~node_core();
+  node_core(const node_core&) = delete;
+  node_core& operator=(const node_core&) = delete;
+
+  // Claims the name and starts the control thread; throws troupe_error.
+  void start();
+  // Closes every link, stops child nodes, joins the threads.
+  void stop() noexcept;
+
+  [[nodiscard]] const std::string& name() const noexcept { return config_.name; }
+  [[nodiscard]] std::uint64_t incarnation() const noexcept { return incarnation_; }
+  [[nodiscard]] const node_config& config() const noexcept { return config_; }
+  [[nodiscard]] troupe::node& owner() noexcept { return owner_; }
+
+  // --- links ------------------------------------------------------------------
+  expected<std::shared_ptr<connection>> link_to(std::string_view node_name);
+  void connection_lost(const std::shared_ptr<connection>& c, const exit_reason& why) noexcept;
+  expected<node_handle> spawn_node(node_spawn_options options);
+  void stop_node(const node_handle& h);
+  void kill_node(const node_handle& h);
+  // run(): blocks until a stop record arrives or the parent's link is gone.
+  void wait_for_stop();
+  void request_stop() noexcept;
+  void set_parent(std::string name) { parent_ = std::move(name); }
+
+  // --- addresses, exports, proxies -------------------------------------------------
+  void export_cell(cell* c, const protocol_table& table);
+  struct export_entry {
+    cell_ptr cell;
+    const protocol_table* table = nullptr;
+    std::vector<std::weak_ptr<connection>> watchers;
+  };
+  // A copy of the entry (without watchers), if the actor is exported here.
+  std::optional<std::pair<cell_ptr, const protocol_table*>> exported(std::uint64_t id);
+  void watch(std::uint64_t id, const std::shared_ptr<connection>& by);
+  void export_stopped(cell* c, const exit_reason& reason);
+  cell_ptr proxy_for(const std::shared_ptr<connection>& via, std::uint64_t remote_id, const protocol_table& table);
+  void remote_gone(const connection& via, std::uint64_t remote_id, const exit_reason& reason);
+  cell_ptr resolve(const std::string& node_name, std::uint64_t incarnation, std::uint64_t id,
+                   const protocol_table& table, const std::shared_ptr<connection>& via);
+
+  // --- names and spawning -------------------------------------------------------
+  void publish(std::string name, cell* c, const protocol_table& table);
+  void unpublish(std::string_view name);
+  std::optional<std::pair<cell_ptr, const protocol_table*>> published(const std::string& name);
+  // The peer's lookup/spawn requests (on its reader thread); the result body.
+  std::vector<std::byte> answer_lookup(std::span<const std::byte> body, std::uint64_t& request_id, bool& ok);
+  std::vector<std::byte> answer_spawn(std::span<const std::byte> body, std::uint64_t& request_id, bool& ok);
+
+  // Schema announced in the handshake: every registered protocol's messages and replies.
+  [[nodiscard]] std::vector<std::pair<std::uint64_t, std::uint64_t>> schema_table() const;
+  void log(const std::string& line) const noexcept;
+
+ private:
+  void control_loop() noexcept;
+  void accept_one() noexcept;
+  expected<std::shared_ptr<connection>> dial(const std::string& node_name);
+  std::shared_ptr<connection> register_connection(unique_fd socket, mapped_memory memory, spsc_ring out, spsc_ring in,
+                                                  std::shared_ptr<peer_info> peer,
+                                                  std::unordered_map<std::uint64_t, std::uint64_t> schema);
+  std::vector<std::byte> hello() const;
+  struct parsed_hello {
+    std::string name;
+    std::uint64_t incarnation;
+    std::uint64_t anchor_id;
+    std::uint64_t ring_bytes;
+    std::unordered_map<std::uint64_t, std::uint64_t> schema;
+  };
+  expected<parsed_hello> parse_hello(std::span<const std::byte> bytes) const;
+  void wake_control() noexcept;
+  void reap() noexcept;
+
+  troupe::node& owner_;
+  node_config config_;
+  std::uint64_t incarnation_;
+  std::string runtime_dir_;
+  std::string socket_path_;
+  unique_fd listener_;
+  unique_fd wake_fd_;  // eventfd: the control thread re-reads its poll set
+  std::thread control_;
+  std::atomic<bool> stopping_{false};
+  ref<protocol<>> anchor_;
+
+  std::mutex links_mutex_;  // connections, children, retired
+  std::condition_variable links_changed_;
+  std::multimap<std::string, std::shared_ptr<connection>> connections_;  // by peer name; newest last
+  std::vector<std::shared_ptr<connection>> retired_;                     // lost; threads to join
+  struct child_process {
+    pid_t pid;
+    std::string name;
+    unique_fd pidfd;
+    bool exited = false;
+  };
+  std::vector<child_process> children_;
+  std::mutex dial_mutex_;  // one dial at a time
+
+  std::mutex exports_mutex_;
+  std::unordered_map<std::uint64_t, export_entry> exports_;
+  std::unordered_map<std::string, std::pair<cell_ptr, const protocol_table*>> names_;
+  std::map<std::tuple<const connection*, std::uint64_t, const protocol_table*>, cell_ptr> proxies_;
+
+  std::mutex stop_mutex_;
+  std::condition_variable stop_requested_;
+  bool stop_flag_ = false;
+  bool parent_link_lost_ = false;
+  std::string parent_;
+};
+
+}  // namespace troupe::detail

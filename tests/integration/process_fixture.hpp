@@ -1,0 +1,124 @@
+// Shared by the multi-process tests: the actors the child processes host, and a
+// fixture that gives each test its own runtime directory (so node names never
+// collide between tests or with other programs of this user).
+//
+// The test executable is also the child program: its main() is troupe::run(),
+// which turns a process started by spawn_node() into a node that serves remote
+// spawns (and, with the "publish" argument, publishes an echo actor).
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "troupe/troupe.hpp"
+
+namespace it {
+
+struct pong {
+  std::int64_t n = 0;
+  std::int64_t pid = 0;
+};
+using pong_protocol = troupe::protocol<pong>;
+
+struct echo {
+  std::string text;
+  using reply = std::string;
+};
+struct ping {
+  std::int64_t n = 0;
+  troupe::ref<pong_protocol> reply_to;
+};
+struct boom {
+  using reply = int;
+};
+struct big {
+  std::string data;
+  using reply = std::uint64_t;  // size * 1'000'003 + byte sum
+};
+using echo_protocol = troupe::protocol<echo, ping, boom, big>;
+
+struct relay {
+  troupe::ref<echo_protocol> target;
+  troupe::ref<pong_protocol> reply_to;
+  std::int64_t n = 0;
+};
+using relay_protocol = troupe::protocol<relay>;
+
+inline std::uint64_t digest(const std::string& s) {
+  std::uint64_t sum = 0;
+  for (unsigned char c : s) sum += c;
+  return s.size() * 1'000'003ull + sum;
+}
+
+struct echo_actor : troupe::actor<echo_protocol> {
+  std::string on(const echo& e) { return "echo:" + e.text + "@" + std::to_string(::getpid()); }
+  void on(const ping& p) { (void)p.reply_to.tell(pong{p.n, ::getpid()}); }
+  int on(boom) { throw std::runtime_error("boom requested"); }
+  std::uint64_t on(const big& b) { return digest(b.data); }
+};
+
+struct relay_actor : troupe::actor<relay_protocol> {
+  void on(const relay& r) { (void)r.target.tell(ping{r.n, r.reply_to}); }
+};
+
+// Collects pongs (any thread may wait for them).
+class pong_log {
+ public:
+  void add(const pong& p) {
+    {
+      std::lock_guard lock(mutex_);
+      pongs_.push_back(p);
+    }
+    changed_.notify_all();
+  }
+  bool wait_for(std::size_t count, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] { return pongs_.size() >= count; });
+  }
+  std::vector<pong> snapshot() {
+    std::lock_guard lock(mutex_);
+    return pongs_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<pong> pongs_;
+};
+
+struct collector : troupe::actor<pong_protocol> {
+  explicit collector(pong_log* log) : log_(log) {}
+  void on(const pong& p) { log_->add(p); }
+  pong_log* log_;
+};
+
+// Each test: a fresh runtime directory, removed afterwards.
+class processes : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/troupe-it-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  troupe::node_config config(std::string name) const {
+    troupe::node_config cfg;
+    cfg.name = std::move(name);
+    cfg.runtime_dir = dir_;
+    cfg.system.worker_threads = 2;
+    return cfg;
+  }
+  std::string dir_;
+};
+
+}  // namespace it
