@@ -90,8 +90,10 @@ std::error_code connection::write(record_kind kind, std::span<const std::byte> h
     lock.lock();
   }
   // The ring is full (or the flusher owns it, or the record needs fragments):
-  // queue, in order, for the flusher.
-  if (queued_bytes_ + size > node_.config().max_queued_bytes) {
+  // queue, in order, for the flusher. Only user messages count against the
+  // limit: replies and the small runtime records (watch, gone, exit, results)
+  // must not be lost, or a peer would wait for an answer that never comes.
+  if (kind == record_kind::message && queued_bytes_ + size > node_.config().max_queued_bytes) {
     return make_error_code(errc::peer_overloaded);
   }
   try {
@@ -249,7 +251,8 @@ void connection::read_loop() noexcept {
   std::string why;
   {
     std::lock_guard lock(write_mutex_);
-    why = close_reason_.empty() ? "the process of " + describe() + " exited" : close_reason_;
+    why = close_reason_.empty() ? "the link to " + describe() + " hung up (its process exited, or it closed the link)"
+                                : close_reason_;
   }
   lost(why);
 }
@@ -305,7 +308,12 @@ std::optional<std::string> connection::handle(record_kind kind, std::span<const 
       return handle_control_result(body);
     case record_kind::stop:
       if (!body.empty()) return "malformed stop record";
-      node_.request_stop();
+      // Only the node that started this one may stop it.
+      if (node_.is_parent(peer_->name)) {
+        node_.request_stop();
+      } else {
+        node_.log("ignored a stop request from " + describe() + ", which is not this node's parent");
+      }
       return std::nullopt;
     case record_kind::fragment:
       break;

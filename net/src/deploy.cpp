@@ -36,7 +36,9 @@ expected<node_handle> node_core::spawn_node(node_spawn_options options) {
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string_view entry(*e);
     if (entry.starts_with("TROUPE_NODE_NAME=") || entry.starts_with("TROUPE_PARENT_NODE=") ||
-        entry.starts_with("TROUPE_RUNTIME_DIR=")) {
+        entry.starts_with("TROUPE_RUNTIME_DIR=") || entry.starts_with("TROUPE_RING_BYTES=") ||
+        entry.starts_with("TROUPE_MAX_QUEUED_BYTES=") || entry.starts_with("TROUPE_MAX_MESSAGE_BYTES=") ||
+        entry.starts_with("TROUPE_WORKER_THREADS=")) {
       continue;
     }
     env.emplace_back(entry);
@@ -44,6 +46,11 @@ expected<node_handle> node_core::spawn_node(node_spawn_options options) {
   env.push_back("TROUPE_NODE_NAME=" + options.name);
   env.push_back("TROUPE_PARENT_NODE=" + config_.name);
   env.push_back("TROUPE_RUNTIME_DIR=" + runtime_dir_);
+  // The child's node inherits this node's transport settings (see troupe::run).
+  env.push_back("TROUPE_RING_BYTES=" + std::to_string(config_.ring_bytes));
+  env.push_back("TROUPE_MAX_QUEUED_BYTES=" + std::to_string(config_.max_queued_bytes));
+  env.push_back("TROUPE_MAX_MESSAGE_BYTES=" + std::to_string(config_.max_message_bytes));
+  env.push_back("TROUPE_WORKER_THREADS=" + std::to_string(config_.system.worker_threads));
   std::vector<char*> argv, envp;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -86,7 +93,7 @@ expected<node_handle> node_core::spawn_node(node_spawn_options options) {
     return error(errc::no_such_node, "child node '" + options.name + "' (" + program + ", pid " + std::to_string(pid) +
                                          ") " + (exited ? "exited before it joined" : "did not join in time"));
   }
-  joined->peer()->spawned_by_us = true;
+  joined->peer()->spawned_by_us.store(true, std::memory_order_release);
   return node_handle(joined->peer());
 }
 
@@ -105,10 +112,21 @@ void node_core::stop_node(const node_handle& h) {
 
 void node_core::kill_node(const node_handle& h) {
   if (!h || h.pid() <= 0) return;
-  std::lock_guard lock(links_mutex_);
-  for (const child_process& child : children_) {
-    // Only our own children, and only while not yet reaped (the pid is still theirs).
-    if (child.pid == h.pid() && !child.exited) ::kill(child.pid, SIGKILL);
+  unique_fd pidfd;
+  {
+    std::lock_guard lock(links_mutex_);
+    for (const child_process& child : children_) {
+      // Only our own children, and only while not yet reaped (the pid is still theirs).
+      if (child.pid == h.pid() && !child.exited) {
+        pidfd = open_pidfd(child.pid);
+        ::kill(child.pid, SIGKILL);
+      }
+    }
+  }
+  // Returns once the process is gone (its name is free for a successor).
+  if (pidfd) {
+    pollfd p{pidfd.get(), POLLIN, 0};
+    (void)::poll(&p, 1, static_cast<int>(std::chrono::milliseconds(config_.connect_timeout).count()));
   }
 }
 
@@ -179,6 +197,13 @@ void node_core::stop() noexcept {
   for (auto& c : links) c->close("node '" + config_.name + "' is shutting down");
   wake_control();
   control_.join();
+  {
+    std::unique_lock lock(links_mutex_);
+    links_changed_.wait(lock, [&] { return handshakes_ == 0; });  // each ends by its deadline
+    // A handshake that finished meanwhile registered a link: close it too.
+    for (auto& [name, c] : connections_) links.push_back(c);
+  }
+  for (auto& c : links) c->close("node '" + config_.name + "' is shutting down");
   // Every link's reader ends after close(); join them all.
   for (auto& c : links) c->join();
   reap();

@@ -49,7 +49,9 @@ expected<void> check_schemas(const detail::connection& c, const detail::protocol
 
 const std::string& node_handle::name() const { return info_->name; }
 std::uint64_t node_handle::incarnation() const { return info_->incarnation; }
-pid_t node_handle::pid() const { return info_ && info_->spawned_by_us ? info_->pid : 0; }
+pid_t node_handle::pid() const {
+  return info_ && info_->spawned_by_us.load(std::memory_order_acquire) ? info_->pid : 0;
+}
 bool node_handle::alive() const { return info_ && info_->alive.load(std::memory_order_acquire); }
 actor_addr node_handle::anchor() const { return info_ ? actor_addr(info_->anchor.get()) : actor_addr(); }
 
@@ -183,6 +185,18 @@ int run(int argc, char** argv, const std::function<int()>& main_fn, const std::f
     node_config cfg;
     cfg.name = std::getenv("TROUPE_NODE_NAME");
     if (const char* dir = std::getenv("TROUPE_RUNTIME_DIR")) cfg.runtime_dir = dir;
+    // The parent's transport settings (spawn_node passes them on).
+    auto size_from = [](const char* variable, std::size_t& out) {
+      if (const char* v = std::getenv(variable)) {
+        char* end = nullptr;
+        const unsigned long long parsed = std::strtoull(v, &end, 10);
+        if (end != v && *end == '\0') out = static_cast<std::size_t>(parsed);
+      }
+    };
+    size_from("TROUPE_RING_BYTES", cfg.ring_bytes);
+    size_from("TROUPE_MAX_QUEUED_BYTES", cfg.max_queued_bytes);
+    size_from("TROUPE_MAX_MESSAGE_BYTES", cfg.max_message_bytes);
+    size_from("TROUPE_WORKER_THREADS", cfg.system.worker_threads);
     const std::string parent = std::getenv("TROUPE_PARENT_NODE");
     node n(std::move(cfg));
     n.core().set_parent(parent);

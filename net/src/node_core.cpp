@@ -186,7 +186,11 @@ expected<std::shared_ptr<connection>> node_core::dial(const std::string& node_na
   auto theirs_bytes = receive_frame(socket->get(), until);
   if (!theirs_bytes) return theirs_bytes.error();
   auto theirs = parse_hello(*theirs_bytes);
-  if (!theirs) return theirs.error();
+  if (!theirs) {
+    const std::string_view text(reinterpret_cast<const char*>(theirs_bytes->data()), theirs_bytes->size());
+    if (text.starts_with("refused: ")) return error(errc::connection_lost, "node '" + node_name + "' " + std::string(text));
+    return theirs.error();
+  }
   if (theirs->name != node_name) {
     return error(errc::no_such_node, "the socket of '" + node_name + "' is held by node '" + theirs->name + "'");
   }
@@ -222,6 +226,28 @@ expected<std::shared_ptr<connection>> node_core::dial(const std::string& node_na
 void node_core::accept_one() noexcept {
   auto socket = accept_unix(listener_.get());
   if (!socket) return;
+  try {
+    {
+      std::lock_guard lock(links_mutex_);
+      ++handshakes_;
+    }
+    std::thread([this, s = std::move(*socket)]() mutable {
+      handshake(std::move(s));
+      {
+        std::lock_guard lock(links_mutex_);
+        --handshakes_;
+      }
+      links_changed_.notify_all();
+    }).detach();  // stop() waits for handshakes_ to reach 0
+  } catch (...) {
+    std::lock_guard lock(links_mutex_);
+    --handshakes_;
+  }
+}
+
+void node_core::handshake(unique_fd accepted) noexcept {
+  if (stopping_.load(std::memory_order_acquire)) return;
+  expected<unique_fd> socket(std::move(accepted));
   const time_limit until = std::chrono::steady_clock::now() + config_.connect_timeout;
   auto refuse = [&](const std::string& why) {
     log("refused a link: " + why);
@@ -271,12 +297,13 @@ std::shared_ptr<connection> node_core::register_connection(unique_fd socket, map
                                                            std::unordered_map<std::uint64_t, std::uint64_t> schema) {
   auto c = std::make_shared<connection>(*this, std::move(socket), std::move(memory), out, in, peer, std::move(schema));
   c->start();
+  // The peer's anchor (what node_handle::anchor() monitors), set before any
+  // other thread can see the link.
+  peer->anchor = proxy_for(c, peer->anchor_id, protocol_table_of<protocol<>>());
   {
     std::lock_guard lock(links_mutex_);
     connections_.emplace(peer->name, c);
   }
-  // The peer's anchor: what node_handle::anchor() monitors.
-  peer->anchor = proxy_for(c, peer->anchor_id, protocol_table_of<protocol<>>());
   links_changed_.notify_all();
   wake_control();
   return c;
@@ -397,14 +424,12 @@ void node_core::connection_lost(const std::shared_ptr<connection>& c, const exit
     }
   }
   for (cell_ptr& p : stopped) stop_proxy(*p.get(), why);
-  if (!parent_.empty() && c->peer()->name == parent_) {
+  {
     // wait_for_stop() finds out whether the parent died or only the link broke.
-    {
-      std::lock_guard lock(stop_mutex_);
-      parent_link_lost_ = true;
-    }
-    stop_requested_.notify_all();
+    std::lock_guard lock(stop_mutex_);
+    if (!parent_.empty() && c->peer()->name == parent_) parent_link_lost_ = true;
   }
+  stop_requested_.notify_all();
   links_changed_.notify_all();
   wake_control();
 }
@@ -602,11 +627,12 @@ void node_core::wait_for_stop() {
     stop_requested_.wait(lock, [&] { return stop_flag_ || parent_link_lost_; });
     if (stop_flag_) return;
     parent_link_lost_ = false;
-    lock.unlock();
     // A link closed over a defect is not a dead parent: if the parent still
     // answers, keep serving. (A parent that died takes this process with it
     // anyway: PR_SET_PDEATHSIG.)
-    const bool parent_alive = static_cast<bool>(link_to(parent_));
+    const std::string parent = parent_;
+    lock.unlock();
+    const bool parent_alive = static_cast<bool>(link_to(parent));
     lock.lock();
     if (!parent_alive) return;
   }

@@ -59,7 +59,7 @@ struct peer_info {
   std::string name;
   std::uint64_t incarnation = 0;
   pid_t pid = 0;                // from SO_PEERCRED
-  bool spawned_by_us = false;   // spawn_node started it
+  std::atomic<bool> spawned_by_us{false};  // spawn_node started it
   std::uint64_t anchor_id = 0;  // the peer's anchor actor
   cell_ptr anchor;              // its proxy here (protocol<>)
   std::atomic<bool> alive{true};
@@ -182,7 +182,14 @@ class node_core {
   // run(): blocks until a stop record arrives or the parent's link is gone.
   void wait_for_stop();
   void request_stop() noexcept;
-  void set_parent(std::string name) { parent_ = std::move(name); }
+  [[nodiscard]] bool is_parent(const std::string& name) {
+    std::lock_guard lock(stop_mutex_);
+    return !parent_.empty() && name == parent_;
+  }
+  void set_parent(std::string name) {
+    std::lock_guard lock(stop_mutex_);
+    parent_ = std::move(name);
+  }
 
   // --- addresses, exports, proxies -------------------------------------------------
   void export_cell(cell* c, const protocol_table& table);
@@ -215,6 +222,9 @@ class node_core {
  private:
   void control_loop() noexcept;
   void accept_one() noexcept;
+  // The handshake of an accepted socket, on a thread of its own (a silent
+  // client must not hold up the control thread, which notices peers' deaths).
+  void handshake(unique_fd socket) noexcept;
   expected<std::shared_ptr<connection>> dial(const std::string& node_name);
   std::shared_ptr<connection> register_connection(unique_fd socket, mapped_memory memory, spsc_ring out, spsc_ring in,
                                                   std::shared_ptr<peer_info> peer,
@@ -254,6 +264,7 @@ class node_core {
   };
   std::vector<child_process> children_;
   std::mutex dial_mutex_;  // one dial at a time
+  std::size_t handshakes_ = 0;  // running handshake threads (under links_mutex_)
 
   std::mutex exports_mutex_;
   std::unordered_map<std::uint64_t, export_entry> exports_;

@@ -54,7 +54,7 @@ std::vector<std::byte>& encode_buffer() noexcept {
 node_core* node_of(const connection& c) noexcept { return &c.node(); }
 
 std::error_code send_message(const std::shared_ptr<connection>& via, std::uint64_t target, std::uint64_t type_id,
-                             std::string_view type_name, std::span<const std::byte> payload,
+                             std::uint64_t fingerprint, std::string_view type_name, std::span<const std::byte> payload,
                              std::unique_ptr<pending_reply> pending) noexcept {
   auto fail = [&](errc code, const std::string& text) {
     if (pending) pending->fail(error(code, text));
@@ -68,8 +68,14 @@ std::error_code send_message(const std::shared_ptr<connection>& via, std::uint64
       return fail(errc::protocol_mismatch,
                   "message type " + std::string(type_name) + " is unknown to " + via->describe());
     }
-    // Our own fingerprint: the proxy's protocol table has it.
-    (void)theirs;
+    if (*theirs != fingerprint) {
+      return fail(errc::protocol_mismatch, "message type " + std::string(type_name) + " has a different schema on " +
+                                               via->describe() + " (its fields differ from this program's)");
+    }
+    if (payload.size() > via->node().config().max_message_bytes) {
+      return fail(errc::malformed_message, "a " + std::string(type_name) + " of " + std::to_string(payload.size()) +
+                                               " bytes exceeds max_message_bytes");
+    }
     std::uint64_t request_id = 0;
     if (pending) {
       request_id = via->add_pending(std::move(pending));

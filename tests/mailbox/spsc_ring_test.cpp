@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -235,6 +236,65 @@ TEST(spsc_ring, moves_every_record_intact_between_two_processes_over_memfd) {
   EXPECT_TRUE(intact);
   munmap(mem, bytes);
   close(fd);
+}
+
+TEST(spsc_ring, a_gather_write_reads_back_as_one_record) {
+  buffer mem(1024);
+  auto ring = troupe::spsc_ring::create(mem.data(), mem.bytes);
+  const auto head = payload_of(24, 1);
+  const auto body = payload_of(40, 100);
+  ASSERT_EQ(ring.try_write(9, head, body), troupe::write_result::written);
+  std::vector<std::byte> got;
+  ASSERT_EQ(ring.read([&](std::uint32_t type, std::span<const std::byte> p) {
+              EXPECT_EQ(type, 9u);
+              got.assign(p.begin(), p.end());
+            }),
+            troupe::read_result::record);
+  std::vector<std::byte> expected = head;
+  expected.insert(expected.end(), body.begin(), body.end());
+  EXPECT_EQ(got, expected);
+  // The limit applies to the two parts together.
+  const auto half = payload_of(ring.max_payload() / 2 + 1, 0);
+  EXPECT_EQ(ring.try_write(1, half, half), troupe::write_result::too_large);
+}
+
+TEST(spsc_ring, interrupt_consumer_wakes_a_parked_reader_that_is_cancelled) {
+  troupe::test_support::watchdog guard;
+  buffer mem(1024);
+  auto ring = troupe::spsc_ring::create(mem.data(), mem.bytes);
+  std::atomic<bool> cancel{false};
+  std::atomic<int> result{-1};
+  std::thread reader([&] {
+    // Nothing will ever be written: only the interruption can end this wait.
+    result = ring.wait_readable(std::chrono::steady_clock::now() + 1h, &cancel) ? 1 : 0;
+  });
+  cancel.store(true, std::memory_order_seq_cst);
+  ring.interrupt_consumer();
+  reader.join();
+  EXPECT_EQ(result.load(), 0);
+  EXPECT_FALSE(ring.readable());
+}
+
+TEST(spsc_ring, wait_for_room_returns_once_the_consumer_frees_space) {
+  troupe::test_support::watchdog guard;
+  buffer mem(256);
+  auto ring = troupe::spsc_ring::create(mem.data(), mem.bytes);
+  const auto p = payload_of(56, 3);
+  int written = 0;
+  while (ring.try_write(1, p) == troupe::write_result::written) ++written;
+  ASSERT_GT(written, 0);
+  const std::uint64_t seen = ring.consumer_position();
+  std::atomic<bool> woke{false};
+  std::thread producer([&] {
+    // Parks (after its spin) until the read below frees a record.
+    ring.wait_for_room(seen, std::chrono::steady_clock::now() + 1h);
+    woke = true;
+  });
+  ASSERT_EQ(ring.read([](std::uint32_t, std::span<const std::byte>) {}), troupe::read_result::record);
+  producer.join();
+  EXPECT_TRUE(woke.load());
+  EXPECT_NE(ring.consumer_position(), seen);
+  EXPECT_EQ(ring.try_write(1, p), troupe::write_result::written);
 }
 
 }  // namespace

@@ -45,7 +45,7 @@ namespace troupe {
 // The shared layout. Positions count bytes written/consumed since creation
 // (64-bit, never wrap in practice); offset = position & (capacity - 1).
 struct spsc_ring_header {
-  static constexpr std::uint32_t magic_value = 0x54525052;  // "TRPR"
+  static constexpr std::uint32_t magic_value = 0x54525052;  // "TRPR" as a number ("RPRT" in memory on x86)
   static constexpr std::uint32_t current_version = 1;
 
   std::uint32_t magic;

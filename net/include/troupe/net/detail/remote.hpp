@@ -106,7 +106,7 @@ struct pending_reply {
 node_core* node_of(const connection& c) noexcept;
 // Sends one user message; on failure returns the error and fails `pending`.
 std::error_code send_message(const std::shared_ptr<connection>& via, std::uint64_t target, std::uint64_t type_id,
-                             std::string_view type_name, std::span<const std::byte> payload,
+                             std::uint64_t fingerprint, std::string_view type_name, std::span<const std::byte> payload,
                              std::unique_ptr<pending_reply> pending) noexcept;
 void send_reply(const std::shared_ptr<connection>& via, std::uint64_t request_id,
                 std::span<const std::byte> payload) noexcept;
@@ -248,6 +248,11 @@ class proxy_cell final : public proxy_base {
       e.abandon(error(errc::connection_lost, remote_address() + ": its node is unreachable"));
       return make_error_code(errc::connection_lost);
     }
+    if (terminated()) {
+      // The remote actor is known to be gone: report it like a local one.
+      e.discard(*this, exit_reason_snapshot());
+      return make_error_code(errc::no_such_actor);
+    }
     try {
       std::vector<std::byte>& buffer = encode_buffer();
       buffer.clear();
@@ -258,7 +263,8 @@ class proxy_cell final : public proxy_base {
       if constexpr (request<M>) {
         if (env.reply.pending()) pending = std::make_unique<remote_pending<reply_t<M>>>(std::move(env.reply));
       }
-      return send_message(via_, address_.id, type_id_of<M>(), type_name_of<M>(), buffer, std::move(pending));
+      return send_message(via_, address_.id, type_id_of<M>(), fingerprint_of<M>(), type_name_of<M>(), buffer,
+                          std::move(pending));
     } catch (const std::exception& ex) {
       e.abandon(error(errc::malformed_message, std::string("could not encode ") + std::string(type_name_of<M>()) +
                                                    ": " + ex.what()));
