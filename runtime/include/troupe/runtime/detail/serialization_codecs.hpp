@@ -3,7 +3,7 @@
 // after wire_writer, wire_reader and wire_traits are declared (it needs them
 // complete), so include that header, not this one.
 //
-// Every codec<T> answers five questions:
+// Every codec (codec_of<T>) answers these questions:
 //   valid     is T serializable at all (the serializable concept is just this)
 //   bulk      are T's wire bytes exactly its object bytes, with every bit pattern
 //             a valid T — then a T, an array of T or a vector of T is one memcpy
@@ -17,6 +17,7 @@
 
 #include <array>
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <map>
