@@ -233,10 +233,9 @@ void node_core::accept_one() noexcept {
     }
     std::thread([this, s = std::move(*socket)]() mutable {
       handshake(std::move(s));
-      {
-        std::lock_guard lock(links_mutex_);
-        --handshakes_;
-      }
+      // Notifies under the lock: once stop() sees 0 it may destroy this node_core.
+      std::lock_guard lock(links_mutex_);
+      --handshakes_;
       links_changed_.notify_all();
     }).detach();  // stop() waits for handshakes_ to reach 0
   } catch (...) {

@@ -36,10 +36,8 @@ struct event {
 class event_log {
  public:
   void add(event e) {
-    {
-      std::lock_guard lock(mutex_);
-      events_.push_back(std::move(e));
-    }
+    std::lock_guard lock(mutex_);
+    events_.push_back(std::move(e));
     changed_.notify_all();
   }
   std::optional<event> wait_for(const std::string& kind, std::chrono::milliseconds timeout) {
@@ -83,12 +81,12 @@ struct doomed : troupe::actor<watcher_protocol> {
 
 TEST_F(processes, a_peer_killed_with_sigkill_turns_into_process_down_for_monitors_links_and_asks) {
   troupe::test_support::watchdog guard;
+  event_log log;  // outlives the node (its actors write here)
   troupe::node parent(config("parent"));
   auto child = parent.spawn_node("victim");
   ASSERT_TRUE(child);
   auto echo_ref = parent.spawn<echo_actor>(troupe::on(*child)).value();
   ASSERT_EQ(echo_ref.ask(echo{"alive"}, 10s).get(), "echo:alive@" + std::to_string(child->pid()));
-  event_log log;
   auto w = parent.spawn<watcher>(&log);
   ASSERT_FALSE(w.tell(watch_this{echo_ref}));
   ASSERT_FALSE(w.tell(link_with{echo_ref}));
@@ -122,10 +120,11 @@ TEST_F(processes, a_peer_killed_with_sigkill_turns_into_process_down_for_monitor
 
 TEST_F(processes, links_and_monitors_work_in_both_directions_across_processes) {
   troupe::test_support::watchdog guard;
+  event_log log;  // outlives the node (its actors write here)
+  event_log log2;  // outlives the node (its actors write here)
   troupe::node parent(config("parent"));
   auto child = parent.spawn_node("w1");
   ASSERT_TRUE(child);
-  event_log log;
   auto w = parent.spawn<watcher>(&log);
 
   // A remote actor fails: the local linked (trapping) actor gets its exit, with its reason.
@@ -141,7 +140,6 @@ TEST_F(processes, links_and_monitors_work_in_both_directions_across_processes) {
 
   // A local actor fails: the remote actor linked to it dies of the same cause,
   // which a local monitor of the remote actor then sees.
-  event_log log2;
   auto w2 = parent.spawn<watcher>(&log2);
   auto second = parent.spawn<echo_actor>(troupe::on(*child)).value();
   auto victim = parent.spawn<doomed>();
@@ -166,6 +164,8 @@ class garbage : public processes, public ::testing::WithParamInterface<garbage_c
 
 TEST_P(garbage, in_a_live_ring_closes_only_that_link_and_the_node_keeps_running) {
   troupe::test_support::watchdog guard;
+  pong_log pongs;  // outlives the node (its actors write here)
+  event_log log;  // outlives the node (its actors write here)
   troupe::node parent(config("parent"));
   auto b = parent.spawn_node("b");
   auto c = parent.spawn_node("c");
@@ -173,11 +173,9 @@ TEST_P(garbage, in_a_live_ring_closes_only_that_link_and_the_node_keeps_running)
   auto echo_on_b = parent.spawn<echo_actor>(troupe::on(*b)).value();
   auto echo_on_c = parent.spawn<echo_actor>(troupe::on(*c)).value();
   auto relay_on_b = parent.spawn<relay_actor>(troupe::on(*b)).value();
-  pong_log pongs;
   auto sink = parent.spawn<collector>(&pongs);
   ASSERT_FALSE(relay_on_b.tell(relay{echo_on_c, sink, 1}));  // b links to c
   ASSERT_TRUE(pongs.wait_for(1, 30s));
-  event_log log;
   auto w = parent.spawn<watcher>(&log);
   ASSERT_FALSE(w.tell(watch_this{echo_on_b}));
   (void)echo_on_b.ask(echo{"sync"}, 10s).get();

@@ -72,10 +72,9 @@ struct relay_actor : troupe::actor<relay_protocol> {
 class pong_log {
  public:
   void add(const pong& p) {
-    {
-      std::lock_guard lock(mutex_);
-      pongs_.push_back(p);
-    }
+    // Notifies under the lock: a waiter that sees the count may destroy the log.
+    std::lock_guard lock(mutex_);
+    pongs_.push_back(p);
     changed_.notify_all();
   }
   bool wait_for(std::size_t count, std::chrono::milliseconds timeout) {

@@ -27,11 +27,11 @@ TEST_F(processes, ask_and_tell_reach_an_actor_spawned_in_a_child_process) {
 
 TEST_F(processes, messages_from_one_sender_arrive_in_send_order_across_processes) {
   troupe::test_support::watchdog guard;
+  pong_log log;  // outlives the node (its actors write here)
   troupe::node parent(config("parent"));
   auto child = parent.spawn_node("w1");
   ASSERT_TRUE(child) << child.error();
   auto echo_ref = parent.spawn<echo_actor>(troupe::on(*child)).value();
-  pong_log log;
   auto sink = parent.spawn<collector>(&log);
   constexpr int count = 20000;
   for (int i = 0; i < count; ++i) ASSERT_FALSE(echo_ref.tell(ping{i, sink}));
@@ -46,13 +46,13 @@ TEST_F(processes, messages_from_one_sender_arrive_in_send_order_across_processes
 
 TEST_F(processes, a_ref_forwarded_to_a_third_process_still_reaches_its_actor) {
   troupe::test_support::watchdog guard;
+  pong_log log;  // outlives the node (its actors write here)
   troupe::node parent(config("parent"));
   auto b = parent.spawn_node("b");
   auto c = parent.spawn_node("c");
   ASSERT_TRUE(b && c);
   auto echo_on_c = parent.spawn<echo_actor>(troupe::on(*c)).value();
   auto relay_on_b = parent.spawn<relay_actor>(troupe::on(*b)).value();
-  pong_log log;
   auto sink = parent.spawn<collector>(&log);
   // b receives a ref to an actor on c and a ref to one here; it dials c itself.
   for (int i = 0; i < 10; ++i) ASSERT_FALSE(relay_on_b.tell(relay{echo_on_c, sink, i}));
@@ -62,12 +62,12 @@ TEST_F(processes, a_ref_forwarded_to_a_third_process_still_reaches_its_actor) {
 
 TEST_F(processes, a_ref_to_a_local_actor_comes_home_as_the_local_actor) {
   troupe::test_support::watchdog guard;
+  pong_log log;  // outlives the node (its actors write here)
   troupe::node parent(config("parent"));
   auto b = parent.spawn_node("b");
   ASSERT_TRUE(b);
   auto local_echo = parent.spawn<echo_actor>();
   auto relay_on_b = parent.spawn<relay_actor>(troupe::on(*b)).value();
-  pong_log log;
   auto sink = parent.spawn<collector>(&log);
   ASSERT_FALSE(relay_on_b.tell(relay{local_echo, sink, 1}));
   ASSERT_TRUE(log.wait_for(1, 30s));

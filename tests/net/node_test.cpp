@@ -101,12 +101,12 @@ TEST_F(node_test, two_nodes_in_one_process_exchange_asks_and_ordered_tells) {
 
 TEST_F(node_test, a_remote_actor_that_stops_is_reported_down_with_its_reason) {
   troupe::test_support::watchdog guard;
+  std::promise<troupe::exit_reason> down;  // outlives the nodes (an actor sets it)
   troupe::node a(config("a"));
   troupe::node b(config("b"));
   b.publish("stopper", b.spawn<stopper>());
   auto s = a.lookup<stopper_protocol>("b/stopper");  // the scheme is optional
   ASSERT_TRUE(s) << s.error();
-  std::promise<troupe::exit_reason> down;
   auto w = a.spawn<watcher>(&down);
   ASSERT_FALSE(w.tell(watch_it{*s}));
   ASSERT_FALSE(s->tell(stop_now{}));
@@ -121,8 +121,8 @@ TEST_F(node_test, a_remote_actor_that_stops_is_reported_down_with_its_reason) {
 
 TEST_F(node_test, a_node_that_shuts_down_is_reported_down_to_its_peers) {
   troupe::test_support::watchdog guard;
+  std::promise<troupe::exit_reason> down;  // outlives the nodes (an actor sets it)
   troupe::node a(config("a"));
-  std::promise<troupe::exit_reason> down;
   auto w = a.spawn<watcher>(&down);
   {
     troupe::node b(config("b"));
