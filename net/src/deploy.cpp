@@ -94,7 +94,7 @@ expected<node_handle> node_core::spawn_node(node_spawn_options options) {
                                          ") " + (exited ? "exited before it joined" : "did not join in time"));
   }
   joined->peer()->spawned_by_us.store(true, std::memory_order_release);
-  return node_handle(joined->peer());
+  return handle_for(joined);
 }
 
 void node_core::stop_node(const node_handle& h) {

@@ -53,7 +53,6 @@ pid_t node_handle::pid() const {
   return info_ && info_->spawned_by_us.load(std::memory_order_acquire) ? info_->pid : 0;
 }
 bool node_handle::alive() const { return info_ && info_->alive.load(std::memory_order_acquire); }
-actor_addr node_handle::anchor() const { return info_ ? actor_addr(info_->anchor.get()) : actor_addr(); }
 
 // --- node --------------------------------------------------------------------------------
 
@@ -131,7 +130,7 @@ expected<detail::cell_ptr> node::lookup_cell(std::string_view uri, const detail:
 expected<node_handle> node::connect(std::string_view node_name) {
   auto c = core_->link_to(node_name);
   if (!c) return c.error();
-  return node_handle((*c)->peer());
+  return core_->handle_for(*c);
 }
 
 expected<node_handle> node::spawn_node(node_spawn_options options) { return core_->spawn_node(std::move(options)); }

@@ -296,9 +296,9 @@ std::shared_ptr<connection> node_core::register_connection(unique_fd socket, map
                                                            std::unordered_map<std::uint64_t, std::uint64_t> schema) {
   auto c = std::make_shared<connection>(*this, std::move(socket), std::move(memory), out, in, peer, std::move(schema));
   c->start();
-  // The peer's anchor (what node_handle::anchor() monitors), set before any
-  // other thread can see the link.
-  peer->anchor = proxy_for(c, peer->anchor_id, protocol_table_of<protocol<>>());
+  // The peer's anchor (what node_handle::anchor() monitors): its proxy watches
+  // it from the start, so its death is reported even if nobody asked yet.
+  (void)proxy_for(c, peer->anchor_id, protocol_table_of<protocol<>>());
   {
     std::lock_guard lock(links_mutex_);
     connections_.emplace(peer->name, c);
@@ -306,6 +306,11 @@ std::shared_ptr<connection> node_core::register_connection(unique_fd socket, map
   links_changed_.notify_all();
   wake_control();
   return c;
+}
+
+node_handle node_core::handle_for(const std::shared_ptr<connection>& c) {
+  cell_ptr anchor = proxy_for(c, c->peer()->anchor_id, protocol_table_of<protocol<>>());
+  return node_handle(c->peer(), actor_addr(anchor.get()));
 }
 
 expected<std::shared_ptr<connection>> node_core::link_to(std::string_view node_name) {

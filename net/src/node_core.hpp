@@ -61,7 +61,6 @@ struct peer_info {
   pid_t pid = 0;                // from SO_PEERCRED
   std::atomic<bool> spawned_by_us{false};  // spawn_node started it
   std::uint64_t anchor_id = 0;  // the peer's anchor actor
-  cell_ptr anchor;              // its proxy here (protocol<>)
   std::atomic<bool> alive{true};
 };
 
@@ -177,6 +176,8 @@ class node_core {
   expected<std::shared_ptr<connection>> link_to(std::string_view node_name);
   void connection_lost(const std::shared_ptr<connection>& c, const exit_reason& why) noexcept;
   expected<node_handle> spawn_node(node_spawn_options options);
+  // A handle on the peer of `c`, with its anchor's proxy.
+  node_handle handle_for(const std::shared_ptr<connection>& c);
   void stop_node(const node_handle& h);
   void kill_node(const node_handle& h);
   // run(): blocks until a stop record arrives or the parent's link is gone.

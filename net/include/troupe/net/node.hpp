@@ -90,7 +90,8 @@ struct peer_info;
 class node_handle {
  public:
   node_handle() = default;
-  explicit node_handle(std::shared_ptr<const detail::peer_info> info) : info_(std::move(info)) {}
+  node_handle(std::shared_ptr<const detail::peer_info> info, actor_addr anchor)
+      : info_(std::move(info)), anchor_(std::move(anchor)) {}
 
   [[nodiscard]] const std::string& name() const;
   [[nodiscard]] std::uint64_t incarnation() const;
@@ -100,12 +101,15 @@ class node_handle {
   [[nodiscard]] bool alive() const;
   // An actor that lives as long as the node: monitor it to hear of the node's
   // death (down{process_down}) — this is what node_child does.
-  [[nodiscard]] actor_addr anchor() const;
+  [[nodiscard]] const actor_addr& anchor() const noexcept { return anchor_; }
   explicit operator bool() const noexcept { return static_cast<bool>(info_); }
   [[nodiscard]] const std::shared_ptr<const detail::peer_info>& info() const noexcept { return info_; }
 
  private:
   std::shared_ptr<const detail::peer_info> info_;
+  // Held here, not in peer_info: the anchor's proxy holds its link, which holds
+  // the peer_info, and that must not loop back.
+  actor_addr anchor_;
 };
 
 // Where a remote spawn goes: sys.spawn<A>(troupe::on(handle), args...).
