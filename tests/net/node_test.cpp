@@ -8,7 +8,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <thread>
 #include <filesystem>
 #include <future>
 
@@ -244,6 +247,80 @@ TEST_F(node_test, a_plain_thread_sending_faster_than_the_peer_reads_is_held_back
     expected += i;
   }
   EXPECT_EQ(g.ask(total{}, 60s).get(), expected);
+}
+
+// --- many senders on one link ------------------------------------------------------
+struct numbered {
+  std::int64_t sender = 0;
+  std::int64_t n = 0;
+};
+struct report {
+  using reply = std::vector<std::int64_t>;  // per sender: messages received, or -1 after a gap
+};
+using checker_protocol = troupe::protocol<numbered, report>;
+
+struct order_checker : troupe::actor<checker_protocol> {
+  void on(const numbered& m) {
+    auto s = static_cast<std::size_t>(m.sender);
+    if (counts.size() <= s) counts.resize(s + 1, 0);
+    if (counts[s] < 0) return;
+    counts[s] = (m.n == counts[s]) ? counts[s] + 1 : -1;
+  }
+  std::vector<std::int64_t> on(report) { return counts; }
+  std::vector<std::int64_t> counts;
+};
+
+struct burst {
+  troupe::ref<checker_protocol> to;
+  std::int64_t sender = 0;
+  std::int64_t count = 0;
+};
+using burster_protocol = troupe::protocol<burst>;
+struct burster : troupe::actor<burster_protocol> {
+  explicit burster(std::atomic<std::int64_t>* refused) : refused_(refused) {}
+  void on(const burst& b) {
+    for (std::int64_t i = 0; i < b.count; ++i) {
+      if (b.to.tell(numbered{b.sender, i})) refused_->fetch_add(1);
+    }
+  }
+  std::atomic<std::int64_t>* refused_;
+};
+
+TEST_F(node_test, many_threads_and_actors_sending_on_one_link_keep_each_senders_order) {
+  troupe::test_support::watchdog guard;
+  std::atomic<std::int64_t> refused{0};
+  auto cfg = config("a");
+  cfg.ring_bytes = 4096;  // small: actors' records overflow into the flusher's queue
+  troupe::node a(cfg);
+  troupe::node b(config("b"));
+  b.publish("checker", b.spawn<order_checker>());
+  auto checker = a.lookup<checker_protocol>("troupe://b/checker").value();
+  constexpr std::int64_t per_sender = 4000;
+  constexpr int threads = 3;
+  constexpr int actors = 3;
+  std::vector<troupe::ref<burster_protocol>> bursters;
+  for (int i = 0; i < actors; ++i) bursters.push_back(a.spawn<burster>(&refused));
+  for (int i = 0; i < actors; ++i) ASSERT_FALSE(bursters[static_cast<std::size_t>(i)].tell(burst{checker, threads + i, per_sender}));
+  std::vector<std::thread> senders;
+  for (int t = 0; t < threads; ++t) {
+    senders.emplace_back([&, t] {
+      for (std::int64_t i = 0; i < per_sender; ++i) {
+        if (checker.tell(numbered{t, i})) refused.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : senders) t.join();
+  // The asks queue behind everything each sender sent; poll until all arrived.
+  std::vector<std::int64_t> counts;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  do {
+    counts = checker.ask(report{}, 30s).get();
+  } while ((counts.size() < threads + actors ||
+            std::any_of(counts.begin(), counts.end(), [&](std::int64_t c) { return c >= 0 && c < per_sender; })) &&
+           std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(refused.load(), 0);
+  ASSERT_EQ(counts.size(), static_cast<std::size_t>(threads + actors));
+  for (std::size_t s = 0; s < counts.size(); ++s) EXPECT_EQ(counts[s], per_sender) << "sender " << s;
 }
 
 }  // namespace
