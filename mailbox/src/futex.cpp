@@ -1,5 +1,7 @@
 #include "troupe/mailbox/futex.hpp"
 
+#include <linux/membarrier.h>
+
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -45,6 +47,27 @@ bool futex_wait_for(const std::atomic<std::uint32_t>& word, std::uint32_t expect
 int futex_wake(const std::atomic<std::uint32_t>& word, int count, futex_scope scope) noexcept {
   long rc = ::syscall(SYS_futex, address(word), op(FUTEX_WAKE, scope), count, nullptr, nullptr, 0);
   return rc < 0 ? 0 : static_cast<int>(rc);
+}
+
+namespace {
+bool register_light_fences() noexcept {
+  // GLOBAL_EXPEDITED: the barrier reaches other processes that registered too
+  // (both ends of a shared-memory ring run this code).
+  const long supported = ::syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  if (supported < 0 || (supported & MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0) return false;
+  return ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+}
+}  // namespace
+
+bool light_fences_available() noexcept {
+  static const bool available = register_light_fences();
+  return available;
+}
+
+void heavy_fence() noexcept {
+  if (!light_fences_available() || ::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) != 0) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
 }
 
 }  // namespace troupe

@@ -12,12 +12,17 @@ namespace {
 
 // Bytes of the message record's fixed head: target, type id, request id.
 constexpr std::size_t message_head = 24;
+// Actors made runnable in one batch before the reader runs them.
+constexpr std::size_t max_ready = 64;
 
 std::span<const std::byte> as_bytes_of(const std::vector<std::byte>& v) { return {v.data(), v.size()}; }
 
 // The record being handled, copied out of shared memory first: the peer could
 // rewrite the ring under us, and a check must hold for the bytes we then use.
 thread_local std::vector<std::byte> record_copy;
+
+// The link whose reader this thread is (actors may run on it).
+thread_local const connection* reading_connection = nullptr;
 
 }  // namespace
 
@@ -169,6 +174,12 @@ void connection::fail_pending(std::uint64_t request_id, const error& why) noexce
 
 expected<std::vector<std::byte>> connection::request(record_kind kind, std::span<const std::byte> body,
                                                      time_limit until) {
+  if (reading_connection == this) {
+    // An actor running on this link's reader (see cell::enqueue) would wait for
+    // an answer that only this very thread can read.
+    return error(errc::would_block, "lookup/spawn over a link from a handler that runs on that link's reader; "
+                                    "call it from on_start or a plain thread");
+  }
   auto wait = std::make_shared<control_wait>();
   std::uint64_t id;
   {
@@ -199,6 +210,8 @@ void connection::read_loop() noexcept {
   // Replies, gone records and forwarded messages written from here must never
   // wait for room in a ring: two readers waiting on each other would deadlock.
   forbid_blocking_sends_on_this_thread();
+  reading_connection = this;
+  read_context_ = wire_context{&node_, shared_from_this()};
   std::vector<std::byte> assembly;  // fragments of the record being reassembled
   std::optional<std::string> defect;
   const std::size_t max_bytes = node_.config().max_message_bytes;
@@ -237,8 +250,10 @@ void connection::read_loop() noexcept {
         }
       });
       if (r == read_result::corrupt) defect = "the shared ring is corrupt (bad record position or length)";
-      if (defect || r == read_result::empty) break;
+      if (defect || r == read_result::empty || ready_.size() >= max_ready) break;
     }
+    // The actors this batch made runnable run here, before the next wait.
+    if (!ready_.empty()) cell::run_cells(ready_);
     if (defect) break;
     // seq_cst: pairs with the store in close()/on_hangup() before interrupt_consumer().
     if (closing_.load(std::memory_order_seq_cst)) break;
@@ -254,6 +269,9 @@ void connection::read_loop() noexcept {
     why = close_reason_.empty() ? "the link to " + describe() + " hung up (its process exited, or it closed the link)"
                                 : close_reason_;
   }
+  cached_cell_ = cell_ptr{};
+  cell::run_cells(ready_);
+  read_context_ = wire_context{};  // no reference to itself left behind
   lost(why);
 }
 
@@ -327,6 +345,17 @@ std::optional<std::string> connection::handle_message(std::span<const std::byte>
   std::memcpy(&target, body.data(), 8);
   std::memcpy(&type_id, body.data() + 8, 8);
   std::memcpy(&request_id, body.data() + 16, 8);
+  // The last target and type seen: a stream to one actor skips the export table
+  // (a mutex) and the schema checks. Kept by the reader thread only. A cached
+  // actor that has stopped meanwhile discards the message like an unknown one
+  // would be (a request gets actor_down, with the exit reason).
+  if (target == cached_target_ && type_id == cached_type_ && cached_cell_) {
+    wire_reader in(body.subspan(message_head), &read_context_);
+    envelope* e = cached_entry_->decode(in, cached_entry_->index, read_context_.via, request_id);
+    if (e == nullptr) return "malformed " + std::string(cached_entry_->name) + ": " + in.failure();
+    (void)cached_cell_->enqueue(e, &ready_);
+    return std::nullopt;
+  }
   auto entry = node_.exported(target);
   if (!entry) {
     // Not a defect: the actor stopped (or was never shown to this peer). A
@@ -356,7 +385,12 @@ std::optional<std::string> connection::handle_message(std::span<const std::byte>
   wire_reader in(body.subspan(message_head), &context);
   envelope* e = m->decode(in, m->index, context.via, request_id);
   if (e == nullptr) return "malformed " + std::string(m->name) + ": " + in.failure();
-  (void)entry->first->enqueue(e);
+  cached_target_ = target;
+  cached_type_ = type_id;
+  cached_entry_ = m;
+  cached_cell_ = entry->first;
+  // The actor runs on this thread after the batch if this made it runnable (see cell::enqueue).
+  (void)cached_cell_->enqueue(e, &ready_);
   return std::nullopt;
 }
 

@@ -98,6 +98,15 @@ class connection : public std::enable_shared_from_this<connection> {
   [[nodiscard]] int socket() const noexcept { return socket_.get(); }
   // The peer's fingerprint for a message type, if it announced the type.
   [[nodiscard]] std::optional<std::uint64_t> peer_fingerprint(std::uint64_t type_id) const noexcept;
+  // Whether the peer knows `type_id` with this fingerprint (cached for the last type).
+  [[nodiscard]] bool peer_agrees(std::uint64_t type_id, std::uint64_t fingerprint) noexcept {
+    // relaxed: a hint only; a miss re-checks the immutable table.
+    if (checked_type_.load(std::memory_order_relaxed) == type_id) return true;
+    const auto theirs = peer_fingerprint(type_id);
+    if (!theirs || *theirs != fingerprint) return false;
+    checked_type_.store(type_id, std::memory_order_relaxed);
+    return true;
+  }
   // A remote ask waiting for its reply: its request id (0 if the link is closed,
   // and then `pending` has been failed).
   std::uint64_t add_pending(std::unique_ptr<pending_reply> pending);
@@ -148,6 +157,16 @@ class connection : public std::enable_shared_from_this<connection> {
   std::condition_variable control_done_;
   std::unordered_map<std::uint64_t, std::shared_ptr<control_wait>> controls_;
   bool lost_ = false;  // under pending_mutex_
+
+  // The reader's cache of the last message target (see handle_message).
+  std::uint64_t cached_target_ = 0;
+  std::uint64_t cached_type_ = 0;
+  const message_entry* cached_entry_ = nullptr;
+  cell_ptr cached_cell_;
+  wire_context read_context_;       // the reader's: this node, this link
+  std::vector<cell_ptr> ready_;     // actors to run after the current batch
+  // The last message type a sender found in the peer's schema with our fingerprint.
+  std::atomic<std::uint64_t> checked_type_{0};
 
   std::atomic<bool> closing_{false};
   std::string close_reason_;  // set once, before closing_ (under write_mutex_)

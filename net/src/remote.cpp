@@ -63,12 +63,11 @@ std::error_code send_message(const std::shared_ptr<connection>& via, std::uint64
   try {
     // The peer announced its schemas in the handshake: a type it does not know,
     // or knows differently, is refused here, naming the type — never misread there.
-    const std::optional<std::uint64_t> theirs = via->peer_fingerprint(type_id);
-    if (!theirs) {
-      return fail(errc::protocol_mismatch,
-                  "message type " + std::string(type_name) + " is unknown to " + via->describe());
-    }
-    if (*theirs != fingerprint) {
+    if (!via->peer_agrees(type_id, fingerprint)) {
+      if (!via->peer_fingerprint(type_id)) {
+        return fail(errc::protocol_mismatch,
+                    "message type " + std::string(type_name) + " is unknown to " + via->describe());
+      }
       return fail(errc::protocol_mismatch, "message type " + std::string(type_name) + " has a different schema on " +
                                                via->describe() + " (its fields differ from this program's)");
     }

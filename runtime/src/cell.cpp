@@ -217,7 +217,16 @@ cell_extras& cell::extras() {
   return *extras_;
 }
 
-std::error_code cell::enqueue(envelope* e) noexcept {
+std::error_code cell::enqueue(envelope* e) noexcept { return enqueue(e, nullptr); }
+
+void cell::run_cells(std::vector<cell_ptr>& cells) noexcept {
+  for (cell_ptr& c : cells) {
+    if (c->resume(c->owner().config().max_throughput) == resume_result::again) c->exec().schedule(c.get());
+  }
+  cells.clear();
+}
+
+std::error_code cell::enqueue(envelope* e, std::vector<cell_ptr>* run_here) noexcept {
   if (forwards_ && e->index != envelope::system_index) [[unlikely]] return forward(e);
   const bool counted = bound_ != nullptr && e->index != envelope::system_index;
   if (counted) {
@@ -239,6 +248,17 @@ std::error_code cell::enqueue(envelope* e) noexcept {
     case push_result::ok:
       return {};
     case push_result::became_nonempty:
+      // This push made the actor runnable, so this thread alone may hand it to
+      // an executor — or, for a scheduler actor when the caller asks and is
+      // not itself running an actor, run it right here (see the header).
+      if (run_here != nullptr && current_cell() == nullptr && executor_ == &scheduler_of(owner())) {
+        try {
+          run_here->emplace_back(this);  // this thread now holds the right to run it
+          return {};
+        } catch (...) {
+          // out of memory: hand it to the scheduler after all
+        }
+      }
       executor_->schedule(this);
       return {};
     case push_result::closed:

@@ -34,4 +34,13 @@ bool futex_wait_for(const std::atomic<std::uint32_t>& word, std::uint32_t expect
 int futex_wake(const std::atomic<std::uint32_t>& word, int count,
                futex_scope scope = futex_scope::process_private) noexcept;
 
+// Asymmetric fences (Linux membarrier): a thread that rarely needs a full fence
+// pays for it with a system call (heavy_fence) so that threads on the hot path,
+// in any process that opted in, need none. heavy_fence() acts as if every
+// running thread of every opted-in process had executed a full memory barrier.
+// light_fences_available() opts this process in (once) and reports whether the
+// kernel supports it; if not, hot paths must keep their own seq_cst fences.
+bool light_fences_available() noexcept;
+void heavy_fence() noexcept;
+
 }  // namespace troupe

@@ -20,12 +20,22 @@
 // Waking up: the consumer spins briefly, then announces that it sleeps
 // (consumer_sleeping) and parks on a process-shared futex on the tail word's
 // companion counter; the producer, after publishing, checks the flag and wakes
-// it. An idle pair uses no CPU.
+// it. An idle pair uses no CPU. The fences of that handshake are asymmetric
+// (futex.hpp's heavy_fence, Linux membarrier): the producer, which writes on
+// every record, needs none; the consumer pays a system call when it parks.
 //
-// Thread safety: one producer thread (in one process) calls try_write/
-// write_wait; one consumer thread (in the other, or the same, process) calls
-// read/wait_readable. The producer's writes to a record happen-before the
-// consumer's read of it (release store of tail / acquire load).
+// Cache traffic: each side caches the other's index and re-reads it only when
+// the ring looks full (producer) or empty (consumer); the consumer hands space
+// back in chunks of an eighth of the ring, when it runs empty and before it
+// parks. docs/wire.md has the layout and the full argument.
+//
+// Thread safety: one producer thread at a time (in one process) calls try_write/
+// write_wait (callers that share the producer role serialise themselves, which
+// also orders the producer-side cache); one consumer thread (in the other, or the
+// same, process) calls read/wait_readable/release_space. The producer's writes to
+// a record happen-before the consumer's read of it (release store of tail /
+// acquire load). interrupt_consumer, consumer_position and wait_for_room from
+// any thread.
 #pragma once
 
 #include <atomic>
@@ -46,7 +56,7 @@ namespace troupe {
 // (64-bit, never wrap in practice); offset = position & (capacity - 1).
 struct spsc_ring_header {
   static constexpr std::uint32_t magic_value = 0x54525052;  // "TRPR" as a number ("RPRT" in memory on x86)
-  static constexpr std::uint32_t current_version = 1;
+  static constexpr std::uint32_t current_version = 2;
 
   std::uint32_t magic;
   std::uint32_t version;
@@ -54,18 +64,23 @@ struct spsc_ring_header {
   // Producer-owned line: where the next record goes, and the wake-up counter.
   alignas(cache_line) std::atomic<std::uint64_t> tail;
   std::atomic<std::uint32_t> published;  // bumped on every publish: the consumer's futex word
-  // Consumer-owned line.
+  // Consumer-owned line: written once per record read.
   alignas(cache_line) std::atomic<std::uint64_t> head;
-  std::atomic<std::uint32_t> consumer_sleeping;
   std::atomic<std::uint32_t> freed;  // bumped when the consumer frees space: the producer's futex word
-  std::atomic<std::uint32_t> producer_sleeping;
+  // The sleep flags, each on a line of its own: written rarely (around a park),
+  // read on every publish / every read. Sharing a line with head or tail would
+  // make every such read a cache miss.
+  alignas(cache_line) std::atomic<std::uint32_t> consumer_sleeping;
+  alignas(cache_line) std::atomic<std::uint32_t> producer_sleeping;
 };
 
 static_assert(std::is_standard_layout_v<spsc_ring_header>, "spsc_ring_header lives in shared memory");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free && std::atomic<std::uint32_t>::is_always_lock_free,
               "shared-memory atomics must be lock-free (address-free)");
-static_assert(offsetof(spsc_ring_header, tail) % cache_line == 0 && offsetof(spsc_ring_header, head) % cache_line == 0,
-              "producer and consumer indices on separate cache lines");
+static_assert(offsetof(spsc_ring_header, tail) % cache_line == 0 && offsetof(spsc_ring_header, head) % cache_line == 0 &&
+                  offsetof(spsc_ring_header, consumer_sleeping) % cache_line == 0 &&
+                  offsetof(spsc_ring_header, producer_sleeping) % cache_line == 0,
+              "indices and sleep flags on separate cache lines");
 
 enum class read_result : std::uint8_t { record, empty, corrupt };
 enum class write_result : std::uint8_t { written, full, too_large };
@@ -129,14 +144,17 @@ class spsc_ring {
     const std::uint64_t size = padded(record_header + length);
     // relaxed: only the producer writes tail.
     std::uint64_t tail = header_->tail.load(std::memory_order_relaxed);
-    // seq_cst (a plain load on x86): acquire pairs with the store of head in
-    // read() — the consumer is done with the bytes we overwrite — and seq_cst
-    // keeps write_wait()'s re-check after its producer_sleeping store (Dekker).
-    const std::uint64_t head = header_->head.load(std::memory_order_seq_cst);
     const std::uint64_t offset = tail & (capacity_ - 1);
     const std::uint64_t to_end = capacity_ - offset;
     const std::uint64_t needed = size <= to_end ? size : to_end + size;  // skip to the start if it does not fit
-    if (tail - head + needed > capacity_) return write_result::full;
+    if (tail - cached_head_ + needed > capacity_) {
+      // seq_cst (a plain load on x86): acquire pairs with the store of head in
+      // read() — the consumer is done with the bytes we overwrite — and seq_cst
+      // keeps write_wait()'s re-check after its producer_sleeping store (Dekker);
+      // that re-check always lands here, as the cached view said full.
+      cached_head_ = header_->head.load(std::memory_order_seq_cst);
+      if (tail - cached_head_ + needed > capacity_) return write_result::full;
+    }
     if (size > to_end) {
       write_u32(offset, skip_marker);
       tail += to_end;
@@ -209,13 +227,25 @@ class spsc_ring {
   // Hands the next record to f(type, payload) (valid only during the call) and
   // frees its space. empty: nothing to read; corrupt: the producer broke the
   // format (the ring must not be used any more).
+  //
+  // The space of records read is handed back to the producer in chunks (an
+  // eighth of the ring) and whenever the ring runs empty, not record by record:
+  // every store to head pulls its cache line away from a producer that is
+  // polling it.
   template <class F>
   read_result read(F&& f) {
-    // relaxed: only the consumer writes head.
-    std::uint64_t head = header_->head.load(std::memory_order_relaxed);
-    // acquire: pairs with the release store in publish(); the record's bytes are visible.
-    const std::uint64_t tail = header_->tail.load(std::memory_order_acquire);
-    if (tail == head) return read_result::empty;
+    // The consumer's own position (head in shared memory may lag: see above).
+    std::uint64_t head = consumer_head_;
+    if (cached_tail_ == head) {
+      // acquire: pairs with the release store in publish(); the bytes of every
+      // record before it are visible (also to later reads that use this view).
+      cached_tail_ = header_->tail.load(std::memory_order_acquire);
+      if (cached_tail_ == head) {
+        release_space();  // idle: the producer gets everything back
+        return read_result::empty;
+      }
+    }
+    const std::uint64_t tail = cached_tail_;
     if (tail - head > capacity_ || tail < head) return read_result::corrupt;
     std::uint64_t offset = head & (capacity_ - 1);
     if (capacity_ - offset < record_header) return read_result::corrupt;  // headers never straddle the end
@@ -232,14 +262,23 @@ class spsc_ring {
     if (length > max_payload() || size > capacity_ - offset || size > tail - head) return read_result::corrupt;
     const std::uint32_t type = read_u32(offset + 4);
     f(type, std::span<const std::byte>(data() + offset + record_header, length));
+    consumer_head_ = head + size;
+    if (consumer_head_ - released_head_ >= capacity_ / 8) release_space();
+    return read_result::record;
+  }
+
+  // Consumer: hands the space of every record read so far back to the producer
+  // (read() does this by itself; call it before a long pause in reading).
+  void release_space() noexcept {
+    if (consumer_head_ == released_head_) return;
+    released_head_ = consumer_head_;
     // seq_cst: publishes the freed space (release for the producer's acquire of
     // head) and orders this store before the producer_sleeping check below (Dekker).
-    header_->head.store(head + size, std::memory_order_seq_cst);
+    header_->head.store(consumer_head_, std::memory_order_seq_cst);
     if (header_->producer_sleeping.load(std::memory_order_seq_cst) != 0) {
       header_->freed.fetch_add(1, std::memory_order_release);
       futex_wake(header_->freed, 1, futex_scope::process_shared);
     }
-    return read_result::record;
   }
 
   // Waits until a record may be readable (spin, then park) or `deadline`, or
@@ -263,8 +302,12 @@ class spsc_ring {
       const auto left = deadline - std::chrono::steady_clock::now();
       if (left <= std::chrono::nanoseconds::zero()) return false;
       // seq_cst: Dekker with the producer's seq_cst tail store + flag load in publish().
+      release_space();  // before parking: a producer waiting for room must not wait for us
       header_->consumer_sleeping.store(1, std::memory_order_seq_cst);
-      if (header_->tail.load(std::memory_order_seq_cst) != header_->head.load(std::memory_order_relaxed)) {
+      // The producer's side of this Dekker handshake has no fence of its own
+      // when light fences are on (see publish()).
+      if (light_fences_) heavy_fence();
+      if (header_->tail.load(std::memory_order_seq_cst) != consumer_head_) {
         header_->consumer_sleeping.store(0, std::memory_order_relaxed);
         return true;
       }
@@ -282,15 +325,24 @@ class spsc_ring {
     futex_wake(header_->published, INT32_MAX, futex_scope::process_shared);
   }
 
+  // Consumer only.
   [[nodiscard]] bool readable() const noexcept {
     // acquire: pairs with the release store in publish().
-    return header_->tail.load(std::memory_order_acquire) != header_->head.load(std::memory_order_relaxed);
+    return header_->tail.load(std::memory_order_acquire) != consumer_head_;
   }
 
  private:
   static constexpr int spin_limit = 128;
 
-  spsc_ring(spsc_ring_header* h, std::uint64_t capacity) noexcept : header_(h), capacity_(capacity) {}
+  spsc_ring(spsc_ring_header* h, std::uint64_t capacity) noexcept
+      : header_(h),
+        capacity_(capacity),
+        // relaxed: a starting point only; each is re-read (acquire/seq_cst) before it is relied on.
+        cached_head_(h->head.load(std::memory_order_relaxed)),
+        cached_tail_(h->head.load(std::memory_order_relaxed)),
+        consumer_head_(cached_tail_),
+        released_head_(cached_tail_),
+        light_fences_(light_fences_available()) {}
 
   static constexpr std::uint64_t padded(std::uint64_t n) noexcept { return (n + 7) & ~std::uint64_t{7}; }
   std::byte* data() const noexcept { return reinterpret_cast<std::byte*>(header_ + 1); }
@@ -302,10 +354,23 @@ class spsc_ring {
   }
 
   void publish(std::uint64_t new_tail) noexcept {
-    // seq_cst: release for the consumer's acquire of tail (the record's bytes),
-    // and ordered before the consumer_sleeping check below (Dekker with wait_readable).
-    header_->tail.store(new_tail, std::memory_order_seq_cst);
-    if (header_->consumer_sleeping.load(std::memory_order_seq_cst) != 0) {
+    if (light_fences_) {
+      // release: pairs with the consumer's acquire of tail (the record's bytes).
+      // No fence before the flag check (a seq_cst store is a full fence, the
+      // dominant cost of a write): the consumer runs heavy_fence() between
+      // raising its flag and re-checking tail (wait_readable), which orders
+      // this store and this load against it as a fence here would.
+      header_->tail.store(new_tail, std::memory_order_release);
+      std::atomic_signal_fence(std::memory_order_seq_cst);  // the compiler keeps the order
+      // relaxed: see above.
+      if (header_->consumer_sleeping.load(std::memory_order_relaxed) == 0) return;
+    } else {
+      // seq_cst: release for the consumer's acquire of tail (the record's bytes),
+      // and ordered before the consumer_sleeping check below (Dekker with wait_readable).
+      header_->tail.store(new_tail, std::memory_order_seq_cst);
+      if (header_->consumer_sleeping.load(std::memory_order_seq_cst) == 0) return;
+    }
+    {
       header_->published.fetch_add(1, std::memory_order_release);
       futex_wake(header_->published, 1, futex_scope::process_shared);
     }
@@ -313,6 +378,18 @@ class spsc_ring {
 
   spsc_ring_header* header_;
   std::uint64_t capacity_;
+  // Each side's last view of the other's index (rigtorp's SPSCQueue): the
+  // producer re-reads head only when its view says full, the consumer re-reads
+  // tail only when its view says empty, so the index lines are not pulled across
+  // cores on every record. A stale view errs on the safe side: less free space,
+  // fewer records. Producer-only and consumer-only, respectively.
+  std::uint64_t cached_head_;
+  std::uint64_t cached_tail_;
+  // Consumer: where it has read to, and what of that it has handed back (head).
+  std::uint64_t consumer_head_;
+  std::uint64_t released_head_;
+  // Both ends run this code on one kernel: both have membarrier, or neither.
+  bool light_fences_;
 };
 
 }  // namespace troupe

@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "troupe/mailbox/mailbox_bound.hpp"
 #include "troupe/mailbox/message_pool.hpp"
@@ -136,6 +137,7 @@ struct supervision_listener {
 };
 
 struct cell_extras;  // rarely used state, allocated on first use (runtime/src)
+class cell_ptr;
 
 class cell {
  public:
@@ -162,6 +164,16 @@ class cell {
   // Takes ownership of `e`. If the actor is gone, `e` is abandoned (its reply
   // fails with the actor's exit reason) and deleted, and the error is returned.
   std::error_code enqueue(envelope* e) noexcept;
+  // As enqueue(), for a thread that is no executor's but may lend itself to
+  // actors for a moment (a link's reader thread, net/): if this message makes a
+  // scheduler actor runnable, the cell goes on `run_here` instead of waking a
+  // worker, and the caller runs it with run_cells() after a batch of messages —
+  // one thread hand-off fewer per message, one activation per batch. Only from
+  // threads that run no actor themselves.
+  std::error_code enqueue(envelope* e, std::vector<cell_ptr>* run_here) noexcept;
+  // Runs each cell once (up to the throughput limit); a cell with work left goes
+  // to its executor. Clears `cells`. Hold no locks while calling it.
+  static void run_cells(std::vector<cell_ptr>& cells) noexcept;
 
   // Asks the actor to stop with `reason` before its next message (used by system
   // shutdown). Any thread.
