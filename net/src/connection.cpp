@@ -12,8 +12,10 @@ namespace {
 
 // Bytes of the message record's fixed head: target, type id, request id.
 constexpr std::size_t message_head = 24;
-// Actors made runnable in one batch before the reader runs them.
-constexpr std::size_t max_ready = 64;
+// A batch: records read before the actors they made runnable run (one
+// activation per actor per batch), bounded so that a busy sender cannot pile
+// up an actor's mailbox without the actor ever running.
+constexpr std::size_t max_batch = 256;
 
 std::span<const std::byte> as_bytes_of(const std::vector<std::byte>& v) { return {v.data(), v.size()}; }
 
@@ -219,7 +221,8 @@ void connection::read_loop() noexcept {
   for (;;) {
     // Drain what is there (also after a hang-up: what the peer wrote before it
     // died is delivered before its death is).
-    for (;;) {
+    bool drained = false;
+    for (std::size_t batch = 0;; ++batch) {
       const read_result r = in_.read([&](std::uint32_t type, std::span<const std::byte> payload) {
         if (type == static_cast<std::uint32_t>(record_kind::fragment)) {
           if (assembly.size() + payload.size() > max_bytes) {
@@ -250,11 +253,13 @@ void connection::read_loop() noexcept {
         }
       });
       if (r == read_result::corrupt) defect = "the shared ring is corrupt (bad record position or length)";
-      if (defect || r == read_result::empty || ready_.size() >= max_ready) break;
+      drained = r == read_result::empty;
+      if (defect || drained || batch + 1 >= max_batch) break;
     }
     // The actors this batch made runnable run here, before the next wait.
     if (!ready_.empty()) cell::run_cells(ready_);
     if (defect) break;
+    if (!drained) continue;
     // seq_cst: pairs with the store in close()/on_hangup() before interrupt_consumer().
     if (closing_.load(std::memory_order_seq_cst)) break;
     (void)in_.wait_readable(std::chrono::steady_clock::now() + std::chrono::hours(24), &closing_, spins);
