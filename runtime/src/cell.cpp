@@ -201,6 +201,10 @@ std::string address_of(const cell* c) {
   return "troupe://local/" + std::to_string(c->id());
 }
 
+std::error_code cell::forward_message(std::uint32_t, const void*) noexcept {
+  return make_error_code(errc::no_such_actor);
+}
+
 std::error_code cell::forward(envelope* e) noexcept {
   e->discard(*this, exit_reason::error("this actor cannot forward messages"));
   delete e;

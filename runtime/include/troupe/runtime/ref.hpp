@@ -60,6 +60,8 @@ class ref {
                   "(see 'M = ...' and 'P = troupe::protocol<...>' in this error's context)");
     if (!cell_) return make_error_code(errc::no_such_actor);
     constexpr std::uint32_t index = P::template index_of<message_type>;
+    // A remote actor: encoded straight from here, no envelope (net/'s proxies).
+    if (cell_->is_remote()) return cell_->forward_message(index, &message);
     detail::envelope* e;
     if constexpr (request<message_type>) {
       e = new detail::message_envelope<message_type>(index, {}, std::forward<M>(message));

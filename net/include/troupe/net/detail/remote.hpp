@@ -229,8 +229,41 @@ class proxy_cell final : public proxy_base {
   std::error_code forward(envelope* e) noexcept override {
     return forward_index(*e, std::make_index_sequence<P::size>{});
   }
+  std::error_code forward_message(std::uint32_t index, const void* message) noexcept override {
+    return forward_value(index, message, std::make_index_sequence<P::size>{});
+  }
 
  private:
+  template <std::size_t... I>
+  std::error_code forward_value(std::uint32_t index, const void* message, std::index_sequence<I...>) noexcept {
+    (void)message;  // unused for an empty protocol
+    std::error_code result = make_error_code(errc::protocol_mismatch);
+    (void)((index == I ? (result = send_value<I>(*static_cast<const typename P::template message<I>*>(message)),
+                          true)
+                       : false) ||
+           ...);
+    return result;
+  }
+
+  // A tell (no reply expected, also for a request type).
+  template <std::size_t I>
+  std::error_code send_value(const typename P::template message<I>& value) noexcept {
+    using M = typename P::template message<I>;
+    if (!via_) return make_error_code(errc::connection_lost);
+    if (terminated()) return make_error_code(errc::no_such_actor);
+    try {
+      std::vector<std::byte>& buffer = encode_buffer();
+      buffer.clear();
+      wire_context context{node_of(*via_), nullptr};
+      wire_writer out(buffer, &context);
+      troupe::encode(out, value);
+      return send_message(via_, address_.id, type_id_of<M>(), fingerprint_of<M>(), type_name_of<M>(), buffer,
+                          nullptr);
+    } catch (...) {
+      return make_error_code(errc::malformed_message);
+    }
+  }
+
   template <std::size_t... I>
   std::error_code forward_index(envelope& e, std::index_sequence<I...>) noexcept {
     std::error_code result = make_error_code(errc::protocol_mismatch);

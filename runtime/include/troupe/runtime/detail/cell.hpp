@@ -196,6 +196,10 @@ class cell {
   [[nodiscard]] bool is_remote() const noexcept { return forwards_; }
   // "troupe://<node>/<id>" for a proxy; local cells print "troupe://local/<id>".
   [[nodiscard]] virtual std::string remote_address() const { return {}; }
+  // A tell to a proxy without an envelope (ref::tell): `message` points at the
+  // protocol's message number `index`, which is only read. Any thread.
+  // Default (not a proxy): no_such_actor.
+  virtual std::error_code forward_message(std::uint32_t index, const void* message) noexcept;
 
   // --- executor only --------------------------------------------------------
   resume_result resume(std::size_t max_messages) noexcept;
@@ -279,6 +283,7 @@ class cell {
   void make_forwarding() noexcept { forwards_ = true; }
   // Takes ownership of `e` (a user message). Default: the message is abandoned.
   virtual std::error_code forward(envelope* e) noexcept;
+
 
   // Deliver to the actor's on(exit)/on(down) handler. May throw (the actor fails).
   virtual void deliver_exit(const troupe::exit& e) { (void)e; }
