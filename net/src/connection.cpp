@@ -75,6 +75,26 @@ std::optional<std::uint64_t> connection::peer_fingerprint(std::uint64_t type_id)
   return it->second;
 }
 
+std::optional<error> connection::schema_refusal(std::uint64_t type_id, std::uint64_t fingerprint,
+                                                std::string_view type_name) noexcept {
+  // relaxed: a hint only; a miss re-checks the immutable table.
+  if (checked_type_.load(std::memory_order_relaxed) == type_id) return std::nullopt;
+  try {
+    const auto theirs = peer_fingerprint(type_id);
+    if (!theirs) {
+      return error(errc::protocol_mismatch, "message type " + std::string(type_name) + " is unknown to " + describe());
+    }
+    if (*theirs != fingerprint) {
+      return error(errc::protocol_mismatch, "message type " + std::string(type_name) + " has a different schema on " +
+                                                describe() + " (its fields differ from this program's)");
+    }
+  } catch (...) {
+    return error(errc::protocol_mismatch, "out of memory while checking a schema");
+  }
+  checked_type_.store(type_id, std::memory_order_relaxed);
+  return std::nullopt;
+}
+
 // --- writing --------------------------------------------------------------------
 
 std::error_code connection::write(record_kind kind, std::span<const std::byte> head,
@@ -290,7 +310,7 @@ std::optional<std::string> connection::handle(record_kind kind, std::span<const 
       wire_reader in(body);
       std::uint64_t id = 0;
       if (!in.read_scalar(id) || in.remaining() != 0) return "malformed watch record";
-      node_.watch(id, shared_from_this());
+      node_.watch(id, read_context_.via);
       return std::nullopt;
     }
     case record_kind::gone: {
@@ -302,8 +322,7 @@ std::optional<std::string> connection::handle(record_kind kind, std::span<const 
       return std::nullopt;
     }
     case record_kind::exit: {
-      wire_context context{&node_, shared_from_this()};
-      wire_reader in(body, &context);
+      wire_reader in(body, &read_context_);
       std::uint64_t target = 0;
       cell_ptr from;
       exit_reason reason;
@@ -354,46 +373,34 @@ std::optional<std::string> connection::handle_message(std::span<const std::byte>
   // (a mutex) and the schema checks. Kept by the reader thread only. A cached
   // actor that has stopped meanwhile discards the message like an unknown one
   // would be (a request gets actor_down, with the exit reason).
-  if (target == cached_target_ && type_id == cached_type_ && cached_cell_) {
-    wire_reader in(body.subspan(message_head), &read_context_);
-    envelope* e = cached_entry_->decode(in, cached_entry_->index, read_context_.via, request_id);
-    if (e == nullptr) return "malformed " + std::string(cached_entry_->name) + ": " + in.failure();
-    (void)cached_cell_->enqueue(e, &ready_);
-    return std::nullopt;
-  }
-  auto entry = node_.exported(target);
-  if (!entry) {
-    // Not a defect: the actor stopped (or was never shown to this peer). A
-    // request gets an answer; a tell is dropped (at-most-once).
-    if (request_id != 0) {
-      std::vector<std::byte> bytes;
-      wire_writer out(bytes);
-      out.write_scalar<std::uint8_t>(1);
-      encode_error(out, error(errc::actor_down, "troupe://" + node_.name() + "/" + std::to_string(target) +
-                                                    " is not running"));
-      std::byte head[8];
-      std::memcpy(head, &request_id, 8);
-      (void)write(record_kind::reply, head, bytes);
+  if (target != cached_target_ || type_id != cached_type_ || !cached_cell_) {
+    auto entry = node_.exported(target);
+    if (!entry) {
+      // Not a defect: the actor stopped (or was never shown to this peer). A
+      // request gets an answer; a tell is dropped (at-most-once).
+      if (request_id != 0) {
+        remote_reply_sink<void>(read_context_.via, request_id)
+            .set(error(errc::actor_down, "troupe://" + node_.name() + "/" + std::to_string(target) + " is not running"));
+      }
+      return std::nullopt;
     }
-    return std::nullopt;
+    const message_entry* m = entry->second->find(type_id);
+    if (m == nullptr) {
+      return "message type id " + std::to_string(type_id) + " is not in " + entry->second->name + " (actor " +
+             std::to_string(target) + ")";
+    }
+    auto announced = peer_fingerprint(type_id);
+    if (!announced || *announced != m->fingerprint) {
+      return "message of type " + std::string(m->name) + " whose schema differs from this node's";
+    }
+    cached_target_ = target;
+    cached_type_ = type_id;
+    cached_entry_ = m;
+    cached_cell_ = std::move(entry->first);
   }
-  const message_entry* m = entry->second->find(type_id);
-  if (m == nullptr) {
-    return "message type id " + std::to_string(type_id) + " is not in " + entry->second->name + " (actor " +
-           std::to_string(target) + ")";
-  }
-  auto announced = peer_fingerprint(type_id);
-  if (!announced || *announced != m->fingerprint) {
-    return "message of type " + std::string(m->name) + " whose schema differs from this node's";
-  }
-  wire_context context{&node_, shared_from_this()};
-  wire_reader in(body.subspan(message_head), &context);
-  envelope* e = m->decode(in, m->index, context.via, request_id);
-  if (e == nullptr) return "malformed " + std::string(m->name) + ": " + in.failure();
-  cached_target_ = target;
-  cached_type_ = type_id;
-  cached_entry_ = m;
-  cached_cell_ = entry->first;
+  wire_reader in(body.subspan(message_head), &read_context_);
+  envelope* e = cached_entry_->decode(in, cached_entry_->index, read_context_.via, request_id);
+  if (e == nullptr) return "malformed " + std::string(cached_entry_->name) + ": " + in.failure();
   // The actor runs on this thread after the batch if this made it runnable (see cell::enqueue).
   (void)cached_cell_->enqueue(e, &ready_);
   return std::nullopt;
@@ -411,8 +418,7 @@ std::optional<std::string> connection::handle_reply(std::span<const std::byte> b
     pending = std::move(it->second);
     pending_.erase(it);
   }
-  wire_context context{&node_, shared_from_this()};
-  wire_reader in(body.subspan(8), &context);
+  wire_reader in(body.subspan(8), &read_context_);
   pending->complete(in);
   return std::nullopt;
 }

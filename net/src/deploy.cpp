@@ -2,7 +2,6 @@
 // node), stopping and killing child nodes, remote spawn's answering side, and
 // the node's own orderly stop.
 #include <signal.h>
-#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -112,22 +111,16 @@ void node_core::stop_node(const node_handle& h) {
 
 void node_core::kill_node(const node_handle& h) {
   if (!h || h.pid() <= 0) return;
-  unique_fd pidfd;
+  bool killed = false;
   {
     std::lock_guard lock(links_mutex_);
     for (const child_process& child : children_) {
       // Only our own children, and only while not yet reaped (the pid is still theirs).
-      if (child.pid == h.pid() && !child.exited) {
-        pidfd = open_pidfd(child.pid);
-        ::kill(child.pid, SIGKILL);
-      }
+      if (child.pid == h.pid() && !child.exited) killed = ::kill(child.pid, SIGKILL) == 0;
     }
   }
   // Returns once the process is gone (its name is free for a successor).
-  if (pidfd) {
-    pollfd p{pidfd.get(), POLLIN, 0};
-    (void)::poll(&p, 1, static_cast<int>(std::chrono::milliseconds(config_.connect_timeout).count()));
-  }
+  if (killed) (void)wait_for_exit(h.pid(), std::chrono::steady_clock::now() + config_.connect_timeout);
 }
 
 std::vector<std::byte> node_core::answer_spawn(std::span<const std::byte> body, std::uint64_t& request_id, bool& ok) {
@@ -182,15 +175,8 @@ void node_core::stop() noexcept {
   }
   const time_limit until = std::chrono::steady_clock::now() + child_stop_grace;
   for (pid_t pid : alive_children) {
-    // The control thread no longer runs: wait on each child's pidfd here.
-    unique_fd pidfd = open_pidfd(pid);
-    bool gone = false;
-    if (pidfd) {
-      pollfd p{pidfd.get(), POLLIN, 0};
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
-      gone = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(0, left.count()))) > 0;
-    }
-    if (!gone) ::kill(pid, SIGKILL);
+    // The control thread no longer runs: wait for each child here.
+    if (!wait_for_exit(pid, until)) ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
   }

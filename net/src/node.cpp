@@ -24,22 +24,12 @@ bool split_uri(std::string_view uri, std::string& node_name, std::string& name) 
 }
 
 // Every message (and reply) type of `table` must have the same schema on the peer.
-expected<void> check_schemas(const detail::connection& c, const detail::protocol_table& table) {
-  auto check = [&](const detail::message_entry& m) -> std::optional<error> {
-    const auto theirs = c.peer_fingerprint(m.type_id);
-    if (!theirs) {
-      return error(errc::protocol_mismatch, "message type " + std::string(m.name) + " is unknown to " + c.describe());
+expected<void> check_schemas(detail::connection& c, const detail::protocol_table& table) {
+  for (const auto* list : {&table.messages, &table.replies}) {
+    for (const auto& m : *list) {
+      if (auto refused = c.schema_refusal(m.type_id, m.fingerprint, m.name)) return *refused;
     }
-    if (*theirs != m.fingerprint) {
-      return error(errc::protocol_mismatch, "message type " + std::string(m.name) + " has a different schema on " +
-                                                c.describe() + " (its fields differ from this program's)");
-    }
-    return std::nullopt;
-  };
-  for (const auto& m : table.messages)
-    if (auto e = check(m)) return *e;
-  for (const auto& r : table.replies)
-    if (auto e = check(r)) return *e;
+  }
   return {};
 }
 

@@ -131,15 +131,11 @@ class connection : public std::enable_shared_from_this<connection> {
   [[nodiscard]] int socket() const noexcept { return socket_.get(); }
   // The peer's fingerprint for a message type, if it announced the type.
   [[nodiscard]] std::optional<std::uint64_t> peer_fingerprint(std::uint64_t type_id) const noexcept;
-  // Whether the peer knows `type_id` with this fingerprint (cached for the last type).
-  [[nodiscard]] bool peer_agrees(std::uint64_t type_id, std::uint64_t fingerprint) noexcept {
-    // relaxed: a hint only; a miss re-checks the immutable table.
-    if (checked_type_.load(std::memory_order_relaxed) == type_id) return true;
-    const auto theirs = peer_fingerprint(type_id);
-    if (!theirs || *theirs != fingerprint) return false;
-    checked_type_.store(type_id, std::memory_order_relaxed);
-    return true;
-  }
+  // Why the peer cannot take a message of this type (it does not know it, or
+  // knows another schema), naming the type; nothing if it can. The last type
+  // found acceptable is remembered, so a stream of one type checks once.
+  [[nodiscard]] std::optional<error> schema_refusal(std::uint64_t type_id, std::uint64_t fingerprint,
+                                                    std::string_view type_name) noexcept;
   // A remote ask waiting for its reply: its request id (0 if the link is closed,
   // and then `pending` has been failed).
   std::uint64_t add_pending(std::unique_ptr<pending_reply> pending);

@@ -295,4 +295,10 @@ std::uint64_t random_u64() noexcept {
 
 unique_fd open_pidfd(pid_t pid) noexcept { return unique_fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))); }
 
+bool wait_for_exit(pid_t pid, time_limit until) noexcept {
+  unique_fd pidfd = open_pidfd(pid);
+  if (!pidfd) return errno == ESRCH;  // already reaped: gone
+  return wait_ready(pidfd.get(), POLLIN, until);
+}
+
 }  // namespace troupe::detail

@@ -99,5 +99,8 @@ std::uint64_t random_u64() noexcept;
 
 // A pidfd for a child process (readable once it exits); invalid if unsupported.
 unique_fd open_pidfd(pid_t pid) noexcept;
+// Waits until process `pid` (a child, not yet reaped, or already reaped) has
+// exited, or `until`; true if it has.
+bool wait_for_exit(pid_t pid, time_limit until) noexcept;
 
 }  // namespace troupe::detail

@@ -63,13 +63,8 @@ std::error_code send_message(const std::shared_ptr<connection>& via, std::uint64
   try {
     // The peer announced its schemas in the handshake: a type it does not know,
     // or knows differently, is refused here, naming the type — never misread there.
-    if (!via->peer_agrees(type_id, fingerprint)) {
-      if (!via->peer_fingerprint(type_id)) {
-        return fail(errc::protocol_mismatch,
-                    "message type " + std::string(type_name) + " is unknown to " + via->describe());
-      }
-      return fail(errc::protocol_mismatch, "message type " + std::string(type_name) + " has a different schema on " +
-                                               via->describe() + " (its fields differ from this program's)");
+    if (auto refused = via->schema_refusal(type_id, fingerprint, type_name)) {
+      return fail(refused->code(), refused->text());
     }
     if (payload.size() > via->node().config().max_message_bytes) {
       return fail(errc::malformed_message, "a " + std::string(type_name) + " of " + std::to_string(payload.size()) +

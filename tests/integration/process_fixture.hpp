@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "support/node_fixture.hpp"
 #include "troupe/troupe.hpp"
 
 namespace it {
@@ -98,26 +99,7 @@ struct collector : troupe::actor<pong_protocol> {
   pong_log* log_;
 };
 
-// Each test: a fresh runtime directory, removed afterwards.
-class processes : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/troupe-it-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-  troupe::node_config config(std::string name) const {
-    troupe::node_config cfg;
-    cfg.name = std::move(name);
-    cfg.runtime_dir = dir_;
-    cfg.system.worker_threads = 2;
-    return cfg;
-  }
-  std::string dir_;
-};
+// Each test: its own runtime directory (tests/support/node_fixture.hpp).
+class processes : public troupe::test_support::node_fixture {};
 
 }  // namespace it

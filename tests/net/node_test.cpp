@@ -16,6 +16,7 @@
 #include <future>
 
 #include "support/watchdog.hpp"
+#include "support/node_fixture.hpp"
 #include "troupe/troupe.hpp"
 
 using namespace std::chrono_literals;
@@ -64,26 +65,8 @@ struct watcher : troupe::actor<watcher_protocol> {
   std::promise<troupe::exit_reason>* done;
 };
 
-class node_test : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/troupe-net-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-  troupe::node_config config(std::string name) const {
-    troupe::node_config cfg;
-    cfg.name = std::move(name);
-    cfg.runtime_dir = dir_;
-    cfg.system.worker_threads = 2;
-    return cfg;
-  }
-  std::string dir_;
-};
+// Each test: its own runtime directory (tests/support/node_fixture.hpp).
+class node_test : public troupe::test_support::node_fixture {};
 
 TEST_F(node_test, two_nodes_in_one_process_exchange_asks_and_ordered_tells) {
   troupe::test_support::watchdog guard;

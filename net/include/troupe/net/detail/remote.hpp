@@ -248,9 +248,21 @@ class proxy_cell final : public proxy_base {
   // A tell (no reply expected, also for a request type).
   template <std::size_t I>
   std::error_code send_value(const typename P::template message<I>& value) noexcept {
-    using M = typename P::template message<I>;
     if (!via_) return make_error_code(errc::connection_lost);
     if (terminated()) return make_error_code(errc::no_such_actor);
+    return encode_and_send(value, nullptr);
+  }
+
+  // The one way a message leaves: encoded into the per-thread buffer, then
+  // handed to the link. A failure also fails `pending` (an ask's reply).
+  template <class M>
+  std::error_code encode_and_send(const M& value, std::unique_ptr<pending_reply> pending) noexcept {
+    auto fail = [&](const std::string& why) {
+      if (pending) {
+        pending->fail(error(errc::malformed_message, "could not encode " + std::string(type_name_of<M>()) + why));
+      }
+      return make_error_code(errc::malformed_message);
+    };
     try {
       std::vector<std::byte>& buffer = encode_buffer();
       buffer.clear();
@@ -258,9 +270,11 @@ class proxy_cell final : public proxy_base {
       wire_writer out(buffer, &context);
       troupe::encode(out, value);
       return send_message(via_, address_.id, type_id_of<M>(), fingerprint_of<M>(), type_name_of<M>(), buffer,
-                          nullptr);
+                          std::move(pending));
+    } catch (const std::exception& ex) {
+      return fail(std::string(": ") + ex.what());
     } catch (...) {
-      return make_error_code(errc::malformed_message);
+      return fail("");
     }
   }
 
@@ -286,28 +300,19 @@ class proxy_cell final : public proxy_base {
       e.discard(*this, exit_reason_snapshot());
       return make_error_code(errc::no_such_actor);
     }
-    try {
-      std::vector<std::byte>& buffer = encode_buffer();
-      buffer.clear();
-      wire_context context{node_of(*via_), nullptr};
-      wire_writer out(buffer, &context);
-      troupe::encode(out, env.value);
-      std::unique_ptr<pending_reply> pending;
-      if constexpr (request<M>) {
-        if (env.reply.pending()) pending = std::make_unique<remote_pending<reply_t<M>>>(std::move(env.reply));
+    std::unique_ptr<pending_reply> pending;
+    if constexpr (request<M>) {
+      if (env.reply.pending()) {
+        try {
+          pending = std::make_unique<remote_pending<reply_t<M>>>(std::move(env.reply));
+        } catch (...) {
+          e.abandon(error(errc::malformed_message, "out of memory while sending " + std::string(type_name_of<M>())));
+          return make_error_code(errc::malformed_message);
+        }
       }
-      return send_message(via_, address_.id, type_id_of<M>(), fingerprint_of<M>(), type_name_of<M>(), buffer,
-                          std::move(pending));
-    } catch (const std::exception& ex) {
-      e.abandon(error(errc::malformed_message, std::string("could not encode ") + std::string(type_name_of<M>()) +
-                                                   ": " + ex.what()));
-      return make_error_code(errc::malformed_message);
-    } catch (...) {
-      e.abandon(error(errc::malformed_message, "could not encode " + std::string(type_name_of<M>())));
-      return make_error_code(errc::malformed_message);
     }
+    return encode_and_send(env.value, std::move(pending));
   }
-
 };
 
 // --- per-protocol tables --------------------------------------------------------
