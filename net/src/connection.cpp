@@ -28,24 +28,37 @@ thread_local const connection* reading_connection = nullptr;
 
 }  // namespace
 
-connection::connection(node_core& node, unique_fd socket, mapped_memory memory, spsc_ring out, spsc_ring in,
-                       std::shared_ptr<peer_info> peer, std::unordered_map<std::uint64_t, std::uint64_t> peer_schema)
-    : node_(node),
+connection::connection(node_core& node, std::shared_ptr<peer_info> peer,
+                       std::unordered_map<std::uint64_t, std::uint64_t> peer_schema)
+    : node_(node), peer_(std::move(peer)), peer_schema_(std::move(peer_schema)) {}
+
+void connection::set_close_reason(const std::string& why) {
+  std::lock_guard lock(reason_mutex_);
+  if (close_reason_.empty()) close_reason_ = why;
+}
+
+std::string connection::close_reason() const {
+  std::lock_guard lock(reason_mutex_);
+  return close_reason_;
+}
+
+shm_connection::shm_connection(node_core& node, unique_fd socket, mapped_memory memory, spsc_ring out, spsc_ring in,
+                               std::shared_ptr<peer_info> peer,
+                               std::unordered_map<std::uint64_t, std::uint64_t> peer_schema)
+    : connection(node, std::move(peer), std::move(peer_schema)),
       socket_(std::move(socket)),
       memory_(std::move(memory)),
       out_(out),
-      in_(in),
-      peer_(std::move(peer)),
-      peer_schema_(std::move(peer_schema)) {}
+      in_(in) {}
 
-connection::~connection() { join(); }
+shm_connection::~shm_connection() { join(); }
 
-void connection::start() {
-  reader_ = std::thread([self = shared_from_this()] { self->read_loop(); });
+void shm_connection::start() {
+  reader_ = std::thread([self = std::static_pointer_cast<shm_connection>(shared_from_this())] { self->read_loop(); });
   flusher_ = std::thread([this] { flush_loop(); });
 }
 
-void connection::join() noexcept {
+void shm_connection::join() noexcept {
   {
     // The flusher ends once writes are closed (close() or on_hangup(), which
     // always precede the reader's end).
@@ -65,7 +78,7 @@ void connection::join() noexcept {
   }
 }
 
-std::string connection::describe() const {
+std::string shm_connection::describe() const {
   return "node '" + peer_->name + "' (pid " + std::to_string(peer_->pid) + ")";
 }
 
@@ -97,8 +110,8 @@ std::optional<error> connection::schema_refusal(std::uint64_t type_id, std::uint
 
 // --- writing --------------------------------------------------------------------
 
-std::error_code connection::write(record_kind kind, std::span<const std::byte> head,
-                                  std::span<const std::byte> body) noexcept {
+std::error_code shm_connection::write(record_kind kind, std::span<const std::byte> head,
+                                      std::span<const std::byte> body) noexcept {
   const std::size_t size = head.size() + body.size();
   const auto type = static_cast<std::uint32_t>(kind);
   // A plain thread waits for room (backpressure); actors, timer and reader
@@ -149,7 +162,7 @@ std::error_code connection::write(record_kind kind, std::span<const std::byte> h
   return {};
 }
 
-void connection::flush_loop() noexcept {
+void shm_connection::flush_loop() noexcept {
   std::unique_lock lock(write_mutex_);
   for (;;) {
     flush_wanted_.wait(lock, [&] { return !queue_.empty() || write_closed_; });
@@ -228,12 +241,10 @@ expected<std::vector<std::byte>> connection::request(record_kind kind, std::span
 
 // --- reading ----------------------------------------------------------------------
 
-void connection::read_loop() noexcept {
+void shm_connection::read_loop() noexcept {
   // Replies, gone records and forwarded messages written from here must never
   // wait for room in a ring: two readers waiting on each other would deadlock.
-  forbid_blocking_sends_on_this_thread();
-  reading_connection = this;
-  read_context_ = wire_context{&node_, shared_from_this()};
+  begin_reading(/*run_inline=*/true);
   std::vector<std::byte> assembly;  // fragments of the record being reassembled
   std::optional<std::string> defect;
   const std::size_t max_bytes = node_.config().max_message_bytes;
@@ -277,7 +288,7 @@ void connection::read_loop() noexcept {
       if (defect || drained || batch + 1 >= max_batch) break;
     }
     // The actors this batch made runnable run here, before the next wait.
-    if (!ready_.empty()) cell::run_cells(ready_);
+    run_batch();
     if (defect) break;
     if (!drained) continue;
     // seq_cst: pairs with the store in close()/on_hangup() before interrupt_consumer().
@@ -288,16 +299,25 @@ void connection::read_loop() noexcept {
     node_.log("link to " + describe() + " closed: " + *defect);
     close(*defect);
   }
-  std::string why;
-  {
-    std::lock_guard lock(write_mutex_);
-    why = close_reason_.empty() ? "the link to " + describe() + " hung up (its process exited, or it closed the link)"
-                                : close_reason_;
-  }
-  cached_cell_ = cell_ptr{};
-  cell::run_cells(ready_);
-  read_context_ = wire_context{};  // no reference to itself left behind
+  std::string why = close_reason();
+  if (why.empty()) why = "the link to " + describe() + " hung up (its process exited, or it closed the link)";
   lost(why);
+}
+
+void connection::begin_reading(bool run_inline) {
+  if (run_inline) {
+    // This thread is the reader, and runs actors. Replies, gone records and
+    // forwarded messages written from here must never wait for room: two
+    // readers waiting on each other would deadlock.
+    forbid_blocking_sends_on_this_thread();
+    reading_connection = this;
+  }
+  run_inline_ = run_inline;
+  read_context_ = wire_context{&node_, shared_from_this()};
+}
+
+void connection::run_batch() noexcept {
+  if (!ready_.empty()) cell::run_cells(ready_);
 }
 
 std::optional<std::string> connection::handle(record_kind kind, std::span<const std::byte> body) {
@@ -357,7 +377,9 @@ std::optional<std::string> connection::handle(record_kind kind, std::span<const 
         node_.log("ignored a stop request from " + describe() + ", which is not this node's parent");
       }
       return std::nullopt;
-    case record_kind::fragment:
+    case record_kind::fragment:   // reassembled by the shared-memory reader
+    case record_kind::heartbeat:  // consumed by the TCP reader
+    case record_kind::goodbye:
       break;
   }
   return "unknown record kind " + std::to_string(static_cast<std::uint32_t>(kind));
@@ -402,7 +424,7 @@ std::optional<std::string> connection::handle_message(std::span<const std::byte>
   envelope* e = cached_entry_->decode(in, cached_entry_->index, read_context_.via, request_id);
   if (e == nullptr) return "malformed " + std::string(cached_entry_->name) + ": " + in.failure();
   // The actor runs on this thread after the batch if this made it runnable (see cell::enqueue).
-  (void)cached_cell_->enqueue(e, &ready_);
+  (void)cached_cell_->enqueue(e, run_inline_ ? &ready_ : nullptr);
   return std::nullopt;
 }
 
@@ -440,10 +462,13 @@ std::optional<std::string> connection::handle_control_result(std::span<const std
 
 // --- closing ------------------------------------------------------------------------
 
-void connection::close(const std::string& why) noexcept {
+void shm_connection::close(const std::string& why) noexcept {
+  try {
+    set_close_reason("link to " + describe() + " closed: " + why);
+  } catch (...) {
+  }
   {
     std::lock_guard lock(write_mutex_);
-    if (close_reason_.empty()) close_reason_ = "link to " + describe() + " closed: " + why;
     write_closed_ = true;
   }
   flush_wanted_.notify_all();
@@ -453,7 +478,7 @@ void connection::close(const std::string& why) noexcept {
   in_.interrupt_consumer();
 }
 
-void connection::on_hangup() noexcept {
+void shm_connection::on_hangup() noexcept {
   {
     std::lock_guard lock(write_mutex_);
     write_closed_ = true;
@@ -465,6 +490,9 @@ void connection::on_hangup() noexcept {
 }
 
 void connection::lost(const std::string& why) noexcept {
+  cached_cell_ = cell_ptr{};
+  run_batch();
+  read_context_ = wire_context{};  // no reference to itself left behind
   peer_->alive.store(false, std::memory_order_release);
   std::unordered_map<std::uint64_t, std::unique_ptr<pending_reply>> pending;
   {
@@ -477,7 +505,7 @@ void connection::lost(const std::string& why) noexcept {
   control_done_.notify_all();
   const error failure(errc::actor_down, why);
   for (auto& [id, p] : pending) p->fail(failure);
-  node_.connection_lost(shared_from_this(), exit_reason::process_down(why));
+  node_.connection_lost(shared_from_this(), loss_reason(why));
 }
 
 }  // namespace troupe::detail

@@ -180,6 +180,17 @@ void node_core::stop() noexcept {
     int status = 0;
     ::waitpid(pid, &status, 0);
   }
+  // TCP links say goodbye (their peers will not re-dial); then the rest close.
+  {
+    std::unique_ptr<tcp_transport> tcp;
+    {
+      std::lock_guard lock(tcp_mutex_);
+      tcp = std::move(tcp_);
+    }
+    if (tcp) tcp->stop();
+    std::lock_guard lock(tcp_mutex_);
+    tcp_ = std::move(tcp);  // destroyed with the node (links may still refer to it)
+  }
   for (auto& c : links) c->close("node '" + config_.name + "' is shutting down");
   wake_control();
   control_.join();

@@ -12,9 +12,18 @@ namespace {
 
 troupe::config system_config_of(const node_config& cfg) { return cfg.system; }
 
-// "troupe://node/name" or "node/name".
+// "troupe://node/name", "node/name", or "tcp://host:port/name" (node_name is
+// then the endpoint).
 bool split_uri(std::string_view uri, std::string& node_name, std::string& name) {
   constexpr std::string_view scheme = "troupe://";
+  constexpr std::string_view tcp = "tcp://";
+  if (uri.starts_with(tcp)) {
+    const auto slash = uri.find('/', tcp.size());
+    if (slash == std::string_view::npos || slash == tcp.size() || slash + 1 == uri.size()) return false;
+    node_name = std::string(uri.substr(0, slash));
+    name = std::string(uri.substr(slash + 1));
+    return true;
+  }
   if (uri.starts_with(scheme)) uri.remove_prefix(scheme.size());
   const auto slash = uri.find('/');
   if (slash == std::string_view::npos || slash == 0 || slash + 1 == uri.size()) return false;
@@ -88,7 +97,7 @@ expected<detail::cell_ptr> node::lookup_cell(std::string_view uri, const detail:
     }
     return entry->first;
   }
-  auto c = core_->link_to(node_name);
+  auto c = node_name.starts_with("tcp://") ? core_->link_to_endpoint(node_name) : core_->link_to(node_name);
   if (!c) return c.error();
   if (auto ok = check_schemas(**c, table); !ok) return ok.error();
   std::vector<std::byte> body;
@@ -117,11 +126,19 @@ expected<detail::cell_ptr> node::lookup_cell(std::string_view uri, const detail:
   return proxy;
 }
 
-expected<node_handle> node::connect(std::string_view node_name) {
-  auto c = core_->link_to(node_name);
+expected<node_handle> node::connect(std::string_view where) {
+  auto c = where.starts_with("tcp://") ? core_->link_to_endpoint(std::string(where)) : core_->link_to(where);
   if (!c) return c.error();
   return core_->handle_for(*c);
 }
+
+expected<node_handle> node::await_link(std::string_view node_name, std::chrono::milliseconds timeout) {
+  auto c = core_->await_link(std::string(node_name), std::chrono::steady_clock::now() + timeout);
+  if (!c) return c.error();
+  return core_->handle_for(*c);
+}
+
+std::string node::endpoint() const { return core_->endpoint(); }
 
 expected<node_handle> node::spawn_node(node_spawn_options options) { return core_->spawn_node(std::move(options)); }
 void node::stop_node(const node_handle& h) { core_->stop_node(h); }
@@ -130,7 +147,8 @@ void node::kill_node(const node_handle& h) { core_->kill_node(h); }
 expected<detail::cell_ptr> node::spawn_remote(const on_node& where, const std::string& key,
                                               std::span<const std::byte> args, const detail::protocol_table& table) {
   if (!where.where) return error(errc::no_such_node, "spawn on an empty node handle");
-  auto c = core_->link_to(where.where.name());
+  const detail::peer_info& peer = *where.where.info();
+  auto c = core_->link_to(where.where.name(), peer.host, peer.endpoint);
   if (!c) return c.error();
   if ((*c)->peer()->incarnation != where.where.incarnation()) {
     return error(errc::no_such_node, "node '" + where.where.name() + "' has restarted since this handle was made");

@@ -2,6 +2,8 @@
 // names (see node_core.hpp). Process deployment lives in deploy.cpp.
 #include "node_core.hpp"
 
+#include "wire.hpp"
+
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -18,8 +20,6 @@ namespace troupe::detail {
 
 namespace {
 
-constexpr std::uint32_t hello_magic = 0x4e505254;  // "TRPN"
-constexpr std::uint16_t wire_version = 1;
 constexpr std::size_t min_ring_bytes = 4096;
 constexpr std::size_t max_ring_bytes = std::size_t{1} << 30;
 
@@ -80,6 +80,7 @@ void node_core::log(const std::string& line) const noexcept {
 }
 
 void node_core::start() {
+  host_ = host_id();
   if (!valid_node_name(config_.name)) {
     throw troupe_error(error(errc::no_such_node, "invalid node name '" + config_.name +
                                                      "' (letters, digits, '-', '_', '.'; at most 64)"));
@@ -96,6 +97,7 @@ void node_core::start() {
   auto anchor = owner_.spawn<anchor_actor>(*this);
   anchor_ = ref_access::make<protocol<>>(ref_access::get(anchor));
   export_cell(ref_access::get(anchor), protocol_table_of<protocol<>>());
+  if (!config_.listen.empty()) (void)tcp();  // listens now (throws if it cannot)
   control_ = std::thread([this] { control_loop(); });
 }
 
@@ -118,50 +120,27 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> node_core::schema_table() c
 }
 
 std::vector<std::byte> node_core::hello() const {
-  std::vector<std::byte> bytes;
-  wire_writer out(bytes);
-  out.write_scalar(hello_magic);
-  out.write_scalar(wire_version);
-  troupe::encode(out, config_.name);
-  out.write_scalar(incarnation_);
-  out.write_scalar(static_cast<std::uint64_t>(anchor_.id()));
-  out.write_scalar(static_cast<std::uint64_t>(ring_size_for(config_.ring_bytes)));
-  const auto schema = schema_table();
-  out.write_varint(schema.size());
-  for (const auto& [id, fingerprint] : schema) {
-    out.write_scalar(id);
-    out.write_scalar(fingerprint);
-  }
-  return bytes;
+  hello_info h;
+  h.name = config_.name;
+  h.incarnation = incarnation_;
+  h.anchor_id = anchor_.id();
+  h.ring_bytes = ring_size_for(config_.ring_bytes);
+  h.host = host_;
+  h.endpoint = endpoint();
+  return encode_hello(h, schema_table());
 }
 
-expected<node_core::parsed_hello> node_core::parse_hello(std::span<const std::byte> bytes) const {
-  wire_reader in(bytes);
-  std::uint32_t magic = 0;
-  std::uint16_t version = 0;
-  parsed_hello h;
-  if (!in.read_scalar(magic) || magic != hello_magic) return error(errc::malformed_message, "not a troupe node (bad magic)");
-  if (!in.read_scalar(version) || version != wire_version) {
-    return error(errc::protocol_mismatch, "wire version " + std::to_string(version) + ", this node speaks " +
-                                              std::to_string(wire_version));
-  }
-  std::size_t count = 0;
-  if (!troupe::decode(in, h.name) || !in.read_scalar(h.incarnation) || !in.read_scalar(h.anchor_id) ||
-      !in.read_scalar(h.ring_bytes) || !in.read_length(count, 16)) {
-    return error(errc::malformed_message, "malformed hello: " + in.failure());
-  }
-  for (std::size_t i = 0; i < count; ++i) {
-    std::uint64_t id = 0, fingerprint = 0;
-    if (!in.read_scalar(id) || !in.read_scalar(fingerprint)) return error(errc::malformed_message, "malformed hello schema");
-    h.schema.emplace(id, fingerprint);
-  }
-  if (in.remaining() != 0) return error(errc::malformed_message, "trailing bytes in hello");
-  if (!valid_node_name(h.name)) return error(errc::malformed_message, "hello with an invalid node name");
-  if (h.ring_bytes < min_ring_bytes || h.ring_bytes > max_ring_bytes || (h.ring_bytes & (h.ring_bytes - 1)) != 0) {
-    return error(errc::malformed_message, "hello with a bad ring size " + std::to_string(h.ring_bytes));
+namespace {
+// The shared-memory transport's extra check of a hello.
+expected<hello_info> parse_shm_hello(std::span<const std::byte> bytes) {
+  auto h = parse_hello(bytes);
+  if (!h) return h;
+  if (h->ring_bytes < min_ring_bytes || h->ring_bytes > max_ring_bytes || (h->ring_bytes & (h->ring_bytes - 1)) != 0) {
+    return error(errc::malformed_message, "hello with a bad ring size " + std::to_string(h->ring_bytes));
   }
   return h;
 }
+}  // namespace
 
 namespace {
 expected<void> check_same_user(int socket, pid_t& pid) {
@@ -185,7 +164,7 @@ expected<std::shared_ptr<connection>> node_core::dial(const std::string& node_na
   if (auto sent = send_frame(socket->get(), mine, until); !sent) return sent.error();
   auto theirs_bytes = receive_frame(socket->get(), until);
   if (!theirs_bytes) return theirs_bytes.error();
-  auto theirs = parse_hello(*theirs_bytes);
+  auto theirs = parse_shm_hello(*theirs_bytes);
   if (!theirs) {
     const std::string_view text(reinterpret_cast<const char*>(theirs_bytes->data()), theirs_bytes->size());
     if (text.starts_with("refused: ")) return error(errc::connection_lost, "node '" + node_name + "' " + std::string(text));
@@ -219,8 +198,10 @@ expected<std::shared_ptr<connection>> node_core::dial(const std::string& node_na
   peer->incarnation = theirs->incarnation;
   peer->pid = pid;
   peer->anchor_id = theirs->anchor_id;
-  return register_connection(std::move(*socket), std::move(memory->second), out, in, std::move(peer),
-                             std::move(theirs->schema));
+  peer->host = theirs->host;
+  peer->endpoint = theirs->endpoint;
+  return register_connection(std::make_shared<shm_connection>(*this, std::move(*socket), std::move(memory->second), out,
+                                                              in, std::move(peer), std::move(theirs->schema)));
 }
 
 void node_core::accept_one() noexcept {
@@ -258,7 +239,7 @@ void node_core::handshake(unique_fd accepted) noexcept {
     if (auto ok = check_same_user(socket->get(), pid); !ok) return refuse(ok.error().text());
     auto theirs_bytes = receive_frame(socket->get(), until);
     if (!theirs_bytes) return refuse("no hello: " + theirs_bytes.error().text());
-    auto theirs = parse_hello(*theirs_bytes);
+    auto theirs = parse_shm_hello(*theirs_bytes);
     if (!theirs) return refuse(theirs.error().to_string());
     if (theirs->name == config_.name) return refuse("a peer with this node's own name");
     if (auto sent = send_frame(socket->get(), hello(), until); !sent) return;
@@ -284,24 +265,36 @@ void node_core::handshake(unique_fd accepted) noexcept {
     peer->incarnation = theirs->incarnation;
     peer->pid = pid;
     peer->anchor_id = theirs->anchor_id;
-    (void)register_connection(std::move(*socket), std::move(*memory), *to_them, *from_them, std::move(peer),
-                              std::move(theirs->schema));
+    peer->host = theirs->host;
+    peer->endpoint = theirs->endpoint;
+    (void)register_connection(std::make_shared<shm_connection>(*this, std::move(*socket), std::move(*memory), *to_them,
+                                                               *from_them, std::move(peer), std::move(theirs->schema)));
   } catch (const std::exception& e) {
     log(std::string("accepting a link failed: ") + e.what());
   }
 }
 
-std::shared_ptr<connection> node_core::register_connection(unique_fd socket, mapped_memory memory, spsc_ring out,
-                                                           spsc_ring in, std::shared_ptr<peer_info> peer,
-                                                           std::unordered_map<std::uint64_t, std::uint64_t> schema) {
-  auto c = std::make_shared<connection>(*this, std::move(socket), std::move(memory), out, in, peer, std::move(schema));
+std::shared_ptr<connection> node_core::register_connection(std::shared_ptr<connection> c) {
+  const std::shared_ptr<peer_info>& peer = c->peer();
   c->start();
   // The peer's anchor (what node_handle::anchor() monitors): its proxy watches
   // it from the start, so its death is reported even if nobody asked yet.
   (void)proxy_for(c, peer->anchor_id, protocol_table_of<protocol<>>());
+  std::vector<std::shared_ptr<connection>> stale;
   {
     std::lock_guard lock(links_mutex_);
+    // An earlier incarnation of this node is dead, whatever its link says.
+    auto [first, last] = connections_.equal_range(peer->name);
+    for (auto it = first; it != last; ++it) {
+      if (it->second->peer()->incarnation != peer->incarnation) stale.push_back(it->second);
+    }
     connections_.emplace(peer->name, c);
+    contacts_[peer->name] = {peer->host, peer->endpoint};
+  }
+  for (auto& old : stale) old->close("node '" + peer->name + "' restarted as a new incarnation");
+  {
+    std::lock_guard lock(tcp_mutex_);
+    if (tcp_) tcp_->link_up(peer->name);
   }
   links_changed_.notify_all();
   wake_control();
@@ -313,24 +306,132 @@ node_handle node_core::handle_for(const std::shared_ptr<connection>& c) {
   return node_handle(c->peer(), actor_addr(anchor.get()));
 }
 
-expected<std::shared_ptr<connection>> node_core::link_to(std::string_view node_name) {
+std::shared_ptr<connection> node_core::find_link(const std::string& name) {
+  auto [first, last] = connections_.equal_range(name);
+  for (auto it = last; it != first;) {
+    --it;
+    if (it->second->alive() && !it->second->closing()) return it->second;
+  }
+  return nullptr;
+}
+
+bool node_core::has_link(const std::string& node_name) {
+  std::lock_guard lock(links_mutex_);
+  return find_link(node_name) != nullptr;
+}
+
+std::string node_core::endpoint() const {
+  // tcp_ is set once (under tcp_mutex_) and never reset before ~node_core.
+  auto* self = const_cast<node_core*>(this);
+  std::lock_guard lock(self->tcp_mutex_);
+  return tcp_ ? tcp_->endpoint() : std::string();
+}
+
+tcp_transport& node_core::tcp() {
+  std::lock_guard lock(tcp_mutex_);
+  if (!tcp_) {
+    if (stopping_.load(std::memory_order_acquire)) {
+      throw troupe_error(error(errc::system_stopped, "the node is shutting down"));
+    }
+    tcp_ = std::make_unique<tcp_transport>(*this);
+  }
+  return *tcp_;
+}
+
+expected<std::shared_ptr<connection>> node_core::link_to(std::string_view node_name, std::uint64_t host_hint,
+                                                         const std::string& endpoint_hint) {
   const std::string name(node_name);
   if (!valid_node_name(name)) return error(errc::no_such_node, "invalid node name '" + name + "'");
   if (name == config_.name) return error(errc::no_such_node, "a node does not link to itself");
-  auto find = [&]() -> std::shared_ptr<connection> {
+  std::uint64_t host = host_hint;
+  std::string endpoint = endpoint_hint;
+  {
     std::lock_guard lock(links_mutex_);
-    auto [first, last] = connections_.equal_range(name);
-    for (auto it = last; it != first;) {
-      --it;
-      if (it->second->alive()) return it->second;
+    if (auto c = find_link(name)) return c;
+    if (auto it = contacts_.find(name); it != contacts_.end() && host == 0) {
+      host = it->second.first;
+      endpoint = it->second.second;
+    } else if (host != 0) {
+      contacts_[name] = {host, endpoint};
     }
-    return nullptr;
-  };
-  if (auto c = find()) return c;
-  std::lock_guard dial_lock(dial_mutex_);
-  if (auto c = find()) return c;  // another thread dialed meanwhile
+  }
   if (stopping_.load(std::memory_order_acquire)) return error(errc::system_stopped, "the node is shutting down");
+  if (host != 0 && host != host_) {
+    // Another machine (or network stack): TCP.
+    if (endpoint.empty()) {
+      return error(errc::no_such_node, "node '" + name + "' is on another host and does not listen on TCP");
+    }
+    tcp_transport* transport = nullptr;
+    try {
+      transport = &tcp();
+    } catch (const troupe_error& e) {
+      return e.error();
+    }
+    if (auto down = transport->unreachable(name)) return *down;  // fail fast while re-dialing
+    {
+      std::lock_guard lock(links_mutex_);
+      dialing_.insert(name);
+    }
+    auto c = transport->dial(endpoint, name, std::chrono::steady_clock::now() + config_.connect_timeout);
+    {
+      std::lock_guard lock(links_mutex_);
+      dialing_.erase(name);
+    }
+    return c;
+  }
+  std::lock_guard dial_lock(dial_mutex_);
+  {
+    std::lock_guard lock(links_mutex_);
+    if (auto c = find_link(name)) return c;  // another thread dialed meanwhile
+  }
   return dial(name);
+}
+
+expected<std::shared_ptr<connection>> node_core::link_to_endpoint(const std::string& where) {
+  auto parsed = parse_endpoint(where);
+  if (!parsed) return parsed.error();
+  {
+    std::lock_guard lock(links_mutex_);
+    for (auto& [name, c] : connections_) {
+      if (c->alive() && !c->closing() && c->peer()->endpoint == where) return c;
+    }
+  }
+  try {
+    return tcp().dial(where, {}, std::chrono::steady_clock::now() + config_.connect_timeout);
+  } catch (const troupe_error& e) {
+    return e.error();
+  }
+}
+
+expected<std::shared_ptr<connection>> node_core::await_link(const std::string& node_name, time_limit until) {
+  std::unique_lock lock(links_mutex_);
+  std::shared_ptr<connection> found;
+  links_changed_.wait_until(lock, until, [&] {
+    found = find_link(node_name);
+    return found != nullptr || stopping_.load(std::memory_order_acquire);
+  });
+  if (found) return found;
+  return error(errc::timeout, "no link to node '" + node_name + "' in time");
+}
+
+std::optional<std::string> node_core::admit_link(const std::string& name, std::uint64_t incarnation) {
+  std::lock_guard lock(links_mutex_);
+  if (stopping_.load(std::memory_order_acquire)) return "node '" + config_.name + "' is shutting down";
+  if (auto c = find_link(name); c && c->peer()->incarnation == incarnation) {
+    return "already linked to node '" + name + "'";
+  }
+  // Both nodes dial each other at once: the dial of the node with the smaller
+  // name wins, on both sides, so exactly one link remains.
+  if (dialing_.count(name) != 0 && config_.name < name) {
+    return "simultaneous dial: the link dialed by node '" + config_.name + "' is kept";
+  }
+  return std::nullopt;
+}
+
+void node_core::tcp_link_lost(const std::string& name, const std::string& endpoint, bool said_goodbye) {
+  if (stopping_.load(std::memory_order_acquire)) return;
+  std::lock_guard lock(tcp_mutex_);
+  if (tcp_) tcp_->link_lost(name, endpoint, said_goodbye);
 }
 
 // --- the control thread --------------------------------------------------------------
@@ -348,8 +449,8 @@ void node_core::control_loop() noexcept {
     {
       std::lock_guard lock(links_mutex_);
       for (auto& [name, c] : connections_) {
-        if (c->closing()) continue;
-        fds.push_back({c->socket(), POLLIN | POLLRDHUP, 0});
+        if (c->closing() || c->liveness_socket() < 0) continue;
+        fds.push_back({c->liveness_socket(), POLLIN | POLLRDHUP, 0});
         watched.push_back(c);
       }
       for (const child_process& child : children_) {
@@ -511,7 +612,8 @@ cell_ptr node_core::proxy_for(const std::shared_ptr<connection>& via, std::uint6
   {
     std::lock_guard lock(exports_mutex_);
     if (auto it = proxies_.find(key); it != proxies_.end()) return it->second;
-    fresh = table.make_proxy(owner_, via, wire_address{via->peer()->name, via->peer()->incarnation, remote_id});
+    const peer_info& peer = *via->peer();
+    fresh = table.make_proxy(owner_, via, wire_address{peer.name, peer.incarnation, remote_id, peer.host, peer.endpoint});
     result = cell_ptr(fresh);
     // Registered only while the link is alive; connection_lost() sweeps this map
     // under the same lock after clearing `alive`.
@@ -548,23 +650,24 @@ void node_core::remote_gone(const connection& via, std::uint64_t remote_id, cons
   for (cell_ptr& p : stopped) stop_proxy(*p.get(), reason);
 }
 
-cell_ptr node_core::resolve(const std::string& node_name, std::uint64_t incarnation, std::uint64_t id,
-                            const protocol_table& table, const std::shared_ptr<connection>& via) {
-  if (node_name == config_.name) {
-    if (incarnation != incarnation_) return cell_ptr{};  // an earlier life of this node: gone
-    auto entry = exported(id);
+cell_ptr node_core::resolve(const wire_address& address, const protocol_table& table,
+                            const std::shared_ptr<connection>& via) {
+  if (address.node == config_.name) {
+    if (address.incarnation != incarnation_) return cell_ptr{};  // an earlier life of this node: gone
+    auto entry = exported(address.id);
     if (!entry || entry->second->fingerprint != table.fingerprint) return cell_ptr{};
     return entry->first;
   }
   std::shared_ptr<connection> c;
-  if (via && via->peer()->name == node_name && via->peer()->incarnation == incarnation) {
+  if (via && via->peer()->name == address.node && via->peer()->incarnation == address.incarnation) {
     c = via;
-  } else if (auto linked = link_to(node_name); linked && (*linked)->peer()->incarnation == incarnation) {
+  } else if (auto linked = link_to(address.node, address.host, address.endpoint);
+             linked && (*linked)->peer()->incarnation == address.incarnation) {
     c = *linked;
   }
   if (!c) {
     // Its node is gone (or is a later incarnation): a proxy that is down at once.
-    cell* dead = table.make_proxy(owner_, nullptr, wire_address{node_name, incarnation, id});
+    cell* dead = table.make_proxy(owner_, nullptr, address);
     cell_ptr result(dead);
     try {
       start_cell(owner_, dead);
@@ -573,7 +676,7 @@ cell_ptr node_core::resolve(const std::string& node_name, std::uint64_t incarnat
     }
     return result;
   }
-  return proxy_for(c, id, table);
+  return proxy_for(c, address.id, table);
 }
 
 // --- names ----------------------------------------------------------------------------------

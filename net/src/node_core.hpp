@@ -27,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -38,6 +39,7 @@
 #include "troupe/mailbox/spsc_ring.hpp"
 #include "troupe/net/detail/remote.hpp"
 #include "troupe/net/node.hpp"
+#include "tcp.hpp"
 
 namespace troupe::detail {
 
@@ -53,6 +55,8 @@ enum class record_kind : std::uint32_t {
   spawn = 9,          // u64 request id, string key, argument bytes
   spawn_result = 10,  // u64 request id, u8 status (0: u64 id | 1: error)
   stop = 11,          // the parent asks this node to shut down
+  heartbeat = 12,     // TCP only: empty; sent every heartbeat interval (failure detector)
+  goodbye = 13,       // TCP only: string why; the sender shuts the link down on purpose
 };
 
 // Who is at the other end of a link (also behind node_handle).
@@ -62,6 +66,8 @@ struct peer_info {
   pid_t pid = 0;                // from SO_PEERCRED
   std::atomic<bool> spawned_by_us{false};  // spawn_node started it
   std::uint64_t anchor_id = 0;  // the peer's anchor actor
+  std::uint64_t host = 0;       // its host_id() (wire.hpp)
+  std::string endpoint;         // its TCP endpoint, if it listens
   std::atomic<bool> alive{true};
 };
 
@@ -99,25 +105,39 @@ class write_lock {
   std::atomic<bool> locked_{false};
 };
 
+// One link to one peer node: the record handling both transports share
+// (messages, replies, watches, control requests, the schema check), over a
+// transport a subclass provides (shm_connection below; tcp_connection in
+// tcp.hpp). A subclass's reader calls handle() for each whole record.
 class connection : public std::enable_shared_from_this<connection> {
  public:
-  connection(node_core& node, unique_fd socket, mapped_memory memory, spsc_ring out, spsc_ring in,
-             std::shared_ptr<peer_info> peer, std::unordered_map<std::uint64_t, std::uint64_t> peer_schema);
-  ~connection();
+  connection(node_core& node, std::shared_ptr<peer_info> peer,
+             std::unordered_map<std::uint64_t, std::uint64_t> peer_schema);
+  virtual ~connection() = default;
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
 
-  void start();
-  // Writes one record (kind + head + body). Never blocks: when the ring is full
-  // the record queues for the flusher, up to max_queued_bytes.
-  std::error_code write(record_kind kind, std::span<const std::byte> head, std::span<const std::byte> body = {}) noexcept;
-  // Closes the link (defect or shutdown): the socket is shut down, so the peer
-  // sees the hang-up too; the reader drains and cleans up. Any thread, idempotent.
-  void close(const std::string& why) noexcept;
-  // The control thread saw the socket hang up.
-  void on_hangup() noexcept;
-  // After the threads ended (the node joins them).
-  void join() noexcept;
+  virtual void start() = 0;
+  // Writes one record (kind + head + body). Actors, timer and reader threads
+  // never block here; when the transport is backed up their records queue, up
+  // to max_queued_bytes of user messages (then errc::peer_overloaded). A plain
+  // thread waits for room instead (backpressure).
+  virtual std::error_code write(record_kind kind, std::span<const std::byte> head,
+                                std::span<const std::byte> body = {}) noexcept = 0;
+  // Closes the link (defect or shutdown): the peer sees it end too; the reader
+  // drains and cleans up. Any thread, idempotent.
+  virtual void close(const std::string& why) noexcept = 0;
+  // After the link's threads ended (the node joins them).
+  virtual void join() noexcept = 0;
+  // The socket the control thread polls for a hang-up (shared memory), or -1.
+  [[nodiscard]] virtual int liveness_socket() const noexcept { return -1; }
+  // The control thread saw liveness_socket() hang up.
+  virtual void on_hangup() noexcept {}
+  // "node 'b' (pid 42)", "node 'b' at tcp://10.0.0.2:4000".
+  [[nodiscard]] virtual std::string describe() const = 0;
+  // What the peer's actors stop with when this link is lost: process_down on
+  // one host (the process is gone), node_down across machines.
+  [[nodiscard]] virtual exit_reason loss_reason(const std::string& why) const = 0;
 
   // Synchronous control requests (lookup, spawn): the caller blocks until the
   // result record or the deadline.
@@ -128,7 +148,6 @@ class connection : public std::enable_shared_from_this<connection> {
   [[nodiscard]] bool closing() const noexcept { return closing_.load(std::memory_order_acquire); }
   [[nodiscard]] const std::shared_ptr<peer_info>& peer() const noexcept { return peer_; }
   [[nodiscard]] node_core& node() const noexcept { return node_; }
-  [[nodiscard]] int socket() const noexcept { return socket_.get(); }
   // The peer's fingerprint for a message type, if it announced the type.
   [[nodiscard]] std::optional<std::uint64_t> peer_fingerprint(std::uint64_t type_id) const noexcept;
   // Why the peer cannot take a message of this type (it does not know it, or
@@ -141,39 +160,33 @@ class connection : public std::enable_shared_from_this<connection> {
   std::uint64_t add_pending(std::unique_ptr<pending_reply> pending);
   // Fails and forgets a remote ask (its record could not be sent).
   void fail_pending(std::uint64_t request_id, const error& why) noexcept;
-  [[nodiscard]] std::string describe() const;  // "node 'b' (pid 42)"
-  // Tests that play a hostile peer (net/include/troupe/net/testing.hpp).
-  [[nodiscard]] spsc_ring& outbound_ring_for_tests() noexcept { return out_; }
 
- private:
-  void read_loop() noexcept;
-  void flush_loop() noexcept;
+ protected:
+  // Before the first record: the decoding context (which holds a reference to
+  // this link until lost()). `run_inline`: the calling thread is the reader,
+  // and the actors that records make runnable run on it after each batch
+  // (run_batch()); otherwise they go to the scheduler's workers.
+  void begin_reading(bool run_inline);
   // Handles one whole record; returns the defect text if the peer broke the protocol.
   std::optional<std::string> handle(record_kind kind, std::span<const std::byte> body);
-  std::optional<std::string> handle_message(std::span<const std::byte> body);
-  std::optional<std::string> handle_reply(std::span<const std::byte> body);
-  std::optional<std::string> handle_control_result(std::span<const std::byte> body);
+  // After a batch of records: runs the actors they made runnable (run_inline).
+  void run_batch() noexcept;
+  // Records why the link ends (the first reason wins); the text lost() reports.
+  void set_close_reason(const std::string& why);
+  [[nodiscard]] std::string close_reason() const;
+  // The reader's last act: the peer is gone; fails what waits on it, stops its proxies.
   void lost(const std::string& why) noexcept;
 
   node_core& node_;
-  unique_fd socket_;
-  mapped_memory memory_;
-  spsc_ring out_;
-  spsc_ring in_;
   std::shared_ptr<peer_info> peer_;
-  const std::unordered_map<std::uint64_t, std::uint64_t> peer_schema_;  // type id -> fingerprint
+  std::atomic<bool> closing_{false};
 
-  // Writers.
-  write_lock write_mutex_;
-  std::condition_variable_any flush_wanted_;
-  bool flushing_ = false;  // records are queued: only the flusher writes the ring
-  bool write_closed_ = false;
-  struct queued_record {
-    record_kind kind;
-    std::vector<std::byte> bytes;
-  };
-  std::deque<queued_record> queue_;
-  std::size_t queued_bytes_ = 0;
+ private:
+  std::optional<std::string> handle_message(std::span<const std::byte> body);
+  std::optional<std::string> handle_reply(std::span<const std::byte> body);
+  std::optional<std::string> handle_control_result(std::span<const std::byte> body);
+
+  const std::unordered_map<std::uint64_t, std::uint64_t> peer_schema_;  // type id -> fingerprint
 
   // Remote asks in flight and control requests.
   std::mutex pending_mutex_;
@@ -193,12 +206,59 @@ class connection : public std::enable_shared_from_this<connection> {
   const message_entry* cached_entry_ = nullptr;
   cell_ptr cached_cell_;
   wire_context read_context_;       // the reader's: this node, this link
-  std::vector<cell_ptr> ready_;     // actors to run after the current batch
+  bool run_inline_ = false;
+  std::vector<cell_ptr> ready_;     // actors to run after the current batch (run_inline_)
   // The last message type a sender found in the peer's schema with our fingerprint.
   std::atomic<std::uint64_t> checked_type_{0};
 
-  std::atomic<bool> closing_{false};
-  std::string close_reason_;  // set once, before closing_ (under write_mutex_)
+  mutable std::mutex reason_mutex_;
+  std::string close_reason_;  // set once
+};
+
+// A link to a node on this host: the UNIX socket it was set up over (kept open
+// as the liveness channel), and one memfd holding two spsc_rings, one per
+// direction. Threads: a reader (spins briefly, then parks on the inbound
+// ring's futex; runs the actors its records make runnable) and a flusher
+// (parked unless the outbound ring filled up and records had to queue).
+class shm_connection final : public connection {
+ public:
+  shm_connection(node_core& node, unique_fd socket, mapped_memory memory, spsc_ring out, spsc_ring in,
+                 std::shared_ptr<peer_info> peer, std::unordered_map<std::uint64_t, std::uint64_t> peer_schema);
+  ~shm_connection() override;
+
+  void start() override;
+  std::error_code write(record_kind kind, std::span<const std::byte> head,
+                        std::span<const std::byte> body = {}) noexcept override;
+  void close(const std::string& why) noexcept override;
+  void join() noexcept override;
+  [[nodiscard]] int liveness_socket() const noexcept override { return socket_.get(); }
+  void on_hangup() noexcept override;
+  [[nodiscard]] std::string describe() const override;
+  [[nodiscard]] exit_reason loss_reason(const std::string& why) const override { return exit_reason::process_down(why); }
+  // Tests that play a hostile peer (net/include/troupe/net/testing.hpp).
+  [[nodiscard]] spsc_ring& outbound_ring_for_tests() noexcept { return out_; }
+
+ private:
+  void read_loop() noexcept;
+  void flush_loop() noexcept;
+
+  unique_fd socket_;
+  mapped_memory memory_;
+  spsc_ring out_;
+  spsc_ring in_;
+
+  // Writers.
+  write_lock write_mutex_;
+  std::condition_variable_any flush_wanted_;
+  bool flushing_ = false;  // records are queued: only the flusher writes the ring
+  bool write_closed_ = false;
+  struct queued_record {
+    record_kind kind;
+    std::vector<std::byte> bytes;
+  };
+  std::deque<queued_record> queue_;
+  std::size_t queued_bytes_ = 0;
+
   std::thread reader_;
   std::thread flusher_;
 };
@@ -220,8 +280,30 @@ class node_core {
   [[nodiscard]] const node_config& config() const noexcept { return config_; }
   [[nodiscard]] troupe::node& owner() noexcept { return owner_; }
 
+  [[nodiscard]] std::uint64_t anchor_id() const noexcept { return anchor_.id(); }
+  [[nodiscard]] std::uint64_t host() const noexcept { return host_; }
+  // This node's TCP endpoint ("" if it does not listen).
+  [[nodiscard]] std::string endpoint() const;
+
   // --- links ------------------------------------------------------------------
-  expected<std::shared_ptr<connection>> link_to(std::string_view node_name);
+  // A live link to the node of that name, dialing it if needed: over shared
+  // memory if it is on this host, else over TCP at its endpoint (known from a
+  // ref's address, a hello, or the hint).
+  expected<std::shared_ptr<connection>> link_to(std::string_view node_name, std::uint64_t host_hint = 0,
+                                                const std::string& endpoint_hint = {});
+  // A live link to whatever node listens at "tcp://host:port".
+  expected<std::shared_ptr<connection>> link_to_endpoint(const std::string& endpoint);
+  // Waits (without dialing) for a live link to that node.
+  expected<std::shared_ptr<connection>> await_link(const std::string& node_name, time_limit until);
+  [[nodiscard]] bool has_link(const std::string& node_name);
+  // An accepted TCP handshake from `name`: why it must be refused (a link to
+  // that incarnation exists, or this node's own dial to it wins the tie), or
+  // nothing. Closes links to an earlier incarnation of it.
+  std::optional<std::string> admit_link(const std::string& name, std::uint64_t incarnation);
+  // Starts a link made by a transport and makes it known.
+  std::shared_ptr<connection> register_connection(std::shared_ptr<connection> c);
+  // A TCP link ended: the transport re-dials unless it ended on purpose.
+  void tcp_link_lost(const std::string& name, const std::string& endpoint, bool said_goodbye);
   void connection_lost(const std::shared_ptr<connection>& c, const exit_reason& why) noexcept;
   expected<node_handle> spawn_node(node_spawn_options options);
   // A handle on the peer of `c`, with its anchor's proxy.
@@ -253,8 +335,7 @@ class node_core {
   void export_stopped(cell* c, const exit_reason& reason);
   cell_ptr proxy_for(const std::shared_ptr<connection>& via, std::uint64_t remote_id, const protocol_table& table);
   void remote_gone(const connection& via, std::uint64_t remote_id, const exit_reason& reason);
-  cell_ptr resolve(const std::string& node_name, std::uint64_t incarnation, std::uint64_t id,
-                   const protocol_table& table, const std::shared_ptr<connection>& via);
+  cell_ptr resolve(const wire_address& address, const protocol_table& table, const std::shared_ptr<connection>& via);
 
   // --- names and spawning -------------------------------------------------------
   void publish(std::string name, cell* c, const protocol_table& table);
@@ -275,24 +356,18 @@ class node_core {
   // client must not hold up the control thread, which notices peers' deaths).
   void handshake(unique_fd socket) noexcept;
   expected<std::shared_ptr<connection>> dial(const std::string& node_name);
-  std::shared_ptr<connection> register_connection(unique_fd socket, mapped_memory memory, spsc_ring out, spsc_ring in,
-                                                  std::shared_ptr<peer_info> peer,
-                                                  std::unordered_map<std::uint64_t, std::uint64_t> schema);
   std::vector<std::byte> hello() const;
-  struct parsed_hello {
-    std::string name;
-    std::uint64_t incarnation;
-    std::uint64_t anchor_id;
-    std::uint64_t ring_bytes;
-    std::unordered_map<std::uint64_t, std::uint64_t> schema;
-  };
-  expected<parsed_hello> parse_hello(std::span<const std::byte> bytes) const;
+  std::shared_ptr<connection> find_link(const std::string& name);  // under links_mutex_
+  tcp_transport& tcp();  // started on first use
   void wake_control() noexcept;
   void reap() noexcept;
 
   troupe::node& owner_;
   node_config config_;
   std::uint64_t incarnation_;
+  std::uint64_t host_ = 0;
+  std::mutex tcp_mutex_;
+  std::unique_ptr<tcp_transport> tcp_;  // under tcp_mutex_ until set
   std::string runtime_dir_;
   std::string socket_path_;
   unique_fd listener_;
@@ -313,6 +388,9 @@ class node_core {
   };
   std::vector<child_process> children_;
   std::mutex dial_mutex_;  // one dial at a time
+  std::set<std::string> dialing_;  // TCP dials by name in progress (under links_mutex_)
+  // Where named nodes were last known to be: (host, endpoint) (under links_mutex_).
+  std::map<std::string, std::pair<std::uint64_t, std::string>> contacts_;
   std::size_t handshakes_ = 0;  // running handshake threads (under links_mutex_)
 
   std::mutex exports_mutex_;

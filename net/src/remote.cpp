@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "node_core.hpp"
+#include "wire.hpp"
 
 namespace troupe::detail {
 
@@ -115,6 +116,8 @@ void encode_address(wire_writer& out, cell* c, const protocol_table& table) {
     troupe::encode(out, std::string());
     out.write_scalar(std::uint64_t{0});
     out.write_scalar(std::uint64_t{0});
+    out.write_scalar(std::uint64_t{0});
+    troupe::encode(out, std::string());
     return;
   }
   auto* context = out.context();
@@ -128,20 +131,31 @@ void encode_address(wire_writer& out, cell* c, const protocol_table& table) {
     troupe::encode(out, where.node);
     out.write_scalar(where.incarnation);
     out.write_scalar(where.id);
+    out.write_scalar(where.host);
+    troupe::encode(out, where.endpoint);
     return;
   }
   node.export_cell(c, table);
   troupe::encode(out, node.name());
   out.write_scalar(node.incarnation());
   out.write_scalar(c->id());
+  out.write_scalar(node.host());
+  troupe::encode(out, node.endpoint());
 }
 
 bool decode_address(wire_reader& in, const protocol_table& table, cell_ptr& out) {
-  std::string name;
-  std::uint64_t incarnation = 0, id = 0;
-  if (!troupe::decode(in, name) || !in.read_scalar(incarnation) || !in.read_scalar(id)) return false;
+  wire_address address;
+  if (!troupe::decode(in, address.node) || !in.read_scalar(address.incarnation) || !in.read_scalar(address.id) ||
+      !in.read_scalar(address.host) || !troupe::decode(in, address.endpoint)) {
+    return false;
+  }
+  const std::string& name = address.node;
+  if (!address.endpoint.empty() && (address.endpoint.size() > 300 || !parse_endpoint(address.endpoint))) {
+    in.fail("address with an invalid endpoint");
+    return false;
+  }
   if (name.empty()) {
-    if (id != 0) {
+    if (address.id != 0) {
       in.fail("address without a node");
       return false;
     }
@@ -157,7 +171,7 @@ bool decode_address(wire_reader& in, const protocol_table& table, cell_ptr& out)
     in.fail("a ref can only be deserialized by a troupe::node");
     return false;
   }
-  out = context->node->resolve(name, incarnation, id, table, context->via);
+  out = context->node->resolve(address, table, context->via);
   return true;
 }
 

@@ -13,10 +13,12 @@ bool inject_record(node& n, std::string_view peer, std::uint32_t kind, std::span
 bool corrupt_ring(node& n, std::string_view peer) {
   auto c = n.core().link_to(peer);
   if (!c) return false;
-  spsc_ring_header* h = (*c)->outbound_ring_for_tests().header();
+  auto* shm = dynamic_cast<detail::shm_connection*>(c->get());
+  if (shm == nullptr) return false;  // not a shared-memory link
+  spsc_ring_header* h = shm->outbound_ring_for_tests().header();
   // seq_cst: as publish() does, so the peer's reader sees it like a real publish.
   h->tail.store(h->head.load(std::memory_order_relaxed) + h->capacity * 4, std::memory_order_seq_cst);
-  (*c)->outbound_ring_for_tests().interrupt_consumer();
+  shm->outbound_ring_for_tests().interrupt_consumer();
   return true;
 }
 

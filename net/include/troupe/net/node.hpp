@@ -53,8 +53,37 @@
 
 namespace troupe {
 
+// TLS on TCP links (OpenSSL through Asio). Both sides present a certificate and
+// verify the peer's against ca_file (mutual TLS); TLS 1.2 or later.
+struct tls_config {
+  bool enabled = false;
+  std::string certificate_file;  // PEM: this node's certificate (chain)
+  std::string private_key_file;  // PEM: its key
+  std::string ca_file;           // PEM: the CA(s) a peer's certificate must chain to
+};
+
+// The phi-accrual failure detector of TCP links (see docs/security.md). With
+// the defaults, a silent peer is declared dead about 1.3 s after its last sign
+// of life; a peer whose heartbeats keep coming (however busy its actors) never is.
+struct failure_detector_config {
+  std::chrono::milliseconds heartbeat_interval{250};
+  std::chrono::milliseconds acceptable_pause{500};
+  std::chrono::milliseconds min_std_deviation{100};
+  double threshold = 8.0;  // phi above this: the peer is down
+  std::size_t window = 100;  // heartbeat gaps remembered
+};
+
+// Re-dialing a TCP peer whose link was lost (not closed with a goodbye).
+struct reconnect_config {
+  std::chrono::milliseconds initial_backoff{100};
+  std::chrono::milliseconds max_backoff{5000};
+  double jitter = 0.25;                     // each wait is backoff x [1 - jitter, 1 + jitter]
+  std::chrono::milliseconds give_up_after{600000};  // after the loss; 0: never re-dial
+};
+
 struct node_config {
-  // Unique on this host. Empty: "node-<pid>".
+  // Unique on this host (and, once nodes link over TCP, among the nodes that
+  // link to each other). Empty: "node-<pid>".
   std::string name;
   // The actor system's own settings.
   troupe::config system;
@@ -72,6 +101,27 @@ struct node_config {
   std::chrono::milliseconds connect_timeout{5000};
   // Spin iterations a link's reader makes before parking (the adaptive wake-up).
   int reader_spins = 2000;
+
+  // --- across machines (TCP) ---------------------------------------------------
+  // "tcp://host:port" to listen on (port 0: any free port; node::endpoint()
+  // tells which). Empty: no listener (this node can still dial out).
+  std::string listen;
+  // The endpoint peers are told to dial (inside refs to this node's actors).
+  // Empty: the listening one; a wildcard address (0.0.0.0, ::) is replaced by
+  // this host's name.
+  std::string advertise;
+  // The shared secret of the cluster. Empty: read from cookie_file.
+  std::string cookie;
+  // Empty: $TROUPE_COOKIE_FILE, else ~/.troupe/cookie (created with a random
+  // cookie, mode 0600, if missing). Must be mode 0600 or stricter.
+  std::string cookie_file;
+  tls_config tls;
+  // Threads doing the TCP transport's socket I/O.
+  std::size_t io_threads = 1;
+  // Accepted connections still in their handshake; more are closed at once.
+  std::size_t max_pending_connections = 64;
+  failure_detector_config failure_detector;
+  reconnect_config reconnect;
 };
 
 // How spawn_node starts a child process.
@@ -155,7 +205,8 @@ class node : public system {
   }
   void unpublish(std::string_view name);
 
-  // Resolves "troupe://<node>/<name>" (or "<node>/<name>"): dials the node if
+  // Resolves "troupe://<node>/<name>" (or "<node>/<name>", or
+  // "tcp://host:port/<name>" for a node on another machine): dials the node if
   // needed and checks that the actor speaks P. Errors: no_such_node,
   // no_such_name, protocol_mismatch (naming the protocols or the message type
   // whose schema differs), timeout.
@@ -167,9 +218,16 @@ class node : public system {
     return detail::ref_access::make<P>(c->get());
   }
 
-  // Links this node to the node of that name on this host (done on demand by
-  // lookup and by refs; explicit here).
-  expected<node_handle> connect(std::string_view node_name);
+  // Links this node to another: a node name on this host (shared memory), or
+  // "tcp://host:port" (another machine; cookie-authenticated, TLS if
+  // configured). Done on demand by lookup and by refs; explicit here.
+  expected<node_handle> connect(std::string_view where);
+  // Waits (without dialing) until a link to the node of that name exists:
+  // after a lost TCP link, the node re-dials it with backoff.
+  expected<node_handle> await_link(std::string_view node_name, std::chrono::milliseconds timeout);
+  // "tcp://10.0.0.2:4000": where peers reach this node over TCP; empty
+  // without config.listen.
+  [[nodiscard]] std::string endpoint() const;
 
   // Starts a child process that joins as a node (see troupe::run) and returns
   // once it has. The child dies with this process.

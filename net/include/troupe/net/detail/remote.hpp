@@ -62,6 +62,8 @@ struct wire_address {
   std::string node;
   std::uint64_t incarnation = 0;
   std::uint64_t id = 0;
+  std::uint64_t host = 0;  // where the node runs: same host -> shared memory,
+  std::string endpoint;    // else TCP to this endpoint (may be empty)
 };
 using make_proxy_fn = cell* (*)(troupe::system& sys, std::shared_ptr<connection> via, wire_address address);
 

@@ -1,0 +1,956 @@
+// The TCP transport (see tcp.hpp): links, handshakes, the listener, heartbeats
+// and the failure detector, re-dialing.
+#include "tcp.hpp"
+
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <future>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "node_core.hpp"
+#include "phi_detector.hpp"
+#include "wire.hpp"
+
+namespace troupe::detail {
+
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+using asio::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+// Handshake frames are small (a nonce; a hello with its schema table).
+constexpr std::size_t max_handshake_frame = std::size_t{4} << 20;
+constexpr std::size_t read_chunk = std::size_t{64} << 10;
+
+std::string text_of(const boost::system::error_code& ec) { return ec.message(); }
+
+double ms_between(clock_type::time_point a, clock_type::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// The socket of one link, plain or wrapped in TLS. Not movable once TLS wraps
+// it (the SSL stream refers to the socket).
+struct tcp_stream {
+  explicit tcp_stream(tcp::socket s) : plain(std::move(s)) {}
+  tcp::socket plain;
+  std::unique_ptr<ssl::stream<tcp::socket&>> tls;
+
+  template <class F>
+  void visit(F&& f) {
+    if (tls) {
+      f(*tls);
+    } else {
+      f(plain);
+    }
+  }
+  [[nodiscard]] std::string remote() const {
+    boost::system::error_code ec;
+    const auto e = plain.remote_endpoint(ec);
+    if (ec) return "an unknown address";
+    return format_endpoint(e.address().to_string(), e.port());
+  }
+};
+
+// Blocking handshake steps over async operations on a strand, each bounded by
+// one deadline for the whole handshake: past it, the operation is cancelled.
+// The calling thread only waits; the socket is touched on the strand only.
+class handshake_io {
+ public:
+  handshake_io(asio::io_context& io, tcp_stream& stream, time_limit until)
+      : strand_(asio::make_strand(io)), stream_(stream), until_(until) {}
+
+  expected<void> connect(const tcp::resolver::results_type& endpoints) {
+    auto [ec, n] = run([&](auto done) {
+      asio::async_connect(stream_.plain, endpoints,
+                          asio::bind_executor(strand_, [done](boost::system::error_code e, const tcp::endpoint&) {
+                            done(e, 0);
+                          }));
+    });
+    if (ec) return failure("connect", ec);
+    return {};
+  }
+
+  expected<void> tls_handshake(ssl::stream_base::handshake_type type) {
+    auto [ec, n] = run([&](auto done) {
+      stream_.tls->async_handshake(type, asio::bind_executor(strand_, [done](boost::system::error_code e) {
+                                     done(e, 0);
+                                   }));
+    });
+    if (ec) return failure("TLS handshake", ec);
+    return {};
+  }
+
+  expected<void> send(std::uint32_t kind, std::span<const std::byte> head, std::span<const std::byte> body = {}) {
+    std::vector<std::byte> bytes;
+    append_frame(bytes, kind, head, body);
+    auto [ec, n] = run([&](auto done) {
+      stream_.visit([&](auto& s) {
+        asio::async_write(s, asio::buffer(bytes), asio::bind_executor(strand_, done));
+      });
+    });
+    if (ec) return failure("send", ec);
+    return {};
+  }
+
+  struct frame {
+    std::uint32_t kind = 0;
+    std::vector<std::byte> body;
+  };
+  expected<frame> receive(std::size_t max_body) {
+    for (;;) {
+      std::size_t offset = 0;
+      frame_view view;
+      std::string defect;
+      switch (next_frame(buffer_, offset, max_body, view, defect)) {
+        case frame_status::frame: {
+          frame f{view.kind, std::vector<std::byte>(view.body.begin(), view.body.end())};
+          buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(offset));
+          return f;
+        }
+        case frame_status::defect:
+          return error(errc::malformed_message, defect);
+        case frame_status::incomplete:
+          break;
+      }
+      std::vector<std::byte> chunk(4096);
+      auto [ec, n] = run([&](auto done) {
+        stream_.visit([&](auto& s) { s.async_read_some(asio::buffer(chunk), asio::bind_executor(strand_, done)); });
+      });
+      if (ec) return failure("receive", ec);
+      buffer_.insert(buffer_.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+  }
+
+  // Bytes read past the last frame (the peer's first records): the link's.
+  std::vector<std::byte> take_leftover() { return std::move(buffer_); }
+
+ private:
+  template <class Start>
+  std::pair<boost::system::error_code, std::size_t> run(Start start) {
+    auto promise = std::make_shared<std::promise<std::pair<boost::system::error_code, std::size_t>>>();
+    auto result = promise->get_future();
+    auto done = [promise](boost::system::error_code ec, std::size_t n) { promise->set_value({ec, n}); };
+    asio::post(strand_, [&start, done] { start(done); });
+    if (result.wait_until(until_) == std::future_status::timeout) {
+      timed_out_ = true;
+      asio::post(strand_, [this] {
+        boost::system::error_code ignored;
+        stream_.plain.cancel(ignored);
+      });
+    }
+    // The operation always completes (cancelled, at worst), and only then may
+    // its buffers and this object go.
+    auto r = result.get();
+    if (timed_out_) r.first = asio::error::timed_out;
+    return r;
+  }
+
+  error failure(const char* step, const boost::system::error_code& ec) const {
+    if (ec == asio::error::timed_out) return error(errc::timeout, std::string(step) + ": no answer in time");
+    if (ec == asio::error::eof) return error(errc::connection_lost, std::string(step) + ": the peer closed the connection");
+    return error(errc::connection_lost, std::string(step) + ": " + text_of(ec));
+  }
+
+  asio::strand<asio::io_context::executor_type> strand_;
+  tcp_stream& stream_;
+  time_limit until_;
+  bool timed_out_ = false;
+  std::vector<std::byte> buffer_;
+};
+
+}  // namespace
+
+// --- the transport's state ------------------------------------------------------------
+
+class tcp_connection;
+
+struct tcp_transport::impl {
+  explicit impl(node_core& n) : node(n), config(n.config()) {}
+
+  node_core& node;
+  const node_config& config;
+  std::string cookie;
+  std::unique_ptr<ssl::context> tls;
+  asio::io_context io;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::string endpoint;
+
+  mutable std::mutex mutex;  // the fields below
+  std::condition_variable changed;
+  bool stopping = false;
+  std::size_t pending_handshakes = 0;
+  std::size_t active_dials = 0;
+  std::vector<std::weak_ptr<tcp_connection>> links;
+  struct redial {
+    std::string endpoint;
+    int attempts = 0;
+    time_limit since;
+    time_limit next;
+    std::string last_error;
+  };
+  std::map<std::string, redial> redials;
+  std::thread redialer;
+  std::minstd_rand jitter_random{static_cast<std::minstd_rand::result_type>(random_u64())};
+
+  void accept_next();
+  void handshake_accepted(tcp::socket socket) noexcept;
+  expected<std::shared_ptr<connection>> dial(const std::string& endpoint, const std::string& expected_name,
+                                             time_limit until);
+  std::unique_ptr<tcp_stream> wrap(tcp::socket socket);
+  std::shared_ptr<connection> make_link(std::unique_ptr<tcp_stream> stream, std::vector<std::byte> leftover,
+                                        hello_info hello);
+  hello_info my_hello() const;
+  void redial_loop() noexcept;
+  std::chrono::milliseconds backoff(int attempts);
+};
+
+// --- one link ----------------------------------------------------------------------------
+
+class tcp_connection final : public connection {
+ public:
+  tcp_connection(node_core& node, tcp_transport::impl& transport, std::unique_ptr<tcp_stream> stream,
+                 std::vector<std::byte> leftover, std::shared_ptr<peer_info> peer,
+                 std::unordered_map<std::uint64_t, std::uint64_t> schema)
+      : connection(node, std::move(peer), std::move(schema)),
+        transport_(transport),
+        strand_(asio::make_strand(transport.io)),
+        stream_(std::move(stream)),
+        timer_(strand_),
+        in_(std::move(leftover)),
+        detector_(static_cast<double>(transport.config.failure_detector.heartbeat_interval.count()),
+                  static_cast<double>(transport.config.failure_detector.acceptable_pause.count()),
+                  static_cast<double>(transport.config.failure_detector.min_std_deviation.count()),
+                  transport.config.failure_detector.window) {
+    in_used_ = in_.size();
+    max_frame_ = node.config().max_message_bytes + 64;  // a message record's head is 24 bytes
+  }
+
+  void start() override {
+    begin_reading(/*run_inline=*/false);
+    boost::system::error_code ec;
+    // Non-blocking from here on: a sender's direct write_some must never block,
+    // and with the flag set by us, Asio's own operations never touch it again
+    // (see write()).
+    stream_->plain.non_blocking(true, ec);
+    (void)stream_->plain.set_option(tcp::no_delay(true), ec);
+    const auto now = clock_type::now();
+    last_heard_ = last_heartbeat_heard_ = last_heartbeat_sent_ = now;
+    asio::post(strand_, [self = self()] {
+      self->parse_and_read();
+      self->tick();
+    });
+  }
+
+  std::error_code write(record_kind kind, std::span<const std::byte> head,
+                        std::span<const std::byte> body = {}) noexcept override {
+    const std::size_t size = head.size() + body.size();
+    if (size > max_frame_) return make_error_code(errc::malformed_message);
+    std::unique_lock lock(write_mutex_);
+    if (write_closed_) return make_error_code(errc::connection_lost);
+    if (kind == record_kind::message) {
+      // Only user messages count against the bound: replies and the small
+      // runtime records must not be lost, or a peer would wait forever.
+      const std::size_t limit = node_.config().max_queued_bytes;
+      while (queued_locked() > 0 && queued_locked() + size > limit) {
+        if (!blocking_sends_allowed()) return make_error_code(errc::peer_overloaded);
+        room_.wait(lock);  // a plain thread: backpressure until the batch drains
+        if (write_closed_) return make_error_code(errc::connection_lost);
+      }
+    }
+    const bool idle = !write_in_flight_ && out_.empty();
+    try {
+      append_frame(out_, static_cast<std::uint32_t>(kind), head, body);
+    } catch (...) {
+      return make_error_code(errc::peer_overloaded);
+    }
+    if (!idle) return {};  // joins the batch being gathered; the strand writes it
+    if (!stream_->tls) {
+      // The lone-message fast path: this thread writes the frame now. Safe
+      // beside the strand's pending read: a non-blocking write_some only reads
+      // the descriptor and state flags fixed in start(), and writers are
+      // serialized by write_mutex_ (no async write is in flight: idle).
+      boost::system::error_code ec;
+      const std::size_t n = stream_->plain.write_some(asio::buffer(out_), ec);
+      if (!ec && n == out_.size()) {
+        out_.clear();
+        return {};
+      }
+      if (!ec) out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(n));
+      // would_block: the rest goes out from the strand; a broken socket: the
+      // strand's write fails and ends the link.
+    }
+    write_in_flight_ = true;
+    asio::post(strand_, [self = self()] { self->write_batch(); });
+    return {};
+  }
+
+  void close(const std::string& why) noexcept override {
+    try {
+      set_close_reason("link to " + describe() + " closed: " + why);
+      closing_.store(true, std::memory_order_release);
+      asio::post(strand_, [self = self()] { self->finish(self->close_reason(), /*deliberate=*/true); });
+    } catch (...) {
+    }
+  }
+
+  // Tells the peer this link ends on purpose (it will not re-dial), then closes.
+  void say_goodbye(const std::string& why) noexcept {
+    try {
+      std::vector<std::byte> body;
+      wire_writer out(body);
+      troupe::encode(out, why);
+      (void)write(record_kind::goodbye, {}, body);
+    } catch (...) {
+    }
+    close(why);
+  }
+
+  void join() noexcept override {
+    // No threads of its own; wait until finish() has run (the I/O threads run it).
+    std::unique_lock lock(write_mutex_);
+    room_.wait(lock, [&] { return finished_; });
+  }
+
+  [[nodiscard]] std::string describe() const override {
+    return "node '" + peer_->name + "' at " + (peer_->endpoint.empty() ? remote_ : peer_->endpoint);
+  }
+  [[nodiscard]] exit_reason loss_reason(const std::string& why) const override { return exit_reason::node_down(why); }
+
+  std::string remote_;  // the peer's socket address, for log lines
+
+ private:
+  std::shared_ptr<tcp_connection> self() { return std::static_pointer_cast<tcp_connection>(shared_from_this()); }
+
+  std::size_t queued_locked() const noexcept { return out_.size() + sending_size_; }
+
+  // --- reading (strand) ---
+  void parse_and_read() {
+    if (finished_flag_) return;
+    std::size_t offset = 0;
+    for (;;) {
+      frame_view frame;
+      std::string defect;
+      const frame_status status = next_frame({in_.data(), in_used_}, offset, max_frame_, frame, defect);
+      if (status == frame_status::incomplete) break;
+      if (status == frame_status::defect) return fail(defect);
+      std::optional<std::string> problem;
+      try {
+        problem = on_record(frame.kind, frame.body);
+      } catch (const std::exception& e) {
+        problem = std::string("handling a record failed: ") + e.what();
+      } catch (...) {
+        problem = "handling a record failed";
+      }
+      if (problem) return fail(*problem);
+      if (finished_flag_) return;
+    }
+    // Keep the partial frame at the front; make room for a large one.
+    if (offset > 0) {
+      std::memmove(in_.data(), in_.data() + offset, in_used_ - offset);
+      in_used_ -= offset;
+    }
+    std::size_t want = in_used_ + read_chunk;
+    if (in_used_ >= frame_head_bytes) {
+      std::uint32_t length = 0;
+      std::memcpy(&length, in_.data(), 4);
+      want = std::max(want, frame_head_bytes + length);
+    }
+    if (in_.size() < want) in_.resize(want);
+    auto buffer = asio::buffer(in_.data() + in_used_, in_.size() - in_used_);
+    stream_->visit([&](auto& s) {
+      s.async_read_some(buffer, asio::bind_executor(strand_, [self = self()](boost::system::error_code ec,
+                                                                            std::size_t n) { self->on_read(ec, n); }));
+    });
+  }
+
+  void on_read(const boost::system::error_code& ec, std::size_t n) {
+    if (ec) {
+      if (finished_flag_) return;
+      std::string why;
+      if (goodbye_) {
+        why = "node '" + peer_->name + "' closed the link: " + goodbye_text_;
+      } else if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
+        why = "the link to " + describe() + " was closed by the peer (its process exited, or it closed the link)";
+      } else if (ec == asio::error::operation_aborted) {
+        why = close_reason();
+      } else {
+        why = "the link to " + describe() + " failed: " + text_of(ec);
+      }
+      return finish(why.empty() ? "the link to " + describe() + " closed" : why, goodbye_);
+    }
+    in_used_ += n;
+    last_heard_ = clock_type::now();
+    parse_and_read();
+  }
+
+  std::optional<std::string> on_record(std::uint32_t kind, std::span<const std::byte> body) {
+    switch (static_cast<record_kind>(kind)) {
+      case record_kind::heartbeat: {
+        if (!body.empty()) return "malformed heartbeat record";
+        const auto now = clock_type::now();
+        detector_.add_gap(ms_between(last_heartbeat_heard_, now));
+        last_heartbeat_heard_ = now;
+        return std::nullopt;
+      }
+      case record_kind::goodbye: {
+        wire_reader in(body);
+        std::string why;
+        if (!troupe::decode(in, why) || in.remaining() != 0 || why.size() > 4096) return "malformed goodbye record";
+        goodbye_ = true;
+        goodbye_text_ = why;
+        return std::nullopt;
+      }
+      case record_kind::fragment:
+        return "a fragment record on a TCP link (frames carry whole records)";
+      default:
+        return handle(static_cast<record_kind>(kind), body);
+    }
+  }
+
+  void fail(const std::string& defect) {
+    set_close_reason("link to " + describe() + " closed: " + defect);
+    finish(close_reason(), /*deliberate=*/false);
+  }
+
+  // --- writing (strand) ---
+  void write_batch() {
+    {
+      std::lock_guard lock(write_mutex_);
+      if (write_closed_ || out_.empty()) {
+        write_in_flight_ = false;
+        room_.notify_all();
+        return;
+      }
+      sending_.clear();
+      sending_.swap(out_);
+      sending_size_ = sending_.size();
+    }
+    stream_->visit([&](auto& s) {
+      asio::async_write(s, asio::buffer(sending_),
+                        asio::bind_executor(strand_, [self = self()](boost::system::error_code ec, std::size_t) {
+                          self->on_written(ec);
+                        }));
+    });
+  }
+
+  void on_written(const boost::system::error_code& ec) {
+    {
+      std::lock_guard lock(write_mutex_);
+      sending_size_ = 0;
+      room_.notify_all();
+    }
+    if (ec) {
+      if (ec != asio::error::operation_aborted && !finished_flag_) {
+        finish("writing to " + describe() + " failed: " + text_of(ec), false);
+      }
+      return;
+    }
+    write_batch();
+  }
+
+  // --- heartbeats and the failure detector (strand) ---
+  void tick() {
+    if (finished_flag_) return;
+    const auto& fd = transport_.config.failure_detector;
+    const auto now = clock_type::now();
+    if (now - last_heartbeat_sent_ >= fd.heartbeat_interval) {
+      last_heartbeat_sent_ = now;
+      (void)write(record_kind::heartbeat, {});
+    }
+    const double silence = ms_between(last_heard_, now);
+    const double phi = detector_.phi(silence);
+    if (phi > fd.threshold) {
+      // Bytes already waiting in the socket are a sign of life this strand has
+      // not read yet (a late tick on a busy host), not a silence.
+      boost::system::error_code ec;
+      if (stream_->plain.available(ec) == 0 || ec) {
+        char text[160];
+        std::snprintf(text, sizeof text, "nothing heard for %.0f ms (phi %.1f > %.1f)", silence, phi, fd.threshold);
+        return fail(std::string("failure detector: ") + text);
+      }
+    }
+    timer_.expires_after(fd.heartbeat_interval / 2);
+    timer_.async_wait([self = self()](boost::system::error_code ec) {
+      if (!ec) self->tick();
+    });
+  }
+
+  // The end of the link, once (strand).
+  void finish(const std::string& why, bool deliberate) noexcept {
+    if (finished_flag_) return;
+    finished_flag_ = true;
+    closing_.store(true, std::memory_order_release);
+    {
+      std::lock_guard lock(write_mutex_);
+      write_closed_ = true;
+    }
+    boost::system::error_code ignored;
+    timer_.cancel();
+    stream_->plain.shutdown(tcp::socket::shutdown_both, ignored);
+    stream_->plain.close(ignored);
+    try {
+      set_close_reason(why);
+      transport_.node.log(why);
+    } catch (...) {
+    }
+    const bool said_goodbye = goodbye_ || deliberate;
+    const std::string name = peer_->name, endpoint = peer_->endpoint;
+    lost(close_reason());
+    try {
+      transport_.node.tcp_link_lost(name, endpoint, said_goodbye);
+    } catch (...) {
+    }
+    {
+      std::lock_guard lock(write_mutex_);
+      finished_ = true;
+    }
+    room_.notify_all();
+  }
+
+  tcp_transport::impl& transport_;
+  asio::strand<asio::io_context::executor_type> strand_;
+  std::unique_ptr<tcp_stream> stream_;
+  asio::steady_timer timer_;
+  std::size_t max_frame_ = 0;
+
+  // Strand only.
+  std::vector<std::byte> in_;
+  std::size_t in_used_ = 0;
+  std::vector<std::byte> sending_;
+  phi_detector detector_;
+  clock_type::time_point last_heard_, last_heartbeat_heard_, last_heartbeat_sent_;
+  bool goodbye_ = false;
+  std::string goodbye_text_;
+  bool finished_flag_ = false;
+
+  // Under write_mutex_.
+  std::mutex write_mutex_;
+  std::condition_variable room_;  // room in the queue; finished_
+  std::vector<std::byte> out_;    // frames not yet handed to the socket
+  std::size_t sending_size_ = 0;  // bytes of the batch in flight
+  bool write_in_flight_ = false;
+  bool write_closed_ = false;
+  bool finished_ = false;
+};
+
+// --- the transport ---------------------------------------------------------------------------
+
+tcp_transport::tcp_transport(node_core& node) : impl_(std::make_unique<impl>(node)) {
+  impl& s = *impl_;
+  const node_config& cfg = s.config;
+  if (!cfg.cookie.empty()) {
+    if (cfg.cookie.size() < 16) throw troupe_error(error(errc::connection_lost, "the cookie must have at least 16 characters"));
+    s.cookie = cfg.cookie;
+  } else {
+    auto cookie = load_cookie(cfg.cookie_file.empty() ? default_cookie_path() : cfg.cookie_file,
+                              /*create=*/cfg.cookie_file.empty());
+    if (!cookie) throw troupe_error(cookie.error());
+    s.cookie = std::move(*cookie);
+  }
+  if (cfg.tls.enabled) {
+    try {
+      s.tls = std::make_unique<ssl::context>(ssl::context::tls);
+      s.tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                         ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+      s.tls->use_certificate_chain_file(cfg.tls.certificate_file);
+      s.tls->use_private_key_file(cfg.tls.private_key_file, ssl::context::pem);
+      s.tls->load_verify_file(cfg.tls.ca_file);
+      s.tls->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+    } catch (const std::exception& e) {
+      throw troupe_error(error(errc::connection_lost, std::string("TLS set-up failed (certificate, key or CA file): ") +
+                                                          e.what()));
+    }
+  }
+  if (!cfg.listen.empty()) {
+    auto where = parse_endpoint(cfg.listen, /*allow_any_port=*/true);
+    if (!where) throw troupe_error(where.error());
+    try {
+      const auto address = asio::ip::make_address(where->host);
+      tcp::endpoint local(address, where->port);
+      s.acceptor = std::make_unique<tcp::acceptor>(s.io);
+      s.acceptor->open(local.protocol());
+      s.acceptor->set_option(tcp::acceptor::reuse_address(true));
+      s.acceptor->bind(local);
+      s.acceptor->listen(static_cast<int>(std::max<std::size_t>(cfg.max_pending_connections, 16)));
+      const auto bound = s.acceptor->local_endpoint();
+      std::string host = where->host;
+      if (address.is_unspecified()) {
+        char name[256] = {};
+        host = ::gethostname(name, sizeof name - 1) == 0 ? name : "localhost";
+      }
+      s.endpoint = cfg.advertise.empty() ? format_endpoint(host, bound.port()) : cfg.advertise;
+    } catch (const std::exception& e) {
+      throw troupe_error(error(errc::name_in_use, "cannot listen on " + cfg.listen + ": " + e.what()));
+    }
+  }
+  s.work.emplace(s.io.get_executor());
+  for (std::size_t i = 0; i < std::max<std::size_t>(cfg.io_threads, 1); ++i) {
+    s.threads.emplace_back([&s] {
+      // Records written from here (heartbeats, replies to lookups) never wait.
+      forbid_blocking_sends_on_this_thread();
+      s.io.run();
+    });
+  }
+  s.redialer = std::thread([&s] { s.redial_loop(); });
+  if (s.acceptor) asio::post(s.io, [&s] { s.accept_next(); });
+}
+
+tcp_transport::~tcp_transport() { stop(); }
+
+std::string tcp_transport::endpoint() const { return impl_->endpoint; }
+
+void tcp_transport::stop() noexcept {
+  impl& s = *impl_;
+  {
+    std::lock_guard lock(s.mutex);
+    if (s.stopping) return;
+    s.stopping = true;  // from here no link is made (make_link) and no dial starts
+    s.changed.notify_all();
+  }
+  if (s.acceptor) {
+    asio::post(s.io, [&s] {
+      boost::system::error_code ignored;
+      s.acceptor->close(ignored);
+    });
+  }
+  if (s.redialer.joinable()) s.redialer.join();
+  {
+    // Handshakes and dials in progress end by their deadlines (they need the I/O threads).
+    std::unique_lock lock(s.mutex);
+    s.changed.wait(lock, [&] { return s.pending_handshakes == 0 && s.active_dials == 0; });
+  }
+  std::vector<std::shared_ptr<tcp_connection>> links;
+  {
+    std::lock_guard lock(s.mutex);
+    for (auto& w : s.links) {
+      if (auto c = w.lock()) links.push_back(std::move(c));
+    }
+  }
+  for (auto& c : links) c->say_goodbye("node '" + s.node.name() + "' is shutting down");
+  for (auto& c : links) c->join();
+  s.work.reset();
+  s.io.stop();
+  for (auto& t : s.threads) t.join();
+  s.threads.clear();
+}
+
+hello_info tcp_transport::impl::my_hello() const {
+  hello_info h;
+  h.name = node.name();
+  h.incarnation = node.incarnation();
+  h.anchor_id = node.anchor_id();
+  h.host = node.host();
+  h.endpoint = endpoint;
+  return h;
+}
+
+std::unique_ptr<tcp_stream> tcp_transport::impl::wrap(tcp::socket socket) {
+  auto stream = std::make_unique<tcp_stream>(std::move(socket));
+  if (tls) stream->tls = std::make_unique<ssl::stream<tcp::socket&>>(stream->plain, *tls);
+  return stream;
+}
+
+std::shared_ptr<connection> tcp_transport::impl::make_link(std::unique_ptr<tcp_stream> stream,
+                                                           std::vector<std::byte> leftover, hello_info hello) {
+  auto peer = std::make_shared<peer_info>();
+  peer->name = hello.name;
+  peer->incarnation = hello.incarnation;
+  peer->anchor_id = hello.anchor_id;
+  peer->host = hello.host;
+  peer->endpoint = hello.endpoint;
+  const std::string remote = stream->remote();
+  auto c = std::make_shared<tcp_connection>(node, *this, std::move(stream), std::move(leftover), std::move(peer),
+                                            std::move(hello.schema));
+  c->remote_ = remote;
+  {
+    std::lock_guard lock(mutex);
+    // stop() has collected the links to close: a late one would outlive the I/O threads.
+    if (stopping) return nullptr;
+    std::erase_if(links, [](const std::weak_ptr<tcp_connection>& w) { return w.expired(); });
+    links.push_back(c);
+    redials.erase(hello.name);
+  }
+  return node.register_connection(c);
+}
+
+void tcp_transport::impl::accept_next() {
+  acceptor->async_accept([this](boost::system::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
+    if (!ec) {
+      bool admitted = false;
+      {
+        std::lock_guard lock(mutex);
+        if (!stopping && pending_handshakes < config.max_pending_connections) {
+          ++pending_handshakes;
+          admitted = true;
+        }
+      }
+      if (!admitted) {
+        boost::system::error_code e2;
+        const auto from = socket.remote_endpoint(e2);
+        node.log("refused a connection from " + (e2 ? std::string("?") : from.address().to_string()) +
+                 ": too many handshakes pending (max_pending_connections)");
+        socket.close(e2);
+      } else {
+        try {
+          std::thread([this, s = std::move(socket)]() mutable {
+            handshake_accepted(std::move(s));
+            std::lock_guard lock(mutex);
+            --pending_handshakes;
+            changed.notify_all();
+          }).detach();  // stop() waits for pending_handshakes to reach 0
+        } catch (...) {
+          std::lock_guard lock(mutex);
+          --pending_handshakes;
+        }
+      }
+    }
+    accept_next();
+  });
+}
+
+void tcp_transport::impl::handshake_accepted(tcp::socket socket) noexcept {
+  try {
+    auto stream = wrap(std::move(socket));
+    const std::string from = stream->remote();
+    const time_limit until = clock_type::now() + config.connect_timeout;
+    handshake_io io_steps(io, *stream, until);
+    auto refuse = [&](const std::string& log_text, const std::string& told) {
+      node.log("refused a link from " + from + ": " + log_text);
+      (void)io_steps.send(static_cast<std::uint32_t>(tcp_kind::refusal),
+                          {reinterpret_cast<const std::byte*>(told.data()), told.size()});
+    };
+    if (stream->tls) {
+      if (auto ok = io_steps.tls_handshake(ssl::stream_base::server); !ok) {
+        node.log("refused a link from " + from + ": " + ok.error().text());
+        return;
+      }
+    }
+    const nonce mine = fresh_nonce();
+    if (auto sent = io_steps.send(static_cast<std::uint32_t>(tcp_kind::challenge), encode_challenge(mine)); !sent) {
+      return;
+    }
+    auto challenge = io_steps.receive(64);
+    if (!challenge) return refuse("no challenge: " + challenge.error().text(), "no challenge");
+    if (challenge->kind != static_cast<std::uint32_t>(tcp_kind::challenge)) return refuse("no challenge", "no challenge");
+    auto theirs = parse_challenge(challenge->body);
+    if (!theirs) return refuse(theirs.error().text(), theirs.error().text());
+    auto proof = io_steps.receive(max_handshake_frame);
+    if (!proof) return refuse("no proof: " + proof.error().text(), "no proof");
+    if (proof->kind != static_cast<std::uint32_t>(tcp_kind::proof) || proof->body.size() < 32) {
+      return refuse("no proof", "no proof");
+    }
+    const auth_mac expected_mac = compute_mac(cookie, dialer_role, *theirs, mine);
+    if (!macs_equal(expected_mac, std::span(proof->body).first(32))) {
+      // The peer learns nothing but the refusal; it never reaches an actor.
+      return refuse("authentication failed (wrong cookie)", "authentication failed");
+    }
+    auto hello = parse_hello(std::span(proof->body).subspan(32));
+    if (!hello) return refuse(hello.error().text(), hello.error().text());
+    if (hello->name == node.name()) return refuse("a peer with this node's own name", "a node named like this one");
+    if (auto clash = node.admit_link(hello->name, hello->incarnation)) return refuse(*clash, *clash);
+    const auth_mac my_mac = compute_mac(cookie, acceptor_role, *theirs, mine);
+    const hello_info me = my_hello();
+    const auto schema = node.schema_table();
+    if (auto sent = io_steps.send(static_cast<std::uint32_t>(tcp_kind::welcome), my_mac, encode_hello(me, schema));
+        !sent) {
+      return;
+    }
+    (void)make_link(std::move(stream), io_steps.take_leftover(), std::move(*hello));  // null if stopping
+  } catch (const std::exception& e) {
+    node.log(std::string("accepting a TCP link failed: ") + e.what());
+  }
+}
+
+expected<std::shared_ptr<connection>> tcp_transport::impl::dial(const std::string& where,
+                                                                const std::string& expected_name, time_limit until) {
+  auto target = parse_endpoint(where);
+  if (!target) return target.error();
+  {
+    std::lock_guard lock(mutex);
+    if (stopping) return error(errc::system_stopped, "the node is shutting down");
+    ++active_dials;
+  }
+  struct dial_done {
+    impl& s;
+    ~dial_done() {
+      std::lock_guard lock(s.mutex);
+      --s.active_dials;
+      s.changed.notify_all();
+    }
+  } done_guard{*this};
+  tcp::resolver::results_type endpoints;
+  try {
+    tcp::resolver resolver(io);
+    endpoints = resolver.resolve(target->host, std::to_string(target->port));
+  } catch (const std::exception& e) {
+    return error(errc::no_such_node, "cannot resolve " + where + ": " + e.what());
+  }
+  auto stream = wrap(tcp::socket(io));
+  handshake_io io_steps(io, *stream, until);
+  auto unreachable = [&](const error& e) {
+    return error(e.code() == errc::timeout ? errc::timeout : errc::no_such_node,
+                 "no node reachable at " + where + " (" + e.text() + ")");
+  };
+  if (auto ok = io_steps.connect(endpoints); !ok) return unreachable(ok.error());
+  if (stream->tls) {
+    if (auto ok = io_steps.tls_handshake(ssl::stream_base::client); !ok) {
+      return error(errc::connection_lost, "TLS with " + where + " failed: " + ok.error().text());
+    }
+  }
+  const nonce mine = fresh_nonce();
+  if (auto ok = io_steps.send(static_cast<std::uint32_t>(tcp_kind::challenge), encode_challenge(mine)); !ok) {
+    return unreachable(ok.error());
+  }
+  auto challenge = io_steps.receive(64);
+  if (!challenge) return unreachable(challenge.error());
+  if (challenge->kind == static_cast<std::uint32_t>(tcp_kind::refusal)) {
+    return error(errc::connection_lost, where + " refused the link: " +
+                                            std::string(reinterpret_cast<const char*>(challenge->body.data()),
+                                                        std::min<std::size_t>(challenge->body.size(), 512)));
+  }
+  if (challenge->kind != static_cast<std::uint32_t>(tcp_kind::challenge)) {
+    return error(errc::malformed_message, where + " is not a troupe node (no challenge)");
+  }
+  auto theirs = parse_challenge(challenge->body);
+  if (!theirs) return error(theirs.error().code(), where + ": " + theirs.error().text());
+  const auth_mac my_mac = compute_mac(cookie, dialer_role, mine, *theirs);
+  const auto schema = node.schema_table();
+  if (auto ok = io_steps.send(static_cast<std::uint32_t>(tcp_kind::proof), my_mac, encode_hello(my_hello(), schema));
+      !ok) {
+    return unreachable(ok.error());
+  }
+  auto answer = io_steps.receive(max_handshake_frame);
+  if (!answer) return error(errc::connection_lost, "no welcome from " + where + ": " + answer.error().text());
+  if (answer->kind == static_cast<std::uint32_t>(tcp_kind::refusal)) {
+    std::string text(reinterpret_cast<const char*>(answer->body.data()), std::min<std::size_t>(answer->body.size(), 512));
+    if (text.starts_with("already linked") || text.starts_with("simultaneous dial")) {
+      // The other direction's link is (about to be) the one: use it.
+      if (!expected_name.empty()) {
+        if (auto c = node.await_link(expected_name, until)) return c;
+      }
+    }
+    return error(errc::connection_lost, where + " refused the link: " + text);
+  }
+  if (answer->kind != static_cast<std::uint32_t>(tcp_kind::welcome) || answer->body.size() < 32) {
+    return error(errc::malformed_message, where + " answered the proof with something else than a welcome");
+  }
+  const auth_mac their_mac = compute_mac(cookie, acceptor_role, mine, *theirs);
+  if (!macs_equal(their_mac, std::span(answer->body).first(32))) {
+    node.log("refused the link to " + where + ": it failed to prove the cookie");
+    return error(errc::connection_lost, where + " failed authentication (a different cookie)");
+  }
+  auto hello = parse_hello(std::span(answer->body).subspan(32));
+  if (!hello) return error(hello.error().code(), where + ": " + hello.error().text());
+  if (!expected_name.empty() && hello->name != expected_name) {
+    return error(errc::no_such_node, where + " is node '" + hello->name + "', not '" + expected_name + "'");
+  }
+  if (hello->name == node.name()) return error(errc::no_such_node, where + " is this node itself");
+  auto c = make_link(std::move(stream), io_steps.take_leftover(), std::move(*hello));
+  if (!c) return error(errc::system_stopped, "the node is shutting down");
+  return c;
+}
+
+expected<std::shared_ptr<connection>> tcp_transport::dial(const std::string& endpoint,
+                                                          const std::string& expected_name, time_limit until) {
+  return impl_->dial(endpoint, expected_name, until);
+}
+
+// --- re-dialing --------------------------------------------------------------------------------
+
+std::chrono::milliseconds tcp_transport::impl::backoff(int attempts) {
+  const auto& r = config.reconnect;
+  double wait = static_cast<double>(r.initial_backoff.count());
+  for (int i = 1; i < attempts && wait < static_cast<double>(r.max_backoff.count()); ++i) wait *= 2;
+  wait = std::min(wait, static_cast<double>(r.max_backoff.count()));
+  std::uniform_real_distribution<double> spread(1.0 - r.jitter, 1.0 + r.jitter);
+  return std::chrono::milliseconds(static_cast<std::int64_t>(wait * spread(jitter_random)));
+}
+
+void tcp_transport::link_lost(const std::string& name, const std::string& endpoint, bool said_goodbye) {
+  impl& s = *impl_;
+  if (said_goodbye || endpoint.empty() || s.config.reconnect.give_up_after.count() == 0) return;
+  std::lock_guard lock(s.mutex);
+  if (s.stopping) return;
+  const auto now = clock_type::now();
+  auto& r = s.redials[name];
+  r.endpoint = endpoint;
+  r.attempts = 0;
+  r.since = now;
+  r.next = now + s.backoff(1);
+  r.last_error = "the link was lost";
+  s.changed.notify_all();
+}
+
+void tcp_transport::link_up(const std::string& name) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->redials.erase(name);
+}
+
+std::optional<error> tcp_transport::unreachable(const std::string& name) const {
+  std::lock_guard lock(impl_->mutex);
+  auto it = impl_->redials.find(name);
+  if (it == impl_->redials.end()) return std::nullopt;
+  const auto now = clock_type::now();
+  const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(now - it->second.since).count();
+  const auto next = std::max<std::int64_t>(
+      0, std::chrono::duration_cast<std::chrono::milliseconds>(it->second.next - now).count());
+  return error(errc::connection_lost, "node '" + name + "' is unreachable (link lost " + std::to_string(since) +
+                                          " ms ago; re-dialing " + it->second.endpoint + ", next attempt in " +
+                                          std::to_string(next) + " ms; last: " + it->second.last_error + ")");
+}
+
+void tcp_transport::impl::redial_loop() noexcept {
+  std::unique_lock lock(mutex);
+  while (!stopping) {
+    // The earliest due attempt.
+    auto due = redials.end();
+    for (auto it = redials.begin(); it != redials.end(); ++it) {
+      if (due == redials.end() || it->second.next < due->second.next) due = it;
+    }
+    if (due == redials.end()) {
+      changed.wait(lock);
+      continue;
+    }
+    if (clock_type::now() < due->second.next) {
+      changed.wait_until(lock, due->second.next);
+      continue;
+    }
+    if (clock_type::now() - due->second.since > config.reconnect.give_up_after) {
+      node.log("gave up re-dialing node '" + due->first + "' at " + due->second.endpoint);
+      redials.erase(due);
+      continue;
+    }
+    const std::string name = due->first, where = due->second.endpoint;
+    due->second.next = clock_type::time_point::max();  // not again until this attempt ends
+    lock.unlock();
+    std::optional<error> failed;
+    if (!node.has_link(name)) {
+      auto c = dial(where, name, clock_type::now() + config.connect_timeout);
+      if (!c) failed = c.error();
+    }
+    lock.lock();
+    auto it = redials.find(name);
+    if (it == redials.end()) continue;  // linked meanwhile
+    if (!failed) {
+      redials.erase(it);
+      continue;
+    }
+    ++it->second.attempts;
+    it->second.last_error = failed->text();
+    it->second.next = clock_type::now() + backoff(it->second.attempts + 1);
+  }
+}
+
+}  // namespace troupe::detail

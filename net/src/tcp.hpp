@@ -1,0 +1,77 @@
+// The TCP transport: links to nodes on other machines (or other network
+// stacks), over Boost.Asio, optionally TLS (OpenSSL through Asio).
+//
+// Structure:
+// - An io_context run by config.io_threads threads does all socket I/O. Each
+//   link (tcp_connection, in tcp.cpp) has a strand: its reads, its timer and —
+//   under TLS — its writes run there, one at a time.
+// - Reads: one async_read_some into the link's own buffer; whole frames are
+//   handled in place (private memory: no copy-out, unlike the shared ring),
+//   and the actors they wake go to the scheduler's workers. User code never
+//   runs on an I/O thread, so a slow handler cannot delay heartbeats.
+// - Writes, plain TCP: the sender's thread writes the frame itself with a
+//   non-blocking write_some when nothing is queued (a lone message goes out at
+//   once, no thread hop); whatever does not fit, and everything sent while a
+//   write is in flight, gathers in one buffer that the strand writes as one
+//   batch (many frames per system call). TLS: every write goes through the
+//   strand the same way (the SSL object is not thread-safe).
+// - Handshakes run with deadlines on the dialing thread, or on a short-lived
+//   thread per accepted socket (at most max_pending_connections at once), as
+//   blocking steps over async operations (so a deadline can cancel them).
+// - Failure detection: every link sends a heartbeat record each
+//   heartbeat_interval and runs a phi-accrual detector over the gaps between
+//   the peer's heartbeats (any bytes count as a sign of life); see
+//   docs/cluster-failure-detection in docs/security.md... (docs/wire.md).
+// - A link lost without a goodbye is re-dialed with exponential backoff and
+//   jitter; meanwhile sends to the node fail fast.
+//
+// Thread safety: every member from any thread.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "os.hpp"
+#include "troupe/runtime/error.hpp"
+
+namespace troupe::detail {
+
+class node_core;
+class connection;
+
+class tcp_transport {
+ public:
+  // Loads the cookie and the TLS context, starts the I/O threads and, if
+  // config.listen is set, the listener. Throws troupe_error with the reason.
+  explicit tcp_transport(node_core& node);
+  ~tcp_transport();
+  tcp_transport(const tcp_transport&) = delete;
+  tcp_transport& operator=(const tcp_transport&) = delete;
+
+  // Says goodbye on every TCP link, closes them, stops the threads.
+  void stop() noexcept;
+
+  // What peers dial to reach this node ("tcp://10.0.0.2:4000"), empty if not listening.
+  [[nodiscard]] std::string endpoint() const;
+
+  // Dials, handshakes and registers a link. `expected_name`: the node the
+  // caller means (a different node there is errc::no_such_node); may be empty.
+  expected<std::shared_ptr<connection>> dial(const std::string& endpoint, const std::string& expected_name,
+                                             time_limit until);
+
+  // A TCP link to `name` was lost: re-dial `endpoint` with backoff, unless
+  // the peer said goodbye or this node is stopping.
+  void link_lost(const std::string& name, const std::string& endpoint, bool said_goodbye);
+  // A link to `name` exists again (either side dialed): stop re-dialing it.
+  void link_up(const std::string& name);
+  // While `name` is being re-dialed: why it is unreachable (sends fail fast).
+  [[nodiscard]] std::optional<error> unreachable(const std::string& name) const;
+
+  struct impl;
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace troupe::detail

@@ -1,0 +1,473 @@
+// The TCP transport within one process: nodes linked over real loopback
+// sockets (so ThreadSanitizer sees both sides), plus hostile peers played by
+// the test with raw sockets and the protocol's own pure functions (net/src/
+// wire.hpp): a wrong cookie, garbage, a peer that authenticates and then goes
+// silent (the failure detector), a peer that never reads (bounded queues).
+// Multi-host behaviour (separate network stacks, cut links, kill -9) is in
+// tests/integration (the netns rig).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "node_core.hpp"
+#include "phi_detector.hpp"
+#include "support/node_fixture.hpp"
+#include "support/watchdog.hpp"
+#include "troupe/troupe.hpp"
+#include "wire.hpp"
+
+using namespace std::chrono_literals;
+namespace td = troupe::detail;
+
+namespace {
+
+struct greet {
+  std::string who;
+  using reply = std::string;
+};
+struct tally {
+  std::int64_t n = 0;
+};
+struct total {
+  using reply = std::int64_t;
+};
+struct spin_for {
+  std::int64_t ms = 0;
+  using reply = std::int64_t;
+};
+using greeter_protocol = troupe::protocol<greet, tally, total, spin_for>;
+
+struct greeter : troupe::actor<greeter_protocol> {
+  std::string on(const greet& g) { return "hello " + g.who; }
+  void on(const tally& t) {
+    if (t.n != next) out_of_order = true;
+    next = t.n + 1;
+    sum += t.n;
+  }
+  std::int64_t on(total) { return out_of_order ? -1 : sum; }
+  // Keeps its worker busy (a loaded node), without sleeping.
+  std::int64_t on(const spin_for& s) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(s.ms);
+    std::int64_t rounds = 0;
+    while (std::chrono::steady_clock::now() < until) ++rounds;
+    return rounds;
+  }
+  std::int64_t next = 0;
+  std::int64_t sum = 0;
+  bool out_of_order = false;
+};
+
+struct seen {
+  std::int64_t n = 0;
+};
+using probe_protocol = troupe::protocol<seen>;
+struct probe : troupe::actor<probe_protocol> {
+  explicit probe(std::promise<std::int64_t>* p) : got(p) {}
+  void on(const seen& s) { got->set_value(s.n); }
+  std::promise<std::int64_t>* got;
+};
+struct call_back {
+  troupe::ref<probe_protocol> target;
+  std::int64_t n = 0;
+};
+using relay_protocol = troupe::protocol<call_back>;
+struct relay : troupe::actor<relay_protocol> {
+  void on(const call_back& c) { c.target.tell(seen{c.n}); }
+};
+
+struct watch_it {
+  troupe::actor_addr who;
+};
+using watcher_protocol = troupe::protocol<watch_it>;
+struct watcher : troupe::actor<watcher_protocol> {
+  explicit watcher(std::promise<troupe::exit_reason>* p) : done(p) {}
+  void on(const watch_it& w) { (void)monitor(w.who); }
+  void on(const troupe::down& d) {
+    if (!fired.exchange(true)) done->set_value(d.reason);
+  }
+  std::promise<troupe::exit_reason>* done;
+  std::atomic<bool> fired{false};
+};
+
+constexpr const char* cookie = "a-test-cookie-of-some-length";
+
+class tcp_test : public troupe::test_support::node_fixture {
+ protected:
+  troupe::node_config tcp_config(std::string name, std::string secret = cookie) const {
+    troupe::node_config cfg = config(std::move(name));
+    cfg.listen = "tcp://127.0.0.1:0";
+    cfg.cookie = std::move(secret);
+    return cfg;
+  }
+};
+
+// --- a raw socket for playing a hostile or silent peer ---------------------------------
+
+int dial_raw(const std::string& endpoint) {
+  auto e = td::parse_endpoint(endpoint);
+  if (!e) return -1;
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(e->port);
+  ::inet_pton(AF_INET, e->host.c_str(), &addr.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool send_all(int fd, const std::vector<std::byte>& bytes) {
+  std::size_t at = 0;
+  while (at < bytes.size()) {
+    const ssize_t n = ::send(fd, bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    at += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// Reads one frame (bounded wait); kind 0 and empty on EOF/timeout.
+struct raw_frame {
+  std::uint32_t kind = 0;
+  std::vector<std::byte> body;
+};
+raw_frame read_frame(int fd, std::vector<std::byte>& buffer, std::chrono::milliseconds timeout = 5s) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    std::size_t offset = 0;
+    td::frame_view view;
+    std::string defect;
+    if (td::next_frame(buffer, offset, 1 << 24, view, defect) == td::frame_status::frame) {
+      raw_frame f{view.kind, {view.body.begin(), view.body.end()}};
+      buffer.erase(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(offset));
+      return f;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return {};
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return {};
+    std::byte chunk[4096];
+    const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+    if (n <= 0) return {};
+    buffer.insert(buffer.end(), chunk, chunk + n);
+  }
+}
+
+std::vector<std::byte> frame(std::uint32_t kind, std::span<const std::byte> head, std::span<const std::byte> body = {}) {
+  std::vector<std::byte> out;
+  td::append_frame(out, kind, head, body);
+  return out;
+}
+
+// Plays the dialing side of the handshake with `secret`; returns the socket
+// (linked, if the cookie was right) or -1.
+int handshake_as(const std::string& endpoint, const std::string& secret, const std::string& name,
+                 raw_frame* answer = nullptr) {
+  const int fd = dial_raw(endpoint);
+  if (fd < 0) return -1;
+  std::vector<std::byte> buffer;
+  const td::nonce mine = td::fresh_nonce();
+  send_all(fd, frame(static_cast<std::uint32_t>(td::tcp_kind::challenge), td::encode_challenge(mine)));
+  raw_frame challenge = read_frame(fd, buffer);
+  auto theirs = td::parse_challenge(challenge.body);
+  if (!theirs) {
+    ::close(fd);
+    return -1;
+  }
+  td::hello_info h;
+  h.name = name;
+  h.incarnation = 42;
+  h.anchor_id = 1;
+  h.host = 7;
+  const auto mac = td::compute_mac(secret, td::dialer_role, mine, *theirs);
+  send_all(fd, frame(static_cast<std::uint32_t>(td::tcp_kind::proof), mac, td::encode_hello(h, {})));
+  raw_frame welcome = read_frame(fd, buffer);
+  if (answer != nullptr) *answer = welcome;
+  return fd;
+}
+
+// --- tests --------------------------------------------------------------------------------
+
+TEST_F(tcp_test, nodes_linked_over_tcp_exchange_asks_and_ordered_tells) {
+  troupe::test_support::watchdog guard;
+  troupe::node a(tcp_config("a"));
+  troupe::node b(tcp_config("b"));
+  ASSERT_TRUE(a.endpoint().starts_with("tcp://127.0.0.1:")) << a.endpoint();
+  b.publish("greeter", b.spawn<greeter>());
+  auto g = a.lookup<greeter_protocol>(b.endpoint() + "/greeter");
+  ASSERT_TRUE(g) << g.error();
+  EXPECT_EQ(g->ask(greet{"a"}, 10s).get(), "hello a");
+  std::int64_t expected = 0;
+  for (std::int64_t i = 0; i < 20000; ++i) {
+    g->tell(tally{i});
+    expected += i;
+  }
+  EXPECT_EQ(g->ask(total{}, 30s).get(), expected);
+  // The link is TCP, not shared memory.
+  auto h = a.connect(b.endpoint());
+  ASSERT_TRUE(h) << h.error();
+  EXPECT_EQ(h->name(), "b");
+  EXPECT_EQ(h->info()->endpoint, b.endpoint());
+}
+
+TEST_F(tcp_test, a_ref_sent_over_tcp_arrives_as_a_working_ref) {
+  troupe::test_support::watchdog guard;
+  troupe::node a(tcp_config("a"));
+  troupe::node b(tcp_config("b"));
+  b.publish("relay", b.spawn<relay>());
+  auto r = a.lookup<relay_protocol>(b.endpoint() + "/relay");
+  ASSERT_TRUE(r) << r.error();
+  std::promise<std::int64_t> got;
+  auto p = a.spawn<probe>(&got);
+  // b's relay gets a ref to a's probe inside the message and tells it back.
+  r->tell(call_back{p, 7});
+  auto f = got.get_future();
+  ASSERT_EQ(f.wait_for(20s), std::future_status::ready);
+  EXPECT_EQ(f.get(), 7);
+}
+
+TEST_F(tcp_test, a_remote_actor_stopping_and_a_node_leaving_are_reported_down) {
+  troupe::test_support::watchdog guard;
+  troupe::node a(tcp_config("a"));
+  std::promise<troupe::exit_reason> gone;
+  auto w = a.spawn<watcher>(&gone);
+  {
+    troupe::node b(tcp_config("b"));
+    b.publish("greeter", b.spawn<greeter>());
+    auto g = a.lookup<greeter_protocol>(b.endpoint() + "/greeter");
+    ASSERT_TRUE(g) << g.error();
+    w.tell(watch_it{troupe::actor_addr(*g)});
+    ASSERT_EQ(g->ask(greet{"a"}, 10s).get(), "hello a");  // the watch is in place
+  }  // b shuts down: its actors stop, then it says goodbye
+  auto f = gone.get_future();
+  ASSERT_EQ(f.wait_for(20s), std::future_status::ready);
+  const troupe::exit_reason why = f.get();
+  EXPECT_TRUE(why.what() == troupe::exit_reason::kind::shutdown || why.what() == troupe::exit_reason::kind::node_down)
+      << why;
+}
+
+TEST_F(tcp_test, a_peer_with_the_wrong_cookie_is_refused_and_never_reaches_an_actor) {
+  troupe::test_support::watchdog guard;
+  troupe::node a(tcp_config("a"));
+  a.publish("greeter", a.spawn<greeter>());
+  {
+    troupe::node intruder(tcp_config("intruder", "not-the-right-cookie-at-all"));
+    auto g = intruder.lookup<greeter_protocol>(a.endpoint() + "/greeter");
+    ASSERT_FALSE(g);
+    EXPECT_NE(g.error().text().find("authentication"), std::string::npos) << g.error();
+  }
+  // Raw: a forged proof gets a refusal frame, then the connection closes.
+  raw_frame answer;
+  const int fd = handshake_as(a.endpoint(), "forged-cookie-value-xyz", "mallory", &answer);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(answer.kind, static_cast<std::uint32_t>(td::tcp_kind::refusal));
+  std::vector<std::byte> rest;
+  EXPECT_EQ(read_frame(fd, rest, 5s).kind, 0u);  // closed
+  ::close(fd);
+  // The node serves a rightful peer as before.
+  troupe::node b(tcp_config("b"));
+  auto g = b.lookup<greeter_protocol>(a.endpoint() + "/greeter");
+  ASSERT_TRUE(g) << g.error();
+  EXPECT_EQ(g->ask(greet{"b"}, 10s).get(), "hello b");
+}
+
+TEST_F(tcp_test, garbage_and_oversized_frames_close_only_that_connection) {
+  troupe::test_support::watchdog guard;
+  troupe::node_config cfg = tcp_config("a");
+  cfg.connect_timeout = 1s;  // the silent client's handshake deadline
+  troupe::node a(cfg);
+  a.publish("greeter", a.spawn<greeter>());
+  troupe::node b(tcp_config("b"));
+  auto g = b.lookup<greeter_protocol>(a.endpoint() + "/greeter");
+  ASSERT_TRUE(g) << g.error();
+  // Not a troupe node at all.
+  int fd = dial_raw(a.endpoint());
+  send_all(fd, std::vector<std::byte>(64, std::byte{'G'}));
+  std::vector<std::byte> buffer;
+  (void)read_frame(fd, buffer);  // our challenge, then the refusal or the close
+  ::close(fd);
+  // A frame claiming 4 GiB during the handshake.
+  fd = dial_raw(a.endpoint());
+  std::vector<std::byte> huge(8);
+  const std::uint32_t length = 0xffffffffu, kind = 0x100;
+  std::memcpy(huge.data(), &length, 4);
+  std::memcpy(huge.data() + 4, &kind, 4);
+  send_all(fd, huge);
+  ::close(fd);
+  // Silence: the handshake deadline frees the slot.
+  fd = dial_raw(a.endpoint());
+  buffer.clear();
+  EXPECT_EQ(read_frame(fd, buffer).kind, static_cast<std::uint32_t>(td::tcp_kind::challenge));
+  // After connect_timeout: a refusal, then the close.
+  EXPECT_EQ(read_frame(fd, buffer, 10s).kind, static_cast<std::uint32_t>(td::tcp_kind::refusal));
+  EXPECT_EQ(read_frame(fd, buffer, 10s).kind, 0u);
+  ::close(fd);
+  // After authenticating: a record of an unknown kind closes that link only.
+  raw_frame welcome;
+  fd = handshake_as(a.endpoint(), cookie, "rogue", &welcome);
+  ASSERT_EQ(welcome.kind, static_cast<std::uint32_t>(td::tcp_kind::welcome));
+  send_all(fd, frame(999, std::vector<std::byte>(4)));
+  buffer.clear();
+  for (raw_frame f; (f = read_frame(fd, buffer, 10s)).kind != 0;) {
+  }  // heartbeats until the node closes it
+  ::close(fd);
+  EXPECT_EQ(g->ask(greet{"still"}, 10s).get(), "hello still");
+}
+
+TEST_F(tcp_test, a_peer_that_goes_silent_is_declared_down_by_the_failure_detector) {
+  troupe::test_support::watchdog guard;
+  troupe::node a(tcp_config("a"));
+  std::promise<troupe::exit_reason> gone;
+  auto w = a.spawn<watcher>(&gone);
+  // A peer that authenticates, then never sends another byte (a frozen host).
+  raw_frame welcome;
+  const int fd = handshake_as(a.endpoint(), cookie, "frozen", &welcome);
+  ASSERT_EQ(welcome.kind, static_cast<std::uint32_t>(td::tcp_kind::welcome));
+  auto link = a.await_link("frozen", 10s);
+  ASSERT_TRUE(link) << link.error();
+  w.tell(watch_it{link->anchor()});
+  const auto silent_since = std::chrono::steady_clock::now();
+  auto f = gone.get_future();
+  ASSERT_EQ(f.wait_for(20s), std::future_status::ready);
+  const auto took = std::chrono::steady_clock::now() - silent_since;
+  const troupe::exit_reason why = f.get();
+  EXPECT_EQ(why.what(), troupe::exit_reason::kind::node_down) << why;
+  EXPECT_NE(why.text().find("failure detector"), std::string::npos) << why;
+  // Documented default: detected within 2 s (generous here: sanitizers, a busy host).
+  EXPECT_LT(took, 10s);
+  ::close(fd);
+}
+
+TEST_F(tcp_test, a_busy_peer_whose_heartbeats_keep_coming_is_not_declared_down) {
+  troupe::test_support::watchdog guard;
+  troupe::node a(tcp_config("a"));
+  troupe::node_config busy = tcp_config("b");
+  busy.system.worker_threads = 1;
+  troupe::node b(busy);
+  b.publish("greeter", b.spawn<greeter>());
+  auto g = a.lookup<greeter_protocol>(b.endpoint() + "/greeter");
+  ASSERT_TRUE(g) << g.error();
+  std::promise<troupe::exit_reason> gone;
+  auto w = a.spawn<watcher>(&gone);
+  w.tell(watch_it{troupe::actor_addr(*g)});
+  // b's only worker computes for 3 s (twice the detection time) while a waits.
+  auto busy_reply = g->ask(spin_for{3000}, 30s);
+  EXPECT_GT(busy_reply.get(), 0);
+  EXPECT_EQ(gone.get_future().wait_for(0s), std::future_status::timeout) << "a busy peer was declared down";
+  EXPECT_EQ(g->ask(greet{"after"}, 10s).get(), "hello after");
+}
+
+TEST_F(tcp_test, sends_to_a_peer_that_never_reads_are_bounded) {
+  troupe::test_support::watchdog guard;
+  troupe::node_config cfg = tcp_config("a");
+  cfg.max_queued_bytes = 256 << 10;
+  troupe::node a(cfg);
+  // A peer that authenticates and then never reads: the kernel buffers fill,
+  // then the link's queue; then actors' sends fail with peer_overloaded.
+  raw_frame welcome;
+  const int fd = handshake_as(a.endpoint(), cookie, "sink", &welcome);
+  ASSERT_EQ(welcome.kind, static_cast<std::uint32_t>(td::tcp_kind::welcome));
+  int small = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  auto link = a.core().await_link("sink", std::chrono::steady_clock::now() + 10s);
+  ASSERT_TRUE(link) << link.error();
+  // Sent as an actor's handler would (never blocks): find the first refusal.
+  // The sink announced no schema, so the record goes straight to write().
+  std::atomic<std::int64_t> accepted{0};
+  std::error_code refused;
+  std::thread actor_like([&] {
+    troupe::detail::forbid_blocking_sends_on_this_thread();
+    const std::vector<std::byte> payload(1000, std::byte{'x'});
+    const std::byte head[24] = {};
+    for (int i = 0; i < 100000; ++i) {
+      if (auto ec = (*link)->write(td::record_kind::message, head, payload)) {
+        refused = ec;
+        return;
+      }
+      accepted.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  actor_like.join();
+  EXPECT_EQ(refused, make_error_code(troupe::errc::peer_overloaded)) << refused.message();
+  // Kernel buffers (a few MB on loopback at most) plus the 256 KiB queue.
+  EXPECT_LT(accepted.load(), 20000);
+  ::close(fd);
+}
+
+TEST(phi_detector, silence_grows_suspicion_and_regular_heartbeats_keep_it_low) {
+  td::phi_detector d(250, 500, 100, 100);
+  for (int i = 0; i < 50; ++i) d.add_gap(250 + (i % 5) * 5);
+  EXPECT_LT(d.phi(300), 1.0);
+  EXPECT_LT(d.phi(800), 8.0);
+  EXPECT_GT(d.phi(1600), 8.0);
+  EXPECT_LT(d.phi(1000), d.phi(1200));
+  // Irregular heartbeats widen the tolerance.
+  td::phi_detector jittery(250, 500, 100, 100);
+  for (int i = 0; i < 50; ++i) jittery.add_gap(i % 2 == 0 ? 50 : 700);
+  EXPECT_LT(jittery.phi(1600), d.phi(1600));
+}
+
+TEST(tcp_wire, cookie_files_must_be_private_and_long_enough) {
+  char pattern[] = "/tmp/troupe-cookie-XXXXXX";
+  ASSERT_NE(::mkdtemp(pattern), nullptr);
+  const std::string dir = pattern;
+  const std::string made = dir + "/sub/cookie";
+  auto created = td::load_cookie(made, /*create=*/true);
+  ASSERT_TRUE(created) << created.error();
+  EXPECT_EQ(created->size(), 64u);
+  EXPECT_EQ(std::filesystem::status(made).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_EQ(*td::load_cookie(made, false), *created);  // stable
+  std::filesystem::permissions(made, std::filesystem::perms::group_read, std::filesystem::perm_options::add);
+  auto open = td::load_cookie(made, false);
+  ASSERT_FALSE(open);
+  EXPECT_NE(open.error().text().find("0640"), std::string::npos) << open.error();
+  const std::string short_one = dir + "/short";
+  { std::ofstream(short_one) << "tiny\n"; }
+  std::filesystem::permissions(short_one, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_FALSE(td::load_cookie(short_one, false));
+  EXPECT_FALSE(td::load_cookie(dir + "/missing", false));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(tcp_wire, macs_depend_on_cookie_role_and_both_nonces) {
+  const td::nonce n1 = td::fresh_nonce(), n2 = td::fresh_nonce();
+  const auto m = td::compute_mac("cookie-cookie-cookie", td::dialer_role, n1, n2);
+  EXPECT_TRUE(td::macs_equal(m, td::compute_mac("cookie-cookie-cookie", td::dialer_role, n1, n2)));
+  EXPECT_FALSE(td::macs_equal(m, td::compute_mac("cookie-cookie-cookiE", td::dialer_role, n1, n2)));
+  EXPECT_FALSE(td::macs_equal(m, td::compute_mac("cookie-cookie-cookie", td::acceptor_role, n1, n2)));
+  EXPECT_FALSE(td::macs_equal(m, td::compute_mac("cookie-cookie-cookie", td::dialer_role, n2, n1)));
+  EXPECT_FALSE(td::macs_equal(m, std::span(m).first(31)));
+}
+
+TEST(tcp_wire, endpoints_parse_strictly) {
+  auto e = td::parse_endpoint("tcp://10.1.2.3:4000");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->host, "10.1.2.3");
+  EXPECT_EQ(e->port, 4000);
+  auto v6 = td::parse_endpoint("tcp://[::1]:9");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(td::format_endpoint("::1", 9), "tcp://[::1]:9");
+  for (const char* bad : {"10.1.2.3:4000", "tcp://host", "tcp://host:0", "tcp://host:70000", "tcp://:80",
+                          "tcp://ho st:80", "tcp://[::1:80", "tcp://host:8x"}) {
+    EXPECT_FALSE(td::parse_endpoint(bad)) << bad;
+  }
+  EXPECT_TRUE(td::parse_endpoint("tcp://0.0.0.0:0", /*allow_any_port=*/true));
+}
+
+}  // namespace
