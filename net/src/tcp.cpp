@@ -9,7 +9,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <future>
+#include <limits>
 #include <map>
 #include <random>
 #include <thread>
@@ -157,7 +159,9 @@ class handshake_io {
   error failure(const char* step, const boost::system::error_code& ec) const {
     if (ec == asio::error::timed_out) return error(errc::timeout, std::string(step) + ": no answer in time");
     if (ec == asio::error::eof) return error(errc::connection_lost, std::string(step) + ": the peer closed the connection");
-    return error(errc::connection_lost, std::string(step) + ": " + text_of(ec));
+    // With TLS, a refused certificate shows up as an alert at the next read.
+    const bool tls = ec.category() == asio::error::get_ssl_category() || ec == ssl::error::stream_truncated;
+    return error(errc::connection_lost, std::string(step) + ": " + (tls ? "TLS: " : "") + text_of(ec));
   }
 
   asio::strand<asio::io_context::executor_type> strand_;
@@ -237,7 +241,7 @@ class tcp_connection final : public connection {
   }
 
   void start() override {
-    begin_reading(/*run_inline=*/false);
+    delivery_ = std::thread([self = self()] { self->deliver_loop(); });
     boost::system::error_code ec;
     // Non-blocking from here on: a sender's direct write_some must never block,
     // and with the flag set by us, Asio's own operations never touch it again
@@ -317,9 +321,15 @@ class tcp_connection final : public connection {
   }
 
   void join() noexcept override {
-    // No threads of its own; wait until finish() has run (the I/O threads run it).
-    std::unique_lock lock(write_mutex_);
-    room_.wait(lock, [&] { return finished_; });
+    // The delivery thread ends after finish() (on the I/O threads) closed the inbox.
+    if (!delivery_.joinable()) return;
+    // It holds a reference to its link: the last one may drop on it, which then
+    // cannot join itself.
+    if (delivery_.get_id() == std::this_thread::get_id()) {
+      delivery_.detach();
+    } else {
+      delivery_.join();
+    }
   }
 
   [[nodiscard]] std::string describe() const override {
@@ -352,9 +362,13 @@ class tcp_connection final : public connection {
       } catch (...) {
         problem = "handling a record failed";
       }
-      if (problem) return fail(*problem);
+      if (problem) {
+        hand_over();
+        return fail(*problem);
+      }
       if (finished_flag_) return;
     }
+    hand_over();
     // Keep the partial frame at the front; make room for a large one.
     if (offset > 0) {
       std::memmove(in_.data(), in_.data() + offset, in_used_ - offset);
@@ -414,7 +428,75 @@ class tcp_connection final : public connection {
       case record_kind::fragment:
         return "a fragment record on a TCP link (frames carry whole records)";
       default:
-        return handle(static_cast<record_kind>(kind), body);
+        // The delivery thread handles it (see deliver_loop).
+        append_frame(batch_, kind, body);
+        return std::nullopt;
+    }
+  }
+
+  // Hands the frames parsed from one read to the delivery thread (strand).
+  void hand_over() {
+    if (batch_.empty()) return;
+    {
+      std::lock_guard lock(inbox_mutex_);
+      inbox_.push_back(std::move(batch_));
+    }
+    batch_ = {};
+    inbox_changed_.notify_one();
+  }
+
+  // The delivery thread: decodes records and runs the actors they make
+  // runnable (as the shared-memory reader does), off the I/O threads — so a
+  // handler, or a ref to a third node whose decoding dials it, never holds up
+  // reads, heartbeats or other links. Ends, after delivering everything that
+  // arrived, once finish() closed the inbox; then the link is lost.
+  void deliver_loop() noexcept {
+    begin_reading(/*run_inline=*/true);
+    std::vector<std::byte> batch;
+    bool broken = false;
+    for (;;) {
+      {
+        std::unique_lock lock(inbox_mutex_);
+        inbox_changed_.wait(lock, [&] { return !inbox_.empty() || inbox_closed_; });
+        if (inbox_.empty()) break;
+        batch = std::move(inbox_.front());
+        inbox_.pop_front();
+      }
+      if (broken) continue;  // a defect ended the link: the rest is not trusted
+      std::size_t offset = 0;
+      frame_view frame;
+      std::string defect;
+      while (next_frame(batch, offset, std::numeric_limits<std::uint32_t>::max(), frame, defect) ==
+             frame_status::frame) {
+        std::optional<std::string> problem;
+        try {
+          problem = handle(static_cast<record_kind>(frame.kind), frame.body);
+        } catch (const std::exception& e) {
+          problem = std::string("handling a record failed: ") + e.what();
+        } catch (...) {
+          problem = "handling a record failed";
+        }
+        if (problem) {
+          broken = true;
+          set_close_reason("link to " + describe() + " closed: " + *problem);
+          close(*problem);
+          break;
+        }
+      }
+      run_batch();
+    }
+    std::string why = close_reason();
+    if (why.empty()) why = "the link to " + describe() + " closed";
+    const std::string name = peer_->name, endpoint = peer_->endpoint;
+    bool said_goodbye = false;
+    {
+      std::lock_guard lock(inbox_mutex_);
+      said_goodbye = said_goodbye_;
+    }
+    lost(why);
+    try {
+      transport_.node.tcp_link_lost(name, endpoint, said_goodbye);
+    } catch (...) {
     }
   }
 
@@ -504,18 +586,13 @@ class tcp_connection final : public connection {
       transport_.node.log(why);
     } catch (...) {
     }
-    const bool said_goodbye = goodbye_ || deliberate;
-    const std::string name = peer_->name, endpoint = peer_->endpoint;
-    lost(close_reason());
-    try {
-      transport_.node.tcp_link_lost(name, endpoint, said_goodbye);
-    } catch (...) {
-    }
-    {
-      std::lock_guard lock(write_mutex_);
-      finished_ = true;
-    }
     room_.notify_all();
+    {
+      std::lock_guard lock(inbox_mutex_);
+      said_goodbye_ = goodbye_ || deliberate;
+      inbox_closed_ = true;
+    }
+    inbox_changed_.notify_one();  // the delivery thread drains, then reports the loss
   }
 
   tcp_transport::impl& transport_;
@@ -533,15 +610,23 @@ class tcp_connection final : public connection {
   bool goodbye_ = false;
   std::string goodbye_text_;
   bool finished_flag_ = false;
+  std::vector<std::byte> batch_;  // frames of the current read, for the delivery thread
+
+  // The delivery thread's inbox (under inbox_mutex_).
+  std::mutex inbox_mutex_;
+  std::condition_variable inbox_changed_;
+  std::deque<std::vector<std::byte>> inbox_;
+  bool inbox_closed_ = false;
+  bool said_goodbye_ = false;
+  std::thread delivery_;
 
   // Under write_mutex_.
   std::mutex write_mutex_;
-  std::condition_variable room_;  // room in the queue; finished_
+  std::condition_variable room_;  // room in the queue
   std::vector<std::byte> out_;    // frames not yet handed to the socket
   std::size_t sending_size_ = 0;  // bytes of the batch in flight
   bool write_in_flight_ = false;
   bool write_closed_ = false;
-  bool finished_ = false;
 };
 
 // --- the transport ---------------------------------------------------------------------------

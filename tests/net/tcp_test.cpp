@@ -24,6 +24,7 @@
 #include "node_core.hpp"
 #include "phi_detector.hpp"
 #include "support/node_fixture.hpp"
+#include "support/test_pki.hpp"
 #include "support/watchdog.hpp"
 #include "troupe/troupe.hpp"
 #include "wire.hpp"
@@ -354,6 +355,7 @@ TEST_F(tcp_test, a_peer_that_goes_silent_is_declared_down_by_the_failure_detecto
 
 TEST_F(tcp_test, a_busy_peer_whose_heartbeats_keep_coming_is_not_declared_down) {
   troupe::test_support::watchdog guard;
+  std::promise<troupe::exit_reason> gone;  // outlives the nodes: b's shutdown is a down too
   troupe::node a(tcp_config("a"));
   troupe::node_config busy = tcp_config("b");
   busy.system.worker_threads = 1;
@@ -361,7 +363,6 @@ TEST_F(tcp_test, a_busy_peer_whose_heartbeats_keep_coming_is_not_declared_down) 
   b.publish("greeter", b.spawn<greeter>());
   auto g = a.lookup<greeter_protocol>(b.endpoint() + "/greeter");
   ASSERT_TRUE(g) << g.error();
-  std::promise<troupe::exit_reason> gone;
   auto w = a.spawn<watcher>(&gone);
   w.tell(watch_it{troupe::actor_addr(*g)});
   // b's only worker computes for 3 s (twice the detection time) while a waits.
@@ -406,6 +407,40 @@ TEST_F(tcp_test, sends_to_a_peer_that_never_reads_are_bounded) {
   // Kernel buffers (a few MB on loopback at most) plus the 256 KiB queue.
   EXPECT_LT(accepted.load(), 20000);
   ::close(fd);
+}
+
+TEST_F(tcp_test, with_tls_on_nodes_talk_and_a_certificate_from_another_ca_is_refused) {
+  troupe::test_support::watchdog guard;
+  troupe::test_support::test_pki pki(dir_);
+  troupe::node_config ca = tcp_config("a");
+  ca.tls = pki.tls_for("node1");
+  troupe::node a(ca);
+  a.publish("greeter", a.spawn<greeter>());
+  {
+    troupe::node_config cb = tcp_config("b");
+    cb.tls = pki.tls_for("node2");
+    troupe::node b(cb);
+    auto g = b.lookup<greeter_protocol>(a.endpoint() + "/greeter");
+    ASSERT_TRUE(g) << g.error();
+    EXPECT_EQ(g->ask(greet{"over tls"}, 10s).get(), "hello over tls");
+    for (std::int64_t i = 0; i < 5000; ++i) g->tell(tally{i});
+    EXPECT_EQ(g->ask(total{}, 30s).get(), 5000 * 4999 / 2);
+  }
+  {
+    // Right cookie, but a certificate the cluster's CA did not sign.
+    troupe::node_config cr = tcp_config("rogue");
+    cr.tls = pki.tls_for("rogue");
+    troupe::node rogue(cr);
+    auto g = rogue.lookup<greeter_protocol>(a.endpoint() + "/greeter");
+    ASSERT_FALSE(g);
+    EXPECT_NE(g.error().text().find("TLS"), std::string::npos) << g.error();
+  }
+  {
+    // A plain-TCP node cannot talk to a TLS one.
+    troupe::node plain(tcp_config("plain"));
+    auto g = plain.lookup<greeter_protocol>(a.endpoint() + "/greeter");
+    ASSERT_FALSE(g);
+  }
 }
 
 TEST(phi_detector, silence_grows_suspicion_and_regular_heartbeats_keep_it_low) {

@@ -22,3 +22,4 @@
 #include "troupe/runtime/serialization.hpp"
 #include "troupe/net/node.hpp"
 #include "troupe/net/node_child.hpp"
+#include "troupe/net/remote_child.hpp"
