@@ -4,11 +4,13 @@
 // Structure:
 // - An io_context run by config.io_threads threads does all socket I/O. Each
 //   link (tcp_connection, in tcp.cpp) has a strand: its reads, its timer and —
-//   under TLS — its writes run there, one at a time.
-// - Reads: one async_read_some into the link's own buffer; whole frames are
-//   handled in place (private memory: no copy-out, unlike the shared ring),
-//   and the actors they wake go to the scheduler's workers. User code never
-//   runs on an I/O thread, so a slow handler cannot delay heartbeats.
+//   under TLS — its writes run there, one at a time — and a delivery thread.
+// - Reads: one async_read_some into the link's own buffer; the I/O thread cuts
+//   whole frames, consumes heartbeats and goodbyes, and hands the rest, one
+//   batch per read, to the link's delivery thread, which decodes them and runs
+//   the actors they make runnable (as the shared-memory reader does). User code
+//   and blocking work (a ref to a third node dials it while it is decoded) never
+//   run on an I/O thread, so nothing delays reads or heartbeats.
 // - Writes, plain TCP: the sender's thread writes the frame itself with a
 //   non-blocking write_some when nothing is queued (a lone message goes out at
 //   once, no thread hop); whatever does not fit, and everything sent while a
@@ -19,9 +21,9 @@
 //   thread per accepted socket (at most max_pending_connections at once), as
 //   blocking steps over async operations (so a deadline can cancel them).
 // - Failure detection: every link sends a heartbeat record each
-//   heartbeat_interval and runs a phi-accrual detector over the gaps between
-//   the peer's heartbeats (any bytes count as a sign of life); see
-//   docs/cluster-failure-detection in docs/security.md... (docs/wire.md).
+//   heartbeat_interval and runs a phi-accrual detector (phi_detector.hpp) over
+//   the gaps between the peer's heartbeats; any bytes count as a sign of life.
+//   docs/security.md has the defaults and the reasoning.
 // - A link lost without a goodbye is re-dialed with exponential backoff and
 //   jitter; meanwhile sends to the node fail fast.
 //
