@@ -116,7 +116,8 @@ std::error_code shm_connection::write(record_kind kind, std::span<const std::byt
   const auto type = static_cast<std::uint32_t>(kind);
   // A plain thread waits for room (backpressure); actors, timer and reader
   // threads never block: their records queue for the flusher instead.
-  const bool may_wait = size <= out_.max_payload() && blocking_sends_allowed();
+  const bool may_wait = size <= out_.max_payload() && blocking_sends_allowed() &&
+                        node_.config().overflow == link_overflow::backpressure;
   std::unique_lock lock(write_mutex_);
   for (;;) {
     if (write_closed_) return make_error_code(errc::connection_lost);

@@ -32,6 +32,11 @@ namespace {
 // Handshake frames are small (a nonce; a hello with its schema table).
 constexpr std::size_t max_handshake_frame = std::size_t{4} << 20;
 constexpr std::size_t read_chunk = std::size_t{64} << 10;
+// A send this soon after the previous direct write returned is part of a
+// stream and is gathered (see tcp_connection::write). Far below a network
+// round trip (tens of microseconds even on loopback), so request/response
+// traffic always takes the direct path.
+constexpr auto stream_gap = std::chrono::microseconds(5);
 
 std::string text_of(const boost::system::error_code& ec) { return ec.message(); }
 
@@ -267,7 +272,9 @@ class tcp_connection final : public connection {
       // runtime records must not be lost, or a peer would wait forever.
       const std::size_t limit = node_.config().max_queued_bytes;
       while (queued_locked() > 0 && queued_locked() + size > limit) {
-        if (!blocking_sends_allowed()) return make_error_code(errc::peer_overloaded);
+        if (!blocking_sends_allowed() || node_.config().overflow == link_overflow::fail) {
+          return make_error_code(errc::peer_overloaded);
+        }
         room_.wait(lock);  // a plain thread: backpressure until the batch drains
         if (write_closed_) return make_error_code(errc::connection_lost);
       }
@@ -279,13 +286,20 @@ class tcp_connection final : public connection {
       return make_error_code(errc::peer_overloaded);
     }
     if (!idle) return {};  // joins the batch being gathered; the strand writes it
-    if (!stream_->tls) {
+    // A lone message goes out at once from this thread. A message right behind
+    // another (a stream: the previous direct write ended moments ago) is
+    // gathered instead: the strand writes whatever has accumulated by the time
+    // it runs, many frames per system call.
+    const auto now = clock_type::now();
+    const bool streaming = now - last_direct_write_ < stream_gap;
+    if (!stream_->tls && !streaming) {
       // The lone-message fast path: this thread writes the frame now. Safe
       // beside the strand's pending read: a non-blocking write_some only reads
       // the descriptor and state flags fixed in start(), and writers are
       // serialized by write_mutex_ (no async write is in flight: idle).
       boost::system::error_code ec;
       const std::size_t n = stream_->plain.write_some(asio::buffer(out_), ec);
+      last_direct_write_ = clock_type::now();
       if (!ec && n == out_.size()) {
         out_.clear();
         return {};
@@ -627,6 +641,7 @@ class tcp_connection final : public connection {
   std::size_t sending_size_ = 0;  // bytes of the batch in flight
   bool write_in_flight_ = false;
   bool write_closed_ = false;
+  clock_type::time_point last_direct_write_{};  // when the last direct write_some returned
 };
 
 // --- the transport ---------------------------------------------------------------------------

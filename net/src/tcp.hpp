@@ -13,10 +13,11 @@
 //   run on an I/O thread, so nothing delays reads or heartbeats.
 // - Writes, plain TCP: the sender's thread writes the frame itself with a
 //   non-blocking write_some when nothing is queued (a lone message goes out at
-//   once, no thread hop); whatever does not fit, and everything sent while a
-//   write is in flight, gathers in one buffer that the strand writes as one
-//   batch (many frames per system call). TLS: every write goes through the
-//   strand the same way (the SSL object is not thread-safe).
+//   once, no thread hop). Whatever does not fit, everything sent while a
+//   write is in flight, and a message sent right behind another (a stream)
+//   gather in one buffer that the strand writes as one batch (many frames per
+//   system call). TLS: every write goes through the strand that way (the SSL
+//   object is not thread-safe).
 // - Handshakes run with deadlines on the dialing thread, or on a short-lived
 //   thread per accepted socket (at most max_pending_connections at once), as
 //   blocking steps over async operations (so a deadline can cancel them).

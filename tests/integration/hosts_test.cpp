@@ -232,6 +232,7 @@ TEST_F(hosts, killing_a_host_makes_the_supervisor_restart_its_actor_on_a_survivi
   auto keeper = sup.child<troupe::remote_keeper_protocol<echo_protocol>>("echo");
   auto first = keeper.ask(troupe::placed<echo_protocol>{}, 10s).get();
   EXPECT_EQ(first.ask(echo{"1"}, 10s).get(), "echo:1@" + std::to_string(pids_[1]));  // on b, the first candidate
+  const std::uint64_t first_incarnation = a.connect("b").value().incarnation();
 
   ASSERT_EQ(::kill(pids_[1], SIGKILL), 0);  // kill -9 host b's node
   {
@@ -241,6 +242,17 @@ TEST_F(hosts, killing_a_host_makes_the_supervisor_restart_its_actor_on_a_survivi
   auto second = keeper.ask(troupe::placed<echo_protocol>{}, 10s).get();
   EXPECT_EQ(second.ask(echo{"2"}, 10s).get(), "echo:2@" + std::to_string(pids_[2]));  // now on c
   EXPECT_FALSE(first.ask(echo{"old"}, 5s).try_get());  // the old ref stays dead
+
+  // b comes back at the same address: a re-dials it (it was lost without a
+  // goodbye) and links to the new incarnation; refs to the old one stay dead.
+  const std::uint64_t old_incarnation = first_incarnation;
+  rig_->leave();
+  start_node(1, "b", {});
+  rig_->enter(0);
+  auto back = a.await_link("b", 60s);
+  ASSERT_TRUE(back) << back.error();
+  EXPECT_NE(back->incarnation(), old_incarnation);
+  EXPECT_FALSE(first.ask(echo{"old again"}, 5s).try_get());
 }
 
 }  // namespace it

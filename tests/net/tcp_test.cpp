@@ -372,41 +372,72 @@ TEST_F(tcp_test, a_busy_peer_whose_heartbeats_keep_coming_is_not_declared_down) 
   EXPECT_EQ(g->ask(greet{"after"}, 10s).get(), "hello after");
 }
 
-TEST_F(tcp_test, sends_to_a_peer_that_never_reads_are_bounded) {
-  troupe::test_support::watchdog guard;
-  troupe::node_config cfg = tcp_config("a");
-  cfg.max_queued_bytes = 256 << 10;
-  troupe::node a(cfg);
-  // A peer that authenticates and then never reads: the kernel buffers fill,
-  // then the link's queue; then actors' sends fail with peer_overloaded.
+// Floods a peer that authenticated and then never reads (nor sends: after
+// about 1.3 s the failure detector ends the link). Returns the messages the
+// link accepted and the error that stopped the flood.
+struct flood_result {
+  std::int64_t accepted = 0;
+  std::error_code stopped_by;
+};
+flood_result flood_a_sink(troupe::node& a, bool as_actor) {
   raw_frame welcome;
   const int fd = handshake_as(a.endpoint(), cookie, "sink", &welcome);
-  ASSERT_EQ(welcome.kind, static_cast<std::uint32_t>(td::tcp_kind::welcome));
+  EXPECT_EQ(welcome.kind, static_cast<std::uint32_t>(td::tcp_kind::welcome));
   int small = 4096;
   ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
   auto link = a.core().await_link("sink", std::chrono::steady_clock::now() + 10s);
-  ASSERT_TRUE(link) << link.error();
-  // Sent as an actor's handler would (never blocks): find the first refusal.
-  // The sink announced no schema, so the record goes straight to write().
-  std::atomic<std::int64_t> accepted{0};
-  std::error_code refused;
-  std::thread actor_like([&] {
-    troupe::detail::forbid_blocking_sends_on_this_thread();
+  EXPECT_TRUE(link) << link.error();
+  flood_result result;
+  if (!link) return result;
+  std::thread sender([&] {
+    // An actor's handler never blocks; this thread plays one when asked to.
+    if (as_actor) troupe::detail::forbid_blocking_sends_on_this_thread();
+    // The sink announced no schema: the record goes straight to the link.
     const std::vector<std::byte> payload(1000, std::byte{'x'});
     const std::byte head[24] = {};
     for (int i = 0; i < 100000; ++i) {
       if (auto ec = (*link)->write(td::record_kind::message, head, payload)) {
-        refused = ec;
+        result.stopped_by = ec;
         return;
       }
-      accepted.fetch_add(1, std::memory_order_relaxed);
+      ++result.accepted;
     }
   });
-  actor_like.join();
-  EXPECT_EQ(refused, make_error_code(troupe::errc::peer_overloaded)) << refused.message();
-  // Kernel buffers (a few MB on loopback at most) plus the 256 KiB queue.
-  EXPECT_LT(accepted.load(), 20000);
+  sender.join();
   ::close(fd);
+  return result;
+}
+
+TEST_F(tcp_test, an_actors_sends_to_a_peer_that_never_reads_fail_once_the_queue_is_full) {
+  troupe::test_support::watchdog guard;
+  troupe::node_config cfg = tcp_config("a");
+  cfg.max_queued_bytes = 256 << 10;
+  troupe::node a(cfg);
+  const flood_result r = flood_a_sink(a, /*as_actor=*/true);
+  EXPECT_EQ(r.stopped_by, make_error_code(troupe::errc::peer_overloaded)) << r.stopped_by.message();
+  // Kernel buffers (a few MB on loopback at most) plus the 256 KiB queue: bounded.
+  EXPECT_LT(r.accepted, 20000);
+}
+
+TEST_F(tcp_test, a_plain_threads_sends_wait_for_room_under_backpressure_and_fail_under_the_fail_policy) {
+  troupe::test_support::watchdog guard;
+  {
+    troupe::node_config cfg = tcp_config("a");
+    cfg.max_queued_bytes = 256 << 10;
+    troupe::node a(cfg);
+    // Backpressure (the default): the thread waits, never overloading the
+    // link, until the link ends (the silent sink is declared down).
+    const flood_result r = flood_a_sink(a, /*as_actor=*/false);
+    EXPECT_EQ(r.stopped_by, make_error_code(troupe::errc::connection_lost)) << r.stopped_by.message();
+    EXPECT_LT(r.accepted, 20000);
+  }
+  troupe::node_config cfg = tcp_config("a2");
+  cfg.max_queued_bytes = 256 << 10;
+  cfg.overflow = troupe::link_overflow::fail;
+  troupe::node a(cfg);
+  const flood_result r = flood_a_sink(a, /*as_actor=*/false);
+  EXPECT_EQ(r.stopped_by, make_error_code(troupe::errc::peer_overloaded)) << r.stopped_by.message();
+  EXPECT_LT(r.accepted, 20000);
 }
 
 TEST_F(tcp_test, with_tls_on_nodes_talk_and_a_certificate_from_another_ca_is_refused) {

@@ -81,6 +81,12 @@ struct reconnect_config {
   std::chrono::milliseconds give_up_after{600000};  // after the loss; 0: never re-dial
 };
 
+// What a send from a plain thread (not an actor, timer or transport thread)
+// does when a link is backed up past max_queued_bytes: wait for room
+// (backpressure), or fail with errc::peer_overloaded as an actor's send always
+// does (actors never block).
+enum class link_overflow : std::uint8_t { backpressure, fail };
+
 struct node_config {
   // Unique on this host (and, once nodes link over TCP, among the nodes that
   // link to each other). Empty: "node-<pid>".
@@ -92,9 +98,11 @@ struct node_config {
   std::string runtime_dir;
   // Shared memory per direction of each link (rounded down to a power of two).
   std::size_t ring_bytes = std::size_t{1} << 20;
-  // Bytes a link may queue while its ring is full before sends fail with
-  // errc::peer_overloaded (memory stays bounded when a peer is slow).
+  // Bytes of user messages a link may queue while its peer is slow (ring full,
+  // socket full): then actors' sends fail with errc::peer_overloaded, and
+  // plain threads' sends follow `overflow`. Memory stays bounded.
   std::size_t max_queued_bytes = std::size_t{64} << 20;
+  link_overflow overflow = link_overflow::backpressure;
   // Largest message accepted from a peer (a bigger one is a defect: link closed).
   std::size_t max_message_bytes = std::size_t{64} << 20;
   // Dialing and handshake.
