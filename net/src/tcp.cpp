@@ -363,11 +363,15 @@ class tcp_connection final : public connection {
     if (finished_flag_) return;
     std::size_t offset = 0;
     for (;;) {
+      const std::size_t frame_start = offset;
       frame_view frame;
       std::string defect;
       const frame_status status = next_frame({in_.data(), in_used_}, offset, max_frame_, frame, defect);
       if (status == frame_status::incomplete) break;
-      if (status == frame_status::defect) return fail(defect);
+      if (status == frame_status::defect) {
+        hand_over(frame_start);
+        return fail(defect);
+      }
       std::optional<std::string> problem;
       try {
         problem = on_record(frame.kind, frame.body);
@@ -377,17 +381,17 @@ class tcp_connection final : public connection {
         problem = "handling a record failed";
       }
       if (problem) {
-        hand_over();
+        hand_over(frame_start);
         return fail(*problem);
       }
       if (finished_flag_) return;
     }
-    hand_over();
-    // Keep the partial frame at the front; make room for a large one.
-    if (offset > 0) {
+    if (!hand_over(offset) && offset > 0) {
+      // Nothing for the delivery thread: keep the partial frame at the front.
       std::memmove(in_.data(), in_.data() + offset, in_used_ - offset);
       in_used_ -= offset;
     }
+    // Room for the next read, and for all of a large frame.
     std::size_t want = in_used_ + read_chunk;
     if (in_used_ >= frame_head_bytes) {
       std::uint32_t length = 0;
@@ -442,21 +446,37 @@ class tcp_connection final : public connection {
       case record_kind::fragment:
         return "a fragment record on a TCP link (frames carry whole records)";
       default:
-        // The delivery thread handles it (see deliver_loop).
-        append_frame(batch_, kind, body);
+        deliverable_ = true;  // the delivery thread handles it (see deliver_loop)
         return std::nullopt;
     }
   }
 
-  // Hands the frames parsed from one read to the delivery thread (strand).
-  void hand_over() {
-    if (batch_.empty()) return;
+  // Hands the read buffer itself, whose frames before `end` were just parsed,
+  // to the delivery thread — the bytes are not copied — and continues in a
+  // spare buffer holding the partial frame after `end` (strand). False if
+  // there was nothing to deliver (heartbeats only).
+  bool hand_over(std::size_t end) {
+    if (!deliverable_) return false;
+    deliverable_ = false;
+    std::vector<std::byte> next;
     {
       std::lock_guard lock(inbox_mutex_);
-      inbox_.push_back(std::move(batch_));
+      if (!spare_.empty()) {
+        next = std::move(spare_.back());
+        spare_.pop_back();
+      }
     }
-    batch_ = {};
+    const std::size_t tail = in_used_ - end;
+    if (next.size() < std::max(read_chunk, tail)) next.resize(std::max(read_chunk, tail));
+    if (tail > 0) std::memcpy(next.data(), in_.data() + end, tail);
+    {
+      std::lock_guard lock(inbox_mutex_);
+      inbox_.push_back(delivery{std::move(in_), end});
+    }
     inbox_changed_.notify_one();
+    in_ = std::move(next);
+    in_used_ = tail;
+    return true;
   }
 
   // The delivery thread: decodes records and runs the actors they make
@@ -466,11 +486,15 @@ class tcp_connection final : public connection {
   // arrived, once finish() closed the inbox; then the link is lost.
   void deliver_loop() noexcept {
     begin_reading(/*run_inline=*/true);
-    std::vector<std::byte> batch;
+    delivery batch;
     bool broken = false;
     for (;;) {
       {
         std::unique_lock lock(inbox_mutex_);
+        // Back to the I/O thread for reuse (a few, of a usual size).
+        if (!batch.bytes.empty() && spare_.size() < 4 && batch.bytes.capacity() <= 4 * read_chunk) {
+          spare_.push_back(std::move(batch.bytes));
+        }
         inbox_changed_.wait(lock, [&] { return !inbox_.empty() || inbox_closed_; });
         if (inbox_.empty()) break;
         batch = std::move(inbox_.front());
@@ -480,8 +504,13 @@ class tcp_connection final : public connection {
       std::size_t offset = 0;
       frame_view frame;
       std::string defect;
-      while (next_frame(batch, offset, std::numeric_limits<std::uint32_t>::max(), frame, defect) ==
-             frame_status::frame) {
+      // The I/O thread checked the lengths; heartbeats and goodbyes were its own.
+      while (next_frame({batch.bytes.data(), batch.end}, offset, std::numeric_limits<std::uint32_t>::max(), frame,
+                        defect) == frame_status::frame) {
+        if (frame.kind == static_cast<std::uint32_t>(record_kind::heartbeat) ||
+            frame.kind == static_cast<std::uint32_t>(record_kind::goodbye)) {
+          continue;
+        }
         std::optional<std::string> problem;
         try {
           problem = handle(static_cast<record_kind>(frame.kind), frame.body);
@@ -624,12 +653,18 @@ class tcp_connection final : public connection {
   bool goodbye_ = false;
   std::string goodbye_text_;
   bool finished_flag_ = false;
-  std::vector<std::byte> batch_;  // frames of the current read, for the delivery thread
+  bool deliverable_ = false;  // the current read holds records for the delivery thread
 
-  // The delivery thread's inbox (under inbox_mutex_).
+  // The delivery thread's inbox (under inbox_mutex_): read buffers and where
+  // their whole frames end; spare buffers go back the other way.
+  struct delivery {
+    std::vector<std::byte> bytes;
+    std::size_t end = 0;
+  };
   std::mutex inbox_mutex_;
   std::condition_variable inbox_changed_;
-  std::deque<std::vector<std::byte>> inbox_;
+  std::deque<delivery> inbox_;
+  std::vector<std::vector<std::byte>> spare_;
   bool inbox_closed_ = false;
   bool said_goodbye_ = false;
   std::thread delivery_;
