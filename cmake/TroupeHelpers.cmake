@@ -26,6 +26,20 @@ elseif(NOT TROUPE_SANITIZE STREQUAL "")
   message(FATAL_ERROR "TROUPE_SANITIZE must be '', 'thread' or 'address'")
 endif()
 
+# Fuzzing (tests/fuzz): libFuzzer's coverage instrumentation and ASan+UBSan on
+# everything, so the code under test is instrumented too; tests/fuzz links its
+# targets with -fsanitize=fuzzer (libFuzzer's main).
+if(TROUPE_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "TROUPE_FUZZ needs clang (libFuzzer)")
+  endif()
+  if(NOT TROUPE_SANITIZE STREQUAL "")
+    message(FATAL_ERROR "TROUPE_FUZZ brings its own sanitizers (address, undefined): leave TROUPE_SANITIZE empty")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g)
+  add_link_options(-fsanitize=address,undefined -fno-sanitize-recover=all)
+endif()
+
 # troupe_add_library(<name> SOURCES ... [DEPENDS ...])
 # Defines troupe_<name> with alias troupe::<name>; public headers in <name>/include.
 function(troupe_add_library name)
@@ -62,11 +76,16 @@ function(troupe_add_test name)
   endif()
   add_test(NAME ${name} COMMAND ${name} --gtest_color=no)
   set_tests_properties(${name} PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}")
+  troupe_set_test_environment(${name})
+endfunction()
+
+# troupe_set_test_environment(<test>): the sanitizer options a test runs with.
+function(troupe_set_test_environment test)
   if(TROUPE_SANITIZE STREQUAL "thread")
-    set_tests_properties(${name} PROPERTIES ENVIRONMENT
+    set_tests_properties(${test} PROPERTIES ENVIRONMENT
       "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=${PROJECT_SOURCE_DIR}/tests/tsan.supp")
   elseif(TROUPE_SANITIZE STREQUAL "address")
-    set_tests_properties(${name} PROPERTIES ENVIRONMENT
+    set_tests_properties(${test} PROPERTIES ENVIRONMENT
       "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
   endif()
 endfunction()

@@ -356,7 +356,20 @@ expected<std::shared_ptr<connection>> node_core::link_to(std::string_view node_n
     }
   }
   if (stopping_.load(std::memory_order_acquire)) return error(errc::system_stopped, "the node is shutting down");
-  if (host != 0 && host != host_) {
+  if (host == 0 || host == host_) {
+    // This host: shared memory. A node here that does not share this node's
+    // runtime directory (another one configured, another user) is not found
+    // there; if it listens on TCP, that is the way to it.
+    std::unique_lock dial_lock(dial_mutex_);
+    {
+      std::lock_guard lock(links_mutex_);
+      if (auto c = find_link(name)) return c;  // another thread dialed meanwhile
+    }
+    auto c = dial(name);
+    if (c || c.error().code() != errc::no_such_node || endpoint.empty()) return c;
+    dial_lock.unlock();
+  }
+  {
     // Another machine (or network stack): TCP.
     if (endpoint.empty()) {
       return error(errc::no_such_node, "node '" + name + "' is on another host and does not listen on TCP");
@@ -379,12 +392,6 @@ expected<std::shared_ptr<connection>> node_core::link_to(std::string_view node_n
     }
     return c;
   }
-  std::lock_guard dial_lock(dial_mutex_);
-  {
-    std::lock_guard lock(links_mutex_);
-    if (auto c = find_link(name)) return c;  // another thread dialed meanwhile
-  }
-  return dial(name);
 }
 
 expected<std::shared_ptr<connection>> node_core::link_to_endpoint(const std::string& where) {
@@ -396,11 +403,35 @@ expected<std::shared_ptr<connection>> node_core::link_to_endpoint(const std::str
       if (c->alive() && !c->closing() && c->peer()->endpoint == where) return c;
     }
   }
+  tcp_transport* transport = nullptr;
   try {
-    return tcp().dial(where, {}, std::chrono::steady_clock::now() + config_.connect_timeout);
+    transport = &tcp();
   } catch (const troupe_error& e) {
     return e.error();
   }
+  {
+    std::lock_guard lock(links_mutex_);
+    dialing_endpoints_.insert(where);
+  }
+  auto c = transport->dial(where, {}, std::chrono::steady_clock::now() + config_.connect_timeout);
+  {
+    std::lock_guard lock(links_mutex_);
+    dialing_endpoints_.erase(where);
+  }
+  return c;
+}
+
+expected<std::shared_ptr<connection>> node_core::await_endpoint(const std::string& where, time_limit until) {
+  std::unique_lock lock(links_mutex_);
+  std::shared_ptr<connection> found;
+  links_changed_.wait_until(lock, until, [&] {
+    for (auto& [name, c] : connections_) {
+      if (c->alive() && !c->closing() && c->peer()->endpoint == where) found = c;
+    }
+    return found != nullptr || stopping_.load(std::memory_order_acquire);
+  });
+  if (found) return found;
+  return error(errc::timeout, "no link to the node at " + where + " in time");
 }
 
 expected<std::shared_ptr<connection>> node_core::await_link(const std::string& node_name, time_limit until) {
@@ -414,7 +445,8 @@ expected<std::shared_ptr<connection>> node_core::await_link(const std::string& n
   return error(errc::timeout, "no link to node '" + node_name + "' in time");
 }
 
-std::optional<std::string> node_core::admit_link(const std::string& name, std::uint64_t incarnation) {
+std::optional<std::string> node_core::admit_link(const std::string& name, std::uint64_t incarnation,
+                                                 const std::string& endpoint) {
   std::lock_guard lock(links_mutex_);
   if (stopping_.load(std::memory_order_acquire)) return "node '" + config_.name + "' is shutting down";
   if (auto c = find_link(name); c && c->peer()->incarnation == incarnation) {
@@ -422,7 +454,8 @@ std::optional<std::string> node_core::admit_link(const std::string& name, std::u
   }
   // Both nodes dial each other at once: the dial of the node with the smaller
   // name wins, on both sides, so exactly one link remains.
-  if (dialing_.count(name) != 0 && config_.name < name) {
+  const bool dialing_it = dialing_.count(name) != 0 || (!endpoint.empty() && dialing_endpoints_.count(endpoint) != 0);
+  if (dialing_it && config_.name < name) {
     return "simultaneous dial: the link dialed by node '" + config_.name + "' is kept";
   }
   return std::nullopt;

@@ -299,7 +299,10 @@ class node_core {
   // An accepted TCP handshake from `name`: why it must be refused (a link to
   // that incarnation exists, or this node's own dial to it wins the tie), or
   // nothing. Closes links to an earlier incarnation of it.
-  std::optional<std::string> admit_link(const std::string& name, std::uint64_t incarnation);
+  std::optional<std::string> admit_link(const std::string& name, std::uint64_t incarnation,
+                                        const std::string& endpoint);
+  // Waits (without dialing) for a live link to the node at that TCP endpoint.
+  expected<std::shared_ptr<connection>> await_endpoint(const std::string& endpoint, time_limit until);
   // Starts a link made by a transport and makes it known.
   std::shared_ptr<connection> register_connection(std::shared_ptr<connection> c);
   // A TCP link ended: the transport re-dials unless it ended on purpose.
@@ -389,6 +392,7 @@ class node_core {
   std::vector<child_process> children_;
   std::mutex dial_mutex_;  // one dial at a time
   std::set<std::string> dialing_;  // TCP dials by name in progress (under links_mutex_)
+  std::set<std::string> dialing_endpoints_;  // ... and by endpoint
   // Where named nodes were last known to be: (host, endpoint) (under links_mutex_).
   std::map<std::string, std::pair<std::uint64_t, std::string>> contacts_;
   std::size_t handshakes_ = 0;  // running handshake threads (under links_mutex_)

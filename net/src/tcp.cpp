@@ -13,6 +13,7 @@
 #include <future>
 #include <limits>
 #include <map>
+#include <set>
 #include <random>
 #include <thread>
 
@@ -209,6 +210,25 @@ struct tcp_transport::impl {
     std::string last_error;
   };
   std::map<std::string, redial> redials;
+  // Nonces of this node's handshakes in progress: a challenge carrying one of
+  // them is a reflection of our own (see docs/security.md).
+  std::set<nonce> own_nonces;
+  struct nonce_scope {
+    impl& s;
+    nonce value;
+    nonce_scope(impl& owner, nonce n) : s(owner), value(n) {
+      std::lock_guard lock(s.mutex);
+      s.own_nonces.insert(value);
+    }
+    ~nonce_scope() {
+      std::lock_guard lock(s.mutex);
+      s.own_nonces.erase(value);
+    }
+  };
+  bool is_own(const nonce& n) const {
+    std::lock_guard lock(mutex);
+    return own_nonces.count(n) != 0;
+  }
   std::thread redialer;
   std::minstd_rand jitter_random{static_cast<std::minstd_rand::result_type>(random_u64())};
 
@@ -543,9 +563,11 @@ class tcp_connection final : public connection {
     }
   }
 
+  // A defect: this node ends the link on purpose (and does not re-dial a peer
+  // that broke the protocol), as for a defect found by the delivery thread.
   void fail(const std::string& defect) {
     set_close_reason("link to " + describe() + " closed: " + defect);
-    finish(close_reason(), /*deliberate=*/false);
+    finish(close_reason(), /*deliberate=*/true);
   }
 
   // --- writing (strand) ---
@@ -602,7 +624,9 @@ class tcp_connection final : public connection {
       if (stream_->plain.available(ec) == 0 || ec) {
         char text[160];
         std::snprintf(text, sizeof text, "nothing heard for %.0f ms (phi %.1f > %.1f)", silence, phi, fd.threshold);
-        return fail(std::string("failure detector: ") + text);
+        // Not a defect: the peer may come back (a healed partition), so it is re-dialed.
+        set_close_reason("link to " + describe() + " closed: failure detector: " + text);
+        return finish(close_reason(), /*deliberate=*/false);
       }
     }
     timer_.expires_after(fd.heartbeat_interval / 2);
@@ -873,6 +897,7 @@ void tcp_transport::impl::handshake_accepted(tcp::socket socket) noexcept {
       }
     }
     const nonce mine = fresh_nonce();
+    const nonce_scope registered(*this, mine);
     if (auto sent = io_steps.send(static_cast<std::uint32_t>(tcp_kind::challenge), encode_challenge(mine)); !sent) {
       return;
     }
@@ -881,25 +906,27 @@ void tcp_transport::impl::handshake_accepted(tcp::socket socket) noexcept {
     if (challenge->kind != static_cast<std::uint32_t>(tcp_kind::challenge)) return refuse("no challenge", "no challenge");
     auto theirs = parse_challenge(challenge->body);
     if (!theirs) return refuse(theirs.error().text(), theirs.error().text());
+    if (is_own(*theirs)) return refuse("a reflected challenge (one of this node's own nonces)", "authentication failed");
     auto proof = io_steps.receive(max_handshake_frame);
     if (!proof) return refuse("no proof: " + proof.error().text(), "no proof");
     if (proof->kind != static_cast<std::uint32_t>(tcp_kind::proof) || proof->body.size() < 32) {
       return refuse("no proof", "no proof");
     }
-    const auth_mac expected_mac = compute_mac(cookie, dialer_role, *theirs, mine);
+    const auto their_hello = std::span<const std::byte>(proof->body).subspan(32);
+    const auth_mac expected_mac = compute_mac(cookie, dialer_role, *theirs, mine, their_hello);
     if (!macs_equal(expected_mac, std::span(proof->body).first(32))) {
       // The peer learns nothing but the refusal; it never reaches an actor.
       return refuse("authentication failed (wrong cookie)", "authentication failed");
     }
-    auto hello = parse_hello(std::span(proof->body).subspan(32));
+    auto hello = parse_hello(their_hello);
     if (!hello) return refuse(hello.error().text(), hello.error().text());
     if (hello->name == node.name()) return refuse("a peer with this node's own name", "a node named like this one");
-    if (auto clash = node.admit_link(hello->name, hello->incarnation)) return refuse(*clash, *clash);
-    const auth_mac my_mac = compute_mac(cookie, acceptor_role, *theirs, mine);
-    const hello_info me = my_hello();
-    const auto schema = node.schema_table();
-    if (auto sent = io_steps.send(static_cast<std::uint32_t>(tcp_kind::welcome), my_mac, encode_hello(me, schema));
-        !sent) {
+    if (auto clash = node.admit_link(hello->name, hello->incarnation, hello->endpoint)) return refuse(*clash, *clash);
+    const std::vector<std::byte> my_hello_bytes = encode_hello(my_hello(), node.schema_table());
+    std::vector<std::byte> transcript(their_hello.begin(), their_hello.end());
+    transcript.insert(transcript.end(), my_hello_bytes.begin(), my_hello_bytes.end());
+    const auth_mac my_mac = compute_mac(cookie, acceptor_role, *theirs, mine, transcript);
+    if (auto sent = io_steps.send(static_cast<std::uint32_t>(tcp_kind::welcome), my_mac, my_hello_bytes); !sent) {
       return;
     }
     (void)make_link(std::move(stream), io_steps.take_leftover(), std::move(*hello));  // null if stopping
@@ -935,7 +962,9 @@ expected<std::shared_ptr<connection>> tcp_transport::impl::dial(const std::strin
   auto stream = wrap(tcp::socket(io));
   handshake_io io_steps(io, *stream, until);
   auto unreachable = [&](const error& e) {
-    return error(e.code() == errc::timeout ? errc::timeout : errc::no_such_node,
+    // A TLS alert (our certificate refused) is a refusal, not an absent node.
+    const bool tls_refusal = e.text().find("TLS: ") != std::string::npos;
+    return error(e.code() == errc::timeout ? errc::timeout : tls_refusal ? errc::connection_lost : errc::no_such_node,
                  "no node reachable at " + where + " (" + e.text() + ")");
   };
   if (auto ok = io_steps.connect(endpoints); !ok) return unreachable(ok.error());
@@ -945,6 +974,7 @@ expected<std::shared_ptr<connection>> tcp_transport::impl::dial(const std::strin
     }
   }
   const nonce mine = fresh_nonce();
+  const nonce_scope registered(*this, mine);
   if (auto ok = io_steps.send(static_cast<std::uint32_t>(tcp_kind::challenge), encode_challenge(mine)); !ok) {
     return unreachable(ok.error());
   }
@@ -960,10 +990,13 @@ expected<std::shared_ptr<connection>> tcp_transport::impl::dial(const std::strin
   }
   auto theirs = parse_challenge(challenge->body);
   if (!theirs) return error(theirs.error().code(), where + ": " + theirs.error().text());
-  const auth_mac my_mac = compute_mac(cookie, dialer_role, mine, *theirs);
-  const auto schema = node.schema_table();
-  if (auto ok = io_steps.send(static_cast<std::uint32_t>(tcp_kind::proof), my_mac, encode_hello(my_hello(), schema));
-      !ok) {
+  if (is_own(*theirs)) {
+    node.log("refused the link to " + where + ": it reflected one of this node's own challenges");
+    return error(errc::connection_lost, where + " reflected this node's own challenge (an attack?)");
+  }
+  const std::vector<std::byte> my_hello_bytes = encode_hello(my_hello(), node.schema_table());
+  const auth_mac my_mac = compute_mac(cookie, dialer_role, mine, *theirs, my_hello_bytes);
+  if (auto ok = io_steps.send(static_cast<std::uint32_t>(tcp_kind::proof), my_mac, my_hello_bytes); !ok) {
     return unreachable(ok.error());
   }
   auto answer = io_steps.receive(max_handshake_frame);
@@ -972,21 +1005,23 @@ expected<std::shared_ptr<connection>> tcp_transport::impl::dial(const std::strin
     std::string text(reinterpret_cast<const char*>(answer->body.data()), std::min<std::size_t>(answer->body.size(), 512));
     if (text.starts_with("already linked") || text.starts_with("simultaneous dial")) {
       // The other direction's link is (about to be) the one: use it.
-      if (!expected_name.empty()) {
-        if (auto c = node.await_link(expected_name, until)) return c;
-      }
+      auto c = expected_name.empty() ? node.await_endpoint(where, until) : node.await_link(expected_name, until);
+      if (c) return c;
     }
     return error(errc::connection_lost, where + " refused the link: " + text);
   }
   if (answer->kind != static_cast<std::uint32_t>(tcp_kind::welcome) || answer->body.size() < 32) {
     return error(errc::malformed_message, where + " answered the proof with something else than a welcome");
   }
-  const auth_mac their_mac = compute_mac(cookie, acceptor_role, mine, *theirs);
+  const auto their_hello = std::span<const std::byte>(answer->body).subspan(32);
+  std::vector<std::byte> transcript = my_hello_bytes;
+  transcript.insert(transcript.end(), their_hello.begin(), their_hello.end());
+  const auth_mac their_mac = compute_mac(cookie, acceptor_role, mine, *theirs, transcript);
   if (!macs_equal(their_mac, std::span(answer->body).first(32))) {
     node.log("refused the link to " + where + ": it failed to prove the cookie");
     return error(errc::connection_lost, where + " failed authentication (a different cookie)");
   }
-  auto hello = parse_hello(std::span(answer->body).subspan(32));
+  auto hello = parse_hello(their_hello);
   if (!hello) return error(hello.error().code(), where + ": " + hello.error().text());
   if (!expected_name.empty() && hello->name != expected_name) {
     return error(errc::no_such_node, where + " is node '" + hello->name + "', not '" + expected_name + "'");
@@ -999,7 +1034,13 @@ expected<std::shared_ptr<connection>> tcp_transport::impl::dial(const std::strin
 
 expected<std::shared_ptr<connection>> tcp_transport::dial(const std::string& endpoint,
                                                           const std::string& expected_name, time_limit until) {
-  return impl_->dial(endpoint, expected_name, until);
+  try {
+    return impl_->dial(endpoint, expected_name, until);
+  } catch (const troupe_error& e) {
+    return e.error();  // no randomness for a nonce, say
+  } catch (const std::exception& e) {
+    return error(errc::connection_lost, "dialing " + endpoint + " failed: " + e.what());
+  }
 }
 
 // --- re-dialing --------------------------------------------------------------------------------

@@ -166,15 +166,18 @@ expected<nonce> parse_challenge(std::span<const std::byte> body) {
   return n;
 }
 
-auth_mac compute_mac(std::string_view cookie, std::string_view role, const nonce& dialer, const nonce& acceptor) {
+auth_mac compute_mac(std::string_view cookie, std::string_view role, const nonce& dialer, const nonce& acceptor,
+                     std::span<const std::byte> transcript) {
   std::vector<unsigned char> data;
-  data.reserve(role.size() + 1 + 2 * dialer.size());
+  data.reserve(role.size() + 1 + 2 * dialer.size() + transcript.size());
   data.insert(data.end(), role.begin(), role.end());
   data.push_back(0);  // the label ends here: no role is a prefix of another's input
   for (const nonce* n : {&dialer, &acceptor}) {
     const auto* p = reinterpret_cast<const unsigned char*>(n->data());
     data.insert(data.end(), p, p + n->size());
   }
+  const auto* t = reinterpret_cast<const unsigned char*>(transcript.data());
+  data.insert(data.end(), t, t + transcript.size());
   auth_mac mac{};
   unsigned int length = 0;
   if (HMAC(EVP_sha256(), cookie.data(), static_cast<int>(cookie.size()), data.data(), data.size(),
@@ -216,13 +219,19 @@ expected<void> create_cookie(const std::string& path) {
     text += hex[c & 15];
   }
   text += '\n';
-  unique_fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd) {
-    if (errno == EEXIST) return {};  // another node made it first: read theirs
-    return error(errc::connection_lost, errno_text(("create " + path).c_str()));
-  }
-  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    return error(errc::connection_lost, errno_text(("write " + path).c_str()));
+  // Written whole under a temporary name, then linked into place: a node that
+  // starts at the same moment reads either no file or the whole cookie.
+  std::string temporary = path + ".XXXXXX";
+  unique_fd fd(::mkostemp(temporary.data(), O_CLOEXEC));  // mode 0600
+  if (!fd) return error(errc::connection_lost, errno_text(("create " + temporary).c_str()));
+  const bool written = ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  const int link_result = written ? ::link(temporary.c_str(), path.c_str()) : -1;
+  const int link_errno = errno;
+  ::unlink(temporary.c_str());
+  if (!written) return error(errc::connection_lost, "could not write the cookie file " + path);
+  if (link_result != 0 && link_errno != EEXIST) {  // EEXIST: another node made it first; read theirs
+    errno = link_errno;
+    return error(errc::connection_lost, errno_text(("link " + path).c_str()));
   }
   return {};
 }

@@ -78,10 +78,15 @@ using auth_mac = std::array<std::byte, 32>;
 nonce fresh_nonce();
 std::vector<std::byte> encode_challenge(const nonce& n);
 expected<nonce> parse_challenge(std::span<const std::byte> body);
-// HMAC-SHA256(cookie, role || dialer nonce || acceptor nonce). Each side proves
-// under its own role label, so a proof cannot be reflected back to its maker,
-// and both fresh nonces are in it, so it cannot be replayed.
-auth_mac compute_mac(std::string_view cookie, std::string_view role, const nonce& dialer, const nonce& acceptor);
+// HMAC-SHA256(cookie, role || 0 || dialer nonce || acceptor nonce || transcript).
+// Each side proves under its own role label; both fresh nonces are in it, so
+// it cannot be replayed; and the transcript binds the proof to the hellos it
+// comes with (the dialer's proof: its own hello; the acceptor's: both), so a
+// node tricked into dialing an attacker while the attacker dials it cannot
+// have its own proof relayed back to it: the relayed hello carries its own
+// name, which it refuses.
+auth_mac compute_mac(std::string_view cookie, std::string_view role, const nonce& dialer, const nonce& acceptor,
+                     std::span<const std::byte> transcript = {});
 // Constant time (CRYPTO_memcmp): no timing tells an attacker how much matched.
 bool macs_equal(const auth_mac& a, std::span<const std::byte> b) noexcept;
 inline constexpr std::string_view dialer_role = "troupe dialer v2";

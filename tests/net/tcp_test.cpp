@@ -194,8 +194,9 @@ int handshake_as(const std::string& endpoint, const std::string& secret, const s
   h.incarnation = 42;
   h.anchor_id = 1;
   h.host = 7;
-  const auto mac = td::compute_mac(secret, td::dialer_role, mine, *theirs);
-  send_all(fd, frame(static_cast<std::uint32_t>(td::tcp_kind::proof), mac, td::encode_hello(h, {})));
+  const std::vector<std::byte> hello = td::encode_hello(h, {});
+  const auto mac = td::compute_mac(secret, td::dialer_role, mine, *theirs, hello);
+  send_all(fd, frame(static_cast<std::uint32_t>(td::tcp_kind::proof), mac, hello));
   raw_frame welcome = read_frame(fd, buffer);
   if (answer != nullptr) *answer = welcome;
   return fd;
@@ -241,6 +242,33 @@ TEST_F(tcp_test, a_ref_sent_over_tcp_arrives_as_a_working_ref) {
   EXPECT_EQ(f.get(), 7);
 }
 
+// Nodes on one host that do not share a runtime directory cannot meet over
+// shared memory: a ref to a third such node is reached at its TCP endpoint.
+TEST_F(tcp_test, a_ref_to_a_third_node_outside_the_runtime_directory_is_reached_over_tcp) {
+  troupe::test_support::watchdog guard;
+  auto own_dir = [&](const std::string& name) {
+    troupe::node_config cfg = tcp_config(name);
+    cfg.runtime_dir = dir_ + "/" + name;
+    std::filesystem::create_directory(cfg.runtime_dir);
+    std::filesystem::permissions(cfg.runtime_dir, std::filesystem::perms::owner_all);
+    return cfg;
+  };
+  std::promise<std::int64_t> got;
+  troupe::node a(own_dir("a"));
+  troupe::node b(own_dir("b"));
+  troupe::node c(own_dir("c"));
+  b.publish("relay", b.spawn<relay>());
+  c.publish("probe", c.spawn<probe>(&got));
+  auto r = a.lookup<relay_protocol>(b.endpoint() + "/relay");
+  auto p = a.lookup<probe_protocol>(c.endpoint() + "/probe");
+  ASSERT_TRUE(r) << r.error();
+  ASSERT_TRUE(p) << p.error();
+  r->tell(call_back{*p, 9});  // b has no link to c yet
+  auto f = got.get_future();
+  ASSERT_EQ(f.wait_for(20s), std::future_status::ready);
+  EXPECT_EQ(f.get(), 9);
+}
+
 TEST_F(tcp_test, a_remote_actor_stopping_and_a_node_leaving_are_reported_down) {
   troupe::test_support::watchdog guard;
   troupe::node a(tcp_config("a"));
@@ -284,6 +312,51 @@ TEST_F(tcp_test, a_peer_with_the_wrong_cookie_is_refused_and_never_reaches_an_ac
   auto g = b.lookup<greeter_protocol>(a.endpoint() + "/greeter");
   ASSERT_TRUE(g) << g.error();
   EXPECT_EQ(g->ask(greet{"b"}, 10s).get(), "hello b");
+}
+
+// The reflection attack: the attacker makes a node dial it while it also dials
+// the node, and swaps the node's own challenges between the two connections,
+// so that the node would compute, as dialer, the very proof its acceptor
+// expects. The node notices its own nonce coming back (and its proof is bound
+// to its own hello, which names itself); no link is made.
+TEST_F(tcp_test, a_reflected_challenge_is_refused) {
+  troupe::test_support::watchdog guard;
+  troupe::node_config cfg = tcp_config("a");
+  cfg.connect_timeout = 1s;  // the half-done handshake we leave behind ends sooner
+  troupe::node a(cfg);
+  a.publish("greeter", a.spawn<greeter>());
+  // The attacker's listener, which a will be made to dial.
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  socklen_t length = sizeof addr;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &length);
+  const std::string attacker = "tcp://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  auto dialed = std::async(std::launch::async, [&] { return a.connect(attacker); });
+  const int as_acceptor = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);  // a dials us
+  ASSERT_GE(as_acceptor, 0);
+  std::vector<std::byte> buf1, buf2;
+  const raw_frame dialer_challenge = read_frame(as_acceptor, buf1);
+  ASSERT_EQ(dialer_challenge.kind, static_cast<std::uint32_t>(td::tcp_kind::challenge));
+  const int as_dialer = dial_raw(a.endpoint());  // we dial a
+  ASSERT_GE(as_dialer, 0);
+  const raw_frame acceptor_challenge = read_frame(as_dialer, buf2);
+  ASSERT_EQ(acceptor_challenge.kind, static_cast<std::uint32_t>(td::tcp_kind::challenge));
+  // Swap: each side gets a's own nonce from the other connection.
+  send_all(as_acceptor, frame(acceptor_challenge.kind, acceptor_challenge.body));
+  send_all(as_dialer, frame(dialer_challenge.kind, dialer_challenge.body));
+  auto result = dialed.get();
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().text().find("reflected"), std::string::npos) << result.error();
+  // No proof came out of a to relay; the connection we dialed gets no welcome.
+  const raw_frame proof = read_frame(as_acceptor, buf1, 5s);
+  EXPECT_NE(proof.kind, static_cast<std::uint32_t>(td::tcp_kind::proof));
+  const raw_frame answer = read_frame(as_dialer, buf2, 5s);
+  EXPECT_NE(answer.kind, static_cast<std::uint32_t>(td::tcp_kind::welcome));
+  for (int fd : {as_acceptor, as_dialer, listener}) ::close(fd);
 }
 
 TEST_F(tcp_test, garbage_and_oversized_frames_close_only_that_connection) {
@@ -518,6 +591,10 @@ TEST(tcp_wire, macs_depend_on_cookie_role_and_both_nonces) {
   EXPECT_FALSE(td::macs_equal(m, td::compute_mac("cookie-cookie-cookie", td::acceptor_role, n1, n2)));
   EXPECT_FALSE(td::macs_equal(m, td::compute_mac("cookie-cookie-cookie", td::dialer_role, n2, n1)));
   EXPECT_FALSE(td::macs_equal(m, std::span(m).first(31)));
+  // The transcript (the hellos) is part of the proof.
+  const std::vector<std::byte> hello1(10, std::byte{1}), hello2(10, std::byte{2});
+  EXPECT_FALSE(td::macs_equal(td::compute_mac("cookie-cookie-cookie", td::dialer_role, n1, n2, hello1),
+                              td::compute_mac("cookie-cookie-cookie", td::dialer_role, n1, n2, hello2)));
 }
 
 TEST(tcp_wire, endpoints_parse_strictly) {

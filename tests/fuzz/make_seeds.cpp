@@ -1,0 +1,342 @@
+// Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/<target>/):
+// a few valid inputs made with the real encoders, so the fuzzers start past the
+// magic numbers and length fields, and a few near misses. The corpus is exactly
+// this program's output; `--check` (a ctest) fails when it is stale, e.g. after
+// a wire format change, so that the fuzzers never start from dead seeds.
+//
+//   build/test/tests/fuzz/make_seeds tests/fuzz/corpus           # rewrite
+//   build/test/tests/fuzz/make_seeds --check tests/fuzz/corpus   # compare
+//
+// Findings do not go here but to tests/fuzz/regressions/<target>/.
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "fuzz_message_types.hpp"
+#include "wire.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace wire = troupe::detail;
+using namespace std::chrono_literals;
+using bytes = std::vector<std::byte>;
+
+// target -> file name -> content
+using corpus = std::map<std::string, std::map<std::string, bytes>>;
+
+bytes text(std::string_view s) {
+  bytes out(s.size());
+  if (!s.empty()) std::memcpy(out.data(), s.data(), s.size());
+  return out;
+}
+
+bytes concat(bytes a, const bytes& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+template <class T>
+bytes scalar(T value) {
+  bytes out;
+  troupe::wire_writer(out).write_scalar(value);
+  return out;
+}
+
+bytes frame(std::uint32_t kind, const bytes& body) {
+  bytes out;
+  wire::append_frame(out, kind, body);
+  return out;
+}
+
+// A frame head alone, declaring `length` body bytes.
+bytes head(std::uint32_t length, std::uint32_t kind) { return concat(scalar(length), scalar(kind)); }
+
+wire::nonce counting_nonce(std::uint8_t first) {
+  wire::nonce n{};
+  for (std::size_t i = 0; i < n.size(); ++i) n[i] = static_cast<std::byte>(first + i);
+  return n;
+}
+
+using schema_list = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
+
+wire::hello_info sample_hello(std::string endpoint, std::uint64_t ring_bytes) {
+  wire::hello_info h;
+  h.name = "alpha";
+  h.incarnation = 7;
+  h.anchor_id = 3;
+  h.ring_bytes = ring_bytes;
+  h.host = 0x0123456789abcdefull;
+  h.endpoint = std::move(endpoint);
+  return h;
+}
+
+const schema_list three_types{{1, 0x1111}, {2, 0x2222}, {0xfedcba9876543210ull, 0x3333}};
+
+void frame_seeds(corpus& out) {
+  auto& seeds = out["fuzz_frames"];
+  const auto kind = [](wire::tcp_kind k) { return static_cast<std::uint32_t>(k); };
+  const bytes challenge = frame(kind(wire::tcp_kind::challenge), wire::encode_challenge(counting_nonce(0)));
+  const bytes hello = wire::encode_hello(sample_hello("tcp://10.0.0.2:4000", 0), three_types);
+  const wire::auth_mac mac =
+      wire::compute_mac("0123456789abcdef0123456789abcdef", wire::dialer_role, counting_nonce(0), counting_nonce(32));
+  const bytes proof = frame(kind(wire::tcp_kind::proof), concat(bytes(mac.begin(), mac.end()), hello));
+
+  seeds["challenge"] = challenge;
+  seeds["dialer_handshake"] = concat(challenge, proof);
+  seeds["refusal"] = frame(kind(wire::tcp_kind::refusal), text("name taken"));
+  seeds["records"] = concat(concat(frame(1, text("abc")), frame(2, {})), frame(3, bytes(40, std::byte{7})));
+  seeds["empty_body"] = frame(9, {});
+  // The first byte is the tiny limit: 4 here, so the 8-byte body is a defect there.
+  seeds["tiny_limit"] = concat(frame(5, text("1234")), frame(6, text("12345678")));
+  seeds["truncated_body"] = concat(head(40, 1), bytes(10, std::byte{1}));
+  bytes partial = head(16, 2);
+  partial.resize(5);
+  seeds["partial_head"] = partial;
+  seeds["oversized"] = concat(head(32u << 20, 1), text("and a little"));
+  seeds["frame_then_partial"] = concat(frame(4, text("ok")), bytes(3, std::byte{0}));
+}
+
+void handshake_seeds(corpus& out) {
+  auto& seeds = out["fuzz_handshake"];
+  const bytes challenge = wire::encode_challenge(counting_nonce(1));
+  seeds["challenge"] = challenge;
+  seeds["challenge_trailing_byte"] = concat(challenge, bytes{std::byte{0}});
+  seeds["challenge_old_version"] = concat(concat(scalar(wire::hello_magic), scalar(std::uint16_t{1})),
+                                          bytes(challenge.begin() + 6, challenge.end()));
+
+  const bytes hello_tcp = wire::encode_hello(sample_hello("tcp://10.0.0.2:4000", 0), three_types);
+  seeds["hello_tcp"] = hello_tcp;
+  seeds["hello_shm"] = wire::encode_hello(sample_hello("", 1u << 20), {});
+  seeds["hello_ipv6"] = wire::encode_hello(sample_hello("tcp://[fe80::1%eth0]:4000", 0), three_types);
+  const schema_list unsorted{{9, 1}, {3, 2}, {5, 3}};
+  seeds["hello_unsorted_schema"] = wire::encode_hello(sample_hello("", 0), unsorted);
+  const schema_list twice{{4, 1}, {4, 2}};
+  seeds["hello_schema_twice"] = wire::encode_hello(sample_hello("", 0), twice);
+  wire::hello_info bad_name = sample_hello("", 0);
+  bad_name.name = "a/b";
+  seeds["hello_bad_name"] = wire::encode_hello(bad_name, {});
+  wire::hello_info zero = sample_hello("", 0);
+  zero.incarnation = 0;
+  seeds["hello_incarnation_0"] = wire::encode_hello(zero, {});
+  seeds["hello_bad_endpoint"] = wire::encode_hello(sample_hello("tcp://host:0", 0), {});
+  seeds["hello_trailing_byte"] = concat(hello_tcp, bytes{std::byte{0}});
+
+  const wire::auth_mac mac =
+      wire::compute_mac("0123456789abcdef0123456789abcdef", wire::acceptor_role, counting_nonce(0), counting_nonce(32));
+  seeds["welcome_body"] = concat(bytes(mac.begin(), mac.end()), hello_tcp);
+
+  seeds["endpoint_v4"] = text("tcp://10.0.0.2:4000");
+  seeds["endpoint_v6"] = text("tcp://[::1]:65535");
+  seeds["endpoint_name"] = text("tcp://node-1.example.com:80");
+  seeds["endpoint_any_port"] = text("tcp://0.0.0.0:0");
+  seeds["endpoint_bad_port"] = text("tcp://host:99999");
+  seeds["endpoint_unclosed"] = text("tcp://[::1:4000");
+  seeds["cookie"] = text("3f1c9a0b6d2e48f7a5c1e9b2d4f60817");
+}
+
+template <class T, std::size_t I = 0>
+constexpr std::size_t case_index() {
+  static_assert(I < troupe::fuzz::case_count, "not in troupe::fuzz::message_cases");
+  if constexpr (std::is_same_v<typename std::tuple_element_t<I, troupe::fuzz::message_cases>::type, T>) {
+    return I;
+  } else {
+    return case_index<T, I + 1>();
+  }
+}
+
+template <class T>
+bytes selected(const bytes& payload) {
+  return concat(bytes{static_cast<std::byte>(case_index<T>())}, payload);
+}
+template <class T>
+bytes selected_value(const T& value) {
+  return selected<T>(troupe::to_bytes(value));
+}
+
+bytes protocol_message(std::size_t index, const bytes& payload) {
+  return concat(bytes{static_cast<std::byte>(troupe::fuzz::case_count + index)}, payload);
+}
+
+troupe::fuzz::order sample_order() {
+  troupe::fuzz::order o;
+  o.id = 42;
+  o.urgent = true;
+  o.tint = troupe::fuzz::color::blue;
+  o.customer = "alice";
+  o.route = {{1, 2}, {3, -4}};
+  o.note = "fragile";
+  o.lines = {{"apples", 3}, {"pears", -1}};
+  o.tags = {1, 7};
+  o.extra = std::string("gift");
+  o.window = {-3, 99};
+  o.meta = {true, "m", {1, 2, 3, 4}};
+  o.timeout = 1500ms;
+  o.placed = std::chrono::system_clock::time_point(1700000000s);
+  o.total = troupe::fuzz::money(12, 34);
+  return o;
+}
+
+void message_seeds(corpus& out) {
+  using namespace troupe::fuzz;
+  auto& seeds = out["fuzz_messages"];
+  seeds["i64"] = selected_value(std::int64_t{-123456789});
+  seeds["bool_2"] = selected<bool>({std::byte{2}});
+  seeds["enum_u8"] = selected_value(color::green);
+  seeds["string"] = selected_value(std::string("hello"));
+  seeds["string_overlong_length"] = selected<std::string>({std::byte{0x81}, std::byte{0x00}, std::byte{'a'}});
+  seeds["string_huge_length"] = selected<std::string>(
+      {std::byte{0xff}, std::byte{0xff}, std::byte{0xff}, std::byte{0xff}, std::byte{0x0f}, std::byte{'a'}});
+  seeds["vector_i32"] = selected_value(std::vector<std::int32_t>{1, -2, 3});
+  seeds["vector_bool"] = selected_value(std::vector<bool>{true, false, true});
+  seeds["vector_string"] = selected_value(std::vector<std::string>{"a", "", "bc"});
+  std::array<std::uint8_t, 16> raw{};
+  for (std::size_t i = 0; i < raw.size(); ++i) raw[i] = static_cast<std::uint8_t>(i * 17);
+  seeds["array_u8"] = selected_value(raw);
+  seeds["map"] = selected_value(std::map<std::string, std::int64_t>{{"a", 1}, {"b", -2}});
+  // Keys out of order: accepted, re-encoded sorted.
+  seeds["map_unsorted"] = selected<std::map<std::string, std::int64_t>>(
+      concat(concat(bytes{std::byte{2}}, troupe::to_bytes(std::pair<std::string, std::int64_t>{"b", 2})),
+             troupe::to_bytes(std::pair<std::string, std::int64_t>{"a", 1})));
+  seeds["map_key_twice"] = selected<std::map<std::string, std::int64_t>>(
+      concat(concat(bytes{std::byte{2}}, troupe::to_bytes(std::pair<std::string, std::int64_t>{"a", 2})),
+             troupe::to_bytes(std::pair<std::string, std::int64_t>{"a", 1})));
+  // One element each: the unordered containers' byte order is then fixed.
+  seeds["unordered_map"] = selected_value(std::unordered_map<std::uint32_t, std::string>{{5, "five"}});
+  seeds["set"] = selected_value(std::set<std::int32_t>{-1, 0, 1});
+  seeds["unordered_set"] = selected_value(std::unordered_set<std::string>{"only"});
+  seeds["optional"] = selected_value(std::optional<std::string>("here"));
+  seeds["optional_flag_2"] = selected<std::optional<std::string>>({std::byte{2}});
+  using choice = std::variant<std::monostate, std::int32_t, std::string, point>;
+  seeds["variant"] = selected_value(choice(point{5, 6}));
+  seeds["variant_index_9"] = selected<choice>({std::byte{9}});
+  seeds["tuple"] = selected_value(std::tuple<std::int8_t, std::string, bool>{-1, "t", false});
+  seeds["pair"] = selected_value(std::pair<std::uint32_t, std::vector<std::uint8_t>>{7, {1, 2}});
+  seeds["duration"] = selected_value(std::chrono::milliseconds(250));
+  seeds["point"] = selected_value(point{-1, 1});
+  seeds["vector_point"] = selected_value(std::vector<point>{{1, 2}, {3, 4}});
+  seeds["vector_sample"] = selected_value(std::vector<sample>{{0.5, 2.0F, 1}, {-1.0, 0.25F, 2}});
+  seeds["padded"] = selected_value(padded{'p', 77});
+  seeds["money"] = selected_value(money(10, 99));
+  seeds["money_bad_cents"] = selected<money>(concat(scalar(std::int64_t{1}), scalar(std::int32_t{150})));
+  seeds["order"] = selected_value(sample_order());
+  seeds["with_null_ref"] = selected_value(with_ref{"nobody", {}});
+  // A ref to actor 5 on node "peer" (encode_address in net/src/remote.cpp:
+  // node, incarnation, id, host, endpoint); only a node can resolve it.
+  const bytes named_ref =
+      concat(concat(concat(troupe::to_bytes(std::string("peer")), scalar(std::uint64_t{1})), scalar(std::uint64_t{5})),
+             concat(scalar(std::uint64_t{0x77}), troupe::to_bytes(std::string("tcp://10.0.0.3:4000"))));
+  seeds["with_named_ref"] = selected<with_ref>(concat(troupe::to_bytes(std::string("to peer")), named_ref));
+  using nested = std::optional<std::map<std::int16_t, std::vector<std::optional<bool>>>>;
+  seeds["nested"] = selected_value(nested(std::map<std::int16_t, std::vector<std::optional<bool>>>{
+      {-2, {true, std::nullopt}}, {3, {}}}));
+
+  using slots = std::vector<std::optional<std::array<std::uint8_t, 256>>>;
+  seeds["optional_slots"] = selected_value(slots{std::nullopt, std::array<std::uint8_t, 256>{9}, std::nullopt});
+
+  seeds["protocol_point"] = protocol_message(0, troupe::to_bytes(point{8, 9}));
+  seeds["protocol_order"] = protocol_message(1, troupe::to_bytes(sample_order()));
+  seeds["protocol_with_named_ref"] = protocol_message(2, concat(troupe::to_bytes(std::string("x")), named_ref));
+  seeds["protocol_lookup"] = protocol_message(3, troupe::to_bytes(lookup{"key"}));
+  seeds["protocol_lookup_trailing_byte"] =
+      protocol_message(3, concat(troupe::to_bytes(lookup{"key"}), bytes{std::byte{1}}));
+}
+
+bool read_file(const fs::path& path, bytes& content) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  const std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  content.resize(chars.size());
+  if (!chars.empty()) std::memcpy(content.data(), chars.data(), chars.size());
+  return true;
+}
+
+bool write_file(const fs::path& path, const bytes& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(content.data()), static_cast<std::streamsize>(content.size()));
+  return static_cast<bool>(out);
+}
+
+// Rewrites each target's directory to hold exactly the seeds.
+int write_corpus(const corpus& seeds, const fs::path& root) {
+  for (const auto& [target, files] : seeds) {
+    const fs::path dir = root / target;
+    std::error_code error;
+    fs::remove_all(dir, error);
+    fs::create_directories(dir, error);
+    if (error) {
+      std::fprintf(stderr, "make_seeds: cannot create %s: %s\n", dir.c_str(), error.message().c_str());
+      return 1;
+    }
+    for (const auto& [name, content] : files) {
+      if (!write_file(dir / name, content)) {
+        std::fprintf(stderr, "make_seeds: cannot write %s\n", (dir / name).c_str());
+        return 1;
+      }
+    }
+    std::printf("%s: %zu seeds\n", dir.c_str(), files.size());
+  }
+  return 0;
+}
+
+int check_corpus(const corpus& seeds, const fs::path& root) {
+  int stale = 0;
+  for (const auto& [target, files] : seeds) {
+    const fs::path dir = root / target;
+    std::set<std::string> present;
+    std::error_code error;
+    for (fs::directory_iterator it(dir, error), end; !error && it != end; it.increment(error)) {
+      present.insert(it->path().filename().string());
+    }
+    for (const auto& [name, content] : files) {
+      bytes stored;
+      if (!read_file(dir / name, stored)) {
+        std::fprintf(stderr, "make_seeds: %s is missing\n", (dir / name).c_str());
+        ++stale;
+      } else if (stored != content) {
+        std::fprintf(stderr, "make_seeds: %s differs from what make_seeds writes now\n", (dir / name).c_str());
+        ++stale;
+      }
+      present.erase(name);
+    }
+    for (const std::string& name : present) {
+      std::fprintf(stderr, "make_seeds: %s is not a seed (findings go to tests/fuzz/regressions/)\n",
+                   (dir / name).c_str());
+      ++stale;
+    }
+  }
+  if (stale != 0) {
+    std::fprintf(stderr, "make_seeds: the seed corpus is stale; rewrite it with: make_seeds %s\n", root.c_str());
+    return 1;
+  }
+  std::printf("make_seeds: the seed corpus in %s is current\n", root.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool check = argc == 3 && std::string_view(argv[1]) == "--check";
+  if (argc != 2 && !check) {
+    std::fprintf(stderr, "usage: make_seeds [--check] <tests/fuzz/corpus>\n");
+    return 2;
+  }
+  corpus seeds;
+  frame_seeds(seeds);
+  handshake_seeds(seeds);
+  message_seeds(seeds);
+  const fs::path root = argv[argc - 1];
+  return check ? check_corpus(seeds, root) : write_corpus(seeds, root);
+}
