@@ -29,7 +29,7 @@ thread_local const connection* reading_connection = nullptr;
 }  // namespace
 
 connection::connection(node_core& node, std::shared_ptr<peer_info> peer,
-                       std::unordered_map<std::uint64_t, std::uint64_t> peer_schema)
+                       schema_map peer_schema)
     : node_(node), peer_(std::move(peer)), peer_schema_(std::move(peer_schema)) {}
 
 void connection::set_close_reason(const std::string& why) {
@@ -44,7 +44,7 @@ std::string connection::close_reason() const {
 
 shm_connection::shm_connection(node_core& node, unique_fd socket, mapped_memory memory, spsc_ring out, spsc_ring in,
                                std::shared_ptr<peer_info> peer,
-                               std::unordered_map<std::uint64_t, std::uint64_t> peer_schema)
+                               schema_map peer_schema)
     : connection(node, std::move(peer), std::move(peer_schema)),
       socket_(std::move(socket)),
       memory_(std::move(memory)),

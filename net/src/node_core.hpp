@@ -40,6 +40,7 @@
 #include "troupe/net/detail/remote.hpp"
 #include "troupe/net/node.hpp"
 #include "tcp.hpp"
+#include "wire.hpp"
 
 namespace troupe::detail {
 
@@ -112,7 +113,7 @@ class write_lock {
 class connection : public std::enable_shared_from_this<connection> {
  public:
   connection(node_core& node, std::shared_ptr<peer_info> peer,
-             std::unordered_map<std::uint64_t, std::uint64_t> peer_schema);
+             schema_map peer_schema);
   virtual ~connection() = default;
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
@@ -186,7 +187,7 @@ class connection : public std::enable_shared_from_this<connection> {
   std::optional<std::string> handle_reply(std::span<const std::byte> body);
   std::optional<std::string> handle_control_result(std::span<const std::byte> body);
 
-  const std::unordered_map<std::uint64_t, std::uint64_t> peer_schema_;  // type id -> fingerprint
+  const schema_map peer_schema_;  // type id -> fingerprint
 
   // Remote asks in flight and control requests.
   std::mutex pending_mutex_;
@@ -223,7 +224,7 @@ class connection : public std::enable_shared_from_this<connection> {
 class shm_connection final : public connection {
  public:
   shm_connection(node_core& node, unique_fd socket, mapped_memory memory, spsc_ring out, spsc_ring in,
-                 std::shared_ptr<peer_info> peer, std::unordered_map<std::uint64_t, std::uint64_t> peer_schema);
+                 std::shared_ptr<peer_info> peer, schema_map peer_schema);
   ~shm_connection() override;
 
   void start() override;

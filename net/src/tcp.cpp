@@ -250,7 +250,7 @@ class tcp_connection final : public connection {
  public:
   tcp_connection(node_core& node, tcp_transport::impl& transport, std::unique_ptr<tcp_stream> stream,
                  std::vector<std::byte> leftover, std::shared_ptr<peer_info> peer,
-                 std::unordered_map<std::uint64_t, std::uint64_t> schema)
+                 schema_map schema)
       : connection(node, std::move(peer), std::move(schema)),
         transport_(transport),
         strand_(asio::make_strand(transport.io)),

@@ -58,7 +58,8 @@ expected<hello_info> parse_hello(std::span<const std::byte> bytes) {
   if (!in.read_scalar(magic) || magic != hello_magic) {
     return error(errc::malformed_message, "not a troupe node (bad magic)");
   }
-  if (!in.read_scalar(version) || version != wire_version) {
+  if (!in.read_scalar(version)) return error(errc::malformed_message, "truncated: no wire version");
+  if (version != wire_version) {
     return error(errc::protocol_mismatch,
                  "wire version " + std::to_string(version) + ", this node speaks " + std::to_string(wire_version));
   }
@@ -75,7 +76,6 @@ expected<hello_info> parse_hello(std::span<const std::byte> bytes) {
     return error(errc::malformed_message, "hello with an invalid endpoint");
   }
   if (h.incarnation == 0) return error(errc::malformed_message, "hello with incarnation 0");
-  h.schema.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
     std::uint64_t id = 0, fingerprint = 0;
     if (!in.read_scalar(id) || !in.read_scalar(fingerprint)) {
@@ -156,7 +156,8 @@ expected<nonce> parse_challenge(std::span<const std::byte> body) {
   if (!in.read_scalar(magic) || magic != hello_magic) {
     return error(errc::malformed_message, "not a troupe node (bad magic)");
   }
-  if (!in.read_scalar(version) || version != wire_version) {
+  if (!in.read_scalar(version)) return error(errc::malformed_message, "truncated: no wire version");
+  if (version != wire_version) {
     return error(errc::protocol_mismatch,
                  "wire version " + std::to_string(version) + ", this node speaks " + std::to_string(wire_version));
   }

@@ -15,6 +15,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -25,6 +26,11 @@
 #include "troupe/runtime/error.hpp"
 
 namespace troupe::detail {
+
+// A peer's message schemas: type id -> fingerprint. Ordered (a tree), not
+// hashed: ids come from the peer, and integer keys chosen to collide in one
+// hash bucket would make building the table quadratic (found by tests/fuzz).
+using schema_map = std::map<std::uint64_t, std::uint64_t>;
 
 // --- hello: who a node is, exchanged by both transports -------------------------
 inline constexpr std::uint32_t hello_magic = 0x4e505254;  // "TRPN"
@@ -37,7 +43,7 @@ struct hello_info {
   std::uint64_t ring_bytes = 0;  // shared memory: the dialer's ring size; TCP: 0
   std::uint64_t host = 0;        // host_id() of the node
   std::string endpoint;          // its TCP listening endpoint ("tcp://10.0.0.2:4000"), or empty
-  std::unordered_map<std::uint64_t, std::uint64_t> schema;  // message type id -> fingerprint
+  schema_map schema;  // message type id -> fingerprint
 };
 std::vector<std::byte> encode_hello(const hello_info& h, std::span<const std::pair<std::uint64_t, std::uint64_t>> schema);
 // Checks magic, version, name, lengths and counts; ring size and endpoint are

@@ -725,3 +725,27 @@ TEST(serialization, decodes_random_truncated_and_bit_flipped_input_safely) {
 }
 
 }  // namespace
+
+// Counts are checked against the bytes left, but an element may be far bigger
+// in memory than on the wire: a budget (32 x the input + 1 MiB) stops a small
+// message from demanding gigabytes (found by tests/fuzz).
+TEST(serialization, refuses_a_small_message_that_would_expand_to_a_huge_value) {
+  using big_optional = std::optional<std::array<std::uint8_t, 4096>>;
+  // 64 Ki empty optionals: 64 KiB on the wire, 256 MiB in memory.
+  std::vector<std::byte> bytes;
+  troupe::wire_writer out(bytes);
+  out.write_varint(65536);
+  for (int i = 0; i < 65536; ++i) out.write_scalar<std::uint8_t>(0);
+  auto decoded = troupe::from_bytes<std::vector<big_optional>>(bytes);
+  ASSERT_FALSE(decoded);
+  EXPECT_NE(decoded.error().text().find("bytes of memory"), std::string::npos) << decoded.error();
+  // Ordinary messages, even of many small strings, stay well within it.
+  std::vector<std::string> words(100000);
+  for (std::size_t i = 0; i < words.size(); ++i) words[i] = i % 3 == 0 ? "" : "w" + std::to_string(i);
+  auto round = troupe::from_bytes<std::vector<std::string>>(troupe::to_bytes(words));
+  ASSERT_TRUE(round) << round.error();
+  EXPECT_EQ(*round, words);
+  std::vector<std::string> empties(200000);
+  auto all_empty = troupe::from_bytes<std::vector<std::string>>(troupe::to_bytes(empties));
+  ASSERT_TRUE(all_empty) << all_empty.error();
+}

@@ -42,7 +42,8 @@
 //   to the struct's, so padding (uninitialised bytes) never reaches the wire.
 // - Decoding trusts nothing: every read is bounds-checked, the first failure
 //   sticks in the reader with a text for the log line, and a count is checked
-//   against the bytes left (count x the element's smallest encoding) before
+//   against the bytes left (count x the element's smallest encoding) and the
+//   memory it will take against a budget (32 x the input + 1 MiB) before
 //   anything is allocated, so a forged length cannot cause a huge allocation.
 //   Malformed input never throws; it makes decode() return false.
 // - Schemas are canonical text built from the wire format ("vector<i32>", not a
@@ -171,7 +172,7 @@ class wire_writer {
 class wire_reader {
  public:
   explicit wire_reader(std::span<const std::byte> in, detail::wire_context* context = nullptr) noexcept
-      : data_(in.data()), size_(in.size()), context_(context) {}
+      : data_(in.data()), size_(in.size()), budget_(memory_budget_for(in.size())), context_(context) {}
   // The reader does not own the bytes: reading a temporary vector would dangle.
   wire_reader(std::vector<std::byte>&&, detail::wire_context* = nullptr) = delete;
 
@@ -242,6 +243,30 @@ class wire_reader {
   [[nodiscard]] std::size_t remaining() const noexcept { return size_ - position_; }
   [[nodiscard]] bool failed() const noexcept { return failed_; }
 
+  // The memory a decoded value may take: containers charge count x the
+  // element's size before they allocate. Counts are already checked against
+  // the bytes left, but an element can be far bigger in memory than on the
+  // wire (an empty optional<array<char, 4096>> is one byte), so that check
+  // alone would let a small message demand gigabytes. 32 x the input plus
+  // 1 MiB covers every ordinary message (strings, vectors of numbers, structs).
+  static constexpr std::size_t memory_budget_for(std::size_t input_bytes) noexcept {
+    constexpr std::size_t factor = 32;
+    constexpr std::size_t base = std::size_t{1} << 20;
+    return input_bytes > (SIZE_MAX - base) / factor ? SIZE_MAX : input_bytes * factor + base;
+  }
+  // Charges count elements of element_size bytes; false (and failed()) past the budget.
+  bool charge(std::size_t count, std::size_t element_size) noexcept {
+    if (failed_) return false;
+    if (element_size != 0 && count > budget_ / element_size) {
+      fail("the message would take more than " + std::to_string(memory_budget_for(size_)) + " bytes of memory (" +
+           std::to_string(count) + " elements of " + std::to_string(element_size) + " bytes in a " +
+           std::to_string(size_) + "-byte message)");
+      return false;
+    }
+    budget_ -= count * element_size;
+    return true;
+  }
+
   // Records why decoding failed (only the first call counts), for the log line
   // that closes the link, e.g. "string length 4000000000 exceeds the 12 bytes left".
   void fail(std::string_view why) {
@@ -255,6 +280,7 @@ class wire_reader {
  private:
   const std::byte* data_;
   std::size_t size_;
+  std::size_t budget_;  // bytes of memory decoding may still take (charge())
   std::size_t position_ = 0;
   bool failed_ = false;
   std::string failure_;

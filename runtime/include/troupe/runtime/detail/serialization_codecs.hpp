@@ -238,7 +238,7 @@ struct std_codec<std::basic_string<char, std::char_traits<char>, Alloc>> : std_c
   }
   static bool decode(wire_reader& in, type& value) {
     std::size_t size = 0;
-    if (!read_count(in, size, 1, "string length")) return false;  // checked before allocating
+    if (!read_count(in, size, 1, "string length") || !in.charge(size, 1)) return false;  // before allocating
     value.resize(size);
     return size == 0 || in.read_bytes(value.data(), size);
   }
@@ -266,6 +266,7 @@ struct std_codec<std::vector<T, Alloc>> : std_codec_base {
     require_default_constructible<T>();
     std::size_t size = 0;
     if (!read_count(in, size, codec_of<T>::min_size, "vector size")) return false;
+    if (!in.charge(size, std::is_same_v<T, bool> ? 1 : sizeof(T))) return false;
     if constexpr (std::is_same_v<T, bool>) {
       value.clear();
       value.reserve(size);
@@ -340,6 +341,8 @@ struct map_codec : std_codec_base {
     require_default_constructible<Value>();
     std::size_t size = 0;
     if (!read_count(in, size, codec_of<Key>::min_size + codec_of<Value>::min_size, "map size")) return false;
+    // A node or bucket entry per element, besides the key and value themselves.
+    if (!in.charge(size, sizeof(Key) + sizeof(Value) + 4 * sizeof(void*))) return false;
     value.clear();
     if constexpr (requires { value.reserve(size); }) value.reserve(size);
     for (std::size_t i = 0; i < size; ++i) {
@@ -374,6 +377,7 @@ struct set_codec : std_codec_base {
     require_default_constructible<Key>();
     std::size_t size = 0;
     if (!read_count(in, size, codec_of<Key>::min_size, "set size")) return false;
+    if (!in.charge(size, sizeof(Key) + 4 * sizeof(void*))) return false;
     value.clear();
     if constexpr (requires { value.reserve(size); }) value.reserve(size);
     for (std::size_t i = 0; i < size; ++i) {
