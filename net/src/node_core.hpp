@@ -139,6 +139,8 @@ class connection : public std::enable_shared_from_this<connection> {
   // What the peer's actors stop with when this link is lost: process_down on
   // one host (the process is gone), node_down across machines.
   [[nodiscard]] virtual exit_reason loss_reason(const std::string& why) const = 0;
+  // Tests: the most bytes ever read from the peer and not yet delivered (TCP).
+  [[nodiscard]] virtual std::size_t inbound_high_water() noexcept { return 0; }
 
   // Synchronous control requests (lookup, spawn): the caller blocks until the
   // result record or the deadline.

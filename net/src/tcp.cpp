@@ -370,6 +370,10 @@ class tcp_connection final : public connection {
     return "node '" + peer_->name + "' at " + (peer_->endpoint.empty() ? remote_ : peer_->endpoint);
   }
   [[nodiscard]] exit_reason loss_reason(const std::string& why) const override { return exit_reason::node_down(why); }
+  [[nodiscard]] std::size_t inbound_high_water() noexcept override {
+    std::lock_guard lock(inbox_mutex_);
+    return inbox_high_water_;
+  }
 
   std::string remote_;  // the peer's socket address, for log lines
 
@@ -410,6 +414,16 @@ class tcp_connection final : public connection {
       // Nothing for the delivery thread: keep the partial frame at the front.
       std::memmove(in_.data(), in_.data() + offset, in_used_ - offset);
       in_used_ -= offset;
+    }
+    {
+      // The delivery thread is behind by more than max_queued_bytes: stop
+      // reading (TCP's flow control then holds the peer back) until it has
+      // caught up to half of that; it resumes us (see deliver_loop).
+      std::lock_guard lock(inbox_mutex_);
+      if (inbox_bytes_ > node_.config().max_queued_bytes) {
+        reading_paused_ = true;
+        return;
+      }
     }
     // Room for the next read, and for all of a large frame.
     std::size_t want = in_used_ + read_chunk;
@@ -492,6 +506,8 @@ class tcp_connection final : public connection {
     {
       std::lock_guard lock(inbox_mutex_);
       inbox_.push_back(delivery{std::move(in_), end});
+      inbox_bytes_ += end;
+      inbox_high_water_ = std::max(inbox_high_water_, inbox_bytes_);
     }
     inbox_changed_.notify_one();
     in_ = std::move(next);
@@ -519,6 +535,11 @@ class tcp_connection final : public connection {
         if (inbox_.empty()) break;
         batch = std::move(inbox_.front());
         inbox_.pop_front();
+        inbox_bytes_ -= batch.end;
+        if (reading_paused_ && inbox_bytes_ <= node_.config().max_queued_bytes / 2) {
+          reading_paused_ = false;
+          asio::post(strand_, [self = self()] { self->parse_and_read(); });
+        }
       }
       if (broken) continue;  // a defect ended the link: the rest is not trusted
       std::size_t offset = 0;
@@ -688,6 +709,9 @@ class tcp_connection final : public connection {
   std::mutex inbox_mutex_;
   std::condition_variable inbox_changed_;
   std::deque<delivery> inbox_;
+  std::size_t inbox_bytes_ = 0;   // of the deliveries queued
+  std::size_t inbox_high_water_ = 0;
+  bool reading_paused_ = false;   // the strand stopped reading until the inbox drains
   std::vector<std::vector<std::byte>> spare_;
   bool inbox_closed_ = false;
   bool said_goodbye_ = false;

@@ -35,4 +35,9 @@ std::uint64_t remote_id(const actor_addr& a) {
   return static_cast<const detail::proxy_base*>(c)->where().id;
 }
 
+std::size_t inbound_high_water(node& n, std::string_view peer) {
+  auto c = n.core().await_link(std::string(peer), std::chrono::steady_clock::now());
+  return c ? (*c)->inbound_high_water() : 0;
+}
+
 }  // namespace troupe::testing

@@ -26,6 +26,7 @@
 #include "support/node_fixture.hpp"
 #include "support/test_pki.hpp"
 #include "support/watchdog.hpp"
+#include "troupe/net/testing.hpp"
 #include "troupe/troupe.hpp"
 #include "wire.hpp"
 
@@ -511,6 +512,68 @@ TEST_F(tcp_test, a_plain_threads_sends_wait_for_room_under_backpressure_and_fail
   const flood_result r = flood_a_sink(a, /*as_actor=*/false);
   EXPECT_EQ(r.stopped_by, make_error_code(troupe::errc::peer_overloaded)) << r.stopped_by.message();
   EXPECT_LT(r.accepted, 20000);
+}
+
+struct chunk {
+  std::int64_t seq = 0;
+  std::string data;
+};
+struct stall {};
+struct chunks_seen {
+  using reply = std::int64_t;
+};
+using sink_protocol = troupe::protocol<stall, chunk, chunks_seen>;
+struct slow_sink : troupe::actor<sink_protocol> {
+  explicit slow_sink(std::shared_future<void> r) : release(std::move(r)) {}
+  void on(stall) { release.wait(); }  // holds the link's delivery thread (a stuck handler)
+  void on(const chunk& c) {
+    if (c.seq != next) out_of_order = true;
+    ++next;
+  }
+  std::int64_t on(chunks_seen) { return out_of_order ? -1 : next; }
+  std::shared_future<void> release;
+  std::int64_t next = 0;
+  bool out_of_order = false;
+};
+
+// A receiver whose actors fall behind stops reading once max_queued_bytes
+// wait for delivery; TCP's flow control then holds the sender back, so the
+// sender (with the fail policy) is told peer_overloaded instead of the
+// receiver's memory growing without bound. Nothing accepted is lost.
+TEST_F(tcp_test, a_receiver_that_falls_behind_stops_reading_and_loses_nothing) {
+  troupe::test_support::watchdog guard;
+  std::promise<void> release;
+  troupe::node_config cb = tcp_config("b");
+  cb.max_queued_bytes = 256 << 10;
+  troupe::node b(cb);
+  b.publish("sink", b.spawn<slow_sink>(release.get_future().share()));
+  troupe::node_config ca = tcp_config("a");
+  // The sender may queue far more than the receiver: only the receiver's
+  // bound (and TCP's flow control) can make it overflow before 100,000.
+  ca.max_queued_bytes = 8 << 20;
+  ca.overflow = troupe::link_overflow::fail;
+  troupe::node a(ca);
+  auto sink = a.lookup<sink_protocol>(b.endpoint() + "/sink");
+  ASSERT_TRUE(sink) << sink.error();
+  ASSERT_FALSE(sink->tell(stall{}));
+  const std::string data(1000, 'x');
+  std::int64_t accepted = 0;
+  std::error_code refused;
+  for (std::int64_t i = 0; i < 200000; ++i) {  // 200 MB if nothing held it back
+    if ((refused = sink->tell(chunk{i, data}))) break;
+    ++accepted;
+  }
+  EXPECT_EQ(refused, make_error_code(troupe::errc::peer_overloaded)) << refused.message();
+  EXPECT_LT(accepted, 100000);
+  release.set_value();
+  EXPECT_EQ(sink->ask(chunks_seen{}, 60s).get(), accepted);  // all of them, in order
+  // b held at most its bound (plus the read that crossed it) between reading
+  // and delivering, though a sent megabytes more than that.
+  const std::size_t held = troupe::testing::inbound_high_water(b, "a");
+  std::printf("accepted %lld messages (%lld KiB); b held at most %zu KiB undelivered\n",
+              static_cast<long long>(accepted), static_cast<long long>(accepted), held >> 10);
+  EXPECT_GT(accepted * 1000, 4 * static_cast<std::int64_t>(cb.max_queued_bytes));
+  EXPECT_LE(held, cb.max_queued_bytes + (1u << 20));
 }
 
 TEST_F(tcp_test, with_tls_on_nodes_talk_and_a_certificate_from_another_ca_is_refused) {

@@ -30,4 +30,8 @@ int peer_pid(node& n, std::string_view peer);
 // there, not its proxy's here).
 std::uint64_t remote_id(const actor_addr& a);
 
+// The most bytes a TCP link to `peer` ever held between reading them and
+// delivering them (0 for a shared-memory link, or no link).
+std::size_t inbound_high_water(node& n, std::string_view peer);
+
 }  // namespace troupe::testing
