@@ -312,6 +312,7 @@ void connection::begin_reading(bool run_inline) {
     // readers waiting on each other would deadlock.
     forbid_blocking_sends_on_this_thread();
     reading_connection = this;
+    set_reply_run_list(&ready_);  // remote replies wake their askers here too
   }
   run_inline_ = run_inline;
   read_context_ = wire_context{&node_, shared_from_this()};

@@ -266,7 +266,6 @@ class tcp_connection final : public connection {
   }
 
   void start() override {
-    delivery_ = std::thread([self = self()] { self->deliver_loop(); });
     boost::system::error_code ec;
     // Non-blocking from here on: a sender's direct write_some must never block,
     // and with the flag set by us, Asio's own operations never touch it again
@@ -275,10 +274,21 @@ class tcp_connection final : public connection {
     (void)stream_->plain.set_option(tcp::no_delay(true), ec);
     const auto now = clock_type::now();
     last_heard_ = last_heartbeat_heard_ = last_heartbeat_sent_ = now;
-    asio::post(strand_, [self = self()] {
-      self->parse_and_read();
-      self->tick();
-    });
+    // Plain TCP: the delivery thread reads the socket itself (one thread
+    // between the wire and the actors, as a shared-memory reader). TLS: the
+    // SSL object may not be shared with the strand's writes, so the strand
+    // reads and hands the bytes over.
+    reads_directly_ = !stream_->tls;
+    if (reads_directly_) {
+      delivery_ = std::thread([self = self()] { self->read_loop(); });
+      asio::post(strand_, [self = self()] { self->tick(); });
+    } else {
+      delivery_ = std::thread([self = self()] { self->deliver_loop(); });
+      asio::post(strand_, [self = self()] {
+        self->parse_and_read();
+        self->tick();
+      });
+    }
   }
 
   std::error_code write(record_kind kind, std::span<const std::byte> head,
@@ -336,6 +346,7 @@ class tcp_connection final : public connection {
   void close(const std::string& why) noexcept override {
     try {
       set_close_reason("link to " + describe() + " closed: " + why);
+      deliberate_end_.store(true, std::memory_order_release);
       closing_.store(true, std::memory_order_release);
       asio::post(strand_, [self = self()] { self->finish(self->close_reason(), /*deliberate=*/true); });
     } catch (...) {
@@ -440,23 +451,36 @@ class tcp_connection final : public connection {
     });
   }
 
+  // Why reading ended with `ec` (and whether the peer said goodbye first).
+  std::string why_ended(const boost::system::error_code& ec, bool& said_goodbye) {
+    std::string why;
+    {
+      std::lock_guard lock(liveness_mutex_);
+      said_goodbye = goodbye_;
+      if (goodbye_) why = "node '" + peer_->name + "' closed the link: " + goodbye_text_;
+    }
+    if (!why.empty()) return why;
+    why = close_reason();
+    if (!why.empty()) return why;  // closed here (close(), a defect, the failure detector)
+    if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
+      return "the link to " + describe() + " was closed by the peer (its process exited, or it closed the link)";
+    }
+    if (ec) return "the link to " + describe() + " failed: " + text_of(ec);
+    return "the link to " + describe() + " closed";
+  }
+
   void on_read(const boost::system::error_code& ec, std::size_t n) {
     if (ec) {
       if (finished_flag_) return;
-      std::string why;
-      if (goodbye_) {
-        why = "node '" + peer_->name + "' closed the link: " + goodbye_text_;
-      } else if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
-        why = "the link to " + describe() + " was closed by the peer (its process exited, or it closed the link)";
-      } else if (ec == asio::error::operation_aborted) {
-        why = close_reason();
-      } else {
-        why = "the link to " + describe() + " failed: " + text_of(ec);
-      }
-      return finish(why.empty() ? "the link to " + describe() + " closed" : why, goodbye_);
+      bool said_goodbye = false;
+      const std::string why = why_ended(ec, said_goodbye);
+      return finish(why, said_goodbye);
     }
     in_used_ += n;
-    last_heard_ = clock_type::now();
+    {
+      std::lock_guard lock(liveness_mutex_);
+      last_heard_ = clock_type::now();
+    }
     parse_and_read();
   }
 
@@ -465,6 +489,7 @@ class tcp_connection final : public connection {
       case record_kind::heartbeat: {
         if (!body.empty()) return "malformed heartbeat record";
         const auto now = clock_type::now();
+        std::lock_guard lock(liveness_mutex_);
         detector_.add_gap(ms_between(last_heartbeat_heard_, now));
         last_heartbeat_heard_ = now;
         return std::nullopt;
@@ -473,6 +498,7 @@ class tcp_connection final : public connection {
         wire_reader in(body);
         std::string why;
         if (!troupe::decode(in, why) || in.remaining() != 0 || why.size() > 4096) return "malformed goodbye record";
+        std::lock_guard lock(liveness_mutex_);
         goodbye_ = true;
         goodbye_text_ = why;
         return std::nullopt;
@@ -513,6 +539,100 @@ class tcp_connection final : public connection {
     in_ = std::move(next);
     in_used_ = tail;
     return true;
+  }
+
+  // Plain TCP: the delivery thread reads the socket itself, cuts frames,
+  // consumes heartbeats and goodbyes, decodes the rest and runs the actors they
+  // make runnable (as the shared-memory reader does). It blocks in a
+  // synchronous Asio read when there is nothing to read; finish() shuts the
+  // socket down to end it.
+  // Heartbeats it has not read yet (a long handler, a dial to a third node)
+  // wait in the socket, where the failure detector counts them as life.
+  void read_loop() noexcept {
+    begin_reading(/*run_inline=*/true);
+    std::vector<std::byte> buffer = std::move(in_);
+    std::size_t used = in_used_;
+    bool ended_here = false;  // a defect ended the link (deliberately: no re-dial)
+    boost::system::error_code ec;
+    // A blocking read through Asio: a second socket object over a duplicate of
+    // the descriptor, without the user non-blocking flag the writers' socket
+    // has, so its read_some waits (Asio polls the descriptor) instead of
+    // failing with would_block. Shutting the shared socket down (finish())
+    // ends the wait.
+    tcp::socket reader(transport_.io);
+    const int duplicate = ::dup(stream_->plain.native_handle());
+    if (duplicate < 0) {
+      ec = boost::system::error_code(errno, boost::system::system_category());
+    } else {
+      reader.assign(tcp::v4(), duplicate, ec);  // the protocol only matters to Asio's bookkeeping
+      if (ec) ::close(duplicate);
+    }
+    for (;;) {
+      std::size_t offset = 0;
+      for (;;) {
+        frame_view frame;
+        std::string defect;
+        const frame_status status = next_frame({buffer.data(), used}, offset, max_frame_, frame, defect);
+        if (status == frame_status::incomplete) break;
+        std::optional<std::string> problem;
+        if (status == frame_status::defect) {
+          problem = defect;
+        } else {
+          try {
+            problem = on_record(frame.kind, frame.body);
+            if (!problem && deliverable_) {
+              deliverable_ = false;
+              problem = handle(static_cast<record_kind>(frame.kind), frame.body);
+            }
+          } catch (const std::exception& e) {
+            problem = std::string("handling a record failed: ") + e.what();
+          } catch (...) {
+            problem = "handling a record failed";
+          }
+        }
+        if (problem) {
+          set_close_reason("link to " + describe() + " closed: " + *problem);
+          ended_here = true;
+          break;
+        }
+      }
+      run_batch();
+      if (ended_here || closing_.load(std::memory_order_acquire)) break;
+      // Keep the partial frame; make room for the next read and a large frame.
+      if (offset > 0) {
+        std::memmove(buffer.data(), buffer.data() + offset, used - offset);
+        used -= offset;
+      }
+      std::size_t want = used + read_chunk;
+      if (used >= frame_head_bytes) {
+        std::uint32_t length = 0;
+        std::memcpy(&length, buffer.data(), 4);
+        want = std::max(want, frame_head_bytes + length);
+      }
+      if (buffer.size() < want) buffer.resize(want);
+      if (ec) break;  // no reader socket
+      const std::size_t n = reader.read_some(asio::buffer(buffer.data() + used, buffer.size() - used), ec);
+      if (ec) break;
+      used += n;
+      std::lock_guard lock(liveness_mutex_);
+      last_heard_ = clock_type::now();
+    }
+    boost::system::error_code close_error;
+    reader.close(close_error);
+    bool said_goodbye = false;
+    const std::string why = why_ended(ec, said_goodbye);
+    // The strand shuts the link down (timer, writes); this thread reports the loss.
+    asio::post(strand_, [self = self(), why, deliberate = said_goodbye || ended_here] {
+      self->finish(why, deliberate);
+      boost::system::error_code ignored;
+      self->stream_->plain.close(ignored);  // nobody reads it any more
+    });
+    lost(why);
+    try {
+      transport_.node.tcp_link_lost(peer_->name, peer_->endpoint,
+                                    said_goodbye || ended_here || deliberate_end_.load(std::memory_order_acquire));
+    } catch (...) {
+    }
   }
 
   // The delivery thread: decodes records and runs the actors they make
@@ -636,8 +756,12 @@ class tcp_connection final : public connection {
       last_heartbeat_sent_ = now;
       (void)write(record_kind::heartbeat, {});
     }
-    const double silence = ms_between(last_heard_, now);
-    const double phi = detector_.phi(silence);
+    double silence = 0, phi = 0;
+    {
+      std::lock_guard lock(liveness_mutex_);
+      silence = ms_between(last_heard_, now);
+      phi = detector_.phi(silence);
+    }
     if (phi > fd.threshold) {
       // Bytes already waiting in the socket are a sign of life this strand has
       // not read yet (a late tick on a busy host), not a silence.
@@ -660,6 +784,7 @@ class tcp_connection final : public connection {
   void finish(const std::string& why, bool deliberate) noexcept {
     if (finished_flag_) return;
     finished_flag_ = true;
+    if (deliberate) deliberate_end_.store(true, std::memory_order_release);
     closing_.store(true, std::memory_order_release);
     {
       std::lock_guard lock(write_mutex_);
@@ -667,17 +792,24 @@ class tcp_connection final : public connection {
     }
     boost::system::error_code ignored;
     timer_.cancel();
+    // The shutdown wakes a reader blocked in wait(); the socket is closed once
+    // nothing can be using it (the reading thread closes it on its way out).
     stream_->plain.shutdown(tcp::socket::shutdown_both, ignored);
-    stream_->plain.close(ignored);
+    if (!reads_directly_) stream_->plain.close(ignored);
     try {
       set_close_reason(why);
       transport_.node.log(why);
     } catch (...) {
     }
     room_.notify_all();
+    bool goodbye = false;
+    {
+      std::lock_guard lock(liveness_mutex_);
+      goodbye = goodbye_;
+    }
     {
       std::lock_guard lock(inbox_mutex_);
-      said_goodbye_ = goodbye_ || deliberate;
+      said_goodbye_ = goodbye || deliberate;
       inbox_closed_ = true;
     }
     inbox_changed_.notify_one();  // the delivery thread drains, then reports the loss
@@ -690,11 +822,16 @@ class tcp_connection final : public connection {
   std::size_t max_frame_ = 0;
 
   // Strand only.
-  std::vector<std::byte> in_;
+  std::vector<std::byte> in_;  // TLS: the strand's read buffer; plain: the leftover until read_loop takes it
   std::size_t in_used_ = 0;
+  bool reads_directly_ = false;  // plain TCP: read_loop reads; set in start()
+  std::atomic<bool> deliberate_end_{false};  // ended on purpose here (close(), a defect): no re-dial
   std::vector<std::byte> sending_;
+  clock_type::time_point last_heartbeat_sent_;
+  // What the reading thread learns and the strand's tick judges (under liveness_mutex_).
+  std::mutex liveness_mutex_;
   phi_detector detector_;
-  clock_type::time_point last_heard_, last_heartbeat_heard_, last_heartbeat_sent_;
+  clock_type::time_point last_heard_, last_heartbeat_heard_;
   bool goodbye_ = false;
   std::string goodbye_text_;
   bool finished_flag_ = false;

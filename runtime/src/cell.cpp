@@ -56,6 +56,7 @@ thread_local cell* running_cell = nullptr;
 thread_local handler_record* running_handler = nullptr;
 thread_local cell* constructing_cell = nullptr;
 thread_local bool sends_must_not_block = false;
+thread_local std::vector<cell_ptr>* reply_runs_here = nullptr;
 
 // Stop-request bits (stop_request_), or-ed so that no request is lost: killed
 // wins over shutdown, and "final" sticks once any request carried it.
@@ -172,6 +173,8 @@ void envelope::discard(cell& receiver, const exit_reason& reason) noexcept {
 cell* current_cell() noexcept { return running_cell; }
 void forbid_blocking_sends_on_this_thread() noexcept { sends_must_not_block = true; }
 bool blocking_sends_allowed() noexcept { return current_cell() == nullptr && !sends_must_not_block; }
+void set_reply_run_list(std::vector<cell_ptr>* list) noexcept { reply_runs_here = list; }
+std::vector<cell_ptr>* reply_run_list() noexcept { return reply_runs_here; }
 handler_record* current_handler() noexcept { return running_handler; }
 
 handler_scope::handler_scope(handler_record* r) noexcept : previous_(running_handler) { running_handler = r; }

@@ -356,6 +356,13 @@ void forbid_blocking_sends_on_this_thread() noexcept;
 // actor's worker and not a thread marked above.
 bool blocking_sends_allowed() noexcept;
 
+// A transport's reader thread (net/) runs the actors its records make runnable
+// itself, after each batch (enqueue's run_here). Registering its list here lets
+// replies it delivers (a remote ask's answer) wake their askers the same way,
+// instead of through a worker. Null: replies are scheduled as usual.
+void set_reply_run_list(std::vector<cell_ptr>* list) noexcept;
+std::vector<cell_ptr>* reply_run_list() noexcept;
+
 // Registers a built cell with its system and schedules its first activation;
 // its initial reference becomes the system's. Throws (and frees that reference)
 // once shutdown has begun. (Used by supervisors and net/'s proxies.)

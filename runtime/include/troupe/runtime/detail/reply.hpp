@@ -133,7 +133,7 @@ class reply_to {
       if (future_) {
         future_->set(std::move(value));
       } else if (asker_) {
-        (void)asker_->enqueue(new reply_envelope<R>(request_id_, std::move(value)));
+        (void)asker_->enqueue(new reply_envelope<R>(request_id_, std::move(value)), reply_run_list());
       }
     } catch (...) {
       // Out of memory while replying: the asker's timeout (or drop) reports it.
