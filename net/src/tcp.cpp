@@ -614,6 +614,10 @@ class tcp_connection final : public connection {
       const std::size_t n = reader.read_some(asio::buffer(buffer.data() + used, buffer.size() - used), ec);
       if (ec) break;
       used += n;
+      {
+        std::lock_guard lock(inbox_mutex_);  // read, not yet delivered: one buffer at most
+        inbox_high_water_ = std::max(inbox_high_water_, used);
+      }
       std::lock_guard lock(liveness_mutex_);
       last_heard_ = clock_type::now();
     }

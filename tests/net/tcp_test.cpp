@@ -536,18 +536,17 @@ struct slow_sink : troupe::actor<sink_protocol> {
   bool out_of_order = false;
 };
 
-// A receiver whose actors fall behind stops reading once max_queued_bytes
-// wait for delivery; TCP's flow control then holds the sender back, so the
+// A receiver whose actors fall behind stops reading: over plain TCP its
+// delivery thread reads only when it is done delivering (one buffer ahead at
+// most); over TLS the I/O thread reads ahead, up to max_queued_bytes, then
+// stops. Either way TCP's flow control then holds the sender back, so the
 // sender (with the fail policy) is told peer_overloaded instead of the
 // receiver's memory growing without bound. Nothing accepted is lost.
-TEST_F(tcp_test, a_receiver_that_falls_behind_stops_reading_and_loses_nothing) {
-  troupe::test_support::watchdog guard;
+void receiver_falls_behind(troupe::node_config cb, troupe::node_config ca) {
   std::promise<void> release;
-  troupe::node_config cb = tcp_config("b");
   cb.max_queued_bytes = 256 << 10;
   troupe::node b(cb);
   b.publish("sink", b.spawn<slow_sink>(release.get_future().share()));
-  troupe::node_config ca = tcp_config("a");
   // The sender may queue far more than the receiver: only the receiver's
   // bound (and TCP's flow control) can make it overflow before 100,000.
   ca.max_queued_bytes = 8 << 20;
@@ -573,7 +572,22 @@ TEST_F(tcp_test, a_receiver_that_falls_behind_stops_reading_and_loses_nothing) {
   std::printf("accepted %lld messages (%lld KiB); b held at most %zu KiB undelivered\n",
               static_cast<long long>(accepted), static_cast<long long>(accepted), held >> 10);
   EXPECT_GT(accepted * 1000, 4 * static_cast<std::int64_t>(cb.max_queued_bytes));
+  EXPECT_GT(held, 0u);
   EXPECT_LE(held, cb.max_queued_bytes + (1u << 20));
+}
+
+TEST_F(tcp_test, a_receiver_that_falls_behind_stops_reading_and_loses_nothing) {
+  troupe::test_support::watchdog guard;
+  receiver_falls_behind(tcp_config("b"), tcp_config("a"));
+}
+
+TEST_F(tcp_test, a_receiver_that_falls_behind_stops_reading_and_loses_nothing_over_tls) {
+  troupe::test_support::watchdog guard;
+  troupe::test_support::test_pki pki(dir_);
+  troupe::node_config cb = tcp_config("b"), ca = tcp_config("a");
+  cb.tls = pki.tls_for("node1");
+  ca.tls = pki.tls_for("node2");
+  receiver_falls_behind(cb, ca);
 }
 
 TEST_F(tcp_test, with_tls_on_nodes_talk_and_a_certificate_from_another_ca_is_refused) {
