@@ -50,29 +50,7 @@ constexpr std::array<std::string_view, 6> mechanism_names = {
 
 // --- file descriptors: pipe, unix_socket, tcp_loopback ------------------------------
 
-class unique_fd {
- public:
-  unique_fd() = default;
-  explicit unique_fd(int fd) : fd_(fd) {}
-  unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  unique_fd& operator=(unique_fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  ~unique_fd() { reset(); }
-
-  int get() const noexcept { return fd_; }
-  void reset() noexcept {
-    if (fd_ >= 0 && ::close(std::exchange(fd_, -1)) != 0)
-      ipc::fatal_errno("close");
-  }
-
- private:
-  int fd_ = -1;
-};
+using ipc::unique_fd;
 
 // One message per write() and per read(); loops only for the short transfers
 // a stream socket may make.

@@ -37,6 +37,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <cerrno>
@@ -287,6 +288,31 @@ inline void say_prefix() noexcept {
   int error = errno;
   fatal(what + ": " + std::strerror(error));
 }
+
+// An owned file descriptor (closed on destruction; a failed close is fatal).
+class unique_fd {
+ public:
+  unique_fd() = default;
+  explicit unique_fd(int fd) : fd_(fd) {}
+  unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  unique_fd& operator=(unique_fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  ~unique_fd() { reset(); }
+
+  int get() const noexcept { return fd_; }
+  void reset() noexcept {
+    if (fd_ >= 0 && ::close(std::exchange(fd_, -1)) != 0)
+      fatal_errno("close");
+  }
+
+ private:
+  int fd_ = -1;
+};
 
 // Most calls return -1 and set errno on failure.
 template <class Result>

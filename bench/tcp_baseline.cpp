@@ -42,29 +42,7 @@ namespace remote = troupe::bench::remote;
 using ipc::message;
 using ipc::side;
 
-class unique_fd {
- public:
-  unique_fd() = default;
-  explicit unique_fd(int fd) : fd_(fd) {}
-  unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  unique_fd& operator=(unique_fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  ~unique_fd() { reset(); }
-
-  int get() const noexcept { return fd_; }
-  void reset() noexcept {
-    if (fd_ >= 0 && ::close(std::exchange(fd_, -1)) != 0)
-      ipc::fatal_errno("close");
-  }
-
- private:
-  int fd_ = -1;
-};
+using ipc::unique_fd;
 
 // The frame header: the length of what follows. Host byte order, since both
 // ends are this machine (a wire protocol would fix one; on x86 a little-endian

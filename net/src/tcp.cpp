@@ -393,6 +393,18 @@ class tcp_connection final : public connection {
 
   std::size_t queued_locked() const noexcept { return out_.size() + sending_size_; }
 
+  // Runs one step of handling a record; an exception is a defect like any other.
+  template <class Step>
+  static std::optional<std::string> guarded(Step&& step) noexcept {
+    try {
+      return step();
+    } catch (const std::exception& e) {
+      return std::string("handling a record failed: ") + e.what();
+    } catch (...) {
+      return std::string("handling a record failed");
+    }
+  }
+
   // --- reading (strand) ---
   void parse_and_read() {
     if (finished_flag_) return;
@@ -407,15 +419,7 @@ class tcp_connection final : public connection {
         hand_over(frame_start);
         return fail(defect);
       }
-      std::optional<std::string> problem;
-      try {
-        problem = on_record(frame.kind, frame.body);
-      } catch (const std::exception& e) {
-        problem = std::string("handling a record failed: ") + e.what();
-      } catch (...) {
-        problem = "handling a record failed";
-      }
-      if (problem) {
+      if (auto problem = guarded([&] { return on_record(frame.kind, frame.body); })) {
         hand_over(frame_start);
         return fail(*problem);
       }
@@ -578,17 +582,12 @@ class tcp_connection final : public connection {
         if (status == frame_status::defect) {
           problem = defect;
         } else {
-          try {
-            problem = on_record(frame.kind, frame.body);
-            if (!problem && deliverable_) {
-              deliverable_ = false;
-              problem = handle(static_cast<record_kind>(frame.kind), frame.body);
-            }
-          } catch (const std::exception& e) {
-            problem = std::string("handling a record failed: ") + e.what();
-          } catch (...) {
-            problem = "handling a record failed";
-          }
+          problem = guarded([&]() -> std::optional<std::string> {
+            auto bad = on_record(frame.kind, frame.body);
+            if (bad || !deliverable_) return bad;
+            deliverable_ = false;
+            return handle(static_cast<record_kind>(frame.kind), frame.body);
+          });
         }
         if (problem) {
           set_close_reason("link to " + describe() + " closed: " + *problem);
@@ -676,15 +675,7 @@ class tcp_connection final : public connection {
             frame.kind == static_cast<std::uint32_t>(record_kind::goodbye)) {
           continue;
         }
-        std::optional<std::string> problem;
-        try {
-          problem = handle(static_cast<record_kind>(frame.kind), frame.body);
-        } catch (const std::exception& e) {
-          problem = std::string("handling a record failed: ") + e.what();
-        } catch (...) {
-          problem = "handling a record failed";
-        }
-        if (problem) {
+        if (auto problem = guarded([&] { return handle(static_cast<record_kind>(frame.kind), frame.body); })) {
           broken = true;
           set_close_reason("link to " + describe() + " closed: " + *problem);
           close(*problem);

@@ -30,6 +30,23 @@ constexpr std::size_t max_cookie_bytes = 4096;
 
 // --- hello ------------------------------------------------------------------------------
 
+namespace {
+// What a hello and a challenge start with: the magic and the wire version.
+expected<void> read_preamble(wire_reader& in) {
+  std::uint32_t magic = 0;
+  std::uint16_t version = 0;
+  if (!in.read_scalar(magic) || magic != hello_magic) {
+    return error(errc::malformed_message, "not a troupe node (bad magic)");
+  }
+  if (!in.read_scalar(version)) return error(errc::malformed_message, "truncated: no wire version");
+  if (version != wire_version) {
+    return error(errc::protocol_mismatch,
+                 "wire version " + std::to_string(version) + ", this node speaks " + std::to_string(wire_version));
+  }
+  return {};
+}
+}  // namespace
+
 std::vector<std::byte> encode_hello(const hello_info& h,
                                     std::span<const std::pair<std::uint64_t, std::uint64_t>> schema) {
   std::vector<std::byte> bytes;
@@ -52,17 +69,8 @@ std::vector<std::byte> encode_hello(const hello_info& h,
 
 expected<hello_info> parse_hello(std::span<const std::byte> bytes) {
   wire_reader in(bytes);
-  std::uint32_t magic = 0;
-  std::uint16_t version = 0;
   hello_info h;
-  if (!in.read_scalar(magic) || magic != hello_magic) {
-    return error(errc::malformed_message, "not a troupe node (bad magic)");
-  }
-  if (!in.read_scalar(version)) return error(errc::malformed_message, "truncated: no wire version");
-  if (version != wire_version) {
-    return error(errc::protocol_mismatch,
-                 "wire version " + std::to_string(version) + ", this node speaks " + std::to_string(wire_version));
-  }
+  if (auto ok = read_preamble(in); !ok) return ok.error();
   std::size_t count = 0;
   if (!troupe::decode(in, h.name) || !in.read_scalar(h.incarnation) || !in.read_scalar(h.anchor_id) ||
       !in.read_scalar(h.ring_bytes) || !in.read_scalar(h.host) || !troupe::decode(in, h.endpoint) ||
@@ -150,17 +158,8 @@ std::vector<std::byte> encode_challenge(const nonce& n) {
 
 expected<nonce> parse_challenge(std::span<const std::byte> body) {
   wire_reader in(body);
-  std::uint32_t magic = 0;
-  std::uint16_t version = 0;
   nonce n{};
-  if (!in.read_scalar(magic) || magic != hello_magic) {
-    return error(errc::malformed_message, "not a troupe node (bad magic)");
-  }
-  if (!in.read_scalar(version)) return error(errc::malformed_message, "truncated: no wire version");
-  if (version != wire_version) {
-    return error(errc::protocol_mismatch,
-                 "wire version " + std::to_string(version) + ", this node speaks " + std::to_string(wire_version));
-  }
+  if (auto ok = read_preamble(in); !ok) return ok.error();
   if (!in.read_bytes(n.data(), n.size()) || in.remaining() != 0) {
     return error(errc::malformed_message, "malformed challenge");
   }
