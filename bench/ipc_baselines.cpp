@@ -152,28 +152,7 @@ class socket_channel {
   // Listen on 127.0.0.1 at an ephemeral port, connect, accept, close the
   // listener: all before fork(), so neither process waits for the other.
   static socket_channel tcp_loopback() {
-    unique_fd listener{ipc::check(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket(listen)")};
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = 0;
-    ipc::check(::bind(listener.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address),
-               "bind(127.0.0.1:0)");
-    ipc::check(::listen(listener.get(), 1), "listen");
-    socklen_t length = sizeof address;
-    ipc::check(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &length),
-               "getsockname");
-    unique_fd client{ipc::check(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket(connect)")};
-    // Blocking connect to loopback completes through the listen backlog.
-    while (::connect(client.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
-      if (errno != EINTR)
-        ipc::fatal_errno("connect(127.0.0.1)");
-    }
-    unique_fd server{ipc::check(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC), "accept4")};
-    for (int fd : {client.get(), server.get()}) {
-      int on = 1;
-      ipc::check(::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on), "setsockopt(TCP_NODELAY)");
-    }
+    auto [client, server] = ipc::loopback_tcp_pair();
     return socket_channel{std::move(client), std::move(server)};
   }
 

@@ -37,10 +37,15 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include <cerrno>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -314,12 +319,40 @@ class unique_fd {
   int fd_ = -1;
 };
 
+
 // Most calls return -1 and set errno on failure.
 template <class Result>
 Result check(Result result, const char* what) noexcept {
   if (result == static_cast<Result>(-1))
     fatal_errno(what);
   return result;
+}
+
+// Both ends of one loopback TCP connection with TCP_NODELAY, made before
+// fork() so that neither process waits for the other: listen on 127.0.0.1 at
+// an ephemeral port, connect, accept, close the listener. Returns (the
+// connecting end, the accepted end).
+inline std::pair<unique_fd, unique_fd> loopback_tcp_pair() {
+  unique_fd listener{check(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket(listen)")};
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  check(::bind(listener.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address), "bind(127.0.0.1:0)");
+  check(::listen(listener.get(), 1), "listen");
+  socklen_t length = sizeof address;
+  check(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &length), "getsockname");
+  unique_fd client{check(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket(connect)")};
+  // Blocking connect to loopback completes through the listen backlog.
+  while (::connect(client.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+    if (errno != EINTR) fatal_errno("connect(127.0.0.1)");
+  }
+  unique_fd server{check(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC), "accept4")};
+  for (int fd : {client.get(), server.get()}) {
+    int on = 1;
+    check(::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on), "setsockopt(TCP_NODELAY)");
+  }
+  return {std::move(client), std::move(server)};
 }
 
 inline void set_context(std::string_view mechanism, std::string_view what) {

@@ -152,30 +152,7 @@ class framed_endpoint {
 // keeps the connecting end, side B the accepted one.
 class tcp_channel {
  public:
-  tcp_channel() {
-    unique_fd listener{ipc::check(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket(listen)")};
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = 0;
-    ipc::check(::bind(listener.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address),
-               "bind(127.0.0.1:0)");
-    ipc::check(::listen(listener.get(), 1), "listen");
-    socklen_t length = sizeof address;
-    ipc::check(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &length),
-               "getsockname");
-    a_end_ = unique_fd{ipc::check(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket(connect)")};
-    // Blocking connect to loopback completes through the listen backlog.
-    while (::connect(a_end_.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
-      if (errno != EINTR)
-        ipc::fatal_errno("connect(127.0.0.1)");
-    }
-    b_end_ = unique_fd{ipc::check(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC), "accept4")};
-    for (int fd : {a_end_.get(), b_end_.get()}) {
-      int on = 1;
-      ipc::check(::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on), "setsockopt(TCP_NODELAY)");
-    }
-  }
+  tcp_channel() { std::tie(a_end_, b_end_) = ipc::loopback_tcp_pair(); }
 
   // Closes the other side's end, so that a dead peer reads as EOF / EPIPE.
   framed_endpoint become(side s) {
