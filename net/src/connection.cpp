@@ -59,6 +59,7 @@ void shm_connection::start() {
 }
 
 void shm_connection::join() noexcept {
+  std::lock_guard join_lock(join_mutex_);  // join() from several threads: one at a time
   {
     // The flusher ends once writes are closed (close() or on_hangup(), which
     // always precede the reader's end).

@@ -655,7 +655,11 @@ cell_ptr node_core::proxy_for(const std::shared_ptr<connection>& via, std::uint6
   try {
     start_cell(owner_, fresh);  // the cell's initial reference becomes the system's
   } catch (...) {
-    return cell_ptr{};  // shutting down
+    // Shutting down: a proxy that never started must not stay registered (a
+    // stop sent to it later would wait in a mailbox nobody runs).
+    std::lock_guard lock(exports_mutex_);
+    if (auto it = proxies_.find(key); it != proxies_.end() && it->second.get() == fresh) proxies_.erase(it);
+    return cell_ptr{};
   }
   if (!via->alive()) {
     stop_proxy(*fresh, exit_reason::process_down("the link to node '" + via->peer()->name + "' is closed"));

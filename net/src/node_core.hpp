@@ -264,6 +264,7 @@ class shm_connection final : public connection {
 
   std::thread reader_;
   std::thread flusher_;
+  std::mutex join_mutex_;  // join() from several threads
 };
 
 class node_core {

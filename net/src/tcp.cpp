@@ -265,6 +265,8 @@ class tcp_connection final : public connection {
     max_frame_ = node.config().max_message_bytes + 64;  // a message record's head is 24 bytes
   }
 
+  ~tcp_connection() override { join(); }  // the last reference may drop on the delivery thread itself
+
   void start() override {
     boost::system::error_code ec;
     // Non-blocking from here on: a sender's direct write_some must never block,
@@ -366,7 +368,10 @@ class tcp_connection final : public connection {
   }
 
   void join() noexcept override {
-    // The delivery thread ends after finish() (on the I/O threads) closed the inbox.
+    // The delivery thread ends after finish() (on the I/O threads) closed the
+    // inbox or shut the socket down. Several threads may join (the control
+    // thread's reap, the transport's stop, the node's stop): one at a time.
+    std::lock_guard lock(join_mutex_);
     if (!delivery_.joinable()) return;
     // It holds a reference to its link: the last one may drop on it, which then
     // cannot join itself.
@@ -848,6 +853,7 @@ class tcp_connection final : public connection {
   bool inbox_closed_ = false;
   bool said_goodbye_ = false;
   std::thread delivery_;
+  std::mutex join_mutex_;  // join() from several threads
 
   // Under write_mutex_.
   std::mutex write_mutex_;
