@@ -210,21 +210,23 @@ struct tcp_transport::impl {
     std::string last_error;
   };
   std::map<std::string, redial> redials;
-  // Nonces of this node's handshakes in progress: a challenge carrying one of
-  // them is a reflection of our own (see docs/security.md).
+  // Nonces this node made for its recent handshakes (the last 4096, whether
+  // still running or not): a challenge carrying one of them is a reflection
+  // of our own (see docs/security.md). Kept after a handshake ends, so the
+  // check does not depend on which of two reflected handshakes gets there first.
   std::set<nonce> own_nonces;
-  struct nonce_scope {
-    impl& s;
-    nonce value;
-    nonce_scope(impl& owner, nonce n) : s(owner), value(n) {
-      std::lock_guard lock(s.mutex);
-      s.own_nonces.insert(value);
+  std::deque<nonce> own_order;
+  nonce fresh_own_nonce() {
+    const nonce n = fresh_nonce();
+    std::lock_guard lock(mutex);
+    own_nonces.insert(n);
+    own_order.push_back(n);
+    if (own_order.size() > 4096) {
+      own_nonces.erase(own_order.front());
+      own_order.pop_front();
     }
-    ~nonce_scope() {
-      std::lock_guard lock(s.mutex);
-      s.own_nonces.erase(value);
-    }
-  };
+    return n;
+  }
   bool is_own(const nonce& n) const {
     std::lock_guard lock(mutex);
     return own_nonces.count(n) != 0;
@@ -1058,8 +1060,7 @@ void tcp_transport::impl::handshake_accepted(tcp::socket socket) noexcept {
         return;
       }
     }
-    const nonce mine = fresh_nonce();
-    const nonce_scope registered(*this, mine);
+    const nonce mine = fresh_own_nonce();
     if (auto sent = io_steps.send(static_cast<std::uint32_t>(tcp_kind::challenge), encode_challenge(mine)); !sent) {
       return;
     }
@@ -1135,8 +1136,7 @@ expected<std::shared_ptr<connection>> tcp_transport::impl::dial(const std::strin
       return error(errc::connection_lost, "TLS with " + where + " failed: " + ok.error().text());
     }
   }
-  const nonce mine = fresh_nonce();
-  const nonce_scope registered(*this, mine);
+  const nonce mine = fresh_own_nonce();
   if (auto ok = io_steps.send(static_cast<std::uint32_t>(tcp_kind::challenge), encode_challenge(mine)); !ok) {
     return unreachable(ok.error());
   }
