@@ -61,20 +61,7 @@ class fd_endpoint {
         owned_{std::move(read_end), std::move(write_end)} {}
   explicit fd_endpoint(unique_fd both) : read_fd_(both.get()), write_fd_(both.get()), owned_{std::move(both), unique_fd{}} {}
 
-  void send(const message& m) noexcept {
-    auto* data = reinterpret_cast<const std::byte*>(&m);
-    std::size_t left = sizeof m;
-    while (left > 0) {
-      ssize_t written = ::write(write_fd_, data, left);
-      if (written < 0) {
-        if (errno == EINTR)
-          continue;
-        ipc::fatal_errno("write");  // EPIPE: the peer is gone
-      }
-      data += written;
-      left -= static_cast<std::size_t>(written);
-    }
-  }
+  void send(const message& m) noexcept { ipc::write_all(write_fd_, &m, sizeof m); }
   void receive(message& m) noexcept {
     auto* data = reinterpret_cast<std::byte*>(&m);
     std::size_t left = sizeof m;

@@ -294,6 +294,21 @@ inline void say_prefix() noexcept {
   fatal(what + ": " + std::strerror(error));
 }
 
+// Writes all of `size` bytes to `fd` (retrying short writes and EINTR); any
+// other failure is fatal (EPIPE: the peer is gone).
+inline void write_all(int fd, const void* bytes, std::size_t size) noexcept {
+  auto* data = static_cast<const std::byte*>(bytes);
+  while (size > 0) {
+    const ssize_t written = ::write(fd, data, size);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      fatal_errno("write");
+    }
+    data += written;
+    size -= static_cast<std::size_t>(written);
+  }
+}
+
 // An owned file descriptor (closed on destruction; a failed close is fatal).
 class unique_fd {
  public:

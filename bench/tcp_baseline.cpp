@@ -86,18 +86,7 @@ class framed_endpoint {
   }
 
   void flush() noexcept {
-    const std::byte* data = batch_.data();
-    std::size_t left = batched_;
-    while (left > 0) {
-      ssize_t written = ::write(socket_.get(), data, left);
-      if (written < 0) {
-        if (errno == EINTR)
-          continue;
-        ipc::fatal_errno("write");  // EPIPE: the peer is gone
-      }
-      data += written;
-      left -= static_cast<std::size_t>(written);
-    }
+    ipc::write_all(socket_.get(), batch_.data(), batched_);
     batched_ = 0;
   }
 
