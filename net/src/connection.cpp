@@ -54,6 +54,10 @@ shm_connection::shm_connection(node_core& node, unique_fd socket, mapped_memory 
 shm_connection::~shm_connection() { join(); }
 
 void shm_connection::start() {
+  // Under join_mutex_: a link that ends at once (a defect in the peer's first
+  // record) is reaped by the control thread's join(), which must not read the
+  // thread objects while they are being assigned.
+  std::lock_guard join_lock(join_mutex_);
   reader_ = std::thread([self = std::static_pointer_cast<shm_connection>(shared_from_this())] { self->read_loop(); });
   flusher_ = std::thread([this] { flush_loop(); });
 }

@@ -283,6 +283,9 @@ class tcp_connection final : public connection {
     // SSL object may not be shared with the strand's writes, so the strand
     // reads and hands the bytes over.
     reads_directly_ = !stream_->tls;
+    // Under join_mutex_: a link that ends at once may be joined by another
+    // thread while delivery_ is being assigned.
+    std::lock_guard join_lock(join_mutex_);
     if (reads_directly_) {
       delivery_ = std::thread([self = self()] { self->read_loop(); });
       asio::post(strand_, [self = self()] { self->tick(); });
@@ -1262,7 +1265,10 @@ void tcp_transport::impl::redial_loop() noexcept {
       continue;
     }
     if (clock_type::now() < due->second.next) {
-      changed.wait_until(lock, due->second.next);
+      // A copy: while this waits, a link coming up erases the entry (make_link),
+      // and wait_until reads its deadline again when it wakes.
+      const clock_type::time_point when = due->second.next;
+      changed.wait_until(lock, when);
       continue;
     }
     if (clock_type::now() - due->second.since > config.reconnect.give_up_after) {
