@@ -361,20 +361,30 @@ std::optional<std::string> connection::handle(record_kind kind, std::span<const 
       return std::nullopt;
     }
     case record_kind::lookup:
-    case record_kind::spawn: {
+    case record_kind::spawn:
+    case record_kind::load: {
       std::uint64_t request_id = 0;
       bool ok = false;
-      std::vector<std::byte> result = kind == record_kind::lookup ? node_.answer_lookup(body, request_id, ok)
-                                                                  : node_.answer_spawn(body, request_id, ok);
-      if (!ok) return "malformed " + std::string(kind == record_kind::lookup ? "lookup" : "spawn") + " record";
+      std::vector<std::byte> result = kind == record_kind::lookup  ? node_.answer_lookup(body, request_id, ok)
+                                      : kind == record_kind::spawn ? node_.answer_spawn(body, request_id, ok)
+                                                                   : node_.answer_load(body, request_id, ok);
+      if (!ok) return "malformed control request (record kind " + std::to_string(static_cast<std::uint32_t>(kind)) + ")";
       std::byte head[8];
       std::memcpy(head, &request_id, 8);
-      (void)write(kind == record_kind::lookup ? record_kind::lookup_result : record_kind::spawn_result, head, result);
+      const record_kind answer = kind == record_kind::lookup  ? record_kind::lookup_result
+                                 : kind == record_kind::spawn ? record_kind::spawn_result
+                                                              : record_kind::load_result;
+      (void)write(answer, head, result);
       return std::nullopt;
     }
     case record_kind::lookup_result:
     case record_kind::spawn_result:
+    case record_kind::load_result:
       return handle_control_result(body);
+    case record_kind::gossip:
+      // A node outside any cluster ignores its peers' gossip.
+      if (cluster_core* cluster = node_.cluster()) return cluster->handle_gossip(read_context_.via, body);
+      return std::nullopt;
     case record_kind::stop:
       if (!body.empty()) return "malformed stop record";
       // Only the node that started this one may stop it.

@@ -16,8 +16,6 @@ extern char** environ;
 
 namespace troupe::detail {
 
-actor_factory find_actor_factory(const std::string& key);  // remote.cpp
-
 namespace {
 constexpr auto child_stop_grace = std::chrono::seconds(3);
 }
@@ -155,9 +153,25 @@ std::vector<std::byte> node_core::answer_spawn(std::span<const std::byte> body, 
   }
 }
 
+std::vector<std::byte> node_core::answer_load(std::span<const std::byte> body, std::uint64_t& request_id, bool& ok) {
+  wire_reader in(body);
+  std::string key;
+  ok = in.read_scalar(request_id) && troupe::decode(in, key) && in.remaining() == 0;
+  std::vector<std::byte> result;
+  if (!ok) return result;
+  wire_writer out(result);
+  out.write_scalar<std::uint8_t>(0);
+  out.write_scalar<std::uint8_t>(find_actor_factory(key) != nullptr ? 1 : 0);
+  out.write_scalar<std::uint64_t>(owner_.live_actors());
+  return result;
+}
+
 void node_core::stop() noexcept {
   if (stopping_.exchange(true, std::memory_order_acq_rel)) return;
   if (!control_.joinable()) return;  // never started
+  // Leave the cluster first: with etcd, the lease goes at once, so the other
+  // members hear of it now rather than when it expires.
+  if (cluster_) cluster_->stop();
   // Child nodes first: ask them to stop, give them a moment, then kill.
   std::vector<std::shared_ptr<connection>> links;
   std::vector<pid_t> alive_children;

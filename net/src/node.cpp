@@ -6,6 +6,9 @@
 
 #include "node_core.hpp"
 
+#include <algorithm>
+#include <tuple>
+
 namespace troupe {
 
 namespace {
@@ -86,6 +89,24 @@ void node::unpublish(std::string_view name) { core_->unpublish(name); }
 expected<detail::cell_ptr> node::lookup_cell(std::string_view uri, const detail::protocol_table& table,
                                              std::chrono::milliseconds timeout) {
   std::string node_name, name;
+  if (uri.find('/') == std::string_view::npos && !uri.empty()) {
+    // A cluster-wide name: find its holder, then look it up there.
+    detail::cluster_core* cluster = core_->cluster();
+    if (cluster == nullptr) {
+      return error(errc::no_such_name, "'" + std::string(uri) +
+                                           "' is a cluster-wide name, and node '" + core_->name() + "' is in no cluster");
+    }
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    auto owner = cluster->name_owner(std::string(uri), until);
+    if (!owner) return owner.error();
+    if (owner->name != core_->name()) {
+      auto c = core_->link_to(owner->name, 0, owner->endpoint);
+      if (!c) return c.error();
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    return lookup_cell("troupe://" + owner->name + "/" + std::string(uri), table,
+                       std::max(left, std::chrono::milliseconds(1)));
+  }
   if (!split_uri(uri, node_name, name)) {
     return error(errc::no_such_name, "'" + std::string(uri) + "' is not troupe://<node>/<name>");
   }
@@ -174,6 +195,99 @@ expected<detail::cell_ptr> node::spawn_remote(const on_node& where, const std::s
   detail::cell_ptr proxy = core_->proxy_for(*c, id, table);
   if (!proxy) return error(errc::system_stopped, "the node is shutting down");
   return proxy;
+}
+
+// --- clusters -------------------------------------------------------------------------------
+
+namespace {
+error not_in_cluster(const std::string& node_name) {
+  return error(errc::no_such_node, "node '" + node_name + "' is in no cluster (node_config::cluster)");
+}
+}  // namespace
+
+std::vector<member> node::members() const {
+  if (detail::cluster_core* cluster = core_->cluster()) return cluster->members();
+  return {member{core_->name(), core_->incarnation(), core_->endpoint()}};
+}
+
+expected<void> node::await_members(std::size_t count, std::chrono::milliseconds timeout) {
+  detail::cluster_core* cluster = core_->cluster();
+  if (cluster == nullptr) return not_in_cluster(name());
+  return cluster->await_members(count, std::chrono::steady_clock::now() + timeout);
+}
+
+expected<void> node::subscribe_members_impl(std::function<void(const member_up&)> up,
+                                            std::function<void(const member_down&)> down) {
+  detail::cluster_core* cluster = core_->cluster();
+  if (cluster == nullptr) return not_in_cluster(name());
+  cluster->subscribe(std::move(up), std::move(down));
+  return {};
+}
+
+expected<void> node::publish_global_cell(std::string global_name, detail::cell* c, const detail::protocol_table& table) {
+  detail::cluster_core* cluster = core_->cluster();
+  if (cluster == nullptr) return not_in_cluster(name());
+  if (c == nullptr) return error(errc::no_such_actor, "publish_global() of an empty ref");
+  return cluster->publish_global(global_name, c, table);
+}
+
+void node::unpublish_global(std::string_view global_name) {
+  if (detail::cluster_core* cluster = core_->cluster()) cluster->unpublish_global(std::string(global_name));
+}
+
+expected<detail::cell_ptr> node::spawn_remote(anywhere_t, const std::string& key, std::span<const std::byte> args,
+                                              const detail::protocol_table& table) {
+  // Each member's load: its live actors, and whether it can spawn the type.
+  struct candidate {
+    std::uint64_t load;
+    std::string name;
+    std::shared_ptr<detail::connection> link;  // null: this node
+  };
+  std::vector<candidate> candidates;
+  if (detail::find_actor_factory(key) != nullptr) candidates.push_back({live_actors(), core_->name(), nullptr});
+  std::string refusals;
+  const auto until = std::chrono::steady_clock::now() + core_->config().connect_timeout;
+  for (const member& m : members()) {
+    if (m.name == core_->name()) continue;
+    auto c = core_->link_to(m.name, 0, m.endpoint);
+    if (!c) {
+      refusals += "; " + m.name + ": " + c.error().text();
+      continue;
+    }
+    std::vector<std::byte> body;
+    wire_writer out(body);
+    troupe::encode(out, key);
+    auto result = (*c)->request(detail::record_kind::load, body, until);
+    if (!result) {
+      refusals += "; " + m.name + ": " + result.error().text();
+      continue;
+    }
+    wire_reader in(*result);
+    std::uint8_t status = 2, registered = 0;
+    std::uint64_t load = 0;
+    if (!in.read_scalar(status) || status != 0 || !in.read_scalar(registered) || !in.read_scalar(load) ||
+        in.remaining() != 0) {
+      refusals += "; " + m.name + ": malformed load answer";
+      continue;
+    }
+    if (registered != 0) candidates.push_back({load, m.name, *c});
+  }
+  std::sort(candidates.begin(), candidates.end(),
+            [](const candidate& a, const candidate& b) { return std::tie(a.load, a.name) < std::tie(b.load, b.name); });
+  for (const candidate& chosen : candidates) {
+    if (!chosen.link) {
+      detail::wire_context context{core_.get(), nullptr};
+      wire_reader in(args, &context);
+      auto spawned = detail::find_actor_factory(key)(*this, in);
+      if (spawned) return spawned->first;
+      refusals += "; " + chosen.name + ": " + spawned.error().text();
+      continue;
+    }
+    auto spawned = spawn_remote(on(core_->handle_for(chosen.link)), key, args, table);
+    if (spawned) return spawned;
+    refusals += "; " + chosen.name + ": " + spawned.error().text();
+  }
+  return error(errc::not_registered, "no member could spawn " + key + (refusals.empty() ? std::string(" (none has it registered)") : refusals));
 }
 
 // --- run ------------------------------------------------------------------------------------

@@ -97,8 +97,19 @@ void node_core::start() {
   auto anchor = owner_.spawn<anchor_actor>(*this);
   anchor_ = ref_access::make<protocol<>>(ref_access::get(anchor));
   export_cell(ref_access::get(anchor), protocol_table_of<protocol<>>());
+  if (config_.cluster.provider != membership_provider_kind::none) {
+    cluster_ = std::make_unique<cluster_core>(*this, config_.cluster);
+  }
   if (!config_.listen.empty()) (void)tcp();  // listens now (throws if it cannot)
   control_ = std::thread([this] { control_loop(); });
+  if (cluster_) {
+    try {
+      cluster_->start();
+    } catch (...) {
+      stop();
+      throw;
+    }
+  }
 }
 
 void node_core::wake_control() noexcept {
@@ -298,6 +309,7 @@ std::shared_ptr<connection> node_core::register_connection(std::shared_ptr<conne
   }
   links_changed_.notify_all();
   wake_control();
+  if (cluster_) cluster_->link_up(c);
   return c;
 }
 
@@ -318,6 +330,20 @@ std::shared_ptr<connection> node_core::find_link(const std::string& name) {
 bool node_core::has_link(const std::string& node_name) {
   std::lock_guard lock(links_mutex_);
   return find_link(node_name) != nullptr;
+}
+
+std::shared_ptr<connection> node_core::live_link(const std::string& node_name) {
+  std::lock_guard lock(links_mutex_);
+  return find_link(node_name);
+}
+
+std::vector<std::shared_ptr<connection>> node_core::live_links() {
+  std::vector<std::shared_ptr<connection>> links;
+  std::lock_guard lock(links_mutex_);
+  for (auto& [name, c] : connections_) {
+    if (c->alive() && !c->closing()) links.push_back(c);
+  }
+  return links;
 }
 
 std::string node_core::endpoint() const {
@@ -562,6 +588,7 @@ void node_core::connection_lost(const std::shared_ptr<connection>& c, const exit
     }
   }
   for (cell_ptr& p : stopped) stop_proxy(*p.get(), why);
+  if (cluster_) cluster_->link_lost(c, why.to_string());
   {
     // wait_for_stop() finds out whether the parent died or only the link broke.
     std::lock_guard lock(stop_mutex_);
@@ -628,6 +655,7 @@ void node_core::export_stopped(cell* c, const exit_reason& reason) {
       n = n->second.first.get() == c ? names_.erase(n) : std::next(n);
     }
   }
+  if (cluster_) cluster_->actor_stopped(c);
   std::vector<std::byte> body;
   wire_writer out(body);
   out.write_scalar(c->id());

@@ -34,6 +34,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cluster_core.hpp"
 #include "os.hpp"
 #include "troupe/mailbox/cache_line.hpp"
 #include "troupe/mailbox/spsc_ring.hpp"
@@ -58,6 +59,9 @@ enum class record_kind : std::uint32_t {
   stop = 11,          // the parent asks this node to shut down
   heartbeat = 12,     // TCP only: empty; sent every heartbeat interval (failure detector)
   goodbye = 13,       // TCP only: string why; the sender shuts the link down on purpose
+  gossip = 14,        // cluster (seeds): the sender's identity, the members it is linked to, its global names
+  load = 15,          // u64 request id, string actor key: how loaded is the node, can it spawn that type
+  load_result = 16,   // u64 request id, u8 status (0: u8 registered, u64 live actors | 1: error)
 };
 
 // Who is at the other end of a link (also behind node_handle).
@@ -267,6 +271,9 @@ class shm_connection final : public connection {
   std::mutex join_mutex_;  // join() from several threads
 };
 
+// The factory registered for a remote-spawn key, or null (remote.cpp).
+actor_factory find_actor_factory(const std::string& key);
+
 class node_core {
  public:
   node_core(troupe::node& owner, node_config cfg);
@@ -300,6 +307,12 @@ class node_core {
   // Waits (without dialing) for a live link to that node.
   expected<std::shared_ptr<connection>> await_link(const std::string& node_name, time_limit until);
   [[nodiscard]] bool has_link(const std::string& node_name);
+  // The newest live link to that node, or null.
+  std::shared_ptr<connection> live_link(const std::string& node_name);
+  // Every live link.
+  std::vector<std::shared_ptr<connection>> live_links();
+  // The node's cluster membership; null when config.cluster has no provider.
+  [[nodiscard]] cluster_core* cluster() noexcept { return cluster_.get(); }
   // An accepted TCP handshake from `name`: why it must be refused (a link to
   // that incarnation exists, or this node's own dial to it wins the tie), or
   // nothing. Closes links to an earlier incarnation of it.
@@ -351,6 +364,7 @@ class node_core {
   // The peer's lookup/spawn requests (on its reader thread); the result body.
   std::vector<std::byte> answer_lookup(std::span<const std::byte> body, std::uint64_t& request_id, bool& ok);
   std::vector<std::byte> answer_spawn(std::span<const std::byte> body, std::uint64_t& request_id, bool& ok);
+  std::vector<std::byte> answer_load(std::span<const std::byte> body, std::uint64_t& request_id, bool& ok);
 
   // Schema announced in the handshake: every registered protocol's messages and replies.
   [[nodiscard]] std::vector<std::pair<std::uint64_t, std::uint64_t>> schema_table() const;
@@ -382,6 +396,8 @@ class node_core {
   std::thread control_;
   std::atomic<bool> stopping_{false};
   ref<protocol<>> anchor_;
+  // Set in start() before any link can come up; stopped first in stop().
+  std::unique_ptr<cluster_core> cluster_;
 
   std::mutex links_mutex_;  // connections, children, retired
   std::condition_variable links_changed_;

@@ -206,7 +206,7 @@ bool decode_error(wire_reader& in, error& e) {
   std::uint32_t code = 0;
   std::string text;
   if (!in.read_scalar(code) || !troupe::decode(in, text)) return false;
-  if (code == 0 || code > static_cast<std::uint32_t>(errc::name_in_use)) {
+  if (code == 0 || code > static_cast<std::uint32_t>(errc::name_taken)) {
     in.fail("unknown error code " + std::to_string(code));
     return false;
   }

@@ -23,6 +23,7 @@ const char* to_string(errc e) noexcept {
     case errc::not_registered: return "not_registered";
     case errc::peer_overloaded: return "peer_overloaded";
     case errc::name_in_use: return "name_in_use";
+    case errc::name_taken: return "name_taken";
   }
   return "unknown";
 }

@@ -2,12 +2,20 @@
 // process_fixture.hpp): started by spawn_node(), troupe::run() makes it a node.
 #include <gtest/gtest.h>
 
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "process_fixture.hpp"
 
@@ -50,10 +58,164 @@ int host_node(int argc, char** argv) {
   return 0;
 }
 
+// Lines to the test over a pipe, whole (a line is far below PIPE_BUF, so one
+// write() is atomic), from any thread.
+class line_writer {
+ public:
+  explicit line_writer(int fd) : fd_(fd) {}
+  void write(std::string line) {
+    for (char& c : line) {
+      if (c == '\n') c = ' ';  // an error text must not end the line early
+    }
+    line += '\n';
+    std::lock_guard lock(mutex_);
+    for (std::size_t done = 0; done < line.size();) {
+      const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;  // the test is gone; this process follows (PR_SET_PDEATHSIG)
+      done += static_cast<std::size_t>(n);
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  int fd_;
+};
+
+using membership_protocol = troupe::protocol<troupe::member_up, troupe::member_down>;
+struct membership_reporter : troupe::actor<membership_protocol> {
+  explicit membership_reporter(line_writer* to) : out(to) {}
+  void on(const troupe::member_up& e) { out->write("up " + e.who.name + " " + std::to_string(e.who.incarnation)); }
+  void on(const troupe::member_down& e) {
+    out->write("down " + e.who.name + " " + std::to_string(e.who.incarnation) + " " + e.reason);
+  }
+  line_writer* out;
+};
+
+// One command from the test; the answer is one line.
+std::string answer(troupe::node& n, const std::string& command) {
+  const auto space = command.find(' ');
+  const std::string verb = command.substr(0, space);
+  const std::string arg = space == std::string::npos ? std::string() : command.substr(space + 1);
+  if (verb == "members") {
+    std::string line = "members";
+    for (const troupe::member& m : n.members()) line += " " + m.name + ":" + std::to_string(m.incarnation);
+    return line;
+  }
+  if (verb == "publish") {
+    auto published = n.publish_global(arg, n.spawn<it::echo_actor>());
+    if (!published) return "publish-failed " + arg + " " + published.error().text();
+    return "published " + arg;
+  }
+  if (verb == "lookup") {  // lookup NAME TIMEOUT_MS
+    const auto at = arg.find(' ');
+    const std::string name = arg.substr(0, at);
+    const auto timeout = std::chrono::milliseconds(at == std::string::npos ? 0 : std::atoll(arg.c_str() + at + 1));
+    auto found = n.lookup<it::echo_protocol>(name, timeout);
+    if (!found) {
+      return "missing " + name + " " + std::string(found.error().code() == troupe::errc::no_such_name ? "no_such_name"
+                                                                                                     : "other") +
+             " " + found.error().text();
+    }
+    auto reply = found->ask(it::echo{"from " + n.name()}, std::chrono::seconds(10)).try_get();
+    if (!reply) return "unanswered " + name + " " + reply.error().text();
+    return "found " + name + " " + *reply;
+  }
+  return "unknown-command " + command;
+}
+
+// cluster_hosts_test.cpp's member: a node configured from its command line
+// alone, as an operator would start one, that reports membership events and
+// answers commands over two pipes, and serves until SIGTERM (an orderly
+// leave) or SIGKILL.
+//   --cluster-node --report-fd FD --command-fd FD --name NAME --listen tcp://HOST:PORT
+//                  --cookie-file PATH --cluster SPEC
+// Reports: "ready NAME INCARNATION ENDPOINT" (or "failed ERROR"), then
+// "up NAME INCARNATION" / "down NAME INCARNATION REASON" as its subscription
+// hears them, and one answer per command line:
+//   members                 -> "members NAME:INCARNATION ..." (node::members(), by name)
+//   publish NAME            -> "published NAME" / "publish-failed NAME ERROR" (an echo actor)
+//   lookup NAME TIMEOUT_MS  -> "found NAME ECHO-REPLY" / "missing NAME no_such_name|other ERROR"
+int cluster_node(int argc, char** argv) {
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);  // before any thread: all inherit it
+  ::signal(SIGPIPE, SIG_IGN);                  // a write to a test that is gone fails instead
+  const int stop_fd = ::signalfd(-1, &stop, SFD_CLOEXEC);
+  if (stop_fd < 0) return 1;
+
+  troupe::node_config cfg;
+  auto rest = troupe::configure_from_command_line(cfg, argc, argv);
+  if (!rest) {
+    std::fprintf(stderr, "--cluster-node: %s\n", rest.error().text().c_str());
+    return 2;
+  }
+  // What configure_from_command_line left: this role's own arguments.
+  int report_fd = -1, command_fd = -1;
+  for (std::size_t i = 0; i < rest->size(); ++i) {
+    const std::string& a = (*rest)[i];
+    if (a == "--cluster-node") continue;
+    if ((a == "--report-fd" || a == "--command-fd") && i + 1 < rest->size()) {
+      (a == "--report-fd" ? report_fd : command_fd) = std::atoi((*rest)[++i].c_str());
+      continue;
+    }
+    std::fprintf(stderr, "--cluster-node: unexpected argument '%s'\n", a.c_str());
+    return 2;
+  }
+  if (report_fd < 0 || command_fd < 0) return 2;
+  // Not on the command line: the test's tuning. Two workers (a loaded
+  // two-core machine); quick re-dials after a cut cable is restored.
+  cfg.system.worker_threads = 2;
+  cfg.connect_timeout = std::chrono::seconds(2);
+  cfg.reconnect.max_backoff = std::chrono::seconds(1);
+
+  line_writer out(report_fd);  // outlives the node: its reporter may write until the end
+  std::optional<troupe::node> n;
+  try {
+    n.emplace(cfg);
+  } catch (const std::exception& e) {
+    out.write(std::string("failed ") + e.what());
+    return 1;
+  }
+  if (auto subscribed = n->subscribe_members(n->spawn<membership_reporter>(&out)); !subscribed) {
+    out.write("failed " + subscribed.error().text());
+    return 1;
+  }
+  out.write("ready " + n->name() + " " + std::to_string(n->incarnation()) + " " + n->endpoint());
+
+  pollfd watched[2] = {{stop_fd, POLLIN, 0}, {command_fd, POLLIN, 0}};
+  std::string pending;
+  for (;;) {
+    if (::poll(watched, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return 1;
+    }
+    if (watched[0].revents != 0) break;  // SIGTERM: the node leaves in its destructor
+    if (watched[1].revents == 0) continue;
+    char buffer[1024];
+    const ssize_t got = ::read(command_fd, buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      watched[1].fd = -1;  // the test closed its end: no more commands, keep serving
+      continue;
+    }
+    pending.append(buffer, static_cast<std::size_t>(got));
+    for (auto end = pending.find('\n'); end != std::string::npos; end = pending.find('\n')) {
+      const std::string command = pending.substr(0, end);
+      pending.erase(0, end + 1);
+      out.write(answer(*n, command));
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "--host-node") == 0) return host_node(argc, argv);
+  if (argc >= 2 && std::strcmp(argv[1], "--cluster-node") == 0) return cluster_node(argc, argv);
   return troupe::run(
       argc, argv,
       [&] {

@@ -42,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include "troupe/net/cluster.hpp"
 #include "troupe/net/detail/remote.hpp"
 #include "troupe/runtime/actor.hpp"
 #include "troupe/runtime/config.hpp"
@@ -130,7 +131,21 @@ struct node_config {
   std::size_t max_pending_connections = 64;
   failure_detector_config failure_detector;
   reconnect_config reconnect;
+
+  // --- clusters (cluster.hpp, docs/cluster.md) ---------------------------------
+  // How this node finds the other members: none (the default), seeds or etcd.
+  // A member must listen on TCP (`listen`).
+  cluster_config cluster;
 };
+
+// A node's settings from its command line (or a config file): --name NAME,
+// --listen tcp://host:port, --advertise tcp://host:port, --cookie-file PATH,
+// --cluster SPEC (see parse_cluster), --config FILE (lines "key = value" with
+// the same keys, '#' comments; the command line wins over the file). Both
+// "--key value" and "--key=value". Returns the arguments it did not use, in
+// order (argv[0] excluded); an unknown "--cluster" spec or unreadable file is
+// an error naming it.
+expected<std::vector<std::string>> configure_from_command_line(node_config& config, int argc, const char* const* argv);
 
 // How spawn_node starts a child process.
 struct node_spawn_options {
@@ -215,9 +230,11 @@ class node : public system {
 
   // Resolves "troupe://<node>/<name>" (or "<node>/<name>", or
   // "tcp://host:port/<name>" for a node on another machine): dials the node if
-  // needed and checks that the actor speaks P. Errors: no_such_node,
-  // no_such_name, protocol_mismatch (naming the protocols or the message type
-  // whose schema differs), timeout.
+  // needed and checks that the actor speaks P. A bare "<name>" is a
+  // cluster-wide name (publish_global), waited for until the timeout if no
+  // member holds it yet. Errors: no_such_node, no_such_name,
+  // protocol_mismatch (naming the protocols or the message type whose schema
+  // differs), timeout.
   template <a_protocol P>
   expected<ref<P>> lookup(std::string_view uri, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
     const detail::protocol_table& table = detail::protocol_table_of<P>();
@@ -257,27 +274,70 @@ class node : public system {
   using system::spawn;
   template <actor_class A, class... Args>
   expected<ref<typename A::protocol_type>> spawn(on_node where, Args&&... args) {
-    using P = typename A::protocol_type;
-    const detail::protocol_table& table = detail::protocol_table_of<P>();
-    std::vector<std::byte> bytes;
-    detail::wire_context context{core_.get(), nullptr};
-    wire_writer out(bytes, &context);
-    (troupe::encode(out, static_cast<const std::decay_t<Args>&>(args)), ...);
-    expected<detail::cell_ptr> c =
-        spawn_remote(where, detail::spawn_key<A, std::decay_t<Args>...>(), bytes, table);
-    if (!c) return c.error();
-    return detail::ref_access::make<P>(c->get());
+    return spawn_placed<A>(where, std::forward<Args>(args)...);
+  }
+
+  // --- clusters (node_config::cluster; docs/cluster.md) -----------------------
+  // Every member, this node included, by name (just this node outside a cluster).
+  [[nodiscard]] std::vector<member> members() const;
+  // Blocks until the cluster has at least `count` members (this one included).
+  expected<void> await_members(std::size_t count, std::chrono::milliseconds timeout);
+  // `subscriber` gets member_up for every current member at once (this node
+  // first), then member_up / member_down as members come and go. Errors if
+  // this node is not in a cluster.
+  template <a_protocol P>
+    requires(accepts<P, member_up> && accepts<P, member_down>)
+  expected<void> subscribe_members(const ref<P>& subscriber) {
+    return subscribe_members_impl([subscriber](const member_up& e) { subscriber.tell(e); },
+                                  [subscriber](const member_down& e) { subscriber.tell(e); });
+  }
+  // A cluster-wide name for an actor of this node: lookup<P>("name") on any
+  // member finds it (it is also published here, as publish() would). It goes
+  // when the actor stops, unpublish_global() is called, or this node leaves or
+  // dies. errc::name_taken if another live member holds the name (with seeds,
+  // two claims made at once before either has spread: the node whose name
+  // sorts first keeps it; with etcd the first claim wins).
+  template <a_protocol P>
+  expected<void> publish_global(std::string name, const ref<P>& r) {
+    return publish_global_cell(std::move(name), detail::ref_access::get(r), detail::protocol_table_of<P>());
+  }
+  void unpublish_global(std::string_view name);
+  // spawn<A>(troupe::anywhere, args...): on the member (this node included)
+  // with the fewest live actors among those that registered A with these
+  // argument types; ties go to the name that sorts first.
+  template <actor_class A, class... Args>
+  expected<ref<typename A::protocol_type>> spawn(anywhere_t where, Args&&... args) {
+    return spawn_placed<A>(where, std::forward<Args>(args)...);
   }
 
   [[nodiscard]] detail::node_core& core() noexcept { return *core_; }
   [[nodiscard]] const node_config& node_settings() const noexcept;
 
  private:
+  // Remote spawn: the arguments cross the wire as their decayed types.
+  template <actor_class A, class Where, class... Args>
+  expected<ref<typename A::protocol_type>> spawn_placed(const Where& where, Args&&... args) {
+    using P = typename A::protocol_type;
+    const detail::protocol_table& table = detail::protocol_table_of<P>();
+    std::vector<std::byte> bytes;
+    detail::wire_context context{core_.get(), nullptr};
+    wire_writer out(bytes, &context);
+    (troupe::encode(out, static_cast<const std::decay_t<Args>&>(args)), ...);
+    expected<detail::cell_ptr> c = spawn_remote(where, detail::spawn_key<A, std::decay_t<Args>...>(), bytes, table);
+    if (!c) return c.error();
+    return detail::ref_access::make<P>(c->get());
+  }
   void publish_cell(std::string name, detail::cell* c, const detail::protocol_table& table);
   expected<detail::cell_ptr> lookup_cell(std::string_view uri, const detail::protocol_table& table,
                                          std::chrono::milliseconds timeout);
   expected<detail::cell_ptr> spawn_remote(const on_node& where, const std::string& key,
                                           std::span<const std::byte> args, const detail::protocol_table& table);
+  // On the least-loaded member that can (cluster.hpp).
+  expected<detail::cell_ptr> spawn_remote(anywhere_t, const std::string& key, std::span<const std::byte> args,
+                                          const detail::protocol_table& table);
+  expected<void> publish_global_cell(std::string name, detail::cell* c, const detail::protocol_table& table);
+  expected<void> subscribe_members_impl(std::function<void(const member_up&)> up,
+                                        std::function<void(const member_down&)> down);
 
   std::unique_ptr<detail::node_core> core_;
 };

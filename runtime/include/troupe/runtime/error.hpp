@@ -36,6 +36,7 @@ enum class errc : int {
   not_registered = 13,   // remote spawn of an actor type the node has not registered
   peer_overloaded = 14,  // the outbound queue to a peer node is full
   name_in_use = 15,      // another live node on this host has that name
+  name_taken = 16,       // publish_global(): another live node holds that cluster-wide name
 };
 
 const std::error_category& troupe_category() noexcept;
