@@ -255,6 +255,13 @@ void shm_connection::read_loop() noexcept {
   std::optional<std::string> defect;
   const std::size_t max_bytes = node_.config().max_message_bytes;
   const int spins = node_.config().reader_spins;
+  // Fewer records per batch than an activation's budget (max_throughput): a
+  // batch of exactly that many messages to one actor would end its activation
+  // here with `again` although its mailbox is empty, handing it to a worker,
+  // which then races this reader for the mailbox (a stream ran on three
+  // threads, its envelopes bouncing between two caches, instead of one).
+  const std::size_t batch_limit =
+      std::clamp<std::size_t>(node_.config().system.max_throughput, 2, max_batch + 1) - 1;
   for (;;) {
     // Drain what is there (also after a hang-up: what the peer wrote before it
     // died is delivered before its death is).
@@ -291,7 +298,7 @@ void shm_connection::read_loop() noexcept {
       });
       if (r == read_result::corrupt) defect = "the shared ring is corrupt (bad record position or length)";
       drained = r == read_result::empty;
-      if (defect || drained || batch + 1 >= max_batch) break;
+      if (defect || drained || batch + 1 >= batch_limit) break;
     }
     // The actors this batch made runnable run here, before the next wait.
     run_batch();

@@ -312,6 +312,8 @@ class spsc_ring {
         return true;
       }
       futex_wait_for(header_->published, seen, left, futex_scope::process_shared);
+      // relaxed: the flag is ours again (the producer may have cleared it already,
+      // see publish(); a 0 over a 0 is harmless).
       header_->consumer_sleeping.store(0, std::memory_order_relaxed);
     }
   }
@@ -370,10 +372,17 @@ class spsc_ring {
       header_->tail.store(new_tail, std::memory_order_seq_cst);
       if (header_->consumer_sleeping.load(std::memory_order_seq_cst) == 0) return;
     }
-    {
-      header_->published.fetch_add(1, std::memory_order_release);
-      futex_wake(header_->published, 1, futex_scope::process_shared);
-    }
+    // The consumer is (about to be) parked. The producer takes the flag down
+    // itself, so that the records it publishes until the consumer is back on a
+    // core do not each pay a futex_wake system call (on a busy host that wake
+    // storm was the larger part of a streaming producer's time).
+    // acq_rel: acquire pairs with the consumer's seq_cst store of the flag, so
+    // its snapshot of `published` (taken before that store) happens-before our
+    // increment below and cannot have seen it: its futex_wait returns or is
+    // woken. Only the exchange that takes a 1 wakes: one wake per park.
+    if (header_->consumer_sleeping.exchange(0, std::memory_order_acq_rel) == 0) return;
+    header_->published.fetch_add(1, std::memory_order_release);
+    futex_wake(header_->published, 1, futex_scope::process_shared);
   }
 
   spsc_ring_header* header_;
