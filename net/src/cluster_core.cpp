@@ -12,22 +12,6 @@ namespace troupe::detail {
 
 namespace {
 
-// The gossip record's body (troupe serialization: a peer's bytes decode
-// under the reader's memory budget like any message).
-struct gossip_member {
-  std::string name;
-  std::uint64_t incarnation = 0;
-  std::string endpoint;
-  std::uint64_t host = 0;
-};
-struct gossip_record {
-  std::uint32_t version = 1;
-  std::string cluster;
-  gossip_member sender;
-  std::vector<gossip_member> members;  // those the sender is linked to
-  std::vector<std::string> names;      // global names the sender holds
-};
-
 constexpr std::size_t max_gossip_members = 4096;
 constexpr std::size_t max_gossip_names = 65536;
 constexpr std::size_t max_global_name = 256;

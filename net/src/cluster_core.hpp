@@ -54,6 +54,22 @@ class connection;
 class cell;
 struct protocol_table;
 
+// The gossip record's body (docs/wire.md; troupe serialization, so a peer's
+// bytes decode under the reader's memory budget like any message).
+struct gossip_member {
+  std::string name;
+  std::uint64_t incarnation = 0;
+  std::string endpoint;
+  std::uint64_t host = 0;
+};
+struct gossip_record {
+  std::uint32_t version = 1;
+  std::string cluster;
+  gossip_member sender;
+  std::vector<gossip_member> members;  // those the sender is linked to
+  std::vector<std::string> names;      // global names the sender holds
+};
+
 class cluster_core final : public membership_events {
  public:
   cluster_core(node_core& node, cluster_config config);

@@ -86,45 +86,28 @@ void node::publish_cell(std::string name, detail::cell* c, const detail::protoco
 
 void node::unpublish(std::string_view name) { core_->unpublish(name); }
 
-expected<detail::cell_ptr> node::lookup_cell(std::string_view uri, const detail::protocol_table& table,
-                                             std::chrono::milliseconds timeout) {
-  std::string node_name, name;
-  if (uri.find('/') == std::string_view::npos && !uri.empty()) {
-    // A cluster-wide name: find its holder, then look it up there.
-    detail::cluster_core* cluster = core_->cluster();
-    if (cluster == nullptr) {
-      return error(errc::no_such_name, "'" + std::string(uri) +
-                                           "' is a cluster-wide name, and node '" + core_->name() + "' is in no cluster");
-    }
-    const auto until = std::chrono::steady_clock::now() + timeout;
-    auto owner = cluster->name_owner(std::string(uri), until);
-    if (!owner) return owner.error();
-    if (owner->name != core_->name()) {
-      auto c = core_->link_to(owner->name, 0, owner->endpoint);
-      if (!c) return c.error();
-    }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
-    return lookup_cell("troupe://" + owner->name + "/" + std::string(uri), table,
-                       std::max(left, std::chrono::milliseconds(1)));
+namespace {
+
+// A name published on this node.
+expected<detail::cell_ptr> lookup_here(detail::node_core& core, const std::string& name,
+                                       const detail::protocol_table& table) {
+  auto entry = core.published(name);
+  if (!entry) return error(errc::no_such_name, "nothing is published here as '" + name + "'");
+  if (entry->second->fingerprint != table.fingerprint) {
+    return error(errc::protocol_mismatch, "'" + name + "' speaks " + entry->second->name + ", not " + table.name);
   }
-  if (!split_uri(uri, node_name, name)) {
-    return error(errc::no_such_name, "'" + std::string(uri) + "' is not troupe://<node>/<name>");
-  }
-  if (node_name == core_->name()) {
-    auto entry = core_->published(name);
-    if (!entry) return error(errc::no_such_name, "nothing is published here as '" + name + "'");
-    if (entry->second->fingerprint != table.fingerprint) {
-      return error(errc::protocol_mismatch, "'" + name + "' speaks " + entry->second->name + ", not " + table.name);
-    }
-    return entry->first;
-  }
-  auto c = node_name.starts_with("tcp://") ? core_->link_to_endpoint(node_name) : core_->link_to(node_name);
-  if (!c) return c.error();
-  if (auto ok = check_schemas(**c, table); !ok) return ok.error();
+  return entry->first;
+}
+
+// A name published on the peer of `c` (`uri` only names it in errors).
+expected<detail::cell_ptr> lookup_over(detail::node_core& core, const std::shared_ptr<detail::connection>& c,
+                                       std::string_view uri, const std::string& name,
+                                       const detail::protocol_table& table, detail::time_limit until) {
+  if (auto ok = check_schemas(*c, table); !ok) return ok.error();
   std::vector<std::byte> body;
   wire_writer out(body);
   troupe::encode(out, name);
-  auto result = (*c)->request(detail::record_kind::lookup, body, std::chrono::steady_clock::now() + timeout);
+  auto result = c->request(detail::record_kind::lookup, body, until);
   if (!result) return result.error();
   wire_reader in(*result);
   std::uint8_t status = 2;
@@ -142,9 +125,39 @@ expected<detail::cell_ptr> node::lookup_cell(std::string_view uri, const detail:
   if (fingerprint != table.fingerprint) {
     return error(errc::protocol_mismatch, std::string(uri) + " speaks " + protocol_name + ", not " + table.name);
   }
-  detail::cell_ptr proxy = core_->proxy_for(*c, id, table);
+  detail::cell_ptr proxy = core.proxy_for(c, id, table);
   if (!proxy) return error(errc::system_stopped, "the node is shutting down");
   return proxy;
+}
+
+}  // namespace
+
+expected<detail::cell_ptr> node::lookup_cell(std::string_view uri, const detail::protocol_table& table,
+                                             std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  if (uri.find('/') == std::string_view::npos && !uri.empty()) {
+    // A cluster-wide name: find its holder, then look it up there.
+    detail::cluster_core* cluster = core_->cluster();
+    if (cluster == nullptr) {
+      return error(errc::no_such_name, "'" + std::string(uri) +
+                                           "' is a cluster-wide name, and node '" + core_->name() + "' is in no cluster");
+    }
+    const std::string name(uri);
+    auto owner = cluster->name_owner(name, until);
+    if (!owner) return owner.error();
+    if (owner->name == core_->name()) return lookup_here(*core_, name, table);
+    auto c = core_->link_to(owner->name, 0, owner->endpoint);
+    if (!c) return c.error();
+    return lookup_over(*core_, *c, "troupe://" + owner->name + "/" + name, name, table, until);
+  }
+  std::string node_name, name;
+  if (!split_uri(uri, node_name, name)) {
+    return error(errc::no_such_name, "'" + std::string(uri) + "' is not troupe://<node>/<name>");
+  }
+  if (node_name == core_->name()) return lookup_here(*core_, name, table);
+  auto c = node_name.starts_with("tcp://") ? core_->link_to_endpoint(node_name) : core_->link_to(node_name);
+  if (!c) return c.error();
+  return lookup_over(*core_, *c, uri, name, table, until);
 }
 
 expected<node_handle> node::connect(std::string_view where) {

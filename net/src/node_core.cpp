@@ -327,10 +327,7 @@ std::shared_ptr<connection> node_core::find_link(const std::string& name) {
   return nullptr;
 }
 
-bool node_core::has_link(const std::string& node_name) {
-  std::lock_guard lock(links_mutex_);
-  return find_link(node_name) != nullptr;
-}
+bool node_core::has_link(const std::string& node_name) { return live_link(node_name) != nullptr; }
 
 std::shared_ptr<connection> node_core::live_link(const std::string& node_name) {
   std::lock_guard lock(links_mutex_);

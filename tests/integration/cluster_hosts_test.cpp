@@ -36,6 +36,7 @@
 #include "process_fixture.hpp"
 #include "support/child_process.hpp"
 #include "support/etcd_server.hpp"
+#include "support/event_log.hpp"
 #include "support/netns_rig.hpp"
 #include "support/watchdog.hpp"
 
@@ -47,7 +48,7 @@ namespace {
 
 // Fresh namespaces have no other listeners: fixed ports cannot collide.
 constexpr int member_port = 7200;
-constexpr int etcd_client_port = 2379;
+constexpr std::uint16_t etcd_client_port = 2379;
 // Safety nets for a sanitizer build on a loaded two-core machine, not timings.
 constexpr auto start_deadline = 30s;
 constexpr auto event_deadline = 30s;
@@ -88,24 +89,7 @@ struct cluster_member {
 };
 
 // In-process membership events (the test's own node in host 0).
-class event_log {
- public:
-  void add(std::string line) {
-    std::lock_guard lock(mutex_);
-    lines_.push_back(std::move(line));
-    changed_.notify_all();  // under the lock: a waiter that saw its line may destroy the log
-  }
-  bool wait_for(const std::string& line, std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mutex_);
-    return changed_.wait_for(lock, timeout,
-                             [&] { return std::find(lines_.begin(), lines_.end(), line) != lines_.end(); });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::vector<std::string> lines_;
-};
+using ts::event_log;
 
 using membership_protocol = troupe::protocol<troupe::member_up, troupe::member_down>;
 struct membership_watcher : troupe::actor<membership_protocol> {
@@ -157,35 +141,9 @@ class rig_etcd {
 
  private:
   bool healthy(std::chrono::steady_clock::time_point deadline) const {
-    const ts::unique_fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!s) ts::throw_errno("socket");
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(etcd_client_port);
-    ::inet_pton(AF_INET, address_.c_str(), &to.sin_addr);
-    if (::connect(s.get(), reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0 && errno != EINPROGRESS) {
-      return false;
-    }
-    pollfd writable{s.get(), POLLOUT, 0};
-    if (::poll(&writable, 1, ts::poll_timeout_until(deadline)) <= 0) return false;
-    int problem = 0;
-    socklen_t length = sizeof problem;
-    if (::getsockopt(s.get(), SOL_SOCKET, SO_ERROR, &problem, &length) != 0 || problem != 0) return false;
-    const std::string request = "GET /health HTTP/1.0\r\n\r\n";
-    if (::send(s.get(), request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
-      return false;
-    }
-    std::string answer;
-    for (;;) {
-      pollfd readable{s.get(), POLLIN, 0};
-      if (::poll(&readable, 1, ts::poll_timeout_until(deadline)) <= 0) return false;
-      char buffer[1024];
-      const ssize_t n = ::recv(s.get(), buffer, sizeof buffer, 0);
-      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-      if (n <= 0) break;  // HTTP/1.0: the answer ends with the connection
-      answer.append(buffer, static_cast<std::size_t>(n));
-    }
-    return answer.find("\"health\":\"true\"") != std::string::npos;
+    in_addr to{};
+    ::inet_pton(AF_INET, address_.c_str(), &to);
+    return ts::etcd_healthy(to.s_addr, etcd_client_port, deadline);
   }
 
   std::string address_;
@@ -280,6 +238,40 @@ class cluster_hosts : public ts::node_fixture {
     m.pid = 0;
     m.reports.reset();
     m.commands.reset();
+  }
+
+  // SIGKILLs `victim` and waits until every other member has reported it down
+  // (printing how long that took, as `what`).
+  void kill_and_await_down(cluster_member& victim, const char* what) {
+    const std::string gone = "down " + victim.name + " " + std::to_string(victim.incarnation) + " ";
+    kill_member(victim);
+    const auto killed_at = std::chrono::steady_clock::now();
+    ASSERT_TRUE(wait_until(
+        [&] {
+          return std::all_of(members_.begin(), members_.end(), [&](auto& m) { return m->pid == 0 || m->heard(gone); });
+        },
+        event_deadline))
+        << "expected '" << gone << "...' from every other member" << describe();
+    std::printf("%s: member_down everywhere after %lld ms\n", what,
+                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::steady_clock::now() - killed_at)
+                                           .count()));
+  }
+
+  // Starts `victim` again (same name, host and address; a new process, so a
+  // new incarnation) and waits until every member has reported it up and all
+  // agree on the members.
+  void restart_and_await_up(cluster_member& victim, const std::string& spec) {
+    const std::uint64_t old_incarnation = victim.incarnation;
+    ASSERT_NO_FATAL_FAILURE(launch(victim, spec));
+    ASSERT_NO_FATAL_FAILURE(await_ready(victim));
+    ASSERT_NE(victim.incarnation, old_incarnation);
+    const std::string back = "up " + victim.name + " " + std::to_string(victim.incarnation);
+    ASSERT_TRUE(wait_until(
+        [&] { return std::all_of(members_.begin(), members_.end(), [&](auto& m) { return m->heard(back); }); },
+        event_deadline))
+        << "expected '" << back << "' from every member" << describe();
+    ASSERT_NO_FATAL_FAILURE(expect_agreement());
   }
 
   // The members that run, by their "ready" incarnations.
@@ -488,19 +480,7 @@ TEST_F(cluster_hosts, a_killed_member_is_reported_down_by_every_other_member) {
   ASSERT_NO_FATAL_FAILURE(start_all(seeds_spec()));
   ASSERT_NO_FATAL_FAILURE(expect_agreement());
   cluster_member& victim = member("n2");
-  const std::string gone = "down n2 " + std::to_string(victim.incarnation) + " ";
-  kill_member(victim);
-  const auto killed_at = std::chrono::steady_clock::now();
-  ASSERT_TRUE(wait_until(
-      [&] {
-        return std::all_of(members_.begin(), members_.end(), [&](auto& m) { return m->pid == 0 || m->heard(gone); });
-      },
-      event_deadline))
-      << "expected '" << gone << "...' from every other member" << describe();
-  std::printf("SIGKILL: member_down everywhere after %lld ms\n",
-              static_cast<long long>(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed_at)
-                      .count()));
+  ASSERT_NO_FATAL_FAILURE(kill_and_await_down(victim, "SIGKILL"));
   ASSERT_NO_FATAL_FAILURE(expect_agreement());  // n1, n3, n4 only
 }
 
@@ -519,19 +499,10 @@ TEST_F(cluster_hosts, a_killed_member_that_restarts_rejoins_everywhere_as_a_new_
   ASSERT_NO_FATAL_FAILURE(start_all(seeds_spec()));
   ASSERT_NO_FATAL_FAILURE(expect_agreement());
   cluster_member& victim = member("n3");
-  const std::uint64_t old_incarnation = victim.incarnation;
   kill_member(victim);
   ASSERT_NO_FATAL_FAILURE(expect_agreement());  // down everywhere first
 
-  ASSERT_NO_FATAL_FAILURE(launch(victim, seeds_spec()));  // same name, host and address
-  ASSERT_NO_FATAL_FAILURE(await_ready(victim));
-  ASSERT_NE(victim.incarnation, old_incarnation);
-  const std::string back = "up n3 " + std::to_string(victim.incarnation);
-  ASSERT_TRUE(wait_until(
-      [&] { return std::all_of(members_.begin(), members_.end(), [&](auto& m) { return m->heard(back); }); },
-      event_deadline))
-      << "expected '" << back << "' from every member" << describe();
-  ASSERT_NO_FATAL_FAILURE(expect_agreement());  // the new incarnation, and the others
+  ASSERT_NO_FATAL_FAILURE(restart_and_await_up(victim, seeds_spec()));  // same name, host and address
 }
 
 TEST_F(cluster_hosts, a_global_name_published_on_one_host_resolves_on_the_others_and_goes_with_its_host) {
@@ -624,30 +595,10 @@ TEST_F(cluster_hosts, with_etcd_members_join_a_killed_one_goes_down_everywhere_a
 
   cluster_member& victim = member("n2");
   const std::uint64_t old_incarnation = victim.incarnation;
-  const std::string gone = "down n2 " + std::to_string(old_incarnation) + " ";
-  kill_member(victim);
-  const auto killed_at = std::chrono::steady_clock::now();
-  ASSERT_TRUE(wait_until(
-      [&] {
-        return std::all_of(members_.begin(), members_.end(), [&](auto& m) { return m->pid == 0 || m->heard(gone); });
-      },
-      event_deadline))
-      << "expected '" << gone << "...' from every other member" << describe();
-  std::printf("SIGKILL with etcd (ttl 2 s): member_down everywhere after %lld ms\n",
-              static_cast<long long>(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed_at)
-                      .count()));
+  ASSERT_NO_FATAL_FAILURE(kill_and_await_down(victim, "SIGKILL with etcd (ttl 2 s)"));
   ASSERT_NO_FATAL_FAILURE(expect_agreement());
 
-  ASSERT_NO_FATAL_FAILURE(launch(victim, spec));
-  ASSERT_NO_FATAL_FAILURE(await_ready(victim));
-  ASSERT_NE(victim.incarnation, old_incarnation);
-  const std::string back = "up n2 " + std::to_string(victim.incarnation);
-  ASSERT_TRUE(wait_until(
-      [&] { return std::all_of(members_.begin(), members_.end(), [&](auto& m) { return m->heard(back); }); },
-      event_deadline))
-      << "expected '" << back << "' from every member" << describe();
-  ASSERT_NO_FATAL_FAILURE(expect_agreement());
+  ASSERT_NO_FATAL_FAILURE(restart_and_await_up(victim, spec));
   // The dead incarnation was up once and down once everywhere: never revived.
   const std::string old_up = "up n2 " + std::to_string(old_incarnation);
   for (auto& m : members_) {

@@ -22,6 +22,7 @@
 #include "etcd_client.hpp"
 #include "node_core.hpp"
 #include "support/etcd_server.hpp"
+#include "support/event_log.hpp"
 #include "support/node_fixture.hpp"
 #include "support/watchdog.hpp"
 #include "troupe/net/testing.hpp"
@@ -32,38 +33,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // What a member_up / member_down subscriber saw, in order.
-class event_log {
- public:
-  void add(std::string line) {
-    {
-      std::lock_guard lock(mutex_);
-      lines_.push_back(std::move(line));
-    }
-    changed_.notify_all();
-  }
-  // Waits (with a deadline) until `line` has been seen.
-  bool wait_for(const std::string& line, std::chrono::milliseconds timeout = 20s) {
-    std::unique_lock lock(mutex_);
-    return changed_.wait_for(lock, timeout, [&] { return std::find(lines_.begin(), lines_.end(), line) != lines_.end(); });
-  }
-  // Waits until `line` has been seen after the last `marker`.
-  bool wait_for_after(const std::string& marker, const std::string& line, std::chrono::milliseconds timeout = 20s) {
-    std::unique_lock lock(mutex_);
-    return changed_.wait_for(lock, timeout, [&] {
-      const auto from = std::find(lines_.rbegin(), lines_.rend(), marker);
-      return from != lines_.rend() && std::find(lines_.rbegin(), from, line) != from;
-    });
-  }
-  std::vector<std::string> lines() {
-    std::lock_guard lock(mutex_);
-    return lines_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::vector<std::string> lines_;
-};
+using troupe::test_support::event_log;
 
 using membership_protocol = troupe::protocol<troupe::member_up, troupe::member_down>;
 struct membership_watcher : troupe::actor<membership_protocol> {
@@ -123,21 +93,10 @@ struct link_watcher : troupe::actor<watcher_protocol> {
   event_log* log;
 };
 
-// The gossip record's layout (net/src/cluster_core.cpp), for playing a lying peer.
-struct fake_gossip_member {
-  std::string name;
-  std::uint64_t incarnation = 0;
-  std::string endpoint;
-  std::uint64_t host = 0;
-};
-struct fake_gossip {
-  std::uint32_t version = 1;
-  std::string cluster;
-  fake_gossip_member sender;
-  std::vector<fake_gossip_member> members;
-  std::vector<std::string> names;
-};
-constexpr std::uint32_t gossip_kind = 14;
+// For playing a lying peer: the real record, with chosen contents.
+using fake_gossip = troupe::detail::gossip_record;
+using fake_gossip_member = troupe::detail::gossip_member;
+constexpr auto gossip_kind = static_cast<std::uint32_t>(troupe::detail::record_kind::gossip);
 
 constexpr const char* cookie = "a-cluster-test-cookie";
 

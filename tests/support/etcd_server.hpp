@@ -59,6 +59,41 @@
 
 namespace troupe::test_support {
 
+// One GET /health to an etcd at `address` (network order), `port`, over a
+// fresh connection, each step bounded by `deadline`: true if it says healthy.
+inline bool etcd_healthy(in_addr_t address, std::uint16_t port, std::chrono::steady_clock::time_point deadline) {
+  unique_fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!s) throw_errno("socket");
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = address;
+  to.sin_port = htons(port);
+  if (::connect(s.get(), reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0 && errno != EINPROGRESS) {
+    return false;
+  }
+  pollfd writable{s.get(), POLLOUT, 0};
+  if (::poll(&writable, 1, poll_timeout_until(deadline)) <= 0) return false;
+  int problem = 0;
+  socklen_t length = sizeof problem;
+  if (::getsockopt(s.get(), SOL_SOCKET, SO_ERROR, &problem, &length) != 0 || problem != 0) return false;
+  const std::string request = "GET /health HTTP/1.0\r\n\r\n";
+  if (::send(s.get(), request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+    return false;
+  }
+  std::string answer;
+  for (;;) {
+    pollfd readable{s.get(), POLLIN, 0};
+    if (::poll(&readable, 1, poll_timeout_until(deadline)) <= 0) return false;
+    char buffer[1024];
+    const ssize_t n = ::recv(s.get(), buffer, sizeof buffer, 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) break;  // HTTP/1.0: the answer ends with the connection
+    answer.append(buffer, static_cast<std::size_t>(n));
+    if (answer.size() > 65536) return false;
+  }
+  return answer.find("\"health\":\"true\"") != std::string::npos;
+}
+
 class etcd_server {
  public:
   static constexpr const char* program = "/usr/bin/etcd";
@@ -189,39 +224,8 @@ class etcd_server {
     }
   }
 
-  // One GET /health over a fresh connection, each step bounded by `deadline`.
   [[nodiscard]] bool healthy(std::chrono::steady_clock::time_point deadline) const {
-    unique_fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!s) throw_errno("socket");
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(client_port_);
-    if (::connect(s.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 &&
-        errno != EINPROGRESS) {
-      return false;
-    }
-    pollfd writable{s.get(), POLLOUT, 0};
-    if (::poll(&writable, 1, poll_timeout_until(deadline)) <= 0) return false;
-    int problem = 0;
-    socklen_t length = sizeof problem;
-    if (::getsockopt(s.get(), SOL_SOCKET, SO_ERROR, &problem, &length) != 0 || problem != 0) return false;
-    const std::string request = "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (::send(s.get(), request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
-      return false;
-    }
-    std::string answer;
-    for (;;) {
-      pollfd readable{s.get(), POLLIN, 0};
-      if (::poll(&readable, 1, poll_timeout_until(deadline)) <= 0) return false;
-      char buffer[1024];
-      const ssize_t n = ::recv(s.get(), buffer, sizeof buffer, 0);
-      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-      if (n <= 0) break;  // HTTP/1.0: the answer ends with the connection
-      answer.append(buffer, static_cast<std::size_t>(n));
-      if (answer.size() > 65536) return false;
-    }
-    return answer.find("\"health\":\"true\"") != std::string::npos;
+    return etcd_healthy(htonl(INADDR_LOOPBACK), client_port_, deadline);
   }
 
   void cleanup() noexcept {
