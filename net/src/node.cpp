@@ -148,7 +148,10 @@ expected<detail::cell_ptr> node::lookup_cell(std::string_view uri, const detail:
     if (owner->name == core_->name()) return lookup_here(*core_, name, table);
     auto c = core_->link_to(owner->name, 0, owner->endpoint);
     if (!c) return c.error();
-    return lookup_over(*core_, *c, "troupe://" + owner->name + "/" + name, name, table, until);
+    // The timeout bounds the wait for the name to appear; the lookup at its
+    // holder gets at least a millisecond of it, as a direct lookup would.
+    return lookup_over(*core_, *c, "troupe://" + owner->name + "/" + name, name, table,
+                       std::max(until, std::chrono::steady_clock::now() + std::chrono::milliseconds(1)));
   }
   std::string node_name, name;
   if (!split_uri(uri, node_name, name)) {
