@@ -424,8 +424,12 @@ TEST_F(etcd_cluster_test, global_names_live_in_etcd) {
   auto b = std::make_unique<troupe::node>(etcd_member("b", etcd, /*own_dir=*/true));
   ASSERT_TRUE(a.await_members(2, 20s));
   ASSERT_TRUE(b->publish_global("ledger", b->spawn<named_actor>(std::string("ledger on b"))));
-  // etcd is one store: the name is there for everyone as soon as the claim returns.
-  auto found = a.lookup<named_protocol>("ledger", 1ms);
+  // etcd is one store: the name is there for everyone as soon as the claim
+  // returns (asked with no time to wait for it), and resolves.
+  auto holder = a.core().cluster()->name_owner("ledger", std::chrono::steady_clock::now());
+  ASSERT_TRUE(holder) << holder.error();
+  EXPECT_EQ(holder->name, "b");
+  auto found = a.lookup<named_protocol>("ledger", 5s);
   ASSERT_TRUE(found) << found.error();
   EXPECT_EQ(found->ask(get_value{}, 5s).get(), "ledger on b");
   // The first claim wins.
@@ -441,7 +445,9 @@ TEST_F(etcd_cluster_test, global_names_live_in_etcd) {
   EXPECT_EQ(gone.error().code(), troupe::errc::no_such_name) << gone.error();
   EXPECT_TRUE(a.publish_global("ledger", rival));
   a.unpublish_global("ledger");
-  EXPECT_FALSE(a.lookup<named_protocol>("ledger", 1ms));
+  auto released = a.core().cluster()->name_owner("ledger", std::chrono::steady_clock::now());
+  ASSERT_FALSE(released);
+  EXPECT_EQ(released.error().code(), troupe::errc::no_such_name) << released.error();
 }
 
 // A member whose lease expires is down for its actors too, even though its
