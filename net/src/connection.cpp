@@ -306,7 +306,7 @@ void shm_connection::read_loop() noexcept {
     if (!drained) continue;
     // seq_cst: pairs with the store in close()/on_hangup() before interrupt_consumer().
     if (closing_.load(std::memory_order_seq_cst)) break;
-    (void)in_.wait_readable(std::chrono::steady_clock::now() + std::chrono::hours(24), &closing_, spins);
+    (void)in_.wait_readable(std::chrono::steady_clock::time_point::max(), &closing_, spins);
   }
   if (defect) {
     node_.log("link to " + describe() + " closed: " + *defect);

@@ -15,11 +15,10 @@ bool corrupt_ring(node& n, std::string_view peer) {
   if (!c) return false;
   auto* shm = dynamic_cast<detail::shm_connection*>(c->get());
   if (shm == nullptr) return false;  // not a shared-memory link
-  spsc_ring_header* h = shm->outbound_ring_for_tests().header();
-  // seq_cst: as publish() does, so the peer's reader sees it like a real publish.
-  h->tail.store(h->head.load(std::memory_order_relaxed) + h->capacity * 4, std::memory_order_seq_cst);
-  shm->outbound_ring_for_tests().interrupt_consumer();
-  return true;
+  // The next record's header, sealed like a real one, claims a length past the
+  // end of the ring.
+  spsc_ring& ring = shm->outbound_ring_for_tests();
+  return ring.write_header_for_tests(ring.producer_position(), static_cast<std::uint32_t>(ring.capacity() * 4), 0);
 }
 
 int peer_pid(node& n, std::string_view peer) {

@@ -204,7 +204,7 @@ TEST_P(garbage, in_a_live_ring_closes_only_that_link_and_the_node_keeps_running)
       ASSERT_TRUE(troupe::testing::inject_record(parent, "b", 1, bytes));
       break;
     }
-    case 3:  // positions in the ring header that cannot be
+    case 3:  // a sealed record header whose length runs past the end of the ring
       ASSERT_TRUE(troupe::testing::corrupt_ring(parent, "b"));
       break;
     default:

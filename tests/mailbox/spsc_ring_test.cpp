@@ -57,30 +57,33 @@ TEST(spsc_ring, reports_full_and_too_large_and_wraps_around_the_end) {
   buffer mem(256);
   auto ring = troupe::spsc_ring::create(mem.data(), mem.bytes);
   EXPECT_EQ(ring.try_write(0, payload_of(ring.max_payload() + 1, 0)), troupe::write_result::too_large);
-  auto p = payload_of(56, 3);  // 64 bytes with its header
+  auto p = payload_of(48, 3);  // 64 bytes with its header
   int written = 0;
   while (ring.try_write(1, p) == troupe::write_result::written) ++written;
   EXPECT_EQ(written, 4);
   EXPECT_EQ(ring.try_write(1, p), troupe::write_result::full);
-  // Free two, then write records that must skip the end and wrap.
-  int read = 0;
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(ring.read([&](std::uint32_t, std::span<const std::byte> got) {
+  auto read_p = [&] {
+    return ring.read([&](std::uint32_t type, std::span<const std::byte> got) {
+      EXPECT_EQ(type, 1u);
       EXPECT_TRUE(std::equal(got.begin(), got.end(), p.begin(), p.end()));
-      ++read;
-    }), troupe::read_result::record);
-  }
-  auto q = payload_of(100, 7);  // 112 bytes: does not fit in the last 64, skips to 0
+    });
+  };
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(read_p(), troupe::read_result::record);
+  // Three more end 64 bytes before the end of the buffer...
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(ring.try_write(1, p), troupe::write_result::written);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(read_p(), troupe::read_result::record);
+  // ...where a 128-byte record does not fit: a skip marker, then the record at offset 0.
+  auto q = payload_of(100, 7);
+  const std::uint64_t before = ring.producer_position();
   EXPECT_EQ(ring.try_write(2, q), troupe::write_result::written);
+  EXPECT_EQ(ring.producer_position(), before + 64 + 128);
   std::vector<std::uint32_t> types;
   while (ring.read([&](std::uint32_t t, std::span<const std::byte> got) {
     types.push_back(t);
-    if (t == 2) {
-      EXPECT_TRUE(std::equal(got.begin(), got.end(), q.begin(), q.end()));
-    }
+    EXPECT_TRUE(std::equal(got.begin(), got.end(), q.begin(), q.end()));
   }) == troupe::read_result::record) {
   }
-  EXPECT_EQ(types, (std::vector<std::uint32_t>{1, 2}));
+  EXPECT_EQ(types, (std::vector<std::uint32_t>{2}));
 }
 
 TEST(spsc_ring, attach_refuses_memory_that_does_not_hold_a_ring_of_this_version) {
@@ -97,37 +100,52 @@ TEST(spsc_ring, attach_refuses_memory_that_does_not_hold_a_ring_of_this_version)
   h->version = troupe::spsc_ring_header::current_version;
   h->capacity = 1u << 20;  // claims more than the mapping holds
   EXPECT_FALSE(troupe::spsc_ring::attach(mem.data(), mem.bytes));
+  h->capacity = 256;
+  ASSERT_TRUE(troupe::spsc_ring::attach(mem.data(), mem.bytes));
+  h->key = 0;  // a key that could seal a record as 0, the value of fresh memory
+  EXPECT_FALSE(troupe::spsc_ring::attach(mem.data(), mem.bytes));
 }
 
 TEST(spsc_ring, reports_corruption_instead_of_reading_out_of_bounds) {
   buffer mem(256);
-  auto* h = static_cast<troupe::spsc_ring_header*>(mem.data());
-  auto data = [&] { return reinterpret_cast<std::byte*>(h + 1); };
   auto noop = [](std::uint32_t, std::span<const std::byte>) { FAIL() << "a corrupt record was handed out"; };
-  {  // a length larger than what was published
+  const auto p = payload_of(48, 0);  // 64 bytes with its header
+  {  // a length over the largest payload
     auto ring = troupe::spsc_ring::create(mem.data(), mem.bytes);
-    ASSERT_EQ(ring.try_write(1, payload_of(8, 0)), troupe::write_result::written);
-    const std::uint32_t huge = 200;
-    std::memcpy(data(), &huge, 4);
+    ASSERT_TRUE(ring.write_header_for_tests(0, 200, 1));
     EXPECT_EQ(ring.read(noop), troupe::read_result::corrupt);
   }
-  {  // a tail beyond the capacity
+  {  // a record that runs past the end of the buffer (offset 192: 64 bytes left)
     auto ring = troupe::spsc_ring::create(mem.data(), mem.bytes);
-    h->tail.store(10'000);
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(ring.try_write(1, p), troupe::write_result::written);
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(ring.read([](std::uint32_t, std::span<const std::byte>) {}), troupe::read_result::record);
+    ASSERT_TRUE(ring.write_header_for_tests(192, 100, 1));
     EXPECT_EQ(ring.read(noop), troupe::read_result::corrupt);
   }
-  {  // a tail behind the head
+  {  // a skip marker followed by another
     auto ring = troupe::spsc_ring::create(mem.data(), mem.bytes);
-    h->head.store(64);
-    h->tail.store(8);
+    for (int i = 0; i < 2; ++i) ASSERT_EQ(ring.try_write(1, p), troupe::write_result::written);
+    for (int i = 0; i < 2; ++i) ASSERT_EQ(ring.read([](std::uint32_t, std::span<const std::byte>) {}), troupe::read_result::record);
+    ASSERT_TRUE(ring.write_header_for_tests(256, troupe::spsc_ring::skip_marker, 0));
+    ASSERT_TRUE(ring.write_header_for_tests(128, troupe::spsc_ring::skip_marker, 0));
     EXPECT_EQ(ring.read(noop), troupe::read_result::corrupt);
   }
-  {  // a skip marker with nothing after it
+}
+
+TEST(spsc_ring, stale_memory_never_reads_as_a_record) {
+  buffer mem(256);
+  auto none = [](std::uint32_t, std::span<const std::byte>) { FAIL() << "stale bytes were handed out as a record"; };
+  {  // a header sealed for another lap at the same offset: not this position's record
     auto ring = troupe::spsc_ring::create(mem.data(), mem.bytes);
-    const std::uint32_t skip = troupe::spsc_ring::skip_marker;
-    std::memcpy(data(), &skip, 4);
-    h->tail.store(256);
-    EXPECT_EQ(ring.read(noop), troupe::read_result::corrupt);
+    ASSERT_TRUE(ring.write_header_for_tests(256, 8, 1));
+    EXPECT_EQ(ring.read(none), troupe::read_result::empty);
+    EXPECT_FALSE(ring.readable());
+  }
+  {  // the records of an earlier ring in the same memory (another key)
+    auto old_ring = troupe::spsc_ring::create(mem.data(), mem.bytes);
+    ASSERT_EQ(old_ring.try_write(1, payload_of(8, 1)), troupe::write_result::written);
+    auto ring = troupe::spsc_ring::create(mem.data(), mem.bytes);
+    EXPECT_EQ(ring.read(none), troupe::read_result::empty);
   }
 }
 

@@ -8,9 +8,19 @@
 //   ring.try_write(7, payload);                                           // producer
 //   peer->read([](std::uint32_t type, std::span<const std::byte> p) {...}); // consumer
 //
-// Records: an 8-byte header {length, type} followed by `length` payload bytes,
-// padded to 8. A record never wraps around the end of the buffer: when it does
-// not fit, the producer writes a skip marker and starts at offset 0.
+// Records: a 16-byte header {seal, length, type} followed by `length` payload
+// bytes, padded to 16. A record never wraps around the end of the buffer: when
+// it does not fit, the producer writes a skip marker and starts at offset 0.
+//
+// Sealed records, no tail index: the producer writes a record's bytes, then its
+// seal (the ring's secret key XOR the record's position) with a release store;
+// the consumer polls the seal of the next record itself. The record's first
+// cache line is all the consumer waits for (with a tail index it first missed
+// on the index's line, then on the record's: one more cross-core transfer per
+// message, the largest part of a round trip). Bytes left from an earlier lap
+// carry an earlier position's seal, and payload bytes that happen to lie where
+// the next header goes would have to guess the 64-bit key: stale memory never
+// reads as a record (see docs/wire.md).
 //
 // The consumer does not trust the producer: the other process may be buggy or
 // hostile. Every position and length read from the shared memory is checked
@@ -18,22 +28,22 @@
 // then drops that peer), never as an out-of-bounds access.
 //
 // Waking up: the consumer spins briefly, then announces that it sleeps
-// (consumer_sleeping) and parks on a process-shared futex on the tail word's
-// companion counter; the producer, after publishing, checks the flag and wakes
-// it. An idle pair uses no CPU. The fences of that handshake are asymmetric
+// (consumer_sleeping) and parks on a process-shared futex on the producer's
+// wake-up counter (published); the producer, after sealing a record, checks the
+// flag and wakes it. An idle pair uses no CPU. The fences of that handshake are asymmetric
 // (futex.hpp's heavy_fence, Linux membarrier): the producer, which writes on
 // every record, needs none; the consumer pays a system call when it parks.
 //
-// Cache traffic: each side caches the other's index and re-reads it only when
-// the ring looks full (producer) or empty (consumer); the consumer hands space
-// back in chunks of an eighth of the ring, when it runs empty and before it
-// parks. docs/wire.md has the layout and the full argument.
+// Cache traffic: the producer caches the consumer's index and re-reads it only
+// when the ring looks full; the consumer hands space back in chunks of an eighth
+// of the ring and when it starts to wait for more. docs/wire.md has the
+// layout and the full argument.
 //
 // Thread safety: one producer thread at a time (in one process) calls try_write/
 // write_wait (callers that share the producer role serialise themselves, which
 // also orders the producer-side cache); one consumer thread (in the other, or the
 // same, process) calls read/wait_readable/release_space. The producer's writes to
-// a record happen-before the consumer's read of it (release store of tail /
+// a record happen-before the consumer's read of it (release store of the seal /
 // acquire load). interrupt_consumer, consumer_position and wait_for_room from
 // any thread.
 #pragma once
@@ -47,29 +57,33 @@
 #include <span>
 #include <type_traits>
 
+#include <sys/random.h>
+
 #include "troupe/mailbox/cache_line.hpp"
 #include "troupe/mailbox/futex.hpp"
 
 namespace troupe {
 
 // The shared layout. Positions count bytes written/consumed since creation
-// (64-bit, never wrap in practice); offset = position & (capacity - 1).
+// (64-bit, below 2^63: they never wrap in practice); offset = position &
+// (capacity - 1).
 struct spsc_ring_header {
   static constexpr std::uint32_t magic_value = 0x54525052;  // "TRPR" as a number ("RPRT" in memory on x86)
-  static constexpr std::uint32_t current_version = 2;
+  static constexpr std::uint32_t current_version = 3;
 
   std::uint32_t magic;
   std::uint32_t version;
   std::uint64_t capacity;  // bytes of record space after the header, a power of two
-  // Producer-owned line: where the next record goes, and the wake-up counter.
-  alignas(cache_line) std::atomic<std::uint64_t> tail;
-  std::atomic<std::uint32_t> published;  // bumped on every publish: the consumer's futex word
-  // Consumer-owned line: written once per record read.
+  std::uint64_t key;       // random, top bit set: a record at position p is sealed with key ^ p (never 0)
+  // Producer-owned line: the wake-up counter.
+  alignas(cache_line) std::atomic<std::uint32_t> published;  // bumped to wake a parked consumer: its futex word
+  // Consumer-owned line: where the consumer has handed space back to (written
+  // once per eighth of the ring, see read()).
   alignas(cache_line) std::atomic<std::uint64_t> head;
   std::atomic<std::uint32_t> freed;  // bumped when the consumer frees space: the producer's futex word
   // The sleep flags, each on a line of its own: written rarely (around a park),
-  // read on every publish / every read. Sharing a line with head or tail would
-  // make every such read a cache miss.
+  // read on every publish / every hand-back. Sharing a line with head or the
+  // wake-up counter would make every such read a cache miss.
   alignas(cache_line) std::atomic<std::uint32_t> consumer_sleeping;
   alignas(cache_line) std::atomic<std::uint32_t> producer_sleeping;
 };
@@ -77,17 +91,20 @@ struct spsc_ring_header {
 static_assert(std::is_standard_layout_v<spsc_ring_header>, "spsc_ring_header lives in shared memory");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free && std::atomic<std::uint32_t>::is_always_lock_free,
               "shared-memory atomics must be lock-free (address-free)");
-static_assert(offsetof(spsc_ring_header, tail) % cache_line == 0 && offsetof(spsc_ring_header, head) % cache_line == 0 &&
+static_assert(offsetof(spsc_ring_header, published) % cache_line == 0 && offsetof(spsc_ring_header, head) % cache_line == 0 &&
                   offsetof(spsc_ring_header, consumer_sleeping) % cache_line == 0 &&
                   offsetof(spsc_ring_header, producer_sleeping) % cache_line == 0,
-              "indices and sleep flags on separate cache lines");
+              "the producer's and the consumer's words and the sleep flags on separate cache lines");
+static_assert(sizeof(spsc_ring_header) == 5 * cache_line, "records start 320 bytes in (docs/wire.md)");
 
 enum class read_result : std::uint8_t { record, empty, corrupt };
 enum class write_result : std::uint8_t { written, full, too_large };
 
 class spsc_ring {
  public:
-  static constexpr std::size_t record_header = 8;
+  // {u64 seal, u32 length, u32 type}; records are padded to a multiple of it,
+  // so a header never straddles a cache line or the end of the buffer.
+  static constexpr std::size_t record_header = 16;
   static constexpr std::uint32_t skip_marker = 0xFFFFFFFFu;
 
   // Bytes of shared memory needed for `capacity` bytes of records (a power of two).
@@ -104,7 +121,9 @@ class spsc_ring {
     h->magic = spsc_ring_header::magic_value;
     h->version = spsc_ring_header::current_version;
     h->capacity = capacity;
-    h->tail.store(0, std::memory_order_relaxed);
+    // The record space need not be cleared: fresh memory reads as empty (no
+    // seal is 0), and an earlier ring's records were sealed with another key.
+    h->key = random_key();
     h->published.store(0, std::memory_order_relaxed);
     h->head.store(0, std::memory_order_relaxed);
     h->consumer_sleeping.store(0, std::memory_order_relaxed);
@@ -122,7 +141,8 @@ class spsc_ring {
     auto* h = static_cast<spsc_ring_header*>(memory);
     const std::uint64_t capacity = h->capacity;
     if (h->magic != spsc_ring_header::magic_value || h->version != spsc_ring_header::current_version ||
-        capacity < 64 || (capacity & (capacity - 1)) != 0 || capacity > bytes - sizeof(spsc_ring_header)) {
+        capacity < 64 || (capacity & (capacity - 1)) != 0 || capacity > bytes - sizeof(spsc_ring_header) ||
+        (h->key >> 63) == 0) {
       return std::nullopt;
     }
     return spsc_ring(h, capacity);
@@ -142,8 +162,7 @@ class spsc_ring {
     const std::size_t length = payload.size() + more.size();
     if (length > max_payload()) return write_result::too_large;
     const std::uint64_t size = padded(record_header + length);
-    // relaxed: only the producer writes tail.
-    std::uint64_t tail = header_->tail.load(std::memory_order_relaxed);
+    std::uint64_t tail = tail_;
     const std::uint64_t offset = tail & (capacity_ - 1);
     const std::uint64_t to_end = capacity_ - offset;
     const std::uint64_t needed = size <= to_end ? size : to_end + size;  // skip to the start if it does not fit
@@ -156,15 +175,19 @@ class spsc_ring {
       if (tail - cached_head_ + needed > capacity_) return write_result::full;
     }
     if (size > to_end) {
-      write_u32(offset, skip_marker);
+      write_u32(offset + 8, skip_marker);
+      write_u32(offset + 12, 0);
+      seal(tail);
       tail += to_end;
     }
     const std::uint64_t at = tail & (capacity_ - 1);
-    write_u32(at, static_cast<std::uint32_t>(length));
-    write_u32(at + 4, type);
+    write_u32(at + 8, static_cast<std::uint32_t>(length));
+    write_u32(at + 12, type);
     if (!payload.empty()) std::memcpy(data() + at + record_header, payload.data(), payload.size());
     if (!more.empty()) std::memcpy(data() + at + record_header + payload.size(), more.data(), more.size());
-    publish(tail + size);
+    seal(tail);
+    tail_ = tail + size;
+    wake_consumer();
     return write_result::written;
   }
 
@@ -222,6 +245,22 @@ class spsc_ring {
     // acquire: pairs with the head store in read().
     return header_->head.load(std::memory_order_acquire);
   }
+  // Producer: where the next record goes (bytes written so far, skips included).
+  [[nodiscard]] std::uint64_t producer_position() const noexcept { return tail_; }
+
+  // Tests that play a hostile producer: seals a header at `position` (a
+  // multiple of 16) with any length and type, the payload being whatever the
+  // buffer holds, and wakes the consumer. The producer's own position is left
+  // alone. False if the position is not a header's.
+  bool write_header_for_tests(std::uint64_t position, std::uint32_t length, std::uint32_t type) noexcept {
+    if (position % record_header != 0) return false;
+    const std::uint64_t offset = position & (capacity_ - 1);
+    write_u32(offset + 8, length);
+    write_u32(offset + 12, type);
+    seal(position);
+    interrupt_consumer();
+    return true;
+  }
 
   // --- consumer ---------------------------------------------------------------
   // Hands the next record to f(type, payload) (valid only during the call) and
@@ -229,38 +268,28 @@ class spsc_ring {
   // format (the ring must not be used any more).
   //
   // The space of records read is handed back to the producer in chunks (an
-  // eighth of the ring) and whenever the ring runs empty, not record by record:
-  // every store to head pulls its cache line away from a producer that is
-  // polling it.
+  // eighth of the ring) and when the consumer starts to wait (wait_readable),
+  // not record by record: every store to head pulls its cache line away from a
+  // producer that is polling it.
   template <class F>
   read_result read(F&& f) {
-    // The consumer's own position (head in shared memory may lag: see above).
     std::uint64_t head = consumer_head_;
-    if (cached_tail_ == head) {
-      // acquire: pairs with the release store in publish(); the bytes of every
-      // record before it are visible (also to later reads that use this view).
-      cached_tail_ = header_->tail.load(std::memory_order_acquire);
-      if (cached_tail_ == head) {
-        release_space();  // idle: the producer gets everything back
-        return read_result::empty;
-      }
-    }
-    const std::uint64_t tail = cached_tail_;
-    if (tail - head > capacity_ || tail < head) return read_result::corrupt;
     std::uint64_t offset = head & (capacity_ - 1);
-    if (capacity_ - offset < record_header) return read_result::corrupt;  // headers never straddle the end
-    std::uint32_t length = read_u32(offset);
+    if (!sealed(offset, head)) return read_result::empty;
+    std::uint32_t length = read_u32(offset + 8);
     if (length == skip_marker) {
-      const std::uint64_t to_end = capacity_ - offset;
-      if (tail - head < to_end) return read_result::corrupt;
-      head += to_end;
-      if (tail == head) return read_result::corrupt;  // a skip must be followed by a record
+      // The rest of the buffer is skipped; the record itself is sealed on its
+      // own and may not be there yet.
+      head += capacity_ - offset;
+      consumer_head_ = head;
       offset = 0;
-      length = read_u32(offset);
+      if (!sealed(offset, head)) return read_result::empty;
+      length = read_u32(offset + 8);
+      if (length == skip_marker) return read_result::corrupt;  // a skip must be followed by a record
     }
     const std::uint64_t size = padded(record_header + static_cast<std::uint64_t>(length));
-    if (length > max_payload() || size > capacity_ - offset || size > tail - head) return read_result::corrupt;
-    const std::uint32_t type = read_u32(offset + 4);
+    if (length > max_payload() || size > capacity_ - offset) return read_result::corrupt;
+    const std::uint32_t type = read_u32(offset + 12);
     f(type, std::span<const std::byte>(data() + offset + record_header, length));
     consumer_head_ = head + size;
     if (consumer_head_ - released_head_ >= capacity_ / 8) release_space();
@@ -281,15 +310,19 @@ class spsc_ring {
     }
   }
 
-  // Waits until a record may be readable (spin, then park) or `deadline`, or
-  // until `cancel` (if given) is set and interrupt_consumer() called. Returns
-  // false on timeout or cancellation.
+  // Waits until a record may be readable (spin, then park) or `deadline`
+  // (time_point::max(): no deadline), or until `cancel` (if given) is set and
+  // interrupt_consumer() called. Returns false on timeout or cancellation.
   // `spins`: checks before parking (spinning keeps latency low while the
   // producer is active; parking keeps an idle pair at zero CPU).
   bool wait_readable(std::chrono::steady_clock::time_point deadline, const std::atomic<bool>* cancel = nullptr,
                      int spins = spin_limit) noexcept {
+    // Idle: the producer gets everything back. Here rather than in read(): a
+    // reader that drains a ring and then runs what it read (a reply to send,
+    // say) would otherwise pay this store's fence before doing so.
+    release_space();
     for (int spin = 0;; ++spin) {
-      // acquire: pairs with the release increment in publish() (and in interrupt_consumer()).
+      // acquire: pairs with the release increment in wake_consumer() (and in interrupt_consumer()).
       const std::uint32_t seen = header_->published.load(std::memory_order_acquire);
       if (readable()) return true;
       // seq_cst: pairs with the store in the canceller before its interrupt_consumer():
@@ -299,21 +332,25 @@ class spsc_ring {
         cpu_relax();
         continue;
       }
-      const auto left = deadline - std::chrono::steady_clock::now();
+      const bool forever = deadline == std::chrono::steady_clock::time_point::max();
+      const auto left = forever ? std::chrono::nanoseconds::max() : deadline - std::chrono::steady_clock::now();
       if (left <= std::chrono::nanoseconds::zero()) return false;
-      // seq_cst: Dekker with the producer's seq_cst tail store + flag load in publish().
-      release_space();  // before parking: a producer waiting for room must not wait for us
+      // seq_cst: Dekker with the producer's seal store + flag load (seal(), wake_consumer()).
       header_->consumer_sleeping.store(1, std::memory_order_seq_cst);
       // The producer's side of this Dekker handshake has no fence of its own
-      // when light fences are on (see publish()).
+      // when light fences are on (see seal()).
       if (light_fences_) heavy_fence();
-      if (header_->tail.load(std::memory_order_seq_cst) != consumer_head_) {
+      if (readable()) {
         header_->consumer_sleeping.store(0, std::memory_order_relaxed);
         return true;
       }
-      futex_wait_for(header_->published, seen, left, futex_scope::process_shared);
+      if (forever) {
+        futex_wait(header_->published, seen, futex_scope::process_shared);
+      } else {
+        futex_wait_for(header_->published, seen, left, futex_scope::process_shared);
+      }
       // relaxed: the flag is ours again (the producer may have cleared it already,
-      // see publish(); a 0 over a 0 is harmless).
+      // see wake_consumer(); a 0 over a 0 is harmless).
       header_->consumer_sleeping.store(0, std::memory_order_relaxed);
     }
   }
@@ -327,11 +364,8 @@ class spsc_ring {
     futex_wake(header_->published, INT32_MAX, futex_scope::process_shared);
   }
 
-  // Consumer only.
-  [[nodiscard]] bool readable() const noexcept {
-    // acquire: pairs with the release store in publish().
-    return header_->tail.load(std::memory_order_acquire) != consumer_head_;
-  }
+  // Consumer only: the next record (or skip marker) is sealed.
+  [[nodiscard]] bool readable() const noexcept { return sealed(consumer_head_ & (capacity_ - 1), consumer_head_); }
 
  private:
   static constexpr int spin_limit = 128;
@@ -339,14 +373,31 @@ class spsc_ring {
   spsc_ring(spsc_ring_header* h, std::uint64_t capacity) noexcept
       : header_(h),
         capacity_(capacity),
-        // relaxed: a starting point only; each is re-read (acquire/seq_cst) before it is relied on.
+        key_(h->key),
+        // relaxed: a starting point only (rings are created empty and attached
+        // before use); the producer re-reads head (seq_cst) before relying on it.
         cached_head_(h->head.load(std::memory_order_relaxed)),
-        cached_tail_(h->head.load(std::memory_order_relaxed)),
-        consumer_head_(cached_tail_),
-        released_head_(cached_tail_),
+        tail_(cached_head_),
+        consumer_head_(cached_head_),
+        released_head_(cached_head_),
         light_fences_(light_fences_available()) {}
 
-  static constexpr std::uint64_t padded(std::uint64_t n) noexcept { return (n + 7) & ~std::uint64_t{7}; }
+  // 64 random bits with the top one set (positions stay below 2^63, so no seal
+  // is 0, the value of fresh memory). getrandom() only fails before the kernel's
+  // pool is initialised or without the system call; the fallback still differs
+  // per ring and per run.
+  static std::uint64_t random_key() noexcept {
+    std::uint64_t k = 0;
+    if (::getrandom(&k, sizeof k, 0) != static_cast<ssize_t>(sizeof k)) {
+      k = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) * 0x9E3779B97F4A7C15ull ^
+          reinterpret_cast<std::uintptr_t>(&k);
+    }
+    return k | (std::uint64_t{1} << 63);
+  }
+
+  static constexpr std::uint64_t padded(std::uint64_t n) noexcept {
+    return (n + record_header - 1) & ~std::uint64_t{record_header - 1};
+  }
   std::byte* data() const noexcept { return reinterpret_cast<std::byte*>(header_ + 1); }
   void write_u32(std::uint64_t offset, std::uint32_t v) noexcept { std::memcpy(data() + offset, &v, 4); }
   std::uint32_t read_u32(std::uint64_t offset) const noexcept {
@@ -354,23 +405,41 @@ class spsc_ring {
     std::memcpy(&v, data() + offset, 4);
     return v;
   }
+  // The seal word of the header at `offset` (16-aligned, so 8-aligned in memory).
+  std::atomic_ref<std::uint64_t> seal_at(std::uint64_t offset) const noexcept {
+    return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data() + offset));
+  }
+  // Consumer: the header at `offset` is sealed for `position`.
+  bool sealed(std::uint64_t offset, std::uint64_t position) const noexcept {
+    // acquire: pairs with the release store in seal(); the record's bytes are visible.
+    return seal_at(offset).load(std::memory_order_acquire) == (key_ ^ position);
+  }
 
-  void publish(std::uint64_t new_tail) noexcept {
+  // Producer: makes the record (or skip marker) at `position` readable, its
+  // length, type and payload written before.
+  void seal(std::uint64_t position) noexcept {
+    const std::uint64_t offset = position & (capacity_ - 1);
     if (light_fences_) {
-      // release: pairs with the consumer's acquire of tail (the record's bytes).
-      // No fence before the flag check (a seq_cst store is a full fence, the
-      // dominant cost of a write): the consumer runs heavy_fence() between
-      // raising its flag and re-checking tail (wait_readable), which orders
-      // this store and this load against it as a fence here would.
-      header_->tail.store(new_tail, std::memory_order_release);
+      // release: pairs with the consumer's acquire of the seal (the record's
+      // bytes). No fence before wake_consumer()'s flag check (a seq_cst store is
+      // a full fence, the dominant cost of a write): the consumer runs
+      // heavy_fence() between raising its flag and re-checking the seal
+      // (wait_readable), which orders this store and that load against it as a
+      // fence here would.
+      seal_at(offset).store(key_ ^ position, std::memory_order_release);
       std::atomic_signal_fence(std::memory_order_seq_cst);  // the compiler keeps the order
-      // relaxed: see above.
-      if (header_->consumer_sleeping.load(std::memory_order_relaxed) == 0) return;
     } else {
-      // seq_cst: release for the consumer's acquire of tail (the record's bytes),
-      // and ordered before the consumer_sleeping check below (Dekker with wait_readable).
-      header_->tail.store(new_tail, std::memory_order_seq_cst);
-      if (header_->consumer_sleeping.load(std::memory_order_seq_cst) == 0) return;
+      // seq_cst: release for the record's bytes, and ordered before the
+      // consumer_sleeping check in wake_consumer() (Dekker with wait_readable).
+      seal_at(offset).store(key_ ^ position, std::memory_order_seq_cst);
+    }
+  }
+
+  // Producer, after seal(): wakes the consumer if it parked (or is parking).
+  void wake_consumer() noexcept {
+    // relaxed with light fences (see seal()); seq_cst otherwise (Dekker).
+    if (header_->consumer_sleeping.load(light_fences_ ? std::memory_order_relaxed : std::memory_order_seq_cst) == 0) {
+      return;
     }
     // The consumer is (about to be) parked. The producer takes the flag down
     // itself, so that the records it publishes until the consumer is back on a
@@ -387,13 +456,14 @@ class spsc_ring {
 
   spsc_ring_header* header_;
   std::uint64_t capacity_;
-  // Each side's last view of the other's index (rigtorp's SPSCQueue): the
-  // producer re-reads head only when its view says full, the consumer re-reads
-  // tail only when its view says empty, so the index lines are not pulled across
-  // cores on every record. A stale view errs on the safe side: less free space,
-  // fewer records. Producer-only and consumer-only, respectively.
+  std::uint64_t key_;  // the header's, read once: the producer could change it
+  // The producer's last view of the consumer's index (rigtorp's SPSCQueue): it
+  // re-reads head only when its view says full, so that line is not pulled
+  // across cores on every record. A stale view errs on the safe side (less free
+  // space). Producer only.
   std::uint64_t cached_head_;
-  std::uint64_t cached_tail_;
+  // Producer: where the next record goes.
+  std::uint64_t tail_;
   // Consumer: where it has read to, and what of that it has handed back (head).
   std::uint64_t consumer_head_;
   std::uint64_t released_head_;

@@ -3,7 +3,7 @@
 // line while the node keeps running. Never use them in applications.
 //
 //   troupe::testing::inject_record(n, "peer", 1, garbage);   // a bad message record
-//   troupe::testing::corrupt_ring(n, "peer");                // an impossible ring position
+//   troupe::testing::corrupt_ring(n, "peer");                // an impossible record length
 #pragma once
 
 #include <cstddef>
@@ -19,8 +19,9 @@ namespace troupe::testing {
 // `peer` (dialing it if needed), bypassing every check. False if there is no link.
 bool inject_record(node& n, std::string_view peer, std::uint32_t kind, std::span<const std::byte> body);
 
-// Moves the producer position of that ring far past the consumer's: the peer's
-// next read sees a corrupt ring. False if there is no link.
+// Seals the next record header of the shared-memory ring to that peer with a
+// length past the end of the ring: the peer's next read sees a corrupt ring.
+// False if there is no shared-memory link.
 bool corrupt_ring(node& n, std::string_view peer);
 
 // The pid of the peer node as its socket reports it (0 if there is no link).
