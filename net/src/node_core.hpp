@@ -214,7 +214,7 @@ class connection : public std::enable_shared_from_this<connection> {
   cell_ptr cached_cell_;
   wire_context read_context_;       // the reader's: this node, this link
   bool run_inline_ = false;
-  std::vector<cell_ptr> ready_;     // actors to run after the current batch (run_inline_)
+  std::vector<cell*> ready_;        // actors to run after the current batch (run_inline_); see cell::enqueue
   // The last message type a sender found in the peer's schema with our fingerprint.
   std::atomic<std::uint64_t> checked_type_{0};
 

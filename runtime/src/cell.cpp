@@ -56,7 +56,7 @@ thread_local cell* running_cell = nullptr;
 thread_local handler_record* running_handler = nullptr;
 thread_local cell* constructing_cell = nullptr;
 thread_local bool sends_must_not_block = false;
-thread_local std::vector<cell_ptr>* reply_runs_here = nullptr;
+thread_local std::vector<cell*>* reply_runs_here = nullptr;
 
 // Stop-request bits (stop_request_), or-ed so that no request is lost: killed
 // wins over shutdown, and "final" sticks once any request carried it.
@@ -173,8 +173,8 @@ void envelope::discard(cell& receiver, const exit_reason& reason) noexcept {
 cell* current_cell() noexcept { return running_cell; }
 void forbid_blocking_sends_on_this_thread() noexcept { sends_must_not_block = true; }
 bool blocking_sends_allowed() noexcept { return current_cell() == nullptr && !sends_must_not_block; }
-void set_reply_run_list(std::vector<cell_ptr>* list) noexcept { reply_runs_here = list; }
-std::vector<cell_ptr>* reply_run_list() noexcept { return reply_runs_here; }
+void set_reply_run_list(std::vector<cell*>* list) noexcept { reply_runs_here = list; }
+std::vector<cell*>* reply_run_list() noexcept { return reply_runs_here; }
 handler_record* current_handler() noexcept { return running_handler; }
 
 handler_scope::handler_scope(handler_record* r) noexcept : previous_(running_handler) { running_handler = r; }
@@ -226,14 +226,26 @@ cell_extras& cell::extras() {
 
 std::error_code cell::enqueue(envelope* e) noexcept { return enqueue(e, nullptr); }
 
-void cell::run_cells(std::vector<cell_ptr>& cells) noexcept {
-  for (cell_ptr& c : cells) {
-    if (c->resume(c->owner().config().max_throughput) == resume_result::again) c->exec().schedule(c.get());
+void cell::run_cells(std::vector<cell*>& cells) noexcept {
+  for (cell* c : cells) {
+    // Not touched after resume() unless it has work left: a terminated cell may be gone.
+    if (c->resume(c->owner().config().max_throughput) == resume_result::again) c->exec().schedule(c);
   }
   cells.clear();
 }
 
-std::error_code cell::enqueue(envelope* e, std::vector<cell_ptr>* run_here) noexcept {
+// This thread holds the right to run this cell (its message made it runnable):
+// it goes on the caller's list, or to its executor if the list cannot grow.
+std::error_code cell::run_claimed(std::vector<cell*>& run_here) noexcept {
+  try {
+    run_here.push_back(this);
+  } catch (...) {
+    executor_->schedule(this);  // out of memory: the scheduler runs it after all
+  }
+  return {};
+}
+
+std::error_code cell::enqueue(envelope* e, std::vector<cell*>* run_here) noexcept {
   if (forwards_ && e->index != envelope::system_index) [[unlikely]] return forward(e);
   const bool counted = bound_ != nullptr && e->index != envelope::system_index;
   if (counted) {
@@ -251,6 +263,10 @@ std::error_code cell::enqueue(envelope* e, std::vector<cell_ptr>* run_here) noex
         return make_error_code(errc::mailbox_full);
     }
   }
+  const bool may_run_here = run_here != nullptr && current_cell() == nullptr && executor_ == &scheduler_of(owner());
+  // An idle actor this thread will run: it takes the mailbox's consumer role
+  // with the message, without the push and the consumer's exchange.
+  if (may_run_here && mailbox_.claim_with(e)) return run_claimed(*run_here);
   switch (mailbox_.push(e)) {
     case push_result::ok:
       return {};
@@ -258,14 +274,7 @@ std::error_code cell::enqueue(envelope* e, std::vector<cell_ptr>* run_here) noex
       // This push made the actor runnable, so this thread alone may hand it to
       // an executor — or, for a scheduler actor when the caller asks and is
       // not itself running an actor, run it right here (see the header).
-      if (run_here != nullptr && current_cell() == nullptr && executor_ == &scheduler_of(owner())) {
-        try {
-          run_here->emplace_back(this);  // this thread now holds the right to run it
-          return {};
-        } catch (...) {
-          // out of memory: hand it to the scheduler after all
-        }
-      }
+      if (may_run_here) return run_claimed(*run_here);
       executor_->schedule(this);
       return {};
     case push_result::closed:

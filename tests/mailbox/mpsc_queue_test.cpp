@@ -176,6 +176,25 @@ TEST(mpsc_queue, unblock_returns_false_when_the_queue_was_not_blocked) {
   EXPECT_EQ(queue.pop(), &m) << "a failed unblock leaves queued messages alone";
 }
 
+TEST(mpsc_queue, claim_with_takes_a_blocked_queue_with_its_message_and_nothing_else) {
+  mpsc_queue<message> queue;
+  message a, b, c;
+  EXPECT_FALSE(queue.claim_with(&a)) << "not blocked: the consumer is running";
+  ASSERT_TRUE(queue.try_block());
+  ASSERT_TRUE(queue.claim_with(&a));
+  EXPECT_FALSE(queue.blocked());
+  EXPECT_FALSE(queue.claim_with(&b)) << "claimed already";
+  EXPECT_EQ(queue.push(&b), push_result::ok) << "the claimer is the running consumer";
+  EXPECT_EQ(queue.pop(), &a);
+  EXPECT_EQ(queue.pop(), &b);
+  EXPECT_EQ(queue.pop(), nullptr);
+  ASSERT_TRUE(queue.try_block());
+  EXPECT_EQ(queue.push(&c), push_result::became_nonempty) << "a claim arms the next wake-up like any run";
+  EXPECT_EQ(queue.pop(), &c);
+  (void)queue.close();
+  EXPECT_FALSE(queue.claim_with(&a)) << "closed";
+}
+
 TEST(mpsc_queue, close_returns_cached_and_pushed_messages_oldest_first) {
   mpsc_queue<message> queue;
   std::vector<message> messages(5);
@@ -355,7 +374,10 @@ TEST(mpsc_queue, delivers_every_message_once_in_producer_order_and_schedules_onc
 // consumer itself, so the consumer hops between threads. The queue alone must
 // order successive consumer runs (try_block's release, push's acquire): the
 // consumer's state is plain data and ThreadSanitizer checks that claim.
-TEST(mpsc_queue, orders_consumer_runs_that_migrate_to_the_scheduling_producer) {
+// `claiming`: even-numbered producers first try claim_with() (a link's reader
+// taking an idle actor with its message), racing the others' pushes for the
+// consumer role. Returns how many claims succeeded.
+int migrating_consumer_runs(bool claiming) {
   watchdog guard;
   mpsc_queue<message> queue;
   constexpr int total = stress_producers * stress_messages_per_producer;
@@ -372,6 +394,7 @@ TEST(mpsc_queue, orders_consumer_runs_that_migrate_to_the_scheduling_producer) {
   // and the queue, not this flag, must provide the ordering under test.
   std::atomic<bool> consumer_running{false};
   std::atomic<int> overlapping_runs{0};
+  std::atomic<int> claims{0};
 
   auto run_consumer = [&] {
     if (consumer_running.exchange(true, std::memory_order_relaxed)) {
@@ -392,7 +415,7 @@ TEST(mpsc_queue, orders_consumer_runs_that_migrate_to_the_scheduling_producer) {
     }
   };
 
-  ASSERT_TRUE(queue.try_block());  // the consumer starts idle
+  if (!queue.try_block()) ADD_FAILURE() << "a new queue did not block";  // the consumer starts idle
   std::vector<std::thread> producers;
   for (int p = 0; p < stress_producers; ++p) {
     producers.emplace_back([&, p] {
@@ -400,6 +423,12 @@ TEST(mpsc_queue, orders_consumer_runs_that_migrate_to_the_scheduling_producer) {
         message& m = messages[p][s];
         m.producer = p;
         m.sequence = s;
+        if (claiming && p % 2 == 0 && queue.claim_with(&m)) {
+          // relaxed: a counter; join() publishes it.
+          claims.fetch_add(1, std::memory_order_relaxed);
+          run_consumer();
+          continue;
+        }
         const push_result result = queue.push(&m);
         if (result == push_result::became_nonempty) run_consumer();
         ASSERT_NE(result, push_result::closed);
@@ -416,6 +445,15 @@ TEST(mpsc_queue, orders_consumer_runs_that_migrate_to_the_scheduling_producer) {
     EXPECT_EQ(next_expected[p], stress_messages_per_producer) << "producer " << p;
   }
   EXPECT_EQ(queue.close(), nullptr);
+  return claims.load(std::memory_order_relaxed);
+}
+
+TEST(mpsc_queue, orders_consumer_runs_that_migrate_to_the_scheduling_producer) {
+  EXPECT_EQ(migrating_consumer_runs(/*claiming=*/false), 0);
+}
+
+TEST(mpsc_queue, orders_consumer_runs_taken_by_claim_with_racing_pushes) {
+  EXPECT_GT(migrating_consumer_runs(/*claiming=*/true), 0) << "no claim ever found the queue blocked";
 }
 
 // Producers push heap nodes while the consumer pops for a while and then closes.

@@ -170,10 +170,13 @@ class cell {
   // worker, and the caller runs it with run_cells() after a batch of messages —
   // one thread hand-off fewer per message, one activation per batch. Only from
   // threads that run no actor themselves.
-  std::error_code enqueue(envelope* e, std::vector<cell_ptr>* run_here) noexcept;
+  // The list holds plain pointers, like an executor's queue: a cell that is
+  // runnable and not yet run has not terminated, so the system's reference to
+  // it (held until it terminates) keeps it alive.
+  std::error_code enqueue(envelope* e, std::vector<cell*>* run_here) noexcept;
   // Runs each cell once (up to the throughput limit); a cell with work left goes
   // to its executor. Clears `cells`. Hold no locks while calling it.
-  static void run_cells(std::vector<cell_ptr>& cells) noexcept;
+  static void run_cells(std::vector<cell*>& cells) noexcept;
 
   // Asks the actor to stop with `reason` before its next message (used by system
   // shutdown). Any thread.
@@ -291,6 +294,7 @@ class cell {
 
  private:
   friend struct cell_access;
+  std::error_code run_claimed(std::vector<cell*>& run_here) noexcept;
   envelope* next_envelope() noexcept;
   void process(envelope* e);
   void terminate(exit_reason reason) noexcept;
@@ -360,8 +364,8 @@ bool blocking_sends_allowed() noexcept;
 // itself, after each batch (enqueue's run_here). Registering its list here lets
 // replies it delivers (a remote ask's answer) wake their askers the same way,
 // instead of through a worker. Null: replies are scheduled as usual.
-void set_reply_run_list(std::vector<cell_ptr>* list) noexcept;
-std::vector<cell_ptr>* reply_run_list() noexcept;
+void set_reply_run_list(std::vector<cell*>* list) noexcept;
+std::vector<cell*>* reply_run_list() noexcept;
 
 // Registers a built cell with its system and schedules its first activation;
 // its initial reference becomes the system's. Throws (and frees that reference)
