@@ -331,10 +331,20 @@ void connection::begin_reading(bool run_inline) {
 }
 
 void connection::run_batch() noexcept {
+  flush_chain();
   if (!ready_.empty()) cell::run_cells(ready_);
 }
 
+void connection::flush_chain() noexcept {
+  if (chain_newest_ == nullptr) return;
+  (void)cached_cell_->enqueue_chain(chain_newest_, chain_oldest_, run_inline_ ? &ready_ : nullptr);
+  chain_newest_ = chain_oldest_ = nullptr;
+}
+
 std::optional<std::string> connection::handle(record_kind kind, std::span<const std::byte> body) {
+  // Any other record (a reply, an exit signal, a watch...) comes after the
+  // messages before it: those are queued first.
+  if (kind != record_kind::message) flush_chain();
   switch (kind) {
     case record_kind::message:
       return handle_message(body);
@@ -420,6 +430,7 @@ std::optional<std::string> connection::handle_message(std::span<const std::byte>
   // actor that has stopped meanwhile discards the message like an unknown one
   // would be (a request gets actor_down, with the exit reason).
   if (target != cached_target_ || type_id != cached_type_ || !cached_cell_) {
+    flush_chain();  // the chain is the cached actor's
     auto entry = node_.exported(target);
     if (!entry) {
       // Not a defect: the actor stopped (or was never shown to this peer). A
@@ -447,6 +458,13 @@ std::optional<std::string> connection::handle_message(std::span<const std::byte>
   wire_reader in(body.subspan(message_head), &read_context_);
   envelope* e = cached_entry_->decode(in, cached_entry_->index, read_context_.via, request_id);
   if (e == nullptr) return "malformed " + std::string(cached_entry_->name) + ": " + in.failure();
+  if (cached_cell_->takes_chains()) {
+    // Queued with the messages after it to the same actor (flush_chain()).
+    e->next = chain_newest_;
+    chain_newest_ = e;
+    if (chain_oldest_ == nullptr) chain_oldest_ = e;
+    return std::nullopt;
+  }
   // The actor runs on this thread after the batch if this made it runnable (see cell::enqueue).
   (void)cached_cell_->enqueue(e, run_inline_ ? &ready_ : nullptr);
   return std::nullopt;
@@ -514,6 +532,7 @@ void shm_connection::on_hangup() noexcept {
 }
 
 void connection::lost(const std::string& why) noexcept {
+  flush_chain();  // before the cached actor is let go: the chain is its
   cached_cell_ = cell_ptr{};
   run_batch();
   read_context_ = wire_context{};  // no reference to itself left behind

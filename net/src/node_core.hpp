@@ -212,6 +212,12 @@ class connection : public std::enable_shared_from_this<connection> {
   std::uint64_t cached_type_ = 0;
   const message_entry* cached_entry_ = nullptr;
   cell_ptr cached_cell_;
+  // Consecutive messages to the cached actor, not queued yet: one chain, queued
+  // with one CAS (cell::enqueue_chain) before any other record is handled and
+  // at the end of the batch. Newest first.
+  envelope* chain_newest_ = nullptr;
+  envelope* chain_oldest_ = nullptr;
+  void flush_chain() noexcept;
   wire_context read_context_;       // the reader's: this node, this link
   bool run_inline_ = false;
   std::vector<cell*> ready_;        // actors to run after the current batch (run_inline_); see cell::enqueue

@@ -234,6 +234,29 @@ void cell::run_cells(std::vector<cell*>& cells) noexcept {
   cells.clear();
 }
 
+std::error_code cell::enqueue_chain(envelope* newest, envelope* oldest, std::vector<cell*>* run_here) noexcept {
+  const bool may_run_here = run_here != nullptr && current_cell() == nullptr && executor_ == &scheduler_of(owner());
+  if (may_run_here && mailbox_.claim_chain(newest)) return run_claimed(*run_here);
+  switch (mailbox_.push_chain(newest, oldest)) {
+    case push_result::ok:
+      return {};
+    case push_result::became_nonempty:
+      if (may_run_here) return run_claimed(*run_here);
+      executor_->schedule(this);
+      return {};
+    case push_result::closed:
+      break;
+  }
+  const exit_reason reason = exit_reason_snapshot();
+  for (envelope* e = newest; e != nullptr;) {
+    auto* next = static_cast<envelope*>(e->next);
+    e->discard(*this, reason);
+    delete e;
+    e = next;
+  }
+  return make_error_code(errc::no_such_actor);
+}
+
 // This thread holds the right to run this cell (its message made it runnable):
 // it goes on the caller's list, or to its executor if the list cannot grow.
 std::error_code cell::run_claimed(std::vector<cell*>& run_here) noexcept {

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -195,6 +196,36 @@ TEST(mpsc_queue, claim_with_takes_a_blocked_queue_with_its_message_and_nothing_e
   EXPECT_FALSE(queue.claim_with(&a)) << "closed";
 }
 
+TEST(mpsc_queue, push_chain_queues_a_chain_oldest_first_in_one_step) {
+  mpsc_queue<message> queue;
+  message a, b, c, d;
+  ASSERT_EQ(queue.push(&a), push_result::ok);
+  // b, c, d linked newest first: d -> c -> b.
+  d.next = &c;
+  c.next = &b;
+  b.next = nullptr;
+  ASSERT_EQ(queue.push_chain(&d, &b), push_result::ok);
+  for (message* expected : {&a, &b, &c, &d}) EXPECT_EQ(queue.pop(), expected);
+  EXPECT_EQ(queue.pop(), nullptr);
+  ASSERT_TRUE(queue.try_block());
+  d.next = &c;
+  c.next = nullptr;
+  EXPECT_EQ(queue.push_chain(&d, &c), push_result::became_nonempty) << "one wake-up for the whole chain";
+  EXPECT_EQ(queue.pop(), &c);
+  EXPECT_EQ(queue.pop(), &d);
+  ASSERT_TRUE(queue.try_block());
+  b.next = &a;
+  a.next = nullptr;
+  ASSERT_TRUE(queue.claim_chain(&b));
+  EXPECT_EQ(queue.pop(), &a);
+  EXPECT_EQ(queue.pop(), &b);
+  (void)queue.close();
+  d.next = &c;
+  c.next = nullptr;
+  EXPECT_EQ(queue.push_chain(&d, &c), push_result::closed);
+  EXPECT_EQ(c.next, nullptr) << "a refused chain is handed back unchanged";
+}
+
 TEST(mpsc_queue, close_returns_cached_and_pushed_messages_oldest_first) {
   mpsc_queue<message> queue;
   std::vector<message> messages(5);
@@ -374,9 +405,10 @@ TEST(mpsc_queue, delivers_every_message_once_in_producer_order_and_schedules_onc
 // consumer itself, so the consumer hops between threads. The queue alone must
 // order successive consumer runs (try_block's release, push's acquire): the
 // consumer's state is plain data and ThreadSanitizer checks that claim.
-// `claiming`: even-numbered producers first try claim_with() (a link's reader
-// taking an idle actor with its message), racing the others' pushes for the
-// consumer role. Returns how many claims succeeded.
+// `claiming`: producers send chains of 1 to 3 messages (push_chain), and
+// even-numbered ones first try claim_chain() (a link's reader taking an idle
+// actor with its messages), racing the others' pushes for the consumer role.
+// Returns how many claims succeeded.
 int migrating_consumer_runs(bool claiming) {
   watchdog guard;
   mpsc_queue<message> queue;
@@ -419,17 +451,27 @@ int migrating_consumer_runs(bool claiming) {
   std::vector<std::thread> producers;
   for (int p = 0; p < stress_producers; ++p) {
     producers.emplace_back([&, p] {
-      for (int s = 0; s < stress_messages_per_producer; ++s) {
-        message& m = messages[p][s];
-        m.producer = p;
-        m.sequence = s;
-        if (claiming && p % 2 == 0 && queue.claim_with(&m)) {
+      for (int s = 0; s < stress_messages_per_producer;) {
+        // Claiming producers send runs of 1 to 3 messages as one chain (a
+        // link's reader queueing a batch to one actor), claim first, push else.
+        const int run = claiming ? std::min(1 + s % 3, stress_messages_per_producer - s) : 1;
+        message* newest = nullptr;
+        for (int i = 0; i < run; ++i) {
+          message& m = messages[p][s + i];
+          m.producer = p;
+          m.sequence = s + i;
+          m.next = newest;
+          newest = &m;
+        }
+        message* oldest = &messages[p][s];
+        s += run;
+        if (claiming && p % 2 == 0 && queue.claim_chain(newest)) {
           // relaxed: a counter; join() publishes it.
           claims.fetch_add(1, std::memory_order_relaxed);
           run_consumer();
           continue;
         }
-        const push_result result = queue.push(&m);
+        const push_result result = queue.push_chain(newest, oldest);
         if (result == push_result::became_nonempty) run_consumer();
         ASSERT_NE(result, push_result::closed);
       }
@@ -452,7 +494,7 @@ TEST(mpsc_queue, orders_consumer_runs_that_migrate_to_the_scheduling_producer) {
   EXPECT_EQ(migrating_consumer_runs(/*claiming=*/false), 0);
 }
 
-TEST(mpsc_queue, orders_consumer_runs_taken_by_claim_with_racing_pushes) {
+TEST(mpsc_queue, orders_consumer_runs_taken_by_claim_chain_and_chains_racing_pushes) {
   EXPECT_GT(migrating_consumer_runs(/*claiming=*/true), 0) << "no claim ever found the queue blocked";
 }
 

@@ -23,10 +23,10 @@
 // Order: the CASes on head_ totally order all pushes; each batch is reversed, so
 // the consumer sees messages in that total order — FIFO per producer and overall.
 //
-// Thread safety: push() and claim_with() from any thread. pop(), empty(),
-// try_block(), close() and the destructor from the single consumer only (at most one thread at a time, with
-// a happens-before edge between successive consumer threads, which the actor
-// scheduler provides). A node pushed happens-before the consumer's pop() of it.
+// Thread safety: push(), push_chain(), claim_with() and claim_chain() from any
+// thread. pop(), empty(), try_block(), close() and the destructor from the
+// single consumer only (at most one thread at a time, with a happens-before edge
+// between successive consumer threads, which the actor scheduler provides). A node pushed happens-before the consumer's pop() of it.
 //
 // Layout: an idle actor is mostly its mailbox, so the queue is three words and is
 // not padded to a cache line (a million idle actors would pay 2x memory). The
@@ -67,20 +67,29 @@ class mpsc_queue {
   ~mpsc_queue() = default;
 
   // Any thread. Never blocks; retries only when another producer won the CAS.
-  push_result push(T* node) noexcept {
-    mpsc_node* link = static_cast<mpsc_node*>(node);
+  push_result push(T* node) noexcept { return push_chain(node, node); }
+
+  // Any thread. Pushes several nodes as one step (one CAS for the lot): a chain
+  // linked newest first through `next`, from `newest` to `oldest`; they are
+  // popped oldest first, together, in the total order of pushes. Results as
+  // push(); on closed the chain is untouched (`oldest->next` is null again).
+  push_result push_chain(T* newest, T* oldest) noexcept {
+    mpsc_node* top = static_cast<mpsc_node*>(newest);
+    mpsc_node* bottom = static_cast<mpsc_node*>(oldest);
     // relaxed: only a first guess for the CAS below, which re-reads on failure.
     mpsc_node* head = head_.load(std::memory_order_relaxed);
     for (;;) {
-      if (head == closed_tag()) return push_result::closed;
-      link->next = head == blocked_tag() ? nullptr : head;
-      // release: publishes the node's payload and `next` to the consumer's
-      // acquiring exchange in take_all(). acquire (on success): when we replace
-      // blocked_tag(), we pair with the release in try_block() so everything the
-      // consumer did before going idle happens-before our scheduling of it.
-      // relaxed on failure: we only retry with the fresh value.
-      if (head_.compare_exchange_weak(head, link, std::memory_order_acq_rel,
-                                      std::memory_order_relaxed)) {
+      if (head == closed_tag()) {
+        bottom->next = nullptr;  // a failed CAS may have linked it to the stack
+        return push_result::closed;
+      }
+      bottom->next = head == blocked_tag() ? nullptr : head;
+      // release: publishes the nodes' payloads and `next` links to the
+      // consumer's acquiring exchange in take_all(). acquire (on success): when
+      // we replace blocked_tag(), we pair with the release in try_block() so
+      // everything the consumer did before going idle happens-before our
+      // scheduling of it. relaxed on failure: we only retry with the fresh value.
+      if (head_.compare_exchange_weak(head, top, std::memory_order_acq_rel, std::memory_order_relaxed)) {
         return head == blocked_tag() ? push_result::became_nonempty : push_result::ok;
       }
     }
@@ -137,6 +146,12 @@ class mpsc_queue {
   // the push and the consumer's exchange, one locked instruction each. Returns
   // false, doing nothing, if the queue is not blocked: push() instead.
   bool claim_with(T* node) noexcept {
+    static_cast<mpsc_node*>(node)->next = nullptr;
+    return claim_chain(node);
+  }
+  // As claim_with(), for a chain linked newest first through `next` (the
+  // oldest's `next` null), as push_chain() takes it.
+  bool claim_chain(T* newest) noexcept {
     // relaxed: a pre-check that spares the CAS when the consumer is running
     // (the common case in a stream); the CAS below is the synchronising step.
     if (head_.load(std::memory_order_relaxed) != blocked_tag()) return false;
@@ -150,9 +165,7 @@ class mpsc_queue {
     }
     // try_block() succeeds only with an empty cache, and nothing fills it while
     // blocked: the cache is empty, and ours now.
-    mpsc_node* link = static_cast<mpsc_node*>(node);
-    link->next = nullptr;
-    cache_ = link;
+    append_reversed(static_cast<mpsc_node*>(newest));
     return true;
   }
 

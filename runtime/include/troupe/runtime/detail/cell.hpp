@@ -174,6 +174,14 @@ class cell {
   // runnable and not yet run has not terminated, so the system's reference to
   // it (held until it terminates) keeps it alive.
   std::error_code enqueue(envelope* e, std::vector<cell*>* run_here) noexcept;
+  // Whether enqueue_chain() may be used: no bound to count messages against, no
+  // forwarding (fixed before the actor is shared).
+  [[nodiscard]] bool takes_chains() const noexcept { return !forwards_ && bound_ == nullptr; }
+  // As enqueue(e, run_here) for several user messages at once, in order, as one
+  // atomic step: a chain linked newest first through `next` (the oldest's null).
+  // A link's reader queues a batch's run of messages to one actor this way, one
+  // CAS for the lot. Only when takes_chains().
+  std::error_code enqueue_chain(envelope* newest, envelope* oldest, std::vector<cell*>* run_here) noexcept;
   // Runs each cell once (up to the throughput limit); a cell with work left goes
   // to its executor. Clears `cells`. Hold no locks while calling it.
   static void run_cells(std::vector<cell*>& cells) noexcept;
