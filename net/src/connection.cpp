@@ -12,7 +12,7 @@ namespace {
 
 // Bytes of the message record's fixed head: target, type id, request id.
 constexpr std::size_t message_head = 24;
-// A batch: records read before the actors they made runnable run (one
+// A batch: records handled before the actors they made runnable run (one
 // activation per actor per batch), bounded so that a busy sender cannot pile
 // up an actor's mailbox without the actor ever running.
 constexpr std::size_t max_batch = 256;
@@ -255,18 +255,11 @@ void shm_connection::read_loop() noexcept {
   std::optional<std::string> defect;
   const std::size_t max_bytes = node_.config().max_message_bytes;
   const int spins = node_.config().reader_spins;
-  // Fewer records per batch than an activation's budget (max_throughput): a
-  // batch of exactly that many messages to one actor would end its activation
-  // here with `again` although its mailbox is empty, handing it to a worker,
-  // which then races this reader for the mailbox (a stream ran on three
-  // threads, its envelopes bouncing between two caches, instead of one).
-  const std::size_t batch_limit =
-      std::clamp<std::size_t>(node_.config().system.max_throughput, 2, max_batch + 1) - 1;
   for (;;) {
     // Drain what is there (also after a hang-up: what the peer wrote before it
     // died is delivered before its death is).
     bool drained = false;
-    for (std::size_t batch = 0;; ++batch) {
+    for (;;) {
       const read_result r = in_.read([&](std::uint32_t type, std::span<const std::byte> payload) {
         if (type == static_cast<std::uint32_t>(record_kind::fragment)) {
           if (assembly.size() + payload.size() > max_bytes) {
@@ -298,12 +291,12 @@ void shm_connection::read_loop() noexcept {
       });
       if (r == read_result::corrupt) defect = "the shared ring is corrupt (bad record position or length)";
       drained = r == read_result::empty;
-      if (defect || drained || batch + 1 >= batch_limit) break;
+      if (defect || drained) break;
     }
-    // The actors this batch made runnable run here, before the next wait.
+    // The actors this batch made runnable run here, before the next wait
+    // (handle() also runs them every batch_limit_ records).
     run_batch();
     if (defect) break;
-    if (!drained) continue;
     // seq_cst: pairs with the store in close()/on_hangup() before interrupt_consumer().
     if (closing_.load(std::memory_order_seq_cst)) break;
     (void)in_.wait_readable(std::chrono::steady_clock::time_point::max(), &closing_, spins);
@@ -327,10 +320,17 @@ void connection::begin_reading(bool run_inline) {
     set_reply_run_list(&ready_);  // remote replies wake their askers here too
   }
   run_inline_ = run_inline;
+  // Fewer records per batch than an activation's budget (max_throughput): a
+  // batch of exactly that many messages to one actor would end its activation
+  // here with `again` although its mailbox is empty, handing it to a worker,
+  // which then races this reader for the mailbox (a stream ran on three
+  // threads, its envelopes bouncing between two caches, instead of one).
+  batch_limit_ = std::clamp<std::size_t>(node_.config().system.max_throughput, 2, max_batch + 1) - 1;
   read_context_ = wire_context{&node_, shared_from_this()};
 }
 
 void connection::run_batch() noexcept {
+  batched_ = 0;
   flush_chain();
   if (!ready_.empty()) cell::run_cells(ready_);
 }
@@ -342,6 +342,10 @@ void connection::flush_chain() noexcept {
 }
 
 std::optional<std::string> connection::handle(record_kind kind, std::span<const std::byte> body) {
+  // A transport reads as much as is there (a ring's records, a socket read's
+  // frames); the actors run at least every batch_limit_ records.
+  if (batched_ == batch_limit_) run_batch();
+  ++batched_;
   // Any other record (a reply, an exit signal, a watch...) comes after the
   // messages before it: those are queued first.
   if (kind != record_kind::message) flush_chain();

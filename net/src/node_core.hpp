@@ -220,6 +220,8 @@ class connection : public std::enable_shared_from_this<connection> {
   void flush_chain() noexcept;
   wire_context read_context_;       // the reader's: this node, this link
   bool run_inline_ = false;
+  std::size_t batch_limit_ = 1;     // records per batch (begin_reading)
+  std::size_t batched_ = 0;         // records handled since the last run_batch()
   std::vector<cell*> ready_;        // actors to run after the current batch (run_inline_); see cell::enqueue
   // The last message type a sender found in the peer's schema with our fingerprint.
   std::atomic<std::uint64_t> checked_type_{0};
