@@ -11,7 +11,8 @@ namespace troupe::detail {
 namespace {
 
 // Bytes of the message record's fixed head: target, type id, request id.
-constexpr std::size_t message_head = 24;
+constexpr std::size_t message_head = 24;  // target, type id, request id
+constexpr std::size_t tell_head = 16;     // target, type id
 // A batch: records handled before the actors they made runnable run (one
 // activation per actor per batch), bounded so that a busy sender cannot pile
 // up an actor's mailbox without the actor ever running.
@@ -139,7 +140,7 @@ std::error_code shm_connection::write(record_kind kind, std::span<const std::byt
   // queue, in order, for the flusher. Only user messages count against the
   // limit: replies and the small runtime records (watch, gone, exit, results)
   // must not be lost, or a peer would wait for an answer that never comes.
-  if (kind == record_kind::message && queued_bytes_ + size > node_.config().max_queued_bytes) {
+  if (carries_user_message(kind) && queued_bytes_ + size > node_.config().max_queued_bytes) {
     return make_error_code(errc::peer_overloaded);
   }
   try {
@@ -348,10 +349,12 @@ std::optional<std::string> connection::handle(record_kind kind, std::span<const 
   ++batched_;
   // Any other record (a reply, an exit signal, a watch...) comes after the
   // messages before it: those are queued first.
-  if (kind != record_kind::message) flush_chain();
+  if (!carries_user_message(kind)) flush_chain();
   switch (kind) {
     case record_kind::message:
-      return handle_message(body);
+      return handle_message(body, /*with_request_id=*/true);
+    case record_kind::tell:
+      return handle_message(body, /*with_request_id=*/false);
     case record_kind::reply:
       return handle_reply(body);
     case record_kind::watch: {
@@ -423,12 +426,13 @@ std::optional<std::string> connection::handle(record_kind kind, std::span<const 
   return "unknown record kind " + std::to_string(static_cast<std::uint32_t>(kind));
 }
 
-std::optional<std::string> connection::handle_message(std::span<const std::byte> body) {
-  if (body.size() < message_head) return "message record shorter than its head";
-  std::uint64_t target, type_id, request_id;
+std::optional<std::string> connection::handle_message(std::span<const std::byte> body, bool with_request_id) {
+  const std::size_t head = with_request_id ? message_head : tell_head;
+  if (body.size() < head) return "message record shorter than its head";
+  std::uint64_t target, type_id, request_id = 0;
   std::memcpy(&target, body.data(), 8);
   std::memcpy(&type_id, body.data() + 8, 8);
-  std::memcpy(&request_id, body.data() + 16, 8);
+  if (with_request_id) std::memcpy(&request_id, body.data() + 16, 8);
   // The last target and type seen: a stream to one actor skips the export table
   // (a mutex) and the schema checks. Kept by the reader thread only. A cached
   // actor that has stopped meanwhile discards the message like an unknown one
@@ -459,7 +463,7 @@ std::optional<std::string> connection::handle_message(std::span<const std::byte>
     cached_entry_ = m;
     cached_cell_ = std::move(entry->first);
   }
-  wire_reader in(body.subspan(message_head), &read_context_);
+  wire_reader in(body.subspan(head), &read_context_);
   envelope* e = cached_entry_->decode(in, cached_entry_->index, read_context_.via, request_id);
   if (e == nullptr) return "malformed " + std::string(cached_entry_->name) + ": " + in.failure();
   if (cached_cell_->takes_chains()) {

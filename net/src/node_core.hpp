@@ -62,7 +62,13 @@ enum class record_kind : std::uint32_t {
   gossip = 14,        // cluster (seeds): the sender's identity, the members it is linked to, its global names
   load = 15,          // u64 request id, string actor key: how loaded is the node, can it spawn that type
   load_result = 16,   // u64 request id, u8 status (0: u8 registered, u64 live actors | 1: error)
+  tell = 17,          // u64 target, u64 type id, payload: a message that asks for no reply
 };
+
+// The records that carry user messages (they count against max_queued_bytes).
+constexpr bool carries_user_message(record_kind kind) noexcept {
+  return kind == record_kind::message || kind == record_kind::tell;
+}
 
 // Who is at the other end of a link (also behind node_handle).
 struct peer_info {
@@ -189,7 +195,7 @@ class connection : public std::enable_shared_from_this<connection> {
   std::atomic<bool> closing_{false};
 
  private:
-  std::optional<std::string> handle_message(std::span<const std::byte> body);
+  std::optional<std::string> handle_message(std::span<const std::byte> body, bool with_request_id);
   std::optional<std::string> handle_reply(std::span<const std::byte> body);
   std::optional<std::string> handle_control_result(std::span<const std::byte> body);
 

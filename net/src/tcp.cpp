@@ -304,7 +304,7 @@ class tcp_connection final : public connection {
     if (size > max_frame_) return make_error_code(errc::malformed_message);
     std::unique_lock lock(write_mutex_);
     if (write_closed_) return make_error_code(errc::connection_lost);
-    if (kind == record_kind::message) {
+    if (carries_user_message(kind)) {
       // Only user messages count against the bound: replies and the small
       // runtime records must not be lost, or a peer would wait forever.
       const std::size_t limit = node_.config().max_queued_bytes;

@@ -204,6 +204,10 @@ TEST_P(garbage, in_a_live_ring_closes_only_that_link_and_the_node_keeps_running)
       ASSERT_TRUE(troupe::testing::inject_record(parent, "b", 1, bytes));
       break;
     }
+    case 4:  // a tell record too short to hold its target and type id
+      bytes.assign(12, std::byte{0x01});
+      ASSERT_TRUE(troupe::testing::inject_record(parent, "b", 17, bytes));
+      break;
     case 3:  // a sealed record header whose length runs past the end of the ring
       ASSERT_TRUE(troupe::testing::corrupt_ring(parent, "b"));
       break;
@@ -228,7 +232,8 @@ INSTANTIATE_TEST_SUITE_P(processes, garbage,
                          ::testing::Values(garbage_case{"unknown_record_kind", 0},
                                            garbage_case{"unknown_type_id", 1},
                                            garbage_case{"malformed_payload", 2},
-                                           garbage_case{"corrupt_ring_header", 3}),
+                                           garbage_case{"corrupt_ring_header", 3},
+                                           garbage_case{"short_tell_record", 4}),
                          [](const auto& test_info) { return std::string(test_info.param.name); });
 
 TEST_F(processes, a_supervisor_restarts_a_node_killed_with_sigkill_and_redeploys_its_actors) {

@@ -178,7 +178,7 @@ std::vector<std::byte> frame(std::uint32_t kind, std::span<const std::byte> head
 // Plays the dialing side of the handshake with `secret`; returns the socket
 // (linked, if the cookie was right) or -1.
 int handshake_as(const std::string& endpoint, const std::string& secret, const std::string& name,
-                 raw_frame* answer = nullptr) {
+                 raw_frame* answer = nullptr, std::span<const std::pair<std::uint64_t, std::uint64_t>> schema = {}) {
   const int fd = dial_raw(endpoint);
   if (fd < 0) return -1;
   std::vector<std::byte> buffer;
@@ -195,7 +195,7 @@ int handshake_as(const std::string& endpoint, const std::string& secret, const s
   h.incarnation = 42;
   h.anchor_id = 1;
   h.host = 7;
-  const std::vector<std::byte> hello = td::encode_hello(h, {});
+  const std::vector<std::byte> hello = td::encode_hello(h, schema);
   const auto mac = td::compute_mac(secret, td::dialer_role, mine, *theirs, hello);
   send_all(fd, frame(static_cast<std::uint32_t>(td::tcp_kind::proof), mac, hello));
   raw_frame welcome = read_frame(fd, buffer);
@@ -288,6 +288,48 @@ TEST_F(tcp_test, a_remote_actor_stopping_and_a_node_leaving_are_reported_down) {
   const troupe::exit_reason why = f.get();
   EXPECT_TRUE(why.what() == troupe::exit_reason::kind::shutdown || why.what() == troupe::exit_reason::kind::node_down)
       << why;
+}
+
+TEST_F(tcp_test, tell_records_are_delivered_in_order_and_a_short_one_closes_only_that_link) {
+  troupe::test_support::watchdog guard;
+  troupe::node a(tcp_config("a"));
+  auto g = a.spawn<greeter>();
+  a.publish("greeter", g);  // exports it
+  // A raw peer that announces tally's schema sends tells as a node does:
+  // kind 17, the target and the type id, then the value (no request id).
+  const std::pair<std::uint64_t, std::uint64_t> schema[] = {
+      {troupe::type_id_of<tally>(), troupe::fingerprint_of<tally>()}};
+  const int fd = handshake_as(a.endpoint(), cookie, "raw", nullptr, schema);
+  ASSERT_GE(fd, 0);
+  std::byte head[16];
+  const std::uint64_t target = troupe::testing::remote_id(g), type = troupe::type_id_of<tally>();
+  std::memcpy(head, &target, 8);
+  std::memcpy(head + 8, &type, 8);
+  for (std::int64_t n = 0; n < 3; ++n) {
+    send_all(fd, frame(static_cast<std::uint32_t>(td::record_kind::tell), head, troupe::to_bytes(tally{n})));
+  }
+  // Delivered, in order (sum 0+1+2, and -1 if out of order).
+  std::int64_t sum = 0;
+  for (const auto until = std::chrono::steady_clock::now() + 10s; sum != 3 && std::chrono::steady_clock::now() < until;) {
+    sum = g.ask(total{}, 10s).get();
+  }
+  EXPECT_EQ(sum, 3);
+  // A tell too short to hold its target and type id is a defect: the node
+  // closes this link (no goodbye), and keeps serving.
+  send_all(fd, frame(static_cast<std::uint32_t>(td::record_kind::tell), std::vector<std::byte>(12, std::byte{1})));
+  std::vector<std::byte> rest;
+  bool closed = false;
+  for (const auto until = std::chrono::steady_clock::now() + 10s; !closed && std::chrono::steady_clock::now() < until;) {
+    const raw_frame f = read_frame(fd, rest, 2s);  // heartbeats until the close
+    ASSERT_NE(f.kind, static_cast<std::uint32_t>(td::record_kind::goodbye));
+    if (f.kind == 0) {
+      std::byte b;
+      closed = ::recv(fd, &b, 1, MSG_DONTWAIT) == 0;  // EOF, not a pause
+    }
+  }
+  EXPECT_TRUE(closed) << "the link survived a malformed tell record";
+  ::close(fd);
+  EXPECT_EQ(g.ask(total{}, 10s).get(), 3);
 }
 
 TEST_F(tcp_test, a_peer_with_the_wrong_cookie_is_refused_and_never_reaches_an_actor) {
