@@ -235,18 +235,7 @@ void cell::run_cells(std::vector<cell*>& cells) noexcept {
 }
 
 std::error_code cell::enqueue_chain(envelope* newest, envelope* oldest, std::vector<cell*>* run_here) noexcept {
-  const bool may_run_here = run_here != nullptr && current_cell() == nullptr && executor_ == &scheduler_of(owner());
-  if (may_run_here && mailbox_.claim_chain(newest)) return run_claimed(*run_here);
-  switch (mailbox_.push_chain(newest, oldest)) {
-    case push_result::ok:
-      return {};
-    case push_result::became_nonempty:
-      if (may_run_here) return run_claimed(*run_here);
-      executor_->schedule(this);
-      return {};
-    case push_result::closed:
-      break;
-  }
+  if (queue_chain(newest, oldest, run_here)) return {};
   const exit_reason reason = exit_reason_snapshot();
   for (envelope* e = newest; e != nullptr;) {
     auto* next = static_cast<envelope*>(e->next);
@@ -257,15 +246,41 @@ std::error_code cell::enqueue_chain(envelope* newest, envelope* oldest, std::vec
   return make_error_code(errc::no_such_actor);
 }
 
+bool cell::queue_chain(envelope* newest, envelope* oldest, std::vector<cell*>* run_here) noexcept {
+  const bool may_run_here = run_here != nullptr && current_cell() == nullptr && executor_ == &scheduler_of(owner());
+  // An idle actor this thread will run: it takes the mailbox's consumer role
+  // with the messages, without the push and the consumer's exchange.
+  if (may_run_here && mailbox_.claim_chain(newest)) {
+    run_claimed(*run_here);
+    return true;
+  }
+  switch (mailbox_.push_chain(newest, oldest)) {
+    case push_result::ok:
+      return true;
+    case push_result::became_nonempty:
+      // This push made the actor runnable, so this thread alone may hand it to
+      // an executor — or, for a scheduler actor when the caller asks and is
+      // not itself running an actor, run it right here (see the header).
+      if (may_run_here) {
+        run_claimed(*run_here);
+      } else {
+        executor_->schedule(this);
+      }
+      return true;
+    case push_result::closed:
+      break;
+  }
+  return false;
+}
+
 // This thread holds the right to run this cell (its message made it runnable):
 // it goes on the caller's list, or to its executor if the list cannot grow.
-std::error_code cell::run_claimed(std::vector<cell*>& run_here) noexcept {
+void cell::run_claimed(std::vector<cell*>& run_here) noexcept {
   try {
     run_here.push_back(this);
   } catch (...) {
     executor_->schedule(this);  // out of memory: the scheduler runs it after all
   }
-  return {};
 }
 
 std::error_code cell::enqueue(envelope* e, std::vector<cell*>* run_here) noexcept {
@@ -286,23 +301,8 @@ std::error_code cell::enqueue(envelope* e, std::vector<cell*>* run_here) noexcep
         return make_error_code(errc::mailbox_full);
     }
   }
-  const bool may_run_here = run_here != nullptr && current_cell() == nullptr && executor_ == &scheduler_of(owner());
-  // An idle actor this thread will run: it takes the mailbox's consumer role
-  // with the message, without the push and the consumer's exchange.
-  if (may_run_here && mailbox_.claim_with(e)) return run_claimed(*run_here);
-  switch (mailbox_.push(e)) {
-    case push_result::ok:
-      return {};
-    case push_result::became_nonempty:
-      // This push made the actor runnable, so this thread alone may hand it to
-      // an executor — or, for a scheduler actor when the caller asks and is
-      // not itself running an actor, run it right here (see the header).
-      if (may_run_here) return run_claimed(*run_here);
-      executor_->schedule(this);
-      return {};
-    case push_result::closed:
-      break;
-  }
+  e->next = nullptr;  // a chain of one
+  if (queue_chain(e, e, run_here)) return {};
   if (counted) bound_->unadmit();
   e->discard(*this, exit_reason_snapshot());
   delete e;

@@ -302,7 +302,11 @@ class cell {
 
  private:
   friend struct cell_access;
-  std::error_code run_claimed(std::vector<cell*>& run_here) noexcept;
+  // Queues a chain (newest first, the oldest's `next` null) and has the cell
+  // run if that made it runnable. False if the mailbox is closed: the chain is
+  // still the caller's.
+  bool queue_chain(envelope* newest, envelope* oldest, std::vector<cell*>* run_here) noexcept;
+  void run_claimed(std::vector<cell*>& run_here) noexcept;
   envelope* next_envelope() noexcept;
   void process(envelope* e);
   void terminate(exit_reason reason) noexcept;
