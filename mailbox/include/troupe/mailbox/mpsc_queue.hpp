@@ -26,7 +26,10 @@
 // Thread safety: push(), push_chain(), claim_with() and claim_chain() from any
 // thread. pop(), empty(), try_block(), close() and the destructor from the
 // single consumer only (at most one thread at a time, with a happens-before edge
-// between successive consumer threads, which the actor scheduler provides). A node pushed happens-before the consumer's pop() of it.
+// between successive consumer threads, which the actor scheduler provides). A
+// node pushed happens-before the consumer's pop() of it. A claim (claim_with,
+// claim_chain) makes the caller that consumer, as a push that reports
+// became_nonempty lets the caller schedule it.
 //
 // Layout: an idle actor is mostly its mailbox, so the queue is three words and is
 // not padded to a cache line (a million idle actors would pay 2x memory). The
