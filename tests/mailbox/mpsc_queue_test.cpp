@@ -177,14 +177,14 @@ TEST(mpsc_queue, unblock_returns_false_when_the_queue_was_not_blocked) {
   EXPECT_EQ(queue.pop(), &m) << "a failed unblock leaves queued messages alone";
 }
 
-TEST(mpsc_queue, claim_with_takes_a_blocked_queue_with_its_message_and_nothing_else) {
+TEST(mpsc_queue, claim_chain_of_one_takes_a_blocked_queue_with_its_message_and_nothing_else) {
   mpsc_queue<message> queue;
   message a, b, c;
-  EXPECT_FALSE(queue.claim_with(&a)) << "not blocked: the consumer is running";
+  EXPECT_FALSE(queue.claim_chain(&a)) << "not blocked: the consumer is running";
   ASSERT_TRUE(queue.try_block());
-  ASSERT_TRUE(queue.claim_with(&a));
+  ASSERT_TRUE(queue.claim_chain(&a));
   EXPECT_FALSE(queue.blocked());
-  EXPECT_FALSE(queue.claim_with(&b)) << "claimed already";
+  EXPECT_FALSE(queue.claim_chain(&b)) << "claimed already";
   EXPECT_EQ(queue.push(&b), push_result::ok) << "the claimer is the running consumer";
   EXPECT_EQ(queue.pop(), &a);
   EXPECT_EQ(queue.pop(), &b);
@@ -193,7 +193,7 @@ TEST(mpsc_queue, claim_with_takes_a_blocked_queue_with_its_message_and_nothing_e
   EXPECT_EQ(queue.push(&c), push_result::became_nonempty) << "a claim arms the next wake-up like any run";
   EXPECT_EQ(queue.pop(), &c);
   (void)queue.close();
-  EXPECT_FALSE(queue.claim_with(&a)) << "closed";
+  EXPECT_FALSE(queue.claim_chain(&a)) << "closed";
 }
 
 TEST(mpsc_queue, push_chain_queues_a_chain_oldest_first_in_one_step) {

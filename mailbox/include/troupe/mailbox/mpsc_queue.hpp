@@ -23,13 +23,13 @@
 // Order: the CASes on head_ totally order all pushes; each batch is reversed, so
 // the consumer sees messages in that total order — FIFO per producer and overall.
 //
-// Thread safety: push(), push_chain(), claim_with() and claim_chain() from any
-// thread. pop(), empty(), try_block(), close() and the destructor from the
-// single consumer only (at most one thread at a time, with a happens-before edge
-// between successive consumer threads, which the actor scheduler provides). A
-// node pushed happens-before the consumer's pop() of it. A claim (claim_with,
-// claim_chain) makes the caller that consumer, as a push that reports
-// became_nonempty lets the caller schedule it.
+// Thread safety: push(), push_chain() and claim_chain() from any thread. pop(),
+// empty(), try_block(), close() and the destructor from the single consumer only
+// (at most one thread at a time, with a happens-before edge between successive
+// consumer threads, which the actor scheduler provides). A node pushed
+// happens-before the consumer's pop() of it. A successful claim_chain() makes
+// the caller that consumer, as a push that reports became_nonempty lets the
+// caller schedule it.
 //
 // Layout: an idle actor is mostly its mailbox, so the queue is three words and is
 // not padded to a cache line (a million idle actors would pay 2x memory). The
@@ -144,16 +144,12 @@ class mpsc_queue {
   }
 
   // Any thread. If the queue is blocked, makes this thread its consumer with
-  // `node` as the only message, without the stack: a producer that would
-  // schedule the consumer and then run it itself (a link's reader thread) saves
-  // the push and the consumer's exchange, one locked instruction each. Returns
-  // false, doing nothing, if the queue is not blocked: push() instead.
-  bool claim_with(T* node) noexcept {
-    static_cast<mpsc_node*>(node)->next = nullptr;
-    return claim_chain(node);
-  }
-  // As claim_with(), for a chain linked newest first through `next` (the
-  // oldest's `next` null), as push_chain() takes it.
+  // the chain `newest` (linked newest first through `next`, the oldest's
+  // `next` null, as push_chain() takes it; a single node with a null `next` is
+  // a chain of one) as the only messages, without the stack: a producer that
+  // would schedule the consumer and then run it itself (a link's reader thread)
+  // saves the push and the consumer's exchange, one locked instruction each.
+  // Returns false, doing nothing, if the queue is not blocked: push instead.
   bool claim_chain(T* newest) noexcept {
     // relaxed: a pre-check that spares the CAS when the consumer is running
     // (the common case in a stream); the CAS below is the synchronising step.
