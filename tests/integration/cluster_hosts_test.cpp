@@ -451,6 +451,23 @@ class cluster_hosts : public ts::node_fixture {
     }
   }
 
+  // Builds `count` hosts, starts a member on each, all listing every member as
+  // a seed, and waits until all agree on the members.
+  void form_with_seeds(int count) {
+    build(count);
+    ASSERT_NO_FATAL_FAILURE(start_all(seeds_spec()));  // the list names the hosts just built
+    ASSERT_NO_FATAL_FAILURE(expect_agreement());
+  }
+  // As form_with_seeds(), through an etcd started in host 0; `spec` is the
+  // members' --cluster.
+  void form_with_etcd(int count, std::string& spec) {
+    build(count);
+    spec = start_etcd();
+    ASSERT_FALSE(spec.empty());
+    ASSERT_NO_FATAL_FAILURE(start_all(spec));
+    ASSERT_NO_FATAL_FAILURE(expect_agreement());
+  }
+
   // Starts etcd in host 0 and moves this thread there (to probe its health);
   // returns the members' --cluster spec, with a lease TTL of 2 s.
   std::string start_etcd() {
@@ -472,9 +489,7 @@ class cluster_hosts : public ts::node_fixture {
 TEST_F(cluster_hosts, members_on_separate_hosts_join_through_one_seed_list_and_agree_on_the_members) {
   TROUPE_REQUIRE_NETNS_RIG();
   ts::watchdog guard(120s);
-  build(4);
-  ASSERT_NO_FATAL_FAILURE(start_all(seeds_spec()));
-  ASSERT_NO_FATAL_FAILURE(expect_agreement());
+  ASSERT_NO_FATAL_FAILURE(form_with_seeds(4));
   // Each member heard each (itself included) come up once, and none go down.
   for (auto& m : members_) {
     for (auto& other : members_) {
@@ -488,9 +503,7 @@ TEST_F(cluster_hosts, members_on_separate_hosts_join_through_one_seed_list_and_a
 TEST_F(cluster_hosts, a_killed_member_is_reported_down_by_every_other_member) {
   TROUPE_REQUIRE_NETNS_RIG();
   ts::watchdog guard(120s);
-  build(4);
-  ASSERT_NO_FATAL_FAILURE(start_all(seeds_spec()));
-  ASSERT_NO_FATAL_FAILURE(expect_agreement());
+  ASSERT_NO_FATAL_FAILURE(form_with_seeds(4));
   cluster_member& victim = member("n2");
   ASSERT_NO_FATAL_FAILURE(kill_and_await_down(victim, "SIGKILL"));
   ASSERT_NO_FATAL_FAILURE(expect_agreement());  // n1, n3, n4 only
@@ -501,9 +514,7 @@ TEST_F(cluster_hosts, a_killed_member_is_reported_down_by_every_other_member) {
 TEST_F(cluster_hosts, a_killed_member_that_restarts_rejoins_everywhere_as_a_new_incarnation) {
   TROUPE_REQUIRE_NETNS_RIG();
   ts::watchdog guard(120s);
-  build(4);
-  ASSERT_NO_FATAL_FAILURE(start_all(seeds_spec()));
-  ASSERT_NO_FATAL_FAILURE(expect_agreement());
+  ASSERT_NO_FATAL_FAILURE(form_with_seeds(4));
   cluster_member& victim = member("n3");
   kill_member(victim);
   ASSERT_NO_FATAL_FAILURE(expect_agreement());  // down everywhere first
@@ -514,9 +525,7 @@ TEST_F(cluster_hosts, a_killed_member_that_restarts_rejoins_everywhere_as_a_new_
 TEST_F(cluster_hosts, a_global_name_published_on_one_host_resolves_on_the_others_and_goes_with_its_host) {
   TROUPE_REQUIRE_NETNS_RIG();
   ts::watchdog guard(120s);
-  build(3);
-  ASSERT_NO_FATAL_FAILURE(start_all(seeds_spec()));
-  ASSERT_NO_FATAL_FAILURE(expect_agreement());
+  ASSERT_NO_FATAL_FAILURE(form_with_seeds(3));
   // The test joins too, as node "a" on host 0 (before any thread of its own:
   // the node's threads start in host 0).
   rig_->enter(0);
@@ -556,9 +565,7 @@ TEST_F(cluster_hosts, a_global_name_published_on_one_host_resolves_on_the_others
 TEST_F(cluster_hosts, a_cut_cable_is_member_down_on_both_sides_and_member_up_again_when_restored) {
   TROUPE_REQUIRE_NETNS_RIG();
   ts::watchdog guard(120s);
-  build(3);
-  ASSERT_NO_FATAL_FAILURE(start_all(seeds_spec()));
-  ASSERT_NO_FATAL_FAILURE(expect_agreement());
+  ASSERT_NO_FATAL_FAILURE(form_with_seeds(3));
   const view_t everyone = running();
   cluster_member& cut_off = member("n1");
 
@@ -587,11 +594,8 @@ TEST_F(cluster_hosts, with_etcd_members_join_a_killed_one_goes_down_everywhere_a
   TROUPE_REQUIRE_NETNS_RIG();
   TROUPE_REQUIRE_ETCD();
   ts::watchdog guard(120s);
-  build(3);
-  const std::string spec = start_etcd();
-  ASSERT_FALSE(spec.empty());
-  ASSERT_NO_FATAL_FAILURE(start_all(spec));
-  ASSERT_NO_FATAL_FAILURE(expect_agreement());
+  std::string spec;
+  ASSERT_NO_FATAL_FAILURE(form_with_etcd(3, spec));
 
   cluster_member& victim = member("n2");
   const std::uint64_t old_incarnation = victim.incarnation;
@@ -615,11 +619,8 @@ TEST_F(cluster_hosts, with_etcd_a_cut_cable_is_member_down_on_both_sides_and_mem
   TROUPE_REQUIRE_NETNS_RIG();
   TROUPE_REQUIRE_ETCD();
   ts::watchdog guard(120s);
-  build(3);
-  const std::string spec = start_etcd();
-  ASSERT_FALSE(spec.empty());
-  ASSERT_NO_FATAL_FAILURE(start_all(spec));
-  ASSERT_NO_FATAL_FAILURE(expect_agreement());
+  std::string spec;
+  ASSERT_NO_FATAL_FAILURE(form_with_etcd(3, spec));
   const view_t everyone = running();
   cluster_member& cut_off = member("n1");
   const std::string gone = "down n1 " + std::to_string(cut_off.incarnation) + " ";
