@@ -53,16 +53,15 @@ inline constexpr std::array<std::string_view, 9> workload_names = {
 }
 
 inline void require(bool condition, const std::string& what) {
-  if (!condition)
-    fail(what);
+  if (!condition) fail(what);
 }
 
 // --- command line ---------------------------------------------------------
 
 struct options {
   bool quick = false;
-  unsigned threads = 0;  // scheduler worker threads; 0 is replaced by the default
-  int reps = 0;          // 0 is replaced by the default (5, quick 3)
+  unsigned threads = 0;           // scheduler worker threads; 0 is replaced by the default
+  int reps = 0;                   // 0 is replaced by the default (5, quick 3)
   std::vector<std::string> only;  // empty: every workload
 
   bool selected(std::string_view name) const {
@@ -76,8 +75,7 @@ struct options {
                "usage: %s [--quick] [--threads N] [--reps R] [--only NAME[,NAME...]]\n"
                "workloads:",
                program, why.c_str(), program);
-  for (auto name : workload_names)
-    std::fprintf(stderr, " %.*s", static_cast<int>(name.size()), name.data());
+  for (auto name : workload_names) std::fprintf(stderr, " %.*s", static_cast<int>(name.size()), name.data());
   std::fprintf(stderr, "\n");
   std::exit(2);
 }
@@ -97,8 +95,7 @@ inline options parse_options(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     auto value = [&]() -> const char* {
-      if (i + 1 >= argc)
-        usage_error(program, std::string(arg) + " needs a value");
+      if (i + 1 >= argc) usage_error(program, std::string(arg) + " needs a value");
       return argv[++i];
     };
     if (arg == "--quick") {
@@ -123,10 +120,8 @@ inline options parse_options(int argc, char** argv) {
       usage_error(program, "unknown argument '" + std::string(arg) + "'");
     }
   }
-  if (result.threads == 0)
-    result.threads = std::max(1u, std::thread::hardware_concurrency());
-  if (result.reps == 0)
-    result.reps = result.quick ? 3 : 5;
+  if (result.threads == 0) result.threads = std::max(1u, std::thread::hardware_concurrency());
+  if (result.reps == 0) result.reps = result.quick ? 3 : 5;
   return result;
 }
 
@@ -143,26 +138,23 @@ struct params {
   std::int64_t fan_in_chunk;                // messages a sender sends per activation
   int actor_creation_depth;                 // D; the tree has 2^(D+1) - 1 actors
   std::int64_t thread_ring_actors;
-  std::int64_t thread_ring_hops;            // T
-  std::int64_t fork_join_actors;            // K
+  std::int64_t thread_ring_hops;              // T
+  std::int64_t fork_join_actors;              // K
   std::int64_t fork_join_messages_per_actor;  // M
-  std::int64_t chameneos_count;             // C
-  std::int64_t chameneos_meetings;          // N
+  std::int64_t chameneos_count;               // C
+  std::int64_t chameneos_meetings;            // N
   std::int64_t idle_actors;
 
   static params full() {
-    return params{2'000'000, 1'000, 2'000'000, 8, 1'000'000, 1'000, 19, 503, 10'000'000,
-                  60,        40'000, 100,      2'000'000, 1'000'000};
+    return params{2'000'000, 1'000,      2'000'000, 8,      1'000'000, 1'000,     19,
+                  503,       10'000'000, 60,        40'000, 100,       2'000'000, 1'000'000};
   }
   static params quick() {
-    return params{500'000, 1'000, 500'000, 8, 250'000, 1'000, 17, 503, 2'000'000,
-                  60,      10'000, 100,    400'000, 1'000'000};
+    return params{500'000, 1'000, 500'000, 8, 250'000, 1'000, 17, 503, 2'000'000, 60, 10'000, 100, 400'000, 1'000'000};
   }
   static params for_options(const options& opts) { return opts.quick ? quick() : full(); }
 
-  std::int64_t actor_creation_total() const {
-    return (std::int64_t{1} << (actor_creation_depth + 1)) - 1;
-  }
+  std::int64_t actor_creation_total() const { return (std::int64_t{1} << (actor_creation_depth + 1)) - 1; }
 };
 
 // The per-message work of fork_join (Savina fjthrput), shared so that every
@@ -181,9 +173,7 @@ class stopwatch {
  public:
   stopwatch() : start_(clock::now()) {}
   void restart() { start_ = clock::now(); }
-  double seconds() const {
-    return std::chrono::duration<double>(clock::now() - start_).count();
-  }
+  double seconds() const { return std::chrono::duration<double>(clock::now() - start_).count(); }
 
  private:
   using clock = std::chrono::steady_clock;
@@ -210,8 +200,7 @@ inline std::int64_t resident_bytes() {
 inline int thread_count() {
   int count = 0;
   if (DIR* dir = opendir("/proc/self/task")) {
-    while (dirent* entry = readdir(dir))
-      count += entry->d_name[0] != '.';
+    while (dirent* entry = readdir(dir)) count += entry->d_name[0] != '.';
     closedir(dir);
   }
   return count;
@@ -272,13 +261,13 @@ summary run_reps(std::string_view name, std::string_view unit, int reps, Fn&& fn
   values.reserve(static_cast<std::size_t>(reps));
   for (int rep = 1; rep <= reps; ++rep) {
     double value = fn();
-    std::fprintf(stderr, "%.*s rep %d/%d: %.2f %.*s\n", static_cast<int>(name.size()), name.data(),
-                 rep, reps, value, static_cast<int>(unit.size()), unit.data());
+    std::fprintf(stderr, "%.*s rep %d/%d: %.2f %.*s\n", static_cast<int>(name.size()), name.data(), rep, reps, value,
+                 static_cast<int>(unit.size()), unit.data());
     values.push_back(value);
   }
   auto result = summarize(std::move(values));
-  std::printf("%.*s,%.*s,%.2f,%.2f,%.2f\n", static_cast<int>(name.size()), name.data(),
-              static_cast<int>(unit.size()), unit.data(), result.median, result.min, result.max);
+  std::printf("%.*s,%.*s,%.2f,%.2f,%.2f\n", static_cast<int>(name.size()), name.data(), static_cast<int>(unit.size()),
+              unit.data(), result.median, result.min, result.max);
   std::fflush(stdout);
   return result;
 }

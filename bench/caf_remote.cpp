@@ -34,12 +34,12 @@
 #include <type_traits>
 #include <vector>
 
-#include <cerrno>
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cerrno>
 
 #include "caf/all.hpp"
 #include "caf/io/all.hpp"
@@ -66,8 +66,7 @@ constexpr unsigned watchdog_seconds = 150;  // the backstop for waits without a 
 // See caf_workloads.cpp: CAF 0.17 must not construct a state holding a
 // caf::actor from the actor pointer. Built as C++17, where it does not.
 template <class State>
-constexpr bool default_constructed_state =
-    !std::is_constructible_v<State, caf::stateful_actor<State>*>;
+constexpr bool default_constructed_state = !std::is_constructible_v<State, caf::stateful_actor<State>*>;
 
 std::string make_payload() { return std::string(remote::payload_bytes, 'p'); }
 
@@ -78,8 +77,7 @@ void say(const char* text) noexcept {
   std::size_t length = std::strlen(text);
   while (length > 0) {
     ssize_t written = ::write(STDERR_FILENO, text, length);
-    if (written <= 0)
-      return;
+    if (written <= 0) return;
     text += written;
     length -= static_cast<std::size_t>(written);
   }
@@ -143,8 +141,7 @@ caf::behavior server_actor(caf::stateful_actor<server_state>* self) {
         if (sequence != state.received || payload.size() != remote::payload_bytes)
           bench::fail("server: data message " + std::to_string(sequence) + " arrived as number " +
                       std::to_string(state.received) + " of the session");
-        if (++state.received == state.expected)
-          self->send(state.report_to, done_atom::value, state.received);
+        if (++state.received == state.expected) self->send(state.report_to, done_atom::value, state.received);
       },
   };
 }
@@ -152,8 +149,7 @@ caf::behavior server_actor(caf::stateful_actor<server_state>* self) {
 // The child's whole life: publish, tell the parent the port, serve until the
 // parent closes `stop` (or dies), shut down.
 [[noreturn]] void run_server(unsigned threads, int port_out, int stop_in, pid_t parent) {
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
-    fail_errno("prctl(PR_SET_PDEATHSIG)");
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail_errno("prctl(PR_SET_PDEATHSIG)");
   if (::getppid() != parent)  // the parent died before prctl took effect
     _exit(1);
   {
@@ -162,8 +158,7 @@ caf::behavior server_actor(caf::stateful_actor<server_state>* self) {
     caf::actor_system system{config};
     auto server = system.spawn(server_actor);
     auto port = system.middleman().publish(server, 0, "127.0.0.1");
-    if (!port)
-      bench::fail("server: publish failed: " + system.render(port.error()));
+    if (!port) bench::fail("server: publish failed: " + system.render(port.error()));
     uint16_t bound = *port;
     if (::write(port_out, &bound, sizeof bound) != static_cast<ssize_t>(sizeof bound))
       fail_errno("server: writing the port to the parent");
@@ -172,10 +167,8 @@ caf::behavior server_actor(caf::stateful_actor<server_state>* self) {
     char byte;
     ssize_t got;
     while ((got = ::read(stop_in, &byte, 1)) != 0) {
-      if (got > 0)
-        bench::fail("server: unexpected data on the stop pipe");
-      if (errno != EINTR)
-        fail_errno("server: reading the stop pipe");
+      if (got > 0) bench::fail("server: unexpected data on the stop pipe");
+      if (errno != EINTR) fail_errno("server: reading the stop pipe");
     }
     caf::anon_send_exit(server, caf::exit_reason::user_shutdown);
   }  // the actor_system's destructor waits for the actors and stops the middleman
@@ -187,22 +180,19 @@ caf::behavior server_actor(caf::stateful_actor<server_state>* self) {
 
 // remote_ping_pong: sends request i+1 when response i has arrived, `count`
 // times, then reports (done, count) to `report_to`.
-void ping(caf::event_based_actor* self, caf::actor server, caf::actor report_to,
-          std::string payload, int64_t sequence, int64_t count) {
+void ping(caf::event_based_actor* self, caf::actor server, caf::actor report_to, std::string payload, int64_t sequence,
+          int64_t count) {
   self->request(server, caf::infinite, ping_atom::value, sequence, payload)
       .then(
           [=](pong_atom, int64_t echoed, const std::string& echoed_payload) {
             if (echoed != sequence || echoed_payload != payload)
-              bench::fail("client: pong " + std::to_string(echoed) + " for ping " +
-                          std::to_string(sequence));
+              bench::fail("client: pong " + std::to_string(echoed) + " for ping " + std::to_string(sequence));
             if (sequence + 1 < count)
               ping(self, server, report_to, payload, sequence + 1, count);
             else
               self->send(report_to, done_atom::value, count);
           },
-          [=](caf::error& error) {
-            bench::fail("client: ping failed: " + self->system().render(error));
-          });
+          [=](caf::error& error) { bench::fail("client: ping failed: " + self->system().render(error)); });
 }
 
 caf::behavior pinger(caf::event_based_actor* self, caf::actor server, caf::actor report_to) {
@@ -216,16 +206,13 @@ int64_t await_done(caf::scoped_actor& self) {
   int64_t result = -1;
   self->receive(
       [&](done_atom, int64_t count) { result = count; },
-      [&](caf::down_msg& down) {
-        bench::fail("client: the server went down: " + self->system().render(down.reason));
-      },
+      [&](caf::down_msg& down) { bench::fail("client: the server went down: " + self->system().render(down.reason)); },
       caf::after(deadline) >> [] { bench::fail("client: no done message within the deadline"); });
   return result;
 }
 
 // One session of remote_ping_pong; returns round trips per second.
-double ping_pong_session(caf::actor_system& system, caf::scoped_actor& self,
-                         const caf::actor& server, int64_t count) {
+double ping_pong_session(caf::actor_system& system, caf::scoped_actor& self, const caf::actor& server, int64_t count) {
   auto client = system.spawn(pinger, server, caf::actor_cast<caf::actor>(self));
   bench::stopwatch clock;
   self->send(client, start_atom::value, count);
@@ -244,13 +231,10 @@ double stream_session(caf::scoped_actor& self, const caf::actor& server, int64_t
   // reachable and expects `count` messages.
   self->request(server, deadline, start_atom::value, count)
       .receive([](ready_atom) {},
-               [&](caf::error& error) {
-                 bench::fail("client: stream start failed: " + self->system().render(error));
-               });
+               [&](caf::error& error) { bench::fail("client: stream start failed: " + self->system().render(error)); });
   const std::string payload = make_payload();
   bench::stopwatch clock;
-  for (int64_t i = 0; i < count; ++i)
-    self->send(server, data_atom::value, i, payload);
+  for (int64_t i = 0; i < count; ++i) self->send(server, data_atom::value, i, payload);
   int64_t received = await_done(self);
   double seconds = clock.seconds();
   bench::require(received == count, "client: the server counted the wrong number of messages");
@@ -264,13 +248,11 @@ std::vector<double> measure(remote::workload w, const remote::params& p, unsigne
   bench::require(bench::thread_count() == 1, "caf_remote: threads are still running before fork()");
   int port_pipe[2];
   int stop_pipe[2];
-  if (::pipe2(port_pipe, O_CLOEXEC) != 0 || ::pipe2(stop_pipe, O_CLOEXEC) != 0)
-    fail_errno("pipe2");
+  if (::pipe2(port_pipe, O_CLOEXEC) != 0 || ::pipe2(stop_pipe, O_CLOEXEC) != 0) fail_errno("pipe2");
   std::fflush(nullptr);  // the child must not flush our buffered output again
   pid_t parent = ::getpid();
   pid_t child = ::fork();
-  if (child < 0)
-    fail_errno("fork");
+  if (child < 0) fail_errno("fork");
   if (child == 0) {
     ::close(port_pipe[0]);
     ::close(stop_pipe[1]);
@@ -306,8 +288,7 @@ std::vector<double> measure(remote::workload w, const remote::params& p, unsigne
       int64_t n = session == 0 ? remote::params::warmup(count) : count;
       double rate = w == remote::workload::ping_pong ? ping_pong_session(system, self, server, n)
                                                      : stream_session(self, server, n);
-      if (session > 0)
-        rates.push_back(rate);
+      if (session > 0) rates.push_back(rate);
     }
     self->demonitor(server);
   }  // the client's actor system goes first: the server sees a closed connection
@@ -315,8 +296,7 @@ std::vector<double> measure(remote::workload w, const remote::params& p, unsigne
   ::close(stop_pipe[1]);
   int status = 0;
   while (::waitpid(child, &status, 0) != child) {
-    if (errno != EINTR)
-      fail_errno("waitpid");
+    if (errno != EINTR) fail_errno("waitpid");
   }
   ::alarm(0);
   bench::require(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the server process failed");
@@ -334,8 +314,7 @@ int main(int argc, char** argv) {
                CAF_MAJOR_VERSION, CAF_MINOR_VERSION, CAF_PATCH_VERSION, opts.threads, opts.reps,
                opts.quick ? "quick" : "full");
   for (auto w : remote::all_workloads) {
-    if (opts.selected(w))
-      remote::report("caf_remote", w, measure(w, opts.parameters(), opts.threads, opts.reps));
+    if (opts.selected(w)) remote::report("caf_remote", w, measure(w, opts.parameters(), opts.threads, opts.reps));
   }
   return 0;
 }

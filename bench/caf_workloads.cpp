@@ -18,8 +18,8 @@
 #include <cmath>
 #include <cstdint>
 #include <future>
-#include <type_traits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "caf/all.hpp"
@@ -55,8 +55,7 @@ constexpr auto watchdog = std::chrono::minutes(10);
 // built as C++17, the language CAF 0.17 targets; a static_assert next to each
 // state that holds a caf::actor guards it.
 template <class State>
-constexpr bool default_constructed_state =
-    !std::is_constructible_v<State, caf::stateful_actor<State>*>;
+constexpr bool default_constructed_state = !std::is_constructible_v<State, caf::stateful_actor<State>*>;
 
 // Runs fn(system) on a fresh actor_system with `threads` workers. fn does its
 // own timing; constructing and destroying the system stay outside it.
@@ -73,9 +72,8 @@ double with_system(unsigned threads, Fn&& fn) {
 // Blocks `self` until one (done_atom, int64_t) arrives and returns the value.
 int64_t await_done(caf::scoped_actor& self, const char* workload) {
   int64_t result = -1;
-  self->receive(
-      [&](done_atom, int64_t value) { result = value; },
-      caf::after(watchdog) >> [&] { bench::fail(std::string(workload) + ": watchdog expired"); });
+  self->receive([&](done_atom, int64_t value) { result = value; },
+                caf::after(watchdog) >> [&] { bench::fail(std::string(workload) + ": watchdog expired"); });
   return result;
 }
 
@@ -92,8 +90,7 @@ caf::behavior pong_actor(caf::event_based_actor* self) {
 }
 
 // Sends ping 1..roundtrips, each after the previous pong, then reports.
-caf::behavior ping_actor(caf::event_based_actor* self, caf::actor pong, int64_t roundtrips,
-                         caf::actor report_to) {
+caf::behavior ping_actor(caf::event_based_actor* self, caf::actor pong, int64_t roundtrips, caf::actor report_to) {
   return {
       [=](start_atom) { self->send(pong, ping_atom::value, int64_t{1}); },
       [=](pong_atom, int64_t n) {
@@ -108,8 +105,7 @@ caf::behavior ping_actor(caf::event_based_actor* self, caf::actor pong, int64_t 
   };
 }
 
-double run_ping_pong(unsigned threads, int64_t pairs, int64_t total_roundtrips,
-                     const char* workload) {
+double run_ping_pong(unsigned threads, int64_t pairs, int64_t total_roundtrips, const char* workload) {
   return with_system(threads, [&](caf::actor_system& system) {
     int64_t per_pair = total_roundtrips / pairs;
     caf::scoped_actor self{system};
@@ -120,14 +116,11 @@ double run_ping_pong(unsigned threads, int64_t pairs, int64_t total_roundtrips,
       pings.push_back(system.spawn(ping_actor, pong, per_pair, caf::actor_cast<caf::actor>(self)));
     }
     bench::stopwatch clock;
-    for (auto& ping : pings)
-      self->send(ping, start_atom::value);
+    for (auto& ping : pings) self->send(ping, start_atom::value);
     int64_t roundtrips = 0;
-    for (int64_t i = 0; i < pairs; ++i)
-      roundtrips += await_done(self, workload);
+    for (int64_t i = 0; i < pairs; ++i) roundtrips += await_done(self, workload);
     double seconds = clock.seconds();
-    bench::require(roundtrips == per_pair * pairs,
-                   std::string(workload) + ": wrong number of round trips");
+    bench::require(roundtrips == per_pair * pairs, std::string(workload) + ": wrong number of round trips");
     return static_cast<double>(roundtrips) / seconds;
   });
 }
@@ -139,15 +132,14 @@ struct fan_in_sender_state {
 };
 
 // Sends `chunk` integers per activation, then re-tells itself to continue.
-caf::behavior fan_in_sender(caf::stateful_actor<fan_in_sender_state>* self, caf::actor receiver,
-                            int64_t messages, int64_t chunk) {
+caf::behavior fan_in_sender(caf::stateful_actor<fan_in_sender_state>* self, caf::actor receiver, int64_t messages,
+                            int64_t chunk) {
   self->state.remaining = messages;
   return {
       [=](continue_atom) {
         auto& remaining = self->state.remaining;
         int64_t n = std::min(chunk, remaining);
-        for (int64_t i = 0; i < n; ++i)
-          self->send(receiver, remaining - i);
+        for (int64_t i = 0; i < n; ++i) self->send(receiver, remaining - i);
         remaining -= n;
         if (remaining > 0)
           self->send(self, continue_atom::value);
@@ -177,15 +169,12 @@ double run_fan_in(unsigned threads, const bench::params& p) {
   return with_system(threads, [&](caf::actor_system& system) {
     int64_t expected = p.fan_in_senders * p.fan_in_messages_per_sender;
     caf::scoped_actor self{system};
-    auto receiver =
-        system.spawn(fan_in_receiver, expected, caf::actor_cast<caf::actor>(self));
+    auto receiver = system.spawn(fan_in_receiver, expected, caf::actor_cast<caf::actor>(self));
     std::vector<caf::actor> senders;
     for (int64_t i = 0; i < p.fan_in_senders; ++i)
-      senders.push_back(
-          system.spawn(fan_in_sender, receiver, p.fan_in_messages_per_sender, p.fan_in_chunk));
+      senders.push_back(system.spawn(fan_in_sender, receiver, p.fan_in_messages_per_sender, p.fan_in_chunk));
     bench::stopwatch clock;
-    for (auto& sender : senders)
-      self->send(sender, continue_atom::value);
+    for (auto& sender : senders) self->send(sender, continue_atom::value);
     int64_t received = await_done(self, "fan_in");
     double seconds = clock.seconds();
     bench::require(received == expected, "fan_in: wrong number of messages");
@@ -202,8 +191,7 @@ struct tree_node_state {
 
 // A node at depth > 0 spawns two children of depth - 1 and reports
 // 1 + their subtree sizes to its parent; a leaf reports 1. Then it stops.
-caf::behavior tree_node(caf::stateful_actor<tree_node_state>* self, caf::actor parent,
-                        int depth) {
+caf::behavior tree_node(caf::stateful_actor<tree_node_state>* self, caf::actor parent, int depth) {
   if (depth == 0) {
     self->send(parent, result_atom::value, int64_t{1});
     self->quit();
@@ -230,13 +218,11 @@ double run_actor_creation(unsigned threads, const bench::params& p) {
     bench::stopwatch clock;
     system.spawn(tree_node, caf::actor_cast<caf::actor>(self), p.actor_creation_depth);
     int64_t total = -1;
-    self->receive(
-        [&](result_atom, int64_t size) { total = size; },
-        caf::after(watchdog) >> [] { bench::fail("actor_creation: watchdog expired"); });
+    self->receive([&](result_atom, int64_t size) { total = size; },
+                  caf::after(watchdog) >> [] { bench::fail("actor_creation: watchdog expired"); });
     double seconds = clock.seconds();
-    bench::require(total == p.actor_creation_total(),
-                   "actor_creation: tree total " + std::to_string(total) + ", expected " +
-                       std::to_string(p.actor_creation_total()));
+    bench::require(total == p.actor_creation_total(), "actor_creation: tree total " + std::to_string(total) +
+                                                          ", expected " + std::to_string(p.actor_creation_total()));
     return static_cast<double>(total) / seconds;
   });
 }
@@ -270,16 +256,14 @@ double run_thread_ring(unsigned threads, const bench::params& p) {
       ring.push_back(system.spawn(ring_member, caf::actor_cast<caf::actor>(self)));
     // Each member's "next" is in its mailbox before any token can reach it:
     // these sends complete before the token is sent below.
-    for (size_t i = 0; i < ring.size(); ++i)
-      self->send(ring[i], next_atom::value, ring[(i + 1) % ring.size()]);
+    for (size_t i = 0; i < ring.size(); ++i) self->send(ring[i], next_atom::value, ring[(i + 1) % ring.size()]);
     bench::stopwatch clock;
     self->send(ring.front(), token_atom::value, p.thread_ring_hops);
     await_done(self, "thread_ring");
     double seconds = clock.seconds();
     // The members reference each other in a cycle, so they never become
     // unreachable: stop them explicitly (untimed).
-    for (auto& member : ring)
-      caf::anon_send_exit(member, caf::exit_reason::user_shutdown);
+    for (auto& member : ring) caf::anon_send_exit(member, caf::exit_reason::user_shutdown);
     return static_cast<double>(p.thread_ring_hops) / seconds;
   });
 }
@@ -291,8 +275,8 @@ struct fork_join_worker_state {
   double sum = 0;
 };
 
-caf::behavior fork_join_worker(caf::stateful_actor<fork_join_worker_state>* self,
-                               int64_t expected, caf::actor report_to) {
+caf::behavior fork_join_worker(caf::stateful_actor<fork_join_worker_state>* self, int64_t expected,
+                               caf::actor report_to) {
   return {
       [=](double x) {
         auto& state = self->state;
@@ -313,16 +297,14 @@ double run_fork_join(unsigned threads, const bench::params& p) {
     caf::scoped_actor self{system};
     std::vector<caf::actor> workers;
     for (int64_t i = 0; i < p.fork_join_actors; ++i)
-      workers.push_back(system.spawn(fork_join_worker, p.fork_join_messages_per_actor,
-                                     caf::actor_cast<caf::actor>(self)));
+      workers.push_back(
+          system.spawn(fork_join_worker, p.fork_join_messages_per_actor, caf::actor_cast<caf::actor>(self)));
     bench::stopwatch clock;
     // As in Savina, the main thread sends message i to every worker in turn.
     for (int64_t i = 0; i < p.fork_join_messages_per_actor; ++i)
-      for (auto& worker : workers)
-        self->send(worker, static_cast<double>(i));
+      for (auto& worker : workers) self->send(worker, static_cast<double>(i));
     int64_t received = 0;
-    for (int64_t i = 0; i < p.fork_join_actors; ++i)
-      received += await_done(self, "fork_join");
+    for (int64_t i = 0; i < p.fork_join_actors; ++i) received += await_done(self, "fork_join");
     double seconds = clock.seconds();
     bench::require(received == p.fork_join_actors * p.fork_join_messages_per_actor,
                    "fork_join: wrong number of messages");
@@ -381,14 +363,12 @@ struct mall_state {
 };
 static_assert(default_constructed_state<mall_state>);
 
-caf::behavior mall(caf::stateful_actor<mall_state>* self, int64_t meetings, int64_t chameneos,
-                   caf::actor report_to) {
+caf::behavior mall(caf::stateful_actor<mall_state>* self, int64_t meetings, int64_t chameneos, caf::actor report_to) {
   self->state.meetings_left = meetings;
   return {
       [=](start_atom) {
         auto me = caf::actor_cast<caf::actor>(self);
-        for (int64_t i = 0; i < chameneos; ++i)
-          self->spawn(chameneo, me, static_cast<int>(i % 3));
+        for (int64_t i = 0; i < chameneos; ++i) self->spawn(chameneo, me, static_cast<int>(i % 3));
       },
       [=](meet_atom, int color, caf::actor& visitor) {
         auto& state = self->state;
@@ -420,8 +400,7 @@ caf::behavior mall(caf::stateful_actor<mall_state>* self, int64_t meetings, int6
 double run_chameneos(unsigned threads, const bench::params& p) {
   return with_system(threads, [&](caf::actor_system& system) {
     caf::scoped_actor self{system};
-    auto the_mall = system.spawn(mall, p.chameneos_meetings, p.chameneos_count,
-                                 caf::actor_cast<caf::actor>(self));
+    auto the_mall = system.spawn(mall, p.chameneos_meetings, p.chameneos_count, caf::actor_cast<caf::actor>(self));
     bench::stopwatch clock;
     self->send(the_mall, start_atom::value);
     int64_t meetings = await_done(self, "chameneos");
@@ -464,10 +443,8 @@ double run_idle_actor_memory(unsigned threads, const bench::params& p) {
     // the benchmark keeps are not charged to the actors.
     std::vector<caf::actor> actors(static_cast<size_t>(p.idle_actors));
     int64_t before = bench::resident_bytes();
-    for (auto& actor : actors)
-      actor = system.spawn(idle_actor, &counter);
-    bench::require(initialized.wait_for(watchdog) == std::future_status::ready,
-                   "idle_actor_memory: watchdog expired");
+    for (auto& actor : actors) actor = system.spawn(idle_actor, &counter);
+    bench::require(initialized.wait_for(watchdog) == std::future_status::ready, "idle_actor_memory: watchdog expired");
     int64_t after = bench::resident_bytes();
     return static_cast<double>(after - before) / static_cast<double>(p.idle_actors);
   });
@@ -479,39 +456,30 @@ int main(int argc, char** argv) {
   auto opts = bench::parse_options(argc, argv);
   auto p = bench::params::for_options(opts);
   auto threads = opts.threads;
-  std::fprintf(stderr, "caf_workloads: CAF %d.%d.%d, %u worker threads, %d reps, %s parameters\n",
-               CAF_MAJOR_VERSION, CAF_MINOR_VERSION, CAF_PATCH_VERSION, threads, opts.reps,
-               opts.quick ? "quick" : "full");
+  std::fprintf(stderr, "caf_workloads: CAF %d.%d.%d, %u worker threads, %d reps, %s parameters\n", CAF_MAJOR_VERSION,
+               CAF_MINOR_VERSION, CAF_PATCH_VERSION, threads, opts.reps, opts.quick ? "quick" : "full");
   if (opts.selected("ping_pong"))
-    bench::run_reps("ping_pong", "roundtrips/s", opts.reps, [&] {
-      return run_ping_pong(threads, 1, p.ping_pong_roundtrips, "ping_pong");
-    });
+    bench::run_reps("ping_pong", "roundtrips/s", opts.reps,
+                    [&] { return run_ping_pong(threads, 1, p.ping_pong_roundtrips, "ping_pong"); });
   // CAF 0.17 has no bounded mailboxes: its baseline for ping_pong_bounded is the
   // same (unbounded) ping-pong.
   if (opts.selected("ping_pong_bounded"))
-    bench::run_reps("ping_pong_bounded", "roundtrips/s", opts.reps, [&] {
-      return run_ping_pong(threads, 1, p.ping_pong_roundtrips, "ping_pong_bounded");
-    });
+    bench::run_reps("ping_pong_bounded", "roundtrips/s", opts.reps,
+                    [&] { return run_ping_pong(threads, 1, p.ping_pong_roundtrips, "ping_pong_bounded"); });
   if (opts.selected("ping_pong_pairs"))
     bench::run_reps("ping_pong_pairs", "roundtrips/s", opts.reps, [&] {
-      return run_ping_pong(threads, p.ping_pong_pairs, p.ping_pong_pairs_roundtrips,
-                           "ping_pong_pairs");
+      return run_ping_pong(threads, p.ping_pong_pairs, p.ping_pong_pairs_roundtrips, "ping_pong_pairs");
     });
-  if (opts.selected("fan_in"))
-    bench::run_reps("fan_in", "msgs/s", opts.reps, [&] { return run_fan_in(threads, p); });
+  if (opts.selected("fan_in")) bench::run_reps("fan_in", "msgs/s", opts.reps, [&] { return run_fan_in(threads, p); });
   if (opts.selected("actor_creation"))
-    bench::run_reps("actor_creation", "actors/s", opts.reps,
-                    [&] { return run_actor_creation(threads, p); });
+    bench::run_reps("actor_creation", "actors/s", opts.reps, [&] { return run_actor_creation(threads, p); });
   if (opts.selected("thread_ring"))
-    bench::run_reps("thread_ring", "msgs/s", opts.reps,
-                    [&] { return run_thread_ring(threads, p); });
+    bench::run_reps("thread_ring", "msgs/s", opts.reps, [&] { return run_thread_ring(threads, p); });
   if (opts.selected("fork_join"))
     bench::run_reps("fork_join", "msgs/s", opts.reps, [&] { return run_fork_join(threads, p); });
   if (opts.selected("chameneos"))
-    bench::run_reps("chameneos", "meetings/s", opts.reps,
-                    [&] { return run_chameneos(threads, p); });
+    bench::run_reps("chameneos", "meetings/s", opts.reps, [&] { return run_chameneos(threads, p); });
   if (opts.selected("idle_actor_memory"))
-    bench::run_reps("idle_actor_memory", "bytes/actor", opts.reps,
-                    [&] { return run_idle_actor_memory(threads, p); });
+    bench::run_reps("idle_actor_memory", "bytes/actor", opts.reps, [&] { return run_idle_actor_memory(threads, p); });
   return 0;
 }

@@ -173,8 +173,8 @@ void resolution(cluster& c, const char* label, const options& o) {
     global.push_back(rate(o.lookups, [&] { value_or_fail(a.lookup<svc_protocol>("svc", 5s), "lookup"); }));
   }
   const double g = median(global), p = median(plain);
-  std::printf("resolution (%s)    lookup(\"svc\") %9.0f/s   lookup(\"troupe://b/svc\") %9.0f/s   ratio %.2f\n", label, g,
-              p, g / p);
+  std::printf("resolution (%s)    lookup(\"svc\") %9.0f/s   lookup(\"troupe://b/svc\") %9.0f/s   ratio %.2f\n", label,
+              g, p, g / p);
 }
 
 void placement(cluster& c, const options& o) {
@@ -199,7 +199,8 @@ std::pair<double, double> convergence(const std::string& provider, const std::st
     cluster c(provider, "gossip_ms=100;ttl=5;cluster=" + tag + "-" + std::to_string(r));
     for (int i = 0; i + 1 < o.nodes; ++i) c.add("n" + std::to_string(i));
     c.await_all(static_cast<std::size_t>(o.nodes - 1));
-    for (std::size_t i = 0; i < c.size(); ++i) check(c.at(i).subscribe_members(c.at(i).spawn<down_counter>(&downs)), "subscribe");
+    for (std::size_t i = 0; i < c.size(); ++i)
+      check(c.at(i).subscribe_members(c.at(i).spawn<down_counter>(&downs)), "subscribe");
     auto start = clock_type::now();
     c.add("n" + std::to_string(o.nodes - 1));
     c.await_all(static_cast<std::size_t>(o.nodes));
@@ -256,8 +257,9 @@ int main(int argc, char** argv) {
               seeds.second);
   if (etcd) {
     const auto e = convergence("etcd=" + etcd->url(), "conv", o);
-    std::printf("convergence (etcd, %d nodes)                 join %7.1f ms   leave %7.1f ms   (seeds/etcd: %.2f, %.2f)\n",
-                o.nodes, e.first, e.second, seeds.first / e.first, seeds.second / e.second);
+    std::printf(
+        "convergence (etcd, %d nodes)                 join %7.1f ms   leave %7.1f ms   (seeds/etcd: %.2f, %.2f)\n",
+        o.nodes, e.first, e.second, seeds.first / e.first, seeds.second / e.second);
   }
   return 0;
 }

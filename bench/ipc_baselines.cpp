@@ -24,7 +24,6 @@
 #include <utility>
 #include <vector>
 
-#include <cerrno>
 #include <fcntl.h>
 #include <mqueue.h>
 #include <netinet/in.h>
@@ -34,6 +33,7 @@
 #include <sys/msg.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <cerrno>
 
 #include <troupe/mailbox/cache_line.hpp>
 
@@ -45,8 +45,8 @@ namespace ipc = troupe::bench::ipc;
 using ipc::message;
 using ipc::side;
 
-constexpr std::array<std::string_view, 6> mechanism_names = {
-    "pipe", "unix_socket", "posix_mq", "sysv_mq", "tcp_loopback", "shm_spin"};
+constexpr std::array<std::string_view, 6> mechanism_names = {"pipe",    "unix_socket",  "posix_mq",
+                                                             "sysv_mq", "tcp_loopback", "shm_spin"};
 
 // --- file descriptors: pipe, unix_socket, tcp_loopback ------------------------------
 
@@ -57,9 +57,9 @@ using ipc::unique_fd;
 class fd_endpoint {
  public:
   fd_endpoint(unique_fd read_end, unique_fd write_end)
-      : read_fd_(read_end.get()), write_fd_(write_end.get()),
-        owned_{std::move(read_end), std::move(write_end)} {}
-  explicit fd_endpoint(unique_fd both) : read_fd_(both.get()), write_fd_(both.get()), owned_{std::move(both), unique_fd{}} {}
+      : read_fd_(read_end.get()), write_fd_(write_end.get()), owned_{std::move(read_end), std::move(write_end)} {}
+  explicit fd_endpoint(unique_fd both)
+      : read_fd_(both.get()), write_fd_(both.get()), owned_{std::move(both), unique_fd{}} {}
 
   void send(const message& m) noexcept { ipc::write_all(write_fd_, &m, sizeof m); }
   void receive(message& m) noexcept {
@@ -68,12 +68,10 @@ class fd_endpoint {
     while (left > 0) {
       ssize_t got = ::read(read_fd_, data, left);
       if (got < 0) {
-        if (errno == EINTR)
-          continue;
+        if (errno == EINTR) continue;
         ipc::fatal_errno("read");
       }
-      if (got == 0)
-        ipc::fatal("read: the peer closed its end (did it die?)");
+      if (got == 0) ipc::fatal("read: the peer closed its end (did it die?)");
       data += got;
       left -= static_cast<std::size_t>(got);
     }
@@ -158,19 +156,15 @@ class posix_mq_endpoint {
 
   void send(const message& m) noexcept {
     while (::mq_send(outgoing_, reinterpret_cast<const char*>(&m), sizeof m, 0) != 0) {
-      if (errno != EINTR)
-        ipc::fatal_errno("mq_send");
+      if (errno != EINTR) ipc::fatal_errno("mq_send");
     }
   }
   void receive(message& m) noexcept {
     for (;;) {
       ssize_t got = ::mq_receive(incoming_, reinterpret_cast<char*>(&m), sizeof m, nullptr);
-      if (got == static_cast<ssize_t>(sizeof m))
-        return;
-      if (got >= 0)
-        ipc::fatal("mq_receive: a message of " + std::to_string(got) + " bytes, expected 64");
-      if (errno != EINTR)
-        ipc::fatal_errno("mq_receive");
+      if (got == static_cast<ssize_t>(sizeof m)) return;
+      if (got >= 0) ipc::fatal("mq_receive: a message of " + std::to_string(got) + " bytes, expected 64");
+      if (errno != EINTR) ipc::fatal_errno("mq_receive");
     }
   }
   void stream_send(const message& m) noexcept { send(m); }
@@ -204,16 +198,15 @@ class posix_mq_channel {
  private:
   static mqd_t open_queue(const char* direction) {
     static unsigned serial = 0;
-    std::string name = "/troupe_ipc_baselines_" + std::to_string(::getpid()) + "_" +
-                       std::to_string(serial++) + "_" + direction;
+    std::string name =
+        "/troupe_ipc_baselines_" + std::to_string(::getpid()) + "_" + std::to_string(serial++) + "_" + direction;
     mq_attr attributes{};
     attributes.mq_maxmsg = depth;
     attributes.mq_msgsize = sizeof(message);
     std::string what = "mq_open(" + name + ", maxmsg 10, msgsize 64)";
-    mqd_t queue = ipc::check(
-        ::mq_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &attributes), what.c_str());
-    if (::mq_unlink(name.c_str()) != 0)
-      ipc::fatal_errno("mq_unlink(" + name + ")");
+    mqd_t queue =
+        ipc::check(::mq_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &attributes), what.c_str());
+    if (::mq_unlink(name.c_str()) != 0) ipc::fatal_errno("mq_unlink(" + name + ")");
     return queue;
   }
 
@@ -233,8 +226,7 @@ void remove_live_sysv_queues() noexcept {
   for (auto& id : live_sysv_queues) {
     int queue = id;
     id = -1;
-    if (queue >= 0)
-      ::msgctl(queue, IPC_RMID, nullptr);  // best effort: we are exiting anyway
+    if (queue >= 0) ::msgctl(queue, IPC_RMID, nullptr);  // best effort: we are exiting anyway
   }
 }
 
@@ -245,17 +237,14 @@ class sysv_mq_endpoint {
   void send(const message& m) noexcept {
     record_.body = m;
     while (::msgsnd(outgoing_, &record_, sizeof record_.body, 0) != 0) {
-      if (errno != EINTR)
-        ipc::fatal_errno("msgsnd");  // EIDRM: the queue was removed
+      if (errno != EINTR) ipc::fatal_errno("msgsnd");  // EIDRM: the queue was removed
     }
   }
   void receive(message& m) noexcept {
     for (;;) {
       ssize_t got = ::msgrcv(incoming_, &record_, sizeof record_.body, 0, 0);
-      if (got == static_cast<ssize_t>(sizeof record_.body))
-        break;
-      if (got >= 0)
-        ipc::fatal("msgrcv: a message of " + std::to_string(got) + " bytes, expected 64");
+      if (got == static_cast<ssize_t>(sizeof record_.body)) break;
+      if (got >= 0) ipc::fatal("msgrcv: a message of " + std::to_string(got) + " bytes, expected 64");
       if (errno != EINTR)  // msgrcv is never restarted after a signal handler
         ipc::fatal_errno("msgrcv");
     }
@@ -293,8 +282,7 @@ class sysv_mq_channel {
  private:
   static int create_queue() {
     for (auto& slot : live_sysv_queues) {
-      if (slot >= 0)
-        continue;
+      if (slot >= 0) continue;
       // Registered before anything else can fail, so the hook removes it.
       slot = ipc::check(::msgget(IPC_PRIVATE, IPC_CREAT | 0600), "msgget(IPC_PRIVATE)");
       return slot;
@@ -303,8 +291,7 @@ class sysv_mq_channel {
   }
   static void remove_queue(int queue) {
     for (auto& slot : live_sysv_queues) {
-      if (slot == queue)
-        slot = -1;
+      if (slot == queue) slot = -1;
     }
     ipc::check(::msgctl(queue, IPC_RMID, nullptr), "msgctl(IPC_RMID)");
   }
@@ -331,8 +318,7 @@ class spin_waiter {
  public:
   void wait() noexcept {
     cpu_relax();
-    if ((++turns_ & (check_every - 1)) == 0)
-      check_progress();
+    if ((++turns_ & (check_every - 1)) == 0) check_progress();
   }
 
  private:
@@ -346,10 +332,8 @@ class spin_waiter {
       deadline_ = now + patience;
       return;
     }
-    if (now > deadline_)
-      ipc::fatal("shm_spin: the peer made no progress for 10 s (is it still alive?)");
-    if (turns_ >= yield_after && ::sched_yield() != 0)
-      ipc::fatal_errno("sched_yield");
+    if (now > deadline_) ipc::fatal("shm_spin: the peer made no progress for 10 s (is it still alive?)");
+    if (turns_ >= yield_after && ::sched_yield() != 0) ipc::fatal_errno("sched_yield");
   }
 
   std::uint64_t turns_ = 0;
@@ -390,8 +374,8 @@ struct shm_layout {
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::is_standard_layout_v<shm_layout>);
-static_assert(offsetof(shm_layout, a_to_b) % troupe::cache_line == 0 &&
-              offsetof(handoff, slot) == troupe::cache_line && sizeof(handoff) == 2 * troupe::cache_line);
+static_assert(offsetof(shm_layout, a_to_b) % troupe::cache_line == 0 && offsetof(handoff, slot) == troupe::cache_line &&
+              sizeof(handoff) == 2 * troupe::cache_line);
 static_assert(offsetof(stream_ring, consumed) == troupe::cache_line &&
               offsetof(stream_ring, slots) == 2 * troupe::cache_line);
 
@@ -404,7 +388,8 @@ class shm_endpoint {
  public:
   shm_endpoint(shm_layout* shared, side s)
       : outgoing_(s == side::a ? &shared->a_to_b : &shared->b_to_a),
-        incoming_(s == side::a ? &shared->b_to_a : &shared->a_to_b), stream_(&shared->stream) {}
+        incoming_(s == side::a ? &shared->b_to_a : &shared->a_to_b),
+        stream_(&shared->stream) {}
 
   void send(const message& m) noexcept {
     outgoing_->slot = m;
@@ -418,10 +403,8 @@ class shm_endpoint {
     spin_waiter waiter;
     std::uint64_t sent;
     // acquire: pairs with the release in the peer's send(): the slot is complete.
-    while ((sent = incoming_->sent.load(std::memory_order_acquire)) < received_)
-      waiter.wait();
-    if (sent != received_)
-      ipc::fatal("shm_spin: the peer sent twice without waiting for an answer");
+    while ((sent = incoming_->sent.load(std::memory_order_acquire)) < received_) waiter.wait();
+    if (sent != received_) ipc::fatal("shm_spin: the peer sent twice without waiting for an answer");
     m = incoming_->slot;
   }
 
@@ -431,8 +414,7 @@ class shm_endpoint {
       spin_waiter waiter;
       // acquire: pairs with the release in stream_receive(): the consumer has
       // copied out the slot we are about to overwrite.
-      while ((consumed_seen_ = stream_->consumed.load(std::memory_order_acquire)) + stream_ring::capacity ==
-             published_)
+      while ((consumed_seen_ = stream_->consumed.load(std::memory_order_acquire)) + stream_ring::capacity == published_)
         waiter.wait();
     }
     stream_->slots[published_ % stream_ring::capacity] = m;
@@ -446,8 +428,7 @@ class shm_endpoint {
     if (consumed_ == published_seen_) {
       spin_waiter waiter;
       // acquire: pairs with the release in stream_send(): the slot is complete.
-      while ((published_seen_ = stream_->published.load(std::memory_order_acquire)) == consumed_)
-        waiter.wait();
+      while ((published_seen_ = stream_->published.load(std::memory_order_acquire)) == consumed_) waiter.wait();
     }
     m = stream_->slots[consumed_ % stream_ring::capacity];
     // release: pairs with the acquire in stream_send(): our copy is done before
@@ -473,10 +454,8 @@ class shm_endpoint {
 class shm_channel {
  public:
   shm_channel() {
-    void* memory = ::mmap(nullptr, sizeof(shm_layout), PROT_READ | PROT_WRITE,
-                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (memory == MAP_FAILED)
-      ipc::fatal_errno("mmap(MAP_SHARED | MAP_ANONYMOUS)");
+    void* memory = ::mmap(nullptr, sizeof(shm_layout), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) ipc::fatal_errno("mmap(MAP_SHARED | MAP_ANONYMOUS)");
     shared_ = new (memory) shm_layout{};
     shared_->version = shm_layout::current_version;
   }
@@ -509,25 +488,22 @@ std::string human(double value) {
 // Measures every selected workload over one mechanism and prints each result:
 // CSV (the contract of WORKLOADS.md) or, with `table`, a row for people.
 template <class MakeChannel>
-void run_mechanism(std::string_view mechanism, MakeChannel make_channel, const ipc::options& opts,
-                   bool table) {
+void run_mechanism(std::string_view mechanism, MakeChannel make_channel, const ipc::options& opts, bool table) {
   for (auto w : {ipc::workload::ping_pong, ipc::workload::stream}) {
-    if (!opts.selected(w))
-      continue;
+    if (!opts.selected(w)) continue;
     auto name = ipc::name_of(w);
     auto unit = ipc::unit_of(w);
     ipc::set_context(mechanism, name);
     auto rates = ipc::measure(w, make_channel, opts.parameters(), opts.reps);
     for (std::size_t rep = 0; rep < rates.size(); ++rep)
-      std::fprintf(stderr, "%.*s %.*s rep %zu/%zu: %.2f %.*s\n", static_cast<int>(mechanism.size()),
-                   mechanism.data(), static_cast<int>(name.size()), name.data(), rep + 1, rates.size(),
-                   rates[rep], static_cast<int>(unit.size()), unit.data());
+      std::fprintf(stderr, "%.*s %.*s rep %zu/%zu: %.2f %.*s\n", static_cast<int>(mechanism.size()), mechanism.data(),
+                   static_cast<int>(name.size()), name.data(), rep + 1, rates.size(), rates[rep],
+                   static_cast<int>(unit.size()), unit.data());
     auto result = troupe::bench::summarize(rates);
     if (table)
-      std::printf("%-13.*s %-14.*s %-14.*s %10s %10s %10s\n", static_cast<int>(mechanism.size()),
-                  mechanism.data(), static_cast<int>(name.size()), name.data(),
-                  static_cast<int>(unit.size()), unit.data(), human(result.median).c_str(),
-                  human(result.min).c_str(), human(result.max).c_str());
+      std::printf("%-13.*s %-14.*s %-14.*s %10s %10s %10s\n", static_cast<int>(mechanism.size()), mechanism.data(),
+                  static_cast<int>(name.size()), name.data(), static_cast<int>(unit.size()), unit.data(),
+                  human(result.median).c_str(), human(result.min).c_str(), human(result.max).c_str());
     else
       std::printf("%.*s,%.*s,%.2f,%.2f,%.2f\n", static_cast<int>(name.size()), name.data(),
                   static_cast<int>(unit.size()), unit.data(), result.median, result.min, result.max);
@@ -537,17 +513,23 @@ void run_mechanism(std::string_view mechanism, MakeChannel make_channel, const i
 
 void run(std::string_view mechanism, const ipc::options& opts, bool table) {
   if (mechanism == "pipe")
-    run_mechanism(mechanism, [] { return pipe_channel{}; }, opts, table);
+    run_mechanism(
+        mechanism, [] { return pipe_channel{}; }, opts, table);
   else if (mechanism == "unix_socket")
-    run_mechanism(mechanism, [] { return socket_channel::unix_pair(); }, opts, table);
+    run_mechanism(
+        mechanism, [] { return socket_channel::unix_pair(); }, opts, table);
   else if (mechanism == "posix_mq")
-    run_mechanism(mechanism, [] { return posix_mq_channel{}; }, opts, table);
+    run_mechanism(
+        mechanism, [] { return posix_mq_channel{}; }, opts, table);
   else if (mechanism == "sysv_mq")
-    run_mechanism(mechanism, [] { return sysv_mq_channel{}; }, opts, table);
+    run_mechanism(
+        mechanism, [] { return sysv_mq_channel{}; }, opts, table);
   else if (mechanism == "tcp_loopback")
-    run_mechanism(mechanism, [] { return socket_channel::tcp_loopback(); }, opts, table);
+    run_mechanism(
+        mechanism, [] { return socket_channel::tcp_loopback(); }, opts, table);
   else if (mechanism == "shm_spin")
-    run_mechanism(mechanism, [] { return shm_channel{}; }, opts, table);
+    run_mechanism(
+        mechanism, [] { return shm_channel{}; }, opts, table);
   else
     ipc::fatal("no such mechanism: " + std::string(mechanism));
 }
@@ -561,11 +543,9 @@ int main(int argc, char** argv) {
     run(opts.mechanism, opts, false);
     return 0;
   }
-  std::printf("ipc baselines: %s parameters, %d reps, median (min-max) over reps\n",
-              opts.quick ? "quick" : "full", opts.reps);
-  std::printf("%-13s %-14s %-14s %10s %10s %10s\n", "mechanism", "workload", "unit", "median", "min",
-              "max");
-  for (auto mechanism : mechanism_names)
-    run(mechanism, opts, true);
+  std::printf("ipc baselines: %s parameters, %d reps, median (min-max) over reps\n", opts.quick ? "quick" : "full",
+              opts.reps);
+  std::printf("%-13s %-14s %-14s %10s %10s %10s\n", "mechanism", "workload", "unit", "median", "min", "max");
+  for (auto mechanism : mechanism_names) run(mechanism, opts, true);
   return 0;
 }

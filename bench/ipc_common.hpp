@@ -36,20 +36,20 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <type_traits>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
-#include <cerrno>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cerrno>
 
 #include "bench_common.hpp"
 
@@ -113,9 +113,7 @@ struct params {
   static params full() { return params{100'000, 1'000'000}; }
   static params quick() { return params{10'000, 100'000}; }
 
-  std::int64_t count(workload w) const {
-    return w == workload::ping_pong ? ping_pong_round_trips : stream_messages;
-  }
+  std::int64_t count(workload w) const { return w == workload::ping_pong ? ping_pong_round_trips : stream_messages; }
 };
 
 // --- command line ---------------------------------------------------------------
@@ -144,13 +142,10 @@ struct options {
                "  --threads N       worker threads of an actor system (troupe_ipc's parent node);\n"
                "                    ipc_baselines ignores it (one thread per side)\n"
                "mechanisms:",
-               program, why.c_str(), program,
-               mechanisms.size() == 1 ? "[--mechanism NAME]" : "--mechanism NAME|all");
-  for (auto name : mechanisms)
-    std::fprintf(stderr, " %.*s", static_cast<int>(name.size()), name.data());
+               program, why.c_str(), program, mechanisms.size() == 1 ? "[--mechanism NAME]" : "--mechanism NAME|all");
+  for (auto name : mechanisms) std::fprintf(stderr, " %.*s", static_cast<int>(name.size()), name.data());
   std::fprintf(stderr, "\nworkloads:");
-  for (auto name : workload_names)
-    std::fprintf(stderr, " %.*s", static_cast<int>(name.size()), name.data());
+  for (auto name : workload_names) std::fprintf(stderr, " %.*s", static_cast<int>(name.size()), name.data());
   std::fprintf(stderr, "\n");
   std::exit(2);
 }
@@ -159,23 +154,20 @@ struct options {
 // accepts the actor workload names too (bench/compare passes one list to every
 // program); they select nothing here. --mechanism is required when the program
 // has several (ipc_baselines); a program with one (troupe_ipc) defaults to it.
-inline options parse_options(int argc, char** argv,
-                             std::span<const std::string_view> mechanisms) {
+inline options parse_options(int argc, char** argv, std::span<const std::string_view> mechanisms) {
   const char* program = argc > 0 ? argv[0] : "ipc";
   options result;
   auto positive = [&](std::string_view flag, const char* text) {
     char* end = nullptr;
     long value = std::strtol(text, &end, 10);
     if (end == text || *end != '\0' || value <= 0 || value > 1'000'000)
-      usage_error(program, std::string(flag) + " needs a positive integer, got '" + text + "'",
-                  mechanisms);
+      usage_error(program, std::string(flag) + " needs a positive integer, got '" + text + "'", mechanisms);
     return static_cast<int>(value);
   };
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     auto value = [&]() -> const char* {
-      if (i + 1 >= argc)
-        usage_error(program, std::string(arg) + " needs a value", mechanisms);
+      if (i + 1 >= argc) usage_error(program, std::string(arg) + " needs a value", mechanisms);
       return argv[++i];
     };
     if (arg == "--quick") {
@@ -196,10 +188,9 @@ inline options parse_options(int argc, char** argv,
         auto comma = list.find(',');
         auto name = list.substr(0, comma);
         bool ours = std::find(workload_names.begin(), workload_names.end(), name) != workload_names.end();
-        bool actor = std::find(bench::workload_names.begin(), bench::workload_names.end(), name) !=
-                     bench::workload_names.end();
-        if (!ours && !actor)
-          usage_error(program, "unknown workload '" + std::string(name) + "'", mechanisms);
+        bool actor =
+            std::find(bench::workload_names.begin(), bench::workload_names.end(), name) != bench::workload_names.end();
+        if (!ours && !actor) usage_error(program, "unknown workload '" + std::string(name) + "'", mechanisms);
         result.only.emplace_back(name);
         list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
       }
@@ -209,12 +200,9 @@ inline options parse_options(int argc, char** argv,
       usage_error(program, "unknown argument '" + std::string(arg) + "'", mechanisms);
     }
   }
-  if (result.mechanism.empty() && mechanisms.size() == 1)
-    result.mechanism = mechanisms.front();
-  if (result.mechanism.empty())
-    usage_error(program, "--mechanism is required", mechanisms);
-  if (result.reps == 0)
-    result.reps = result.quick ? 3 : 5;
+  if (result.mechanism.empty() && mechanisms.size() == 1) result.mechanism = mechanisms.front();
+  if (result.mechanism.empty()) usage_error(program, "--mechanism is required", mechanisms);
+  if (result.reps == 0) result.reps = result.quick ? 3 : 5;
   return result;
 }
 
@@ -236,8 +224,7 @@ inline void say(const char* text) noexcept {
   std::size_t length = std::strlen(text);
   while (length > 0) {
     ssize_t written = ::write(STDERR_FILENO, text, length);
-    if (written <= 0)
-      return;
+    if (written <= 0) return;
     text += written;
     length -= static_cast<std::size_t>(written);
   }
@@ -252,8 +239,7 @@ inline void say_number(int value) noexcept {
     *--p = static_cast<char>('0' + magnitude % 10);
     magnitude /= 10;
   } while (magnitude != 0);
-  if (value < 0)
-    *--p = '-';
+  if (value < 0) *--p = '-';
   say(p);
 }
 
@@ -266,16 +252,14 @@ inline void say_prefix() noexcept {
 
 // Ends this process after a failure. Async-signal-safe.
 [[noreturn]] inline void terminate_after_failure() noexcept {
-  if (is_child)
-    _exit(1);  // the parent sees a failed child (SIGCHLD) and cleans up
+  if (is_child) _exit(1);  // the parent sees a failed child (SIGCHLD) and cleans up
   pid_t child = child_pid;
   child_pid = 0;  // so that the SIGCHLD of our own kill does not read as the peer failing
   if (child > 0) {
     ::kill(child, SIGKILL);
     ::waitpid(child, nullptr, 0);
   }
-  if (cleanup_hook != nullptr)
-    cleanup_hook();
+  if (cleanup_hook != nullptr) cleanup_hook();
   _exit(1);
 }
 
@@ -326,20 +310,17 @@ class unique_fd {
 
   int get() const noexcept { return fd_; }
   void reset() noexcept {
-    if (fd_ >= 0 && ::close(std::exchange(fd_, -1)) != 0)
-      fatal_errno("close");
+    if (fd_ >= 0 && ::close(std::exchange(fd_, -1)) != 0) fatal_errno("close");
   }
 
  private:
   int fd_ = -1;
 };
 
-
 // Most calls return -1 and set errno on failure.
 template <class Result>
 Result check(Result result, const char* what) noexcept {
-  if (result == static_cast<Result>(-1))
-    fatal_errno(what);
+  if (result == static_cast<Result>(-1)) fatal_errno(what);
   return result;
 }
 
@@ -371,9 +352,8 @@ inline std::pair<unique_fd, unique_fd> loopback_tcp_pair() {
 }
 
 inline void set_context(std::string_view mechanism, std::string_view what) {
-  std::snprintf(detail::context, sizeof detail::context, "%.*s %.*s",
-                static_cast<int>(mechanism.size()), mechanism.data(), static_cast<int>(what.size()),
-                what.data());
+  std::snprintf(detail::context, sizeof detail::context, "%.*s %.*s", static_cast<int>(mechanism.size()),
+                mechanism.data(), static_cast<int>(what.size()), what.data());
 }
 
 // --- signals --------------------------------------------------------------------
@@ -419,10 +399,8 @@ inline void on_watchdog(int) noexcept {
 inline void on_interrupt(int signal_number) noexcept {
   pid_t child = child_pid;
   child_pid = 0;
-  if (child > 0)
-    ::kill(child, SIGKILL);
-  if (cleanup_hook != nullptr)
-    cleanup_hook();
+  if (child > 0) ::kill(child, SIGKILL);
+  if (cleanup_hook != nullptr) cleanup_hook();
   ::signal(signal_number, SIG_DFL);
   ::raise(signal_number);
 }
@@ -440,8 +418,7 @@ inline void block_child_signal(bool block) {
   check(sigemptyset(&set), "sigemptyset");
   check(sigaddset(&set, SIGCHLD), "sigaddset");
   int error = ::sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
-  if (error != 0)
-    fatal_errno("sigprocmask");
+  if (error != 0) fatal_errno("sigprocmask");
 }
 
 // In the child right after fork(): die with the parent, leave cleanup to it.
@@ -461,18 +438,15 @@ inline void become_child(pid_t parent) {
 // Waits for a child that has finished its side; a failure ends the process.
 inline void wait_for_peer(pid_t child) {
   for (;;) {
-    if (child_pid == 0)
-      return;  // on_child_exit reaped it, and it had exited 0
+    if (child_pid == 0) return;  // on_child_exit reaped it, and it had exited 0
     int status = 0;
     pid_t reaped = ::waitpid(child, &status, 0);
     if (reaped == child) {
       child_pid = 0;
-      if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-        fatal("the peer process (side B) failed");
+      if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) fatal("the peer process (side B) failed");
       return;
     }
-    if (errno == EINTR || (errno == ECHILD && child_pid == 0))
-      continue;
+    if (errno == EINTR || (errno == ECHILD && child_pid == 0)) continue;
     fatal_errno("waitpid");
   }
 }
@@ -498,9 +472,9 @@ namespace detail {
 
 inline void expect(const message& m, message_kind kind, std::uint64_t sequence) noexcept {
   if (m.kind != kind || m.sequence != sequence)
-    fatal("unexpected message: kind " + std::to_string(static_cast<std::uint64_t>(m.kind)) +
-          " sequence " + std::to_string(m.sequence) + ", expected kind " +
-          std::to_string(static_cast<std::uint64_t>(kind)) + " sequence " + std::to_string(sequence));
+    fatal("unexpected message: kind " + std::to_string(static_cast<std::uint64_t>(m.kind)) + " sequence " +
+          std::to_string(m.sequence) + ", expected kind " + std::to_string(static_cast<std::uint64_t>(kind)) +
+          " sequence " + std::to_string(sequence));
 }
 
 inline message make_message(message_kind kind, std::uint64_t sequence) noexcept {
@@ -529,8 +503,7 @@ double run_side_a(Endpoint& e, workload w, std::int64_t count) {
       expect(m, message_kind::pong, i);
     }
   } else {
-    for (std::uint64_t i = 0; i < n; ++i)
-      e.stream_send(make_message(message_kind::data, i));
+    for (std::uint64_t i = 0; i < n; ++i) e.stream_send(make_message(message_kind::data, i));
     // B acknowledges after receiving the last one: the timing covers delivery.
     e.receive(m);
     expect(m, message_kind::ack, n);
@@ -567,9 +540,12 @@ void run_side_b(Endpoint& e, workload w, std::int64_t count) {
 // Runs workload `w` between this process (side A) and a forked child (side B)
 // over a fresh channel from make_channel(): one untimed warm-up session, then
 // `reps` timed ones. Returns one rate per repetition.
+// (clang-format 14 would join the requires-clause to the declaration)
+// clang-format off
 template <class MakeChannel>
   requires channel<std::invoke_result_t<MakeChannel&>>
 std::vector<double> measure(workload w, MakeChannel&& make_channel, const params& p, int reps) {
+  // clang-format on
   std::int64_t count = p.count(w);
   std::int64_t warmup = std::max<std::int64_t>(1, count / 10);
   auto shared = make_channel();
@@ -595,8 +571,7 @@ std::vector<double> measure(workload w, MakeChannel&& make_channel, const params
     for (int session = 0; session <= reps; ++session) {
       ::alarm(watchdog_seconds);
       double rate = detail::run_side_a(self, w, session == 0 ? warmup : count);
-      if (session > 0)
-        rates.push_back(rate);
+      if (session > 0) rates.push_back(rate);
     }
     ::alarm(0);
   }

@@ -49,8 +49,7 @@ std::vector<bench_node> make_nodes() {
 // `nodes`, the calling thread calls try_pop() (returns bench_node* or nullptr)
 // until every node has arrived. Returns the checksum of the consumed values.
 template <class Push, class TryPop>
-std::uint64_t run_iteration(std::vector<bench_node>& nodes, int producers, Push push,
-                            TryPop try_pop) {
+std::uint64_t run_iteration(std::vector<bench_node>& nodes, int producers, Push push, TryPop try_pop) {
   std::vector<std::thread> threads;
   threads.reserve(static_cast<std::size_t>(producers));
   const std::size_t share = nodes.size() / static_cast<std::size_t>(producers);
@@ -83,8 +82,7 @@ void mpsc_queue_n_to_1(benchmark::State& state) {
   for (auto _ : state) {
     troupe::mpsc_queue<bench_node> queue;
     const std::uint64_t checksum = run_iteration(
-        nodes, producers, [&queue](bench_node* node) { (void)queue.push(node); },
-        [&queue] { return queue.pop(); });
+        nodes, producers, [&queue](bench_node* node) { (void)queue.push(node); }, [&queue] { return queue.pop(); });
     benchmark::DoNotOptimize(checksum);
   }
   report(state);
@@ -134,8 +132,18 @@ void boost_spsc_queue_1_to_1(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(mpsc_queue_n_to_1)->ArgName("producers")->Arg(1)->Arg(2)->Arg(4)->UseRealTime()
+BENCHMARK(mpsc_queue_n_to_1)
+    ->ArgName("producers")
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(4)
+    ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
-BENCHMARK(boost_lockfree_queue_n_to_1)->ArgName("producers")->Arg(1)->Arg(2)->Arg(4)
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(boost_lockfree_queue_n_to_1)
+    ->ArgName("producers")
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(4)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(boost_spsc_queue_1_to_1)->UseRealTime()->Unit(benchmark::kMillisecond);

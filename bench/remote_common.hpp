@@ -34,8 +34,7 @@ namespace troupe::bench::remote {
 enum class workload { ping_pong, stream };
 
 inline constexpr std::array<workload, 2> all_workloads = {workload::ping_pong, workload::stream};
-inline constexpr std::array<std::string_view, 2> workload_names = {"remote_ping_pong",
-                                                                   "remote_stream"};
+inline constexpr std::array<std::string_view, 2> workload_names = {"remote_ping_pong", "remote_stream"};
 inline constexpr std::array<std::string_view, 2> workload_units = {"round_trips/s", "msgs/s"};
 
 inline std::string_view name_of(workload w) { return workload_names[static_cast<std::size_t>(w)]; }
@@ -58,9 +57,7 @@ struct params {
   static params full() { return params{20'000, 1'000'000}; }
   static params quick() { return params{5'000, 200'000}; }
 
-  std::int64_t count(workload w) const {
-    return w == workload::ping_pong ? round_trips : stream_messages;
-  }
+  std::int64_t count(workload w) const { return w == workload::ping_pong ? round_trips : stream_messages; }
   static std::int64_t warmup(std::int64_t count) { return std::max<std::int64_t>(1, count / 10); }
 };
 
@@ -68,8 +65,8 @@ struct params {
 
 struct options {
   bool quick = false;
-  unsigned threads = 0;  // worker threads of an actor system; hardware concurrency if not given
-  int reps = 0;          // 0 is replaced by the default (5, quick 3)
+  unsigned threads = 0;           // worker threads of an actor system; hardware concurrency if not given
+  int reps = 0;                   // 0 is replaced by the default (5, quick 3)
   std::vector<std::string> only;  // empty: every workload
 
   bool selected(workload w) const {
@@ -80,8 +77,7 @@ struct options {
 
 // The names of the other families, which --only accepts and ignores, so that
 // one list can be passed to every program (as ipc_common.hpp does).
-inline constexpr std::array<std::string_view, 2> ipc_workload_names = {"ipc_ping_pong",
-                                                                       "ipc_stream"};
+inline constexpr std::array<std::string_view, 2> ipc_workload_names = {"ipc_ping_pong", "ipc_stream"};
 
 [[noreturn]] inline void usage_error(const char* program, const std::string& why) {
   std::fprintf(stderr,
@@ -90,8 +86,7 @@ inline constexpr std::array<std::string_view, 2> ipc_workload_names = {"ipc_ping
                "  --threads N  worker threads of each process's actor system (raw TCP ignores it)\n"
                "workloads:",
                program, why.c_str(), program);
-  for (auto name : workload_names)
-    std::fprintf(stderr, " %.*s", static_cast<int>(name.size()), name.data());
+  for (auto name : workload_names) std::fprintf(stderr, " %.*s", static_cast<int>(name.size()), name.data());
   std::fprintf(stderr, "\n");
   std::exit(2);
 }
@@ -105,8 +100,7 @@ inline options parse_options(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     auto value = [&]() -> const char* {
-      if (i + 1 >= argc)
-        usage_error(program, std::string(arg) + " needs a value");
+      if (i + 1 >= argc) usage_error(program, std::string(arg) + " needs a value");
       return argv[++i];
     };
     if (arg == "--quick") {
@@ -132,10 +126,8 @@ inline options parse_options(int argc, char** argv) {
       usage_error(program, "unknown argument '" + std::string(arg) + "'");
     }
   }
-  if (result.threads == 0)
-    result.threads = std::max(1u, std::thread::hardware_concurrency());
-  if (result.reps == 0)
-    result.reps = result.quick ? 3 : 5;
+  if (result.threads == 0) result.threads = std::max(1u, std::thread::hardware_concurrency());
+  if (result.reps == 0) result.reps = result.quick ? 3 : 5;
   return result;
 }
 
@@ -147,12 +139,12 @@ inline summary report(std::string_view label, workload w, const std::vector<doub
   auto name = name_of(w);
   auto unit = unit_of(w);
   for (std::size_t rep = 0; rep < rates.size(); ++rep)
-    std::fprintf(stderr, "%.*s %.*s rep %zu/%zu: %.2f %.*s\n", static_cast<int>(label.size()),
-                 label.data(), static_cast<int>(name.size()), name.data(), rep + 1, rates.size(),
-                 rates[rep], static_cast<int>(unit.size()), unit.data());
+    std::fprintf(stderr, "%.*s %.*s rep %zu/%zu: %.2f %.*s\n", static_cast<int>(label.size()), label.data(),
+                 static_cast<int>(name.size()), name.data(), rep + 1, rates.size(), rates[rep],
+                 static_cast<int>(unit.size()), unit.data());
   auto result = summarize(rates);
-  std::printf("%.*s,%.*s,%.2f,%.2f,%.2f\n", static_cast<int>(name.size()), name.data(),
-              static_cast<int>(unit.size()), unit.data(), result.median, result.min, result.max);
+  std::printf("%.*s,%.*s,%.2f,%.2f,%.2f\n", static_cast<int>(name.size()), name.data(), static_cast<int>(unit.size()),
+              unit.data(), result.median, result.min, result.max);
   std::fflush(stdout);
   return result;
 }

@@ -26,11 +26,11 @@
 #include <utility>
 #include <vector>
 
-#include <cerrno>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <cerrno>
 
 #include "ipc_common.hpp"
 #include "remote_common.hpp"
@@ -71,8 +71,7 @@ class framed_endpoint {
     next_frame(m);
   }
   void stream_send(const message& m) noexcept {
-    if (batched_ + frame_bytes > batch_.size())
-      flush();
+    if (batched_ + frame_bytes > batch_.size()) flush();
     append(m);
   }
   void stream_receive(message& m) noexcept { next_frame(m); }
@@ -94,15 +93,12 @@ class framed_endpoint {
   // holds less than a whole frame. The length comes from the other process:
   // checked before use (this protocol has one frame size).
   void next_frame(message& m) noexcept {
-    while (end_ - begin_ < sizeof(frame_length))
-      fill();
+    while (end_ - begin_ < sizeof(frame_length)) fill();
     frame_length length;
     std::memcpy(&length, incoming_.data() + begin_, sizeof length);
     if (length != sizeof m)
-      ipc::fatal("a frame of " + std::to_string(length) + " bytes on the wire, expected " +
-                 std::to_string(sizeof m));
-    while (end_ - begin_ < frame_bytes)
-      fill();
+      ipc::fatal("a frame of " + std::to_string(length) + " bytes on the wire, expected " + std::to_string(sizeof m));
+    while (end_ - begin_ < frame_bytes) fill();
     std::memcpy(&m, incoming_.data() + begin_ + sizeof length, sizeof m);
     begin_ += frame_bytes;
   }
@@ -121,10 +117,8 @@ class framed_endpoint {
         end_ += static_cast<std::size_t>(got);
         return;
       }
-      if (got == 0)
-        ipc::fatal("read: the peer closed the connection (did it die?)");
-      if (errno != EINTR)
-        ipc::fatal_errno("read");
+      if (got == 0) ipc::fatal("read: the peer closed the connection (did it die?)");
+      if (errno != EINTR) ipc::fatal_errno("read");
     }
   }
 
@@ -171,11 +165,10 @@ int main(int argc, char** argv) {
   // The harness takes its counts as ipc::params; these are the remote_* counts.
   ipc::params harness_counts{counts.round_trips, counts.stream_messages};
   for (auto w : remote::all_workloads) {
-    if (!opts.selected(w))
-      continue;
+    if (!opts.selected(w)) continue;
     ipc::set_context("tcp", remote::name_of(w));
-    auto rates = ipc::measure(harness_workload(w), [] { return tcp_channel{}; }, harness_counts,
-                              opts.reps);
+    auto rates = ipc::measure(
+        harness_workload(w), [] { return tcp_channel{}; }, harness_counts, opts.reps);
     remote::report("tcp_baseline", w, rates);
   }
   return 0;

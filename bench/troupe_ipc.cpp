@@ -172,8 +172,8 @@ struct pinger_actor : troupe::actor<pinger_protocol> {
   }
   void on(const blob& b) {
     if (b.kind != kind::pong || b.sequence != next) {
-      give_up("pong " + std::to_string(b.sequence) + " of kind " + std::to_string(b.kind) +
-              ", expected pong " + std::to_string(next));
+      give_up("pong " + std::to_string(b.sequence) + " of kind " + std::to_string(b.kind) + ", expected pong " +
+              std::to_string(next));
       return;
     }
     if (++next == target) {
@@ -233,15 +233,14 @@ double ping_pong_session(troupe::ref<echo_protocol>& echo, troupe::ref<pinger_pr
   require(f.failure.empty(), "ipc_ping_pong: " + f.failure);
   require(f.round_trips == count, "ipc_ping_pong: wrong number of round trips");
   const std::uint64_t echoed = value_or_fail(echo.ask(sync{}, session_timeout).try_get(), "sync");
-  require(echoed == static_cast<std::uint64_t>(count), "ipc_ping_pong: the echo counted " +
-                                                           std::to_string(echoed) + " pings");
+  require(echoed == static_cast<std::uint64_t>(count),
+          "ipc_ping_pong: the echo counted " + std::to_string(echoed) + " pings");
   return static_cast<double>(count) / seconds;
 }
 
 // One session of ipc_stream; returns messages per second.
 double stream_session(troupe::ref<sink_protocol>& sink, std::int64_t count) {
-  const std::uint64_t before =
-      value_or_fail(sink.ask(done{}, session_timeout).try_get(), "sync with the sink");
+  const std::uint64_t before = value_or_fail(sink.ask(done{}, session_timeout).try_get(), "sync with the sink");
   require(before == 0, "ipc_stream: the sink had " + std::to_string(before) + " blobs before the session");
   const auto n = static_cast<std::uint64_t>(count);
   bench::stopwatch clock;
@@ -252,8 +251,7 @@ double stream_session(troupe::ref<sink_protocol>& sink, std::int64_t count) {
   const std::uint64_t received = value_or_fail(sink.ask(done{}, session_timeout).try_get(), "done");
   const double seconds = clock.seconds();
   require(received != out_of_order, "ipc_stream: blobs arrived out of order or of the wrong kind");
-  require(received == n, "ipc_stream: the sink received " + std::to_string(received) + " of " +
-                             std::to_string(n));
+  require(received == n, "ipc_stream: the sink received " + std::to_string(received) + " of " + std::to_string(n));
   return static_cast<double>(count) / seconds;
 }
 

@@ -330,8 +330,8 @@ class node_directories {
       std::snprintf(files.directory, sizeof files.directory, "/tmp/troupe-remote-XXXXXX");
       if (::mkdtemp(files.directory) == nullptr) fail_errno("mkdtemp");
       // The node's socket: its runtime directory, its name, ".sock" (net/src/os.cpp).
-      const int length = std::snprintf(files.socket, sizeof files.socket, "%s/%s.sock", files.directory,
-                                       node_names[i].c_str());
+      const int length =
+          std::snprintf(files.socket, sizeof files.socket, "%s/%s.sock", files.directory, node_names[i].c_str());
       require(length > 0 && static_cast<std::size_t>(length) < sizeof files.socket, "node name too long");
       node_files_made = true;
     }
@@ -443,8 +443,8 @@ double stream_session(const troupe::ref<sink_protocol>& sink, troupe::scoped<str
   const stream_done done = value_or_fail(inbox.receive<stream_done>(deadline), "remote_stream: waiting for the sink");
   const double seconds = clock.seconds();
   require(done.failure.empty(), "remote_stream: " + done.failure);
-  require(done.received == count, "remote_stream: the sink received " + std::to_string(done.received) + " of " +
-                                      std::to_string(count));
+  require(done.received == count,
+          "remote_stream: the sink received " + std::to_string(done.received) + " of " + std::to_string(count));
   return static_cast<double>(count) / seconds;
 }
 
@@ -516,8 +516,8 @@ std::vector<double> measure(remote::workload w, const remote::options& opts) {
       say_link();
       troupe::scoped<report_protocol> reports{client};
       auto pinger = client.spawn<pinger_actor>(echo, reports.self());
-      rates = run_sessions(count, opts.reps,
-                           [&](std::int64_t n) { return ping_pong_session(echo, pinger, reports, n); });
+      rates =
+          run_sessions(count, opts.reps, [&](std::int64_t n) { return ping_pong_session(echo, pinger, reports, n); });
     } else {
       auto sink = value_or_fail(client.lookup<sink_protocol>(uri, std::chrono::seconds(10)), "lookup " + uri);
       say_link();
@@ -546,8 +546,8 @@ int main(int argc, char** argv) {
   // A write to a closed socket must fail with EPIPE, not kill us silently.
   t::set_handler(SIGPIPE, SIG_IGN);
   t::set_handler(SIGALRM, t::on_watchdog);
-  std::fprintf(stderr, "troupe_remote: %u worker threads per node, %d reps, %s parameters\n", opts.threads,
-               opts.reps, opts.quick ? "quick" : "full");
+  std::fprintf(stderr, "troupe_remote: %u worker threads per node, %d reps, %s parameters\n", opts.threads, opts.reps,
+               opts.quick ? "quick" : "full");
   for (auto w : troupe::bench::remote::all_workloads) {
     if (opts.selected(w)) troupe::bench::remote::report("troupe_remote", w, t::measure(w, opts));
   }

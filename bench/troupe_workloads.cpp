@@ -12,8 +12,8 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <future>
 #include <cstdint>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -28,7 +28,9 @@ using std::int64_t;
 
 constexpr auto watchdog = std::chrono::minutes(10);
 
-struct done { int64_t value; };
+struct done {
+  int64_t value;
+};
 using report = troupe::protocol<done>;
 using inbox = troupe::scoped<report>;
 
@@ -49,12 +51,18 @@ int64_t await_done(inbox& in, const char* workload) {
 
 // --- ping_pong, ping_pong_pairs ---------------------------------------------------
 
-struct ping_msg { int64_t n; };
-struct pong_msg { int64_t n; };
+struct ping_msg {
+  int64_t n;
+};
+struct pong_msg {
+  int64_t n;
+};
 struct start {};
 struct stop_msg {};
 using ping_protocol = troupe::protocol<start, pong_msg>;
-struct meet_ping { troupe::ref<ping_protocol> ping; };
+struct meet_ping {
+  troupe::ref<ping_protocol> ping;
+};
 using pong_protocol = troupe::protocol<ping_msg, meet_ping, stop_msg>;
 
 // Replies to every ping with a tell back to its ping actor.
@@ -112,7 +120,9 @@ double run_ping_pong(unsigned threads, int64_t pairs, int64_t total_roundtrips, 
 
 // --- fan_in ------------------------------------------------------------------------
 
-struct item { int64_t value; };
+struct item {
+  int64_t value;
+};
 using receiver_protocol = troupe::protocol<item>;
 struct keep_going {};
 using sender_protocol = troupe::protocol<keep_going>;
@@ -168,7 +178,9 @@ double run_fan_in(unsigned threads, const bench::params& p) {
 
 // --- actor_creation ---------------------------------------------------------------
 
-struct subtree { int64_t size; };
+struct subtree {
+  int64_t size;
+};
 using tree_protocol = troupe::protocol<subtree>;
 using parent_ref = troupe::ref<tree_protocol>;
 
@@ -206,17 +218,20 @@ double run_actor_creation(unsigned threads, const bench::params& p) {
     sys.spawn<tree_node>(in.self(), p.actor_creation_depth);
     auto total = in.receive<subtree>(watchdog);
     const double seconds = clock.seconds();
-    bench::require(total.has_value() && total->size == p.actor_creation_total(),
-                   "actor_creation: wrong tree total");
+    bench::require(total.has_value() && total->size == p.actor_creation_total(), "actor_creation: wrong tree total");
     return static_cast<double>(total->size) / seconds;
   });
 }
 
 // --- thread_ring ----------------------------------------------------------------------
 
-struct token { int64_t remaining; };
+struct token {
+  int64_t remaining;
+};
 using ring_protocol = troupe::protocol<token, struct set_next_msg>;
-struct set_next_msg { troupe::ref<ring_protocol> next; };
+struct set_next_msg {
+  troupe::ref<ring_protocol> next;
+};
 
 struct ring_member : troupe::actor<ring_protocol> {
   explicit ring_member(troupe::ref<report> r) : report_to(std::move(r)) {}
@@ -249,7 +264,9 @@ double run_thread_ring(unsigned threads, const bench::params& p) {
 
 // --- fork_join ------------------------------------------------------------------------
 
-struct work { double x; };
+struct work {
+  double x;
+};
 using worker_protocol = troupe::protocol<work>;
 
 struct fork_join_worker : troupe::actor<worker_protocol> {
@@ -297,12 +314,22 @@ double run_fork_join(unsigned threads, const bench::params& p) {
 
 int complement(int mine, int other) { return mine == other ? mine : 3 - mine - other; }
 
-struct change { int color; };
+struct change {
+  int color;
+};
 struct stop_chameneo {};
 using chameneo_protocol = troupe::protocol<struct paired, change, stop_chameneo>;
-struct paired { int other_color; troupe::ref<chameneo_protocol> other; };
-struct visit { int color; troupe::ref<chameneo_protocol> visitor; };
-struct meetings_count { int64_t count; };
+struct paired {
+  int other_color;
+  troupe::ref<chameneo_protocol> other;
+};
+struct visit {
+  int color;
+  troupe::ref<chameneo_protocol> visitor;
+};
+struct meetings_count {
+  int64_t count;
+};
 struct open_mall {};
 using mall_protocol = troupe::protocol<visit, meetings_count, open_mall>;
 
@@ -330,7 +357,8 @@ struct chameneo : troupe::actor<chameneo_protocol> {
 };
 
 struct mall : troupe::actor<mall_protocol> {
-  mall(int64_t m, int64_t c, troupe::ref<report> r) : meetings_left(m), meetings(m), chameneos(c), report_to(std::move(r)) {}
+  mall(int64_t m, int64_t c, troupe::ref<report> r)
+      : meetings_left(m), meetings(m), chameneos(c), report_to(std::move(r)) {}
   int64_t meetings_left;
   int64_t meetings;
   int64_t chameneos;
@@ -432,15 +460,13 @@ int main(int argc, char** argv) {
     bench::run_reps("ping_pong", "roundtrips/s", opts.reps,
                     [&] { return run_ping_pong(threads, 1, p.ping_pong_roundtrips, "ping_pong"); });
   if (opts.selected("ping_pong_bounded"))
-    bench::run_reps("ping_pong_bounded", "roundtrips/s", opts.reps, [&] {
-      return run_ping_pong(threads, 1, p.ping_pong_roundtrips, "ping_pong_bounded", true);
-    });
+    bench::run_reps("ping_pong_bounded", "roundtrips/s", opts.reps,
+                    [&] { return run_ping_pong(threads, 1, p.ping_pong_roundtrips, "ping_pong_bounded", true); });
   if (opts.selected("ping_pong_pairs"))
     bench::run_reps("ping_pong_pairs", "roundtrips/s", opts.reps, [&] {
       return run_ping_pong(threads, p.ping_pong_pairs, p.ping_pong_pairs_roundtrips, "ping_pong_pairs");
     });
-  if (opts.selected("fan_in"))
-    bench::run_reps("fan_in", "msgs/s", opts.reps, [&] { return run_fan_in(threads, p); });
+  if (opts.selected("fan_in")) bench::run_reps("fan_in", "msgs/s", opts.reps, [&] { return run_fan_in(threads, p); });
   if (opts.selected("actor_creation"))
     bench::run_reps("actor_creation", "actors/s", opts.reps, [&] { return run_actor_creation(threads, p); });
   if (opts.selected("thread_ring"))
@@ -450,7 +476,6 @@ int main(int argc, char** argv) {
   if (opts.selected("chameneos"))
     bench::run_reps("chameneos", "meetings/s", opts.reps, [&] { return run_chameneos(threads, p); });
   if (opts.selected("idle_actor_memory"))
-    bench::run_reps("idle_actor_memory", "bytes/actor", opts.reps,
-                    [&] { return run_idle_actor_memory(threads, p); });
+    bench::run_reps("idle_actor_memory", "bytes/actor", opts.reps, [&] { return run_idle_actor_memory(threads, p); });
   return 0;
 }

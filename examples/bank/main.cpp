@@ -11,10 +11,19 @@
 
 using namespace std::chrono_literals;
 
-struct deposit { std::int64_t cents; };
-struct withdraw { std::int64_t cents; using reply = bool; };  // false if funds are short
-struct balance { using reply = std::int64_t; };
-struct close_account { using reply = std::int64_t; };
+struct deposit {
+  std::int64_t cents;
+};
+struct withdraw {
+  std::int64_t cents;
+  using reply = bool;
+};  // false if funds are short
+struct balance {
+  using reply = std::int64_t;
+};
+struct close_account {
+  using reply = std::int64_t;
+};
 using account = troupe::protocol<deposit, withdraw, balance, close_account>;
 
 struct account_actor : troupe::actor<account> {

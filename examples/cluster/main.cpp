@@ -113,9 +113,15 @@ int serve(const troupe::node_config& cfg) {
 // --demo: this process founds the cluster; three members join it from their
 // command lines (this same program); m2 is killed and started again.
 pid_t start_member(const std::string& name, const std::string& seed, const std::string& cookie_file) {
-  const std::vector<std::string> args{"/proc/self/exe", "--name",   name,       "--listen",
-                                      "tcp://127.0.0.1:0", "--cookie-file", cookie_file,
-                                      "--cluster",     "seeds=" + seed + ";gossip_ms=200"};
+  const std::vector<std::string> args{"/proc/self/exe",
+                                      "--name",
+                                      name,
+                                      "--listen",
+                                      "tcp://127.0.0.1:0",
+                                      "--cookie-file",
+                                      cookie_file,
+                                      "--cluster",
+                                      "seeds=" + seed + ";gossip_ms=200"};
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -129,7 +135,8 @@ pid_t start_member(const std::string& name, const std::string& seed, const std::
 }
 
 int demo() {
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("troupe-cluster-" + std::to_string(::getpid()));
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("troupe-cluster-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const std::string cookie_file = (dir / "cookie").string();
   {
@@ -203,9 +210,10 @@ int main(int argc, char** argv) {
   }
   if (rest->size() == 1 && (*rest)[0] == "--demo") return demo();
   if (!rest->empty() || cfg.cluster.provider == troupe::membership_provider_kind::none) {
-    std::cerr << "usage: cluster --demo\n"
-                 "       cluster --name NAME --listen tcp://HOST:PORT --cluster seeds=HOST:PORT,...|etcd=http://HOST:PORT\n"
-                 "       cluster --config FILE\n";
+    std::cerr
+        << "usage: cluster --demo\n"
+           "       cluster --name NAME --listen tcp://HOST:PORT --cluster seeds=HOST:PORT,...|etcd=http://HOST:PORT\n"
+           "       cluster --config FILE\n";
     return 2;
   }
   try {

@@ -365,10 +365,10 @@ int coordinator_run::run() {
   const auto up = tcp.hand_over(cookie, n.endpoint(), clock_type::now() + 15s);
   if (!up.error.empty()) fail(up.error);
   auto tcp_candidates = reach_tcp_node(n, up.endpoint);
-  if (!tcp_candidates)
-    fail("the TCP node at " + up.endpoint + " did not join: " + tcp_candidates.error().to_string());
-  out_.event("node worker-tcp: pid " + std::to_string(tcp.pid()) + ", joined the cluster through its seed, linked over TCP at " +
-             up.endpoint + " (its own runtime directory: no shared memory)");
+  if (!tcp_candidates) fail("the TCP node at " + up.endpoint + " did not join: " + tcp_candidates.error().to_string());
+  out_.event("node worker-tcp: pid " + std::to_string(tcp.pid()) +
+             ", joined the cluster through its seed, linked over TCP at " + up.endpoint +
+             " (its own runtime directory: no shared memory)");
 
   std::map<std::string, transport> roster = {{"local", transport::in_process}};
   for (const std::string& slot : shm_slots) {

@@ -101,8 +101,7 @@ std::optional<std::string> tcp_worker_process::start(const std::string& node_nam
   return std::nullopt;
 }
 
-tcp_worker_process::endpoint_or_error tcp_worker_process::hand_over(const std::string& cookie,
-                                                                    const std::string& seed,
+tcp_worker_process::endpoint_or_error tcp_worker_process::hand_over(const std::string& cookie, const std::string& seed,
                                                                     clock_type::time_point deadline) {
   if (!send_line(control_, "cookie " + cookie) || !send_line(control_, "seed " + seed)) {
     return {{}, "the TCP node process is gone (" + reap(clock_type::now() + 2s) + ")"};

@@ -9,9 +9,12 @@ TROUPE_REGISTER_ACTOR(worker, troupe::ref<dispatcher_protocol>, std::string);
 
 const char* to_string(transport t) noexcept {
   switch (t) {
-    case transport::in_process: return "in-process";
-    case transport::shared_memory: return "shared memory";
-    case transport::tcp: return "TCP";
+    case transport::in_process:
+      return "in-process";
+    case transport::shared_memory:
+      return "shared memory";
+    case transport::tcp:
+      return "TCP";
   }
   return "?";
 }

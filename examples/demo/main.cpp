@@ -16,9 +16,15 @@
 using namespace std::chrono_literals;
 
 // --- 1. a typed counter ------------------------------------------------------------
-struct add { std::int64_t n; };
-struct total { using reply = std::int64_t; };
-struct fail_now { using reply = std::int64_t; };
+struct add {
+  std::int64_t n;
+};
+struct total {
+  using reply = std::int64_t;
+};
+struct fail_now {
+  using reply = std::int64_t;
+};
 using counter = troupe::protocol<add, total, fail_now>;
 
 struct counter_actor : troupe::actor<counter> {
@@ -29,7 +35,10 @@ struct counter_actor : troupe::actor<counter> {
 };
 
 // --- 2. an aggregator that co_awaits other actors -----------------------------------
-struct sum_all { std::vector<troupe::ref<counter>> counters; using reply = std::int64_t; };
+struct sum_all {
+  std::vector<troupe::ref<counter>> counters;
+  using reply = std::int64_t;
+};
 using aggregator = troupe::protocol<sum_all>;
 
 struct aggregator_actor : troupe::actor<aggregator> {
@@ -42,7 +51,9 @@ struct aggregator_actor : troupe::actor<aggregator> {
 
 // --- 3. timers ---------------------------------------------------------------------
 struct tick {};
-struct ticks { using reply = int; };
+struct ticks {
+  using reply = int;
+};
 using metronome = troupe::protocol<tick, ticks>;
 struct metronome_actor : troupe::actor<metronome> {
   int count = 0;
@@ -51,7 +62,10 @@ struct metronome_actor : troupe::actor<metronome> {
 };
 
 // --- 4. a detached actor doing blocking work ----------------------------------------
-struct slow_job { int millis; using reply = std::string; };
+struct slow_job {
+  int millis;
+  using reply = std::string;
+};
 using worker = troupe::protocol<slow_job>;
 struct blocking_worker : troupe::actor<worker> {
   std::string on(slow_job j) {

@@ -65,12 +65,18 @@ bool start_child(child_node& c, const std::string& dir, const options& o) {
     }
     std::vector<std::string> args = {
         "distributed",
-        "--name", c.name,
-        "--listen", "0",  // any free port: the child reports the one it got
-        "--runtime-dir", dir + "/" + c.name,
-        "--control-fd", "3",
-        "--jobs", std::to_string(o.jobs),
-        "--work-ms", std::to_string(o.work_ms),
+        "--name",
+        c.name,
+        "--listen",
+        "0",  // any free port: the child reports the one it got
+        "--runtime-dir",
+        dir + "/" + c.name,
+        "--control-fd",
+        "3",
+        "--jobs",
+        std::to_string(o.jobs),
+        "--work-ms",
+        std::to_string(o.work_ms),
     };
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
@@ -124,8 +130,9 @@ int run_demo(const options& o) {
     }
     ok = ok && c.control->send("peers " + peers);
   }
-  if (ok) say("demo", "a, b, c are pids " + std::to_string(nodes[0].pid) + ", " + std::to_string(nodes[1].pid) + ", " +
-                          std::to_string(nodes[2].pid) + " (each with its own runtime directory: TCP only)");
+  if (ok)
+    say("demo", "a, b, c are pids " + std::to_string(nodes[0].pid) + ", " + std::to_string(nodes[1].pid) + ", " +
+                    std::to_string(nodes[2].pid) + " (each with its own runtime directory: TCP only)");
 
   // Until all three have ended: SIGKILL c when a says it is halfway.
   bool killed = false;

@@ -5,8 +5,12 @@
 
 #include <troupe/troupe.hpp>
 
-struct greet { std::string name; };
-struct count { using reply = int; };  // a request: ask() yields an int
+struct greet {
+  std::string name;
+};
+struct count {
+  using reply = int;
+};  // a request: ask() yields an int
 
 using greeter_protocol = troupe::protocol<greet, count>;
 

@@ -17,7 +17,9 @@ struct ball {
   troupe::ref<player> from;
 };
 
-struct finished { std::int64_t hits; };
+struct finished {
+  std::int64_t hits;
+};
 using scoreboard = troupe::protocol<finished>;
 
 struct player_actor : troupe::actor<player> {
@@ -51,6 +53,5 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::cout << "ping_pong: " << result->hits / 2 << " round trips between " << ping << " and " << pong << " in "
-            << took.count() << " s (" << static_cast<double>(result->hits) / took.count() / 1e6
-            << " M messages/s)\n";
+            << took.count() << " s (" << static_cast<double>(result->hits) / took.count() / 1e6 << " M messages/s)\n";
 }

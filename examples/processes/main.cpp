@@ -91,8 +91,7 @@ int parent_main() {
 
   const std::vector<std::string> lines = {
       "the quick brown fox jumps over the lazy dog", "actors share nothing and talk by messages",
-      "a supervisor restarts what fails", "shared memory carries messages between processes",
-      "let it crash"};
+      "a supervisor restarts what fails", "shared memory carries messages between processes", "let it crash"};
   constexpr int jobs = 200;
   std::int64_t expected = 0, counted = 0;
   int retries = 0;

@@ -20,10 +20,20 @@
 
 using namespace std::chrono_literals;
 
-struct line { std::string text; };
-struct parse_now { std::string text; using reply = bool; };
-struct tally { int since_start; int in_all; };
-struct count { using reply = tally; };
+struct line {
+  std::string text;
+};
+struct parse_now {
+  std::string text;
+  using reply = bool;
+};
+struct tally {
+  int since_start;
+  int in_all;
+};
+struct count {
+  using reply = tally;
+};
 using parser_protocol = troupe::protocol<line, parse_now, count>;
 
 struct parser : troupe::actor<parser_protocol> {
@@ -51,12 +61,17 @@ struct writer : troupe::actor<troupe::protocol<line>> {
 };
 
 // What main() waits for, in its scoped inbox.
-struct restarted { std::string child_id; };
+struct restarted {
+  std::string child_id;
+};
 struct saw_down {};
 using main_protocol = troupe::protocol<restarted, saw_down>;
 
 // Monitors whatever it is asked to watch and prints the down.
-struct watch { troupe::actor_addr who; using reply = bool; };
+struct watch {
+  troupe::actor_addr who;
+  using reply = bool;
+};
 struct observer : troupe::actor<troupe::protocol<watch>> {
   explicit observer(troupe::ref<main_protocol> main) : main_inbox(std::move(main)) {}
   bool on(const watch& w) { return monitor(w.who) != 0; }
@@ -73,7 +88,7 @@ int main() {
   troupe::scoped<main_protocol> inbox{sys};
 
   troupe::supervisor_spec storage;
-  storage.max_restarts = 0;     // its first failure escalates: root restarts the subtree in place
+  storage.max_restarts = 0;  // its first failure escalates: root restarts the subtree in place
   storage.log_events = false;
   storage.children.push_back(troupe::child<writer>("writer"));
 
@@ -81,7 +96,7 @@ int main() {
   spec.strategy = troupe::supervision_strategy::one_for_one;
   spec.max_restarts = 5;
   spec.within = 1s;
-  spec.log_events = true;       // one line per event on stderr
+  spec.log_events = true;  // one line per event on stderr
   spec.on_event = [&restarts, main = inbox.self()](const troupe::supervisor_event& e) {
     if (e.what != troupe::supervisor_event::kind::restarted) return;
     ++restarts;
@@ -95,7 +110,7 @@ int main() {
   // A batch, round-robin; the refs stay valid across the restarts the bad lines cause.
   std::vector<troupe::ref<parser_protocol>> parsers;
   for (const auto& id : ids) parsers.push_back(root.child<parser_protocol>(id));
-  const std::vector<std::string> batch = {"temp=21", "hum=40", "wind=3", "rain=0", "oops",   "temp=22",
+  const std::vector<std::string> batch = {"temp=21", "hum=40", "wind=3", "rain=0", "oops",    "temp=22",
                                           "hum=41",  "wind=5", "%%%",    "rain=1", "temp=20", "hum=39"};
   for (std::size_t i = 0; i < batch.size(); ++i) parsers[i % parsers.size()].tell(line{batch[i]});
   std::cout << "sent " << batch.size() << " lines round-robin to 3 parsers (2 malformed)\n";
@@ -105,8 +120,7 @@ int main() {
   int parsed = 0;
   for (std::size_t i = 0; i < parsers.size(); ++i) {
     const tally t = parsers[i].ask(count{}, 1s).get();  // answered after the lines before it
-    std::cout << "  " << ids[i] << ": " << t.in_all << " parsed, " << t.since_start
-              << " since its last (re)start\n";
+    std::cout << "  " << ids[i] << ": " << t.in_all << " parsed, " << t.since_start << " since its last (re)start\n";
     parsed += t.in_all;
   }
 
@@ -115,7 +129,8 @@ int main() {
   auto storage_ref = root.child<troupe::supervisor_protocol>("storage");
   const troupe::actor_addr writer_addr = storage_ref.ask(troupe::which_children{}, 1s).get().at(0).address;
   sys.send_exit(writer_addr, troupe::exit_reason::error("disk full"));  // as if a linked actor failed
-  while (inbox.receive<restarted>(1s).value().child_id != "storage") {}  // skips the parsers' restarts
+  while (inbox.receive<restarted>(1s).value().child_id != "storage") {
+  }  // skips the parsers' restarts
   std::cout << "writer " << writer_addr << " failed; storage gave up; root restarted storage and its writer in place\n";
 
   // A temporary child is not restarted: it ends for good, and a monitor sees it.
@@ -130,8 +145,8 @@ int main() {
   std::cout << "totals: sent " << sent << ", parsed " << parsed << ", dropped " << sent - parsed
             << " (each the message that threw), restarts " << restarts.load() << '\n';
   for (const troupe::child_info& c : root.self().ask(troupe::which_children{}, 1s).get())
-    std::cout << "  " << c.id << " " << c.address << (c.running ? " running" : " gone") << ", restarts "
-              << c.restarts << '\n';
+    std::cout << "  " << c.id << " " << c.address << (c.running ? " running" : " gone") << ", restarts " << c.restarts
+              << '\n';
 
   // Orderly shutdown: children in reverse start order, then root itself.
   (void)watcher.ask(watch{root.self()}, 1s).get();

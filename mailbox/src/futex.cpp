@@ -28,19 +28,17 @@ int op(int base, futex_scope scope) noexcept {
 
 }  // namespace
 
-void futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                futex_scope scope) noexcept {
+void futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected, futex_scope scope) noexcept {
   ::syscall(SYS_futex, address(word), op(FUTEX_WAIT, scope), expected, nullptr, nullptr, 0);
 }
 
-bool futex_wait_for(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                    std::chrono::nanoseconds timeout, futex_scope scope) noexcept {
+bool futex_wait_for(const std::atomic<std::uint32_t>& word, std::uint32_t expected, std::chrono::nanoseconds timeout,
+                    futex_scope scope) noexcept {
   if (timeout.count() <= 0) return false;
   timespec relative{};
   relative.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000);
   relative.tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000);
-  long rc = ::syscall(SYS_futex, address(word), op(FUTEX_WAIT, scope), expected, &relative,
-                      nullptr, 0);
+  long rc = ::syscall(SYS_futex, address(word), op(FUTEX_WAIT, scope), expected, &relative, nullptr, 0);
   return !(rc == -1 && errno == ETIMEDOUT);
 }
 

@@ -53,9 +53,7 @@ struct chain {
 };
 
 // Size 0 shares the smallest class (a block still holds the free-list link).
-constexpr std::size_t class_of(std::size_t size) noexcept {
-  return size == 0 ? 0 : (size + granule - 1) / granule - 1;
-}
+constexpr std::size_t class_of(std::size_t size) noexcept { return size == 0 ? 0 : (size + granule - 1) / granule - 1; }
 
 class depot {
  public:

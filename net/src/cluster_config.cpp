@@ -88,8 +88,7 @@ expected<cluster_config> parse_cluster(std::string_view spec) {
   return config;
 }
 
-expected<std::vector<std::string>> configure_from_command_line(node_config& config, int argc,
-                                                               const char* const* argv) {
+expected<std::vector<std::string>> configure_from_command_line(node_config& config, int argc, const char* const* argv) {
   // Collected first, so the command line wins over a --config file wherever it is.
   std::map<std::string, std::string> from_args;
   std::vector<std::string> rest;
@@ -139,8 +138,9 @@ expected<std::vector<std::string>> configure_from_command_line(node_config& conf
       const auto eq = l.find('=');
       const std::string key(trim(l.substr(0, eq)));
       if (eq == std::string_view::npos || !known(key)) {
-        return error(errc::no_such_node, file + ":" + std::to_string(number) + ": expected one of name, listen, "
-                                                                            "advertise, cookie-file, cluster = value");
+        return error(errc::no_such_node, file + ":" + std::to_string(number) +
+                                             ": expected one of name, listen, "
+                                             "advertise, cookie-file, cluster = value");
       }
       settings[key] = std::string(trim(l.substr(eq + 1)));
     }

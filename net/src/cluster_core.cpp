@@ -44,8 +44,8 @@ void cluster_core::start() {
     provider_ = make_etcd_provider(config_);
     if (auto started = provider_->start(self_, *this); !started) {
       provider_.reset();
-      throw troupe_error(error(started.error().code(), "joining the cluster through etcd at " + config_.etcd +
-                                                           ": " + started.error().text()));
+      throw troupe_error(error(started.error().code(),
+                               "joining the cluster through etcd at " + config_.etcd + ": " + started.error().text()));
     }
   }
   thread_ = std::thread([this] { loop(); });
@@ -157,7 +157,8 @@ std::vector<std::byte> cluster_core::gossip_body() {
   g.sender = gossip_member{self_.name, self_.incarnation, self_.endpoint, node_.host()};
   {
     std::lock_guard lock(mutex_);
-    for (auto& [name, m] : up_) g.members.push_back(gossip_member{m.who.name, m.who.incarnation, m.who.endpoint, m.host});
+    for (auto& [name, m] : up_)
+      g.members.push_back(gossip_member{m.who.name, m.who.incarnation, m.who.endpoint, m.host});
     for (auto& [name, c] : own_names_) g.names.push_back(name);
   }
   std::vector<std::byte> body;

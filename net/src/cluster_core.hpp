@@ -144,15 +144,15 @@ class cluster_core final : public membership_events {
   std::mutex mutex_;
   std::condition_variable changed_;  // members, names, or work for the thread
   bool stopping_ = false;
-  std::map<std::string, up_member> up_;             // members by name (not self)
+  std::map<std::string, up_member> up_;  // members by name (not self)
   struct pending_dial {
     member who;
     std::uint64_t host = 0;  // 0: unknown (shared memory is tried first, then TCP)
     int failures = 0;
   };
-  std::map<std::string, pending_dial> to_dial_;  // heard of, not linked
-  std::map<std::string, member> registry_;          // etcd: members the provider has seen
-  std::map<std::string, const cell*> own_names_;    // global names this node holds
+  std::map<std::string, pending_dial> to_dial_;   // heard of, not linked
+  std::map<std::string, member> registry_;        // etcd: members the provider has seen
+  std::map<std::string, const cell*> own_names_;  // global names this node holds
   struct subscriber {
     std::function<void(const member_up&)> up;
     std::function<void(const member_down&)> down;

@@ -29,8 +29,7 @@ thread_local const connection* reading_connection = nullptr;
 
 }  // namespace
 
-connection::connection(node_core& node, std::shared_ptr<peer_info> peer,
-                       schema_map peer_schema)
+connection::connection(node_core& node, std::shared_ptr<peer_info> peer, schema_map peer_schema)
     : node_(node), peer_(std::move(peer)), peer_schema_(std::move(peer_schema)) {}
 
 void connection::set_close_reason(const std::string& why) {
@@ -44,8 +43,7 @@ std::string connection::close_reason() const {
 }
 
 shm_connection::shm_connection(node_core& node, unique_fd socket, mapped_memory memory, spsc_ring out, spsc_ring in,
-                               std::shared_ptr<peer_info> peer,
-                               schema_map peer_schema)
+                               std::shared_ptr<peer_info> peer, schema_map peer_schema)
     : connection(node, std::move(peer), std::move(peer_schema)),
       socket_(std::move(socket)),
       memory_(std::move(memory)),
@@ -122,8 +120,8 @@ std::error_code shm_connection::write(record_kind kind, std::span<const std::byt
   const auto type = static_cast<std::uint32_t>(kind);
   // A plain thread waits for room (backpressure); actors, timer and reader
   // threads never block: their records queue for the flusher instead.
-  const bool may_wait = size <= out_.max_payload() && blocking_sends_allowed() &&
-                        node_.config().overflow == link_overflow::backpressure;
+  const bool may_wait =
+      size <= out_.max_payload() && blocking_sends_allowed() && node_.config().overflow == link_overflow::backpressure;
   std::unique_lock lock(write_mutex_);
   for (;;) {
     if (write_closed_) return make_error_code(errc::connection_lost);
@@ -150,8 +148,9 @@ std::error_code shm_connection::write(record_kind kind, std::span<const std::byt
     const std::size_t piece = out_.max_payload();
     std::size_t at = 0;
     while (size - at > piece) {
-      queue_.push_back({record_kind::fragment, std::vector<std::byte>(whole.begin() + static_cast<std::ptrdiff_t>(at),
-                                                                      whole.begin() + static_cast<std::ptrdiff_t>(at + piece))});
+      queue_.push_back(
+          {record_kind::fragment, std::vector<std::byte>(whole.begin() + static_cast<std::ptrdiff_t>(at),
+                                                         whole.begin() + static_cast<std::ptrdiff_t>(at + piece))});
       at += piece;
     }
     if (at == 0) {
@@ -219,8 +218,9 @@ expected<std::vector<std::byte>> connection::request(record_kind kind, std::span
   if (reading_connection == this) {
     // An actor running on this link's reader (see cell::enqueue) would wait for
     // an answer that only this very thread can read.
-    return error(errc::would_block, "lookup/spawn over a link from a handler that runs on that link's reader; "
-                                    "call it from on_start or a plain thread");
+    return error(errc::would_block,
+                 "lookup/spawn over a link from a handler that runs on that link's reader; "
+                 "call it from on_start or a plain thread");
   }
   auto wait = std::make_shared<control_wait>();
   std::uint64_t id;
@@ -392,7 +392,8 @@ std::optional<std::string> connection::handle(record_kind kind, std::span<const 
       std::vector<std::byte> result = kind == record_kind::lookup  ? node_.answer_lookup(body, request_id, ok)
                                       : kind == record_kind::spawn ? node_.answer_spawn(body, request_id, ok)
                                                                    : node_.answer_load(body, request_id, ok);
-      if (!ok) return "malformed control request (record kind " + std::to_string(static_cast<std::uint32_t>(kind)) + ")";
+      if (!ok)
+        return "malformed control request (record kind " + std::to_string(static_cast<std::uint32_t>(kind)) + ")";
       std::byte head[8];
       std::memcpy(head, &request_id, 8);
       const record_kind answer = kind == record_kind::lookup  ? record_kind::lookup_result
@@ -445,7 +446,8 @@ std::optional<std::string> connection::handle_message(std::span<const std::byte>
       // request gets an answer; a tell is dropped (at-most-once).
       if (request_id != 0) {
         remote_reply_sink<void>(read_context_.via, request_id)
-            .set(error(errc::actor_down, "troupe://" + node_.name() + "/" + std::to_string(target) + " is not running"));
+            .set(
+                error(errc::actor_down, "troupe://" + node_.name() + "/" + std::to_string(target) + " is not running"));
       }
       return std::nullopt;
     }

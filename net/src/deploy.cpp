@@ -136,8 +136,8 @@ std::vector<std::byte> node_core::answer_spawn(std::span<const std::byte> body, 
   };
   actor_factory factory = find_actor_factory(key);
   if (factory == nullptr) {
-    return fail(error(errc::not_registered, "node '" + config_.name + "' has no actor registered as " + key +
-                                                " (TROUPE_REGISTER_ACTOR)"));
+    return fail(error(errc::not_registered,
+                      "node '" + config_.name + "' has no actor registered as " + key + " (TROUPE_REGISTER_ACTOR)"));
   }
   try {
     auto spawned = factory(owner_, in);

@@ -186,8 +186,8 @@ class http_session {
     }
     if (ec == asio::error::operation_aborted) return error(errc::system_stopped, where + step + ": stopped");
     if (ec == http::error::body_limit || ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-      return error(errc::malformed_message, where + step + ": the answer is larger than " +
-                                                std::to_string(max_etcd_response_bytes) + " bytes");
+      return error(errc::malformed_message,
+                   where + step + ": the answer is larger than " + std::to_string(max_etcd_response_bytes) + " bytes");
     }
     if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
       return error(errc::connection_lost, where + step + ": etcd closed the connection");
@@ -689,7 +689,7 @@ struct etcd_watch::state {
     try {
       const json::object message = parse_object(line, "a watch message");
       if (const json::value* failure = message.if_contains("error")) {
-        std::string text = failure->is_object() ? string_field(failure->as_object(), "message")
+        std::string text = failure->is_object()   ? string_field(failure->as_object(), "message")
                            : failure->is_string() ? std::string(failure->as_string())
                                                   : std::string("(no message)");
         if (text.size() > 1024) text.resize(1024);
@@ -805,8 +805,9 @@ expected<std::unique_ptr<etcd_watch>> etcd_watch::open(const etcd_client& client
   expected<etcd_watch_batch> confirmation = s->parse(*first);
   if (!confirmation) return confirmation.error();
   if (!s->created) {
-    return error(errc::malformed_message, "etcd at " + client.url() + ": /v3/watch: the first message is not the "
-                                                                      "watch's confirmation");
+    return error(errc::malformed_message, "etcd at " + client.url() +
+                                              ": /v3/watch: the first message is not the "
+                                              "watch's confirmation");
   }
   // A confirmation carries no events; if one did, next() must not lose them.
   if (!confirmation->events.empty()) s->early = std::move(*confirmation);

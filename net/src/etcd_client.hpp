@@ -104,8 +104,7 @@ class etcd_client {
  public:
   // `url`: "http://host:port" (port defaults to 2379; a trailing '/' is fine).
   // Checks the URL only; nothing is contacted.
-  [[nodiscard]] static expected<etcd_client> create(const std::string& url,
-                                                    std::chrono::milliseconds request_timeout);
+  [[nodiscard]] static expected<etcd_client> create(const std::string& url, std::chrono::milliseconds request_timeout);
 
   [[nodiscard]] const std::string& url() const noexcept { return url_; }
   [[nodiscard]] std::chrono::milliseconds request_timeout() const noexcept { return timeout_; }

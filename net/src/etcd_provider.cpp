@@ -161,11 +161,11 @@ class etcd_provider final : public membership_provider {
 
   mutable std::mutex mutex_;
   std::condition_variable_any changed_;
-  bool running_ = false;                  // guarded by mutex_: between start() and stop()
-  std::int64_t lease_ = 0;                // guarded by mutex_
-  std::chrono::seconds ttl_{0};           // guarded by mutex_: as granted
-  std::set<std::string> names_;           // guarded by mutex_: the names this node holds
-  bool check_lease_now_ = false;          // guarded by mutex_: the watcher saw this node's key go
+  bool running_ = false;                     // guarded by mutex_: between start() and stop()
+  std::int64_t lease_ = 0;                   // guarded by mutex_
+  std::chrono::seconds ttl_{0};              // guarded by mutex_: as granted
+  std::set<std::string> names_;              // guarded by mutex_: the names this node holds
+  bool check_lease_now_ = false;             // guarded by mutex_: the watcher saw this node's key go
   std::stop_source* watch_cycle_ = nullptr;  // guarded by mutex_: the watcher's current list+watch
 
   // The watcher's thread only: what it has reported as members, by key.
@@ -197,8 +197,8 @@ expected<void> etcd_provider::start(const member& self, membership_events& event
   if (!valid_node_name(self.name)) return error(errc::no_such_node, "invalid node name '" + self.name + "'");
   if (auto endpoint = parse_endpoint(self.endpoint); !endpoint) return endpoint.error();
   if (config_.lease_ttl < 1s) {
-    return error(errc::no_such_node, "the etcd lease TTL must be at least 1 s (it is " +
-                                         std::to_string(config_.lease_ttl.count()) + " s)");
+    return error(errc::no_such_node,
+                 "the etcd lease TTL must be at least 1 s (it is " + std::to_string(config_.lease_ttl.count()) + " s)");
   }
   auto client = etcd_client::create(config_.etcd, config_.request_timeout);
   if (!client) return client.error();
@@ -239,7 +239,8 @@ void etcd_provider::stop() noexcept {
   // Not cancellable, but bounded by the request timeout: the others then see
   // this node leave now rather than a TTL later.
   if (auto revoked = client_->revoke_lease(lease); !revoked) {
-    log("could not revoke this node's lease (" + revoked.error().text() + "); the others will see it leave when "
+    log("could not revoke this node's lease (" + revoked.error().text() +
+        "); the others will see it leave when "
         "the lease expires");
   }
 }
@@ -387,8 +388,8 @@ expected<void> etcd_provider::follow(const std::stop_token& cycle, bool& watched
   auto listed = client_->get_prefix(members_prefix_, cycle);
   if (!listed) return listed.error();
   reconcile(*listed);
-  auto watch = etcd_watch::open(*client_, members_prefix_, etcd_prefix_end(members_prefix_), listed->revision + 1,
-                                cycle);
+  auto watch =
+      etcd_watch::open(*client_, members_prefix_, etcd_prefix_end(members_prefix_), listed->revision + 1, cycle);
   if (!watch) return watch.error();
   const auto since = steady::now();
   for (;;) {

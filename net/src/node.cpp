@@ -139,8 +139,8 @@ expected<detail::cell_ptr> node::lookup_cell(std::string_view uri, const detail:
     // A cluster-wide name: find its holder, then look it up there.
     detail::cluster_core* cluster = core_->cluster();
     if (cluster == nullptr) {
-      return error(errc::no_such_name, "'" + std::string(uri) +
-                                           "' is a cluster-wide name, and node '" + core_->name() + "' is in no cluster");
+      return error(errc::no_such_name, "'" + std::string(uri) + "' is a cluster-wide name, and node '" + core_->name() +
+                                           "' is in no cluster");
     }
     const std::string name(uri);
     auto owner = cluster->name_owner(name, until);
@@ -240,7 +240,8 @@ expected<void> node::subscribe_members_impl(std::function<void(const member_up&)
   return {};
 }
 
-expected<void> node::publish_global_cell(std::string global_name, detail::cell* c, const detail::protocol_table& table) {
+expected<void> node::publish_global_cell(std::string global_name, detail::cell* c,
+                                         const detail::protocol_table& table) {
   detail::cluster_core* cluster = core_->cluster();
   if (cluster == nullptr) return not_in_cluster(name());
   if (c == nullptr) return error(errc::no_such_actor, "publish_global() of an empty ref");
@@ -303,7 +304,8 @@ expected<detail::cell_ptr> node::spawn_remote(anywhere_t, const std::string& key
     if (spawned) return spawned;
     refusals += "; " + chosen.name + ": " + spawned.error().text();
   }
-  return error(errc::not_registered, "no member could spawn " + key + (refusals.empty() ? std::string(" (none has it registered)") : refusals));
+  return error(errc::not_registered, "no member could spawn " + key +
+                                         (refusals.empty() ? std::string(" (none has it registered)") : refusals));
 }
 
 // --- run ------------------------------------------------------------------------------------
@@ -342,7 +344,8 @@ int run(int argc, char** argv, const std::function<int()>& main_fn, const std::f
     if (child_setup) child_setup(n);
     auto link = n.connect(parent);
     if (!link) {
-      std::cerr << "troupe: child node '" << n.name() << "' could not join '" << parent << "': " << link.error() << '\n';
+      std::cerr << "troupe: child node '" << n.name() << "' could not join '" << parent << "': " << link.error()
+                << '\n';
       return 1;
     }
     n.core().wait_for_stop();

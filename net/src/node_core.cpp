@@ -82,8 +82,8 @@ void node_core::log(const std::string& line) const noexcept {
 void node_core::start() {
   host_ = host_id();
   if (!valid_node_name(config_.name)) {
-    throw troupe_error(error(errc::no_such_node, "invalid node name '" + config_.name +
-                                                     "' (letters, digits, '-', '_', '.'; at most 64)"));
+    throw troupe_error(error(errc::no_such_node,
+                             "invalid node name '" + config_.name + "' (letters, digits, '-', '_', '.'; at most 64)"));
   }
   auto dir = prepare_runtime_dir(config_.runtime_dir);
   if (!dir) throw troupe_error(dir.error());
@@ -168,7 +168,8 @@ expected<void> check_same_user(int socket, pid_t& pid) {
 expected<std::shared_ptr<connection>> node_core::dial(const std::string& node_name) {
   const time_limit until = std::chrono::steady_clock::now() + config_.connect_timeout;
   auto socket = connect_unix(socket_path(runtime_dir_, node_name));
-  if (!socket) return error(errc::no_such_node, "no node '" + node_name + "' on this host (" + socket.error().text() + ")");
+  if (!socket)
+    return error(errc::no_such_node, "no node '" + node_name + "' on this host (" + socket.error().text() + ")");
   pid_t pid = 0;
   if (auto ok = check_same_user(socket->get(), pid); !ok) return ok.error();
   const std::vector<std::byte> mine = hello();
@@ -178,7 +179,8 @@ expected<std::shared_ptr<connection>> node_core::dial(const std::string& node_na
   auto theirs = parse_shm_hello(*theirs_bytes);
   if (!theirs) {
     const std::string_view text(reinterpret_cast<const char*>(theirs_bytes->data()), theirs_bytes->size());
-    if (text.starts_with("refused: ")) return error(errc::connection_lost, "node '" + node_name + "' " + std::string(text));
+    if (text.starts_with("refused: "))
+      return error(errc::connection_lost, "node '" + node_name + "' " + std::string(text));
     return theirs.error();
   }
   if (theirs->name != node_name) {
@@ -671,7 +673,8 @@ cell_ptr node_core::proxy_for(const std::shared_ptr<connection>& via, std::uint6
     std::lock_guard lock(exports_mutex_);
     if (auto it = proxies_.find(key); it != proxies_.end()) return it->second;
     const peer_info& peer = *via->peer();
-    fresh = table.make_proxy(owner_, via, wire_address{peer.name, peer.incarnation, remote_id, peer.host, peer.endpoint});
+    fresh =
+        table.make_proxy(owner_, via, wire_address{peer.name, peer.incarnation, remote_id, peer.host, peer.endpoint});
     result = cell_ptr(fresh);
     // Registered only while the link is alive; connection_lost() sweeps this map
     // under the same lock after clearing `alive`.

@@ -36,11 +36,11 @@
 
 #include "cluster_core.hpp"
 #include "os.hpp"
+#include "tcp.hpp"
 #include "troupe/mailbox/cache_line.hpp"
 #include "troupe/mailbox/spsc_ring.hpp"
 #include "troupe/net/detail/remote.hpp"
 #include "troupe/net/node.hpp"
-#include "tcp.hpp"
 #include "wire.hpp"
 
 namespace troupe::detail {
@@ -74,11 +74,11 @@ constexpr bool carries_user_message(record_kind kind) noexcept {
 struct peer_info {
   std::string name;
   std::uint64_t incarnation = 0;
-  pid_t pid = 0;                // from SO_PEERCRED
+  pid_t pid = 0;                           // from SO_PEERCRED
   std::atomic<bool> spawned_by_us{false};  // spawn_node started it
-  std::uint64_t anchor_id = 0;  // the peer's anchor actor
-  std::uint64_t host = 0;       // its host_id() (wire.hpp)
-  std::string endpoint;         // its TCP endpoint, if it listens
+  std::uint64_t anchor_id = 0;             // the peer's anchor actor
+  std::uint64_t host = 0;                  // its host_id() (wire.hpp)
+  std::string endpoint;                    // its TCP endpoint, if it listens
   std::atomic<bool> alive{true};
 };
 
@@ -122,8 +122,7 @@ class write_lock {
 // tcp.hpp). A subclass's reader calls handle() for each whole record.
 class connection : public std::enable_shared_from_this<connection> {
  public:
-  connection(node_core& node, std::shared_ptr<peer_info> peer,
-             schema_map peer_schema);
+  connection(node_core& node, std::shared_ptr<peer_info> peer, schema_map peer_schema);
   virtual ~connection() = default;
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
@@ -224,11 +223,11 @@ class connection : public std::enable_shared_from_this<connection> {
   envelope* chain_newest_ = nullptr;
   envelope* chain_oldest_ = nullptr;
   void flush_chain() noexcept;
-  wire_context read_context_;       // the reader's: this node, this link
+  wire_context read_context_;  // the reader's: this node, this link
   bool run_inline_ = false;
-  std::size_t batch_limit_ = 1;     // records per batch (begin_reading)
-  std::size_t batched_ = 0;         // records handled since the last run_batch()
-  std::vector<cell*> ready_;        // actors to run after the current batch (run_inline_); see cell::enqueue
+  std::size_t batch_limit_ = 1;  // records per batch (begin_reading)
+  std::size_t batched_ = 0;      // records handled since the last run_batch()
+  std::vector<cell*> ready_;     // actors to run after the current batch (run_inline_); see cell::enqueue
   // The last message type a sender found in the peer's schema with our fingerprint.
   std::atomic<std::uint64_t> checked_type_{0};
 
@@ -255,7 +254,9 @@ class shm_connection final : public connection {
   [[nodiscard]] int liveness_socket() const noexcept override { return socket_.get(); }
   void on_hangup() noexcept override;
   [[nodiscard]] std::string describe() const override;
-  [[nodiscard]] exit_reason loss_reason(const std::string& why) const override { return exit_reason::process_down(why); }
+  [[nodiscard]] exit_reason loss_reason(const std::string& why) const override {
+    return exit_reason::process_down(why);
+  }
   // Tests that play a hostile peer (net/include/troupe/net/testing.hpp).
   [[nodiscard]] spsc_ring& outbound_ring_for_tests() noexcept { return out_; }
 
@@ -393,7 +394,7 @@ class node_core {
   expected<std::shared_ptr<connection>> dial(const std::string& node_name);
   std::vector<std::byte> hello() const;
   std::shared_ptr<connection> find_link(const std::string& name);  // under links_mutex_
-  tcp_transport& tcp();  // started on first use
+  tcp_transport& tcp();                                            // started on first use
   void wake_control() noexcept;
   void reap() noexcept;
 
@@ -424,8 +425,8 @@ class node_core {
     bool exited = false;
   };
   std::vector<child_process> children_;
-  std::mutex dial_mutex_;  // one dial at a time
-  std::set<std::string> dialing_;  // TCP dials by name in progress (under links_mutex_)
+  std::mutex dial_mutex_;                    // one dial at a time
+  std::set<std::string> dialing_;            // TCP dials by name in progress (under links_mutex_)
   std::set<std::string> dialing_endpoints_;  // ... and by endpoint
   // Where named nodes were last known to be: (host, endpoint) (under links_mutex_).
   std::map<std::string, std::pair<std::uint64_t, std::string>> contacts_;

@@ -73,8 +73,8 @@ bool make_dir_0700(const std::string& path) {
 bool valid_node_name(std::string_view name) noexcept {
   if (name.empty() || name.size() > 64 || name == "." || name == "..") return false;
   for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                    c == '_' || c == '.';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
     if (!ok) return false;
   }
   return true;
@@ -95,8 +95,8 @@ expected<std::string> prepare_runtime_dir(const std::string& configured) {
   struct stat st {};
   if (::lstat(dir.c_str(), &st) != 0) return error(errc::no_such_node, errno_text(("stat " + dir).c_str()));
   if (!S_ISDIR(st.st_mode) || st.st_uid != ::getuid() || (st.st_mode & 077) != 0) {
-    return error(errc::no_such_node, "runtime directory " + dir +
-                                         " must be a directory owned by this user with mode 0700 (it is not)");
+    return error(errc::no_such_node,
+                 "runtime directory " + dir + " must be a directory owned by this user with mode 0700 (it is not)");
   }
   return dir;
 }
@@ -125,7 +125,8 @@ expected<unique_fd> connect_unix(const std::string& path) {
     rc = ::connect(s.get(), reinterpret_cast<const sockaddr*>(&*address), sizeof(sockaddr_un));
   } while (rc != 0 && errno == EINTR);
   if (rc != 0) {
-    if (errno == ENOENT || errno == ECONNREFUSED) return error(errc::no_such_node, errno_text(("connect " + path).c_str()));
+    if (errno == ENOENT || errno == ECONNREFUSED)
+      return error(errc::no_such_node, errno_text(("connect " + path).c_str()));
     return os_error("connect");
   }
   return s;
@@ -276,8 +277,8 @@ expected<mapped_memory> map_shared_memory(int fd, std::size_t bytes) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return os_error("fstat");
   if (st.st_size < 0 || static_cast<std::size_t>(st.st_size) != bytes) {
-    return error(errc::malformed_message, "shared memory of " + std::to_string(st.st_size) + " bytes, expected " +
-                                              std::to_string(bytes));
+    return error(errc::malformed_message,
+                 "shared memory of " + std::to_string(st.st_size) + " bytes, expected " + std::to_string(bytes));
   }
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) return os_error("mmap");

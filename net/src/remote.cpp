@@ -84,8 +84,8 @@ std::error_code send_message(const std::shared_ptr<connection>& via, std::uint64
     std::memcpy(head + 16, &request_id, 8);
     const std::error_code ec = request_id == 0 ? via->write(record_kind::tell, {head, 16}, payload)
                                                : via->write(record_kind::message, head, payload);
-    if (ec && request_id != 0) via->fail_pending(request_id, error(static_cast<errc>(ec.value()), "not sent to " +
-                                                                                           via->describe()));
+    if (ec && request_id != 0)
+      via->fail_pending(request_id, error(static_cast<errc>(ec.value()), "not sent to " + via->describe()));
     return ec;
   } catch (...) {
     return fail(errc::connection_lost, "out of memory while sending");
@@ -189,12 +189,24 @@ bool decode_reason(wire_reader& in, exit_reason& reason) {
   std::string text, type;
   if (!in.read_scalar(kind) || !troupe::decode(in, text) || !troupe::decode(in, type)) return false;
   switch (static_cast<exit_reason::kind>(kind)) {
-    case exit_reason::kind::normal: reason = exit_reason::normal(); return true;
-    case exit_reason::kind::shutdown: reason = exit_reason::shutdown(); return true;
-    case exit_reason::kind::killed: reason = exit_reason::killed(); return true;
-    case exit_reason::kind::error: reason = exit_reason::error(std::move(text), std::move(type)); return true;
-    case exit_reason::kind::process_down: reason = exit_reason::process_down(std::move(text)); return true;
-    case exit_reason::kind::node_down: reason = exit_reason::node_down(std::move(text)); return true;
+    case exit_reason::kind::normal:
+      reason = exit_reason::normal();
+      return true;
+    case exit_reason::kind::shutdown:
+      reason = exit_reason::shutdown();
+      return true;
+    case exit_reason::kind::killed:
+      reason = exit_reason::killed();
+      return true;
+    case exit_reason::kind::error:
+      reason = exit_reason::error(std::move(text), std::move(type));
+      return true;
+    case exit_reason::kind::process_down:
+      reason = exit_reason::process_down(std::move(text));
+      return true;
+    case exit_reason::kind::node_down:
+      reason = exit_reason::node_down(std::move(text));
+      return true;
   }
   in.fail("unknown exit reason kind " + std::to_string(kind));
   return false;

@@ -13,8 +13,8 @@
 #include <future>
 #include <limits>
 #include <map>
-#include <set>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "node_core.hpp"
@@ -78,10 +78,9 @@ class handshake_io {
 
   expected<void> connect(const tcp::resolver::results_type& endpoints) {
     auto [ec, n] = run([&](auto done) {
-      asio::async_connect(stream_.plain, endpoints,
-                          asio::bind_executor(strand_, [done](boost::system::error_code e, const tcp::endpoint&) {
-                            done(e, 0);
-                          }));
+      asio::async_connect(
+          stream_.plain, endpoints,
+          asio::bind_executor(strand_, [done](boost::system::error_code e, const tcp::endpoint&) { done(e, 0); }));
     });
     if (ec) return failure("connect", ec);
     return {};
@@ -89,9 +88,8 @@ class handshake_io {
 
   expected<void> tls_handshake(ssl::stream_base::handshake_type type) {
     auto [ec, n] = run([&](auto done) {
-      stream_.tls->async_handshake(type, asio::bind_executor(strand_, [done](boost::system::error_code e) {
-                                     done(e, 0);
-                                   }));
+      stream_.tls->async_handshake(type,
+                                   asio::bind_executor(strand_, [done](boost::system::error_code e) { done(e, 0); }));
     });
     if (ec) return failure("TLS handshake", ec);
     return {};
@@ -101,9 +99,7 @@ class handshake_io {
     std::vector<std::byte> bytes;
     append_frame(bytes, kind, head, body);
     auto [ec, n] = run([&](auto done) {
-      stream_.visit([&](auto& s) {
-        asio::async_write(s, asio::buffer(bytes), asio::bind_executor(strand_, done));
-      });
+      stream_.visit([&](auto& s) { asio::async_write(s, asio::buffer(bytes), asio::bind_executor(strand_, done)); });
     });
     if (ec) return failure("send", ec);
     return {};
@@ -164,7 +160,8 @@ class handshake_io {
 
   error failure(const char* step, const boost::system::error_code& ec) const {
     if (ec == asio::error::timed_out) return error(errc::timeout, std::string(step) + ": no answer in time");
-    if (ec == asio::error::eof) return error(errc::connection_lost, std::string(step) + ": the peer closed the connection");
+    if (ec == asio::error::eof)
+      return error(errc::connection_lost, std::string(step) + ": the peer closed the connection");
     // With TLS, a refused certificate shows up as an alert at the next read.
     const bool tls = ec.category() == asio::error::get_ssl_category() || ec == ssl::error::stream_truncated;
     return error(errc::connection_lost, std::string(step) + ": " + (tls ? "TLS: " : "") + text_of(ec));
@@ -251,8 +248,7 @@ struct tcp_transport::impl {
 class tcp_connection final : public connection {
  public:
   tcp_connection(node_core& node, tcp_transport::impl& transport, std::unique_ptr<tcp_stream> stream,
-                 std::vector<std::byte> leftover, std::shared_ptr<peer_info> peer,
-                 schema_map schema)
+                 std::vector<std::byte> leftover, std::shared_ptr<peer_info> peer, schema_map schema)
       : connection(node, std::move(peer), std::move(schema)),
         transport_(transport),
         strand_(asio::make_strand(transport.io)),
@@ -461,7 +457,7 @@ class tcp_connection final : public connection {
     auto buffer = asio::buffer(in_.data() + in_used_, in_.size() - in_used_);
     stream_->visit([&](auto& s) {
       s.async_read_some(buffer, asio::bind_executor(strand_, [self = self()](boost::system::error_code ec,
-                                                                            std::size_t n) { self->on_read(ec, n); }));
+                                                                             std::size_t n) { self->on_read(ec, n); }));
     });
   }
 
@@ -829,7 +825,7 @@ class tcp_connection final : public connection {
   // Strand only.
   std::vector<std::byte> in_;  // TLS: the strand's read buffer; plain: the leftover until read_loop takes it
   std::size_t in_used_ = 0;
-  bool reads_directly_ = false;  // plain TCP: read_loop reads; set in start()
+  bool reads_directly_ = false;              // plain TCP: read_loop reads; set in start()
   std::atomic<bool> deliberate_end_{false};  // ended on purpose here (close(), a defect): no re-dial
   std::vector<std::byte> sending_;
   clock_type::time_point last_heartbeat_sent_;
@@ -851,9 +847,9 @@ class tcp_connection final : public connection {
   std::mutex inbox_mutex_;
   std::condition_variable inbox_changed_;
   std::deque<delivery> inbox_;
-  std::size_t inbox_bytes_ = 0;   // of the deliveries queued
+  std::size_t inbox_bytes_ = 0;  // of the deliveries queued
   std::size_t inbox_high_water_ = 0;
-  bool reading_paused_ = false;   // the strand stopped reading until the inbox drains
+  bool reading_paused_ = false;  // the strand stopped reading until the inbox drains
   std::vector<std::vector<std::byte>> spare_;
   bool inbox_closed_ = false;
   bool said_goodbye_ = false;
@@ -876,7 +872,8 @@ tcp_transport::tcp_transport(node_core& node) : impl_(std::make_unique<impl>(nod
   impl& s = *impl_;
   const node_config& cfg = s.config;
   if (!cfg.cookie.empty()) {
-    if (cfg.cookie.size() < 16) throw troupe_error(error(errc::connection_lost, "the cookie must have at least 16 characters"));
+    if (cfg.cookie.size() < 16)
+      throw troupe_error(error(errc::connection_lost, "the cookie must have at least 16 characters"));
     s.cookie = cfg.cookie;
   } else {
     auto cookie = load_cookie(cfg.cookie_file.empty() ? default_cookie_path() : cfg.cookie_file,
@@ -894,8 +891,8 @@ tcp_transport::tcp_transport(node_core& node) : impl_(std::make_unique<impl>(nod
       s.tls->load_verify_file(cfg.tls.ca_file);
       s.tls->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
     } catch (const std::exception& e) {
-      throw troupe_error(error(errc::connection_lost, std::string("TLS set-up failed (certificate, key or CA file): ") +
-                                                          e.what()));
+      throw troupe_error(
+          error(errc::connection_lost, std::string("TLS set-up failed (certificate, key or CA file): ") + e.what()));
     }
   }
   if (!cfg.listen.empty()) {
@@ -1069,10 +1066,12 @@ void tcp_transport::impl::handshake_accepted(tcp::socket socket) noexcept {
     }
     auto challenge = io_steps.receive(64);
     if (!challenge) return refuse("no challenge: " + challenge.error().text(), "no challenge");
-    if (challenge->kind != static_cast<std::uint32_t>(tcp_kind::challenge)) return refuse("no challenge", "no challenge");
+    if (challenge->kind != static_cast<std::uint32_t>(tcp_kind::challenge))
+      return refuse("no challenge", "no challenge");
     auto theirs = parse_challenge(challenge->body);
     if (!theirs) return refuse(theirs.error().text(), theirs.error().text());
-    if (is_own(*theirs)) return refuse("a reflected challenge (one of this node's own nonces)", "authentication failed");
+    if (is_own(*theirs))
+      return refuse("a reflected challenge (one of this node's own nonces)", "authentication failed");
     auto proof = io_steps.receive(max_handshake_frame);
     if (!proof) return refuse("no proof: " + proof.error().text(), "no proof");
     if (proof->kind != static_cast<std::uint32_t>(tcp_kind::proof) || proof->body.size() < 32) {
@@ -1130,7 +1129,9 @@ expected<std::shared_ptr<connection>> tcp_transport::impl::dial(const std::strin
   auto unreachable = [&](const error& e) {
     // A TLS alert (our certificate refused) is a refusal, not an absent node.
     const bool tls_refusal = e.text().find("TLS: ") != std::string::npos;
-    return error(e.code() == errc::timeout ? errc::timeout : tls_refusal ? errc::connection_lost : errc::no_such_node,
+    return error(e.code() == errc::timeout ? errc::timeout
+                 : tls_refusal             ? errc::connection_lost
+                                           : errc::no_such_node,
                  "no node reachable at " + where + " (" + e.text() + ")");
   };
   if (auto ok = io_steps.connect(endpoints); !ok) return unreachable(ok.error());
@@ -1167,7 +1168,8 @@ expected<std::shared_ptr<connection>> tcp_transport::impl::dial(const std::strin
   auto answer = io_steps.receive(max_handshake_frame);
   if (!answer) return error(errc::connection_lost, "no welcome from " + where + ": " + answer.error().text());
   if (answer->kind == static_cast<std::uint32_t>(tcp_kind::refusal)) {
-    std::string text(reinterpret_cast<const char*>(answer->body.data()), std::min<std::size_t>(answer->body.size(), 512));
+    std::string text(reinterpret_cast<const char*>(answer->body.data()),
+                     std::min<std::size_t>(answer->body.size(), 512));
     if (text.starts_with("already linked") || text.starts_with("simultaneous dial")) {
       // The other direction's link is (about to be) the one: use it.
       auto c = expected_name.empty() ? node.await_endpoint(where, until) : node.await_link(expected_name, until);
@@ -1197,8 +1199,8 @@ expected<std::shared_ptr<connection>> tcp_transport::impl::dial(const std::strin
   return c;
 }
 
-expected<std::shared_ptr<connection>> tcp_transport::dial(const std::string& endpoint,
-                                                          const std::string& expected_name, time_limit until) {
+expected<std::shared_ptr<connection>> tcp_transport::dial(const std::string& endpoint, const std::string& expected_name,
+                                                          time_limit until) {
   try {
     return impl_->dial(endpoint, expected_name, until);
   } catch (const troupe_error& e) {
@@ -1245,8 +1247,8 @@ std::optional<error> tcp_transport::unreachable(const std::string& name) const {
   if (it == impl_->redials.end()) return std::nullopt;
   const auto now = clock_type::now();
   const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(now - it->second.since).count();
-  const auto next = std::max<std::int64_t>(
-      0, std::chrono::duration_cast<std::chrono::milliseconds>(it->second.next - now).count());
+  const auto next =
+      std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(it->second.next - now).count());
   return error(errc::connection_lost, "node '" + name + "' is unreachable (link lost " + std::to_string(since) +
                                           " ms ago; re-dialing " + it->second.endpoint + ", next attempt in " +
                                           std::to_string(next) + " ms; last: " + it->second.last_error + ")");

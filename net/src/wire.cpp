@@ -112,8 +112,8 @@ void append_frame(std::vector<std::byte>& out, std::uint32_t kind, std::span<con
   if (!body.empty()) std::memcpy(p + frame_head_bytes + head.size(), body.data(), body.size());
 }
 
-frame_status next_frame(std::span<const std::byte> bytes, std::size_t& offset, std::size_t max_body,
-                        frame_view& out, std::string& defect) {
+frame_status next_frame(std::span<const std::byte> bytes, std::size_t& offset, std::size_t max_body, frame_view& out,
+                        std::string& defect) {
   if (offset > bytes.size()) {
     defect = "frame offset past the buffer";
     return frame_status::defect;

@@ -43,9 +43,10 @@ struct hello_info {
   std::uint64_t ring_bytes = 0;  // shared memory: the dialer's ring size; TCP: 0
   std::uint64_t host = 0;        // host_id() of the node
   std::string endpoint;          // its TCP listening endpoint ("tcp://10.0.0.2:4000"), or empty
-  schema_map schema;  // message type id -> fingerprint
+  schema_map schema;             // message type id -> fingerprint
 };
-std::vector<std::byte> encode_hello(const hello_info& h, std::span<const std::pair<std::uint64_t, std::uint64_t>> schema);
+std::vector<std::byte> encode_hello(const hello_info& h,
+                                    std::span<const std::pair<std::uint64_t, std::uint64_t>> schema);
 // Checks magic, version, name, lengths and counts; ring size and endpoint are
 // checked by the transport that uses them.
 expected<hello_info> parse_hello(std::span<const std::byte> bytes);
@@ -74,8 +75,8 @@ struct frame_view {
 enum class frame_status { frame, incomplete, defect };
 // The frame at `offset` in `bytes` (advancing offset past it), or incomplete
 // (wait for more bytes), or defect (a body longer than max_body: `defect` says so).
-frame_status next_frame(std::span<const std::byte> bytes, std::size_t& offset, std::size_t max_body,
-                        frame_view& out, std::string& defect);
+frame_status next_frame(std::span<const std::byte> bytes, std::size_t& offset, std::size_t max_body, frame_view& out,
+                        std::string& defect);
 
 // --- authentication ------------------------------------------------------------------
 using nonce = std::array<std::byte, 32>;

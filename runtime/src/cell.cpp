@@ -15,8 +15,8 @@
 
 #include "system_state.hpp"
 #include "troupe/runtime/actor.hpp"
-#include "troupe/runtime/signals.hpp"
 #include "troupe/runtime/detail/typed_cell.hpp"
+#include "troupe/runtime/signals.hpp"
 #include "troupe/runtime/system.hpp"
 
 namespace troupe::detail {
@@ -284,7 +284,8 @@ void cell::run_claimed(std::vector<cell*>& run_here) noexcept {
 }
 
 std::error_code cell::enqueue(envelope* e, std::vector<cell*>* run_here) noexcept {
-  if (forwards_ && e->index != envelope::system_index) [[unlikely]] return forward(e);
+  if (forwards_ && e->index != envelope::system_index) [[unlikely]]
+    return forward(e);
   const bool counted = bound_ != nullptr && e->index != envelope::system_index;
   if (counted) {
     // An actor's worker must not block: only plain threads wait for room.
@@ -682,17 +683,11 @@ void cell::notify_supervisor(const exit_reason& reason, bool is_final) noexcept 
 
 void cell::own_executor(std::unique_ptr<owned_executor> exec) { extras().executor = std::move(exec); }
 
-void cell::post_restart(std::uint64_t incarnation) noexcept {
-  post<restart_envelope>(*this, incarnation);
-}
+void cell::post_restart(std::uint64_t incarnation) noexcept { post<restart_envelope>(*this, incarnation); }
 
-void cell::post_terminate(const exit_reason& reason) noexcept {
-  post<terminate_envelope>(*this, reason, true);
-}
+void cell::post_terminate(const exit_reason& reason) noexcept { post<terminate_envelope>(*this, reason, true); }
 
-void cell::post_pause(const exit_reason& reason) noexcept {
-  post<terminate_envelope>(*this, reason, false);
-}
+void cell::post_pause(const exit_reason& reason) noexcept { post<terminate_envelope>(*this, reason, false); }
 
 bool cell::supervised() const noexcept { return extras_ != nullptr && extras_->supervisor; }
 

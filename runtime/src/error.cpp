@@ -7,23 +7,40 @@ namespace troupe {
 
 const char* to_string(errc e) noexcept {
   switch (e) {
-    case errc::ok: return "ok";
-    case errc::timeout: return "timeout";
-    case errc::actor_down: return "actor_down";
-    case errc::no_such_actor: return "no_such_actor";
-    case errc::request_dropped: return "request_dropped";
-    case errc::system_stopped: return "system_stopped";
-    case errc::would_block: return "would_block";
-    case errc::mailbox_full: return "mailbox_full";
-    case errc::no_such_node: return "no_such_node";
-    case errc::no_such_name: return "no_such_name";
-    case errc::protocol_mismatch: return "protocol_mismatch";
-    case errc::malformed_message: return "malformed_message";
-    case errc::connection_lost: return "connection_lost";
-    case errc::not_registered: return "not_registered";
-    case errc::peer_overloaded: return "peer_overloaded";
-    case errc::name_in_use: return "name_in_use";
-    case errc::name_taken: return "name_taken";
+    case errc::ok:
+      return "ok";
+    case errc::timeout:
+      return "timeout";
+    case errc::actor_down:
+      return "actor_down";
+    case errc::no_such_actor:
+      return "no_such_actor";
+    case errc::request_dropped:
+      return "request_dropped";
+    case errc::system_stopped:
+      return "system_stopped";
+    case errc::would_block:
+      return "would_block";
+    case errc::mailbox_full:
+      return "mailbox_full";
+    case errc::no_such_node:
+      return "no_such_node";
+    case errc::no_such_name:
+      return "no_such_name";
+    case errc::protocol_mismatch:
+      return "protocol_mismatch";
+    case errc::malformed_message:
+      return "malformed_message";
+    case errc::connection_lost:
+      return "connection_lost";
+    case errc::not_registered:
+      return "not_registered";
+    case errc::peer_overloaded:
+      return "peer_overloaded";
+    case errc::name_in_use:
+      return "name_in_use";
+    case errc::name_taken:
+      return "name_taken";
   }
   return "unknown";
 }
@@ -51,12 +68,18 @@ std::ostream& operator<<(std::ostream& out, const error& e) { return out << e.to
 
 const char* to_string(exit_reason::kind k) noexcept {
   switch (k) {
-    case exit_reason::kind::normal: return "normal";
-    case exit_reason::kind::shutdown: return "shutdown";
-    case exit_reason::kind::killed: return "killed";
-    case exit_reason::kind::error: return "error";
-    case exit_reason::kind::process_down: return "process_down";
-    case exit_reason::kind::node_down: return "node_down";
+    case exit_reason::kind::normal:
+      return "normal";
+    case exit_reason::kind::shutdown:
+      return "shutdown";
+    case exit_reason::kind::killed:
+      return "killed";
+    case exit_reason::kind::error:
+      return "error";
+    case exit_reason::kind::process_down:
+      return "process_down";
+    case exit_reason::kind::node_down:
+      return "node_down";
   }
   return "unknown";
 }

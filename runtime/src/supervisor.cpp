@@ -24,11 +24,11 @@ namespace detail {
 struct child_entry {
   std::shared_ptr<child_spec> spec;
   cell_ptr cell;
-  bool running = false;        // started and not ended for good
-  bool awaiting = false;       // exited, waiting for a (delayed) restart
-  bool dynamic = false;        // added by start_child (or a pool)
-  std::uint64_t incarnation = 0;  // the child's life we last ordered (post_restart)
-  std::uint64_t restarts = 0;  // lifetime
+  bool running = false;                                      // started and not ended for good
+  bool awaiting = false;                                     // exited, waiting for a (delayed) restart
+  bool dynamic = false;                                      // added by start_child (or a pool)
+  std::uint64_t incarnation = 0;                             // the child's life we last ordered (post_restart)
+  std::uint64_t restarts = 0;                                // lifetime
   std::deque<std::chrono::steady_clock::time_point> recent;  // this child's restarts, for backoff
 };
 
@@ -169,7 +169,8 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
       // same mailboxes); a top-level one ends them for good.
       begin_shutdown(exit_reason::error("restart intensity exceeded: " + std::to_string(times.size()) +
                                         " restarts within " + std::to_string(state_->spec.within.count()) +
-                                        " ms; last: child '" + entry->spec->id + "' " + reason.to_string()), cell()->supervised());
+                                        " ms; last: child '" + entry->spec->id + "' " + reason.to_string()),
+                     cell()->supervised());
       return;
     }
     // Which children restart: the strategy.
@@ -474,8 +475,8 @@ detail::cell* supervisor_ref::find_child(std::string_view id, const std::type_in
   for (auto& c : state->children) {
     if (c.spec->id != id) continue;
     if (c.spec->protocol != std::type_index(protocol)) {
-      throw troupe_error(error(errc::no_such_actor, "supervisor child '" + std::string(id) +
-                                                        "' does not speak the requested protocol"));
+      throw troupe_error(error(errc::no_such_actor,
+                               "supervisor child '" + std::string(id) + "' does not speak the requested protocol"));
     }
     return c.cell.get();
   }

@@ -118,8 +118,7 @@ std::size_t system_state::live() const {
   return live_;
 }
 
-std::uint64_t system_state::arm_ask_timeout(cell* asker, std::uint64_t request_id,
-                                            std::chrono::nanoseconds timeout) {
+std::uint64_t system_state::arm_ask_timeout(cell* asker, std::uint64_t request_id, std::chrono::nanoseconds timeout) {
   return timers->schedule(timeout, std::chrono::nanoseconds::zero(), [target = cell_ptr(asker), request_id] {
     (void)target->enqueue(new ask_timeout_envelope(request_id));
     return true;

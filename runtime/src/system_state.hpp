@@ -56,7 +56,6 @@ class detached_executor final : public executor {
   std::thread thread_;
 };
 
-
 class system_state {
  public:
   explicit system_state(const config& cfg);
@@ -87,7 +86,7 @@ class system_state {
   config cfg;
   std::atomic<bool> refusing_spawns{false};
   std::shared_ptr<timer_service> timers;
-  std::unique_ptr<scheduler> workers;   // threaded mode
+  std::unique_ptr<scheduler> workers;       // threaded mode
   std::unique_ptr<manual_executor> manual;  // deterministic mode
 
  private:

@@ -79,8 +79,7 @@ bool timer_service::cancel(std::uint64_t id) {
   return was_pending;  // `removed` is destroyed outside the lock
 }
 
-std::optional<std::pair<timer_service::key, timer_service::entry>> timer_service::pop_due(
-    clock::time_point limit) {
+std::optional<std::pair<timer_service::key, timer_service::entry>> timer_service::pop_due(clock::time_point limit) {
   if (by_deadline_.empty() || by_deadline_.begin()->first.first > limit) return std::nullopt;
   auto node = by_deadline_.extract(by_deadline_.begin());
   deadline_of_.erase(node.key().second);

@@ -31,8 +31,7 @@ class timer_service {
 
   // Runs `fire` at now()+delay, then every `period` if period > 0 for as long as
   // it returns true (a periodic send stops when its receiver is gone). Returns an id > 0.
-  std::uint64_t schedule(std::chrono::nanoseconds delay, std::chrono::nanoseconds period,
-                         std::function<bool()> fire);
+  std::uint64_t schedule(std::chrono::nanoseconds delay, std::chrono::nanoseconds period, std::function<bool()> fire);
   // True if the timer was pending (it will not fire again).
   bool cancel(std::uint64_t id);
   // Cancels everything and stops the thread. Idempotent.
@@ -67,7 +66,7 @@ class timer_service {
   std::map<key, entry> by_deadline_;
   std::unordered_map<std::uint64_t, clock::time_point> deadline_of_;
   std::uint64_t next_id_ = 1;
-  std::uint64_t firing_ = 0;             // id whose callback is running, 0 if none
+  std::uint64_t firing_ = 0;  // id whose callback is running, 0 if none
   bool firing_cancelled_ = false;
   std::thread::id firing_thread_{};
   bool stopped_ = false;

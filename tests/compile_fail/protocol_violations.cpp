@@ -6,8 +6,12 @@
 
 #include <troupe/troupe.hpp>
 
-struct deposit { long cents; };
-struct balance { using reply = long; };
+struct deposit {
+  long cents;
+};
+struct balance {
+  using reply = long;
+};
 using bank = troupe::protocol<deposit, balance>;
 
 struct bank_actor : troupe::actor<bank> {
@@ -17,7 +21,9 @@ struct bank_actor : troupe::actor<bank> {
 };
 
 // A message that cannot cross a process boundary (a raw pointer).
-struct with_pointer { int* where; };
+struct with_pointer {
+  int* where;
+};
 using local_only = troupe::protocol<with_pointer>;
 
 #if defined(TROUPE_CASE_MISSING_HANDLER)
@@ -34,7 +40,9 @@ int main() {
 #if defined(TROUPE_CASE_UNLISTED_TELL)
   (void)b.tell(42);  // an int is not in protocol<deposit, balance>
 #elif defined(TROUPE_CASE_UNLISTED_ASK)
-  struct audit { using reply = bool; };
+  struct audit {
+    using reply = bool;
+  };
   (void)b.ask(audit{}, std::chrono::seconds(1));
 #elif defined(TROUPE_CASE_ASK_WITHOUT_REPLY)
   (void)b.ask(deposit{1}, std::chrono::seconds(1));  // deposit names no reply type

@@ -9,8 +9,8 @@
 
 #include <array>
 #include <bit>
-#include <cstddef>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -156,41 +156,41 @@ struct message_case {
 
 // The first input byte picks one of these (or, past the end, a protocol message).
 // A change here renumbers seeds: rerun make_seeds (fuzz_seeds_current fails until then).
-using message_cases = std::tuple<
-    message_case<std::int64_t>,                                                       // 0
-    message_case<std::uint16_t>,                                                      // 1
-    message_case<bool>,                                                               // 2
-    message_case<color>,                                                              // 3
-    message_case<level>,                                                              // 4
-    message_case<char>,                                                               // 5
-    message_case<std::string>,                                                        // 6
-    message_case<std::vector<std::int32_t>>,                                          // 7
-    message_case<std::vector<bool>>,                                                  // 8
-    message_case<std::vector<std::string>>,                                           // 9
-    message_case<std::array<std::uint8_t, 16>>,                                       // 10
-    message_case<std::array<std::string, 2>>,                                         // 11
-    message_case<std::map<std::string, std::int64_t>, bytes_check::normalized>,       // 12
-    message_case<std::unordered_map<std::uint32_t, std::string>, bytes_check::unordered>,  // 13
-    message_case<std::set<std::int32_t>, bytes_check::normalized>,                    // 14
-    message_case<std::unordered_set<std::string>, bytes_check::unordered>,            // 15
-    message_case<std::optional<std::string>>,                                         // 16
-    message_case<std::variant<std::monostate, std::int32_t, std::string, point>>,     // 17
-    message_case<std::tuple<std::int8_t, std::string, bool>>,                         // 18
-    message_case<std::pair<std::uint32_t, std::vector<std::uint8_t>>>,                // 19
-    message_case<std::chrono::milliseconds>,                                          // 20
-    message_case<std::chrono::system_clock::time_point>,                              // 21
-    message_case<point>,                                                              // 22
-    message_case<std::vector<point>>,                                                 // 23
-    message_case<sample>,                                                             // 24
-    message_case<std::vector<sample>>,                                                // 25
-    message_case<padded>,                                                             // 26
-    message_case<money>,                                                              // 27
-    message_case<order, bytes_check::normalized>,                                     // 28
-    message_case<with_ref, bytes_check::normalized>,                                  // 29
-    message_case<std::optional<std::map<std::int16_t, std::vector<std::optional<bool>>>>,
-                 bytes_check::normalized>,                                            // 30
-    // A 1-byte encoding (nullopt) of a 257-byte element.
-    message_case<std::vector<std::optional<std::array<std::uint8_t, 256>>>>>;         // 31
+using message_cases =
+    std::tuple<message_case<std::int64_t>,                                                            // 0
+               message_case<std::uint16_t>,                                                           // 1
+               message_case<bool>,                                                                    // 2
+               message_case<color>,                                                                   // 3
+               message_case<level>,                                                                   // 4
+               message_case<char>,                                                                    // 5
+               message_case<std::string>,                                                             // 6
+               message_case<std::vector<std::int32_t>>,                                               // 7
+               message_case<std::vector<bool>>,                                                       // 8
+               message_case<std::vector<std::string>>,                                                // 9
+               message_case<std::array<std::uint8_t, 16>>,                                            // 10
+               message_case<std::array<std::string, 2>>,                                              // 11
+               message_case<std::map<std::string, std::int64_t>, bytes_check::normalized>,            // 12
+               message_case<std::unordered_map<std::uint32_t, std::string>, bytes_check::unordered>,  // 13
+               message_case<std::set<std::int32_t>, bytes_check::normalized>,                         // 14
+               message_case<std::unordered_set<std::string>, bytes_check::unordered>,                 // 15
+               message_case<std::optional<std::string>>,                                              // 16
+               message_case<std::variant<std::monostate, std::int32_t, std::string, point>>,          // 17
+               message_case<std::tuple<std::int8_t, std::string, bool>>,                              // 18
+               message_case<std::pair<std::uint32_t, std::vector<std::uint8_t>>>,                     // 19
+               message_case<std::chrono::milliseconds>,                                               // 20
+               message_case<std::chrono::system_clock::time_point>,                                   // 21
+               message_case<point>,                                                                   // 22
+               message_case<std::vector<point>>,                                                      // 23
+               message_case<sample>,                                                                  // 24
+               message_case<std::vector<sample>>,                                                     // 25
+               message_case<padded>,                                                                  // 26
+               message_case<money>,                                                                   // 27
+               message_case<order, bytes_check::normalized>,                                          // 28
+               message_case<with_ref, bytes_check::normalized>,                                       // 29
+               message_case<std::optional<std::map<std::int16_t, std::vector<std::optional<bool>>>>,
+                            bytes_check::normalized>,  // 30
+               // A 1-byte encoding (nullopt) of a 257-byte element.
+               message_case<std::vector<std::optional<std::array<std::uint8_t, 256>>>>>;  // 31
 
 inline constexpr std::size_t case_count = std::tuple_size_v<message_cases>;
 inline constexpr std::size_t selector_count = case_count + fuzz_protocol::size;

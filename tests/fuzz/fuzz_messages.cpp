@@ -80,8 +80,7 @@ void check_protocol_message(std::span<const std::byte> bytes) {
 
 template <std::size_t... I>
 void check_case(std::size_t selector, std::span<const std::byte> bytes, std::index_sequence<I...>) {
-  (void)((selector == I ? (check_message<std::tuple_element_t<I, troupe::fuzz::message_cases>>(bytes), true)
-                        : false) ||
+  (void)((selector == I ? (check_message<std::tuple_element_t<I, troupe::fuzz::message_cases>>(bytes), true) : false) ||
          ...);
 }
 

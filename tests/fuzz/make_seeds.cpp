@@ -240,8 +240,8 @@ void message_seeds(corpus& out) {
              concat(scalar(std::uint64_t{0x77}), troupe::to_bytes(std::string("tcp://10.0.0.3:4000"))));
   seeds["with_named_ref"] = selected<with_ref>(concat(troupe::to_bytes(std::string("to peer")), named_ref));
   using nested = std::optional<std::map<std::int16_t, std::vector<std::optional<bool>>>>;
-  seeds["nested"] = selected_value(nested(std::map<std::int16_t, std::vector<std::optional<bool>>>{
-      {-2, {true, std::nullopt}}, {3, {}}}));
+  seeds["nested"] = selected_value(
+      nested(std::map<std::int16_t, std::vector<std::optional<bool>>>{{-2, {true, std::nullopt}}, {3, {}}}));
 
   using slots = std::vector<std::optional<std::array<std::uint8_t, 256>>>;
   seeds["optional_slots"] = selected_value(slots{std::nullopt, std::array<std::uint8_t, 256>{9}, std::nullopt});

@@ -74,11 +74,11 @@ struct cluster_member {
   // From its "ready" line: who the command line made it.
   std::uint64_t incarnation = 0;
   std::string endpoint;
-  std::string failure;  // its "failed" line, if any
-  bool ended = false;   // its report pipe closed while the test had not killed it
-  view_t view;          // up and not down since, as its subscription heard
-  std::vector<std::string> events;   // every "up ..." / "down ..." line, in order
-  std::deque<std::string> answers;   // answers to commands, in order
+  std::string failure;              // its "failed" line, if any
+  bool ended = false;               // its report pipe closed while the test had not killed it
+  view_t view;                      // up and not down since, as its subscription heard
+  std::vector<std::string> events;  // every "up ..." / "down ..." line, in order
+  std::deque<std::string> answers;  // answers to commands, in order
 
   bool heard(const std::string& line_start) const {
     return std::any_of(events.begin(), events.end(), [&](const std::string& e) { return e.starts_with(line_start); });
@@ -95,9 +95,7 @@ using membership_protocol = troupe::protocol<troupe::member_up, troupe::member_d
 struct membership_watcher : troupe::actor<membership_protocol> {
   explicit membership_watcher(event_log* into) : log(into) {}
   void on(const troupe::member_up& e) { log->add("up " + e.who.name + " " + std::to_string(e.who.incarnation)); }
-  void on(const troupe::member_down& e) {
-    log->add("down " + e.who.name + " " + std::to_string(e.who.incarnation));
-  }
+  void on(const troupe::member_down& e) { log->add("down " + e.who.name + " " + std::to_string(e.who.incarnation)); }
   event_log* log;
 };
 
@@ -110,11 +108,29 @@ class rig_etcd {
     const std::string client = url();
     // The peer port is this host's own business: loopback.
     const std::string peer = "http://127.0.0.1:2380";
-    pid_ = rig.spawn_in(host, {ts::etcd_server::program, "--name", "rig", "--data-dir", directory + "/etcd",
-                               "--listen-client-urls", client, "--advertise-client-urls", client,
-                               "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                               "--initial-cluster", "rig=" + peer, "--initial-cluster-state", "new",
-                               "--log-level", "warn", "--logger", "zap", "--log-outputs", log_});
+    pid_ = rig.spawn_in(host, {ts::etcd_server::program,
+                               "--name",
+                               "rig",
+                               "--data-dir",
+                               directory + "/etcd",
+                               "--listen-client-urls",
+                               client,
+                               "--advertise-client-urls",
+                               client,
+                               "--listen-peer-urls",
+                               peer,
+                               "--initial-advertise-peer-urls",
+                               peer,
+                               "--initial-cluster",
+                               "rig=" + peer,
+                               "--initial-cluster-state",
+                               "new",
+                               "--log-level",
+                               "warn",
+                               "--logger",
+                               "zap",
+                               "--log-outputs",
+                               log_});
   }
   std::string url() const { return "http://" + address_ + ":" + std::to_string(etcd_client_port); }
 
@@ -210,12 +226,12 @@ class cluster_hosts : public ts::node_fixture {
     m.view.clear();
     m.events.clear();
     m.answers.clear();
-    m.pid = rig_->spawn_in(m.host,
-                           {ts::current_executable(), "--cluster-node", "--report-fd",
-                            std::to_string(report_write.get()), "--command-fd", std::to_string(command_read.get()),
-                            "--name", m.name, "--listen", endpoint(m.host), "--cookie-file", cookie_file_,
-                            "--cluster", spec},
-                           {"TROUPE_RUNTIME_DIR=" + runtime_dir});
+    m.pid =
+        rig_->spawn_in(m.host,
+                       {ts::current_executable(), "--cluster-node", "--report-fd", std::to_string(report_write.get()),
+                        "--command-fd", std::to_string(command_read.get()), "--name", m.name, "--listen",
+                        endpoint(m.host), "--cookie-file", cookie_file_, "--cluster", spec},
+                       {"TROUPE_RUNTIME_DIR=" + runtime_dir});
   }
 
   // Waits for `m`'s "ready" line and checks that its command line configured it.
@@ -253,9 +269,9 @@ class cluster_hosts : public ts::node_fixture {
         event_deadline))
         << "expected '" << gone << "...' from every other member" << describe();
     std::printf("%s: member_down everywhere after %lld ms\n", what,
-                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                           std::chrono::steady_clock::now() - killed_at)
-                                           .count()));
+                static_cast<long long>(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed_at)
+                        .count()));
   }
 
   // Starts `victim` again (same name, host and address; a new process, so a
@@ -306,8 +322,7 @@ class cluster_hosts : public ts::node_fixture {
     std::string text = "\n";
     for (const auto& m : members_) {
       text += "  " + m->name + (m->pid == 0 ? " (stopped by the test)" : "") +
-              (m->ended ? " (ENDED on its own: see its stderr above)" : "") + " view " + to_text(m->view) +
-              ", events:";
+              (m->ended ? " (ENDED on its own: see its stderr above)" : "") + " view " + to_text(m->view) + ", events:";
       for (const auto& e : m->events) text += "\n    " + e;
       text += "\n";
     }
@@ -372,13 +387,14 @@ class cluster_hosts : public ts::node_fixture {
       if (m->pid == 0) continue;
       const std::optional<int> status = ts::wait_for_exit(m->pid, ts::default_child_deadline);
       if (!status) {
-        ADD_FAILURE() << m->name << " did not leave within " << ts::default_child_deadline.count()
-                      << " s of SIGTERM" << describe();
+        ADD_FAILURE() << m->name << " did not leave within " << ts::default_child_deadline.count() << " s of SIGTERM"
+                      << describe();
         continue;  // the rig kills it
       }
       const bool left_cleanly = WIFEXITED(*status) && WEXITSTATUS(*status) == 0;
-      EXPECT_TRUE(left_cleanly) << m->name << " " << ts::describe_wait_status(*status) << (m->ended ? " during the test" : " on SIGTERM")
-          << " (its stderr is above)" << describe();
+      EXPECT_TRUE(left_cleanly) << m->name << " " << ts::describe_wait_status(*status)
+                                << (m->ended ? " during the test" : " on SIGTERM") << " (its stderr is above)"
+                                << describe();
       m->pid = 0;
     }
     // The processes go before their runtime and data directories do.
@@ -636,7 +652,11 @@ TEST_F(cluster_hosts, with_etcd_a_cut_cable_is_member_down_on_both_sides_and_mem
       event_deadline))
       << "expected n2 and n3 to hear '" << gone << "...' and see each other only" << describe();
   // The cut-off member does not keep a stale view: it hears the others go.
-  ASSERT_TRUE(wait_until([&] { return cut_off.view == view_t{{"n1", cut_off.incarnation}}; }, event_deadline))
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return cut_off.view == view_t{{"n1", cut_off.incarnation}};
+      },
+      event_deadline))
       << "expected n1 to see itself alone" << describe();
 
   rig_->restore(cut_off.host);

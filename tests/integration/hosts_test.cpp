@@ -56,8 +56,8 @@ class hosts : public ts::node_fixture {
     int fds[2];
     ASSERT_EQ(::pipe2(fds, 0), 0);  // the write end is inherited by the child
     ::fcntl(fds[0], F_SETFD, FD_CLOEXEC);
-    std::vector<std::string> argv = {ts::current_executable(), "--host-node", name, endpoint(host), host_cookie,
-                                     std::to_string(fds[1])};
+    std::vector<std::string> argv = {ts::current_executable(), "--host-node", name,
+                                     endpoint(host),           host_cookie,   std::to_string(fds[1])};
     if (!tls_dir.empty()) {
       argv.push_back(tls_dir);
       argv.push_back(host == 1 ? "node1" : "node2");
@@ -186,7 +186,8 @@ TEST_F(hosts, a_cut_cable_is_node_down_in_time_and_the_link_comes_back_when_rest
   const auto cut_at = std::chrono::steady_clock::now();
   auto f = gone.get_future();
   ASSERT_EQ(f.wait_for(30s), std::future_status::ready);
-  const auto detected = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - cut_at);
+  const auto detected =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - cut_at);
   const troupe::exit_reason why = f.get();
   EXPECT_EQ(why.what(), troupe::exit_reason::kind::node_down) << why;
   std::printf("cut cable: node_down after %lld ms (%s)\n", static_cast<long long>(detected.count()),
@@ -241,7 +242,7 @@ TEST_F(hosts, killing_a_host_makes_the_supervisor_restart_its_actor_on_a_survivi
   }
   auto second = keeper.ask(troupe::placed<echo_protocol>{}, 10s).get();
   EXPECT_EQ(second.ask(echo{"2"}, 10s).get(), "echo:2@" + std::to_string(pids_[2]));  // now on c
-  EXPECT_FALSE(first.ask(echo{"old"}, 5s).try_get());  // the old ref stays dead
+  EXPECT_FALSE(first.ask(echo{"old"}, 5s).try_get());                                 // the old ref stays dead
 
   // b comes back at the same address: a re-dials it (it was lost without a
   // goodbye) and links to the new incarnation; refs to the old one stay dead.

@@ -113,9 +113,9 @@ std::string answer(troupe::node& n, const std::string& command) {
     const auto timeout = std::chrono::milliseconds(at == std::string::npos ? 0 : std::atoll(arg.c_str() + at + 1));
     auto found = n.lookup<it::echo_protocol>(name, timeout);
     if (!found) {
-      return "missing " + name + " " + std::string(found.error().code() == troupe::errc::no_such_name ? "no_such_name"
-                                                                                                     : "other") +
-             " " + found.error().text();
+      return "missing " + name + " " +
+             std::string(found.error().code() == troupe::errc::no_such_name ? "no_such_name" : "other") + " " +
+             found.error().text();
     }
     auto reply = found->ask(it::echo{"from " + n.name()}, std::chrono::seconds(10)).try_get();
     if (!reply) return "unanswered " + name + " " + reply.error().text();

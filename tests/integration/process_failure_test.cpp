@@ -111,8 +111,7 @@ TEST_F(processes, a_peer_killed_with_sigkill_turns_into_process_down_for_monitor
 
   auto after = echo_ref.ask(echo{"dead"}, 5s).try_get();
   ASSERT_FALSE(after);
-  EXPECT_TRUE(after.error().code() == troupe::errc::actor_down ||
-              after.error().code() == troupe::errc::no_such_actor ||
+  EXPECT_TRUE(after.error().code() == troupe::errc::actor_down || after.error().code() == troupe::errc::no_such_actor ||
               after.error().code() == troupe::errc::connection_lost)
       << after.error();
   EXPECT_FALSE(child->alive());
@@ -120,7 +119,7 @@ TEST_F(processes, a_peer_killed_with_sigkill_turns_into_process_down_for_monitor
 
 TEST_F(processes, links_and_monitors_work_in_both_directions_across_processes) {
   troupe::test_support::watchdog guard;
-  event_log log;  // outlives the node (its actors write here)
+  event_log log;   // outlives the node (its actors write here)
   event_log log2;  // outlives the node (its actors write here)
   troupe::node parent(config("parent"));
   auto child = parent.spawn_node("w1");
@@ -165,7 +164,7 @@ class garbage : public processes, public ::testing::WithParamInterface<garbage_c
 TEST_P(garbage, in_a_live_ring_closes_only_that_link_and_the_node_keeps_running) {
   troupe::test_support::watchdog guard;
   pong_log pongs;  // outlives the node (its actors write here)
-  event_log log;  // outlives the node (its actors write here)
+  event_log log;   // outlives the node (its actors write here)
   troupe::node parent(config("parent"));
   auto b = parent.spawn_node("b");
   auto c = parent.spawn_node("c");
@@ -229,10 +228,8 @@ TEST_P(garbage, in_a_live_ring_closes_only_that_link_and_the_node_keeps_running)
 }
 
 INSTANTIATE_TEST_SUITE_P(processes, garbage,
-                         ::testing::Values(garbage_case{"unknown_record_kind", 0},
-                                           garbage_case{"unknown_type_id", 1},
-                                           garbage_case{"malformed_payload", 2},
-                                           garbage_case{"corrupt_ring_header", 3},
+                         ::testing::Values(garbage_case{"unknown_record_kind", 0}, garbage_case{"unknown_type_id", 1},
+                                           garbage_case{"malformed_payload", 2}, garbage_case{"corrupt_ring_header", 3},
                                            garbage_case{"short_tell_record", 4}),
                          [](const auto& test_info) { return std::string(test_info.param.name); });
 
@@ -252,15 +249,15 @@ TEST_F(processes, a_supervisor_restarts_a_node_killed_with_sigkill_and_redeploys
   };
   troupe::node_spawn_options options;
   options.name = "worker-node";
-  spec.children.push_back(troupe::node_child(parent, "worker-node", options,
-                                             [&](troupe::node& n, const troupe::node_handle& h) {
-                                               auto e = n.spawn<echo_actor>(troupe::on(h)).value();
-                                               {
-                                                 std::lock_guard lock(m);
-                                                 lives.emplace_back(h, e);
-                                               }
-                                               deployed.notify_all();
-                                             }));
+  spec.children.push_back(
+      troupe::node_child(parent, "worker-node", options, [&](troupe::node& n, const troupe::node_handle& h) {
+        auto e = n.spawn<echo_actor>(troupe::on(h)).value();
+        {
+          std::lock_guard lock(m);
+          lives.emplace_back(h, e);
+        }
+        deployed.notify_all();
+      }));
   auto sup = troupe::spawn_supervisor(parent, std::move(spec));
   auto wait_for_life = [&](std::size_t n) {
     std::unique_lock lock(m);

@@ -152,8 +152,7 @@ TEST(event_count, many_hand_offs_between_producers_and_parking_consumers_lose_no
       // acquire: pairs with the producers' release increments.
       if (next >= published.load(std::memory_order_acquire)) return false;
       // acq_rel: claims are totally ordered; relaxed on failure (just retry).
-      if (claimed.compare_exchange_weak(next, next + 1, std::memory_order_acq_rel,
-                                        std::memory_order_relaxed)) {
+      if (claimed.compare_exchange_weak(next, next + 1, std::memory_order_acq_rel, std::memory_order_relaxed)) {
         if (next + 1 == items) all_done = true;
         return true;
       }

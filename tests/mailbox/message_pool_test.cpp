@@ -125,16 +125,14 @@ TEST(message_pool, gives_writable_disjoint_blocks_of_every_size_from_1_to_300) {
     }
     for (const live_block& b : blocks) {
       EXPECT_EQ(first_damaged_byte(b.address, b.size, b.seed), b.size)
-          << "round " << round << ": a block of " << b.size
-          << " bytes was overwritten while live (overlapping blocks)";
+          << "round " << round << ": a block of " << b.size << " bytes was overwritten while live (overlapping blocks)";
       EXPECT_EQ(reinterpret_cast<std::uintptr_t>(b.address) % alignof(std::max_align_t), 0U)
           << "a block of " << b.size << " bytes is not aligned for every fundamental type";
     }
     std::sort(blocks.begin(), blocks.end(),
               [](const live_block& a, const live_block& b) { return a.address < b.address; });
     for (std::size_t i = 1; i < blocks.size(); ++i) {
-      const auto end_of_previous =
-          reinterpret_cast<std::uintptr_t>(blocks[i - 1].address) + blocks[i - 1].size;
+      const auto end_of_previous = reinterpret_cast<std::uintptr_t>(blocks[i - 1].address) + blocks[i - 1].size;
       EXPECT_LE(end_of_previous, reinterpret_cast<std::uintptr_t>(blocks[i].address))
           << "blocks of " << blocks[i - 1].size << " and " << blocks[i].size << " bytes overlap";
     }
@@ -150,8 +148,7 @@ TEST(message_pool, reuses_a_freed_block_for_the_next_allocation_of_its_size_clas
     // The smallest size of the same class: 16 bytes smaller would be the previous one.
     const std::size_t smallest_of_class = class_top - 15;
     void* second = allocate_message(smallest_of_class);
-    EXPECT_EQ(second, first) << "sizes " << class_top << " and " << smallest_of_class
-                             << " share a class";
+    EXPECT_EQ(second, first) << "sizes " << class_top << " and " << smallest_of_class << " share a class";
     deallocate_message(second, smallest_of_class);
   }
 }
@@ -298,8 +295,8 @@ TEST(message_pool, keeps_message_contents_intact_when_producers_allocate_and_a_c
         void* p = allocate_message(size);
         const message_header header{producer, static_cast<std::uint32_t>(size), sequence};
         std::memcpy(p, &header, sizeof header);
-        std::memcpy(static_cast<unsigned char*>(p) + body_offset,
-                    bodies[body_byte(producer, sequence)].data(), size - body_offset);
+        std::memcpy(static_cast<unsigned char*>(p) + body_offset, bodies[body_byte(producer, sequence)].data(),
+                    size - body_offset);
         batch.push_back(p);
         if (batch.size() == batch_size) {
           queue.push(std::move(batch));
@@ -330,8 +327,7 @@ TEST(message_pool, keeps_message_contents_intact_when_producers_allocate_and_a_c
         if (header.sequence != next_sequence[header.producer]) ++out_of_order;
         next_sequence[header.producer] = header.sequence + 1;
         if (std::memcmp(static_cast<unsigned char*>(p) + body_offset,
-                        bodies[body_byte(header.producer, header.sequence)].data(),
-                        header.size - body_offset) != 0) {
+                        bodies[body_byte(header.producer, header.sequence)].data(), header.size - body_offset) != 0) {
           ++damaged_bodies;
         }
         deallocate_message(p, header.size);
@@ -360,7 +356,7 @@ TEST(message_pool, hands_a_consumers_surplus_blocks_back_to_the_producer_through
   const std::vector<void*> first_round = allocate_blocks(blocks, size);
   std::mutex mutex;
   std::condition_variable changed;
-  bool consumer_freed = false;  // guarded by mutex
+  bool consumer_freed = false;     // guarded by mutex
   bool consumer_may_exit = false;  // guarded by mutex
   std::thread consumer([&] {
     free_blocks(first_round, size);

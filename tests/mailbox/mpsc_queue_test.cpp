@@ -519,8 +519,7 @@ TEST(mpsc_queue, close_while_producers_push_loses_and_duplicates_nothing) {
     for (auto& d : dispositions) d.store(0, std::memory_order_relaxed);
     auto dispose = [&](message* m) {
       // relaxed: a counter; join() orders it before the checks.
-      dispositions[m->producer * per_producer + m->sequence].fetch_add(1,
-                                                                      std::memory_order_relaxed);
+      dispositions[m->producer * per_producer + m->sequence].fetch_add(1, std::memory_order_relaxed);
       delete m;
     };
 

@@ -41,7 +41,9 @@ TEST(spsc_ring, hands_records_to_the_reader_in_order_with_their_type_and_payload
   EXPECT_EQ(ring.try_write(2, b), troupe::write_result::written);
   EXPECT_EQ(ring.try_write(3, c), troupe::write_result::written);
   std::vector<std::pair<std::uint32_t, std::vector<std::byte>>> seen;
-  auto collect = [&](std::uint32_t type, std::span<const std::byte> p) { seen.emplace_back(type, std::vector(p.begin(), p.end())); };
+  auto collect = [&](std::uint32_t type, std::span<const std::byte> p) {
+    seen.emplace_back(type, std::vector(p.begin(), p.end()));
+  };
   while (ring.read(collect) == troupe::read_result::record) {
   }
   ASSERT_EQ(seen.size(), 3u);
@@ -110,7 +112,7 @@ TEST(spsc_ring, reports_corruption_instead_of_reading_out_of_bounds) {
   buffer mem(256);
   auto noop = [](std::uint32_t, std::span<const std::byte>) { FAIL() << "a corrupt record was handed out"; };
   const auto p = payload_of(48, 0);  // 64 bytes with its header
-  {  // a length over the largest payload
+  {                                  // a length over the largest payload
     auto ring = troupe::spsc_ring::create(mem.data(), mem.bytes);
     ASSERT_TRUE(ring.write_header_for_tests(0, 200, 1));
     EXPECT_EQ(ring.read(noop), troupe::read_result::corrupt);
@@ -118,14 +120,16 @@ TEST(spsc_ring, reports_corruption_instead_of_reading_out_of_bounds) {
   {  // a record that runs past the end of the buffer (offset 192: 64 bytes left)
     auto ring = troupe::spsc_ring::create(mem.data(), mem.bytes);
     for (int i = 0; i < 3; ++i) ASSERT_EQ(ring.try_write(1, p), troupe::write_result::written);
-    for (int i = 0; i < 3; ++i) ASSERT_EQ(ring.read([](std::uint32_t, std::span<const std::byte>) {}), troupe::read_result::record);
+    for (int i = 0; i < 3; ++i)
+      ASSERT_EQ(ring.read([](std::uint32_t, std::span<const std::byte>) {}), troupe::read_result::record);
     ASSERT_TRUE(ring.write_header_for_tests(192, 100, 1));
     EXPECT_EQ(ring.read(noop), troupe::read_result::corrupt);
   }
   {  // a skip marker followed by another
     auto ring = troupe::spsc_ring::create(mem.data(), mem.bytes);
     for (int i = 0; i < 2; ++i) ASSERT_EQ(ring.try_write(1, p), troupe::write_result::written);
-    for (int i = 0; i < 2; ++i) ASSERT_EQ(ring.read([](std::uint32_t, std::span<const std::byte>) {}), troupe::read_result::record);
+    for (int i = 0; i < 2; ++i)
+      ASSERT_EQ(ring.read([](std::uint32_t, std::span<const std::byte>) {}), troupe::read_result::record);
     ASSERT_TRUE(ring.write_header_for_tests(256, troupe::spsc_ring::skip_marker, 0));
     ASSERT_TRUE(ring.write_header_for_tests(128, troupe::spsc_ring::skip_marker, 0));
     EXPECT_EQ(ring.read(noop), troupe::read_result::corrupt);
@@ -264,9 +268,9 @@ TEST(spsc_ring, a_gather_write_reads_back_as_one_record) {
   ASSERT_EQ(ring.try_write(9, head, body), troupe::write_result::written);
   std::vector<std::byte> got;
   ASSERT_EQ(ring.read([&](std::uint32_t type, std::span<const std::byte> p) {
-              EXPECT_EQ(type, 9u);
-              got.assign(p.begin(), p.end());
-            }),
+    EXPECT_EQ(type, 9u);
+    got.assign(p.begin(), p.end());
+  }),
             troupe::read_result::record);
   std::vector<std::byte> expected = head;
   expected.insert(expected.end(), body.begin(), body.end());

@@ -220,8 +220,7 @@ constexpr int stress_items = 100'000;
 void expect_every_item_taken_once(owner_takes how) {
   for (int take_every : {1, 3}) {
     for (int thieves = 1; thieves <= 3; ++thieves) {
-      SCOPED_TRACE(::testing::Message()
-                   << thieves << " thieves, owner takes after every " << take_every << " pushes");
+      SCOPED_TRACE(::testing::Message() << thieves << " thieves, owner takes after every " << take_every << " pushes");
       const stress_result result = run_stress(thieves, how, take_every, stress_items);
       EXPECT_EQ(result.items_taken_not_once, 0);
       EXPECT_EQ(result.total_taken, stress_items);

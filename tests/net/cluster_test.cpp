@@ -304,7 +304,7 @@ TEST_F(cluster_test, a_node_joining_or_leaving_loses_no_message_between_others) 
     troupe::node c(member_config("c", seed));  // joins mid-stream
     EXPECT_TRUE(c.await_members(4, 20s));
     d.reset();  // leaves mid-stream
-  }  // c leaves too
+  }             // c leaves too
   sender.join();
   EXPECT_EQ(far->ask(received{}, 10s).get(), total);
   EXPECT_EQ(names(a.members()), (std::vector<std::string>{"a", "b"}));
@@ -506,8 +506,8 @@ TEST(cluster_config, specs_parse_and_bad_ones_are_named) {
   EXPECT_EQ(etcd->provider, troupe::membership_provider_kind::etcd);
   EXPECT_EQ(etcd->etcd, "http://127.0.0.1:2379");
   EXPECT_EQ(etcd->lease_ttl, 3s);
-  for (const char* bad : {"", "seeds=", "seeds=nohostport", "zookeeper=x", "etcd=ftp://x", "seeds=a:1;ttl=-1",
-                          "seeds=a:1;colour=blue"}) {
+  for (const char* bad :
+       {"", "seeds=", "seeds=nohostport", "zookeeper=x", "etcd=ftp://x", "seeds=a:1;ttl=-1", "seeds=a:1;colour=blue"}) {
     auto e = troupe::parse_cluster(bad);
     EXPECT_FALSE(e) << bad;
     if (!e) {

@@ -89,8 +89,7 @@ class fake_etcd {
       const auto head_end = request.find("\r\n\r\n");
       if (head_end != std::string::npos) {
         const auto length_at = request.find("Content-Length: ");
-        const std::size_t length =
-            length_at == std::string::npos ? 0 : std::stoul(request.substr(length_at + 16, 12));
+        const std::size_t length = length_at == std::string::npos ? 0 : std::stoul(request.substr(length_at + 16, 12));
         if (request.size() >= head_end + 4 + length) return;
       }
       pollfd readable{fd, POLLIN, 0};
@@ -111,8 +110,8 @@ class fake_etcd {
 };
 
 std::string http_answer(const std::string& status, const std::string& body) {
-  return "HTTP/1.1 " + status + "\r\nContent-Type: application/json\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\n\r\n" + body;
+  return "HTTP/1.1 " + status + "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body;
 }
 
 // A streamed answer, as etcd's watch sends it: one chunk per piece.
@@ -350,15 +349,15 @@ TEST(etcd_client_failures, hostile_answers_are_errors_not_crashes) {
       {"kvs not an array", http_answer("200 OK", R"({"kvs":{"key":"YQ=="}})"), errc::malformed_message},
       {"a value that is a number", http_answer("200 OK", R"({"kvs":[{"key":"YQ==","value":5}]})"),
        errc::malformed_message},
-      {"a revision that is not an integer",
-       http_answer("200 OK", R"({"kvs":[{"key":"YQ==","mod_revision":"12x"}]})"), errc::malformed_message},
+      {"a revision that is not an integer", http_answer("200 OK", R"({"kvs":[{"key":"YQ==","mod_revision":"12x"}]})"),
+       errc::malformed_message},
       {"a revision past int64", http_answer("200 OK", R"({"header":{"revision":"99999999999999999999"}})"),
        errc::malformed_message},
-      {"a key-value without a key", http_answer("200 OK", R"({"kvs":[{"value":"YQ=="}]})"),
-       errc::malformed_message},
+      {"a key-value without a key", http_answer("200 OK", R"({"kvs":[{"value":"YQ=="}]})"), errc::malformed_message},
       {"a truncated body", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"kvs\":", errc::connection_lost},
       {"a plain 404", "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nNot Found", errc::protocol_mismatch},
-      {"etcd's refusal", http_answer("500 Internal Server Error", R"({"error":"x","message":"etcdserver: boom","code":2})"),
+      {"etcd's refusal",
+       http_answer("500 Internal Server Error", R"({"error":"x","message":"etcdserver: boom","code":2})"),
        errc::request_dropped},
   };
   for (const auto& c : cases) {
@@ -397,15 +396,26 @@ TEST(etcd_client_failures, hostile_watch_streams_are_errors_not_crashes) {
     std::vector<std::string> pieces;
     errc expected;
   } cases[] = {
-      {"bad base64 in an event", {created_line, R"({"result":{"events":[{"kv":{"key":"@@@@"}}]}})" "\n"},
+      {"bad base64 in an event",
+       {created_line, R"({"result":{"events":[{"kv":{"key":"@@@@"}}]}})"
+                      "\n"},
        errc::malformed_message},
-      {"an unknown event type", {created_line, R"({"result":{"events":[{"type":"EXPLODE","kv":{"key":"YQ=="}}]}})" "\n"},
+      {"an unknown event type",
+       {created_line, R"({"result":{"events":[{"type":"EXPLODE","kv":{"key":"YQ=="}}]}})"
+                      "\n"},
        errc::malformed_message},
-      {"events not an array", {created_line, R"({"result":{"events":7}})" "\n"}, errc::malformed_message},
+      {"events not an array",
+       {created_line, R"({"result":{"events":7}})"
+                      "\n"},
+       errc::malformed_message},
       {"a message past the cap", {created_line, std::string(17 * 1024 * 1024, 'x')}, errc::malformed_message},
-      {"a stream error", {created_line, R"({"error":{"grpc_code":14,"message":"etcdserver: no leader"}})" "\n"},
+      {"a stream error",
+       {created_line, R"({"error":{"grpc_code":14,"message":"etcdserver: no leader"}})"
+                      "\n"},
        errc::request_dropped},
-      {"a cancelled watch", {created_line, R"({"result":{"canceled":true,"cancel_reason":"because"}})" "\n"},
+      {"a cancelled watch",
+       {created_line, R"({"result":{"canceled":true,"cancel_reason":"because"}})"
+                      "\n"},
        errc::request_dropped},
       {"the end of the stream", {created_line}, errc::connection_lost},
   };
@@ -421,8 +431,8 @@ TEST(etcd_client_failures, hostile_watch_streams_are_errors_not_crashes) {
   // A message split across chunks, with its event, is read whole.
   const std::string event = R"({"result":{"events":[{"type":"DELETE","kv":{"key":"L3AveA=="}}]}})"
                             "\n";
-  const fake_etcd split(chunked_answer({created_line.substr(0, 7), created_line.substr(7) + event.substr(0, 20),
-                                        event.substr(20)}));
+  const fake_etcd split(
+      chunked_answer({created_line.substr(0, 7), created_line.substr(7) + event.substr(0, 20), event.substr(20)}));
   auto watch = open(split);
   ASSERT_TRUE(watch) << watch.error();
   const auto batch = (*watch)->next();

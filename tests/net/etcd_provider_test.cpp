@@ -107,8 +107,7 @@ member fake_member(const std::string& name, std::uint64_t incarnation = 1) {
   return member{name, 0xfedcba9876543210ULL + incarnation, "tcp://127.0.0.1:" + std::to_string(4000 + incarnation)};
 }
 
-troupe::cluster_config etcd_config(const std::string& url, const std::string& cluster,
-                                   std::chrono::seconds ttl = 2s) {
+troupe::cluster_config etcd_config(const std::string& url, const std::string& cluster, std::chrono::seconds ttl = 2s) {
   troupe::cluster_config config;
   config.provider = troupe::membership_provider_kind::etcd;
   config.etcd = url;
@@ -136,7 +135,6 @@ class etcd_provider : public ::testing::Test {
   std::string url_;
   std::string cluster_;
 };
-
 
 }  // namespace
 
@@ -210,9 +208,9 @@ TEST_F(etcd_provider, a_killed_member_is_gone_with_its_names_when_its_lease_expi
   options.stdin_fd = child_stdin.get();
   options.stdout_fd = child_stdout.get();
   options.close_inherited_fds = true;
-  const pid_t pid = ts::start_child(
-      {ts::current_executable(), "--gtest_filter=etcd_provider_child.*"},
-      ts::environment_with({"TROUPE_ETCD_TEST_CHILD=" + url_ + " " + cluster_ + " doomed"}), options);
+  const pid_t pid =
+      ts::start_child({ts::current_executable(), "--gtest_filter=etcd_provider_child.*"},
+                      ts::environment_with({"TROUPE_ETCD_TEST_CHILD=" + url_ + " " + cluster_ + " doomed"}), options);
   struct reaper {
     pid_t pid;
     ~reaper() {
@@ -340,7 +338,8 @@ TEST_F(etcd_provider, invalid_member_records_are_skipped_and_logged) {
   ASSERT_TRUE(c.put(p + "liar", R"({"name":"someone-else","incarnation":"1","endpoint":"tcp://h:1"})"));
   ASSERT_TRUE(c.put(p + "udp", R"({"name":"udp","incarnation":"1","endpoint":"udp://h:1"})"));
   ASSERT_TRUE(c.put(p + "number", R"({"name":"number","incarnation":1,"endpoint":"tcp://h:1"})"));
-  ASSERT_TRUE(c.put(p + "overflow", R"({"name":"overflow","incarnation":"18446744073709551616","endpoint":"tcp://h:1"})"));
+  ASSERT_TRUE(
+      c.put(p + "overflow", R"({"name":"overflow","incarnation":"18446744073709551616","endpoint":"tcp://h:1"})"));
   ASSERT_TRUE(c.put(p + "huge", std::string(100000, '{')));
   // A good record written by hand (no lease) is a member like any other.
   const member good{"good", 18446744073709551615ULL, "tcp://[::1]:7"};

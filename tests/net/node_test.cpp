@@ -11,12 +11,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <thread>
 #include <filesystem>
 #include <future>
+#include <thread>
 
-#include "support/watchdog.hpp"
 #include "support/node_fixture.hpp"
+#include "support/watchdog.hpp"
 #include "troupe/troupe.hpp"
 
 using namespace std::chrono_literals;
@@ -155,7 +155,7 @@ TEST_F(node_test, invalid_names_and_an_unsafe_runtime_directory_are_refused) {
   EXPECT_THROW(troupe::node(config("../escape")), troupe::troupe_error);
   EXPECT_THROW(troupe::node(config(std::string(65, 'x'))), troupe::troupe_error);
   EXPECT_EQ(troupe::node(config("")).name(), "node-" + std::to_string(::getpid()));  // the default
-  ASSERT_EQ(::chmod(dir_.c_str(), 0755), 0);  // readable by others: refused
+  ASSERT_EQ(::chmod(dir_.c_str(), 0755), 0);                                         // readable by others: refused
   try {
     troupe::node a(config("a"));
     FAIL() << "a runtime directory with mode 0755 was accepted";
@@ -218,8 +218,8 @@ TEST_F(node_test, a_hostile_handshake_is_refused_and_the_node_keeps_accepting_pe
 TEST_F(node_test, a_plain_thread_sending_faster_than_the_peer_reads_is_held_back_not_queued) {
   troupe::test_support::watchdog guard;
   auto cfg = config("a");
-  cfg.ring_bytes = 4096;             // a few dozen records
-  cfg.max_queued_bytes = 1024;       // a plain thread must never need the queue
+  cfg.ring_bytes = 4096;        // a few dozen records
+  cfg.max_queued_bytes = 1024;  // a plain thread must never need the queue
   troupe::node a(cfg);
   troupe::node b(config("b"));
   b.publish("greeter", b.spawn<greeter>());
@@ -283,7 +283,8 @@ TEST_F(node_test, many_threads_and_actors_sending_on_one_link_keep_each_senders_
   constexpr int actors = 3;
   std::vector<troupe::ref<burster_protocol>> bursters;
   for (int i = 0; i < actors; ++i) bursters.push_back(a.spawn<burster>(&refused));
-  for (int i = 0; i < actors; ++i) ASSERT_FALSE(bursters[static_cast<std::size_t>(i)].tell(burst{checker, threads + i, per_sender}));
+  for (int i = 0; i < actors; ++i)
+    ASSERT_FALSE(bursters[static_cast<std::size_t>(i)].tell(burst{checker, threads + i, per_sender}));
   std::vector<std::thread> senders;
   for (int t = 0; t < threads; ++t) {
     senders.emplace_back([&, t] {

@@ -169,7 +169,8 @@ raw_frame read_frame(int fd, std::vector<std::byte>& buffer, std::chrono::millis
   }
 }
 
-std::vector<std::byte> frame(std::uint32_t kind, std::span<const std::byte> head, std::span<const std::byte> body = {}) {
+std::vector<std::byte> frame(std::uint32_t kind, std::span<const std::byte> head,
+                             std::span<const std::byte> body = {}) {
   std::vector<std::byte> out;
   td::append_frame(out, kind, head, body);
   return out;
@@ -282,7 +283,7 @@ TEST_F(tcp_test, a_remote_actor_stopping_and_a_node_leaving_are_reported_down) {
     ASSERT_TRUE(g) << g.error();
     w.tell(watch_it{troupe::actor_addr(*g)});
     ASSERT_EQ(g->ask(greet{"a"}, 10s).get(), "hello a");  // the watch is in place
-  }  // b shuts down: its actors stop, then it says goodbye
+  }                                                       // b shuts down: its actors stop, then it says goodbye
   auto f = gone.get_future();
   ASSERT_EQ(f.wait_for(20s), std::future_status::ready);
   const troupe::exit_reason why = f.get();
@@ -310,7 +311,8 @@ TEST_F(tcp_test, tell_records_are_delivered_in_order_and_a_short_one_closes_only
   }
   // Delivered, in order (sum 0+1+2, and -1 if out of order).
   std::int64_t sum = 0;
-  for (const auto until = std::chrono::steady_clock::now() + 10s; sum != 3 && std::chrono::steady_clock::now() < until;) {
+  for (const auto until = std::chrono::steady_clock::now() + 10s;
+       sum != 3 && std::chrono::steady_clock::now() < until;) {
     sum = g.ask(total{}, 10s).get();
   }
   EXPECT_EQ(sum, 3);
@@ -319,7 +321,8 @@ TEST_F(tcp_test, tell_records_are_delivered_in_order_and_a_short_one_closes_only
   send_all(fd, frame(static_cast<std::uint32_t>(td::record_kind::tell), std::vector<std::byte>(12, std::byte{1})));
   std::vector<std::byte> rest;
   bool closed = false;
-  for (const auto until = std::chrono::steady_clock::now() + 10s; !closed && std::chrono::steady_clock::now() < until;) {
+  for (const auto until = std::chrono::steady_clock::now() + 10s;
+       !closed && std::chrono::steady_clock::now() < until;) {
     const raw_frame f = read_frame(fd, rest, 2s);  // heartbeats until the close
     ASSERT_NE(f.kind, static_cast<std::uint32_t>(td::record_kind::goodbye));
     if (f.kind == 0) {

@@ -255,8 +255,8 @@ pid_t start_echo_server(netns_rig& rig, int host) {
   unique_fd ready_read(ends[0]), ready_write(ends[1]);
   // The write end, alone, is inherited by the server.
   if (::fcntl(ready_write.get(), F_SETFD, 0) != 0) throw std::system_error(errno, std::generic_category(), "fcntl");
-  const pid_t pid = rig.spawn_in(host, {current_executable(), "--listen-echo", std::to_string(echo_port),
-                                        std::to_string(ready_write.get())});
+  const pid_t pid = rig.spawn_in(
+      host, {current_executable(), "--listen-echo", std::to_string(echo_port), std::to_string(ready_write.get())});
   ready_write.reset();  // now EOF means the server died before it listened
   pollfd readable{ready_read.get(), POLLIN, 0};
   char ready = 0;
@@ -266,8 +266,8 @@ pid_t start_echo_server(netns_rig& rig, int host) {
   }
   if (polled <= 0 || ::read(ready_read.get(), &ready, 1) != 1) {
     const int status = kill_child(pid);
-    throw std::runtime_error("echo server in host " + std::to_string(host) + " did not start listening: " +
-                             describe_wait_status(status));
+    throw std::runtime_error("echo server in host " + std::to_string(host) +
+                             " did not start listening: " + describe_wait_status(status));
   }
   return pid;
 }
@@ -396,7 +396,8 @@ TEST(netns_rig, enter_moves_only_the_calling_thread_and_the_threads_it_creates_a
   // A program in host 2 reaches the test thread's listener at host 0's address.
   const unique_fd listener = listen_on_any(echo_port);
   ASSERT_TRUE(listener) << std::strerror(errno);
-  const pid_t client = rig.spawn_in(2, {current_executable(), "--connect-echo", rig.address(0), std::to_string(echo_port)});
+  const pid_t client =
+      rig.spawn_in(2, {current_executable(), "--connect-echo", rig.address(0), std::to_string(echo_port)});
   pollfd incoming{listener.get(), POLLIN, 0};
   ASSERT_EQ(::poll(&incoming, 1, static_cast<int>(work_deadline.count())), 1) << "no connection from host 2";
   sockaddr_in peer{};
@@ -453,7 +454,8 @@ TEST(netns_rig, reports_a_child_killed_with_sigkill_as_exited_within_a_deadline)
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << describe_wait_status(status);
 
   // A child that exits by itself is reported with its exit status.
-  const pid_t client = rig.spawn_in(0, {current_executable(), "--connect-echo", "127.0.0.1", std::to_string(echo_port)});
+  const pid_t client =
+      rig.spawn_in(0, {current_executable(), "--connect-echo", "127.0.0.1", std::to_string(echo_port)});
   const std::optional<int> client_status = wait_for_exit(client, work_deadline);
   ASSERT_TRUE(client_status.has_value());
   EXPECT_TRUE(WIFEXITED(*client_status) && WEXITSTATUS(*client_status) == 1) << describe_wait_status(*client_status);

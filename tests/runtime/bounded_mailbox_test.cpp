@@ -13,8 +13,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct item { int n; };
-struct probe { using reply = int; };
+struct item {
+  int n;
+};
+struct probe {
+  using reply = int;
+};
 using sink_protocol = troupe::protocol<item, probe>;
 
 struct sink : troupe::actor<sink_protocol> {
@@ -72,7 +76,9 @@ TEST(bounded_mailbox, an_unbounded_mailbox_reports_no_drops) {
   EXPECT_EQ(s.dropped_messages(), 0u);
 }
 
-struct gate { std::shared_future<void> open; };
+struct gate {
+  std::shared_future<void> open;
+};
 using gated_protocol = troupe::protocol<gate, item>;
 using done_protocol = troupe::protocol<item>;
 struct gated : troupe::actor<gated_protocol> {

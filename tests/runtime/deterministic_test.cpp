@@ -3,8 +3,8 @@
 // and reproducible.
 #include <algorithm>
 #include <chrono>
-#include <memory>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -169,7 +169,9 @@ TEST(deterministic, the_interleaving_of_two_ping_pong_matches_is_the_same_on_eve
   EXPECT_EQ(match_cd, (std::vector<std::string>{"d:5", "c:4", "d:3", "c:2", "d:1", "c:0"}));
   // Both matches progress together (the runnable queue is served in turn), not one
   // after the other.
-  const auto position = [&](const std::string& entry) { return std::find(first.begin(), first.end(), entry) - first.begin(); };
+  const auto position = [&](const std::string& entry) {
+    return std::find(first.begin(), first.end(), entry) - first.begin();
+  };
   EXPECT_LT(position("d:5"), position("a:0"));
   EXPECT_LT(position("b:5"), position("c:0"));
 }

@@ -10,7 +10,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct crash { std::string why; };
+struct crash {
+  std::string why;
+};
 struct finish {};
 using worker_protocol = troupe::protocol<crash, finish>;
 
@@ -19,11 +21,22 @@ struct worker : troupe::actor<worker_protocol> {
   void on(finish) { stop(); }
 };
 
-struct watch { troupe::actor_addr who; };
-struct bind { troupe::actor_addr who; };
-struct forget { std::uint64_t id; };
-struct unbind { troupe::actor_addr who; };
-struct signal_exit { troupe::actor_addr to; troupe::exit_reason reason; };
+struct watch {
+  troupe::actor_addr who;
+};
+struct bind {
+  troupe::actor_addr who;
+};
+struct forget {
+  std::uint64_t id;
+};
+struct unbind {
+  troupe::actor_addr who;
+};
+struct signal_exit {
+  troupe::actor_addr to;
+  troupe::exit_reason reason;
+};
 using watcher_protocol = troupe::protocol<watch, bind, forget, unbind, signal_exit>;
 
 // Records every down/exit it gets; traps exits only when Trap.
@@ -48,8 +61,8 @@ struct plain_watcher : watcher_base<false> {
 };
 
 struct trapping_watcher : watcher_base<true> {
-  using watcher_base::watcher_base;
   using watcher_base::on;  // a derived on() hides the base's overloads otherwise
+  using watcher_base::watcher_base;
   void on(const troupe::exit& e) { log_->push_back("exit " + e.reason.to_string()); }
 };
 
@@ -66,9 +79,7 @@ struct recorder : troupe::actor<watcher_protocol> {
     log_->push_back("down #" + std::to_string(d.monitor) + " " + std::to_string(d.who.id()) + " " +
                     d.reason.to_string());
   }
-  void on(const troupe::exit& e) {
-    log_->push_back("exit " + std::to_string(e.who.id()) + " " + e.reason.to_string());
-  }
+  void on(const troupe::exit& e) { log_->push_back("exit " + std::to_string(e.who.id()) + " " + e.reason.to_string()); }
   std::vector<std::uint64_t> ids;
 
  private:
@@ -231,8 +242,8 @@ TEST(monitor, of_an_actor_that_already_failed_delivers_its_failure_reason) {
   auto r = sys.spawn<recorder>(&log);
   r.tell(watch{w});
   sys.run_until_idle();
-  EXPECT_EQ(log, (std::vector<std::string>{"down #1 " + std::to_string(w.id()) +
-                                           " error: earlier (std::runtime_error)"}));
+  EXPECT_EQ(log,
+            (std::vector<std::string>{"down #1 " + std::to_string(w.id()) + " error: earlier (std::runtime_error)"}));
 }
 
 TEST(monitor, demonitor_before_the_target_stops_means_no_down_arrives) {
@@ -246,8 +257,7 @@ TEST(monitor, demonitor_before_the_target_stops_means_no_down_arrives) {
   sys.run_until_idle();
   w.tell(crash{"late"});
   sys.run_until_idle();
-  EXPECT_EQ(log, (std::vector<std::string>{"down #2 " + std::to_string(w.id()) +
-                                           " error: late (std::runtime_error)"}));
+  EXPECT_EQ(log, (std::vector<std::string>{"down #2 " + std::to_string(w.id()) + " error: late (std::runtime_error)"}));
 }
 
 TEST(monitor, a_killed_actor_reports_killed_to_its_monitors) {

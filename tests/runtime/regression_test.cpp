@@ -155,7 +155,9 @@ bool sleeps_in_futex(pid_t tid, std::chrono::seconds timeout) {
 
 // --- 1: a task<R> handler keeps its message alive across co_await ------------------
 
-struct lookup { using reply = int; };
+struct lookup {
+  using reply = int;
+};
 using backend_protocol = troupe::protocol<lookup>;
 struct backend : troupe::actor<backend_protocol> {
   int on(lookup) { return 7; }
@@ -196,7 +198,9 @@ struct fails_on_start : troupe::actor<nothing_protocol> {
   void on(nothing) {}
 };
 
-struct watch_this { troupe::actor_addr who; };
+struct watch_this {
+  troupe::actor_addr who;
+};
 struct down_counter : troupe::actor<troupe::protocol<watch_this>> {
   explicit down_counter(troupe_test::countdown* downs) : downs_(downs) {}
   void on(const watch_this& w) { monitor(w.who); }
@@ -237,7 +241,9 @@ TEST(regression, temporary_children_that_fail_on_start_leave_the_table_while_spa
 
 // --- 3: a spawn racing with shutdown ---------------------------------------------------
 
-struct probe { using reply = int; };
+struct probe {
+  using reply = int;
+};
 using probe_protocol = troupe::protocol<probe>;
 struct slow_to_construct : troupe::actor<probe_protocol> {
   explicit slow_to_construct(gate* g) { g->wait(); }
@@ -273,7 +279,9 @@ TEST(regression, a_spawn_in_flight_when_shutdown_completes_throws_system_stopped
 
 // --- 4: senders blocked on a full mailbox return when the actor ends -----------------
 
-struct hold { std::shared_ptr<gate> g; };
+struct hold {
+  std::shared_ptr<gate> g;
+};
 struct item {};
 using holder_protocol = troupe::protocol<hold, item>;
 struct holds_then_stops : troupe::actor<holder_protocol> {
@@ -345,11 +353,17 @@ TEST(regression, senders_blocked_on_a_full_block_policy_mailbox_all_return_when_
 
 // --- 5: the timer thread never blocks in a send ------------------------------------
 
-struct self_check { using reply = int; };
+struct self_check {
+  using reply = int;
+};
 struct suspended {};
-struct resumed { troupe::errc outcome; };
+struct resumed {
+  troupe::errc outcome;
+};
 using report_protocol = troupe::protocol<suspended, resumed>;
-struct start_asking { troupe::ref<report_protocol> report; };
+struct start_asking {
+  troupe::ref<report_protocol> report;
+};
 struct filler {};
 using self_asker_protocol = troupe::protocol<start_asking, self_check, filler>;
 struct self_asker : troupe::actor<self_asker_protocol> {
@@ -386,7 +400,9 @@ TEST(regression, a_send_after_to_a_full_block_policy_mailbox_does_not_stall_the_
 // the supervisor's child spec and the child cell's factory) for each watcher.
 using token = std::shared_ptr<int>;
 
-struct ping { using reply = int; };
+struct ping {
+  using reply = int;
+};
 using service_protocol = troupe::protocol<ping>;
 struct service : troupe::actor<service_protocol> {
   int on(ping) { return 1; }
@@ -509,7 +525,9 @@ TEST(regression, a_periodic_timer_stops_once_its_receiver_has_stopped) {
 
 // --- 9: a stuck child killed while its supervisor gives up is restarted with it -------
 
-struct how_many { using reply = int; };
+struct how_many {
+  using reply = int;
+};
 using stuck_protocol = troupe::protocol<hold, fail_now, how_many>;
 struct stuck_child : troupe::actor<stuck_protocol> {
   explicit stuck_child(std::shared_ptr<start_record<stuck_protocol>> record) : record_(std::move(record)) {}
@@ -568,13 +586,15 @@ TEST(regression, a_child_killed_past_its_shutdown_timeout_while_its_supervisor_g
   EXPECT_TRUE(failer_record->wait_for_starts(2, 30s));
   auto handled = stuck.ask(how_many{}, 30s).try_get();
   ASSERT_TRUE(handled) << handled.error().to_string();
-  EXPECT_EQ(*handled, 0);  // a fresh instance, same ref
+  EXPECT_EQ(*handled, 0);            // a fresh instance, same ref
   EXPECT_EQ(sys.live_actors(), 4u);  // outer, inner and both children
 }
 
 // --- 10: destroying a scoped inbox while a thread sends to it ------------------------
 
-struct number { int value; };
+struct number {
+  int value;
+};
 using number_protocol = troupe::protocol<number>;
 
 TEST(regression, destroying_a_scoped_inbox_while_another_thread_keeps_sending_to_it_is_safe) {

@@ -2,12 +2,12 @@
 // detached actors on threads of their own.
 #include <time.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <fstream>
-#include <unistd.h>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -209,7 +209,9 @@ TEST(scheduler, a_blocked_detached_actor_does_not_stall_normal_actors) {
 
 namespace {
 
-struct finish_job { using reply = int; };
+struct finish_job {
+  using reply = int;
+};
 using job_protocol = troupe::protocol<finish_job>;
 struct one_shot : troupe::actor<job_protocol> {
   int on(finish_job) {

@@ -435,7 +435,8 @@ TEST(serialization, round_trips_top_level_scalars_containers_and_c_arrays) {
 TEST(serialization, uses_wire_traits_for_a_class_with_private_data_also_inside_aggregates) {
   const wire_test::invoice i{"erin", {1999, "USD"}, {{1000, "USD"}, {999, "USD"}}};
   EXPECT_EQ(round_trip(i), i);
-  EXPECT_EQ(troupe::schema_of<wire_test::invoice>(), "wire_test::invoice{string,money{i64,string},vector<money{i64,string}>}");
+  EXPECT_EQ(troupe::schema_of<wire_test::invoice>(),
+            "wire_test::invoice{string,money{i64,string},vector<money{i64,string}>}");
 
   // The traits' own validation is a decode failure like any other.
   std::vector<std::byte> bytes;
@@ -528,9 +529,8 @@ TEST(serialization, rejects_a_bool_that_is_neither_zero_nor_one) {
 
 TEST(serialization, rejects_a_variant_index_out_of_range_and_a_bad_optional_flag) {
   using choice = std::variant<std::int8_t, std::string>;
-  EXPECT_EQ(failure_of<choice>(bytes_of({2, 0})),
-            "cannot decode " + std::string(troupe::type_name_of<choice>()) +
-                ": variant index 2 is out of range for 2 alternatives");
+  EXPECT_EQ(failure_of<choice>(bytes_of({2, 0})), "cannot decode " + std::string(troupe::type_name_of<choice>()) +
+                                                      ": variant index 2 is out of range for 2 alternatives");
   EXPECT_NE(failure_of<std::optional<std::int8_t>>(bytes_of({2, 0})).find("optional flag 2 is neither 0 nor 1"),
             std::string::npos);
 }
@@ -538,9 +538,8 @@ TEST(serialization, rejects_a_variant_index_out_of_range_and_a_bad_optional_flag
 TEST(serialization, rejects_a_huge_declared_string_length_before_allocating) {
   std::vector<std::byte> bytes = varint(4000000000u);
   bytes.resize(bytes.size() + 12, std::byte{'x'});
-  EXPECT_EQ(failure_of<std::string>(bytes),
-            "cannot decode " + std::string(troupe::type_name_of<std::string>()) +
-                ": string length 4000000000 exceeds the 12 bytes left");
+  EXPECT_EQ(failure_of<std::string>(bytes), "cannot decode " + std::string(troupe::type_name_of<std::string>()) +
+                                                ": string length 4000000000 exceeds the 12 bytes left");
   EXPECT_FALSE(troupe::from_bytes<std::string>(varint(std::numeric_limits<std::uint64_t>::max())).has_value());
 }
 
@@ -553,8 +552,8 @@ TEST(serialization, rejects_a_huge_declared_element_count_before_allocating) {
   EXPECT_NE(failure_of<std::vector<std::string>>(bytes).find("exceeds the 16 bytes left"), std::string::npos);
   EXPECT_NE((failure_of<std::map<std::int32_t, std::int32_t>>(bytes).find("map size")), std::string::npos);
   // 3 deposits need at least 3 x 9 bytes.
-  EXPECT_FALSE(troupe::from_bytes<std::vector<wire_test::deposit>>(bytes_of({3, 0, 0, 0, 0, 0, 0, 0, 0, 0}))
-                   .has_value());
+  EXPECT_FALSE(
+      troupe::from_bytes<std::vector<wire_test::deposit>>(bytes_of({3, 0, 0, 0, 0, 0, 0, 0, 0, 0})).has_value());
 
   const std::vector<std::byte> in_bytes = bytes_of({10, 1, 2, 3});
   troupe::wire_reader in(in_bytes);
@@ -615,7 +614,8 @@ TEST(serialization, rejects_overlong_and_overflowing_varints) {
   const std::vector<std::byte> too_big_bytes = bytes_of({0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02});
   troupe::wire_reader too_big(too_big_bytes);
   EXPECT_FALSE(too_big.read_varint(value));
-  const std::vector<std::byte> too_long_bytes = bytes_of({0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x81, 0x01});
+  const std::vector<std::byte> too_long_bytes =
+      bytes_of({0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x81, 0x01});
   troupe::wire_reader too_long(too_long_bytes);
   EXPECT_FALSE(too_long.read_varint(value));
   const std::vector<std::byte> unterminated_bytes = bytes_of({0x80});

@@ -72,7 +72,9 @@ struct gate {
   }
 };
 
-struct hold { std::shared_ptr<gate> g; };
+struct hold {
+  std::shared_ptr<gate> g;
+};
 using blocker_protocol = troupe::protocol<hold>;
 
 struct blocker : troupe::actor<blocker_protocol> {
@@ -89,7 +91,10 @@ struct blocker : troupe::actor<blocker_protocol> {
   shared_log* log_;
 };
 
-struct watch_down { troupe::actor_addr who; std::string name; };
+struct watch_down {
+  troupe::actor_addr who;
+  std::string name;
+};
 struct threaded_observer : troupe::actor<troupe::protocol<watch_down>> {
   explicit threaded_observer(shared_log* log) : log_(log) {}
   void on(const watch_down& w) { names_[monitor(w.who)] = w.name; }

@@ -25,11 +25,17 @@ namespace {
 using namespace std::chrono_literals;
 using event_kind = troupe::supervisor_event::kind;
 
-struct work { int n; };
+struct work {
+  int n;
+};
 struct fail_now {};
 struct quit {};
-struct count { using reply = int; };
-struct explode { using reply = int; };  // a request whose handler throws
+struct count {
+  using reply = int;
+};
+struct explode {
+  using reply = int;
+};  // a request whose handler throws
 using worker_protocol = troupe::protocol<work, fail_now, quit, count, explode>;
 
 // Logs "<name>:start", "<name>:work n", "<name>:stop <reason>". If `self_slot`
@@ -59,7 +65,10 @@ struct worker : troupe::actor<worker_protocol> {
 };
 
 // Monitors whatever it is told to and logs "down <name> <reason>" in arrival order.
-struct observe { troupe::actor_addr who; std::string name; };
+struct observe {
+  troupe::actor_addr who;
+  std::string name;
+};
 using observer_protocol = troupe::protocol<observe>;
 struct observer : troupe::actor<observer_protocol> {
   explicit observer(std::vector<std::string>* log) : log_(log) {}
@@ -99,8 +108,8 @@ troupe::supervisor_spec three_children(troupe::supervision_strategy strategy, st
 struct matrix_case {
   troupe::supervision_strategy strategy;
   troupe::restart_type restart;
-  bool abnormal;                        // b fails (throws) or stops normally
-  std::vector<std::string> restarted;   // which children start again, sorted
+  bool abnormal;                       // b fails (throws) or stops normally
+  std::vector<std::string> restarted;  // which children start again, sorted
   std::string name;
 };
 
@@ -171,8 +180,8 @@ std::vector<matrix_case> the_table() {
   const std::vector<std::pair<s, std::vector<std::string>>> groups = {
       {s::one_for_one, {"b"}}, {s::one_for_all, {"a", "b", "c"}}, {s::rest_for_one, {"b", "c"}}};
   const char* strategy_names[] = {"one_for_one", "one_for_all", "rest_for_one"};
-  const std::pair<r, const char*> types[] = {{r::permanent, "permanent"}, {r::transient, "transient"},
-                                             {r::temporary, "temporary"}};
+  const std::pair<r, const char*> types[] = {
+      {r::permanent, "permanent"}, {r::transient, "transient"}, {r::temporary, "temporary"}};
   std::vector<matrix_case> out;
   for (const auto& [strategy, group] : groups) {
     for (const auto& [type, type_name] : types) {
@@ -297,8 +306,8 @@ TEST(supervision, a_restarted_child_keeps_its_ref_and_handles_the_queued_message
   auto n = after.try_get();
   ASSERT_TRUE(n.has_value()) << n.error();
   EXPECT_EQ(*n, 4);  // 3..6 only: the state is fresh
-  const std::vector<std::string> expected = {"b:stop error: b failed (std::runtime_error)", "b:start", "b:work 3",
-                                             "b:work 4", "b:work 5", "b:work 6"};
+  const std::vector<std::string> expected = {
+      "b:stop error: b failed (std::runtime_error)", "b:start", "b:work 3", "b:work 4", "b:work 5", "b:work 6"};
   EXPECT_EQ(log, expected);
   EXPECT_EQ(sup.child<worker_protocol>("b"), b);
 }
@@ -396,8 +405,8 @@ TEST(supervision, shutdown_supervisor_stops_children_in_reverse_start_order_then
   sup.self().tell(troupe::shutdown_supervisor{});
   sys.run_until_idle();
   EXPECT_EQ(log, (std::vector<std::string>{"c:stop shutdown", "b:stop shutdown", "a:stop shutdown"}));
-  EXPECT_EQ(downs, (std::vector<std::string>{"down c shutdown", "down b shutdown", "down a shutdown",
-                                             "down sup shutdown"}));
+  EXPECT_EQ(downs,
+            (std::vector<std::string>{"down c shutdown", "down b shutdown", "down a shutdown", "down sup shutdown"}));
   EXPECT_EQ(sys.live_actors(), 1u);  // the observer
 }
 

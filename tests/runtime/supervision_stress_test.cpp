@@ -28,7 +28,9 @@ struct job {
   std::uint32_t seq;
   bool poison;
 };
-struct drained { using reply = bool; };  // answered after everything sent before it
+struct drained {
+  using reply = bool;
+};  // answered after everything sent before it
 using stress_protocol = troupe::protocol<job, drained>;
 
 // Outside every worker instance: a restarted worker has fresh state, so the

@@ -11,10 +11,14 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct work { int n; };
+struct work {
+  int n;
+};
 struct fail_now {};
 struct quit {};
-struct count { using reply = int; };
+struct count {
+  using reply = int;
+};
 using worker_protocol = troupe::protocol<work, fail_now, quit, count>;
 
 // Logs "<name>:start", "<name>:work n", "<name>:stop <reason>".
@@ -57,8 +61,8 @@ TEST(supervisor, restarts_only_the_failed_child_under_one_for_one_and_its_ref_st
   b.tell(fail_now{});
   b.tell(work{2});  // already in the mailbox when b fails: survives the restart
   sys.run_until_idle();
-  const std::vector<std::string> expected = {
-      "b:work 1", "b:stop error: b failed (std::runtime_error)", "b:start", "b:work 2"};
+  const std::vector<std::string> expected = {"b:work 1", "b:stop error: b failed (std::runtime_error)", "b:start",
+                                             "b:work 2"};
   EXPECT_EQ(log, expected);
   EXPECT_EQ(b.ask(count{}, 1s).get(), 1);  // a fresh instance: it handled only work 2
   EXPECT_EQ(sys.live_actors(), 4u);

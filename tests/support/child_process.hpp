@@ -155,8 +155,8 @@ inline std::vector<std::string> environment_with(const std::vector<std::string>&
   std::vector<std::string> environment;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     const std::string_view current(*entry);
-    const bool replaced = std::any_of(extra.begin(), extra.end(),
-                                      [&](const std::string& e) { return name_of(e) == name_of(current); });
+    const bool replaced =
+        std::any_of(extra.begin(), extra.end(), [&](const std::string& e) { return name_of(e) == name_of(current); });
     if (!replaced) environment.emplace_back(current);
   }
   environment.insert(environment.end(), extra.begin(), extra.end());
@@ -253,8 +253,7 @@ struct command_result {
 // result, not thrown; throws if the program cannot start or does not finish within
 // `timeout` (it is then killed).
 inline command_result run_command(const std::vector<std::string>& argv, const std::string& input = {},
-                                  int netns_fd = -1,
-                                  std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+                                  int netns_fd = -1, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   int fds[2];
   // stdin is written in full before the child starts, so that a child that exits

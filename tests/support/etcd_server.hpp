@@ -47,14 +47,14 @@
 // Skips the test when etcd is not installed, or fails it when
 // TROUPE_REQUIRE_ETCD=1 (CI sets it: a CI machine without etcd must not turn
 // the etcd tests into silent skips).
-#define TROUPE_REQUIRE_ETCD()                                                                     \
-  do {                                                                                            \
+#define TROUPE_REQUIRE_ETCD()                                                                        \
+  do {                                                                                               \
     if (const auto troupe_etcd_reason = ::troupe::test_support::etcd_server::unavailable_reason()) { \
-      if (::troupe::test_support::etcd_server::required()) {                                      \
-        FAIL() << *troupe_etcd_reason << " (and TROUPE_REQUIRE_ETCD=1)";                          \
-      }                                                                                           \
-      GTEST_SKIP() << *troupe_etcd_reason;                                                        \
-    }                                                                                             \
+      if (::troupe::test_support::etcd_server::required()) {                                         \
+        FAIL() << *troupe_etcd_reason << " (and TROUPE_REQUIRE_ETCD=1)";                             \
+      }                                                                                              \
+      GTEST_SKIP() << *troupe_etcd_reason;                                                           \
+    }                                                                                                \
   } while (false)
 
 namespace troupe::test_support {
@@ -168,11 +168,11 @@ class etcd_server {
     options.stdout_fd = log.get();
     options.stderr_fd = log.get();
     options.close_inherited_fds = true;
-    pid_ = start_child({program, "--name", "troupe-test", "--data-dir", data, "--listen-client-urls", client,
-                        "--advertise-client-urls", client, "--listen-peer-urls", peer,
-                        "--initial-advertise-peer-urls", peer, "--initial-cluster", "troupe-test=" + peer,
-                        "--initial-cluster-state", "new", "--log-level", "warn"},
-                       environment_with({}), options);
+    pid_ = start_child(
+        {program, "--name", "troupe-test", "--data-dir", data, "--listen-client-urls", client,
+         "--advertise-client-urls", client, "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+         "--initial-cluster", "troupe-test=" + peer, "--initial-cluster-state", "new", "--log-level", "warn"},
+        environment_with({}), options);
     wait_until_healthy(std::chrono::steady_clock::now() + std::chrono::seconds(30));
   }
 
@@ -199,7 +199,9 @@ class etcd_server {
     return ntohs(address.sin_port);
   }
 
-  [[nodiscard]] bool lost_a_port_race() const { return log_tail(20000).find("address already in use") != std::string::npos; }
+  [[nodiscard]] bool lost_a_port_race() const {
+    return log_tail(20000).find("address already in use") != std::string::npos;
+  }
 
   // Polls /health until it says true, etcd exits, or the deadline.
   void wait_until_healthy(std::chrono::steady_clock::time_point deadline) {

@@ -47,8 +47,8 @@
 // `ip netns exec` remounts it).
 #pragma once
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -80,14 +80,14 @@
 // At the top of a test that needs the rig: skips the test with the reason when the rig
 // cannot run here, or fails it when TROUPE_REQUIRE_NETNS=1 (CI sets it, so that a CI
 // machine that lost root or iproute2 cannot turn the multi-host tests into silent skips).
-#define TROUPE_REQUIRE_NETNS_RIG()                                                                  \
-  do {                                                                                              \
+#define TROUPE_REQUIRE_NETNS_RIG()                                                                \
+  do {                                                                                            \
     if (const auto troupe_rig_reason = ::troupe::test_support::netns_rig::unavailable_reason()) { \
-      if (::troupe::test_support::netns_rig::required()) {                                          \
-        FAIL() << *troupe_rig_reason << " (and TROUPE_REQUIRE_NETNS=1)";                           \
-      }                                                                                             \
-      GTEST_SKIP() << *troupe_rig_reason;                                                           \
-    }                                                                                               \
+      if (::troupe::test_support::netns_rig::required()) {                                        \
+        FAIL() << *troupe_rig_reason << " (and TROUPE_REQUIRE_NETNS=1)";                          \
+      }                                                                                           \
+      GTEST_SKIP() << *troupe_rig_reason;                                                         \
+    }                                                                                             \
   } while (false)
 
 namespace troupe::test_support {
@@ -205,8 +205,8 @@ class netns_rig {
 
 inline netns_rig::netns_rig(int host_count) {
   if (host_count < 1 || host_count > max_hosts) {
-    throw std::invalid_argument("netns_rig: " + std::to_string(host_count) + " hosts; 1.." +
-                                std::to_string(max_hosts) + " supported");
+    throw std::invalid_argument("netns_rig: " + std::to_string(host_count) + " hosts; 1.." + std::to_string(max_hosts) +
+                                " supported");
   }
   ip_program_ = find_program("ip");
   // thread-self, not self: /proc/self/ns/net is the main thread's namespace.
@@ -413,9 +413,11 @@ inline void netns_rig::ip_batch(const std::string& ip_program, int netns_fd, con
   argv.insert(argv.end(), {"-batch", "-"});
   const command_result result = run_command(argv, input, netns_fd);
   if (result.succeeded()) return;
-  std::string message = "netns_rig: " + quote_command(argv) + " in " + where + " " + describe_wait_status(result.status) +
+  std::string message = "netns_rig: " + quote_command(argv) + " in " + where + " " +
+                        describe_wait_status(result.status) +
                         "; its commands (ip names a failing one as \"-:<line>\"):\n";
-  for (std::size_t i = 0; i < commands.size(); ++i) message += "  " + std::to_string(i + 1) + ": ip " + commands[i] + "\n";
+  for (std::size_t i = 0; i < commands.size(); ++i)
+    message += "  " + std::to_string(i + 1) + ": ip " + commands[i] + "\n";
   std::string err = result.err;
   while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
   message += "stderr: " + (err.empty() ? std::string("(empty)") : err);
@@ -423,7 +425,8 @@ inline void netns_rig::ip_batch(const std::string& ip_program, int netns_fd, con
 }
 
 inline int netns_rig::in_original() const {
-  struct stat original {}, current {};
+  struct stat original {
+  }, current{};
   if (::fstat(original_netns_.get(), &original) == 0 && ::stat("/proc/thread-self/ns/net", &current) == 0 &&
       original.st_dev == current.st_dev && original.st_ino == current.st_ino) {
     return -1;

@@ -47,10 +47,10 @@ class test_pki {
         " -keyout " + name + ".key -out " + name + ".pem");
   }
   void make_cert(const std::string& name, const std::string& ca) const {
-    run("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=" + name + " -keyout " +
-        name + ".key -out " + name + ".csr");
-    run("openssl x509 -req -in " + name + ".csr -CA " + ca + ".pem -CAkey " + ca + ".key -CAcreateserial -days 2 -out " +
-        name + ".pem");
+    run("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=" + name + " -keyout " + name +
+        ".key -out " + name + ".csr");
+    run("openssl x509 -req -in " + name + ".csr -CA " + ca + ".pem -CAkey " + ca +
+        ".key -CAcreateserial -days 2 -out " + name + ".pem");
   }
   std::string dir_;
 };

@@ -61,8 +61,7 @@ class watchdog {
                  "watchdog: %s did not finish within %lld ms; aborting (hang, lost wake-up "
                  "or livelock)\n",
                  name_.c_str(),
-                 static_cast<long long>(
-                     std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count()));
+                 static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count()));
     std::fflush(stderr);
     std::abort();
   }

@@ -5,6 +5,9 @@
 //   auto b = sys.spawn<bank_actor>();
 #pragma once
 
+#include "troupe/net/node.hpp"
+#include "troupe/net/node_child.hpp"
+#include "troupe/net/remote_child.hpp"
 #include "troupe/runtime/actor.hpp"
 #include "troupe/runtime/actor_addr.hpp"
 #include "troupe/runtime/config.hpp"
@@ -14,12 +17,9 @@
 #include "troupe/runtime/ref.hpp"
 #include "troupe/runtime/response.hpp"
 #include "troupe/runtime/scoped.hpp"
+#include "troupe/runtime/serialization.hpp"
 #include "troupe/runtime/signals.hpp"
 #include "troupe/runtime/supervisor.hpp"
 #include "troupe/runtime/system.hpp"
 #include "troupe/runtime/task.hpp"
 #include "troupe/runtime/timer.hpp"
-#include "troupe/runtime/serialization.hpp"
-#include "troupe/net/node.hpp"
-#include "troupe/net/node_child.hpp"
-#include "troupe/net/remote_child.hpp"

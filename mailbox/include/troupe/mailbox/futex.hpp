@@ -26,8 +26,7 @@ void futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
                 futex_scope scope = futex_scope::process_private) noexcept;
 
 // As futex_wait, but gives up after `timeout`. Returns false on timeout.
-bool futex_wait_for(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                    std::chrono::nanoseconds timeout,
+bool futex_wait_for(const std::atomic<std::uint32_t>& word, std::uint32_t expected, std::chrono::nanoseconds timeout,
                     futex_scope scope = futex_scope::process_private) noexcept;
 
 // Wakes up to `count` threads sleeping on `word`. Returns how many were woken.

@@ -126,8 +126,7 @@ class mpsc_queue {
     // release: pairs with the acquire in push() that observes blocked_tag(); the
     // consumer's work so far happens-before whoever schedules it next.
     // relaxed on failure: a push arrived, the caller just pops it (pop acquires).
-    if (head_.compare_exchange_strong(expected, blocked_tag(), std::memory_order_release,
-                                      std::memory_order_relaxed)) {
+    if (head_.compare_exchange_strong(expected, blocked_tag(), std::memory_order_release, std::memory_order_relaxed)) {
       return true;
     }
     return expected == blocked_tag();
@@ -139,8 +138,7 @@ class mpsc_queue {
   bool unblock() noexcept {
     mpsc_node* expected = blocked_tag();
     // acquire: as in push() when replacing blocked_tag(), pairs with try_block().
-    return head_.compare_exchange_strong(expected, nullptr, std::memory_order_acquire,
-                                         std::memory_order_relaxed);
+    return head_.compare_exchange_strong(expected, nullptr, std::memory_order_acquire, std::memory_order_relaxed);
   }
 
   // Any thread. If the queue is blocked, makes this thread its consumer with

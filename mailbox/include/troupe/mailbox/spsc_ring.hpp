@@ -91,7 +91,8 @@ struct spsc_ring_header {
 static_assert(std::is_standard_layout_v<spsc_ring_header>, "spsc_ring_header lives in shared memory");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free && std::atomic<std::uint32_t>::is_always_lock_free,
               "shared-memory atomics must be lock-free (address-free)");
-static_assert(offsetof(spsc_ring_header, published) % cache_line == 0 && offsetof(spsc_ring_header, head) % cache_line == 0 &&
+static_assert(offsetof(spsc_ring_header, published) % cache_line == 0 &&
+                  offsetof(spsc_ring_header, head) % cache_line == 0 &&
                   offsetof(spsc_ring_header, consumer_sleeping) % cache_line == 0 &&
                   offsetof(spsc_ring_header, producer_sleeping) % cache_line == 0,
               "the producer's and the consumer's words and the sleep flags on separate cache lines");
@@ -108,9 +109,7 @@ class spsc_ring {
   static constexpr std::uint32_t skip_marker = 0xFFFFFFFFu;
 
   // Bytes of shared memory needed for `capacity` bytes of records (a power of two).
-  static constexpr std::size_t bytes_for(std::size_t capacity) noexcept {
-    return sizeof(spsc_ring_header) + capacity;
-  }
+  static constexpr std::size_t bytes_for(std::size_t capacity) noexcept { return sizeof(spsc_ring_header) + capacity; }
 
   // Initialises a ring in `memory` (`bytes` long, page-aligned memory is fine).
   // The record capacity is the largest power of two that fits.
@@ -140,9 +139,8 @@ class spsc_ring {
     if (bytes < sizeof(spsc_ring_header)) return std::nullopt;
     auto* h = static_cast<spsc_ring_header*>(memory);
     const std::uint64_t capacity = h->capacity;
-    if (h->magic != spsc_ring_header::magic_value || h->version != spsc_ring_header::current_version ||
-        capacity < 64 || (capacity & (capacity - 1)) != 0 || capacity > bytes - sizeof(spsc_ring_header) ||
-        (h->key >> 63) == 0) {
+    if (h->magic != spsc_ring_header::magic_value || h->version != spsc_ring_header::current_version || capacity < 64 ||
+        (capacity & (capacity - 1)) != 0 || capacity > bytes - sizeof(spsc_ring_header) || (h->key >> 63) == 0) {
       return std::nullopt;
     }
     return spsc_ring(h, capacity);
@@ -193,7 +191,8 @@ class spsc_ring {
 
   // As try_write, but waits (spin, then park) for room until `deadline`.
   write_result write_wait(std::uint32_t type, std::span<const std::byte> payload,
-                          std::chrono::steady_clock::time_point deadline, std::span<const std::byte> more = {}) noexcept {
+                          std::chrono::steady_clock::time_point deadline,
+                          std::span<const std::byte> more = {}) noexcept {
     for (int spin = 0;; ++spin) {
       // acquire: pairs with the release increment in read(); the futex value snapshot.
       const std::uint32_t seen = header_->freed.load(std::memory_order_acquire);
@@ -389,7 +388,8 @@ class spsc_ring {
   static std::uint64_t random_key() noexcept {
     std::uint64_t k = 0;
     if (::getrandom(&k, sizeof k, 0) != static_cast<ssize_t>(sizeof k)) {
-      k = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) * 0x9E3779B97F4A7C15ull ^
+      k = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) *
+              0x9E3779B97F4A7C15ull ^
           reinterpret_cast<std::uintptr_t>(&k);
     }
     return k | (std::uint64_t{1} << 63);

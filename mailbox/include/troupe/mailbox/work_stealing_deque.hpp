@@ -80,8 +80,7 @@ class work_stealing_deque {
     if (top == bottom) {
       // The last element: race the thieves for it on top_.
       // seq_cst: totally ordered with the thieves' CAS; relaxed on failure.
-      if (!top_.compare_exchange_strong(top, top + 1, std::memory_order_seq_cst,
-                                        std::memory_order_relaxed)) {
+      if (!top_.compare_exchange_strong(top, top + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) {
         item = nullptr;  // a thief won
       }
       // relaxed: owner-only bookkeeping; top_ == bottom + 1 either way.
@@ -103,8 +102,7 @@ class work_stealing_deque {
     T* item = slots_[index(top)].load(std::memory_order_acquire);
     // seq_cst: claims the element against the owner and other thieves; relaxed on
     // failure (someone else took it; the read item is discarded).
-    if (!top_.compare_exchange_strong(top, top + 1, std::memory_order_seq_cst,
-                                      std::memory_order_relaxed)) {
+    if (!top_.compare_exchange_strong(top, top + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) {
       return nullptr;
     }
     return item;

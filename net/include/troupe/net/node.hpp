@@ -70,7 +70,7 @@ struct failure_detector_config {
   std::chrono::milliseconds heartbeat_interval{250};
   std::chrono::milliseconds acceptable_pause{500};
   std::chrono::milliseconds min_std_deviation{100};
-  double threshold = 8.0;  // phi above this: the peer is down
+  double threshold = 8.0;    // phi above this: the peer is down
   std::size_t window = 100;  // heartbeat gaps remembered
 };
 
@@ -78,7 +78,7 @@ struct failure_detector_config {
 struct reconnect_config {
   std::chrono::milliseconds initial_backoff{100};
   std::chrono::milliseconds max_backoff{5000};
-  double jitter = 0.25;                     // each wait is backoff x [1 - jitter, 1 + jitter]
+  double jitter = 0.25;                             // each wait is backoff x [1 - jitter, 1 + jitter]
   std::chrono::milliseconds give_up_after{600000};  // after the loss; 0: never re-dial
 };
 
@@ -149,9 +149,9 @@ expected<std::vector<std::string>> configure_from_command_line(node_config& conf
 
 // How spawn_node starts a child process.
 struct node_spawn_options {
-  std::string name;                // the child's node name (required, unique on the host)
-  std::string program;             // empty: this executable (/proc/self/exe)
-  std::vector<std::string> args;   // argv[1..] of the child
+  std::string name;                          // the child's node name (required, unique on the host)
+  std::string program;                       // empty: this executable (/proc/self/exe)
+  std::vector<std::string> args;             // argv[1..] of the child
   std::chrono::milliseconds timeout{10000};  // until the child has joined
 };
 
@@ -285,9 +285,12 @@ class node : public system {
   // `subscriber` gets member_up for every current member at once (this node
   // first), then member_up / member_down as members come and go. Errors if
   // this node is not in a cluster.
+  // (clang-format 14 would join the requires-clause to the declaration)
+  // clang-format off
   template <a_protocol P>
     requires(accepts<P, member_up> && accepts<P, member_down>)
   expected<void> subscribe_members(const ref<P>& subscriber) {
+    // clang-format on
     return subscribe_members_impl([subscriber](const member_up& e) { subscriber.tell(e); },
                                   [subscriber](const member_down& e) { subscriber.tell(e); });
   }
@@ -330,8 +333,8 @@ class node : public system {
   void publish_cell(std::string name, detail::cell* c, const detail::protocol_table& table);
   expected<detail::cell_ptr> lookup_cell(std::string_view uri, const detail::protocol_table& table,
                                          std::chrono::milliseconds timeout);
-  expected<detail::cell_ptr> spawn_remote(const on_node& where, const std::string& key,
-                                          std::span<const std::byte> args, const detail::protocol_table& table);
+  expected<detail::cell_ptr> spawn_remote(const on_node& where, const std::string& key, std::span<const std::byte> args,
+                                          const detail::protocol_table& table);
   // On the least-loaded member that can (cluster.hpp).
   expected<detail::cell_ptr> spawn_remote(anywhere_t, const std::string& key, std::span<const std::byte> args,
                                           const detail::protocol_table& table);
@@ -354,8 +357,9 @@ bool register_actor() {
         std::tuple<Args...> args{};
         const bool ok = std::apply([&](auto&... a) { return (troupe::decode(in, a) && ... && true); }, args);
         if (!ok || in.remaining() != 0) {
-          return error(errc::malformed_message, "spawn arguments of " + std::string(type_name_of<A>()) +
-                                                    " do not decode: " + (in.failed() ? in.failure() : "trailing bytes"));
+          return error(errc::malformed_message,
+                       "spawn arguments of " + std::string(type_name_of<A>()) +
+                           " do not decode: " + (in.failed() ? in.failure() : "trailing bytes"));
         }
         ref<P> r = std::apply([&](auto&... a) { return n.spawn<A>(std::move(a)...); }, args);
         return std::pair<detail::cell_ptr, const detail::protocol_table*>(detail::cell_ptr(detail::ref_access::get(r)),
@@ -367,7 +371,7 @@ bool register_actor() {
 #define TROUPE_DETAIL_CONCAT2(a, b) a##b
 #define TROUPE_DETAIL_CONCAT(a, b) TROUPE_DETAIL_CONCAT2(a, b)
 // TROUPE_REGISTER_ACTOR(worker) or TROUPE_REGISTER_ACTOR(worker, int, std::string)
-#define TROUPE_REGISTER_ACTOR(A, ...)                                          \
+#define TROUPE_REGISTER_ACTOR(A, ...)                                                     \
   [[maybe_unused]] static const bool TROUPE_DETAIL_CONCAT(troupe_registered_, __LINE__) = \
       ::troupe::register_actor<A __VA_OPT__(, ) __VA_ARGS__>()
 
@@ -379,8 +383,7 @@ bool register_actor() {
 //   int main(int argc, char** argv) {
 //     return troupe::run(argc, argv, [&] { troupe::node n({.name = "parent"}); ...; return 0; });
 //   }
-int run(int argc, char** argv, const std::function<int()>& main_fn,
-        const std::function<void(node&)>& child_setup = {});
+int run(int argc, char** argv, const std::function<int()>& main_fn, const std::function<void(node&)>& child_setup = {});
 // True in a process started by spawn_node().
 bool is_spawned_node() noexcept;
 

@@ -20,23 +20,23 @@ namespace troupe {
 // Every recoverable failure troupe reports. Values are stable (they may cross the wire).
 enum class errc : int {
   ok = 0,
-  timeout = 1,           // no reply within the ask's timeout
-  actor_down = 2,        // the receiver stopped (normally or not) before replying; text has the reason
-  no_such_actor = 3,     // tell() to an actor already gone (an ask reports actor_down, with the exit reason)
-  request_dropped = 4,   // the receiver discarded the request without replying
-  system_stopped = 5,    // the actor system is shutting down
-  would_block = 6,       // a blocking call inside an actor, or a deterministic run with nothing left to do
-  mailbox_full = 7,      // a bounded mailbox refused the message
+  timeout = 1,          // no reply within the ask's timeout
+  actor_down = 2,       // the receiver stopped (normally or not) before replying; text has the reason
+  no_such_actor = 3,    // tell() to an actor already gone (an ask reports actor_down, with the exit reason)
+  request_dropped = 4,  // the receiver discarded the request without replying
+  system_stopped = 5,   // the actor system is shutting down
+  would_block = 6,      // a blocking call inside an actor, or a deterministic run with nothing left to do
+  mailbox_full = 7,     // a bounded mailbox refused the message
   // Across processes and machines (net/):
-  no_such_node = 8,      // no node of that name is reachable (or it is gone)
-  no_such_name = 9,      // lookup(): the node has nothing published under that name
+  no_such_node = 8,        // no node of that name is reachable (or it is gone)
+  no_such_name = 9,        // lookup(): the node has nothing published under that name
   protocol_mismatch = 10,  // the actor speaks another protocol, or a message type's schema differs between nodes
   malformed_message = 11,  // bytes from another process or machine that do not decode
-  connection_lost = 12,  // the link to the peer node broke while the operation was in flight
-  not_registered = 13,   // remote spawn of an actor type the node has not registered
-  peer_overloaded = 14,  // the outbound queue to a peer node is full
-  name_in_use = 15,      // another live node on this host has that name
-  name_taken = 16,       // publish_global(): another live node holds that cluster-wide name
+  connection_lost = 12,    // the link to the peer node broke while the operation was in flight
+  not_registered = 13,     // remote spawn of an actor type the node has not registered
+  peer_overloaded = 14,    // the outbound queue to a peer node is full
+  name_in_use = 15,        // another live node on this host has that name
+  name_taken = 16,         // publish_global(): another live node holds that cluster-wide name
 };
 
 const std::error_category& troupe_category() noexcept;
@@ -77,25 +77,35 @@ template <class T>
 class [[nodiscard]] expected {
  public:
   using value_type = T;
-  expected(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit like std::expected
+  expected(T value) : state_(std::in_place_index<0>, std::move(value)) {}      // NOLINT: implicit like std::expected
   expected(troupe::error e) : state_(std::in_place_index<1>, std::move(e)) {}  // NOLINT
   template <class... Args>
-  explicit expected(std::in_place_t, Args&&... args)
-      : state_(std::in_place_index<0>, std::forward<Args>(args)...) {}
+  explicit expected(std::in_place_t, Args&&... args) : state_(std::in_place_index<0>, std::forward<Args>(args)...) {}
 
   [[nodiscard]] bool has_value() const noexcept { return state_.index() == 0; }
   explicit operator bool() const noexcept { return has_value(); }
 
-  T& value() & { check(); return std::get<0>(state_); }
-  const T& value() const& { check(); return std::get<0>(state_); }
-  T&& value() && { check(); return std::get<0>(std::move(state_)); }
+  T& value() & {
+    check();
+    return std::get<0>(state_);
+  }
+  const T& value() const& {
+    check();
+    return std::get<0>(state_);
+  }
+  T&& value() && {
+    check();
+    return std::get<0>(std::move(state_));
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T&& operator*() && { return std::move(*this).value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   template <class U>
-  T value_or(U&& fallback) const& { return has_value() ? std::get<0>(state_) : T(std::forward<U>(fallback)); }
+  T value_or(U&& fallback) const& {
+    return has_value() ? std::get<0>(state_) : T(std::forward<U>(fallback));
+  }
 
   [[nodiscard]] const troupe::error& error() const& { return std::get<1>(state_); }
 

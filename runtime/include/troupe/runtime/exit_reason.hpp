@@ -30,7 +30,9 @@ class exit_reason {
   static exit_reason error(std::string text, std::string exception_type = {}) {
     return exit_reason(kind::error, std::move(text), std::move(exception_type));
   }
-  static exit_reason process_down(std::string text = {}) { return exit_reason(kind::process_down, std::move(text), {}); }
+  static exit_reason process_down(std::string text = {}) {
+    return exit_reason(kind::process_down, std::move(text), {});
+  }
   static exit_reason node_down(std::string text = {}) { return exit_reason(kind::node_down, std::move(text), {}); }
 
   [[nodiscard]] kind what() const noexcept { return kind_; }

@@ -35,7 +35,9 @@ constexpr bool all_distinct() noexcept {
 template <std::size_t I, class... Ms>
 struct nth;
 template <class M, class... Ms>
-struct nth<0, M, Ms...> { using type = M; };
+struct nth<0, M, Ms...> {
+  using type = M;
+};
 template <std::size_t I, class M, class... Ms>
 struct nth<I, M, Ms...> : nth<I - 1, Ms...> {};
 }  // namespace detail
@@ -66,12 +68,18 @@ concept a_protocol = is_protocol<T>::value;
 
 // A message type that expects a reply names it: `using reply = R;`.
 template <class M>
-concept request = requires { typename M::reply; };
+concept request = requires {
+  typename M::reply;
+};
 
 template <class M>
-struct reply_of { using type = void; };
+struct reply_of {
+  using type = void;
+};
 template <request M>
-struct reply_of<M> { using type = typename M::reply; };
+struct reply_of<M> {
+  using type = typename M::reply;
+};
 template <class M>
 using reply_t = typename reply_of<M>::type;
 

@@ -36,9 +36,13 @@ class ref;
 namespace detail {
 struct ref_access {
   template <class P>
-  static cell* get(const ref<P>& r) noexcept { return r.cell_.get(); }
+  static cell* get(const ref<P>& r) noexcept {
+    return r.cell_.get();
+  }
   template <class P>
-  static ref<P> make(cell* c) { return ref<P>(cell_ptr(c)); }
+  static ref<P> make(cell* c) {
+    return ref<P>(cell_ptr(c));
+  }
 };
 }  // namespace detail
 
@@ -92,8 +96,8 @@ class ref {
       return response<reply_type>(std::move(slot));
     }
     auto state = std::make_shared<detail::future_state<reply_type>>();
-    if (cell_->enqueue(new detail::message_envelope<message_type>(
-            index, detail::reply_to<reply_type>(state), std::forward<M>(message)))) {
+    if (cell_->enqueue(new detail::message_envelope<message_type>(index, detail::reply_to<reply_type>(state),
+                                                                  std::forward<M>(message)))) {
       // The actor is gone (and its system may be too): the abandoned request
       // already failed the future with the actor's exit reason.
       return response<reply_type>(state->take().error());

@@ -63,12 +63,12 @@ class [[nodiscard]] response {
   expected<R> try_get() {
     if (failed_) return *failed_;
     if (slot_) {
-      return error(errc::would_block,
-                   "response::get() called inside an actor; use co_await or then()");
+      return error(errc::would_block, "response::get() called inside an actor; use co_await or then()");
     }
     if (future_->ready()) return future_->take();
     if (driver_ != nullptr) {
-      detail::drive_until(*driver_, [s = future_] { return s->ready(); }, deadline_);
+      detail::drive_until(
+          *driver_, [s = future_] { return s->ready(); }, deadline_);
       if (!future_->ready()) return timeout_error();
       return future_->take();
     }

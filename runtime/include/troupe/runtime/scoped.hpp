@@ -76,9 +76,12 @@ class inbox_actor final : public actor<P> {
   using message = typename variant_of<P>::type;
   // Requests are kept like any message, but not answered: their askers get
   // errc::request_dropped.
+  // (clang-format 14 would join the requires-clause to the declaration)
+  // clang-format off
   template <class M>
     requires accepts<P, M>
   no_reply on(M&& m) {
+    // clang-format on
     received.emplace_back(std::in_place_type<std::remove_cvref_t<M>>, std::forward<M>(m));
     return {};
   }
@@ -153,7 +156,8 @@ class scoped {
       }
       bool woken;
       if (detail::is_deterministic(*system_)) {
-        woken = detail::drive_until(*system_, [this] { return signal_->signalled(); }, virtual_deadline);
+        woken = detail::drive_until(
+            *system_, [this] { return signal_->signalled(); }, virtual_deadline);
       } else {
         woken = signal_->wait_until(deadline);
       }

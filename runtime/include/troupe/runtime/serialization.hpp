@@ -347,17 +347,17 @@ std::vector<std::byte> to_bytes(const T& value) {
 template <serializable T>
 [[nodiscard]] expected<T> from_bytes(std::span<const std::byte> bytes) {
   static_assert(!std::is_array_v<T>, "troupe::from_bytes: use std::array, not a C array, as the result type");
-  static_assert(std::is_default_constructible_v<T>,
-                "troupe::from_bytes: the type must be default-constructible (decoding fills a default-constructed value)");
+  static_assert(
+      std::is_default_constructible_v<T>,
+      "troupe::from_bytes: the type must be default-constructible (decoding fills a default-constructed value)");
   T value{};
   wire_reader in(bytes);
   if (!decode(in, value)) {
-    return error(errc::malformed_message,
-                 "cannot decode " + std::string(type_name_of<T>()) + ": " + in.failure());
+    return error(errc::malformed_message, "cannot decode " + std::string(type_name_of<T>()) + ": " + in.failure());
   }
   if (in.remaining() != 0) {
-    return error(errc::malformed_message, std::to_string(in.remaining()) + " bytes left over after decoding " +
-                                              std::string(type_name_of<T>()));
+    return error(errc::malformed_message,
+                 std::to_string(in.remaining()) + " bytes left over after decoding " + std::string(type_name_of<T>()));
   }
   return expected<T>(std::move(value));
 }

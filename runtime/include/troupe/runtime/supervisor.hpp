@@ -105,7 +105,8 @@ child_spec child(std::string id, Args... args) {
   spec.id = std::move(id);
   spec.protocol = typeid(typename A::protocol_type);
   spec.make = [... args = std::move(args)](troupe::system& sys, detail::executor& exec) -> detail::cell* {
-    return new detail::typed_cell<A>(sys, exec, detail::from_factory, [args...](void* where) { ::new (where) A(args...); });
+    return new detail::typed_cell<A>(sys, exec, detail::from_factory,
+                                     [args...](void* where) { ::new (where) A(args...); });
   };
   return spec;
 }
@@ -121,7 +122,7 @@ struct supervisor_event {
   kind what;
   std::string supervisor;  // address
   std::string child_id;
-  std::string child;       // address
+  std::string child;  // address
   exit_reason reason;
   std::uint64_t restarts = 0;  // restarts within the current intensity period
 };
@@ -155,14 +156,17 @@ struct child_info {
 };
 
 namespace detail {
-struct supervisor_timer { std::uint64_t token; };
+struct supervisor_timer {
+  std::uint64_t token;
+};
 }  // namespace detail
 
 // What a supervisor accepts.
-struct which_children { using reply = std::vector<child_info>; };
+struct which_children {
+  using reply = std::vector<child_info>;
+};
 struct shutdown_supervisor {};  // orderly: children in reverse order, then the supervisor
-using supervisor_protocol =
-    protocol<which_children, shutdown_supervisor, detail::supervisor_timer>;
+using supervisor_protocol = protocol<which_children, shutdown_supervisor, detail::supervisor_timer>;
 
 // The handle spawn_supervisor returns.
 class supervisor_ref {
@@ -210,7 +214,8 @@ class pool {
  public:
   using protocol_type = typename A::protocol_type;
   pool(troupe::system& sys, supervisor_spec spec, restart_type restart = restart_type::permanent)
-      : sup_(spawn_supervisor(sys, std::move(spec))), restart_(restart),
+      : sup_(spawn_supervisor(sys, std::move(spec))),
+        restart_(restart),
         started_(std::make_shared<std::atomic<std::uint64_t>>(0)) {}
   // Any thread.
   template <class... Args>

@@ -49,7 +49,10 @@ struct bounded {
 };
 
 template <class A>
-concept actor_class = requires { typename A::protocol_type; } && std::is_base_of_v<actor<typename A::protocol_type>, A>;
+concept actor_class = requires {
+  typename A::protocol_type;
+}
+&&std::is_base_of_v<actor<typename A::protocol_type>, A>;
 
 class system {
  public:
@@ -106,8 +109,7 @@ class system {
   template <class P, class M>
   timer send_every(const ref<P>& to, std::chrono::nanoseconds period, M&& message) {
     static_assert(accepts<P, M>, "troupe: this message type is not in the receiver's protocol");
-    static_assert(std::is_copy_constructible_v<std::remove_cvref_t<M>>,
-                  "troupe: send_every needs a copyable message");
+    static_assert(std::is_copy_constructible_v<std::remove_cvref_t<M>>, "troupe: send_every needs a copyable message");
     return schedule_timer(period, period, [to, m = std::remove_cvref_t<M>(std::forward<M>(message))]() {
       // Stops (and lets go of the receiver) once the receiver is gone.
       return to.tell(m) != make_error_code(errc::no_such_actor);
@@ -163,8 +165,7 @@ class system {
   detail::executor& make_detached_executor();
   void start(detail::cell* c);
   // `fire` returns false to stop a periodic timer.
-  timer schedule_timer(std::chrono::nanoseconds delay, std::chrono::nanoseconds period,
-                       std::function<bool()> fire);
+  timer schedule_timer(std::chrono::nanoseconds delay, std::chrono::nanoseconds period, std::function<bool()> fire);
 
   std::unique_ptr<detail::system_state> state_;
 };

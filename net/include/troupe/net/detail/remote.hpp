@@ -178,9 +178,9 @@ class remote_pending final : public pending_reply {
         if (troupe::decode(in, value) && in.remaining() == 0) {
           reply_.deliver(expected<R>(std::move(value)));
         } else {
-          reply_.deliver(error(errc::malformed_message, std::string("reply of type ") +
-                                                            std::string(type_name_of<R>()) + " does not decode: " +
-                                                            (in.failed() ? in.failure() : "trailing bytes")));
+          reply_.deliver(error(errc::malformed_message,
+                               std::string("reply of type ") + std::string(type_name_of<R>()) +
+                                   " does not decode: " + (in.failed() ? in.failure() : "trailing bytes")));
         }
       }
     } catch (...) {
@@ -240,8 +240,7 @@ class proxy_cell final : public proxy_base {
   std::error_code forward_value(std::uint32_t index, const void* message, std::index_sequence<I...>) noexcept {
     (void)message;  // unused for an empty protocol
     std::error_code result = make_error_code(errc::protocol_mismatch);
-    (void)((index == I ? (result = send_value<I>(*static_cast<const typename P::template message<I>*>(message)),
-                          true)
+    (void)((index == I ? (result = send_value<I>(*static_cast<const typename P::template message<I>*>(message)), true)
                        : false) ||
            ...);
     return result;

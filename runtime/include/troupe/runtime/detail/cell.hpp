@@ -14,9 +14,9 @@
 #include <atomic>
 #include <chrono>
 #include <coroutine>
-#include <functional>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <new>
 #include <optional>
@@ -34,7 +34,7 @@ namespace troupe {
 class system;
 struct down;
 struct exit;
-}
+}  // namespace troupe
 
 namespace troupe::detail {
 
@@ -295,7 +295,6 @@ class cell {
   // Takes ownership of `e` (a user message). Default: the message is abandoned.
   virtual std::error_code forward(envelope* e) noexcept;
 
-
   // Deliver to the actor's on(exit)/on(down) handler. May throw (the actor fails).
   virtual void deliver_exit(const troupe::exit& e) { (void)e; }
   virtual void deliver_down(const troupe::down& d) { (void)d; }
@@ -325,8 +324,8 @@ class cell {
   // Immutable once the cell is shared (read by senders on any thread); a byte of
   // its own, not a bit next to the consumer-only flags, so reads never race writes.
   bool forwards_ = false;
-  std::uint64_t incarnation_ = 0;              // supervised: which life this is
-  std::uint32_t awaiting_ = 0;  // suspended non-interleaving handlers
+  std::uint64_t incarnation_ = 0;  // supervised: which life this is
+  std::uint32_t awaiting_ = 0;     // suspended non-interleaving handlers
   mpsc_queue<envelope> mailbox_;
   std::uint64_t id_;
   troupe::system* owner_;

@@ -168,11 +168,16 @@ struct scalar_codec {
   static constexpr bool bulk = true;
   static constexpr std::size_t min_size = sizeof(T);
   static void append_schema(std::string& out) {
-    if constexpr (std::is_same_v<T, char>) out += "char";
-    else if constexpr (std::is_same_v<T, wchar_t>) out += "wchar";
-    else if constexpr (std::is_same_v<T, char8_t>) out += "char8";
-    else if constexpr (std::is_same_v<T, char16_t>) out += "char16";
-    else if constexpr (std::is_same_v<T, char32_t>) out += "char32";
+    if constexpr (std::is_same_v<T, char>)
+      out += "char";
+    else if constexpr (std::is_same_v<T, wchar_t>)
+      out += "wchar";
+    else if constexpr (std::is_same_v<T, char8_t>)
+      out += "char8";
+    else if constexpr (std::is_same_v<T, char16_t>)
+      out += "char16";
+    else if constexpr (std::is_same_v<T, char32_t>)
+      out += "char32";
     else {
       out += std::is_floating_point_v<T> ? 'f' : std::is_signed_v<T> ? 'i' : 'u';
       out += std::to_string(sizeof(T) * 8);
@@ -184,7 +189,9 @@ struct scalar_codec {
 // fixed underlying type qualify: for those every value of the underlying type
 // is a valid enum value, so no wire value can be undefined behaviour.
 template <class E>
-concept fixed_enum = std::is_enum_v<E> && requires { E{std::underlying_type_t<E>{}}; };
+concept fixed_enum = std::is_enum_v<E> && requires {
+  E{std::underlying_type_t<E>{}};
+};
 
 template <class E>
 struct enum_codec {
@@ -462,7 +469,8 @@ struct std_codec<std::variant<Ts...>> : std_codec_base {
     using decoder = bool (*)(wire_reader&, type&);
     static constexpr auto decoders = []<std::size_t... I>(std::index_sequence<I...>) {
       return std::array<decoder, sizeof...(Ts)>{&decode_alternative<I>...};
-    }(std::index_sequence_for<Ts...>{});
+    }
+    (std::index_sequence_for<Ts...>{});
     std::uint64_t index = 0;
     if (!in.read_varint(index)) return false;
     if (index >= sizeof...(Ts)) {
@@ -502,8 +510,7 @@ template <class Rep, class Period>
 struct std_codec<std::chrono::duration<Rep, Period>> : std_codec_base {
   using type = std::chrono::duration<Rep, Period>;
   static constexpr bool valid = codec_of<Rep>::valid;
-  static constexpr bool bulk =
-      codec_of<Rep>::bulk && sizeof(type) == sizeof(Rep) && std::is_trivially_copyable_v<type>;
+  static constexpr bool bulk = codec_of<Rep>::bulk && sizeof(type) == sizeof(Rep) && std::is_trivially_copyable_v<type>;
   static constexpr std::size_t min_size = codec_of<Rep>::min_size;
   static void append_schema(std::string& out) {
     out += "duration<";
@@ -529,9 +536,12 @@ struct std_codec<std::chrono::time_point<Clock, Duration>> : std_codec_base {
   static void append_schema(std::string& out) {
     out += "time_point<";
     // Spelled out: the compilers' names for these carry an inline namespace.
-    if constexpr (std::is_same_v<Clock, std::chrono::system_clock>) out += "system_clock";
-    else if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) out += "steady_clock";
-    else out += type_name_of<Clock>();
+    if constexpr (std::is_same_v<Clock, std::chrono::system_clock>)
+      out += "system_clock";
+    else if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>)
+      out += "steady_clock";
+    else
+      out += type_name_of<Clock>();
     out += ',';
     serialization::append_schema<Duration>(out);
     out += '>';
@@ -579,8 +589,11 @@ using any_field_at = any_field;
 // T's first element is a base class (C++17 aggregates may have bases).
 template <class T>
 struct base_probe {
+  // (clang-format 14 would join the requires-clause to the declaration)
+  // clang-format off
   template <class U>
     requires(std::is_base_of_v<U, T> && !std::is_same_v<U, T>)
+  // clang-format on
   operator U() const noexcept;  // NOLINT: implicit on purpose
 };
 
@@ -648,7 +661,8 @@ template <class T>
 struct aggregate_codec {
   static constexpr std::size_t field_count = flat_field_count<T>();
   template <std::size_t I>
-  using field = std::remove_reference_t<decltype(get_field<I>(std::declval<decltype(tie_fields(std::declval<T&>()))&>()))>;
+  using field =
+      std::remove_reference_t<decltype(get_field<I>(std::declval<decltype(tie_fields(std::declval<T&>()))&>()))>;
 
   template <std::size_t... I>
   static constexpr bool all_valid(std::index_sequence<I...>) noexcept {
@@ -712,8 +726,10 @@ constexpr auto choose_codec() noexcept {
   } else if constexpr (is_wire_scalar<T>()) {
     return std::type_identity<scalar_codec<T>>{};
   } else if constexpr (std::is_enum_v<T>) {
-    if constexpr (fixed_enum<T>) return std::type_identity<enum_codec<T>>{};
-    else return std::type_identity<invalid_codec>{};
+    if constexpr (fixed_enum<T>)
+      return std::type_identity<enum_codec<T>>{};
+    else
+      return std::type_identity<invalid_codec>{};
   } else if constexpr (std_codec<T>::is_std) {
     return std::type_identity<std_codec<T>>{};
   } else if constexpr (std::is_bounded_array_v<T>) {

@@ -8,9 +8,9 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
-#include <optional>
 #include <memory>
 #include <new>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
@@ -27,7 +27,9 @@ namespace troupe::detail {
 struct no_reply {};
 
 template <class A, class M>
-concept handles = requires(A& a, M&& m) { a.on(std::move(m)); };
+concept handles = requires(A& a, M&& m) {
+  a.on(std::move(m));
+};
 
 template <class A>
 constexpr await_policy awaits_of() noexcept {
@@ -90,8 +92,11 @@ class typed_cell final : public cell {
   static_assert(std::is_base_of_v<actor<P>, A>, "troupe: an actor class must derive from troupe::actor<P>");
 
  public:
+  // (clang-format 14 would join the requires-clause to the declaration)
+  // clang-format off
   template <class... Args>
     requires std::is_constructible_v<A, Args...>
+  // clang-format on
   typed_cell(troupe::system& owner, executor& exec, Args&&... args) : cell(owner, exec) {
     constructing_scope scope(this);
     ::new (static_cast<void*>(&actor_)) A(std::forward<Args>(args)...);
@@ -116,16 +121,16 @@ class typed_cell final : public cell {
 
  private:
   void start() override {
-    if constexpr (requires(A& a) { a.on_start(); }) actor_.on_start();
+    if constexpr (requires { std::declval<A&>().on_start(); }) actor_.on_start();
   }
 
   void finish(const exit_reason& reason) noexcept override {
     if (!alive_) return;
     if (reason.what() != exit_reason::kind::killed) {
       try {
-        if constexpr (requires(A& a) { a.on_stop(reason); }) {
+        if constexpr (requires { std::declval<A&>().on_stop(reason); }) {
           actor_.on_stop(reason);
-        } else if constexpr (requires(A& a) { a.on_stop(); }) {
+        } else if constexpr (requires { std::declval<A&>().on_stop(); }) {
           actor_.on_stop();
         }
       } catch (...) {
@@ -178,9 +183,7 @@ class typed_cell final : public cell {
     }
   }
 
-  void dispatch(envelope& e) override {
-    dispatch_index(e, std::make_index_sequence<P::size>{});
-  }
+  void dispatch(envelope& e) override { dispatch_index(e, std::make_index_sequence<P::size>{}); }
 
   template <std::size_t... I>
   void dispatch_index(envelope& e, std::index_sequence<I...>) {
