@@ -1,6 +1,6 @@
 // The TCP transport (see tcp.hpp): links, handshakes, the listener, heartbeats
 // and the failure detector, re-dialing.
-#include "tcp.hpp"
+#include "tcp_transport.hpp"
 
 #include <unistd.h>
 

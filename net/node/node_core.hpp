@@ -36,7 +36,7 @@
 
 #include "cluster_core.hpp"
 #include "os.hpp"
-#include "tcp.hpp"
+#include "tcp_transport.hpp"
 #include "troupe/mailbox/cache_line.hpp"
 #include "troupe/mailbox/spsc_ring.hpp"
 #include "troupe/net/detail/remote.hpp"
