@@ -5,7 +5,7 @@
 
 #include "troupe/net/cluster.hpp"
 #include "troupe/net/node.hpp"
-#include "wire.hpp"
+#include "wire/wire.hpp"
 
 namespace troupe {
 

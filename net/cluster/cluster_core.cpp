@@ -1,12 +1,12 @@
 // cluster_core: membership, events and cluster-wide names (see cluster_core.hpp).
-#include "cluster_core.hpp"
+#include "cluster/cluster_core.hpp"
 
 #include <algorithm>
 #include <chrono>
 
-#include "node_core.hpp"
+#include "node/node_core.hpp"
 #include "troupe/runtime/serialization.hpp"
-#include "wire.hpp"
+#include "wire/wire.hpp"
 
 namespace troupe::detail {
 

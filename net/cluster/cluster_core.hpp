@@ -41,8 +41,8 @@
 #include <thread>
 #include <vector>
 
-#include "membership.hpp"
-#include "os.hpp"
+#include "cluster/membership.hpp"
+#include "os/os.hpp"
 #include "troupe/net/cluster.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/protocol.hpp"

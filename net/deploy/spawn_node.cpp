@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "node_core.hpp"
+#include "node/node_core.hpp"
 
 extern char** environ;
 
@@ -42,7 +42,7 @@ expected<node_handle> node_core::spawn_node(node_spawn_options options) {
   }
   env.push_back("TROUPE_NODE_NAME=" + options.name);
   env.push_back("TROUPE_PARENT_NODE=" + config_.name);
-  env.push_back("TROUPE_RUNTIME_DIR=" + runtime_dir_);
+  env.push_back("TROUPE_RUNTIME_DIR=" + shm_.runtime_dir());
   // The child's node inherits this node's transport settings (see troupe::run).
   env.push_back("TROUPE_RING_BYTES=" + std::to_string(config_.ring_bytes));
   env.push_back("TROUPE_MAX_QUEUED_BYTES=" + std::to_string(config_.max_queued_bytes));
@@ -208,9 +208,9 @@ void node_core::stop() noexcept {
   for (auto& c : links) c->close("node '" + config_.name + "' is shutting down");
   wake_control();
   control_.join();
+  shm_.wait_for_handshakes();  // each ends by its deadline
   {
-    std::unique_lock lock(links_mutex_);
-    links_changed_.wait(lock, [&] { return handshakes_ == 0; });  // each ends by its deadline
+    std::lock_guard lock(links_mutex_);
     // A handshake that finished meanwhile registered a link: close it too.
     for (auto& [name, c] : connections_) links.push_back(c);
   }
@@ -218,8 +218,7 @@ void node_core::stop() noexcept {
   // Every link's reader ends after close(); join them all.
   for (auto& c : links) c->join();
   reap();
-  listener_.reset();
-  ::unlink(socket_path_.c_str());
+  shm_.close();
   std::lock_guard lock(exports_mutex_);
   proxies_.clear();
   names_.clear();

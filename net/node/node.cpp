@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "node_core.hpp"
+#include "node/node_core.hpp"
 
 #include <algorithm>
 #include <tuple>

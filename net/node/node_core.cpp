@@ -1,8 +1,8 @@
 // node_core: listening, handshakes, the control thread, exports, proxies and
 // names (see node_core.hpp). Process deployment lives in deploy.cpp.
-#include "node_core.hpp"
+#include "node/node_core.hpp"
 
-#include "wire.hpp"
+#include "wire/wire.hpp"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -19,9 +19,6 @@
 namespace troupe::detail {
 
 namespace {
-
-constexpr std::size_t min_ring_bytes = 4096;
-constexpr std::size_t max_ring_bytes = std::size_t{1} << 30;
 
 // Stops a proxy with the reason its remote actor (or its process) stopped with.
 struct remote_stop final : system_envelope {
@@ -56,16 +53,10 @@ class anchor_actor final : public actor<anchor_protocol> {
   node_core& node_;
 };
 
-std::size_t ring_size_for(std::size_t configured) {
-  std::size_t bytes = min_ring_bytes;
-  while (bytes * 2 <= configured && bytes * 2 <= max_ring_bytes) bytes *= 2;
-  return bytes;
-}
-
 }  // namespace
 
 node_core::node_core(troupe::node& owner, node_config cfg)
-    : owner_(owner), config_(std::move(cfg)), incarnation_(random_u64()) {
+    : owner_(owner), config_(std::move(cfg)), incarnation_(random_u64()), shm_(*this) {
   if (config_.name.empty()) config_.name = "node-" + std::to_string(::getpid());
 }
 
@@ -85,13 +76,7 @@ void node_core::start() {
     throw troupe_error(error(errc::no_such_node,
                              "invalid node name '" + config_.name + "' (letters, digits, '-', '_', '.'; at most 64)"));
   }
-  auto dir = prepare_runtime_dir(config_.runtime_dir);
-  if (!dir) throw troupe_error(dir.error());
-  runtime_dir_ = *dir;
-  socket_path_ = socket_path(runtime_dir_, config_.name);
-  auto listener = listen_unix(socket_path_);
-  if (!listener) throw troupe_error(listener.error());
-  listener_ = std::move(*listener);
+  shm_.listen();
   wake_fd_ = unique_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_fd_) throw troupe_error(error(errc::system_stopped, errno_text("eventfd")));
   auto anchor = owner_.spawn<anchor_actor>(*this);
@@ -128,163 +113,6 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> node_core::schema_table() c
   std::sort(table.begin(), table.end());
   table.erase(std::unique(table.begin(), table.end()), table.end());
   return table;
-}
-
-std::vector<std::byte> node_core::hello() const {
-  hello_info h;
-  h.name = config_.name;
-  h.incarnation = incarnation_;
-  h.anchor_id = anchor_.id();
-  h.ring_bytes = ring_size_for(config_.ring_bytes);
-  h.host = host_;
-  h.endpoint = endpoint();
-  return encode_hello(h, schema_table());
-}
-
-namespace {
-// The shared-memory transport's extra check of a hello.
-expected<hello_info> parse_shm_hello(std::span<const std::byte> bytes) {
-  auto h = parse_hello(bytes);
-  if (!h) return h;
-  if (h->ring_bytes < min_ring_bytes || h->ring_bytes > max_ring_bytes || (h->ring_bytes & (h->ring_bytes - 1)) != 0) {
-    return error(errc::malformed_message, "hello with a bad ring size " + std::to_string(h->ring_bytes));
-  }
-  return h;
-}
-}  // namespace
-
-namespace {
-expected<void> check_same_user(int socket, pid_t& pid) {
-  auto cred = credentials_of(socket);
-  if (!cred) return cred.error();
-  if (cred->uid != ::getuid()) {
-    return error(errc::connection_lost, "peer runs as uid " + std::to_string(cred->uid) + ", not this user");
-  }
-  pid = cred->pid;
-  return {};
-}
-}  // namespace
-
-expected<std::shared_ptr<connection>> node_core::dial(const std::string& node_name) {
-  const time_limit until = std::chrono::steady_clock::now() + config_.connect_timeout;
-  auto socket = connect_unix(socket_path(runtime_dir_, node_name));
-  if (!socket)
-    return error(errc::no_such_node, "no node '" + node_name + "' on this host (" + socket.error().text() + ")");
-  pid_t pid = 0;
-  if (auto ok = check_same_user(socket->get(), pid); !ok) return ok.error();
-  const std::vector<std::byte> mine = hello();
-  if (auto sent = send_frame(socket->get(), mine, until); !sent) return sent.error();
-  auto theirs_bytes = receive_frame(socket->get(), until);
-  if (!theirs_bytes) return theirs_bytes.error();
-  auto theirs = parse_shm_hello(*theirs_bytes);
-  if (!theirs) {
-    const std::string_view text(reinterpret_cast<const char*>(theirs_bytes->data()), theirs_bytes->size());
-    if (text.starts_with("refused: "))
-      return error(errc::connection_lost, "node '" + node_name + "' " + std::string(text));
-    return theirs.error();
-  }
-  if (theirs->name != node_name) {
-    return error(errc::no_such_node, "the socket of '" + node_name + "' is held by node '" + theirs->name + "'");
-  }
-  // The dialer makes the shared memory: [ring dialer->acceptor][ring acceptor->dialer].
-  const std::size_t ring_bytes = ring_size_for(config_.ring_bytes);
-  const std::size_t half = spsc_ring::bytes_for(ring_bytes);
-  auto memory = create_shared_memory(("troupe:" + config_.name + "->" + node_name).c_str(), 2 * half);
-  if (!memory) return memory.error();
-  auto* base = static_cast<std::byte*>(memory->second.data());
-  spsc_ring out = spsc_ring::create(base, half);
-  spsc_ring in = spsc_ring::create(base + half, half);
-  std::vector<std::byte> rings;
-  {
-    wire_writer w(rings);
-    w.write_scalar(static_cast<std::uint64_t>(half));
-  }
-  if (auto sent = send_frame(socket->get(), rings, until, memory->first.get()); !sent) return sent.error();
-  auto ack = receive_frame(socket->get(), until);
-  if (!ack) return ack.error();
-  if (ack->size() != 1 || (*ack)[0] != std::byte{1}) {
-    return error(errc::connection_lost, "node '" + node_name + "' refused the link: " +
-                                            std::string(reinterpret_cast<const char*>(ack->data()), ack->size()));
-  }
-  auto peer = std::make_shared<peer_info>();
-  peer->name = theirs->name;
-  peer->incarnation = theirs->incarnation;
-  peer->pid = pid;
-  peer->anchor_id = theirs->anchor_id;
-  peer->host = theirs->host;
-  peer->endpoint = theirs->endpoint;
-  return register_connection(std::make_shared<shm_connection>(*this, std::move(*socket), std::move(memory->second), out,
-                                                              in, std::move(peer), std::move(theirs->schema)));
-}
-
-void node_core::accept_one() noexcept {
-  auto socket = accept_unix(listener_.get());
-  if (!socket) return;
-  try {
-    {
-      std::lock_guard lock(links_mutex_);
-      ++handshakes_;
-    }
-    std::thread([this, s = std::move(*socket)]() mutable {
-      handshake(std::move(s));
-      // Notifies under the lock: once stop() sees 0 it may destroy this node_core.
-      std::lock_guard lock(links_mutex_);
-      --handshakes_;
-      links_changed_.notify_all();
-    }).detach();  // stop() waits for handshakes_ to reach 0
-  } catch (...) {
-    std::lock_guard lock(links_mutex_);
-    --handshakes_;
-  }
-}
-
-void node_core::handshake(unique_fd accepted) noexcept {
-  if (stopping_.load(std::memory_order_acquire)) return;
-  expected<unique_fd> socket(std::move(accepted));
-  const time_limit until = std::chrono::steady_clock::now() + config_.connect_timeout;
-  auto refuse = [&](const std::string& why) {
-    log("refused a link: " + why);
-    const std::string text = "refused: " + why;
-    (void)send_frame(socket->get(), {reinterpret_cast<const std::byte*>(text.data()), text.size()}, until);
-  };
-  try {
-    pid_t pid = 0;
-    if (auto ok = check_same_user(socket->get(), pid); !ok) return refuse(ok.error().text());
-    auto theirs_bytes = receive_frame(socket->get(), until);
-    if (!theirs_bytes) return refuse("no hello: " + theirs_bytes.error().text());
-    auto theirs = parse_shm_hello(*theirs_bytes);
-    if (!theirs) return refuse(theirs.error().to_string());
-    if (theirs->name == config_.name) return refuse("a peer with this node's own name");
-    if (auto sent = send_frame(socket->get(), hello(), until); !sent) return;
-    unique_fd memfd;
-    auto rings = receive_frame(socket->get(), until, &memfd);
-    if (!rings) return refuse("no rings: " + rings.error().text());
-    wire_reader in(*rings);
-    std::uint64_t half = 0;
-    if (!in.read_scalar(half) || in.remaining() != 0 || !memfd || half < spsc_ring::bytes_for(min_ring_bytes) ||
-        half > spsc_ring::bytes_for(max_ring_bytes)) {
-      return refuse("malformed ring hand-over");
-    }
-    auto memory = map_shared_memory(memfd.get(), 2 * half);
-    if (!memory) return refuse(memory.error().text());
-    auto* base = static_cast<std::byte*>(memory->data());
-    auto from_them = spsc_ring::attach(base, half);
-    auto to_them = spsc_ring::attach(base + half, half);
-    if (!from_them || !to_them) return refuse("the shared memory does not hold two rings of this version");
-    const std::byte ok{1};
-    if (auto sent = send_frame(socket->get(), {&ok, 1}, until); !sent) return;
-    auto peer = std::make_shared<peer_info>();
-    peer->name = theirs->name;
-    peer->incarnation = theirs->incarnation;
-    peer->pid = pid;
-    peer->anchor_id = theirs->anchor_id;
-    peer->host = theirs->host;
-    peer->endpoint = theirs->endpoint;
-    (void)register_connection(std::make_shared<shm_connection>(*this, std::move(*socket), std::move(*memory), *to_them,
-                                                               *from_them, std::move(peer), std::move(theirs->schema)));
-  } catch (const std::exception& e) {
-    log(std::string("accepting a link failed: ") + e.what());
-  }
 }
 
 std::shared_ptr<connection> node_core::register_connection(std::shared_ptr<connection> c) {
@@ -390,7 +218,7 @@ expected<std::shared_ptr<connection>> node_core::link_to(std::string_view node_n
       std::lock_guard lock(links_mutex_);
       if (auto c = find_link(name)) return c;  // another thread dialed meanwhile
     }
-    auto c = dial(name);
+    auto c = shm_.dial(name);
     if (c || c.error().code() != errc::no_such_node || endpoint.empty()) return c;
     dial_lock.unlock();
   }
@@ -502,7 +330,7 @@ void node_core::control_loop() noexcept {
     fds.clear();
     watched.clear();
     child_pids.clear();
-    fds.push_back({listener_.get(), POLLIN, 0});
+    fds.push_back({shm_.listener(), POLLIN, 0});
     fds.push_back({wake_fd_.get(), POLLIN, 0});
     {
       std::lock_guard lock(links_mutex_);
@@ -528,7 +356,7 @@ void node_core::control_loop() noexcept {
       [[maybe_unused]] const ssize_t r = ::read(wake_fd_.get(), &count, sizeof count);
     }
     if (stopping_.load(std::memory_order_acquire)) break;
-    if ((fds[0].revents & POLLIN) != 0) accept_one();
+    if ((fds[0].revents & POLLIN) != 0) shm_.accept_one();
     for (std::size_t i = 0; i < watched.size(); ++i) {
       // Nothing travels on the socket after the handshake: readable means the
       // peer hung up (or broke the protocol, which ends the link the same way).

@@ -4,8 +4,8 @@
 #include <cstring>
 #include <mutex>
 
-#include "node_core.hpp"
-#include "wire.hpp"
+#include "node/node_core.hpp"
+#include "wire/wire.hpp"
 
 namespace troupe::detail {
 

@@ -1,4 +1,4 @@
-#include "os.hpp"
+#include "os/os.hpp"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -1,6 +1,6 @@
 // The TCP transport (see tcp.hpp): links, handshakes, the listener, heartbeats
 // and the failure detector, re-dialing.
-#include "tcp_transport.hpp"
+#include "tcp/tcp_transport.hpp"
 
 #include <unistd.h>
 
@@ -17,9 +17,9 @@
 #include <set>
 #include <thread>
 
-#include "node_core.hpp"
-#include "phi_detector.hpp"
-#include "wire.hpp"
+#include "node/node_core.hpp"
+#include "tcp/phi_detector.hpp"
+#include "wire/wire.hpp"
 
 namespace troupe::detail {
 

@@ -35,7 +35,7 @@
 #include <optional>
 #include <string>
 
-#include "os.hpp"
+#include "os/os.hpp"
 #include "troupe/runtime/error.hpp"
 
 namespace troupe::detail {

@@ -1,6 +1,7 @@
 #include "troupe/net/testing.hpp"
 
-#include "node_core.hpp"
+#include "node/node_core.hpp"
+#include "shm/shm_connection.hpp"
 
 namespace troupe::testing {
 

@@ -1,5 +1,5 @@
 // The pure parts of the node protocol (see wire.hpp).
-#include "wire.hpp"
+#include "wire/wire.hpp"
 
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -16,7 +16,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "os.hpp"
+#include "os/os.hpp"
 #include "troupe/runtime/serialization.hpp"
 
 namespace troupe::detail {

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "fuzz_check.hpp"
-#include "wire.hpp"
+#include "wire/wire.hpp"
 
 namespace {
 

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "fuzz_message_types.hpp"
-#include "wire.hpp"
+#include "wire/wire.hpp"
 
 namespace {
 

@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "etcd_client.hpp"
-#include "node_core.hpp"
+#include "cluster/etcd/etcd_client.hpp"
+#include "node/node_core.hpp"
 #include "support/etcd_server.hpp"
 #include "support/event_log.hpp"
 #include "support/node_fixture.hpp"

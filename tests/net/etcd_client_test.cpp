@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "etcd_client.hpp"
+#include "cluster/etcd/etcd_client.hpp"
 #include "support/child_process.hpp"
 #include "support/etcd_server.hpp"
 #include "support/unique_fd.hpp"

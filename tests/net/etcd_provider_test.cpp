@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "etcd_client.hpp"
-#include "membership.hpp"
+#include "cluster/etcd/etcd_client.hpp"
+#include "cluster/membership.hpp"
 #include "support/child_process.hpp"
 #include "support/etcd_server.hpp"
 #include "support/unique_fd.hpp"

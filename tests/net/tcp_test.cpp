@@ -21,14 +21,14 @@
 #include <future>
 #include <thread>
 
-#include "node_core.hpp"
-#include "phi_detector.hpp"
+#include "node/node_core.hpp"
+#include "tcp/phi_detector.hpp"
 #include "support/node_fixture.hpp"
 #include "support/test_pki.hpp"
 #include "support/watchdog.hpp"
 #include "troupe/net/testing.hpp"
 #include "troupe/troupe.hpp"
-#include "wire.hpp"
+#include "wire/wire.hpp"
 
 using namespace std::chrono_literals;
 namespace td = troupe::detail;

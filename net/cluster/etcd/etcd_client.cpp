@@ -2,7 +2,7 @@
 // call over plain TCP, driven on the calling thread by a private io_context
 // so that a deadline and a stop request can interrupt any step (resolve,
 // connect, write, read) without another thread touching the socket.
-#include "etcd_client.hpp"
+#include "cluster/etcd/etcd_client.hpp"
 
 #include <sys/socket.h>
 #include <unistd.h>

@@ -39,10 +39,10 @@
 #include <stop_token>
 #include <thread>
 
-#include "etcd_client.hpp"
-#include "membership.hpp"
-#include "os.hpp"
-#include "wire.hpp"
+#include "cluster/etcd/etcd_client.hpp"
+#include "cluster/membership.hpp"
+#include "os/os.hpp"
+#include "wire/wire.hpp"
 
 namespace troupe::detail {
 
