@@ -4,125 +4,30 @@
 // connect, write, read) without another thread touching the socket.
 #include "cluster/etcd/etcd_client.hpp"
 
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <array>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
-// Boost.JSON's implementation, compiled here once for all of troupe (header-
-// only use: Debian's libboost1.81-dev ships it, no libboost_json needed).
-#include <boost/json/src.hpp>
 #include <charconv>
 #include <functional>
 #include <limits>
-#include <stdexcept>
 #include <utility>
+
+#include "http/base64.hpp"
+#include "http/http_session.hpp"
+#include "http/json_checks.hpp"
 
 namespace troupe::detail {
 
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
+namespace http = boost::beast::http;
 namespace json = boost::json;
-using tcp = asio::ip::tcp;
 using steady = std::chrono::steady_clock;
-using boost::system::error_code;
 
-// A watch message or an error body must fit; the stream as a whole is unbounded.
-constexpr std::size_t max_header_bytes = 64 * 1024;
-
-// ---- base64 -------------------------------------------------------------
-
-constexpr std::string_view base64_alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int base64_value(char c) noexcept {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-// ---- answers that are not what the gateway sends -------------------------
-
-// Thrown while reading an answer, caught at the call's boundary and turned into
-// errc::malformed_message: keeps each field check to one line.
-class bad_answer : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-[[noreturn]] void reject(const std::string& why) { throw bad_answer(why); }
-
-json::object parse_object(std::string_view text, std::string_view what) {
-  error_code ec;
-  json::parse_options options;
-  options.max_depth = 32;  // the gateway's answers nest 6 deep; no recursion bombs
-  json::value v = json::parse(text, ec, {}, options);
-  if (ec) reject(std::string(what) + " is not JSON (" + ec.message() + ")");
-  if (!v.is_object()) reject(std::string(what) + " is not a JSON object");
-  return std::move(v.as_object());
-}
-
-const json::object* optional_object(const json::object& o, std::string_view field) {
-  const json::value* v = o.if_contains(field);
-  if (v == nullptr || v->is_null()) return nullptr;
-  if (!v->is_object()) reject("field '" + std::string(field) + "' is not an object");
-  return &v->as_object();
-}
-
-const json::array* optional_array(const json::object& o, std::string_view field) {
-  const json::value* v = o.if_contains(field);
-  if (v == nullptr || v->is_null()) return nullptr;
-  if (!v->is_array()) reject("field '" + std::string(field) + "' is not an array");
-  return &v->as_array();
-}
-
-// proto3 JSON: int64 fields are decimal strings (numbers are accepted too);
-// a field at its default (0) is omitted.
-std::int64_t int_field(const json::object& o, std::string_view field) {
-  const json::value* v = o.if_contains(field);
-  if (v == nullptr || v->is_null()) return 0;
-  if (v->is_int64()) return v->as_int64();
-  if (v->is_uint64()) {
-    if (v->as_uint64() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      reject("field '" + std::string(field) + "' is out of range");
-    }
-    return static_cast<std::int64_t>(v->as_uint64());
-  }
-  if (!v->is_string()) reject("field '" + std::string(field) + "' is not an integer");
-  const json::string& text = v->as_string();
-  std::int64_t value = 0;
-  const char* end = text.data() + text.size();
-  const auto [stop, problem] = std::from_chars(text.data(), end, value);
-  if (text.empty() || problem != std::errc() || stop != end) {
-    reject("field '" + std::string(field) + "' is not a 64-bit integer");
-  }
-  return value;
-}
-
-bool bool_field(const json::object& o, std::string_view field) {
-  const json::value* v = o.if_contains(field);
-  if (v == nullptr || v->is_null()) return false;
-  if (!v->is_bool()) reject("field '" + std::string(field) + "' is not a boolean");
-  return v->as_bool();
-}
-
-std::string string_field(const json::object& o, std::string_view field) {
-  const json::value* v = o.if_contains(field);
-  if (v == nullptr || v->is_null()) return {};
-  if (!v->is_string()) reject("field '" + std::string(field) + "' is not a string");
-  return std::string(v->as_string());
+// Where etcd is, for an HTTP session; errors start "etcd at <url>".
+http_peer peer_of(const etcd_client& client) {
+  return http_peer{client.where().host, client.where().port, "etcd at " + client.url(), client.request_timeout(),
+                   max_etcd_response_bytes};
 }
 
 // Bytes (keys, values): base64 strings.
@@ -163,193 +68,6 @@ etcd_range parse_range(const json::object& o) {
   return range;
 }
 
-// ---- one HTTP connection, driven with deadlines ---------------------------
-
-// An etcd answer that arrived whole: its HTTP status and body.
-struct http_answer {
-  unsigned status = 0;
-  std::string body;
-};
-
-class http_session {
- public:
-  http_session(const etcd_client& client, std::stop_token stop)
-      : client_(client), on_stop_(std::move(stop), stopper{&io_}) {}
-
-  // The failures of this session's steps, as troupe errors with the step
-  // named. `reaching`: the step is resolving or connecting.
-  [[nodiscard]] error failure(const std::string& step, const error_code& ec, bool reaching = false) const {
-    const std::string where = "etcd at " + client_.url() + ": ";
-    if (ec == asio::error::timed_out) {
-      return error(errc::timeout,
-                   where + step + ": no answer within " + std::to_string(client_.request_timeout().count()) + " ms");
-    }
-    if (ec == asio::error::operation_aborted) return error(errc::system_stopped, where + step + ": stopped");
-    if (ec == http::error::body_limit || ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-      return error(errc::malformed_message,
-                   where + step + ": the answer is larger than " + std::to_string(max_etcd_response_bytes) + " bytes");
-    }
-    if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
-      return error(errc::connection_lost, where + step + ": etcd closed the connection");
-    }
-    if (ec.category() == http::make_error_code(http::error::bad_version).category()) {
-      return error(errc::malformed_message, where + step + ": not an HTTP answer (" + ec.message() + ")");
-    }
-    return error(errc::connection_lost, where + (reaching ? "unreachable: " : "") + step + ": " + ec.message());
-  }
-
-  expected<void> connect(steady::time_point deadline) {
-    const etcd_client::endpoint& where = client_.where();
-    std::vector<tcp::endpoint> endpoints;
-    error_code ec;
-    const asio::ip::address literal = asio::ip::make_address(where.host, ec);
-    if (!ec) {
-      unsigned short port = 0;
-      std::from_chars(where.port.data(), where.port.data() + where.port.size(), port);
-      endpoints.emplace_back(literal, port);
-    } else {
-      // A name: resolved on Asio's resolver thread. (A stuck DNS lookup is cut
-      // off at the deadline, but the io_context's teardown waits for it.)
-      tcp::resolver resolver(io_);
-      tcp::resolver::results_type results;
-      ec = run(deadline, [&](auto done) {
-        resolver.async_resolve(where.host, where.port, [&results, done](error_code e, tcp::resolver::results_type r) {
-          results = std::move(r);
-          done(e);
-        });
-      });
-      if (ec) return failure("resolving " + where.host, ec, /*reaching=*/true);
-      for (const auto& entry : results) endpoints.push_back(entry.endpoint());
-    }
-    if (endpoints.empty()) return error(errc::connection_lost, "etcd at " + client_.url() + ": no address");
-    for (const tcp::endpoint& endpoint : endpoints) {
-      socket_.close(ec);
-      // Close-on-exec: a child process (a deployed node) must not inherit it.
-      const int fd = ::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
-      if (fd < 0) {
-        const error_code problem(errno, boost::system::system_category());
-        return failure("socket", problem);
-      }
-      socket_.assign(endpoint.protocol(), fd, ec);
-      if (ec) {
-        ::close(fd);
-        return failure("socket", ec);
-      }
-      ec = run(deadline, [&](auto done) { socket_.async_connect(endpoint, [done](error_code e) { done(e); }); });
-      if (!ec) return {};
-      if (ec == asio::error::timed_out || ec == asio::error::operation_aborted) break;
-    }
-    return failure("connect", ec, /*reaching=*/true);
-  }
-
-  expected<void> send(std::string_view target, std::string body, steady::time_point deadline) {
-    request_ = http::request<http::string_body>(http::verb::post, target, 11);
-    const std::string& host = client_.where().host;
-    const bool ipv6 = host.find(':') != std::string::npos;
-    request_.set(http::field::host, (ipv6 ? "[" + host + "]" : host) + ":" + client_.where().port);
-    request_.set(http::field::content_type, "application/json");
-    request_.body() = std::move(body);
-    request_.prepare_payload();
-    const error_code ec = run(deadline, [&](auto done) {
-      http::async_write(socket_, request_, [done](error_code e, std::size_t) { done(e); });
-    });
-    if (ec) return failure("sending a request", ec);
-    return {};
-  }
-
-  // The whole answer of a plain call.
-  expected<http_answer> receive(steady::time_point deadline) {
-    http::response_parser<http::string_body> parser;
-    parser.header_limit(max_header_bytes);
-    parser.body_limit(max_etcd_response_bytes);
-    const error_code ec = run(deadline, [&](auto done) {
-      http::async_read(socket_, buffer_, parser, [done](error_code e, std::size_t) { done(e); });
-    });
-    if (ec) return failure("reading the answer", ec);
-    return http_answer{parser.get().result_int(), std::move(parser.get().body())};
-  }
-
-  // A streamed answer (the watch): its head, then its body piece by piece.
-  expected<unsigned> receive_head(http::response_parser<http::buffer_body>& parser, steady::time_point deadline) {
-    const error_code ec = run(deadline, [&](auto done) {
-      http::async_read_header(socket_, buffer_, parser, [done](error_code e, std::size_t) { done(e); });
-    });
-    if (ec) return failure("reading the answer", ec);
-    return parser.get().result_int();
-  }
-  // Appends what arrives to `out`; false once the answer has ended.
-  expected<bool> receive_some(http::response_parser<http::buffer_body>& parser, std::string& out,
-                              std::optional<steady::time_point> deadline) {
-    if (parser.is_done()) return false;
-    parser.get().body().data = chunk_.data();
-    parser.get().body().size = chunk_.size();
-    parser.get().body().more = true;
-    error_code ec = run(deadline, [&](auto done) {
-      http::async_read_some(socket_, buffer_, parser, [done](error_code e, std::size_t) { done(e); });
-    });
-    // need_buffer: the piece filled chunk_, which is what was asked for.
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec) return failure("reading the watch", ec);
-    out.append(chunk_.data(), chunk_.size() - parser.get().body().size);
-    return !parser.is_done();
-  }
-
- private:
-  // Starts one operation and runs the io_context on this thread until it
-  // completes, the deadline passes (timed_out) or stop is requested
-  // (operation_aborted). An interrupted operation is abandoned with the
-  // socket closed, and the session refuses further steps: the abandoned
-  // handler still refers to this frame, so the io_context must not run again.
-  template <class Start>
-  error_code run(std::optional<steady::time_point> deadline, Start start) {
-    if (broken_) return asio::error::operation_aborted;
-    bool done = false;
-    error_code result;
-    start([&done, &result](error_code e) {
-      result = e;
-      done = true;
-    });
-    while (!done) {
-      const std::size_t ran = deadline ? io_.run_one_until(*deadline) : io_.run_one();
-      if (ran == 0 && !done) {
-        broken_ = true;
-        error_code ignored;
-        socket_.close(ignored);
-        // Only a stop request stops the io_context while work is pending.
-        return io_.stopped() ? error_code(asio::error::operation_aborted) : error_code(asio::error::timed_out);
-      }
-    }
-    return result;
-  }
-  template <class Start>
-  error_code run(steady::time_point deadline, Start start) {
-    return run(std::optional<steady::time_point>(deadline), std::move(start));
-  }
-
-  struct stopper {
-    asio::io_context* io;
-    // Thread-safe, and sticky: every later run_one() returns at once, so the
-    // calling thread leaves whatever it is waiting for.
-    void operator()() const noexcept { io->stop(); }
-  };
-
-  const etcd_client& client_;
-  // Declared before the objects whose pending operations refer to them, so
-  // that the socket (cancelling them) goes first, then the io_context
-  // (destroying them uncalled), then these.
-  beast::flat_buffer buffer_;
-  http::request<http::string_body> request_;
-  std::array<char, 64 * 1024> chunk_{};
-  bool broken_ = false;
-  asio::io_context io_{1};
-  // Keeps run_one() from returning "out of work" between steps: only stop()
-  // stops the io_context, so io_.stopped() means exactly "stop requested".
-  asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
-  tcp::socket socket_{io_};
-  // Last: registered once everything it touches exists, deregistered first.
-  std::stop_callback<stopper> on_stop_;
-};
-
 // ---- one call: a JSON request, a JSON answer -----------------------------
 
 // An answer that arrived whole and is a JSON object, with its HTTP status.
@@ -361,7 +79,7 @@ struct etcd_answer {
 expected<etcd_answer> call_raw(const etcd_client& client, std::string_view path, const json::object& request,
                                const std::stop_token& stop) {
   const auto deadline = steady::now() + client.request_timeout();
-  http_session session(client, stop);
+  http_session session(peer_of(client), stop);
   if (auto connected = session.connect(deadline); !connected) return connected.error();
   if (auto sent = session.send(path, json::serialize(request), deadline); !sent) return sent.error();
   expected<http_answer> answer = session.receive(deadline);
@@ -453,52 +171,6 @@ json::object operation_json(const etcd_operation& op) {
 }
 
 }  // namespace
-
-std::string base64_encode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const std::uint32_t n = (std::uint32_t{static_cast<unsigned char>(bytes[i])} << 16) |
-                            (std::uint32_t{static_cast<unsigned char>(bytes[i + 1])} << 8) |
-                            std::uint32_t{static_cast<unsigned char>(bytes[i + 2])};
-    for (int shift = 18; shift >= 0; shift -= 6) out += base64_alphabet[(n >> shift) & 63];
-  }
-  const std::size_t rest = bytes.size() - i;
-  if (rest > 0) {
-    std::uint32_t n = std::uint32_t{static_cast<unsigned char>(bytes[i])} << 16;
-    if (rest == 2) n |= std::uint32_t{static_cast<unsigned char>(bytes[i + 1])} << 8;
-    out += base64_alphabet[(n >> 18) & 63];
-    out += base64_alphabet[(n >> 12) & 63];
-    out += rest == 2 ? base64_alphabet[(n >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::optional<std::string> base64_decode(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  for (std::size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    // Padding only at the very end: "xx==" or "xxx=".
-    const int padding = last ? (text[i + 3] == '=' ? (text[i + 2] == '=' ? 2 : 1) : 0) : 0;
-    std::uint32_t n = 0;
-    for (int j = 0; j < 4; ++j) {
-      int v = 0;
-      if (j < 4 - padding) {
-        v = base64_value(text[i + static_cast<std::size_t>(j)]);
-        if (v < 0) return std::nullopt;
-      }
-      n = (n << 6) | static_cast<std::uint32_t>(v);
-    }
-    out += static_cast<char>((n >> 16) & 0xff);
-    if (padding < 2) out += static_cast<char>((n >> 8) & 0xff);
-    if (padding < 1) out += static_cast<char>(n & 0xff);
-  }
-  return out;
-}
 
 std::string etcd_prefix_end(std::string_view prefix) {
   std::string end(prefix);
@@ -682,7 +354,7 @@ expected<etcd_txn_result> etcd_client::txn(const std::vector<etcd_compare>& comp
 // ---- the watch -----------------------------------------------------------
 
 struct etcd_watch::state {
-  state(const etcd_client& c, std::stop_token stop) : client(c), session(client, std::move(stop)) {}
+  state(const etcd_client& c, std::stop_token stop) : client(c), session(peer_of(client), std::move(stop)) {}
 
   // One message of the stream: a batch, or why the watch ended.
   expected<etcd_watch_batch> parse(std::string_view line) {
@@ -758,7 +430,7 @@ struct etcd_watch::state {
 
   const etcd_client client;  // a copy: the watch may outlive the caller's
   http_session session;
-  http::response_parser<http::buffer_body> parser;
+  http_session::streamed_parser parser;
   std::string pending;      // received, not yet a whole message
   std::size_t scanned = 0;  // pending[0, scanned) has no '\n'
   bool created = false;
@@ -775,7 +447,7 @@ expected<std::unique_ptr<etcd_watch>> etcd_watch::open(const etcd_client& client
   auto s = std::make_unique<state>(client, std::move(stop));
   // The stream has no end: each message is bounded in next_line() instead.
   s->parser.body_limit(boost::none);
-  s->parser.header_limit(max_header_bytes);
+  s->parser.header_limit(max_http_header_bytes);
   json::object create = key_request(key);
   create["range_end"] = base64_encode(range_end);
   if (start_revision > 0) create["start_revision"] = std::to_string(start_revision);
@@ -788,7 +460,7 @@ expected<std::unique_ptr<etcd_watch>> etcd_watch::open(const etcd_client& client
   if (*status != 200) {
     // The refusal's body is small; anything past the cap is not etcd.
     std::string body;
-    while (body.size() <= max_header_bytes) {
+    while (body.size() <= max_http_header_bytes) {
       expected<bool> more = s->session.receive_some(s->parser, body, deadline);
       if (!more || !*more) break;
     }

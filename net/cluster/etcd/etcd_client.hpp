@@ -40,6 +40,7 @@
 #include <string_view>
 #include <vector>
 
+#include "http/base64.hpp"  // etcd's gateway writes bytes as strict base64
 #include "troupe/runtime/error.hpp"
 
 namespace troupe::detail {
@@ -92,10 +93,6 @@ struct etcd_txn_result {
   std::vector<etcd_range> responses;
   std::int64_t revision = 0;
 };
-
-// Strict standard base64 (with padding), as etcd's gateway writes bytes.
-std::string base64_encode(std::string_view bytes);
-std::optional<std::string> base64_decode(std::string_view text);
 
 // The end of the key range holding every key that starts with `prefix`.
 std::string etcd_prefix_end(std::string_view prefix);
