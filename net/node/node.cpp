@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "node/node_access.hpp"
 #include "node/node_core.hpp"
 
 #include <algorithm>
@@ -51,6 +52,7 @@ expected<void> check_schemas(detail::connection& c, const detail::protocol_table
 
 const std::string& node_handle::name() const { return info_->name; }
 std::uint64_t node_handle::incarnation() const { return info_->incarnation; }
+const std::string& node_handle::endpoint() const { return info_->endpoint; }
 pid_t node_handle::pid() const {
   return info_ && info_->spawned_by_us.load(std::memory_order_acquire) ? info_->pid : 0;
 }
@@ -184,7 +186,7 @@ void node::kill_node(const node_handle& h) { core_->kill_node(h); }
 expected<detail::cell_ptr> node::spawn_remote(const on_node& where, const std::string& key,
                                               std::span<const std::byte> args, const detail::protocol_table& table) {
   if (!where.where) return error(errc::no_such_node, "spawn on an empty node handle");
-  const detail::peer_info& peer = *where.where.info();
+  const detail::peer_info& peer = *detail::node_access::info(where.where);
   auto c = core_->link_to(where.where.name(), peer.host, peer.endpoint);
   if (!c) return c.error();
   if ((*c)->peer()->incarnation != where.where.incarnation()) {
@@ -306,54 +308,6 @@ expected<detail::cell_ptr> node::spawn_remote(anywhere_t, const std::string& key
   }
   return error(errc::not_registered, "no member could spawn " + key +
                                          (refusals.empty() ? std::string(" (none has it registered)") : refusals));
-}
-
-// --- run ------------------------------------------------------------------------------------
-
-bool is_spawned_node() noexcept {
-  const char* name = std::getenv("TROUPE_NODE_NAME");
-  const char* parent = std::getenv("TROUPE_PARENT_NODE");
-  return name != nullptr && *name != '\0' && parent != nullptr && *parent != '\0';
-}
-
-int run(int argc, char** argv, const std::function<int()>& main_fn, const std::function<void(node&)>& child_setup) {
-  (void)argc;
-  (void)argv;
-  if (!is_spawned_node()) return main_fn();
-  try {
-    node_config cfg;
-    cfg.name = std::getenv("TROUPE_NODE_NAME");
-    if (const char* dir = std::getenv("TROUPE_RUNTIME_DIR")) cfg.runtime_dir = dir;
-    // The parent's transport settings (spawn_node passes them on).
-    auto size_from = [](const char* variable, std::size_t& out) {
-      if (const char* v = std::getenv(variable)) {
-        char* end = nullptr;
-        const unsigned long long parsed = std::strtoull(v, &end, 10);
-        if (end != v && *end == '\0') out = static_cast<std::size_t>(parsed);
-      }
-    };
-    size_from("TROUPE_RING_BYTES", cfg.ring_bytes);
-    size_from("TROUPE_MAX_QUEUED_BYTES", cfg.max_queued_bytes);
-    size_from("TROUPE_MAX_MESSAGE_BYTES", cfg.max_message_bytes);
-    size_from("TROUPE_WORKER_THREADS", cfg.system.worker_threads);
-    const std::string parent = std::getenv("TROUPE_PARENT_NODE");
-    node n(std::move(cfg));
-    n.core().set_parent(parent);
-    // Set up first: the parent's spawn_node() returns once this node has joined,
-    // and by then what the setup publishes must be there.
-    if (child_setup) child_setup(n);
-    auto link = n.connect(parent);
-    if (!link) {
-      std::cerr << "troupe: child node '" << n.name() << "' could not join '" << parent << "': " << link.error()
-                << '\n';
-      return 1;
-    }
-    n.core().wait_for_stop();
-    return 0;
-  } catch (const std::exception& e) {
-    std::cerr << "troupe: child node failed: " << e.what() << '\n';
-    return 1;
-  }
 }
 
 }  // namespace troupe

@@ -40,6 +40,9 @@
 
 namespace troupe::detail {
 
+// Stops a proxy with the reason its remote actor (or its process) stopped with.
+void stop_proxy(cell& proxy, const exit_reason& reason) noexcept;
+
 // The factory registered for a remote-spawn key, or null (remote.cpp).
 actor_factory find_actor_factory(const std::string& key);
 
@@ -146,6 +149,8 @@ class node_core {
 
  private:
   void control_loop() noexcept;
+  // Starts the anchor actor (exports.cpp).
+  void spawn_anchor();
   std::shared_ptr<connection> find_link(const std::string& name);  // under links_mutex_
   tcp_transport& tcp();                                            // started on first use
   void wake_control() noexcept;

@@ -1,18 +1,19 @@
 #include "troupe/net/testing.hpp"
 
+#include "node/node_access.hpp"
 #include "node/node_core.hpp"
 #include "shm/shm_connection.hpp"
 
 namespace troupe::testing {
 
 bool inject_record(node& n, std::string_view peer, std::uint32_t kind, std::span<const std::byte> body) {
-  auto c = n.core().link_to(peer);
+  auto c = detail::node_access::core(n).link_to(peer);
   if (!c) return false;
   return !(*c)->write(static_cast<detail::record_kind>(kind), body);
 }
 
 bool corrupt_ring(node& n, std::string_view peer) {
-  auto c = n.core().link_to(peer);
+  auto c = detail::node_access::core(n).link_to(peer);
   if (!c) return false;
   auto* shm = dynamic_cast<detail::shm_connection*>(c->get());
   if (shm == nullptr) return false;  // not a shared-memory link
@@ -23,7 +24,7 @@ bool corrupt_ring(node& n, std::string_view peer) {
 }
 
 int peer_pid(node& n, std::string_view peer) {
-  auto c = n.core().link_to(peer);
+  auto c = detail::node_access::core(n).link_to(peer);
   if (!c) return 0;
   return (*c)->peer()->pid;
 }
@@ -36,7 +37,7 @@ std::uint64_t remote_id(const actor_addr& a) {
 }
 
 std::size_t inbound_high_water(node& n, std::string_view peer) {
-  auto c = n.core().await_link(std::string(peer), std::chrono::steady_clock::now());
+  auto c = detail::node_access::core(n).await_link(std::string(peer), std::chrono::steady_clock::now());
   return c ? (*c)->inbound_high_water() : 0;
 }
 

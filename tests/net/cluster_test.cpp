@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "cluster/etcd/etcd_client.hpp"
+#include "node/node_access.hpp"
 #include "node/node_core.hpp"
 #include "support/etcd_server.hpp"
 #include "support/event_log.hpp"
@@ -234,7 +235,7 @@ TEST_F(cluster_test, global_names_resolve_on_every_member_and_go_with_their_acto
   // The actor stops: its name goes everywhere.
   ledger.tell(quit{});
   // The removal reaches a with b's next gossip.
-  ASSERT_TRUE(a.core().cluster()->await_name_gone("ledger", std::chrono::steady_clock::now() + 10s));
+  ASSERT_TRUE(troupe::detail::node_access::core(a).cluster()->await_name_gone("ledger", std::chrono::steady_clock::now() + 10s));
   auto gone = a.lookup<named_protocol>("ledger", 10ms);
   ASSERT_FALSE(gone);
   EXPECT_EQ(gone.error().code(), troupe::errc::no_such_name) << gone.error();
@@ -426,7 +427,7 @@ TEST_F(etcd_cluster_test, global_names_live_in_etcd) {
   ASSERT_TRUE(b->publish_global("ledger", b->spawn<named_actor>(std::string("ledger on b"))));
   // etcd is one store: the name is there for everyone as soon as the claim
   // returns (asked with no time to wait for it), and resolves.
-  auto holder = a.core().cluster()->name_owner("ledger", std::chrono::steady_clock::now());
+  auto holder = troupe::detail::node_access::core(a).cluster()->name_owner("ledger", std::chrono::steady_clock::now());
   ASSERT_TRUE(holder) << holder.error();
   EXPECT_EQ(holder->name, "b");
   auto found = a.lookup<named_protocol>("ledger", 5s);
@@ -445,7 +446,7 @@ TEST_F(etcd_cluster_test, global_names_live_in_etcd) {
   EXPECT_EQ(gone.error().code(), troupe::errc::no_such_name) << gone.error();
   EXPECT_TRUE(a.publish_global("ledger", rival));
   a.unpublish_global("ledger");
-  auto released = a.core().cluster()->name_owner("ledger", std::chrono::steady_clock::now());
+  auto released = troupe::detail::node_access::core(a).cluster()->name_owner("ledger", std::chrono::steady_clock::now());
   ASSERT_FALSE(released);
   EXPECT_EQ(released.error().code(), troupe::errc::no_such_name) << released.error();
 }

@@ -21,6 +21,7 @@
 #include <future>
 #include <thread>
 
+#include "node/node_access.hpp"
 #include "node/node_core.hpp"
 #include "tcp/phi_detector.hpp"
 #include "support/node_fixture.hpp"
@@ -225,7 +226,7 @@ TEST_F(tcp_test, nodes_linked_over_tcp_exchange_asks_and_ordered_tells) {
   auto h = a.connect(b.endpoint());
   ASSERT_TRUE(h) << h.error();
   EXPECT_EQ(h->name(), "b");
-  EXPECT_EQ(h->info()->endpoint, b.endpoint());
+  EXPECT_EQ(h->endpoint(), b.endpoint());
 }
 
 TEST_F(tcp_test, a_ref_sent_over_tcp_arrives_as_a_working_ref) {
@@ -504,7 +505,7 @@ flood_result flood_a_sink(troupe::node& a, bool as_actor) {
   EXPECT_EQ(welcome.kind, static_cast<std::uint32_t>(td::tcp_kind::welcome));
   int small = 4096;
   ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  auto link = a.core().await_link("sink", std::chrono::steady_clock::now() + 10s);
+  auto link = troupe::detail::node_access::core(a).await_link("sink", std::chrono::steady_clock::now() + 10s);
   EXPECT_TRUE(link) << link.error();
   flood_result result;
   if (!link) return result;

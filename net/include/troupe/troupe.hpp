@@ -5,7 +5,10 @@
 //   auto b = sys.spawn<bank_actor>();
 #pragma once
 
+#include "troupe/net/cluster.hpp"
+#include "troupe/net/deploy.hpp"
 #include "troupe/net/node.hpp"
+#include "troupe/net/node_config.hpp"
 #include "troupe/net/node_child.hpp"
 #include "troupe/net/remote_child.hpp"
 #include "troupe/runtime/actor.hpp"

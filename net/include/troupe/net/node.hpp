@@ -44,6 +44,8 @@
 
 #include "troupe/net/cluster.hpp"
 #include "troupe/net/detail/remote.hpp"
+#include "troupe/net/detail/remote_spawn.hpp"
+#include "troupe/net/node_config.hpp"
 #include "troupe/runtime/actor.hpp"
 #include "troupe/runtime/config.hpp"
 #include "troupe/runtime/error.hpp"
@@ -54,131 +56,35 @@
 
 namespace troupe {
 
-// TLS on TCP links (OpenSSL through Asio). Both sides present a certificate and
-// verify the peer's against ca_file (mutual TLS); TLS 1.2 or later.
-struct tls_config {
-  bool enabled = false;
-  std::string certificate_file;  // PEM: this node's certificate (chain)
-  std::string private_key_file;  // PEM: its key
-  std::string ca_file;           // PEM: the CA(s) a peer's certificate must chain to
-};
-
-// The phi-accrual failure detector of TCP links (see docs/security.md). With
-// the defaults, a silent peer is declared dead about 1.3 s after its last sign
-// of life; a peer whose heartbeats keep coming (however busy its actors) never is.
-struct failure_detector_config {
-  std::chrono::milliseconds heartbeat_interval{250};
-  std::chrono::milliseconds acceptable_pause{500};
-  std::chrono::milliseconds min_std_deviation{100};
-  double threshold = 8.0;    // phi above this: the peer is down
-  std::size_t window = 100;  // heartbeat gaps remembered
-};
-
-// Re-dialing a TCP peer whose link was lost (not closed with a goodbye).
-struct reconnect_config {
-  std::chrono::milliseconds initial_backoff{100};
-  std::chrono::milliseconds max_backoff{5000};
-  double jitter = 0.25;                             // each wait is backoff x [1 - jitter, 1 + jitter]
-  std::chrono::milliseconds give_up_after{600000};  // after the loss; 0: never re-dial
-};
-
-// What a send from a plain thread (not an actor, timer or transport thread)
-// does when a link is backed up past max_queued_bytes: wait for room
-// (backpressure), or fail with errc::peer_overloaded as an actor's send always
-// does (actors never block).
-enum class link_overflow : std::uint8_t { backpressure, fail };
-
-struct node_config {
-  // Unique on this host (and, once nodes link over TCP, among the nodes that
-  // link to each other). Empty: "node-<pid>".
-  std::string name;
-  // The actor system's own settings.
-  troupe::config system;
-  // Where nodes of this user meet (one UNIX socket each; created mode 0700).
-  // Empty: $TROUPE_RUNTIME_DIR, else $XDG_RUNTIME_DIR/troupe, else /tmp/troupe-<uid>.
-  std::string runtime_dir;
-  // Shared memory per direction of each link (rounded down to a power of two).
-  std::size_t ring_bytes = std::size_t{1} << 20;
-  // Bytes of user messages a link may queue while its peer is slow (ring full,
-  // socket full): then actors' sends fail with errc::peer_overloaded, and
-  // plain threads' sends follow `overflow`. Memory stays bounded.
-  std::size_t max_queued_bytes = std::size_t{64} << 20;
-  link_overflow overflow = link_overflow::backpressure;
-  // Largest message accepted from a peer (a bigger one is a defect: link closed).
-  std::size_t max_message_bytes = std::size_t{64} << 20;
-  // Dialing and handshake.
-  std::chrono::milliseconds connect_timeout{5000};
-  // Spin iterations a link's reader makes before parking (the adaptive wake-up).
-  int reader_spins = 2000;
-
-  // --- across machines (TCP) ---------------------------------------------------
-  // "tcp://host:port" to listen on (port 0: any free port; node::endpoint()
-  // tells which). Empty: no listener (this node can still dial out).
-  std::string listen;
-  // The endpoint peers are told to dial (inside refs to this node's actors).
-  // Empty: the listening one; a wildcard address (0.0.0.0, ::) is replaced by
-  // this host's name.
-  std::string advertise;
-  // The shared secret of the cluster. Empty: read from cookie_file.
-  std::string cookie;
-  // Empty: $TROUPE_COOKIE_FILE, else ~/.troupe/cookie (created with a random
-  // cookie, mode 0600, if missing). Must be mode 0600 or stricter.
-  std::string cookie_file;
-  tls_config tls;
-  // Threads doing the TCP transport's socket I/O.
-  std::size_t io_threads = 1;
-  // Accepted connections still in their handshake; more are closed at once.
-  std::size_t max_pending_connections = 64;
-  failure_detector_config failure_detector;
-  reconnect_config reconnect;
-
-  // --- clusters (cluster.hpp, docs/cluster.md) ---------------------------------
-  // How this node finds the other members: none (the default), seeds or etcd.
-  // A member must listen on TCP (`listen`).
-  cluster_config cluster;
-};
-
-// A node's settings from its command line (or a config file): --name NAME,
-// --listen tcp://host:port, --advertise tcp://host:port, --cookie-file PATH,
-// --cluster SPEC (see parse_cluster), --config FILE (lines "key = value" with
-// the same keys, '#' comments; the command line wins over the file). Both
-// "--key value" and "--key=value". Returns the arguments it did not use, in
-// order (argv[0] excluded); an unknown "--cluster" spec or unreadable file is
-// an error naming it.
-expected<std::vector<std::string>> configure_from_command_line(node_config& config, int argc, const char* const* argv);
-
-// How spawn_node starts a child process.
-struct node_spawn_options {
-  std::string name;                          // the child's node name (required, unique on the host)
-  std::string program;                       // empty: this executable (/proc/self/exe)
-  std::vector<std::string> args;             // argv[1..] of the child
-  std::chrono::milliseconds timeout{10000};  // until the child has joined
-};
-
 namespace detail {
 struct peer_info;
-}
+struct node_access;  // net/node/node_access.hpp: what net/ itself reaches inside a node
+class node_core;
+}  // namespace detail
 
-// A node this one is linked to.
+// A node this one is connected to (node::connect, spawn_node, await_connection).
 class node_handle {
  public:
   node_handle() = default;
-  node_handle(std::shared_ptr<const detail::peer_info> info, actor_addr anchor)
-      : info_(std::move(info)), anchor_(std::move(anchor)) {}
 
   [[nodiscard]] const std::string& name() const;
   [[nodiscard]] std::uint64_t incarnation() const;
   // The process id, if this node started it (spawn_node), else 0.
   [[nodiscard]] pid_t pid() const;
+  // Where it listens for TCP ("tcp://10.0.0.2:4000"), empty if it does not.
+  [[nodiscard]] const std::string& endpoint() const;
   // False once its process is known to be gone.
   [[nodiscard]] bool alive() const;
   // An actor that lives as long as the node: monitor it to hear of the node's
   // death (down{process_down}) — this is what node_child does.
   [[nodiscard]] const actor_addr& anchor() const noexcept { return anchor_; }
   explicit operator bool() const noexcept { return static_cast<bool>(info_); }
-  [[nodiscard]] const std::shared_ptr<const detail::peer_info>& info() const noexcept { return info_; }
 
  private:
+  friend struct detail::node_access;
+  node_handle(std::shared_ptr<const detail::peer_info> info, actor_addr anchor)
+      : info_(std::move(info)), anchor_(std::move(anchor)) {}
+
   std::shared_ptr<const detail::peer_info> info_;
   // Held here, not in peer_info: the anchor's proxy holds its link, which holds
   // the peer_info, and that must not loop back.
@@ -192,24 +98,6 @@ struct on_node {
 inline on_node on(node_handle where) { return on_node{std::move(where)}; }
 
 class node;
-
-namespace detail {
-// Remote spawn: the factories this program registered (TROUPE_REGISTER_ACTOR).
-using actor_factory = expected<std::pair<cell_ptr, const protocol_table*>> (*)(troupe::node& n, wire_reader& args);
-void register_actor_factory(std::string key, actor_factory factory);
-
-template <class... Args>
-std::string spawn_signature() {
-  std::string s = "(";
-  bool first = true;
-  ((s += (first ? "" : ","), s += schema_of<Args>(), first = false), ...);
-  return s + ")";
-}
-template <class A, class... Args>
-std::string spawn_key() {
-  return std::string(type_name_of<A>()) + spawn_signature<Args...>();
-}
-}  // namespace detail
 
 class node : public system {
  public:
@@ -313,10 +201,10 @@ class node : public system {
     return spawn_placed<A>(where, std::forward<Args>(args)...);
   }
 
-  [[nodiscard]] detail::node_core& core() noexcept { return *core_; }
   [[nodiscard]] const node_config& node_settings() const noexcept;
 
  private:
+  friend struct detail::node_access;
   // Remote spawn: the arguments cross the wire as their decayed types.
   template <actor_class A, class Where, class... Args>
   expected<ref<typename A::protocol_type>> spawn_placed(const Where& where, Args&&... args) {
@@ -344,47 +232,5 @@ class node : public system {
 
   std::unique_ptr<detail::node_core> core_;
 };
-
-// Registers actor class A for remote spawn with constructor arguments Args...
-// (serializable). Use the macro at namespace scope, one line per actor type.
-template <actor_class A, class... Args>
-bool register_actor() {
-  detail::register_actor_factory(
-      detail::spawn_key<A, Args...>(),
-      [](node& n, wire_reader& in) -> expected<std::pair<detail::cell_ptr, const detail::protocol_table*>> {
-        using P = typename A::protocol_type;
-        const detail::protocol_table& table = detail::protocol_table_of<P>();
-        std::tuple<Args...> args{};
-        const bool ok = std::apply([&](auto&... a) { return (troupe::decode(in, a) && ... && true); }, args);
-        if (!ok || in.remaining() != 0) {
-          return error(errc::malformed_message,
-                       "spawn arguments of " + std::string(type_name_of<A>()) +
-                           " do not decode: " + (in.failed() ? in.failure() : "trailing bytes"));
-        }
-        ref<P> r = std::apply([&](auto&... a) { return n.spawn<A>(std::move(a)...); }, args);
-        return std::pair<detail::cell_ptr, const detail::protocol_table*>(detail::cell_ptr(detail::ref_access::get(r)),
-                                                                          &table);
-      });
-  return true;
-}
-
-#define TROUPE_DETAIL_CONCAT2(a, b) a##b
-#define TROUPE_DETAIL_CONCAT(a, b) TROUPE_DETAIL_CONCAT2(a, b)
-// TROUPE_REGISTER_ACTOR(worker) or TROUPE_REGISTER_ACTOR(worker, int, std::string)
-#define TROUPE_REGISTER_ACTOR(A, ...)                                                     \
-  [[maybe_unused]] static const bool TROUPE_DETAIL_CONCAT(troupe_registered_, __LINE__) = \
-      ::troupe::register_actor<A __VA_OPT__(, ) __VA_ARGS__>()
-
-// The main() hook for programs that deploy themselves: in a process started by
-// spawn_node(), becomes that node, runs `child_setup` (if given) and serves until
-// the parent stops it (or dies), then returns the exit code; in any other
-// process, returns main_fn().
-//
-//   int main(int argc, char** argv) {
-//     return troupe::run(argc, argv, [&] { troupe::node n({.name = "parent"}); ...; return 0; });
-//   }
-int run(int argc, char** argv, const std::function<int()>& main_fn, const std::function<void(node&)>& child_setup = {});
-// True in a process started by spawn_node().
-bool is_spawned_node() noexcept;
 
 }  // namespace troupe
