@@ -20,34 +20,19 @@
 #include <troupe/troupe.hpp>
 
 #include "bench_common.hpp"
+#include "troupe_harness.hpp"
 
 namespace {
 
 namespace bench = troupe::bench;
 using std::int64_t;
 
-constexpr auto watchdog = std::chrono::minutes(10);
-
-struct done {
-  int64_t value;
-};
-using report = troupe::protocol<done>;
-using inbox = troupe::scoped<report>;
-
-template <class Fn>
-double with_system(unsigned threads, Fn&& fn) {
-  troupe::config cfg;
-  cfg.worker_threads = threads;
-  troupe::system sys{cfg};
-  bench::require(sys.worker_count() == threads, "troupe did not start the requested workers");
-  return fn(sys);
-}
-
-int64_t await_done(inbox& in, const char* workload) {
-  auto d = in.receive<done>(watchdog);
-  if (!d) bench::fail(std::string(workload) + ": " + d.error().to_string());
-  return d->value;
-}
+using bench::await_done;
+using bench::done;
+using bench::inbox;
+using bench::report;
+using bench::watchdog;
+using bench::with_system;
 
 // --- ping_pong, ping_pong_pairs ---------------------------------------------------
 
