@@ -1,6 +1,8 @@
-// troupe_workloads — the eight workloads of bench/WORKLOADS.md on troupe, the
+// troupe_workloads — the actor workloads of bench/WORKLOADS.md on troupe, the
 // program bench/compare runs beside caf_workloads (same parameters, same shapes,
-// same CSV contract: `workload,unit,median,min,max`).
+// same CSV contract: `workload,unit,median,min,max`). This file holds
+// ping_pong ... chameneos and idle_actor_memory; the Savina rows (counting ...
+// logmap) are in troupe_savina*.cpp, and main() runs them all in WORKLOADS.md's order.
 //
 //   troupe_workloads [--quick] [--threads N] [--reps R] [--only NAME[,NAME...]]
 //
@@ -20,6 +22,7 @@
 #include <troupe/troupe.hpp>
 
 #include "bench_common.hpp"
+#include "savina_common.hpp"
 #include "troupe_harness.hpp"
 
 namespace {
@@ -460,6 +463,7 @@ int main(int argc, char** argv) {
     bench::run_reps("fork_join", "msgs/s", opts.reps, [&] { return run_fork_join(threads, p); });
   if (opts.selected("chameneos"))
     bench::run_reps("chameneos", "meetings/s", opts.reps, [&] { return run_chameneos(threads, p); });
+  bench::run_savina_workloads(opts);
   if (opts.selected("idle_actor_memory"))
     bench::run_reps("idle_actor_memory", "bytes/actor", opts.reps, [&] { return run_idle_actor_memory(threads, p); });
   return 0;
