@@ -67,11 +67,11 @@ struct savina_params {
     s.counting_messages = 1'000'000;
     s.big_pings = 4'000;
     s.bank_transfers = 50'000;
-    s.concdict_requests = 10'000;
+    s.concdict_requests = 5'000;
     s.barber_haircuts = 5'000;
     s.philosopher_rounds = 10'000;
     s.trapezoid_intervals = 1'000'000;
-    s.logmap_terms = 25'000;
+    s.logmap_terms = 10'000;
     return s;
   }
   static savina_params for_options(const options& opts) { return opts.quick ? quick() : full(); }
