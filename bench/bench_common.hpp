@@ -40,9 +40,11 @@
 namespace troupe::bench {
 
 // The workload names of WORKLOADS.md, in the order the programs run them.
-inline constexpr std::array<std::string_view, 9> workload_names = {
-    "ping_pong",   "ping_pong_bounded", "ping_pong_pairs", "fan_in",           "actor_creation",
-    "thread_ring", "fork_join",         "chameneos",       "idle_actor_memory"};
+inline constexpr std::array<std::string_view, 17> workload_names = {
+    "ping_pong",   "ping_pong_bounded", "ping_pong_pairs", "fan_in",       "actor_creation",
+    "thread_ring", "fork_join",         "chameneos",       "counting",     "big",
+    "bank",        "concdict",          "barber",          "philosophers", "trapezoid",
+    "logmap",      "idle_actor_memory"};
 
 // Prints `what` to stderr and aborts. Used for correctness checks that must
 // survive -DNDEBUG (a benchmark that counts wrong must not report a number).

@@ -1,5 +1,7 @@
-// caf_workloads — the eight workloads of bench/WORKLOADS.md on CAF 0.17, the
-// baseline troupe is compared against (see bench/compare).
+// caf_workloads — the actor workloads of bench/WORKLOADS.md on CAF 0.17, the
+// baseline troupe is compared against (see bench/compare). This file holds
+// ping_pong ... chameneos and idle_actor_memory; the Savina rows (counting ...
+// logmap) are in caf_savina*.cpp, and main() runs them all in WORKLOADS.md's order.
 //
 //   caf_workloads [--quick] [--threads N] [--reps R] [--only NAME[,NAME...]]
 //   -> one `workload,unit,median,min,max` line per workload on stdout
@@ -25,15 +27,21 @@
 #include "caf/all.hpp"
 
 #include "bench_common.hpp"
+#include "caf_harness.hpp"
+#include "savina_common.hpp"
 
 namespace {
 
 namespace bench = troupe::bench;
+using bench::caf_side::await_done;
+using bench::caf_side::default_constructed_state;
+using bench::caf_side::done_atom;
+using bench::caf_side::start_atom;
+using bench::caf_side::stop_atom;
+using bench::caf_side::watchdog;
+using bench::caf_side::with_system;
 using std::int64_t;
 
-using start_atom = caf::atom_constant<caf::atom("start")>;
-using stop_atom = caf::atom_constant<caf::atom("stop")>;
-using done_atom = caf::atom_constant<caf::atom("done")>;
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
 using pong_atom = caf::atom_constant<caf::atom("pong")>;
 using continue_atom = caf::atom_constant<caf::atom("continue")>;
@@ -44,38 +52,6 @@ using meet_atom = caf::atom_constant<caf::atom("meet")>;
 using change_atom = caf::atom_constant<caf::atom("change")>;
 using count_atom = caf::atom_constant<caf::atom("count")>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
-
-// A hung workload fails loudly instead of hanging the comparison run.
-constexpr auto watchdog = std::chrono::minutes(10);
-
-// CAF 0.17's stateful_actor constructs its State as State(self) whenever that
-// compiles. Under C++20 parenthesized aggregate initialization, a plain struct
-// whose first member is a caf::actor qualifies, and silently starts out holding
-// the actor itself (the mall then "pairs" a chameneo with itself). This file is
-// built as C++17, the language CAF 0.17 targets; a static_assert next to each
-// state that holds a caf::actor guards it.
-template <class State>
-constexpr bool default_constructed_state = !std::is_constructible_v<State, caf::stateful_actor<State>*>;
-
-// Runs fn(system) on a fresh actor_system with `threads` workers. fn does its
-// own timing; constructing and destroying the system stay outside it.
-template <class Fn>
-double with_system(unsigned threads, Fn&& fn) {
-  caf::actor_system_config config;
-  config.set("scheduler.max-threads", static_cast<size_t>(threads));
-  caf::actor_system system{config};
-  bench::require(system.scheduler().num_workers() == threads,
-                 "CAF did not start the requested number of worker threads");
-  return fn(system);
-}
-
-// Blocks `self` until one (done_atom, int64_t) arrives and returns the value.
-int64_t await_done(caf::scoped_actor& self, const char* workload) {
-  int64_t result = -1;
-  self->receive([&](done_atom, int64_t value) { result = value; },
-                caf::after(watchdog) >> [&] { bench::fail(std::string(workload) + ": watchdog expired"); });
-  return result;
-}
 
 // --- ping_pong, ping_pong_pairs ----------------------------------------------
 
@@ -479,6 +455,7 @@ int main(int argc, char** argv) {
     bench::run_reps("fork_join", "msgs/s", opts.reps, [&] { return run_fork_join(threads, p); });
   if (opts.selected("chameneos"))
     bench::run_reps("chameneos", "meetings/s", opts.reps, [&] { return run_chameneos(threads, p); });
+  bench::run_savina_workloads(opts);
   if (opts.selected("idle_actor_memory"))
     bench::run_reps("idle_actor_memory", "bytes/actor", opts.reps, [&] { return run_idle_actor_memory(threads, p); });
   return 0;

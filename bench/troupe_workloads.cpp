@@ -1,6 +1,8 @@
-// troupe_workloads — the eight workloads of bench/WORKLOADS.md on troupe, the
+// troupe_workloads — the actor workloads of bench/WORKLOADS.md on troupe, the
 // program bench/compare runs beside caf_workloads (same parameters, same shapes,
-// same CSV contract: `workload,unit,median,min,max`).
+// same CSV contract: `workload,unit,median,min,max`). This file holds
+// ping_pong ... chameneos and idle_actor_memory; the Savina rows (counting ...
+// logmap) are in troupe_savina*.cpp, and main() runs them all in WORKLOADS.md's order.
 //
 //   troupe_workloads [--quick] [--threads N] [--reps R] [--only NAME[,NAME...]]
 //
@@ -20,34 +22,20 @@
 #include <troupe/troupe.hpp>
 
 #include "bench_common.hpp"
+#include "savina_common.hpp"
+#include "troupe_harness.hpp"
 
 namespace {
 
 namespace bench = troupe::bench;
 using std::int64_t;
 
-constexpr auto watchdog = std::chrono::minutes(10);
-
-struct done {
-  int64_t value;
-};
-using report = troupe::protocol<done>;
-using inbox = troupe::scoped<report>;
-
-template <class Fn>
-double with_system(unsigned threads, Fn&& fn) {
-  troupe::config cfg;
-  cfg.worker_threads = threads;
-  troupe::system sys{cfg};
-  bench::require(sys.worker_count() == threads, "troupe did not start the requested workers");
-  return fn(sys);
-}
-
-int64_t await_done(inbox& in, const char* workload) {
-  auto d = in.receive<done>(watchdog);
-  if (!d) bench::fail(std::string(workload) + ": " + d.error().to_string());
-  return d->value;
-}
+using bench::await_done;
+using bench::done;
+using bench::inbox;
+using bench::report;
+using bench::watchdog;
+using bench::with_system;
 
 // --- ping_pong, ping_pong_pairs ---------------------------------------------------
 
@@ -475,6 +463,7 @@ int main(int argc, char** argv) {
     bench::run_reps("fork_join", "msgs/s", opts.reps, [&] { return run_fork_join(threads, p); });
   if (opts.selected("chameneos"))
     bench::run_reps("chameneos", "meetings/s", opts.reps, [&] { return run_chameneos(threads, p); });
+  bench::run_savina_workloads(opts);
   if (opts.selected("idle_actor_memory"))
     bench::run_reps("idle_actor_memory", "bytes/actor", opts.reps, [&] { return run_idle_actor_memory(threads, p); });
   return 0;
