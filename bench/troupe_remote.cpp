@@ -329,7 +329,7 @@ class node_directories {
       runtime_files& files = node_files[i];
       std::snprintf(files.directory, sizeof files.directory, "/tmp/troupe-remote-XXXXXX");
       if (::mkdtemp(files.directory) == nullptr) fail_errno("mkdtemp");
-      // The node's socket: its runtime directory, its name, ".sock" (net/src/os.cpp).
+      // The node's socket: its runtime directory, its name, ".sock" (net/os/os.cpp).
       const int length =
           std::snprintf(files.socket, sizeof files.socket, "%s/%s.sock", files.directory, node_names[i].c_str());
       require(length > 0 && static_cast<std::size_t>(length) < sizeof files.socket, "node name too long");

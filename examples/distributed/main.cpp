@@ -273,7 +273,7 @@ class watcher : public troupe::actor<troupe::protocol<watch_this>> {
 
 std::string endpoint_of(const std::string& port) { return "tcp://127.0.0.1:" + port; }
 
-troupe::expected<troupe::node_handle> link_to(troupe::node& n, const std::string& where,
+troupe::expected<troupe::node_handle> connect_to(troupe::node& n, const std::string& where,
                                               clock_type::time_point deadline) {
   for (;;) {
     auto h = n.connect(where);
@@ -407,7 +407,7 @@ int run_node(const options& o) {
   // without one, a node on the same host (the same host id) is dialed over
   // shared memory, in this node's runtime directory, where b is not.
   for (const std::string& where : peers) {
-    auto h = link_to(n, where, setup_deadline);
+    auto h = connect_to(n, where, setup_deadline);
     if (!h) {
       say(me, "cannot link to " + where + ": " + h.error().to_string());
       return 1;

@@ -38,7 +38,7 @@ void cluster_core::start() {
                                                      "' joins a cluster, so it must listen on TCP "
                                                      "(node_config::listen, e.g. tcp://0.0.0.0:0)"));
   }
-  // release: link_up() and handle_gossip() on other threads read self_.
+  // release: connection_up() and handle_gossip() on other threads read self_.
   started_.store(true, std::memory_order_release);
   if (config_.provider == membership_provider_kind::etcd) {
     provider_ = make_etcd_provider(config_);
@@ -76,7 +76,7 @@ void cluster_core::mark_up(const member& m, std::uint64_t host, std::set<std::st
   to_dial_.erase(m.name);
   up_[m.name] = up_member{m, host, std::move(names)};
   for (auto& s : subscribers_) s.up(member_up{m});
-  // Tell the other members now, not at the next interval: they link to the
+  // Tell the other members now, not at the next interval: they connect to the
   // newcomer one gossip hop after this node did.
   gossip_now_ = uses_gossip();
   changed_.notify_all();
@@ -117,11 +117,11 @@ expected<void> cluster_core::await_members(std::size_t count, time_limit until) 
   return {};
 }
 
-// --- links ---------------------------------------------------------------------------
+// --- connections ---------------------------------------------------------------------------
 
-void cluster_core::link_up(const std::shared_ptr<connection>& c) {
+void cluster_core::connection_up(const std::shared_ptr<connection>& c) {
   // acquire: pairs with the release in start(); before it, the thread's first
-  // round of gossip greets the links.
+  // round of gossip greets the connections.
   if (!started_.load(std::memory_order_acquire)) return;
   if (uses_gossip()) {
     gossip_to(c);
@@ -135,17 +135,17 @@ void cluster_core::link_up(const std::shared_ptr<connection>& c) {
   }
 }
 
-void cluster_core::link_lost(const std::shared_ptr<connection>& c, const std::string& why) {
-  // Both providers: a member is up only while linked. With etcd it stays in
-  // the registry, and is up again when the link is (the TCP transport
+void cluster_core::connection_lost(const std::shared_ptr<connection>& c, const std::string& why) {
+  // Both providers: a member is up only while connected. With etcd it stays in
+  // the registry, and is up again when the connection is (the TCP transport
   // re-dials it) — unless its lease expires first.
   const peer_info& peer = *c->peer();
-  // Another live link to the same incarnation (both dialed at once) keeps it up.
-  if (auto other = node_.live_link(peer.name); other && other->peer()->incarnation == peer.incarnation) return;
+  // Another live connection to the same incarnation (both dialed at once) keeps it up.
+  if (auto other = node_.live_connection(peer.name); other && other->peer()->incarnation == peer.incarnation) return;
   std::lock_guard lock(mutex_);
   if (stopping_) return;
   if (auto it = up_.find(peer.name); it != up_.end() && it->second.who.incarnation == peer.incarnation) {
-    // Not dialed from here: the TCP transport re-dials a link lost without a
+    // Not dialed from here: the TCP transport re-dials a connection lost without a
     // goodbye (a cut cable), and a restarted node dials its seeds.
     mark_down(peer.name, why);
   }
@@ -174,7 +174,7 @@ void cluster_core::gossip_to(const std::shared_ptr<connection>& c) {
 
 void cluster_core::gossip_to_all() {
   const std::vector<std::byte> body = gossip_body();
-  for (auto& c : node_.live_links()) (void)c->write(record_kind::gossip, body);
+  for (auto& c : node_.live_connections()) (void)c->write(record_kind::gossip, body);
 }
 
 std::optional<std::string> cluster_core::handle_gossip(const std::shared_ptr<connection>& via,
@@ -198,7 +198,7 @@ std::optional<std::string> cluster_core::handle_gossip(const std::shared_ptr<con
   for (const auto& n : g.names) {
     if (!valid_global_name(n)) return "gossip holds an invalid global name";
   }
-  // acquire: see link_up().
+  // acquire: see connection_up().
   if (!uses_gossip() || !started_.load(std::memory_order_acquire)) return std::nullopt;  // etcd: members come from it
   if (g.cluster != config_.cluster_name) {
     std::lock_guard lock(mutex_);
@@ -219,7 +219,7 @@ std::optional<std::string> cluster_core::handle_gossip(const std::shared_ptr<con
       if (m.name == self_.name || m.endpoint.empty()) continue;
       auto it = up_.find(m.name);
       if (it != up_.end() && it->second.who.incarnation == m.incarnation) continue;
-      // A member this node has not linked to (or an incarnation it has not seen).
+      // A member this node has not connected to (or an incarnation it has not seen).
       to_dial_[m.name] = pending_dial{member{m.name, m.incarnation, m.endpoint}, m.host, 0};
       wake = true;
     }
@@ -232,7 +232,7 @@ std::optional<std::string> cluster_core::handle_gossip(const std::shared_ptr<con
 
 void cluster_core::member_seen(const member& m) {
   if (m.name == self_.name) return;
-  std::shared_ptr<connection> linked = node_.live_link(m.name);
+  std::shared_ptr<connection> connected = node_.live_connection(m.name);
   std::lock_guard lock(mutex_);
   if (stopping_) return;
   auto old = registry_.find(m.name);
@@ -240,8 +240,8 @@ void cluster_core::member_seen(const member& m) {
     mark_down(m.name, "node '" + m.name + "' restarted as a new incarnation");
   }
   registry_[m.name] = m;
-  if (linked && linked->peer()->incarnation == m.incarnation) {
-    mark_up(m, linked->peer()->host, {});
+  if (connected && connected->peer()->incarnation == m.incarnation) {
+    mark_up(m, connected->peer()->host, {});
   } else {
     to_dial_[m.name] = pending_dial{m, 0, 0};
     changed_.notify_all();
@@ -263,10 +263,10 @@ void cluster_core::member_gone(const member& m, const std::string& why) {
     }
   }
   // etcd's word is final: a member whose lease expired is down for its actors
-  // too (monitors get down{node_down}), even if its link still answers (it is
+  // too (monitors get down{node_down}), even if its connection still answers (it is
   // cut off from etcd, not from us). If it is alive it registers again, and is
   // dialed and up again then.
-  if (auto c = node_.live_link(m.name); c && c->peer()->incarnation == m.incarnation) {
+  if (auto c = node_.live_connection(m.name); c && c->peer()->incarnation == m.incarnation) {
     c->close("node '" + m.name + "' left the cluster: " + why);
   }
 }
@@ -287,12 +287,12 @@ void cluster_core::loop() noexcept {
       for (const auto& seed : seeds) {
         if (seed == self_.endpoint || stopping_) continue;
         lock.unlock();
-        auto c = node_.link_to_endpoint(seed);
+        auto c = node_.connection_to_endpoint(seed);
         lock.lock();
         if (c && (*c)->peer()->name != self_.name) break;
       }
     }
-    // Members heard of but not linked: dial them (shared memory on this host).
+    // Members heard of but not connected: dial them (shared memory on this host).
     std::vector<pending_dial> dial;
     for (auto& [name, d] : to_dial_) dial.push_back(d);
     bool dial_failed = false;
@@ -300,7 +300,7 @@ void cluster_core::loop() noexcept {
       const member& m = d.who;
       if (stopping_) break;
       lock.unlock();
-      auto c = node_.link_to(m.name, d.host, m.endpoint);
+      auto c = node_.connection_to(m.name, d.host, m.endpoint);
       lock.lock();
       auto it = to_dial_.find(m.name);
       if (!c) {
@@ -312,12 +312,12 @@ void cluster_core::loop() noexcept {
         continue;
       }
       if (uses_gossip()) {
-        // Linked (to whatever incarnation is there now): its gossip on the
-        // link makes it a member.
+        // Connected (to whatever incarnation is there now): its gossip on the
+        // connection makes it a member.
         if (it != to_dial_.end()) to_dial_.erase(it);
         continue;
       }
-      // etcd: the registered incarnation is the member. A link to an earlier
+      // etcd: the registered incarnation is the member. A connection to an earlier
       // one (not yet known dead) is retried until the new one answers.
       auto r = registry_.find(m.name);
       if (r == registry_.end()) {

@@ -1,25 +1,25 @@
 // cluster_core: a node's membership in a cluster (net/include/troupe/net/cluster.hpp
 // has the user's view, docs/cluster.md the guide).
 //
-// The core keeps the member list, links to every member it hears of, tells
+// The core keeps the member list, connects to every member it hears of, tells
 // subscribers member_up / member_down, and keeps the cluster-wide names. Where
 // members and names come from is the provider's business:
 // - seeds (embedded): the core itself is the provider. A joining node dials
-//   any reachable seed; every link between two members carries `gossip`
-//   records (at once when the link comes up, then every gossip_interval, and
+//   any reachable seed; every connection between two members carries `gossip`
+//   records (at once when the connection comes up, then every gossip_interval, and
 //   whenever this node's names change): the sender's identity, the members it
-//   is linked to, and the global names it holds. A member is up while this node
-//   has a link to it and has heard its gossip on that link; the link's failure
+//   is connected to, and the global names it holds. A member is up while this node
+//   has a connection to it and has heard its gossip on that connection; the connection's failure
 //   detector takes it down. Names live with their holder: when it goes, so do
 //   they.
 // - etcd (membership.hpp, etcd_provider.cpp): the provider reports members;
-//   a member is up while the provider lists it and this node is linked to it
+//   a member is up while the provider lists it and this node is connected to it
 //   (so a member_up always means "you can message it now"); down when the
-//   provider reports it gone (its lease expired: its link is closed too) or
-//   the link is lost (the TCP transport re-dials it; up again when linked, if
+//   provider reports it gone (its lease expired: its connection is closed too) or
+//   the connection is lost (the TCP transport re-dials it; up again when connected, if
 //   its lease has not expired meanwhile). Names are the provider's.
 //
-// Threads: one of its own, which dials members it has not linked to yet and
+// Threads: one of its own, which dials members it has not connected to yet and
 // retries the seeds while this node is alone, and sends the periodic gossip.
 // Events are told to subscribers under the core's lock, so each subscriber
 // sees them in the order they happened (a member's up before its down).
@@ -66,7 +66,7 @@ struct gossip_record {
   std::uint32_t version = 1;
   std::string cluster;
   gossip_member sender;
-  std::vector<gossip_member> members;  // those the sender is linked to
+  std::vector<gossip_member> members;  // those the sender is connected to
   std::vector<std::string> names;      // global names the sender holds
 };
 
@@ -83,13 +83,13 @@ class cluster_core final : public membership_events {
   // Leaves the cluster (etcd: revokes the lease) and joins the thread.
   void stop() noexcept;
 
-  // --- the node's links -------------------------------------------------------
-  // A link came up: the seeds provider greets it with gossip; etcd confirms a
-  // member it was waiting to link to.
-  void link_up(const std::shared_ptr<connection>& c);
-  // A link ended: its member is down (unless another link to the same
+  // --- the node's connections -------------------------------------------------------
+  // A connection came up: the seeds provider greets it with gossip; etcd confirms a
+  // member it was waiting to connect to.
+  void connection_up(const std::shared_ptr<connection>& c);
+  // A connection ended: its member is down (unless another connection to the same
   // incarnation remains).
-  void link_lost(const std::shared_ptr<connection>& c, const std::string& why);
+  void connection_lost(const std::shared_ptr<connection>& c, const std::string& why);
   // A gossip record on `via` (its reader thread): the defect text if malformed.
   std::optional<std::string> handle_gossip(const std::shared_ptr<connection>& via, std::span<const std::byte> body);
   // An actor this node exported stopped: its global names go.
@@ -150,7 +150,7 @@ class cluster_core final : public membership_events {
     std::uint64_t host = 0;  // 0: unknown (shared memory is tried first, then TCP)
     int failures = 0;
   };
-  std::map<std::string, pending_dial> to_dial_;   // heard of, not linked
+  std::map<std::string, pending_dial> to_dial_;   // heard of, not connected
   std::map<std::string, member> registry_;        // etcd: members the provider has seen
   std::map<std::string, const cell*> own_names_;  // global names this node holds
   struct subscriber {
@@ -161,7 +161,7 @@ class cluster_core final : public membership_events {
   std::set<std::pair<std::string, std::uint64_t>> foreign_;  // nodes of other clusters, logged once
   bool gossip_now_ = false;  // seeds only: members or names changed, gossip before the interval ends
 
-  std::atomic<bool> started_{false};  // self_ is set: links may be greeted
+  std::atomic<bool> started_{false};  // self_ is set: connections may be greeted
   std::thread thread_;
 };
 

@@ -2,11 +2,11 @@
 // the user's view, docs/cluster.md the guide).
 //
 // A provider tells the cluster core (cluster.cpp) which nodes are members and
-// keeps the cluster-wide names. The core links to every member it hears of,
-// turns "seen and linked" into member_up and "gone" into member_down, and
+// keeps the cluster-wide names. The core connects to every member it hears of,
+// turns "seen and connected" into member_up and "gone" into member_down, and
 // answers publish_global / lookup / spawn(anywhere) through the provider.
 //
-// Providers: seeds (gossip over the links themselves; in cluster.cpp) and
+// Providers: seeds (gossip over the connections themselves; in cluster.cpp) and
 // etcd (etcd_provider.cpp, through etcd's v3 HTTP/JSON gateway).
 //
 // Thread safety: every member from any thread. Events may be reported from

@@ -18,7 +18,7 @@ constexpr std::size_t tell_head = 16;     // target, type id
 // up an actor's mailbox without the actor ever running.
 constexpr std::size_t max_batch = 256;
 
-// The link whose reader this thread is (actors may run on it).
+// The connection whose reader this thread is (actors may run on it).
 thread_local const connection* reading_connection = nullptr;
 
 }  // namespace
@@ -67,7 +67,7 @@ std::optional<error> connection::schema_refusal(std::uint64_t type_id, std::uint
 std::uint64_t connection::add_pending(std::unique_ptr<pending_reply> pending) {
   std::lock_guard lock(pending_mutex_);
   if (lost_) {
-    pending->fail(error(errc::connection_lost, "the link to " + describe() + " is closed"));
+    pending->fail(error(errc::connection_lost, "the connection to " + describe() + " is closed"));
     return 0;
   }
   const std::uint64_t id = next_request_++;
@@ -90,17 +90,17 @@ void connection::fail_pending(std::uint64_t request_id, const error& why) noexce
 expected<std::vector<std::byte>> connection::request(record_kind kind, std::span<const std::byte> body,
                                                      time_limit until) {
   if (reading_connection == this) {
-    // An actor running on this link's reader (see cell::enqueue) would wait for
+    // An actor running on this connection's reader (see cell::enqueue) would wait for
     // an answer that only this very thread can read.
     return error(errc::would_block,
-                 "lookup/spawn over a link from a handler that runs on that link's reader; "
+                 "lookup/spawn over a connection from a handler that runs on that connection's reader; "
                  "call it from on_start or a plain thread");
   }
   auto wait = std::make_shared<control_wait>();
   std::uint64_t id;
   {
     std::lock_guard lock(pending_mutex_);
-    if (lost_) return error(errc::connection_lost, "the link to " + describe() + " is closed");
+    if (lost_) return error(errc::connection_lost, "the connection to " + describe() + " is closed");
     id = next_request_++;
     controls_.emplace(id, wait);
   }

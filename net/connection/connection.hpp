@@ -32,7 +32,7 @@ namespace troupe::detail {
 
 class node_core;
 
-// One link to one peer node: the record handling both transports share
+// One connection to one peer node: the record handling both transports share
 // (messages, replies, watches, control requests, the schema check), over a
 // transport a subclass provides (shm_connection below; tcp_connection in
 // tcp.hpp). A subclass's reader calls handle() for each whole record.
@@ -50,10 +50,10 @@ class connection : public std::enable_shared_from_this<connection> {
   // thread waits for room instead (backpressure).
   virtual std::error_code write(record_kind kind, std::span<const std::byte> head,
                                 std::span<const std::byte> body = {}) noexcept = 0;
-  // Closes the link (defect or shutdown): the peer sees it end too; the reader
+  // Closes the connection (defect or shutdown): the peer sees it end too; the reader
   // drains and cleans up. Any thread, idempotent.
   virtual void close(const std::string& why) noexcept = 0;
-  // After the link's threads ended (the node joins them).
+  // After the connection's threads ended (the node joins them).
   virtual void join() noexcept = 0;
   // The socket the control thread polls for a hang-up (shared memory), or -1.
   [[nodiscard]] virtual int liveness_socket() const noexcept { return -1; }
@@ -61,7 +61,7 @@ class connection : public std::enable_shared_from_this<connection> {
   virtual void on_hangup() noexcept {}
   // "node 'b' (pid 42)", "node 'b' at tcp://10.0.0.2:4000".
   [[nodiscard]] virtual std::string describe() const = 0;
-  // What the peer's actors stop with when this link is lost: process_down on
+  // What the peer's actors stop with when this connection is lost: process_down on
   // one host (the process is gone), node_down across machines.
   [[nodiscard]] virtual exit_reason loss_reason(const std::string& why) const = 0;
   // Tests: the most bytes ever read from the peer and not yet delivered (TCP).
@@ -72,7 +72,7 @@ class connection : public std::enable_shared_from_this<connection> {
   expected<std::vector<std::byte>> request(record_kind kind, std::span<const std::byte> body, time_limit until);
 
   [[nodiscard]] bool alive() const noexcept { return peer_->alive.load(std::memory_order_acquire); }
-  // close() or on_hangup() has begun ending the link.
+  // close() or on_hangup() has begun ending the connection.
   [[nodiscard]] bool closing() const noexcept { return closing_.load(std::memory_order_acquire); }
   [[nodiscard]] const std::shared_ptr<peer_info>& peer() const noexcept { return peer_; }
   [[nodiscard]] node_core& node() const noexcept { return node_; }
@@ -83,7 +83,7 @@ class connection : public std::enable_shared_from_this<connection> {
   // found acceptable is remembered, so a stream of one type checks once.
   [[nodiscard]] std::optional<error> schema_refusal(std::uint64_t type_id, std::uint64_t fingerprint,
                                                     std::string_view type_name) noexcept;
-  // A remote ask waiting for its reply: its request id (0 if the link is closed,
+  // A remote ask waiting for its reply: its request id (0 if the connection is closed,
   // and then `pending` has been failed).
   std::uint64_t add_pending(std::unique_ptr<pending_reply> pending);
   // Fails and forgets a remote ask (its record could not be sent).
@@ -91,7 +91,7 @@ class connection : public std::enable_shared_from_this<connection> {
 
  protected:
   // Before the first record: the decoding context (which holds a reference to
-  // this link until lost()). `run_inline`: the calling thread is the reader,
+  // this connection until lost()). `run_inline`: the calling thread is the reader,
   // and the actors that records make runnable run on it after each batch
   // (run_batch()); otherwise they go to the scheduler's workers.
   void begin_reading(bool run_inline);
@@ -99,7 +99,7 @@ class connection : public std::enable_shared_from_this<connection> {
   std::optional<std::string> handle(record_kind kind, std::span<const std::byte> body);
   // After a batch of records: runs the actors they made runnable (run_inline).
   void run_batch() noexcept;
-  // Records why the link ends (the first reason wins); the text lost() reports.
+  // Records why the connection ends (the first reason wins); the text lost() reports.
   void set_close_reason(const std::string& why);
   [[nodiscard]] std::string close_reason() const;
   // The reader's last act: the peer is gone; fails what waits on it, stops its proxies.
@@ -139,7 +139,7 @@ class connection : public std::enable_shared_from_this<connection> {
   envelope* chain_newest_ = nullptr;
   envelope* chain_oldest_ = nullptr;
   void flush_chain() noexcept;
-  wire_context read_context_;  // the reader's: this node, this link
+  wire_context read_context_;  // the reader's: this node, this connection
   bool run_inline_ = false;
   std::size_t batch_limit_ = 1;  // records per batch (begin_reading)
   std::size_t batched_ = 0;      // records handled since the last run_batch()

@@ -14,7 +14,7 @@
 
 namespace troupe::detail {
 
-// Who is at the other end of a link (also behind node_handle).
+// Who is at the other end of a connection (also behind node_handle).
 struct peer_info {
   std::string name;
   std::uint64_t incarnation = 0;

@@ -24,8 +24,8 @@ enum class record_kind : std::uint32_t {
   spawn_result = 10,  // u64 request id, u8 status (0: u64 id | 1: error)
   stop = 11,          // the parent asks this node to shut down
   heartbeat = 12,     // TCP only: empty; sent every heartbeat interval (failure detector)
-  goodbye = 13,       // TCP only: string why; the sender shuts the link down on purpose
-  gossip = 14,        // cluster (seeds): the sender's identity, the members it is linked to, its global names
+  goodbye = 13,       // TCP only: string why; the sender shuts the connection down on purpose
+  gossip = 14,        // cluster (seeds): the sender's identity, the members it is connected to, its global names
   load = 15,          // u64 request id, string actor key: how loaded is the node, can it spawn that type
   load_result = 16,   // u64 request id, u8 status (0: u8 registered, u64 live actors | 1: error)
   tell = 17,          // u64 target, u64 type id, payload: a message that asks for no reply

@@ -14,7 +14,7 @@ void node_keeper::on_start() {
 
 void node_keeper::on(const troupe::down& d) {
   if (!(d.who == handle_.anchor())) return;
-  // The link may have closed over a defect with the process still running:
+  // The connection may have closed over a defect with the process still running:
   // make sure it is gone before a successor takes its name.
   owner_->kill_node(handle_);
   throw std::runtime_error("node '" + handle_.name() + "' went down: " + d.reason.to_string());

@@ -41,9 +41,9 @@ int run(int argc, char** argv, const std::function<int()>& main_fn, const std::f
     // Set up first: the parent's spawn_node() returns once this node has joined,
     // and by then what the setup publishes must be there.
     if (child_setup) child_setup(n);
-    auto link = n.connect(parent);
-    if (!link) {
-      std::cerr << "troupe: child node '" << n.name() << "' could not join '" << parent << "': " << link.error()
+    auto connection = n.connect(parent);
+    if (!connection) {
+      std::cerr << "troupe: child node '" << n.name() << "' could not join '" << parent << "': " << connection.error()
                 << '\n';
       return 1;
     }

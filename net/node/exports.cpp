@@ -132,7 +132,7 @@ cell_ptr node_core::proxy_for(const std::shared_ptr<connection>& via, std::uint6
     fresh =
         table.make_proxy(owner_, via, wire_address{peer.name, peer.incarnation, remote_id, peer.host, peer.endpoint});
     result = cell_ptr(fresh);
-    // Registered only while the link is alive; connection_lost() sweeps this map
+    // Registered only while the connection is alive; connection_lost() sweeps this map
     // under the same lock after clearing `alive`.
     if (via->alive()) proxies_.emplace(key, result);
   }
@@ -146,7 +146,7 @@ cell_ptr node_core::proxy_for(const std::shared_ptr<connection>& via, std::uint6
     return cell_ptr{};
   }
   if (!via->alive()) {
-    stop_proxy(*fresh, exit_reason::process_down("the link to node '" + via->peer()->name + "' is closed"));
+    stop_proxy(*fresh, exit_reason::process_down("the connection to node '" + via->peer()->name + "' is closed"));
     return result;
   }
   std::byte body[8];
@@ -182,9 +182,9 @@ cell_ptr node_core::resolve(const wire_address& address, const protocol_table& t
   std::shared_ptr<connection> c;
   if (via && via->peer()->name == address.node && via->peer()->incarnation == address.incarnation) {
     c = via;
-  } else if (auto linked = link_to(address.node, address.host, address.endpoint);
-             linked && (*linked)->peer()->incarnation == address.incarnation) {
-    c = *linked;
+  } else if (auto connected = connection_to(address.node, address.host, address.endpoint);
+             connected && (*connected)->peer()->incarnation == address.incarnation) {
+    c = *connected;
   }
   if (!c) {
     // Its node is gone (or is a later incarnation): a proxy that is down at once.

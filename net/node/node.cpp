@@ -72,7 +72,7 @@ node::node(node_config cfg) : system(system_config_of(cfg)) {
 }
 
 node::~node() {
-  // Actors first (they may still talk to peers while they stop), then the links.
+  // Actors first (they may still talk to peers while they stop), then the connections.
   system::shutdown();
   core_->stop();
 }
@@ -148,7 +148,7 @@ expected<detail::cell_ptr> node::lookup_cell(std::string_view uri, const detail:
     auto owner = cluster->name_owner(name, until);
     if (!owner) return owner.error();
     if (owner->name == core_->name()) return lookup_here(*core_, name, table);
-    auto c = core_->link_to(owner->name, 0, owner->endpoint);
+    auto c = core_->connection_to(owner->name, 0, owner->endpoint);
     if (!c) return c.error();
     // The timeout bounds the wait for the name to appear; the lookup at its
     // holder gets at least a millisecond of it, as a direct lookup would.
@@ -160,19 +160,20 @@ expected<detail::cell_ptr> node::lookup_cell(std::string_view uri, const detail:
     return error(errc::no_such_name, "'" + std::string(uri) + "' is not troupe://<node>/<name>");
   }
   if (node_name == core_->name()) return lookup_here(*core_, name, table);
-  auto c = node_name.starts_with("tcp://") ? core_->link_to_endpoint(node_name) : core_->link_to(node_name);
+  auto c = node_name.starts_with("tcp://") ? core_->connection_to_endpoint(node_name) : core_->connection_to(node_name);
   if (!c) return c.error();
   return lookup_over(*core_, *c, uri, name, table, until);
 }
 
 expected<node_handle> node::connect(std::string_view where) {
-  auto c = where.starts_with("tcp://") ? core_->link_to_endpoint(std::string(where)) : core_->link_to(where);
+  auto c =
+      where.starts_with("tcp://") ? core_->connection_to_endpoint(std::string(where)) : core_->connection_to(where);
   if (!c) return c.error();
   return core_->handle_for(*c);
 }
 
-expected<node_handle> node::await_link(std::string_view node_name, std::chrono::milliseconds timeout) {
-  auto c = core_->await_link(std::string(node_name), std::chrono::steady_clock::now() + timeout);
+expected<node_handle> node::await_connection(std::string_view node_name, std::chrono::milliseconds timeout) {
+  auto c = core_->await_connection(std::string(node_name), std::chrono::steady_clock::now() + timeout);
   if (!c) return c.error();
   return core_->handle_for(*c);
 }
@@ -187,7 +188,7 @@ expected<detail::cell_ptr> node::spawn_remote(const on_node& where, const std::s
                                               std::span<const std::byte> args, const detail::protocol_table& table) {
   if (!where.where) return error(errc::no_such_node, "spawn on an empty node handle");
   const detail::peer_info& peer = *detail::node_access::info(where.where);
-  auto c = core_->link_to(where.where.name(), peer.host, peer.endpoint);
+  auto c = core_->connection_to(where.where.name(), peer.host, peer.endpoint);
   if (!c) return c.error();
   if ((*c)->peer()->incarnation != where.where.incarnation()) {
     return error(errc::no_such_node, "node '" + where.where.name() + "' has restarted since this handle was made");
@@ -260,7 +261,7 @@ expected<detail::cell_ptr> node::spawn_remote(anywhere_t, const std::string& key
   struct candidate {
     std::uint64_t load;
     std::string name;
-    std::shared_ptr<detail::connection> link;  // null: this node
+    std::shared_ptr<detail::connection> connection;  // null: this node
   };
   std::vector<candidate> candidates;
   if (detail::find_actor_factory(key) != nullptr) candidates.push_back({live_actors(), core_->name(), nullptr});
@@ -268,7 +269,7 @@ expected<detail::cell_ptr> node::spawn_remote(anywhere_t, const std::string& key
   const auto until = std::chrono::steady_clock::now() + core_->config().connect_timeout;
   for (const member& m : members()) {
     if (m.name == core_->name()) continue;
-    auto c = core_->link_to(m.name, 0, m.endpoint);
+    auto c = core_->connection_to(m.name, 0, m.endpoint);
     if (!c) {
       refusals += "; " + m.name + ": " + c.error().text();
       continue;
@@ -294,7 +295,7 @@ expected<detail::cell_ptr> node::spawn_remote(anywhere_t, const std::string& key
   std::sort(candidates.begin(), candidates.end(),
             [](const candidate& a, const candidate& b) { return std::tie(a.load, a.name) < std::tie(b.load, b.name); });
   for (const candidate& chosen : candidates) {
-    if (!chosen.link) {
+    if (!chosen.connection) {
       detail::wire_context context{core_.get(), nullptr};
       wire_reader in(args, &context);
       auto spawned = detail::find_actor_factory(key)(*this, in);
@@ -302,7 +303,7 @@ expected<detail::cell_ptr> node::spawn_remote(anywhere_t, const std::string& key
       refusals += "; " + chosen.name + ": " + spawned.error().text();
       continue;
     }
-    auto spawned = spawn_remote(on(core_->handle_for(chosen.link)), key, args, table);
+    auto spawned = spawn_remote(on(core_->handle_for(chosen.connection)), key, args, table);
     if (spawned) return spawned;
     refusals += "; " + chosen.name + ": " + spawned.error().text();
   }

@@ -91,8 +91,8 @@ std::shared_ptr<connection> node_core::register_connection(std::shared_ptr<conne
   (void)proxy_for(c, peer->anchor_id, protocol_table_of<protocol<>>());
   std::vector<std::shared_ptr<connection>> stale;
   {
-    std::lock_guard lock(links_mutex_);
-    // An earlier incarnation of this node is dead, whatever its link says.
+    std::lock_guard lock(connections_mutex_);
+    // An earlier incarnation of this node is dead, whatever its connection says.
     auto [first, last] = connections_.equal_range(peer->name);
     for (auto it = first; it != last; ++it) {
       if (it->second->peer()->incarnation != peer->incarnation) stale.push_back(it->second);
@@ -103,11 +103,11 @@ std::shared_ptr<connection> node_core::register_connection(std::shared_ptr<conne
   for (auto& old : stale) old->close("node '" + peer->name + "' restarted as a new incarnation");
   {
     std::lock_guard lock(tcp_mutex_);
-    if (tcp_) tcp_->link_up(peer->name);
+    if (tcp_) tcp_->connection_up(peer->name);
   }
-  links_changed_.notify_all();
+  connections_changed_.notify_all();
   wake_control();
-  if (cluster_) cluster_->link_up(c);
+  if (cluster_) cluster_->connection_up(c);
   return c;
 }
 
@@ -116,7 +116,7 @@ node_handle node_core::handle_for(const std::shared_ptr<connection>& c) {
   return node_access::make_handle(c->peer(), actor_addr(anchor.get()));
 }
 
-std::shared_ptr<connection> node_core::find_link(const std::string& name) {
+std::shared_ptr<connection> node_core::find_connection(const std::string& name) {
   auto [first, last] = connections_.equal_range(name);
   for (auto it = last; it != first;) {
     --it;
@@ -125,20 +125,20 @@ std::shared_ptr<connection> node_core::find_link(const std::string& name) {
   return nullptr;
 }
 
-bool node_core::has_link(const std::string& node_name) { return live_link(node_name) != nullptr; }
+bool node_core::has_connection(const std::string& node_name) { return live_connection(node_name) != nullptr; }
 
-std::shared_ptr<connection> node_core::live_link(const std::string& node_name) {
-  std::lock_guard lock(links_mutex_);
-  return find_link(node_name);
+std::shared_ptr<connection> node_core::live_connection(const std::string& node_name) {
+  std::lock_guard lock(connections_mutex_);
+  return find_connection(node_name);
 }
 
-std::vector<std::shared_ptr<connection>> node_core::live_links() {
-  std::vector<std::shared_ptr<connection>> links;
-  std::lock_guard lock(links_mutex_);
+std::vector<std::shared_ptr<connection>> node_core::live_connections() {
+  std::vector<std::shared_ptr<connection>> connections;
+  std::lock_guard lock(connections_mutex_);
   for (auto& [name, c] : connections_) {
-    if (c->alive() && !c->closing()) links.push_back(c);
+    if (c->alive() && !c->closing()) connections.push_back(c);
   }
-  return links;
+  return connections;
 }
 
 std::string node_core::endpoint() const {
@@ -159,16 +159,16 @@ tcp_transport& node_core::tcp() {
   return *tcp_;
 }
 
-expected<std::shared_ptr<connection>> node_core::link_to(std::string_view node_name, std::uint64_t host_hint,
-                                                         const std::string& endpoint_hint) {
+expected<std::shared_ptr<connection>> node_core::connection_to(std::string_view node_name, std::uint64_t host_hint,
+                                                               const std::string& endpoint_hint) {
   const std::string name(node_name);
   if (!valid_node_name(name)) return error(errc::no_such_node, "invalid node name '" + name + "'");
-  if (name == config_.name) return error(errc::no_such_node, "a node does not link to itself");
+  if (name == config_.name) return error(errc::no_such_node, "a node does not connect to itself");
   std::uint64_t host = host_hint;
   std::string endpoint = endpoint_hint;
   {
-    std::lock_guard lock(links_mutex_);
-    if (auto c = find_link(name)) return c;
+    std::lock_guard lock(connections_mutex_);
+    if (auto c = find_connection(name)) return c;
     if (auto it = contacts_.find(name); it != contacts_.end() && host == 0) {
       host = it->second.first;
       endpoint = it->second.second;
@@ -183,8 +183,8 @@ expected<std::shared_ptr<connection>> node_core::link_to(std::string_view node_n
     // there; if it listens on TCP, that is the way to it.
     std::unique_lock dial_lock(dial_mutex_);
     {
-      std::lock_guard lock(links_mutex_);
-      if (auto c = find_link(name)) return c;  // another thread dialed meanwhile
+      std::lock_guard lock(connections_mutex_);
+      if (auto c = find_connection(name)) return c;  // another thread dialed meanwhile
     }
     auto c = shm_.dial(name);
     if (c || c.error().code() != errc::no_such_node || endpoint.empty()) return c;
@@ -203,23 +203,23 @@ expected<std::shared_ptr<connection>> node_core::link_to(std::string_view node_n
     }
     if (auto down = transport->unreachable(name)) return *down;  // fail fast while re-dialing
     {
-      std::lock_guard lock(links_mutex_);
+      std::lock_guard lock(connections_mutex_);
       dialing_.insert(name);
     }
     auto c = transport->dial(endpoint, name, std::chrono::steady_clock::now() + config_.connect_timeout);
     {
-      std::lock_guard lock(links_mutex_);
+      std::lock_guard lock(connections_mutex_);
       dialing_.erase(name);
     }
     return c;
   }
 }
 
-expected<std::shared_ptr<connection>> node_core::link_to_endpoint(const std::string& where) {
+expected<std::shared_ptr<connection>> node_core::connection_to_endpoint(const std::string& where) {
   auto parsed = parse_endpoint(where);
   if (!parsed) return parsed.error();
   {
-    std::lock_guard lock(links_mutex_);
+    std::lock_guard lock(connections_mutex_);
     for (auto& [name, c] : connections_) {
       if (c->alive() && !c->closing() && c->peer()->endpoint == where) return c;
     }
@@ -231,61 +231,61 @@ expected<std::shared_ptr<connection>> node_core::link_to_endpoint(const std::str
     return e.error();
   }
   {
-    std::lock_guard lock(links_mutex_);
+    std::lock_guard lock(connections_mutex_);
     dialing_endpoints_.insert(where);
   }
   auto c = transport->dial(where, {}, std::chrono::steady_clock::now() + config_.connect_timeout);
   {
-    std::lock_guard lock(links_mutex_);
+    std::lock_guard lock(connections_mutex_);
     dialing_endpoints_.erase(where);
   }
   return c;
 }
 
 expected<std::shared_ptr<connection>> node_core::await_endpoint(const std::string& where, time_limit until) {
-  std::unique_lock lock(links_mutex_);
+  std::unique_lock lock(connections_mutex_);
   std::shared_ptr<connection> found;
-  links_changed_.wait_until(lock, until, [&] {
+  connections_changed_.wait_until(lock, until, [&] {
     for (auto& [name, c] : connections_) {
       if (c->alive() && !c->closing() && c->peer()->endpoint == where) found = c;
     }
     return found != nullptr || stopping_.load(std::memory_order_acquire);
   });
   if (found) return found;
-  return error(errc::timeout, "no link to the node at " + where + " in time");
+  return error(errc::timeout, "no connection to the node at " + where + " in time");
 }
 
-expected<std::shared_ptr<connection>> node_core::await_link(const std::string& node_name, time_limit until) {
-  std::unique_lock lock(links_mutex_);
+expected<std::shared_ptr<connection>> node_core::await_connection(const std::string& node_name, time_limit until) {
+  std::unique_lock lock(connections_mutex_);
   std::shared_ptr<connection> found;
-  links_changed_.wait_until(lock, until, [&] {
-    found = find_link(node_name);
+  connections_changed_.wait_until(lock, until, [&] {
+    found = find_connection(node_name);
     return found != nullptr || stopping_.load(std::memory_order_acquire);
   });
   if (found) return found;
-  return error(errc::timeout, "no link to node '" + node_name + "' in time");
+  return error(errc::timeout, "no connection to node '" + node_name + "' in time");
 }
 
-std::optional<std::string> node_core::admit_link(const std::string& name, std::uint64_t incarnation,
-                                                 const std::string& endpoint) {
-  std::lock_guard lock(links_mutex_);
+std::optional<std::string> node_core::admit_connection(const std::string& name, std::uint64_t incarnation,
+                                                       const std::string& endpoint) {
+  std::lock_guard lock(connections_mutex_);
   if (stopping_.load(std::memory_order_acquire)) return "node '" + config_.name + "' is shutting down";
-  if (auto c = find_link(name); c && c->peer()->incarnation == incarnation) {
-    return "already linked to node '" + name + "'";
+  if (auto c = find_connection(name); c && c->peer()->incarnation == incarnation) {
+    return "already connected to node '" + name + "'";
   }
   // Both nodes dial each other at once: the dial of the node with the smaller
-  // name wins, on both sides, so exactly one link remains.
+  // name wins, on both sides, so exactly one connection remains.
   const bool dialing_it = dialing_.count(name) != 0 || (!endpoint.empty() && dialing_endpoints_.count(endpoint) != 0);
   if (dialing_it && config_.name < name) {
-    return "simultaneous dial: the link dialed by node '" + config_.name + "' is kept";
+    return "simultaneous dial: the connection dialed by node '" + config_.name + "' is kept";
   }
   return std::nullopt;
 }
 
-void node_core::tcp_link_lost(const std::string& name, const std::string& endpoint, bool said_goodbye) {
+void node_core::tcp_connection_lost(const std::string& name, const std::string& endpoint, bool said_goodbye) {
   if (stopping_.load(std::memory_order_acquire)) return;
   std::lock_guard lock(tcp_mutex_);
-  if (tcp_) tcp_->link_lost(name, endpoint, said_goodbye);
+  if (tcp_) tcp_->connection_lost(name, endpoint, said_goodbye);
 }
 
 // --- the control thread --------------------------------------------------------------
@@ -301,7 +301,7 @@ void node_core::control_loop() noexcept {
     fds.push_back({shm_.listener(), POLLIN, 0});
     fds.push_back({wake_fd_.get(), POLLIN, 0});
     {
-      std::lock_guard lock(links_mutex_);
+      std::lock_guard lock(connections_mutex_);
       for (auto& [name, c] : connections_) {
         if (c->closing() || c->liveness_socket() < 0) continue;
         fds.push_back({c->liveness_socket(), POLLIN | POLLRDHUP, 0});
@@ -327,14 +327,14 @@ void node_core::control_loop() noexcept {
     if ((fds[0].revents & POLLIN) != 0) shm_.accept_one();
     for (std::size_t i = 0; i < watched.size(); ++i) {
       // Nothing travels on the socket after the handshake: readable means the
-      // peer hung up (or broke the protocol, which ends the link the same way).
+      // peer hung up (or broke the protocol, which ends the connection the same way).
       if (fds[2 + i].revents != 0) watched[i]->on_hangup();
     }
     for (std::size_t i = 0; i < child_pids.size(); ++i) {
       if (fds[2 + watched.size() + i].revents == 0) continue;
       int status = 0;
       const pid_t reaped = ::waitpid(child_pids[i], &status, WNOHANG);
-      std::lock_guard lock(links_mutex_);
+      std::lock_guard lock(connections_mutex_);
       for (child_process& child : children_) {
         if (child.pid == child_pids[i] && (reaped == child.pid || reaped < 0)) {
           child.exited = true;
@@ -342,7 +342,7 @@ void node_core::control_loop() noexcept {
         }
       }
     }
-    links_changed_.notify_all();
+    connections_changed_.notify_all();
     reap();
   }
 }
@@ -350,7 +350,7 @@ void node_core::control_loop() noexcept {
 void node_core::reap() noexcept {
   std::vector<std::shared_ptr<connection>> done;
   {
-    std::lock_guard lock(links_mutex_);
+    std::lock_guard lock(connections_mutex_);
     done.swap(retired_);
   }
   for (auto& c : done) c->join();
@@ -358,7 +358,7 @@ void node_core::reap() noexcept {
 
 void node_core::connection_lost(const std::shared_ptr<connection>& c, const exit_reason& why) noexcept {
   {
-    std::lock_guard lock(links_mutex_);
+    std::lock_guard lock(connections_mutex_);
     for (auto it = connections_.begin(); it != connections_.end(); ++it) {
       if (it->second == c) {
         connections_.erase(it);
@@ -383,14 +383,14 @@ void node_core::connection_lost(const std::shared_ptr<connection>& c, const exit
     }
   }
   for (cell_ptr& p : stopped) stop_proxy(*p.get(), why);
-  if (cluster_) cluster_->link_lost(c, why.to_string());
+  if (cluster_) cluster_->connection_lost(c, why.to_string());
   {
-    // wait_for_stop() finds out whether the parent died or only the link broke.
+    // wait_for_stop() finds out whether the parent died or only the connection broke.
     std::lock_guard lock(stop_mutex_);
-    if (!parent_.empty() && c->peer()->name == parent_) parent_link_lost_ = true;
+    if (!parent_.empty() && c->peer()->name == parent_) parent_connection_lost_ = true;
   }
   stop_requested_.notify_all();
-  links_changed_.notify_all();
+  connections_changed_.notify_all();
   wake_control();
 }
 
@@ -403,16 +403,16 @@ void node_core::stop() noexcept {
   // members hear of it now rather than when it expires.
   if (cluster_) cluster_->stop();
   // Child nodes first: ask them to stop, give them a moment, then kill.
-  std::vector<std::shared_ptr<connection>> links;
+  std::vector<std::shared_ptr<connection>> connections;
   std::vector<pid_t> alive_children;
   {
-    std::lock_guard lock(links_mutex_);
-    for (auto& [name, c] : connections_) links.push_back(c);
+    std::lock_guard lock(connections_mutex_);
+    for (auto& [name, c] : connections_) connections.push_back(c);
     for (const child_process& child : children_) {
       if (!child.exited) alive_children.push_back(child.pid);
     }
   }
-  for (auto& c : links) {
+  for (auto& c : connections) {
     const bool our_child =
         std::find(alive_children.begin(), alive_children.end(), c->peer()->pid) != alive_children.end();
     if (our_child) (void)c->write(record_kind::stop, {});
@@ -424,7 +424,7 @@ void node_core::stop() noexcept {
     int status = 0;
     ::waitpid(pid, &status, 0);
   }
-  // TCP links say goodbye (their peers will not re-dial); then the rest close.
+  // TCP connections say goodbye (their peers will not re-dial); then the rest close.
   {
     std::unique_ptr<tcp_transport> tcp;
     {
@@ -433,20 +433,20 @@ void node_core::stop() noexcept {
     }
     if (tcp) tcp->stop();
     std::lock_guard lock(tcp_mutex_);
-    tcp_ = std::move(tcp);  // destroyed with the node (links may still refer to it)
+    tcp_ = std::move(tcp);  // destroyed with the node (connections may still refer to it)
   }
-  for (auto& c : links) c->close("node '" + config_.name + "' is shutting down");
+  for (auto& c : connections) c->close("node '" + config_.name + "' is shutting down");
   wake_control();
   control_.join();
   shm_.wait_for_handshakes();  // each ends by its deadline
   {
-    std::lock_guard lock(links_mutex_);
-    // A handshake that finished meanwhile registered a link: close it too.
-    for (auto& [name, c] : connections_) links.push_back(c);
+    std::lock_guard lock(connections_mutex_);
+    // A handshake that finished meanwhile registered a connection: close it too.
+    for (auto& [name, c] : connections_) connections.push_back(c);
   }
-  for (auto& c : links) c->close("node '" + config_.name + "' is shutting down");
-  // Every link's reader ends after close(); join them all.
-  for (auto& c : links) c->join();
+  for (auto& c : connections) c->close("node '" + config_.name + "' is shutting down");
+  // Every connection's reader ends after close(); join them all.
+  for (auto& c : connections) c->join();
   reap();
   shm_.close();
   std::lock_guard lock(exports_mutex_);
@@ -466,15 +466,15 @@ void node_core::request_stop() noexcept {
 void node_core::wait_for_stop() {
   std::unique_lock lock(stop_mutex_);
   for (;;) {
-    stop_requested_.wait(lock, [&] { return stop_flag_ || parent_link_lost_; });
+    stop_requested_.wait(lock, [&] { return stop_flag_ || parent_connection_lost_; });
     if (stop_flag_) return;
-    parent_link_lost_ = false;
-    // A link closed over a defect is not a dead parent: if the parent still
+    parent_connection_lost_ = false;
+    // A connection closed over a defect is not a dead parent: if the parent still
     // answers, keep serving. (A parent that died takes this process with it
     // anyway: PR_SET_PDEATHSIG.)
     const std::string parent = parent_;
     lock.unlock();
-    const bool parent_alive = static_cast<bool>(link_to(parent));
+    const bool parent_alive = static_cast<bool>(connection_to(parent));
     lock.lock();
     if (!parent_alive) return;
   }

@@ -55,7 +55,7 @@ class node_core {
 
   // Claims the name and starts the control thread; throws troupe_error.
   void start();
-  // Closes every link, stops child nodes, joins the threads.
+  // Closes every connection, stops child nodes, joins the threads.
   void stop() noexcept;
   // stop() has begun: no new connections.
   [[nodiscard]] bool stopping() const noexcept {
@@ -73,41 +73,41 @@ class node_core {
   // This node's TCP endpoint ("" if it does not listen).
   [[nodiscard]] std::string endpoint() const;
 
-  // --- links ------------------------------------------------------------------
-  // A live link to the node of that name, dialing it if needed: over shared
+  // --- connections ------------------------------------------------------------------
+  // A live connection to the node of that name, dialing it if needed: over shared
   // memory if it is on this host, else over TCP at its endpoint (known from a
   // ref's address, a hello, or the hint).
-  expected<std::shared_ptr<connection>> link_to(std::string_view node_name, std::uint64_t host_hint = 0,
-                                                const std::string& endpoint_hint = {});
-  // A live link to whatever node listens at "tcp://host:port".
-  expected<std::shared_ptr<connection>> link_to_endpoint(const std::string& endpoint);
-  // Waits (without dialing) for a live link to that node.
-  expected<std::shared_ptr<connection>> await_link(const std::string& node_name, time_limit until);
-  [[nodiscard]] bool has_link(const std::string& node_name);
-  // The newest live link to that node, or null.
-  std::shared_ptr<connection> live_link(const std::string& node_name);
-  // Every live link.
-  std::vector<std::shared_ptr<connection>> live_links();
+  expected<std::shared_ptr<connection>> connection_to(std::string_view node_name, std::uint64_t host_hint = 0,
+                                                      const std::string& endpoint_hint = {});
+  // A live connection to whatever node listens at "tcp://host:port".
+  expected<std::shared_ptr<connection>> connection_to_endpoint(const std::string& endpoint);
+  // Waits (without dialing) for a live connection to that node.
+  expected<std::shared_ptr<connection>> await_connection(const std::string& node_name, time_limit until);
+  [[nodiscard]] bool has_connection(const std::string& node_name);
+  // The newest live connection to that node, or null.
+  std::shared_ptr<connection> live_connection(const std::string& node_name);
+  // Every live connection.
+  std::vector<std::shared_ptr<connection>> live_connections();
   // The node's cluster membership; null when config.cluster has no provider.
   [[nodiscard]] cluster_core* cluster() noexcept { return cluster_.get(); }
-  // An accepted TCP handshake from `name`: why it must be refused (a link to
+  // An accepted TCP handshake from `name`: why it must be refused (a connection to
   // that incarnation exists, or this node's own dial to it wins the tie), or
-  // nothing. Closes links to an earlier incarnation of it.
-  std::optional<std::string> admit_link(const std::string& name, std::uint64_t incarnation,
-                                        const std::string& endpoint);
-  // Waits (without dialing) for a live link to the node at that TCP endpoint.
+  // nothing. Closes connections to an earlier incarnation of it.
+  std::optional<std::string> admit_connection(const std::string& name, std::uint64_t incarnation,
+                                              const std::string& endpoint);
+  // Waits (without dialing) for a live connection to the node at that TCP endpoint.
   expected<std::shared_ptr<connection>> await_endpoint(const std::string& endpoint, time_limit until);
-  // Starts a link made by a transport and makes it known.
+  // Starts a connection made by a transport and makes it known.
   std::shared_ptr<connection> register_connection(std::shared_ptr<connection> c);
-  // A TCP link ended: the transport re-dials unless it ended on purpose.
-  void tcp_link_lost(const std::string& name, const std::string& endpoint, bool said_goodbye);
+  // A TCP connection ended: the transport re-dials unless it ended on purpose.
+  void tcp_connection_lost(const std::string& name, const std::string& endpoint, bool said_goodbye);
   void connection_lost(const std::shared_ptr<connection>& c, const exit_reason& why) noexcept;
   expected<node_handle> spawn_node(node_spawn_options options);
   // A handle on the peer of `c`, with its anchor's proxy.
   node_handle handle_for(const std::shared_ptr<connection>& c);
   void stop_node(const node_handle& h);
   void kill_node(const node_handle& h);
-  // run(): blocks until a stop record arrives or the parent's link is gone.
+  // run(): blocks until a stop record arrives or the parent's connection is gone.
   void wait_for_stop();
   void request_stop() noexcept;
   [[nodiscard]] bool is_parent(const std::string& name) {
@@ -151,8 +151,8 @@ class node_core {
   void control_loop() noexcept;
   // Starts the anchor actor (exports.cpp).
   void spawn_anchor();
-  std::shared_ptr<connection> find_link(const std::string& name);  // under links_mutex_
-  tcp_transport& tcp();                                            // started on first use
+  std::shared_ptr<connection> find_connection(const std::string& name);  // under connections_mutex_
+  tcp_transport& tcp();                                                  // started on first use
   void wake_control() noexcept;
   void reap() noexcept;
 
@@ -167,11 +167,11 @@ class node_core {
   std::thread control_;
   std::atomic<bool> stopping_{false};
   ref<protocol<>> anchor_;
-  // Set in start() before any link can come up; stopped first in stop().
+  // Set in start() before any connection can come up; stopped first in stop().
   std::unique_ptr<cluster_core> cluster_;
 
-  std::mutex links_mutex_;  // connections, children, retired
-  std::condition_variable links_changed_;
+  std::mutex connections_mutex_;  // connections, children, retired
+  std::condition_variable connections_changed_;
   std::multimap<std::string, std::shared_ptr<connection>> connections_;  // by peer name; newest last
   std::vector<std::shared_ptr<connection>> retired_;                     // lost; threads to join
   struct child_process {
@@ -182,9 +182,9 @@ class node_core {
   };
   std::vector<child_process> children_;
   std::mutex dial_mutex_;                    // one dial at a time
-  std::set<std::string> dialing_;            // TCP dials by name in progress (under links_mutex_)
+  std::set<std::string> dialing_;            // TCP dials by name in progress (under connections_mutex_)
   std::set<std::string> dialing_endpoints_;  // ... and by endpoint
-  // Where named nodes were last known to be: (host, endpoint) (under links_mutex_).
+  // Where named nodes were last known to be: (host, endpoint) (under connections_mutex_).
   std::map<std::string, std::pair<std::uint64_t, std::string>> contacts_;
 
   std::mutex exports_mutex_;
@@ -195,7 +195,7 @@ class node_core {
   std::mutex stop_mutex_;
   std::condition_variable stop_requested_;
   bool stop_flag_ = false;
-  bool parent_link_lost_ = false;
+  bool parent_connection_lost_ = false;
   std::string parent_;
 };
 

@@ -1,5 +1,5 @@
 // What the header templates of remote.hpp call: sending messages, replies and
-// exit signals over a link, the wire form of addresses, exit reasons and
+// exit signals over a connection, the wire form of addresses, exit reasons and
 // errors, and the start-up registries (protocols, remote-spawnable actors).
 #include <cstring>
 #include <mutex>

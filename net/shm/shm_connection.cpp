@@ -31,7 +31,7 @@ shm_connection::shm_connection(node_core& node, unique_fd socket, mapped_memory 
 shm_connection::~shm_connection() { join(); }
 
 void shm_connection::start() {
-  // Under join_mutex_: a link that ends at once (a defect in the peer's first
+  // Under join_mutex_: a connection that ends at once (a defect in the peer's first
   // record) is reaped by the control thread's join(), which must not read the
   // thread objects while they are being assigned.
   std::lock_guard join_lock(join_mutex_);
@@ -72,8 +72,8 @@ std::error_code shm_connection::write(record_kind kind, std::span<const std::byt
   const auto type = static_cast<std::uint32_t>(kind);
   // A plain thread waits for room (backpressure); actors, timer and reader
   // threads never block: their records queue for the flusher instead.
-  const bool may_wait =
-      size <= out_.max_payload() && blocking_sends_allowed() && node_.config().overflow == link_overflow::backpressure;
+  const bool may_wait = size <= out_.max_payload() && blocking_sends_allowed() &&
+                        node_.config().overflow == connection_overflow::backpressure;
   std::unique_lock lock(write_mutex_);
   for (;;) {
     if (write_closed_) return make_error_code(errc::connection_lost);
@@ -199,11 +199,12 @@ void shm_connection::read_loop() noexcept {
     (void)in_.wait_readable(std::chrono::steady_clock::time_point::max(), &closing_, spins);
   }
   if (defect) {
-    node_.log("link to " + describe() + " closed: " + *defect);
+    node_.log("connection to " + describe() + " closed: " + *defect);
     close(*defect);
   }
   std::string why = close_reason();
-  if (why.empty()) why = "the link to " + describe() + " hung up (its process exited, or it closed the link)";
+  if (why.empty())
+    why = "the connection to " + describe() + " hung up (its process exited, or it closed the connection)";
   lost(why);
 }
 
@@ -211,7 +212,7 @@ void shm_connection::read_loop() noexcept {
 
 void shm_connection::close(const std::string& why) noexcept {
   try {
-    set_close_reason("link to " + describe() + " closed: " + why);
+    set_close_reason("connection to " + describe() + " closed: " + why);
   } catch (...) {
   }
   {

@@ -25,7 +25,7 @@
 
 namespace troupe::detail {
 
-// A link to a node on this host: the UNIX socket it was set up over (kept open
+// A connection to a node on this host: the UNIX socket it was set up over (kept open
 // as the liveness channel), and one memfd holding two spsc_rings, one per
 // direction. Threads: a reader (spins briefly, then parks on the inbound
 // ring's futex; runs the actors its records make runnable) and a flusher

@@ -52,7 +52,8 @@ namespace {
 expected<hello_info> parse_shm_hello(std::span<const std::byte> bytes) {
   auto h = parse_hello(bytes);
   if (!h) return h;
-  if (h->ring_bytes < shm_transport::min_ring_bytes || h->ring_bytes > shm_transport::max_ring_bytes || (h->ring_bytes & (h->ring_bytes - 1)) != 0) {
+  if (h->ring_bytes < shm_transport::min_ring_bytes || h->ring_bytes > shm_transport::max_ring_bytes ||
+      (h->ring_bytes & (h->ring_bytes - 1)) != 0) {
     return error(errc::malformed_message, "hello with a bad ring size " + std::to_string(h->ring_bytes));
   }
   return h;
@@ -109,7 +110,7 @@ expected<std::shared_ptr<connection>> shm_transport::dial(const std::string& nod
   auto ack = receive_frame(socket->get(), until);
   if (!ack) return ack.error();
   if (ack->size() != 1 || (*ack)[0] != std::byte{1}) {
-    return error(errc::connection_lost, "node '" + node_name + "' refused the link: " +
+    return error(errc::connection_lost, "node '" + node_name + "' refused the connection: " +
                                             std::string(reinterpret_cast<const char*>(ack->data()), ack->size()));
   }
   auto peer = std::make_shared<peer_info>();
@@ -119,8 +120,8 @@ expected<std::shared_ptr<connection>> shm_transport::dial(const std::string& nod
   peer->anchor_id = theirs->anchor_id;
   peer->host = theirs->host;
   peer->endpoint = theirs->endpoint;
-  return node_.register_connection(std::make_shared<shm_connection>(node_, std::move(*socket), std::move(memory->second), out,
-                                                              in, std::move(peer), std::move(theirs->schema)));
+  return node_.register_connection(std::make_shared<shm_connection>(
+      node_, std::move(*socket), std::move(memory->second), out, in, std::move(peer), std::move(theirs->schema)));
 }
 
 void shm_transport::accept_one() noexcept {
@@ -155,7 +156,7 @@ void shm_transport::handshake(unique_fd accepted) noexcept {
   expected<unique_fd> socket(std::move(accepted));
   const time_limit until = std::chrono::steady_clock::now() + node_.config().connect_timeout;
   auto refuse = [&](const std::string& why) {
-    node_.log("refused a link: " + why);
+    node_.log("refused a connection: " + why);
     const std::string text = "refused: " + why;
     (void)send_frame(socket->get(), {reinterpret_cast<const std::byte*>(text.data()), text.size()}, until);
   };
@@ -192,10 +193,11 @@ void shm_transport::handshake(unique_fd accepted) noexcept {
     peer->anchor_id = theirs->anchor_id;
     peer->host = theirs->host;
     peer->endpoint = theirs->endpoint;
-    (void)node_.register_connection(std::make_shared<shm_connection>(node_, std::move(*socket), std::move(*memory), *to_them,
-                                                               *from_them, std::move(peer), std::move(theirs->schema)));
+    (void)node_.register_connection(std::make_shared<shm_connection>(node_, std::move(*socket), std::move(*memory),
+                                                                     *to_them, *from_them, std::move(peer),
+                                                                     std::move(theirs->schema)));
   } catch (const std::exception& e) {
-    node_.log(std::string("accepting a link failed: ") + e.what());
+    node_.log(std::string("accepting a connection failed: ") + e.what());
   }
 }
 

@@ -9,7 +9,7 @@
 
 namespace troupe::detail {
 
-// The writers' lock of a link: a test-and-set lock whose unlock is a plain
+// The writers' lock of a connection: a test-and-set lock whose unlock is a plain
 // release store. A std::mutex unlock is a locked instruction — a full fence
 // that waits for the record just copied into the ring to leave the store
 // buffer (perf: 15% of a cross-process ping-pong); here that wait overlaps

@@ -41,7 +41,7 @@ class handshake_io {
   };
   expected<frame> receive(std::size_t max_body);
 
-  // Bytes read past the last frame (the peer's first records): the link's.
+  // Bytes read past the last frame (the peer's first records): the connection's.
   std::vector<std::byte> take_leftover();
 
  private:

@@ -7,7 +7,7 @@
 // with the gaps modelled as a normal distribution of the window's mean (plus
 // acceptable_pause, the allowance for a GC-like stall or a busy host) and
 // standard deviation (at least min_std_deviation, so a perfectly regular
-// loopback link does not make every small delay look fatal). phi 8 means the
+// loopback connection does not make every small delay look fatal). phi 8 means the
 // silence would happen once in 10^8 heartbeats if the peer were alive. The
 // normal tail uses the logistic approximation Akka uses, which stays finite
 // where erfc underflows.
@@ -16,7 +16,7 @@
 // 500 ms acceptable pause, 100 ms minimal deviation, threshold 8: a silent
 // peer is declared dead about 1.3 s after its last sign of life.
 //
-// Thread safety: none; one link's strand owns it.
+// Thread safety: none; one connection's strand owns it.
 #pragma once
 
 #include <algorithm>

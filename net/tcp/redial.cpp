@@ -18,7 +18,7 @@ std::chrono::milliseconds tcp_transport::impl::backoff(int attempts) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(wait * spread(jitter_random)));
 }
 
-void tcp_transport::link_lost(const std::string& name, const std::string& endpoint, bool said_goodbye) {
+void tcp_transport::connection_lost(const std::string& name, const std::string& endpoint, bool said_goodbye) {
   impl& s = *impl_;
   if (said_goodbye || endpoint.empty() || s.config.reconnect.give_up_after.count() == 0) return;
   std::lock_guard lock(s.mutex);
@@ -29,11 +29,11 @@ void tcp_transport::link_lost(const std::string& name, const std::string& endpoi
   r.attempts = 0;
   r.since = now;
   r.next = now + s.backoff(1);
-  r.last_error = "the link was lost";
+  r.last_error = "the connection was lost";
   s.changed.notify_all();
 }
 
-void tcp_transport::link_up(const std::string& name) {
+void tcp_transport::connection_up(const std::string& name) {
   std::lock_guard lock(impl_->mutex);
   impl_->redials.erase(name);
 }
@@ -46,7 +46,7 @@ std::optional<error> tcp_transport::unreachable(const std::string& name) const {
   const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(now - it->second.since).count();
   const auto next =
       std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(it->second.next - now).count());
-  return error(errc::connection_lost, "node '" + name + "' is unreachable (link lost " + std::to_string(since) +
+  return error(errc::connection_lost, "node '" + name + "' is unreachable (connection lost " + std::to_string(since) +
                                           " ms ago; re-dialing " + it->second.endpoint + ", next attempt in " +
                                           std::to_string(next) + " ms; last: " + it->second.last_error + ")");
 }
@@ -64,7 +64,7 @@ void tcp_transport::impl::redial_loop() noexcept {
       continue;
     }
     if (clock_type::now() < due->second.next) {
-      // A copy: while this waits, a link coming up erases the entry (make_link),
+      // A copy: while this waits, a connection coming up erases the entry (make_connection),
       // and wait_until reads its deadline again when it wakes.
       const clock_type::time_point when = due->second.next;
       changed.wait_until(lock, when);
@@ -79,13 +79,13 @@ void tcp_transport::impl::redial_loop() noexcept {
     due->second.next = clock_type::time_point::max();  // not again until this attempt ends
     lock.unlock();
     std::optional<error> failed;
-    if (!node.has_link(name)) {
+    if (!node.has_connection(name)) {
       auto c = dial(where, name, clock_type::now() + config.connect_timeout);
       if (!c) failed = c.error();
     }
     lock.lock();
     auto it = redials.find(name);
-    if (it == redials.end()) continue;  // linked meanwhile
+    if (it == redials.end()) continue;  // connected meanwhile
     if (!failed) {
       redials.erase(it);
       continue;

@@ -53,7 +53,7 @@ void tcp_connection::start() {
   // SSL object may not be shared with the strand's writes, so the strand
   // reads and hands the bytes over.
   reads_directly_ = !stream_->tls;
-  // Under join_mutex_: a link that ends at once may be joined by another
+  // Under join_mutex_: a connection that ends at once may be joined by another
   // thread while delivery_ is being assigned.
   std::lock_guard join_lock(join_mutex_);
   if (reads_directly_) {
@@ -79,7 +79,7 @@ std::error_code tcp_connection::write(record_kind kind, std::span<const std::byt
     // runtime records must not be lost, or a peer would wait forever.
     const std::size_t limit = node_.config().max_queued_bytes;
     while (queued_locked() > 0 && queued_locked() + size > limit) {
-      if (!blocking_sends_allowed() || node_.config().overflow == link_overflow::fail) {
+      if (!blocking_sends_allowed() || node_.config().overflow == connection_overflow::fail) {
         return make_error_code(errc::peer_overloaded);
       }
       room_.wait(lock);  // a plain thread: backpressure until the batch drains
@@ -113,7 +113,7 @@ std::error_code tcp_connection::write(record_kind kind, std::span<const std::byt
     }
     if (!ec) out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(n));
     // would_block: the rest goes out from the strand; a broken socket: the
-    // strand's write fails and ends the link.
+    // strand's write fails and ends the connection.
   }
   write_in_flight_ = true;
   asio::post(strand_, [self = self()] { self->write_batch(); });
@@ -122,7 +122,7 @@ std::error_code tcp_connection::write(record_kind kind, std::span<const std::byt
 
 void tcp_connection::close(const std::string& why) noexcept {
   try {
-    set_close_reason("link to " + describe() + " closed: " + why);
+    set_close_reason("connection to " + describe() + " closed: " + why);
     deliberate_end_.store(true, std::memory_order_release);
     closing_.store(true, std::memory_order_release);
     asio::post(strand_, [self = self()] { self->finish(self->close_reason(), /*deliberate=*/true); });
@@ -147,7 +147,7 @@ void tcp_connection::join() noexcept {
   // thread's reap, the transport's stop, the node's stop): one at a time.
   std::lock_guard lock(join_mutex_);
   if (!delivery_.joinable()) return;
-  // It holds a reference to its link: the last one may drop on it, which then
+  // It holds a reference to its connection: the last one may drop on it, which then
   // cannot join itself.
   if (delivery_.get_id() == std::this_thread::get_id()) {
     delivery_.detach();
@@ -227,16 +227,17 @@ std::string tcp_connection::why_ended(const boost::system::error_code& ec, bool&
   {
     std::lock_guard lock(liveness_mutex_);
     said_goodbye = goodbye_;
-    if (goodbye_) why = "node '" + peer_->name + "' closed the link: " + goodbye_text_;
+    if (goodbye_) why = "node '" + peer_->name + "' closed the connection: " + goodbye_text_;
   }
   if (!why.empty()) return why;
   why = close_reason();
   if (!why.empty()) return why;  // closed here (close(), a defect, the failure detector)
   if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
-    return "the link to " + describe() + " was closed by the peer (its process exited, or it closed the link)";
+    return "the connection to " + describe() +
+           " was closed by the peer (its process exited, or it closed the connection)";
   }
-  if (ec) return "the link to " + describe() + " failed: " + text_of(ec);
-  return "the link to " + describe() + " closed";
+  if (ec) return "the connection to " + describe() + " failed: " + text_of(ec);
+  return "the connection to " + describe() + " closed";
 }
 
 void tcp_connection::on_read(const boost::system::error_code& ec, std::size_t n) {
@@ -274,7 +275,7 @@ std::optional<std::string> tcp_connection::on_record(std::uint32_t kind, std::sp
       return std::nullopt;
     }
     case record_kind::fragment:
-      return "a fragment record on a TCP link (frames carry whole records)";
+      return "a fragment record on a TCP connection (frames carry whole records)";
     default:
       deliverable_ = true;  // the delivery thread handles it (see deliver_loop)
       return std::nullopt;
@@ -311,7 +312,7 @@ void tcp_connection::read_loop() noexcept {
   begin_reading(/*run_inline=*/true);
   std::vector<std::byte> buffer = std::move(in_);
   std::size_t used = in_used_;
-  bool ended_here = false;  // a defect ended the link (deliberately: no re-dial)
+  bool ended_here = false;  // a defect ended the connection (deliberately: no re-dial)
   boost::system::error_code ec;
   // A blocking read through Asio: a second socket object over a duplicate of
   // the descriptor, without the user non-blocking flag the writers' socket
@@ -345,7 +346,7 @@ void tcp_connection::read_loop() noexcept {
         });
       }
       if (problem) {
-        set_close_reason("link to " + describe() + " closed: " + *problem);
+        set_close_reason("connection to " + describe() + " closed: " + *problem);
         ended_here = true;
         break;
       }
@@ -379,7 +380,7 @@ void tcp_connection::read_loop() noexcept {
   reader.close(close_error);
   bool said_goodbye = false;
   const std::string why = why_ended(ec, said_goodbye);
-  // The strand shuts the link down (timer, writes); this thread reports the loss.
+  // The strand shuts the connection down (timer, writes); this thread reports the loss.
   asio::post(strand_, [self = self(), why, deliberate = said_goodbye || ended_here] {
     self->finish(why, deliberate);
     boost::system::error_code ignored;
@@ -387,8 +388,8 @@ void tcp_connection::read_loop() noexcept {
   });
   lost(why);
   try {
-    transport_.node.tcp_link_lost(peer_->name, peer_->endpoint,
-                                  said_goodbye || ended_here || deliberate_end_.load(std::memory_order_acquire));
+    transport_.node.tcp_connection_lost(peer_->name, peer_->endpoint,
+                                        said_goodbye || ended_here || deliberate_end_.load(std::memory_order_acquire));
   } catch (...) {
   }
 }
@@ -414,7 +415,7 @@ void tcp_connection::deliver_loop() noexcept {
         asio::post(strand_, [self = self()] { self->parse_and_read(); });
       }
     }
-    if (broken) continue;  // a defect ended the link: the rest is not trusted
+    if (broken) continue;  // a defect ended the connection: the rest is not trusted
     std::size_t offset = 0;
     frame_view frame;
     std::string defect;
@@ -427,7 +428,7 @@ void tcp_connection::deliver_loop() noexcept {
       }
       if (auto problem = guarded([&] { return handle(static_cast<record_kind>(frame.kind), frame.body); })) {
         broken = true;
-        set_close_reason("link to " + describe() + " closed: " + *problem);
+        set_close_reason("connection to " + describe() + " closed: " + *problem);
         close(*problem);
         break;
       }
@@ -435,7 +436,7 @@ void tcp_connection::deliver_loop() noexcept {
     run_batch();
   }
   std::string why = close_reason();
-  if (why.empty()) why = "the link to " + describe() + " closed";
+  if (why.empty()) why = "the connection to " + describe() + " closed";
   const std::string name = peer_->name, endpoint = peer_->endpoint;
   bool said_goodbye = false;
   {
@@ -444,13 +445,13 @@ void tcp_connection::deliver_loop() noexcept {
   }
   lost(why);
   try {
-    transport_.node.tcp_link_lost(name, endpoint, said_goodbye);
+    transport_.node.tcp_connection_lost(name, endpoint, said_goodbye);
   } catch (...) {
   }
 }
 
 void tcp_connection::fail(const std::string& defect) {
-  set_close_reason("link to " + describe() + " closed: " + defect);
+  set_close_reason("connection to " + describe() + " closed: " + defect);
   finish(close_reason(), /*deliberate=*/true);
 }
 
@@ -511,7 +512,7 @@ void tcp_connection::tick() {
       char text[160];
       std::snprintf(text, sizeof text, "nothing heard for %.0f ms (phi %.1f > %.1f)", silence, phi, fd.threshold);
       // Not a defect: the peer may come back (a healed partition), so it is re-dialed.
-      set_close_reason("link to " + describe() + " closed: failure detector: " + text);
+      set_close_reason("connection to " + describe() + " closed: failure detector: " + text);
       return finish(close_reason(), /*deliberate=*/false);
     }
   }

@@ -45,7 +45,7 @@ class tcp_connection final : public connection {
 
   void close(const std::string& why) noexcept override;
 
-  // Tells the peer this link ends on purpose (it will not re-dial), then closes.
+  // Tells the peer this connection ends on purpose (it will not re-dial), then closes.
   void say_goodbye(const std::string& why) noexcept;
 
   void join() noexcept override;
@@ -101,11 +101,11 @@ class tcp_connection final : public connection {
   // The delivery thread: decodes records and runs the actors they make
   // runnable (as the shared-memory reader does), off the I/O threads — so a
   // handler, or a ref to a third node whose decoding dials it, never holds up
-  // reads, heartbeats or other links. Ends, after delivering everything that
-  // arrived, once finish() closed the inbox; then the link is lost.
+  // reads, heartbeats or other connections. Ends, after delivering everything that
+  // arrived, once finish() closed the inbox; then the connection is lost.
   void deliver_loop() noexcept;
 
-  // A defect: this node ends the link on purpose (and does not re-dial a peer
+  // A defect: this node ends the connection on purpose (and does not re-dial a peer
   // that broke the protocol), as for a defect found by the delivery thread.
   void fail(const std::string& defect);
 
@@ -117,7 +117,7 @@ class tcp_connection final : public connection {
   // --- heartbeats and the failure detector (strand) ---
   void tick();
 
-  // The end of the link, once (strand).
+  // The end of the connection, once (strand).
   void finish(const std::string& why, bool deliberate) noexcept;
 
   tcp_transport::impl& transport_;

@@ -23,7 +23,7 @@ inline double ms_between(clock_type::time_point a, clock_type::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// The socket of one link, plain or wrapped in TLS. Not movable once TLS wraps
+// The socket of one connection, plain or wrapped in TLS. Not movable once TLS wraps
 // it (the SSL stream refers to the socket).
 struct tcp_stream {
   explicit tcp_stream(tcp::socket s) : plain(std::move(s)) {}

@@ -91,7 +91,7 @@ void tcp_transport::stop() noexcept {
   {
     std::lock_guard lock(s.mutex);
     if (s.stopping) return;
-    s.stopping = true;  // from here no link is made (make_link) and no dial starts
+    s.stopping = true;  // from here no connection is made (make_connection) and no dial starts
     s.changed.notify_all();
   }
   if (s.acceptor) {
@@ -106,15 +106,15 @@ void tcp_transport::stop() noexcept {
     std::unique_lock lock(s.mutex);
     s.changed.wait(lock, [&] { return s.pending_handshakes == 0 && s.active_dials == 0; });
   }
-  std::vector<std::shared_ptr<tcp_connection>> links;
+  std::vector<std::shared_ptr<tcp_connection>> connections;
   {
     std::lock_guard lock(s.mutex);
-    for (auto& w : s.links) {
-      if (auto c = w.lock()) links.push_back(std::move(c));
+    for (auto& w : s.connections) {
+      if (auto c = w.lock()) connections.push_back(std::move(c));
     }
   }
-  for (auto& c : links) c->say_goodbye("node '" + s.node.name() + "' is shutting down");
-  for (auto& c : links) c->join();
+  for (auto& c : connections) c->say_goodbye("node '" + s.node.name() + "' is shutting down");
+  for (auto& c : connections) c->join();
   s.work.reset();
   s.io.stop();
   for (auto& t : s.threads) t.join();
@@ -137,8 +137,8 @@ std::unique_ptr<tcp_stream> tcp_transport::impl::wrap(tcp::socket socket) {
   return stream;
 }
 
-std::shared_ptr<connection> tcp_transport::impl::make_link(std::unique_ptr<tcp_stream> stream,
-                                                           std::vector<std::byte> leftover, hello_info hello) {
+std::shared_ptr<connection> tcp_transport::impl::make_connection(std::unique_ptr<tcp_stream> stream,
+                                                                 std::vector<std::byte> leftover, hello_info hello) {
   auto peer = std::make_shared<peer_info>();
   peer->name = hello.name;
   peer->incarnation = hello.incarnation;
@@ -151,10 +151,10 @@ std::shared_ptr<connection> tcp_transport::impl::make_link(std::unique_ptr<tcp_s
   c->remote_ = remote;
   {
     std::lock_guard lock(mutex);
-    // stop() has collected the links to close: a late one would outlive the I/O threads.
+    // stop() has collected the connections to close: a late one would outlive the I/O threads.
     if (stopping) return nullptr;
-    std::erase_if(links, [](const std::weak_ptr<tcp_connection>& w) { return w.expired(); });
-    links.push_back(c);
+    std::erase_if(connections, [](const std::weak_ptr<tcp_connection>& w) { return w.expired(); });
+    connections.push_back(c);
     redials.erase(hello.name);
   }
   return node.register_connection(c);
@@ -203,13 +203,13 @@ void tcp_transport::impl::handshake_accepted(tcp::socket socket) noexcept {
     const time_limit until = clock_type::now() + config.connect_timeout;
     handshake_io io_steps(io, *stream, until);
     auto refuse = [&](const std::string& log_text, const std::string& told) {
-      node.log("refused a link from " + from + ": " + log_text);
+      node.log("refused a connection from " + from + ": " + log_text);
       (void)io_steps.send(static_cast<std::uint32_t>(tcp_kind::refusal),
                           {reinterpret_cast<const std::byte*>(told.data()), told.size()});
     };
     if (stream->tls) {
       if (auto ok = io_steps.tls_handshake(ssl::stream_base::server); !ok) {
-        node.log("refused a link from " + from + ": " + ok.error().text());
+        node.log("refused a connection from " + from + ": " + ok.error().text());
         return;
       }
     }
@@ -239,7 +239,8 @@ void tcp_transport::impl::handshake_accepted(tcp::socket socket) noexcept {
     auto hello = parse_hello(their_hello);
     if (!hello) return refuse(hello.error().text(), hello.error().text());
     if (hello->name == node.name()) return refuse("a peer with this node's own name", "a node named like this one");
-    if (auto clash = node.admit_link(hello->name, hello->incarnation, hello->endpoint)) return refuse(*clash, *clash);
+    if (auto clash = node.admit_connection(hello->name, hello->incarnation, hello->endpoint))
+      return refuse(*clash, *clash);
     const std::vector<std::byte> my_hello_bytes = encode_hello(my_hello(), node.schema_table());
     std::vector<std::byte> transcript(their_hello.begin(), their_hello.end());
     transcript.insert(transcript.end(), my_hello_bytes.begin(), my_hello_bytes.end());
@@ -247,9 +248,9 @@ void tcp_transport::impl::handshake_accepted(tcp::socket socket) noexcept {
     if (auto sent = io_steps.send(static_cast<std::uint32_t>(tcp_kind::welcome), my_mac, my_hello_bytes); !sent) {
       return;
     }
-    (void)make_link(std::move(stream), io_steps.take_leftover(), std::move(*hello));  // null if stopping
+    (void)make_connection(std::move(stream), io_steps.take_leftover(), std::move(*hello));  // null if stopping
   } catch (const std::exception& e) {
-    node.log(std::string("accepting a TCP link failed: ") + e.what());
+    node.log(std::string("accepting a TCP connection failed: ") + e.what());
   }
 }
 
@@ -300,7 +301,7 @@ expected<std::shared_ptr<connection>> tcp_transport::impl::dial(const std::strin
   auto challenge = io_steps.receive(64);
   if (!challenge) return unreachable(challenge.error());
   if (challenge->kind == static_cast<std::uint32_t>(tcp_kind::refusal)) {
-    return error(errc::connection_lost, where + " refused the link: " +
+    return error(errc::connection_lost, where + " refused the connection: " +
                                             std::string(reinterpret_cast<const char*>(challenge->body.data()),
                                                         std::min<std::size_t>(challenge->body.size(), 512)));
   }
@@ -310,7 +311,7 @@ expected<std::shared_ptr<connection>> tcp_transport::impl::dial(const std::strin
   auto theirs = parse_challenge(challenge->body);
   if (!theirs) return error(theirs.error().code(), where + ": " + theirs.error().text());
   if (is_own(*theirs)) {
-    node.log("refused the link to " + where + ": it reflected one of this node's own challenges");
+    node.log("refused the connection to " + where + ": it reflected one of this node's own challenges");
     return error(errc::connection_lost, where + " reflected this node's own challenge (an attack?)");
   }
   const std::vector<std::byte> my_hello_bytes = encode_hello(my_hello(), node.schema_table());
@@ -323,12 +324,12 @@ expected<std::shared_ptr<connection>> tcp_transport::impl::dial(const std::strin
   if (answer->kind == static_cast<std::uint32_t>(tcp_kind::refusal)) {
     std::string text(reinterpret_cast<const char*>(answer->body.data()),
                      std::min<std::size_t>(answer->body.size(), 512));
-    if (text.starts_with("already linked") || text.starts_with("simultaneous dial")) {
-      // The other direction's link is (about to be) the one: use it.
-      auto c = expected_name.empty() ? node.await_endpoint(where, until) : node.await_link(expected_name, until);
+    if (text.starts_with("already connected") || text.starts_with("simultaneous dial")) {
+      // The other direction's connection is (about to be) the one: use it.
+      auto c = expected_name.empty() ? node.await_endpoint(where, until) : node.await_connection(expected_name, until);
       if (c) return c;
     }
-    return error(errc::connection_lost, where + " refused the link: " + text);
+    return error(errc::connection_lost, where + " refused the connection: " + text);
   }
   if (answer->kind != static_cast<std::uint32_t>(tcp_kind::welcome) || answer->body.size() < 32) {
     return error(errc::malformed_message, where + " answered the proof with something else than a welcome");
@@ -338,7 +339,7 @@ expected<std::shared_ptr<connection>> tcp_transport::impl::dial(const std::strin
   transcript.insert(transcript.end(), their_hello.begin(), their_hello.end());
   const auth_mac their_mac = compute_mac(cookie, acceptor_role, mine, *theirs, transcript);
   if (!macs_equal(their_mac, std::span(answer->body).first(32))) {
-    node.log("refused the link to " + where + ": it failed to prove the cookie");
+    node.log("refused the connection to " + where + ": it failed to prove the cookie");
     return error(errc::connection_lost, where + " failed authentication (a different cookie)");
   }
   auto hello = parse_hello(their_hello);
@@ -347,7 +348,7 @@ expected<std::shared_ptr<connection>> tcp_transport::impl::dial(const std::strin
     return error(errc::no_such_node, where + " is node '" + hello->name + "', not '" + expected_name + "'");
   }
   if (hello->name == node.name()) return error(errc::no_such_node, where + " is this node itself");
-  auto c = make_link(std::move(stream), io_steps.take_leftover(), std::move(*hello));
+  auto c = make_connection(std::move(stream), io_steps.take_leftover(), std::move(*hello));
   if (!c) return error(errc::system_stopped, "the node is shutting down");
   return c;
 }

@@ -51,7 +51,7 @@ struct tcp_transport::impl {
   bool stopping = false;
   std::size_t pending_handshakes = 0;
   std::size_t active_dials = 0;
-  std::vector<std::weak_ptr<tcp_connection>> links;
+  std::vector<std::weak_ptr<tcp_connection>> connections;
   struct redial {
     std::string endpoint;
     int attempts = 0;
@@ -89,8 +89,8 @@ struct tcp_transport::impl {
   expected<std::shared_ptr<connection>> dial(const std::string& endpoint, const std::string& expected_name,
                                              time_limit until);
   std::unique_ptr<tcp_stream> wrap(tcp::socket socket);
-  std::shared_ptr<connection> make_link(std::unique_ptr<tcp_stream> stream, std::vector<std::byte> leftover,
-                                        hello_info hello);
+  std::shared_ptr<connection> make_connection(std::unique_ptr<tcp_stream> stream, std::vector<std::byte> leftover,
+                                              hello_info hello);
   hello_info my_hello() const;
   void redial_loop() noexcept;
   std::chrono::milliseconds backoff(int attempts);

@@ -7,16 +7,16 @@
 namespace troupe::testing {
 
 bool inject_record(node& n, std::string_view peer, std::uint32_t kind, std::span<const std::byte> body) {
-  auto c = detail::node_access::core(n).link_to(peer);
+  auto c = detail::node_access::core(n).connection_to(peer);
   if (!c) return false;
   return !(*c)->write(static_cast<detail::record_kind>(kind), body);
 }
 
 bool corrupt_ring(node& n, std::string_view peer) {
-  auto c = detail::node_access::core(n).link_to(peer);
+  auto c = detail::node_access::core(n).connection_to(peer);
   if (!c) return false;
   auto* shm = dynamic_cast<detail::shm_connection*>(c->get());
-  if (shm == nullptr) return false;  // not a shared-memory link
+  if (shm == nullptr) return false;  // not a shared-memory connection
   // The next record's header, sealed like a real one, claims a length past the
   // end of the ring.
   spsc_ring& ring = shm->outbound_ring_for_tests();
@@ -24,7 +24,7 @@ bool corrupt_ring(node& n, std::string_view peer) {
 }
 
 int peer_pid(node& n, std::string_view peer) {
-  auto c = detail::node_access::core(n).link_to(peer);
+  auto c = detail::node_access::core(n).connection_to(peer);
   if (!c) return 0;
   return (*c)->peer()->pid;
 }
@@ -37,7 +37,7 @@ std::uint64_t remote_id(const actor_addr& a) {
 }
 
 std::size_t inbound_high_water(node& n, std::string_view peer) {
-  auto c = detail::node_access::core(n).await_link(std::string(peer), std::chrono::steady_clock::now());
+  auto c = detail::node_access::core(n).await_connection(std::string(peer), std::chrono::steady_clock::now());
   return c ? (*c)->inbound_high_water() : 0;
 }
 

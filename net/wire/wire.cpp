@@ -219,7 +219,7 @@ expected<void> create_cookie(const std::string& path) {
     text += hex[c & 15];
   }
   text += '\n';
-  // Written whole under a temporary name, then linked into place: a node that
+  // Written whole under a temporary name, then connected into place: a node that
   // starts at the same moment reads either no file or the whole cookie.
   std::string temporary = path + ".XXXXXX";
   unique_fd fd(::mkostemp(temporary.data(), O_CLOEXEC));  // mode 0600
@@ -231,7 +231,7 @@ expected<void> create_cookie(const std::string& path) {
   if (!written) return error(errc::connection_lost, "could not write the cookie file " + path);
   if (link_result != 0 && link_errno != EEXIST) {  // EEXIST: another node made it first; read theirs
     errno = link_errno;
-    return error(errc::connection_lost, errno_text(("link " + path).c_str()));
+    return error(errc::connection_lost, errno_text(("connection " + path).c_str()));
   }
   return {};
 }
@@ -316,8 +316,15 @@ expected<tcp_endpoint> parse_endpoint(std::string_view text, bool allow_any_port
 }
 
 std::string format_endpoint(std::string_view host, std::uint16_t port) {
+  // Appended piece by piece: GCC 12 reports a false -Wrestrict on "literal" + std::string at -O3.
   const bool v6 = host.find(':') != std::string_view::npos;
-  return "tcp://" + (v6 ? "[" + std::string(host) + "]" : std::string(host)) + ":" + std::to_string(port);
+  std::string text = "tcp://";
+  if (v6) text += '[';
+  text += host;
+  if (v6) text += ']';
+  text += ':';
+  text += std::to_string(port);
+  return text;
 }
 
 std::uint64_t host_id() {

@@ -60,7 +60,7 @@ enum class tcp_kind : std::uint32_t {
   challenge = 0x100,  // both ways first: u32 magic, u16 version, 32-byte nonce
   proof = 0x101,      // dialer: 32-byte HMAC, then its hello
   welcome = 0x102,    // acceptor: 32-byte HMAC, then its hello
-  refusal = 0x103,    // either: a text (the link is not made)
+  refusal = 0x103,    // either: a text (the connection is not made)
 };
 
 // Appends one frame (head and body are concatenated as the body).

@@ -1,5 +1,5 @@
 // Fuzz target: cutting TCP frames off a byte stream (next_frame) and writing
-// them (append_frame), net/src/wire.hpp. The input is what a peer sent.
+// them (append_frame), net/wire/wire.hpp. The input is what a peer sent.
 //
 // Invariants, for a 1 MiB limit and for a tiny one taken from the first byte:
 // - a frame lies inside the buffer, right after the previous one, holds the

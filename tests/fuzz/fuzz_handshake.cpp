@@ -1,4 +1,4 @@
-// Fuzz target: what a peer sends before it is authenticated, net/src/wire.hpp.
+// Fuzz target: what a peer sends before it is authenticated, net/wire/wire.hpp.
 // The input is read as
 // - a challenge body and a hello (parse_challenge, parse_hello);
 // - a proof or welcome body: a 32-byte MAC, then a hello (macs_equal, parse_hello);

@@ -233,7 +233,7 @@ void message_seeds(corpus& out) {
   seeds["money_bad_cents"] = selected<money>(concat(scalar(std::int64_t{1}), scalar(std::int32_t{150})));
   seeds["order"] = selected_value(sample_order());
   seeds["with_null_ref"] = selected_value(with_ref{"nobody", {}});
-  // A ref to actor 5 on node "peer" (encode_address in net/src/remote.cpp:
+  // A ref to actor 5 on node "peer" (encode_address in net/node/remote.cpp:
   // node, incarnation, id, host, endpoint); only a node can resolve it.
   const bytes named_ref =
       concat(concat(concat(troupe::to_bytes(std::string("peer")), scalar(std::uint64_t{1})), scalar(std::uint64_t{5})),

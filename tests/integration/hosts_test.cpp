@@ -144,7 +144,7 @@ TEST_F(hosts, a_node_with_the_wrong_cookie_is_refused) {
   EXPECT_NE(echo_b.error().text().find("authentication"), std::string::npos) << echo_b.error();
 }
 
-TEST_F(hosts, tls_links_work_across_hosts) {
+TEST_F(hosts, tls_connections_work_across_hosts) {
   TROUPE_REQUIRE_NETNS_RIG();
   ts::watchdog guard(120s);
   ts::test_pki pki(dir_);
@@ -168,7 +168,7 @@ TEST_F(hosts, tls_links_work_across_hosts) {
   EXPECT_FALSE(plain.lookup<echo_protocol>(endpoint(1) + "/echo"));
 }
 
-TEST_F(hosts, a_cut_cable_is_node_down_in_time_and_the_link_comes_back_when_restored) {
+TEST_F(hosts, a_cut_cable_is_node_down_in_time_and_the_connection_comes_back_when_restored) {
   TROUPE_REQUIRE_NETNS_RIG();
   ts::watchdog guard(180s);
   start(2);
@@ -201,7 +201,7 @@ TEST_F(hosts, a_cut_cable_is_node_down_in_time_and_the_link_comes_back_when_rest
   EXPECT_FALSE(during);
 
   rig_->restore(1);
-  auto back = a.await_link("b", 60s);  // re-dialed with backoff (by either side)
+  auto back = a.await_connection("b", 60s);  // re-dialed with backoff (by either side)
   ASSERT_TRUE(back) << back.error();
   EXPECT_EQ(back->incarnation(), incarnation);  // the same process: a partition healed
   // The old ref stays dead (its proxy stopped with node_down); a fresh lookup works.
@@ -250,7 +250,7 @@ TEST_F(hosts, killing_a_host_makes_the_supervisor_restart_its_actor_on_a_survivi
   rig_->leave();
   start_node(1, "b", {});
   rig_->enter(0);
-  auto back = a.await_link("b", 60s);
+  auto back = a.await_connection("b", 60s);
   ASSERT_TRUE(back) << back.error();
   EXPECT_NE(back->incarnation(), old_incarnation);
   EXPECT_FALSE(first.ask(echo{"old again"}, 5s).try_get());

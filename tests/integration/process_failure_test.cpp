@@ -161,7 +161,7 @@ struct garbage_case {
 
 class garbage : public processes, public ::testing::WithParamInterface<garbage_case> {};
 
-TEST_P(garbage, in_a_live_ring_closes_only_that_link_and_the_node_keeps_running) {
+TEST_P(garbage, in_a_live_ring_closes_only_that_connection_and_the_node_keeps_running) {
   troupe::test_support::watchdog guard;
   pong_log pongs;  // outlives the node (its actors write here)
   event_log log;   // outlives the node (its actors write here)
@@ -301,7 +301,7 @@ double child_cpu_seconds(pid_t pid) {
   return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-TEST_F(processes, an_idle_pair_of_linked_processes_uses_almost_no_cpu) {
+TEST_F(processes, an_idle_pair_of_connected_processes_uses_almost_no_cpu) {
   troupe::test_support::watchdog guard;
   troupe::node parent(config("parent"));
   auto child = parent.spawn_node("idle");

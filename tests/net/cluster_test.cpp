@@ -146,7 +146,7 @@ TEST_F(cluster_test, nodes_join_through_one_seed_and_agree_on_the_members) {
     EXPECT_EQ(names(b.members()), all);
     EXPECT_EQ(names(c.members()), all);
     // b and c learned of each other through a, and linked directly.
-    EXPECT_TRUE(b.await_link("c" + suffix, 1s));
+    EXPECT_TRUE(b.await_connection("c" + suffix, 1s));
     for (const auto& m : c.members()) {
       if (m.name == "a" + suffix) {
         EXPECT_EQ(m.incarnation, a->incarnation());
@@ -313,7 +313,7 @@ TEST_F(cluster_test, a_node_joining_or_leaving_loses_no_message_between_others) 
 
 // Gossip is input from another process: a malformed or forged record closes
 // that one link, and the node stays a working member.
-TEST_F(cluster_test, bad_gossip_closes_that_link_only) {
+TEST_F(cluster_test, bad_gossip_closes_that_connection_only) {
   troupe::test_support::watchdog guard;
   troupe::node a(member_config("a", "127.0.0.1:1"));
   const std::string seed = a.endpoint().substr(6);
@@ -374,7 +374,7 @@ TEST_F(cluster_test, a_node_of_another_cluster_is_not_a_member) {
   troupe::node o(other);
   troupe::node b(member_config("b", seed));
   ASSERT_TRUE(b.await_members(2, 20s));
-  ASSERT_TRUE(o.await_link("a", 20s));  // o dialed its seed, a
+  ASSERT_TRUE(o.await_connection("a", 20s));  // o dialed its seed, a
   // Gossip has gone both ways by the time a and b see each other twice over.
   ASSERT_TRUE(a.await_members(2, 20s));
   EXPECT_EQ(names(a.members()), (std::vector<std::string>{"a", "b"}));
@@ -411,7 +411,7 @@ TEST_F(etcd_cluster_test, nodes_join_through_etcd_and_hear_each_other_come_and_g
     ASSERT_TRUE(c.await_members(3, 20s));
     EXPECT_EQ(names(b.members()), (std::vector<std::string>{"a", "b", "c"}));
     // member_up means linked: c can be messaged at once.
-    EXPECT_TRUE(a.await_link("c", 1ms));
+    EXPECT_TRUE(a.await_connection("c", 1ms));
   }  // c leaves: it revokes its lease, so the others hear of it now, not a TTL later
   ASSERT_TRUE(log.wait_for("down c", 1500ms)) << "member_down came no sooner than the lease would expire";
   EXPECT_EQ(names(a.members()), (std::vector<std::string>{"a", "b"}));

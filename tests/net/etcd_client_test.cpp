@@ -1,4 +1,4 @@
-// The etcd client (net/src/etcd_client.hpp): against a real etcd that the
+// The etcd client (net/cluster/etcd/etcd_client.hpp): against a real etcd that the
 // test starts (tests/support/etcd_server.hpp), and against hostile "etcd"s
 // played by the test on loopback sockets (garbage, oversized and truncated
 // answers, broken watch streams, silence) and a refused port.

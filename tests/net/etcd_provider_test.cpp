@@ -1,4 +1,4 @@
-// The etcd membership provider (net/src/etcd_provider.cpp) against a real
+// The etcd membership provider (net/cluster/etcd/etcd_provider.cpp) against a real
 // etcd that the test starts (tests/support/etcd_server.hpp): members that
 // join, leave, are killed -9 (a child process: its lease expires) or come
 // back as a new incarnation; cluster-wide names; a lost lease; invalid

@@ -269,7 +269,7 @@ struct burster : troupe::actor<burster_protocol> {
   std::atomic<std::int64_t>* refused_;
 };
 
-TEST_F(node_test, many_threads_and_actors_sending_on_one_link_keep_each_senders_order) {
+TEST_F(node_test, many_threads_and_actors_sending_on_one_connection_keep_each_senders_order) {
   troupe::test_support::watchdog guard;
   std::atomic<std::int64_t> refused{0};
   auto cfg = config("a");

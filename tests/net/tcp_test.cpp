@@ -1,7 +1,7 @@
-// The TCP transport within one process: nodes linked over real loopback
+// The TCP transport within one process: nodes connected over real loopback
 // sockets (so ThreadSanitizer sees both sides), plus hostile peers played by
-// the test with raw sockets and the protocol's own pure functions (net/src/
-// wire.hpp): a wrong cookie, garbage, a peer that authenticates and then goes
+// the test with raw sockets and the protocol's own pure functions
+// (net/wire/wire.hpp): a wrong cookie, garbage, a peer that authenticates and then goes
 // silent (the failure detector), a peer that never reads (bounded queues).
 // Multi-host behaviour (separate network stacks, cut links, kill -9) is in
 // tests/integration (the netns rig).
@@ -207,7 +207,7 @@ int handshake_as(const std::string& endpoint, const std::string& secret, const s
 
 // --- tests --------------------------------------------------------------------------------
 
-TEST_F(tcp_test, nodes_linked_over_tcp_exchange_asks_and_ordered_tells) {
+TEST_F(tcp_test, nodes_connected_over_tcp_exchange_asks_and_ordered_tells) {
   troupe::test_support::watchdog guard;
   troupe::node a(tcp_config("a"));
   troupe::node b(tcp_config("b"));
@@ -292,7 +292,7 @@ TEST_F(tcp_test, a_remote_actor_stopping_and_a_node_leaving_are_reported_down) {
       << why;
 }
 
-TEST_F(tcp_test, tell_records_are_delivered_in_order_and_a_short_one_closes_only_that_link) {
+TEST_F(tcp_test, tell_records_are_delivered_in_order_and_a_short_one_closes_only_that_connection) {
   troupe::test_support::watchdog guard;
   troupe::node a(tcp_config("a"));
   auto g = a.spawn<greeter>();
@@ -458,7 +458,7 @@ TEST_F(tcp_test, a_peer_that_goes_silent_is_declared_down_by_the_failure_detecto
   raw_frame welcome;
   const int fd = handshake_as(a.endpoint(), cookie, "frozen", &welcome);
   ASSERT_EQ(welcome.kind, static_cast<std::uint32_t>(td::tcp_kind::welcome));
-  auto link = a.await_link("frozen", 10s);
+  auto link = a.await_connection("frozen", 10s);
   ASSERT_TRUE(link) << link.error();
   w.tell(watch_it{link->anchor()});
   const auto silent_since = std::chrono::steady_clock::now();
@@ -505,7 +505,7 @@ flood_result flood_a_sink(troupe::node& a, bool as_actor) {
   EXPECT_EQ(welcome.kind, static_cast<std::uint32_t>(td::tcp_kind::welcome));
   int small = 4096;
   ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  auto link = troupe::detail::node_access::core(a).await_link("sink", std::chrono::steady_clock::now() + 10s);
+  auto link = troupe::detail::node_access::core(a).await_connection("sink", std::chrono::steady_clock::now() + 10s);
   EXPECT_TRUE(link) << link.error();
   flood_result result;
   if (!link) return result;
@@ -553,7 +553,7 @@ TEST_F(tcp_test, a_plain_threads_sends_wait_for_room_under_backpressure_and_fail
   }
   troupe::node_config cfg = tcp_config("a2");
   cfg.max_queued_bytes = 256 << 10;
-  cfg.overflow = troupe::link_overflow::fail;
+  cfg.overflow = troupe::connection_overflow::fail;
   troupe::node a(cfg);
   const flood_result r = flood_a_sink(a, /*as_actor=*/false);
   EXPECT_EQ(r.stopped_by, make_error_code(troupe::errc::peer_overloaded)) << r.stopped_by.message();
@@ -596,7 +596,7 @@ void receiver_falls_behind(troupe::node_config cb, troupe::node_config ca) {
   // The sender may queue far more than the receiver: only the receiver's
   // bound (and TCP's flow control) can make it overflow before 100,000.
   ca.max_queued_bytes = 8 << 20;
-  ca.overflow = troupe::link_overflow::fail;
+  ca.overflow = troupe::connection_overflow::fail;
   troupe::node a(ca);
   auto sink = a.lookup<sink_protocol>(b.endpoint() + "/sink");
   ASSERT_TRUE(sink) << sink.error();

@@ -14,13 +14,13 @@
 // Two providers of membership:
 // - seeds (embedded, the default): a joining node dials any live seed and
 //   learns the others; members gossip their views (every gossip_interval and
-//   at once on every new link) and link to every member they learn of (a full
+//   at once on every new connection) and connect to every member they learn of (a full
 //   mesh: a handful to a few dozen nodes). A member is up while this node has
-//   a link to it; the failure detector of the link (heartbeats on TCP, the
+//   a connection to it; the failure detector of the connection (heartbeats on TCP, the
 //   socket's hang-up on shared memory) takes it down.
 // - etcd (v3, through its HTTP/JSON gateway): each node registers under a
 //   lease it keeps alive and watches the member prefix; a member is up once its
-//   key exists and this node has linked to it, and down when its key goes
+//   key exists and this node has connected to it, and down when its key goes
 //   (lease expiry or an orderly leave).
 #pragma once
 
@@ -42,8 +42,8 @@ struct member {
   friend bool operator==(const member&, const member&) = default;
 };
 
-// The events of subscribe_members(): a member joined (or this node linked to
-// it again), or left (its link was lost, it restarted as a new incarnation, it
+// The events of subscribe_members(): a member joined (or this node connected to
+// it again), or left (its connection was lost, it restarted as a new incarnation, it
 // said goodbye, or its etcd lease expired).
 struct member_up {
   member who;

@@ -86,7 +86,7 @@ class node_handle {
       : info_(std::move(info)), anchor_(std::move(anchor)) {}
 
   std::shared_ptr<const detail::peer_info> info_;
-  // Held here, not in peer_info: the anchor's proxy holds its link, which holds
+  // Held here, not in peer_info: the anchor's proxy holds its connection, which holds
   // the peer_info, and that must not loop back.
   actor_addr anchor_;
 };
@@ -102,7 +102,7 @@ class node;
 class node : public system {
  public:
   explicit node(node_config cfg = {});
-  // Stops the actors (system::shutdown), then closes every link.
+  // Stops the actors (system::shutdown), then closes every connection.
   ~node();
 
   [[nodiscard]] const std::string& name() const noexcept;
@@ -131,13 +131,17 @@ class node : public system {
     return detail::ref_access::make<P>(c->get());
   }
 
-  // Links this node to another: a node name on this host (shared memory), or
+  // Connects this node to another: a node name on this host (shared memory), or
   // "tcp://host:port" (another machine; cookie-authenticated, TLS if
   // configured). Done on demand by lookup and by refs; explicit here.
   expected<node_handle> connect(std::string_view where);
-  // Waits (without dialing) until a link to the node of that name exists:
-  // after a lost TCP link, the node re-dials it with backoff.
-  expected<node_handle> await_link(std::string_view node_name, std::chrono::milliseconds timeout);
+  // Waits (without dialing) until a connection to the node of that name exists:
+  // after a lost TCP connection, the node re-dials it with backoff.
+  expected<node_handle> await_connection(std::string_view node_name, std::chrono::milliseconds timeout);
+  [[deprecated("renamed await_connection")]] expected<node_handle> await_link(std::string_view node_name,
+                                                                              std::chrono::milliseconds timeout) {
+    return await_connection(node_name, timeout);
+  }
   // "tcp://10.0.0.2:4000": where peers reach this node over TCP; empty
   // without config.listen.
   [[nodiscard]] std::string endpoint() const;

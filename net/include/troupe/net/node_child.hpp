@@ -1,5 +1,5 @@
 // node_child: a whole node (a child process) as a supervised child. When the
-// process dies — killed -9, crashed, or its link broken — the supervisor
+// process dies — killed -9, crashed, or its connection broken — the supervisor
 // restarts it like any child (per its strategy, restart type and intensity):
 // a fresh process, a new incarnation, and `deploy` runs again to start the
 // actors it should host.

@@ -22,7 +22,7 @@
 
 namespace troupe {
 
-// TLS on TCP links (OpenSSL through Asio). Both sides present a certificate and
+// TLS on TCP connections (OpenSSL through Asio). Both sides present a certificate and
 // verify the peer's against ca_file (mutual TLS); TLS 1.2 or later.
 struct tls_config {
   bool enabled = false;
@@ -31,7 +31,7 @@ struct tls_config {
   std::string ca_file;           // PEM: the CA(s) a peer's certificate must chain to
 };
 
-// The phi-accrual failure detector of TCP links (see docs/security.md). With
+// The phi-accrual failure detector of TCP connections (see docs/security.md). With
 // the defaults, a silent peer is declared dead about 1.3 s after its last sign
 // of life; a peer whose heartbeats keep coming (however busy its actors) never is.
 struct failure_detector_config {
@@ -42,7 +42,7 @@ struct failure_detector_config {
   std::size_t window = 100;  // heartbeat gaps remembered
 };
 
-// Re-dialing a TCP peer whose link was lost (not closed with a goodbye).
+// Re-dialing a TCP peer whose connection was lost (not closed with a goodbye).
 struct reconnect_config {
   std::chrono::milliseconds initial_backoff{100};
   std::chrono::milliseconds max_backoff{5000};
@@ -51,32 +51,33 @@ struct reconnect_config {
 };
 
 // What a send from a plain thread (not an actor, timer or transport thread)
-// does when a link is backed up past max_queued_bytes: wait for room
+// does when a connection is backed up past max_queued_bytes: wait for room
 // (backpressure), or fail with errc::peer_overloaded as an actor's send always
 // does (actors never block).
-enum class link_overflow : std::uint8_t { backpressure, fail };
+enum class connection_overflow : std::uint8_t { backpressure, fail };
+using link_overflow [[deprecated("renamed troupe::connection_overflow")]] = connection_overflow;
 
 struct node_config {
-  // Unique on this host (and, once nodes link over TCP, among the nodes that
-  // link to each other). Empty: "node-<pid>".
+  // Unique on this host (and, once nodes connect over TCP, among the nodes that
+  // connect to each other). Empty: "node-<pid>".
   std::string name;
   // The actor system's own settings.
   troupe::config system;
   // Where nodes of this user meet (one UNIX socket each; created mode 0700).
   // Empty: $TROUPE_RUNTIME_DIR, else $XDG_RUNTIME_DIR/troupe, else /tmp/troupe-<uid>.
   std::string runtime_dir;
-  // Shared memory per direction of each link (rounded down to a power of two).
+  // Shared memory per direction of each connection (rounded down to a power of two).
   std::size_t ring_bytes = std::size_t{1} << 20;
-  // Bytes of user messages a link may queue while its peer is slow (ring full,
+  // Bytes of user messages a connection may queue while its peer is slow (ring full,
   // socket full): then actors' sends fail with errc::peer_overloaded, and
   // plain threads' sends follow `overflow`. Memory stays bounded.
   std::size_t max_queued_bytes = std::size_t{64} << 20;
-  link_overflow overflow = link_overflow::backpressure;
-  // Largest message accepted from a peer (a bigger one is a defect: link closed).
+  connection_overflow overflow = connection_overflow::backpressure;
+  // Largest message accepted from a peer (a bigger one is a defect: connection closed).
   std::size_t max_message_bytes = std::size_t{64} << 20;
   // Dialing and handshake.
   std::chrono::milliseconds connect_timeout{5000};
-  // Spin iterations a link's reader makes before parking (the adaptive wake-up).
+  // Spin iterations a connection's reader makes before parking (the adaptive wake-up).
   int reader_spins = 2000;
 
   // --- across machines (TCP) ---------------------------------------------------

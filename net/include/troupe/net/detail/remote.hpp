@@ -6,9 +6,9 @@
 // cell, so links, monitors and exit signals work on it exactly as on a local
 // actor (they run in the proxy's context). User messages skip the proxy's
 // mailbox: forward() encodes them on the sender's thread straight into the
-// link's shared-memory ring, so a sender's messages reach the wire in send
+// connection's shared-memory ring, so a sender's messages reach the wire in send
 // order, before any later signal about the sender (its death, say). When the
-// remote actor stops (a `gone` record) or its process dies (the link's socket
+// remote actor stops (a `gone` record) or its process dies (the connection's socket
 // hangs up), the proxy stops with the same reason, and everything watching it
 // hears of it like of a local actor.
 //
@@ -44,10 +44,10 @@
 
 namespace troupe::detail {
 
-class node_core;   // net/src: a node's transport machinery
-class connection;  // net/src: one link to one peer node
+class node_core;   // net/node/: a node's transport machinery
+class connection;  // net/connection/: one connection to one peer node
 
-// What a decoder or encoder of refs needs: the node, and (decoding) the link the
+// What a decoder or encoder of refs needs: the node, and (decoding) the connection the
 // bytes came in on.
 struct wire_context {
   node_core* node = nullptr;
@@ -96,9 +96,9 @@ struct protocol_table {
 void register_protocol(const protocol_table& table);
 std::vector<const protocol_table*> registered_protocols();
 
-// --- what net/src offers the templates ---------------------------------------
+// --- what net/ offers the templates ---------------------------------------
 // A remote ask in flight: completed by the reply record, or failed when the
-// link breaks.
+// connection breaks.
 struct pending_reply {
   virtual ~pending_reply() = default;
   virtual void complete(wire_reader& in) noexcept = 0;
@@ -255,7 +255,7 @@ class proxy_cell final : public proxy_base {
   }
 
   // The one way a message leaves: encoded into the per-thread buffer, then
-  // handed to the link. A failure also fails `pending` (an ask's reply).
+  // handed to the connection. A failure also fails `pending` (an ask's reply).
   template <class M>
   std::error_code encode_and_send(const M& value, std::unique_ptr<pending_reply> pending) noexcept {
     auto fail = [&](const std::string& why) {
