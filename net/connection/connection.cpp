@@ -58,6 +58,7 @@ std::optional<error> connection::schema_refusal(std::uint64_t type_id, std::uint
   } catch (...) {
     return error(errc::protocol_mismatch, "out of memory while checking a schema");
   }
+  // relaxed: a hint (see above); the table it caches never changes.
   checked_type_.store(type_id, std::memory_order_relaxed);
   return std::nullopt;
 }
@@ -330,6 +331,8 @@ void connection::lost(const std::string& why) noexcept {
   cached_cell_ = cell_ptr{};
   run_batch();
   read_context_ = wire_context{};  // no reference to itself left behind
+  // release: pairs with the acquire in alive() and node_handle::alive(); the
+  // pending asks failed above are failed for whoever sees the peer gone.
   peer_->alive.store(false, std::memory_order_release);
   std::unordered_map<std::uint64_t, std::unique_ptr<pending_reply>> pending;
   {

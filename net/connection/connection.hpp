@@ -71,9 +71,16 @@ class connection : public std::enable_shared_from_this<connection> {
   // result record or the deadline.
   expected<std::vector<std::byte>> request(record_kind kind, std::span<const std::byte> body, time_limit until);
 
-  [[nodiscard]] bool alive() const noexcept { return peer_->alive.load(std::memory_order_acquire); }
-  // close() or on_hangup() has begun ending the connection.
-  [[nodiscard]] bool closing() const noexcept { return closing_.load(std::memory_order_acquire); }
+  // False once the reader reported the peer lost.
+  [[nodiscard]] bool alive() const noexcept {
+    // acquire: pairs with the release in lost(); what the reader did before is visible.
+    return peer_->alive.load(std::memory_order_acquire);
+  }
+  // The connection has begun to end (close(), a hang-up, a defect).
+  [[nodiscard]] bool closing() const noexcept {
+    // acquire: pairs with the seq_cst store in mark_closing(); the close reason set before is visible.
+    return closing_.load(std::memory_order_acquire);
+  }
   [[nodiscard]] const std::shared_ptr<peer_info>& peer() const noexcept { return peer_; }
   [[nodiscard]] node_core& node() const noexcept { return node_; }
   // The peer's fingerprint for a message type, if it announced the type.
@@ -104,9 +111,20 @@ class connection : public std::enable_shared_from_this<connection> {
   [[nodiscard]] std::string close_reason() const;
   // The reader's last act: the peer is gone; fails what waits on it, stops its proxies.
   void lost(const std::string& why) noexcept;
+  // Sets closing_ (idempotent); then the transport wakes its reader.
+  void mark_closing() noexcept {
+    // seq_cst: the shared-memory reader parks on its ring with closing_ as the
+    // stop flag (spsc_ring::wait_readable), a Dekker pair with this store:
+    // either it sees the flag before it sleeps or the wake-up that follows
+    // this store finds it asleep. Every transport stores it this way, so the
+    // field has one protocol; loads are acquire (closing()) or, in that
+    // reader, seq_cst.
+    closing_.store(true, std::memory_order_seq_cst);
+  }
 
   node_core& node_;
   std::shared_ptr<peer_info> peer_;
+  // Set once, by mark_closing(); never reset.
   std::atomic<bool> closing_{false};
 
  private:

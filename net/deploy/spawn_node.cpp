@@ -17,7 +17,7 @@ namespace troupe::detail {
 
 expected<node_handle> node_core::spawn_node(node_spawn_options options) {
   if (!valid_node_name(options.name)) return error(errc::no_such_node, "invalid node name '" + options.name + "'");
-  if (stopping_.load(std::memory_order_acquire)) return error(errc::system_stopped, "the node is shutting down");
+  if (stopping()) return error(errc::system_stopped, "the node is shutting down");
   const std::string program = options.program.empty() ? "/proc/self/exe" : options.program;
   // Everything exec needs is built before fork: between fork and exec the child
   // may only make async-signal-safe calls.
@@ -85,6 +85,7 @@ expected<node_handle> node_core::spawn_node(node_spawn_options options) {
     return error(errc::no_such_node, "child node '" + options.name + "' (" + program + ", pid " + std::to_string(pid) +
                                          ") " + (exited ? "exited before it joined" : "did not join in time"));
   }
+  // release: pairs with the acquire in node_handle::pid(); the pid set in the handshake is visible.
   joined->peer()->spawned_by_us.store(true, std::memory_order_release);
   return handle_for(joined);
 }

@@ -54,9 +54,13 @@ const std::string& node_handle::name() const { return info_->name; }
 std::uint64_t node_handle::incarnation() const { return info_->incarnation; }
 const std::string& node_handle::endpoint() const { return info_->endpoint; }
 pid_t node_handle::pid() const {
+  // acquire: pairs with the release in node_core::spawn_node().
   return info_ && info_->spawned_by_us.load(std::memory_order_acquire) ? info_->pid : 0;
 }
-bool node_handle::alive() const { return info_ && info_->alive.load(std::memory_order_acquire); }
+bool node_handle::alive() const {
+  // acquire: pairs with the release in connection::lost().
+  return info_ && info_->alive.load(std::memory_order_acquire);
+}
 
 // --- node --------------------------------------------------------------------------------
 

@@ -151,7 +151,7 @@ std::string node_core::endpoint() const {
 tcp_transport& node_core::tcp() {
   std::lock_guard lock(tcp_mutex_);
   if (!tcp_) {
-    if (stopping_.load(std::memory_order_acquire)) {
+    if (stopping()) {
       throw troupe_error(error(errc::system_stopped, "the node is shutting down"));
     }
     tcp_ = std::make_unique<tcp_transport>(*this);
@@ -176,7 +176,7 @@ expected<std::shared_ptr<connection>> node_core::connection_to(std::string_view 
       contacts_[name] = {host, endpoint};
     }
   }
-  if (stopping_.load(std::memory_order_acquire)) return error(errc::system_stopped, "the node is shutting down");
+  if (stopping()) return error(errc::system_stopped, "the node is shutting down");
   if (host == 0 || host == host_) {
     // This host: shared memory. A node here that does not share this node's
     // runtime directory (another one configured, another user) is not found
@@ -249,7 +249,7 @@ expected<std::shared_ptr<connection>> node_core::await_endpoint(const std::strin
     for (auto& [name, c] : connections_) {
       if (c->alive() && !c->closing() && c->peer()->endpoint == where) found = c;
     }
-    return found != nullptr || stopping_.load(std::memory_order_acquire);
+    return found != nullptr || stopping();
   });
   if (found) return found;
   return error(errc::timeout, "no connection to the node at " + where + " in time");
@@ -260,7 +260,7 @@ expected<std::shared_ptr<connection>> node_core::await_connection(const std::str
   std::shared_ptr<connection> found;
   connections_changed_.wait_until(lock, until, [&] {
     found = find_connection(node_name);
-    return found != nullptr || stopping_.load(std::memory_order_acquire);
+    return found != nullptr || stopping();
   });
   if (found) return found;
   return error(errc::timeout, "no connection to node '" + node_name + "' in time");
@@ -269,7 +269,7 @@ expected<std::shared_ptr<connection>> node_core::await_connection(const std::str
 std::optional<std::string> node_core::admit_connection(const std::string& name, std::uint64_t incarnation,
                                                        const std::string& endpoint) {
   std::lock_guard lock(connections_mutex_);
-  if (stopping_.load(std::memory_order_acquire)) return "node '" + config_.name + "' is shutting down";
+  if (stopping()) return "node '" + config_.name + "' is shutting down";
   if (auto c = find_connection(name); c && c->peer()->incarnation == incarnation) {
     return "already connected to node '" + name + "'";
   }
@@ -283,7 +283,7 @@ std::optional<std::string> node_core::admit_connection(const std::string& name, 
 }
 
 void node_core::tcp_connection_lost(const std::string& name, const std::string& endpoint, bool said_goodbye) {
-  if (stopping_.load(std::memory_order_acquire)) return;
+  if (stopping()) return;
   std::lock_guard lock(tcp_mutex_);
   if (tcp_) tcp_->connection_lost(name, endpoint, said_goodbye);
 }
@@ -294,7 +294,7 @@ void node_core::control_loop() noexcept {
   std::vector<pollfd> fds;
   std::vector<std::shared_ptr<connection>> watched;
   std::vector<pid_t> child_pids;
-  while (!stopping_.load(std::memory_order_acquire)) {
+  while (!stopping()) {
     fds.clear();
     watched.clear();
     child_pids.clear();
@@ -323,7 +323,7 @@ void node_core::control_loop() noexcept {
       std::uint64_t count;
       [[maybe_unused]] const ssize_t r = ::read(wake_fd_.get(), &count, sizeof count);
     }
-    if (stopping_.load(std::memory_order_acquire)) break;
+    if (stopping()) break;
     if ((fds[0].revents & POLLIN) != 0) shm_.accept_one();
     for (std::size_t i = 0; i < watched.size(); ++i) {
       // Nothing travels on the socket after the handshake: readable means the
@@ -397,6 +397,8 @@ void node_core::connection_lost(const std::shared_ptr<connection>& c, const exit
 // --- stopping -------------------------------------------------------------------------------
 
 void node_core::stop() noexcept {
+  // acq_rel: release pairs with the acquire in stopping() (whoever sees the flag
+  // sees the node as it was when stop() began); acquire orders a second caller after the first.
   if (stopping_.exchange(true, std::memory_order_acq_rel)) return;
   if (!control_.joinable()) return;  // never started
   // Leave the cluster first: with etcd, the lease goes at once, so the other

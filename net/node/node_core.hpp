@@ -59,7 +59,7 @@ class node_core {
   void stop() noexcept;
   // stop() has begun: no new connections.
   [[nodiscard]] bool stopping() const noexcept {
-    // acquire: pairs with the exchange in stop(); what stop() did before is visible.
+    // acquire: pairs with the acq_rel exchange in stop().
     return stopping_.load(std::memory_order_acquire);
   }
 

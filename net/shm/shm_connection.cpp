@@ -194,7 +194,8 @@ void shm_connection::read_loop() noexcept {
     // (handle() also runs them every batch_limit_ records).
     run_batch();
     if (defect) break;
-    // seq_cst: pairs with the store in close()/on_hangup() before interrupt_consumer().
+    // seq_cst: the Dekker pair of mark_closing()'s store (close(), on_hangup()),
+    // which comes before interrupt_consumer().
     if (closing_.load(std::memory_order_seq_cst)) break;
     (void)in_.wait_readable(std::chrono::steady_clock::time_point::max(), &closing_, spins);
   }
@@ -221,8 +222,7 @@ void shm_connection::close(const std::string& why) noexcept {
   }
   flush_wanted_.notify_all();
   ::shutdown(socket_.get(), SHUT_RDWR);
-  // seq_cst: pairs with the reader's load before it parks (see spsc_ring::wait_readable).
-  closing_.store(true, std::memory_order_seq_cst);
+  mark_closing();  // before the wake-up: the reader re-checks it before it parks
   in_.interrupt_consumer();
 }
 
@@ -232,8 +232,7 @@ void shm_connection::on_hangup() noexcept {
     write_closed_ = true;
   }
   flush_wanted_.notify_all();
-  // seq_cst: as in close().
-  closing_.store(true, std::memory_order_seq_cst);
+  mark_closing();
   in_.interrupt_consumer();
 }
 

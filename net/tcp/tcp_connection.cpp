@@ -123,8 +123,10 @@ std::error_code tcp_connection::write(record_kind kind, std::span<const std::byt
 void tcp_connection::close(const std::string& why) noexcept {
   try {
     set_close_reason("connection to " + describe() + " closed: " + why);
+    // release: pairs with the acquire in read_loop(); set before closing_, so
+    // a reader that sees the connection closing knows it was on purpose.
     deliberate_end_.store(true, std::memory_order_release);
-    closing_.store(true, std::memory_order_release);
+    mark_closing();
     asio::post(strand_, [self = self()] { self->finish(self->close_reason(), /*deliberate=*/true); });
   } catch (...) {
   }
@@ -352,7 +354,7 @@ void tcp_connection::read_loop() noexcept {
       }
     }
     run_batch();
-    if (ended_here || closing_.load(std::memory_order_acquire)) break;
+    if (ended_here || closing()) break;
     // Keep the partial frame; make room for the next read and a large frame.
     if (offset > 0) {
       std::memmove(buffer.data(), buffer.data() + offset, used - offset);
@@ -388,8 +390,9 @@ void tcp_connection::read_loop() noexcept {
   });
   lost(why);
   try {
-    transport_.node.tcp_connection_lost(peer_->name, peer_->endpoint,
-                                        said_goodbye || ended_here || deliberate_end_.load(std::memory_order_acquire));
+    // acquire: pairs with the release in close() / finish().
+    const bool deliberate = deliberate_end_.load(std::memory_order_acquire);
+    transport_.node.tcp_connection_lost(peer_->name, peer_->endpoint, said_goodbye || ended_here || deliberate);
   } catch (...) {
   }
 }
@@ -525,8 +528,9 @@ void tcp_connection::tick() {
 void tcp_connection::finish(const std::string& why, bool deliberate) noexcept {
   if (finished_flag_) return;
   finished_flag_ = true;
+  // release: as in close().
   if (deliberate) deliberate_end_.store(true, std::memory_order_release);
-  closing_.store(true, std::memory_order_release);
+  mark_closing();
   {
     std::lock_guard lock(write_mutex_);
     write_closed_ = true;
