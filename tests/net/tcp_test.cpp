@@ -1,7 +1,7 @@
 // The TCP transport within one process: nodes connected over real loopback
 // sockets (so ThreadSanitizer sees both sides), plus hostile peers played by
 // the test with raw sockets and the protocol's own pure functions
-// (net/wire/wire.hpp): a wrong cookie, garbage, a peer that authenticates and then goes
+// (net/wire/wire.hpp; its own checks are in wire_test.cpp): a wrong cookie, garbage, a peer that authenticates and then goes
 // silent (the failure detector), a peer that never reads (bounded queues).
 // Multi-host behaviour (separate network stacks, cut links, kill -9) is in
 // tests/integration (the netns rig).
@@ -23,7 +23,6 @@
 
 #include "node/node_access.hpp"
 #include "node/node_core.hpp"
-#include "tcp/phi_detector.hpp"
 #include "support/node_fixture.hpp"
 #include "support/test_pki.hpp"
 #include "support/watchdog.hpp"
@@ -668,72 +667,6 @@ TEST_F(tcp_test, with_tls_on_nodes_talk_and_a_certificate_from_another_ca_is_ref
     auto g = plain.lookup<greeter_protocol>(a.endpoint() + "/greeter");
     ASSERT_FALSE(g);
   }
-}
-
-TEST(phi_detector, silence_grows_suspicion_and_regular_heartbeats_keep_it_low) {
-  td::phi_detector d(250, 500, 100, 100);
-  for (int i = 0; i < 50; ++i) d.add_gap(250 + (i % 5) * 5);
-  EXPECT_LT(d.phi(300), 1.0);
-  EXPECT_LT(d.phi(800), 8.0);
-  EXPECT_GT(d.phi(1600), 8.0);
-  EXPECT_LT(d.phi(1000), d.phi(1200));
-  // Irregular heartbeats widen the tolerance.
-  td::phi_detector jittery(250, 500, 100, 100);
-  for (int i = 0; i < 50; ++i) jittery.add_gap(i % 2 == 0 ? 50 : 700);
-  EXPECT_LT(jittery.phi(1600), d.phi(1600));
-}
-
-TEST(tcp_wire, cookie_files_must_be_private_and_long_enough) {
-  char pattern[] = "/tmp/troupe-cookie-XXXXXX";
-  ASSERT_NE(::mkdtemp(pattern), nullptr);
-  const std::string dir = pattern;
-  const std::string made = dir + "/sub/cookie";
-  auto created = td::load_cookie(made, /*create=*/true);
-  ASSERT_TRUE(created) << created.error();
-  EXPECT_EQ(created->size(), 64u);
-  EXPECT_EQ(std::filesystem::status(made).permissions() & std::filesystem::perms::all,
-            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-  EXPECT_EQ(*td::load_cookie(made, false), *created);  // stable
-  std::filesystem::permissions(made, std::filesystem::perms::group_read, std::filesystem::perm_options::add);
-  auto open = td::load_cookie(made, false);
-  ASSERT_FALSE(open);
-  EXPECT_NE(open.error().text().find("0640"), std::string::npos) << open.error();
-  const std::string short_one = dir + "/short";
-  { std::ofstream(short_one) << "tiny\n"; }
-  std::filesystem::permissions(short_one, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-  EXPECT_FALSE(td::load_cookie(short_one, false));
-  EXPECT_FALSE(td::load_cookie(dir + "/missing", false));
-  std::filesystem::remove_all(dir);
-}
-
-TEST(tcp_wire, macs_depend_on_cookie_role_and_both_nonces) {
-  const td::nonce n1 = td::fresh_nonce(), n2 = td::fresh_nonce();
-  const auto m = td::compute_mac("cookie-cookie-cookie", td::dialer_role, n1, n2);
-  EXPECT_TRUE(td::macs_equal(m, td::compute_mac("cookie-cookie-cookie", td::dialer_role, n1, n2)));
-  EXPECT_FALSE(td::macs_equal(m, td::compute_mac("cookie-cookie-cookiE", td::dialer_role, n1, n2)));
-  EXPECT_FALSE(td::macs_equal(m, td::compute_mac("cookie-cookie-cookie", td::acceptor_role, n1, n2)));
-  EXPECT_FALSE(td::macs_equal(m, td::compute_mac("cookie-cookie-cookie", td::dialer_role, n2, n1)));
-  EXPECT_FALSE(td::macs_equal(m, std::span(m).first(31)));
-  // The transcript (the hellos) is part of the proof.
-  const std::vector<std::byte> hello1(10, std::byte{1}), hello2(10, std::byte{2});
-  EXPECT_FALSE(td::macs_equal(td::compute_mac("cookie-cookie-cookie", td::dialer_role, n1, n2, hello1),
-                              td::compute_mac("cookie-cookie-cookie", td::dialer_role, n1, n2, hello2)));
-}
-
-TEST(tcp_wire, endpoints_parse_strictly) {
-  auto e = td::parse_endpoint("tcp://10.1.2.3:4000");
-  ASSERT_TRUE(e);
-  EXPECT_EQ(e->host, "10.1.2.3");
-  EXPECT_EQ(e->port, 4000);
-  auto v6 = td::parse_endpoint("tcp://[::1]:9");
-  ASSERT_TRUE(v6);
-  EXPECT_EQ(v6->host, "::1");
-  EXPECT_EQ(td::format_endpoint("::1", 9), "tcp://[::1]:9");
-  for (const char* bad : {"10.1.2.3:4000", "tcp://host", "tcp://host:0", "tcp://host:70000", "tcp://:80",
-                          "tcp://ho st:80", "tcp://[::1:80", "tcp://host:8x"}) {
-    EXPECT_FALSE(td::parse_endpoint(bad)) << bad;
-  }
-  EXPECT_TRUE(td::parse_endpoint("tcp://0.0.0.0:0", /*allow_any_port=*/true));
 }
 
 }  // namespace
