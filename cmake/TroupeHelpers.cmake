@@ -40,24 +40,48 @@ if(TROUPE_FUZZ)
   add_link_options(-fsanitize=address,undefined -fno-sanitize-recover=all)
 endif()
 
-# troupe_add_library(<name> SOURCES ... [DEPENDS ...])
-# Defines troupe_<name> with alias troupe::<name>; public headers in <name>/include.
+# troupe_add_library(<name> SOURCES ... [DEPENDS ...] [COMPONENT <component> PACKAGES <find_dependency args>...])
+# Defines troupe_<name> with alias troupe::<name>; public headers in <name>/include
+# (or the folder's include/), private ones in src/ if there is one.
+# Without COMPONENT the library is part of the core export set (troupe-targets).
+# With COMPONENT it gets an export set of its own and a troupe-<component>-component.cmake
+# that find_package(troupe COMPONENTS <component>) includes: one find_dependency() per
+# PACKAGES entry (each a quoted argument list, e.g. "SQLite3"), then its targets. A user
+# who does not ask for the component never looks for its dependencies.
 function(troupe_add_library name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPENDS" ${ARGN})
+  cmake_parse_arguments(ARG "" "COMPONENT" "SOURCES;DEPENDS;PACKAGES" ${ARGN})
   add_library(troupe_${name} ${ARG_SOURCES})
   add_library(troupe::${name} ALIAS troupe_${name})
   set_target_properties(troupe_${name} PROPERTIES EXPORT_NAME ${name} OUTPUT_NAME troupe_${name}
     CXX_VISIBILITY_PRESET default POSITION_INDEPENDENT_CODE ON)
   target_include_directories(troupe_${name} PUBLIC
     $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
-    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
-    PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  if(IS_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/src)
+    target_include_directories(troupe_${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  endif()
   target_link_libraries(troupe_${name} PUBLIC ${ARG_DEPENDS})
   troupe_set_options(troupe_${name})
-  install(TARGETS troupe_${name} EXPORT troupe-targets
+  if(ARG_COMPONENT)
+    set(export_set troupe-${ARG_COMPONENT}-targets)
+  else()
+    set(export_set troupe-targets)
+  endif()
+  install(TARGETS troupe_${name} EXPORT ${export_set}
     ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
     LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
   install(DIRECTORY include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  if(ARG_COMPONENT)
+    install(EXPORT ${export_set} NAMESPACE troupe:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/troupe)
+    set(component_file ${PROJECT_BINARY_DIR}/troupe-${ARG_COMPONENT}-component.cmake)
+    set(text "# find_package(troupe COMPONENTS ${ARG_COMPONENT}): its dependencies, then its targets.\n")
+    foreach(package IN LISTS ARG_PACKAGES)
+      string(APPEND text "find_dependency(${package})\n")
+    endforeach()
+    string(APPEND text "include(\"\${CMAKE_CURRENT_LIST_DIR}/${export_set}.cmake\")\n")
+    file(WRITE ${component_file} "${text}")
+    install(FILES ${component_file} DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/troupe)
+  endif()
 endfunction()
 
 # troupe_add_test(<name> SOURCES ... [DEPENDS ...] [LABELS ...] [TIMEOUT s] [OWN_MAIN])

@@ -38,6 +38,14 @@ step "configure consumer ($compiler, ${build_type:-no build type})"
 cmake -S "$consumer_dir" -B "$work/build" "${configure_args[@]}" ||
   fail "configuring the consumer (find_package(troupe) against $prefix)"
 
+step "a component troupe was not built with is refused by name"
+if cmake -S "$consumer_dir" -B "$work/refused" "${configure_args[@]}" -DTROUPE_EXTRA_COMPONENTS=no_such_component \
+    >"$work/refused.log" 2>&1; then
+  fail "find_package(troupe COMPONENTS no_such_component) succeeded"
+fi
+grep -q "'no_such_component' component" "$work/refused.log" ||
+  { cat "$work/refused.log"; fail "the refusal does not name the missing component"; }
+
 step "build consumer"
 cmake --build "$work/build" || fail "building the consumer"
 
