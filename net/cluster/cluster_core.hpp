@@ -1,3 +1,6 @@
+// cluster_core: a node's membership in a cluster. Owns: the member list, member events,
+// global names, placement, the seeds provider. May use: node/, connection/, wire/.
+//
 // cluster_core: a node's membership in a cluster (net/include/troupe/net/cluster.hpp
 // has the user's view, docs/cluster.md the guide).
 //

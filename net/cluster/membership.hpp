@@ -1,3 +1,6 @@
+// membership_provider: where a cluster's members and names come from. Owns: that
+// interface. May use: troupe/net/cluster.hpp.
+//
 // The membership provider interface behind a node's cluster (cluster.hpp has
 // the user's view, docs/cluster.md the guide).
 //

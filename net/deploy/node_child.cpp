@@ -1,3 +1,5 @@
+// node_keeper: a whole node as a supervised child (node_child.hpp). Owns: starting
+// the node, watching its anchor, stopping it. May use: node/.
 #include "troupe/net/node_child.hpp"
 
 #include <stdexcept>

@@ -1,3 +1,4 @@
+// os: checked POSIX calls (see os.hpp).
 #include "os/os.hpp"
 
 #include <fcntl.h>

@@ -1,3 +1,6 @@
+// os: checked POSIX calls. Owns: file descriptors, UNIX sockets, fd passing, memfd,
+// pidfds, the runtime directory. May use: std and the C library only.
+//
 // Thin, checked wrappers over the POSIX calls the same-host transport needs:
 // the per-user runtime directory, UNIX stream sockets, length-prefixed frames
 // with deadlines, file-descriptor passing (SCM_RIGHTS), peer credentials

@@ -1,3 +1,6 @@
+// phi_detector: the phi-accrual failure detector of a TCP connection. Owns: the
+// heartbeat gap statistics. May use: std only.
+//
 // phi-accrual failure detection (Hayashibara et al., 2004; the variant Akka and
 // Cassandra use): instead of a fixed timeout, the detector learns the gaps
 // between a peer's heartbeats and says how unlikely the current silence is.

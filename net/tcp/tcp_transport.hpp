@@ -1,3 +1,6 @@
+// tcp_transport: connections to nodes on other machines. Owns: the listener, dialing,
+// accepting, re-dialing. May use: connection/, wire/, os/, Boost.Asio, OpenSSL.
+//
 // The TCP transport: connections to nodes on other machines (or other network
 // stacks), over Boost.Asio, optionally TLS (OpenSSL through Asio).
 //

@@ -1,3 +1,4 @@
+// testing: hooks that play a hostile peer (see testing.hpp).
 #include "troupe/net/testing.hpp"
 
 #include "node/node_access.hpp"

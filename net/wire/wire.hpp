@@ -1,3 +1,6 @@
+// wire: the pure codecs of the node protocol. Owns: hello, frames, challenge-response,
+// cookie, endpoints, host id. May use: runtime/ (serialization), OpenSSL.
+//
 // The pure parts of the node protocol: what both transports put in their
 // handshakes (the hello), the TCP transport's frames and its authentication
 // (an HMAC-SHA256 challenge-response over a shared cookie), the cookie file,

@@ -1,3 +1,6 @@
+// etcd_client: etcd's v3 HTTP/JSON gateway. Owns: leases, keys, transactions, watches.
+// May use: http/.
+//
 // etcd_client: a small synchronous client for etcd's v3 HTTP/JSON gateway
 // (etcd >= 3.4 serves it under /v3/), enough for the etcd membership provider
 // (etcd_provider.cpp): leases, put/range/delete, transactions and a streaming

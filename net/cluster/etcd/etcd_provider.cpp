@@ -1,3 +1,6 @@
+// etcd_provider: members and names kept in etcd. Owns: the lease, the member and
+// name keys, the watch. May use: cluster/, etcd_client.
+//
 // The etcd membership provider (membership.hpp has the interface, cluster.hpp
 // the user's view): members and cluster-wide names kept in etcd, through its
 // v3 HTTP/JSON gateway (etcd_client.hpp).

@@ -1,3 +1,6 @@
+// testing: hooks that play a hostile peer, for tests only (not installed). Owns:
+// nothing of the product. May use: node/, connection/, shm/.
+//
 // Test-only hooks that let a test process act as a broken or hostile peer, to
 // check that bad input from another process closes that one connection with a log
 // line while the node keeps running. Never use them in applications.
