@@ -120,7 +120,7 @@ void scheduler::park(worker& self) {
   }
   // relaxed: a count for wait_idle(), which re-reads it under idle_mutex_.
   if (parked_.fetch_add(1, std::memory_order_relaxed) + 1 == workers_.size()) {
-    std::lock_guard lock(idle_mutex_);
+    troupe::mutex_lock lock(idle_mutex_);
     all_idle_.notify_all();
   }
   idle_.wait(key);
@@ -128,7 +128,7 @@ void scheduler::park(worker& self) {
 }
 
 bool scheduler::wait_idle(std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock lock(idle_mutex_);
+  troupe::mutex_lock lock(idle_mutex_);
   return all_idle_.wait_until(lock, deadline, [&] {
     // relaxed: the mutex orders this with the notifying worker.
     return parked_.load(std::memory_order_relaxed) == workers_.size() && !has_work_anywhere();
