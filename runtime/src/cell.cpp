@@ -279,7 +279,10 @@ void cell::run_claimed(std::vector<cell*>& run_here) noexcept {
   try {
     run_here.push_back(this);
   } catch (...) {
-    executor_->schedule(this);  // out of memory: the scheduler runs it after all
+    // Out of memory: the scheduler runs it after all, on a worker. A claim made
+    // this thread the mailbox's consumer: hand the role over.
+    mailbox_.release_consumer();
+    executor_->schedule(this);
   }
 }
 
@@ -573,7 +576,12 @@ resume_result cell::resume(std::size_t max_messages) noexcept {
       }
       continue;
     }
-    if (handled >= max_messages) return resume_result::again;
+    if (handled >= max_messages) {
+      // The executor runs this cell again, maybe on another thread: the
+      // mailbox's consumer role goes with it (checked builds track it).
+      mailbox_.release_consumer();
+      return resume_result::again;
+    }
     envelope* e = next_envelope();
     if (e == nullptr) {
       if (mailbox_.try_block()) return resume_result::idle;

@@ -1,5 +1,6 @@
 #include "scheduler.hpp"
 
+#include "troupe/mailbox/assert.hpp"
 #include "troupe/mailbox/cache_line.hpp"
 
 namespace troupe::detail {
@@ -54,6 +55,7 @@ void scheduler::schedule(cell* c) noexcept {
 }
 
 void scheduler::push_local(worker& self, cell* c) {
+  TROUPE_ASSERT(current_worker == &self, "scheduler: a worker's next slot touched from another thread");
   cell* bumped = self.next;
   self.next = c;
   if (bumped == nullptr) return;  // only this worker can run the next slot: nobody to wake
@@ -80,6 +82,7 @@ cell* scheduler::steal(worker& self) {
 }
 
 cell* scheduler::find_work(worker& self) {
+  TROUPE_ASSERT(current_worker == &self, "scheduler: a worker's next slot touched from another thread");
   cell* c = nullptr;
   if (++self.ticks % injector_poll_interval == 0 && injector_.pop(c)) return c;
   if (self.next != nullptr) {
