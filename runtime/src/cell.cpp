@@ -125,8 +125,8 @@ void send_down(const cell_ptr& watcher, std::uint64_t id, cell* who, const exit_
   post<down_envelope>(*watcher.get(), id, who, reason);
 }
 
-void send_exit_signal(cell* target, cell* from, const exit_reason& reason) noexcept {
-  post<exit_envelope>(*target, from, reason);
+void send_exit_signal(cell* target, cell* from, exit_reason reason) noexcept {
+  post<exit_envelope>(*target, from, std::move(reason));
 }
 
 // Sets up a monitor in the target's context; a dead target owes the down at once.
@@ -354,7 +354,7 @@ void cell::send_exit(cell* target, cell* from, exit_reason reason) noexcept {
     target->request_stop(exit_reason::kind::killed, false);  // untrappable; a supervisor may restart it
     return;
   }
-  send_exit_signal(target, from, reason);
+  send_exit_signal(target, from, std::move(reason));
 }
 
 void cell::add_monitor_entry(cell* watcher, std::uint64_t monitor_id) {

@@ -115,7 +115,7 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
   }
 
   // A dynamic child (start_child), in the supervisor's context.
-  void adopt(std::shared_ptr<child_spec> spec, cell_ptr child) {
+  void adopt(std::shared_ptr<child_spec> spec, const cell_ptr& child) {
     {
       troupe::mutex_lock lock(state_->mutex);
       child_entry e;
@@ -368,7 +368,7 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
 struct adopt_envelope final : system_envelope {
   adopt_envelope(std::shared_ptr<child_spec> s, cell* c) : spec(std::move(s)), child(c) {}
   void run(cell& receiver) override {
-    static_cast<typed_cell<supervisor_actor>&>(receiver).instance().adopt(std::move(spec), std::move(child));
+    static_cast<typed_cell<supervisor_actor>&>(receiver).instance().adopt(std::move(spec), child);
   }
   [[nodiscard]] bool for_the_actor(const cell&) const noexcept override { return true; }
   // The supervisor is gone: start the child only to stop it, so that it ends
