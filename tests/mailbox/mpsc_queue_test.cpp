@@ -109,7 +109,7 @@ TEST(mpsc_queue, only_the_first_push_after_try_block_reports_became_nonempty) {
 TEST(mpsc_queue, each_successful_try_block_arms_exactly_one_became_nonempty) {
   mpsc_queue<message> queue;
   std::vector<message> messages(4);
-  for (int round = 0; round < 2; ++round) {
+  for (std::size_t round = 0; round < 2; ++round) {
     ASSERT_TRUE(queue.try_block());
     EXPECT_EQ(queue.push(&messages[2 * round]), push_result::became_nonempty);
     EXPECT_EQ(queue.push(&messages[2 * round + 1]), push_result::ok);

@@ -116,11 +116,11 @@ struct summer : troupe::actor<summer_protocol> {
     co_return v;
   }
 
-  int on(try_blocking t) {
+  int on(const try_blocking& t) {
     troupe::expected<int> r = t.target.ask(get_value{}, 10s).try_get();
     return static_cast<int>(r ? troupe::errc::ok : r.error().code());
   }
-  int on(throw_blocking t) {
+  int on(const throw_blocking& t) {
     try {
       (void)t.target.ask(get_value{}, 10s).get();
     } catch (const troupe::troupe_error& e) {
@@ -228,7 +228,7 @@ struct use_then {
 };
 using then_protocol = troupe::protocol<use_then>;
 struct then_user : troupe::actor<then_protocol> {
-  void on(use_then u) {
+  void on(const use_then& u) {
     auto done = u.result;
     auto on_value = [done](int v) { done->set_value("value " + std::to_string(v)); };
     auto on_error = [done](const troupe::error& e) {
@@ -518,7 +518,7 @@ struct held_source : troupe::actor<held_protocol> {
     gate.wait();
     return 1;
   }
-  void on(notify_asker n) { (void)n.asker.tell(report_late{n.result}); }
+  void on(const notify_asker& n) { (void)n.asker.tell(report_late{n.result}); }
 };
 struct late_asker : troupe::actor<late_asker_protocol> {
   explicit late_asker(troupe::ref<held_protocol> t) : target(std::move(t)) {}
@@ -527,7 +527,7 @@ struct late_asker : troupe::actor<late_asker_protocol> {
     troupe::expected<int> r = co_await target.ask(held_get{}, 20ms).as_expected();
     s.outcome->set_value(r ? "value" : troupe::to_string(r.error().code()));
   }
-  void on(report_late r) { r.result->set_value(late_replies()); }
+  void on(const report_late& r) { r.result->set_value(late_replies()); }
 };
 
 TEST(ask, a_reply_after_the_timeout_is_discarded_and_counted_as_late_on_worker_threads) {

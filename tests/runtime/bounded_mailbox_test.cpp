@@ -83,7 +83,7 @@ using gated_protocol = troupe::protocol<gate, item>;
 using done_protocol = troupe::protocol<item>;
 struct gated : troupe::actor<gated_protocol> {
   gated(std::atomic<int>* handled, troupe::ref<done_protocol> done) : handled_(handled), done_(std::move(done)) {}
-  void on(gate g) { g.open.wait(); }  // holds its worker until the test opens the gate
+  void on(const gate& g) { g.open.wait(); }  // holds its worker until the test opens the gate
   void on(item) {
     if (handled_->fetch_add(1) + 1 == 100) done_.tell(item{100});
   }

@@ -455,7 +455,7 @@ TEST(regression, watchers_that_monitor_a_long_lived_actor_and_stop_are_not_kept_
 struct fail_now {};
 using failing_protocol = troupe::protocol<fail_now>;
 struct counts_constructions : troupe::actor<failing_protocol> {
-  explicit counts_constructions(std::shared_ptr<std::vector<std::string>> log, std::string name) {
+  explicit counts_constructions(const std::shared_ptr<std::vector<std::string>>& log, std::string name) {
     log->push_back(std::move(name));
   }
   void on(fail_now) { throw std::runtime_error("failed"); }

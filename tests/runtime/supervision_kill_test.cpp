@@ -121,7 +121,7 @@ troupe::config two_workers() {
 // If `open_on_kill` is given, the hook itself releases the stuck handler on
 // child_killed and waits (bounded) for the child's down before it returns —
 // so the child ends between the report and whatever the supervisor does after it.
-troupe::supervisor_spec blocking_tree(shared_log* log, std::shared_ptr<gate> open_on_kill = nullptr) {
+troupe::supervisor_spec blocking_tree(shared_log* log, const std::shared_ptr<gate>& open_on_kill = nullptr) {
   troupe::supervisor_spec spec;
   spec.log_events = false;
   spec.on_event = [log, open_on_kill](const troupe::supervisor_event& e) {

@@ -135,7 +135,7 @@ TEST(system, a_thread_blocked_in_get_is_released_by_shutdown) {
   }
   blocked.join();
   EXPECT_EQ(outcome_future.get(), troupe::errc::actor_down);
-  for (troupe::expected<int> r : {first.try_get(), queued.try_get()}) {
+  for (const troupe::expected<int>& r : {first.try_get(), queued.try_get()}) {
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code(), troupe::errc::actor_down) << r.error();
   }
