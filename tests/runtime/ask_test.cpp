@@ -188,6 +188,42 @@ TEST(ask, an_exception_escaping_a_coroutine_after_it_resumed_fails_the_actor_and
   EXPECT_EQ(a.ask(get_value{}, 10s).get(), 5) << "the other actor is unaffected";
 }
 
+// A task<R> handler's message lives as long as the coroutine, whatever the
+// handler takes it by.
+struct lookup {
+  using reply = int;
+};
+using backend_protocol = troupe::protocol<lookup>;
+struct backend : troupe::actor<backend_protocol> {
+  int on(lookup) { return 7; }
+};
+
+struct greet {
+  std::string name;
+  using reply = std::string;
+};
+using frontend_protocol = troupe::protocol<greet>;
+struct frontend : troupe::actor<frontend_protocol> {
+  explicit frontend(troupe::ref<backend_protocol> b) : backend_(std::move(b)) {}
+  // By const&: the message must outlive the suspension (the envelope it came in does not).
+  troupe::task<std::string> on(const greet& g) {
+    const int n = co_await backend_.ask(lookup{}, 30s);
+    co_return g.name + ":" + std::to_string(n);
+  }
+
+ private:
+  troupe::ref<backend_protocol> backend_;
+};
+
+TEST(ask, a_coroutine_handler_taking_its_message_by_const_ref_can_use_it_after_a_co_await) {
+  troupe::system sys{troupe::config::deterministic()};
+  auto b = sys.spawn<backend>();
+  auto f = sys.spawn<frontend>(b);
+  // Longer than any small-string buffer: the text lives on the heap.
+  const std::string name(64, 'n');
+  EXPECT_EQ(f.ask(greet{name}, 30s).get(), name + ":7");
+}
+
 TEST(ask, try_get_inside_a_handler_fails_with_would_block_instead_of_deadlocking) {
   troupe::test_support::watchdog guard;
   troupe::system sys;
