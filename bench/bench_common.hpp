@@ -79,7 +79,7 @@ struct options {
                program, why.c_str(), program);
   for (auto name : workload_names) std::fprintf(stderr, " %.*s", static_cast<int>(name.size()), name.data());
   std::fprintf(stderr, "\n");
-  std::exit(2);
+  std::exit(2);  // NOLINT(concurrency-mt-unsafe): a usage error, before any thread starts
 }
 
 // Parses a positive decimal integer; anything else is a usage error.

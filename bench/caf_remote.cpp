@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <system_error>
 #include <tuple>
 #include <type_traits>
 #include <vector>
@@ -95,10 +96,10 @@ void set_handler(int signal_number, void (*handler)(int)) {
   bench::require(::sigaction(signal_number, &action, nullptr) == 0, "sigaction failed");
 }
 
-// bench::fail with strerror(errno) appended.
+// bench::fail with errno's text appended.
 [[noreturn]] void fail_errno(const std::string& what) {
   int error = errno;
-  bench::fail(what + ": " + std::strerror(error));
+  bench::fail(what + ": " + std::generic_category().message(error));
 }
 
 // The actor_system keeps a reference to its config: the caller owns both.
@@ -180,8 +181,8 @@ caf::behavior server_actor(caf::stateful_actor<server_state>* self) {
 
 // remote_ping_pong: sends request i+1 when response i has arrived, `count`
 // times, then reports (done, count) to `report_to`.
-void ping(caf::event_based_actor* self, caf::actor server, caf::actor report_to, std::string payload, int64_t sequence,
-          int64_t count) {
+void ping(caf::event_based_actor* self, const caf::actor& server, const caf::actor& report_to,
+          const std::string& payload, int64_t sequence, int64_t count) {
   self->request(server, caf::infinite, ping_atom::value, sequence, payload)
       .then(
           [=](pong_atom, int64_t echoed, const std::string& echoed_payload) {
@@ -195,7 +196,7 @@ void ping(caf::event_based_actor* self, caf::actor server, caf::actor report_to,
           [=](caf::error& error) { bench::fail("client: ping failed: " + self->system().render(error)); });
 }
 
-caf::behavior pinger(caf::event_based_actor* self, caf::actor server, caf::actor report_to) {
+caf::behavior pinger(caf::event_based_actor* self, const caf::actor& server, const caf::actor& report_to) {
   return {
       [=](start_atom, int64_t count) { ping(self, server, report_to, make_payload(), 0, count); },
   };

@@ -66,7 +66,8 @@ caf::behavior pong_actor(caf::event_based_actor* self) {
 }
 
 // Sends ping 1..roundtrips, each after the previous pong, then reports.
-caf::behavior ping_actor(caf::event_based_actor* self, caf::actor pong, int64_t roundtrips, caf::actor report_to) {
+caf::behavior ping_actor(caf::event_based_actor* self, const caf::actor& pong, int64_t roundtrips,
+                         const caf::actor& report_to) {
   return {
       [=](start_atom) { self->send(pong, ping_atom::value, int64_t{1}); },
       [=](pong_atom, int64_t n) {
@@ -108,8 +109,8 @@ struct fan_in_sender_state {
 };
 
 // Sends `chunk` integers per activation, then re-tells itself to continue.
-caf::behavior fan_in_sender(caf::stateful_actor<fan_in_sender_state>* self, caf::actor receiver, int64_t messages,
-                            int64_t chunk) {
+caf::behavior fan_in_sender(caf::stateful_actor<fan_in_sender_state>* self, const caf::actor& receiver,
+                            int64_t messages, int64_t chunk) {
   self->state.remaining = messages;
   return {
       [=](continue_atom) {
@@ -130,7 +131,7 @@ struct fan_in_receiver_state {
 };
 
 caf::behavior fan_in_receiver(caf::stateful_actor<fan_in_receiver_state>* self, int64_t expected,
-                              caf::actor report_to) {
+                              const caf::actor& report_to) {
   return {
       [=](int64_t) {
         if (++self->state.received == expected) {
@@ -167,7 +168,7 @@ struct tree_node_state {
 
 // A node at depth > 0 spawns two children of depth - 1 and reports
 // 1 + their subtree sizes to its parent; a leaf reports 1. Then it stops.
-caf::behavior tree_node(caf::stateful_actor<tree_node_state>* self, caf::actor parent, int depth) {
+caf::behavior tree_node(caf::stateful_actor<tree_node_state>* self, const caf::actor& parent, int depth) {
   if (depth == 0) {
     self->send(parent, result_atom::value, int64_t{1});
     self->quit();
@@ -212,7 +213,7 @@ static_assert(default_constructed_state<ring_member_state>);
 
 // Forwards the token, decremented, to the next member; the member that
 // receives 0 reports. Each forward is one hop.
-caf::behavior ring_member(caf::stateful_actor<ring_member_state>* self, caf::actor report_to) {
+caf::behavior ring_member(caf::stateful_actor<ring_member_state>* self, const caf::actor& report_to) {
   return {
       [=](next_atom, caf::actor& next) { self->state.next = std::move(next); },
       [=](token_atom, int64_t remaining) {
@@ -252,14 +253,14 @@ struct fork_join_worker_state {
 };
 
 caf::behavior fork_join_worker(caf::stateful_actor<fork_join_worker_state>* self, int64_t expected,
-                               caf::actor report_to) {
+                               const caf::actor& report_to) {
   return {
       [=](double x) {
         auto& state = self->state;
         state.sum += bench::fork_join_compute(x);
         if (++state.received == expected) {
           // Each computation yields 1.0 (sin^2 + cos^2); check it was done.
-          bench::require(std::fabs(state.sum - static_cast<double>(expected)) < 1e-6 * expected,
+          bench::require(std::fabs(state.sum - static_cast<double>(expected)) < 1e-6 * static_cast<double>(expected),
                          "fork_join: wrong computation result");
           self->send(report_to, done_atom::value, state.received);
           self->quit();
@@ -305,7 +306,7 @@ struct chameneo_state {
   int64_t meetings = 0;
 };
 
-caf::behavior chameneo(caf::stateful_actor<chameneo_state>* self, caf::actor mall, int initial) {
+caf::behavior chameneo(caf::stateful_actor<chameneo_state>* self, const caf::actor& mall, int initial) {
   self->state.color = initial;
   auto me = caf::actor_cast<caf::actor>(self);
   self->send(mall, meet_atom::value, initial, me);
@@ -339,7 +340,8 @@ struct mall_state {
 };
 static_assert(default_constructed_state<mall_state>);
 
-caf::behavior mall(caf::stateful_actor<mall_state>* self, int64_t meetings, int64_t chameneos, caf::actor report_to) {
+caf::behavior mall(caf::stateful_actor<mall_state>* self, int64_t meetings, int64_t chameneos,
+                   const caf::actor& report_to) {
   self->state.meetings_left = meetings;
   return {
       [=](start_atom) {

@@ -56,9 +56,12 @@ struct options {
   int nodes = 5;
 };
 
+// Also from actors' threads: _Exit, not exit(), which would run static
+// destructors while the actor system's threads still run.
 [[noreturn]] void fail(const std::string& why) {
   std::fprintf(stderr, "cluster_bench: %s\n", why.c_str());
-  std::exit(1);
+  std::fflush(nullptr);
+  std::_Exit(1);
 }
 
 template <class T>
@@ -67,7 +70,7 @@ T value_or_fail(troupe::expected<T> e, const char* what) {
   return std::move(*e);
 }
 
-void check(troupe::expected<void> e, const char* what) {
+void check(const troupe::expected<void>& e, const char* what) {
   if (!e) fail(std::string(what) + ": " + e.error().to_string());
 }
 

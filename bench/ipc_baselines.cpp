@@ -323,7 +323,7 @@ class spin_waiter {
 
  private:
   static constexpr std::uint64_t check_every = 1024;
-  static constexpr std::uint64_t yield_after = 16 * 1024;
+  static constexpr std::uint64_t yield_after = std::uint64_t{16} * 1024;
   static constexpr auto patience = std::chrono::seconds(10);
 
   void check_progress() noexcept {

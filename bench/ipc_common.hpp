@@ -36,6 +36,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -147,7 +148,7 @@ struct options {
   std::fprintf(stderr, "\nworkloads:");
   for (auto name : workload_names) std::fprintf(stderr, " %.*s", static_cast<int>(name.size()), name.data());
   std::fprintf(stderr, "\n");
-  std::exit(2);
+  std::exit(2);  // NOLINT(concurrency-mt-unsafe): a usage error, before any thread starts
 }
 
 // Same flags as bench_common.hpp's parse_options, plus --mechanism. --only
@@ -272,10 +273,10 @@ inline void say_prefix() noexcept {
   detail::terminate_after_failure();
 }
 
-// fatal() with strerror(errno) appended.
+// fatal() with errno's text appended.
 [[noreturn]] inline void fatal_errno(const std::string& what) noexcept {
   int error = errno;
-  fatal(what + ": " + std::strerror(error));
+  fatal(what + ": " + std::generic_category().message(error));
 }
 
 // Writes all of `size` bytes to `fd` (retrying short writes and EINTR); any
@@ -417,8 +418,9 @@ inline void block_child_signal(bool block) {
   sigset_t set;
   check(sigemptyset(&set), "sigemptyset");
   check(sigaddset(&set, SIGCHLD), "sigaddset");
-  int error = ::sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
-  if (error != 0) fatal_errno("sigprocmask");
+  // pthread_sigmask, not sigprocmask: the calling thread's mask, defined with threads.
+  const int error = ::pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
+  if (error != 0) fatal("pthread_sigmask: " + std::generic_category().message(error));
 }
 
 // In the child right after fork(): die with the parent, leave cleanup to it.

@@ -88,7 +88,7 @@ inline constexpr std::array<std::string_view, 2> ipc_workload_names = {"ipc_ping
                program, why.c_str(), program);
   for (auto name : workload_names) std::fprintf(stderr, " %.*s", static_cast<int>(name.size()), name.data());
   std::fprintf(stderr, "\n");
-  std::exit(2);
+  std::exit(2);  // NOLINT(concurrency-mt-unsafe): a usage error, before any thread starts
 }
 
 inline options parse_options(int argc, char** argv) {

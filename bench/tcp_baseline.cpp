@@ -56,8 +56,8 @@ constexpr std::size_t frame_bytes = sizeof(frame_length) + sizeof(message);
 // is still in our buffer.
 class framed_endpoint {
  public:
-  static constexpr std::size_t batch_bytes = 64 * 1024;
-  static constexpr std::size_t receive_buffer_bytes = 256 * 1024;
+  static constexpr std::size_t batch_bytes = std::size_t{64} * 1024;
+  static constexpr std::size_t receive_buffer_bytes = std::size_t{256} * 1024;
 
   explicit framed_endpoint(unique_fd socket)
       : socket_(std::move(socket)), batch_(batch_bytes), incoming_(receive_buffer_bytes) {}

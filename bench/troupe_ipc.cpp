@@ -274,7 +274,7 @@ class temporary_directory {
  public:
   temporary_directory() {
     char pattern[] = "/tmp/troupe-ipc-XXXXXX";
-    if (::mkdtemp(pattern) == nullptr) throw failure(std::string("mkdtemp: ") + std::strerror(errno));
+    if (::mkdtemp(pattern) == nullptr) throw failure(std::string("mkdtemp: ") + std::generic_category().message(errno));
     path_ = pattern;
   }
   ~temporary_directory() {

@@ -132,7 +132,7 @@ void require(bool condition, const std::string& what) {
 
 [[noreturn]] void fail_errno(const std::string& what) {
   const int error = errno;
-  fail(what + ": " + std::strerror(error));
+  fail(what + ": " + std::generic_category().message(error));
 }
 
 template <class T>

@@ -327,7 +327,7 @@ struct chameneo : troupe::actor<chameneo_protocol> {
   int color;
   int64_t meetings = 0;
   void on_start() { mall.tell(visit{color, self()}); }
-  void on(paired p) {
+  void on(const paired& p) {
     color = complement(color, p.other_color);
     ++meetings;
     p.other.tell(change{color});

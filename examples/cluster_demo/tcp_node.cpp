@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <iostream>
+#include <system_error>
 
 using namespace std::chrono_literals;
 
@@ -67,7 +68,7 @@ std::string describe_status(int status) {
 std::optional<std::string> tcp_worker_process::start(const std::string& node_name, const std::string& runtime_dir) {
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
-    return std::string("socketpair: ") + std::strerror(errno);
+    return std::string("socketpair: ") + std::generic_category().message(errno);
   }
   // Built before fork: the child only makes system calls until exec.
   std::vector<std::string> args = {"cluster_demo", "--tcp-node", node_name, runtime_dir};
@@ -79,7 +80,7 @@ std::optional<std::string> tcp_worker_process::start(const std::string& node_nam
   if (pid < 0) {
     ::close(pair[0]);
     ::close(pair[1]);
-    return std::string("fork: ") + std::strerror(errno);
+    return std::string("fork: ") + std::generic_category().message(errno);
   }
   if (pid == 0) {
     // The node dies with the demo (SIGKILL when this thread, main, ends).
@@ -97,7 +98,7 @@ std::optional<std::string> tcp_worker_process::start(const std::string& node_nam
   pid_ = pid;
   control_ = pair[0];
   pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd_ < 0) return std::string("pidfd_open: ") + std::strerror(errno);
+  if (pidfd_ < 0) return std::string("pidfd_open: ") + std::generic_category().message(errno);
   return std::nullopt;
 }
 

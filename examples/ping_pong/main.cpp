@@ -24,7 +24,7 @@ using scoreboard = troupe::protocol<finished>;
 
 struct player_actor : troupe::actor<player> {
   player_actor(std::int64_t limit, troupe::ref<scoreboard> board) : limit_(limit), board_(std::move(board)) {}
-  void on(ball b) {
+  void on(const ball& b) {
     if (b.hits == limit_) {
       board_.tell(finished{b.hits});
       return;

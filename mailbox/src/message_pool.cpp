@@ -19,9 +19,10 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdlib>
-#include <mutex>
 #include <new>
 #include <vector>
+
+#include "troupe/mailbox/mutex.hpp"
 
 namespace troupe {
 
@@ -57,12 +58,12 @@ constexpr std::size_t class_of(std::size_t size) noexcept { return size == 0 ? 0
 
 class depot {
  public:
-  bool take(std::size_t cls, chain& out) {
+  bool take(std::size_t cls, chain& out) TROUPE_EXCLUDES(mutex_) {
     // relaxed: a hint that spares an allocating thread the mutex when the depot
     // is empty (the common case while a queue is growing); the mutex below is
     // what orders the hand-over of the blocks themselves.
     if (available_[cls].load(std::memory_order_relaxed) == 0) return false;
-    std::lock_guard lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     auto& stack = full_[cls];
     if (stack.empty()) return false;
     out = stack.back();
@@ -71,9 +72,9 @@ class depot {
     available_[cls].store(stack.size(), std::memory_order_relaxed);
     return true;
   }
-  void give(std::size_t cls, chain c) {
+  void give(std::size_t cls, chain c) TROUPE_EXCLUDES(mutex_) {
     {
-      std::lock_guard lock(mutex_);
+      troupe::mutex_lock lock(mutex_);
       auto& stack = full_[cls];
       if (stack.size() < depot_limit) {
         stack.push_back(c);
@@ -93,8 +94,9 @@ class depot {
   }
 
  private:
-  std::mutex mutex_;
-  std::vector<chain> full_[classes];
+  troupe::mutex mutex_;
+  std::vector<chain> full_[classes] TROUPE_GUARDED_BY(mutex_);
+  // A hint of full_[cls].size(), read without the lock (see take()).
   std::atomic<std::size_t> available_[classes] = {};
 };
 

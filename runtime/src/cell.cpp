@@ -125,8 +125,8 @@ void send_down(const cell_ptr& watcher, std::uint64_t id, cell* who, const exit_
   post<down_envelope>(*watcher.get(), id, who, reason);
 }
 
-void send_exit_signal(cell* target, cell* from, const exit_reason& reason) noexcept {
-  post<exit_envelope>(*target, from, reason);
+void send_exit_signal(cell* target, cell* from, exit_reason reason) noexcept {
+  post<exit_envelope>(*target, from, std::move(reason));
 }
 
 // Sets up a monitor in the target's context; a dead target owes the down at once.
@@ -279,7 +279,10 @@ void cell::run_claimed(std::vector<cell*>& run_here) noexcept {
   try {
     run_here.push_back(this);
   } catch (...) {
-    executor_->schedule(this);  // out of memory: the scheduler runs it after all
+    // Out of memory: the scheduler runs it after all, on a worker. A claim made
+    // this thread the mailbox's consumer: hand the role over.
+    mailbox_.release_consumer();
+    executor_->schedule(this);
   }
 }
 
@@ -351,7 +354,7 @@ void cell::send_exit(cell* target, cell* from, exit_reason reason) noexcept {
     target->request_stop(exit_reason::kind::killed, false);  // untrappable; a supervisor may restart it
     return;
   }
-  send_exit_signal(target, from, reason);
+  send_exit_signal(target, from, std::move(reason));
 }
 
 void cell::add_monitor_entry(cell* watcher, std::uint64_t monitor_id) {
@@ -573,7 +576,12 @@ resume_result cell::resume(std::size_t max_messages) noexcept {
       }
       continue;
     }
-    if (handled >= max_messages) return resume_result::again;
+    if (handled >= max_messages) {
+      // The executor runs this cell again, maybe on another thread: the
+      // mailbox's consumer role goes with it (checked builds track it).
+      mailbox_.release_consumer();
+      return resume_result::again;
+    }
     envelope* e = next_envelope();
     if (e == nullptr) {
       if (mailbox_.try_block()) return resume_result::idle;

@@ -1,5 +1,6 @@
 #include "scheduler.hpp"
 
+#include "troupe/mailbox/assert.hpp"
 #include "troupe/mailbox/cache_line.hpp"
 
 namespace troupe::detail {
@@ -54,6 +55,7 @@ void scheduler::schedule(cell* c) noexcept {
 }
 
 void scheduler::push_local(worker& self, cell* c) {
+  TROUPE_ASSERT(current_worker == &self, "scheduler: a worker's next slot touched from another thread");
   cell* bumped = self.next;
   self.next = c;
   if (bumped == nullptr) return;  // only this worker can run the next slot: nobody to wake
@@ -80,6 +82,7 @@ cell* scheduler::steal(worker& self) {
 }
 
 cell* scheduler::find_work(worker& self) {
+  TROUPE_ASSERT(current_worker == &self, "scheduler: a worker's next slot touched from another thread");
   cell* c = nullptr;
   if (++self.ticks % injector_poll_interval == 0 && injector_.pop(c)) return c;
   if (self.next != nullptr) {
@@ -120,7 +123,7 @@ void scheduler::park(worker& self) {
   }
   // relaxed: a count for wait_idle(), which re-reads it under idle_mutex_.
   if (parked_.fetch_add(1, std::memory_order_relaxed) + 1 == workers_.size()) {
-    std::lock_guard lock(idle_mutex_);
+    troupe::mutex_lock lock(idle_mutex_);
     all_idle_.notify_all();
   }
   idle_.wait(key);
@@ -128,7 +131,7 @@ void scheduler::park(worker& self) {
 }
 
 bool scheduler::wait_idle(std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock lock(idle_mutex_);
+  troupe::mutex_lock lock(idle_mutex_);
   return all_idle_.wait_until(lock, deadline, [&] {
     // relaxed: the mutex orders this with the notifying worker.
     return parked_.load(std::memory_order_relaxed) == workers_.size() && !has_work_anywhere();

@@ -23,13 +23,13 @@
 #include <condition_variable>
 #include <cstddef>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include <boost/lockfree/queue.hpp>
 
 #include "troupe/mailbox/event_count.hpp"
+#include "troupe/mailbox/mutex.hpp"
 #include "troupe/mailbox/work_stealing_deque.hpp"
 #include "troupe/runtime/detail/cell.hpp"
 
@@ -45,7 +45,7 @@ class scheduler final : public executor {
   void schedule(cell* c) noexcept override;
 
   // Waits until every worker is parked with no queued work, or `deadline`.
-  bool wait_idle(std::chrono::steady_clock::time_point deadline);
+  bool wait_idle(std::chrono::steady_clock::time_point deadline) TROUPE_EXCLUDES(idle_mutex_);
   // Stops and joins the workers. Work still queued is not run.
   void stop();
   [[nodiscard]] std::size_t worker_count() const noexcept { return workers_.size(); }
@@ -64,7 +64,7 @@ class scheduler final : public executor {
   cell* find_work(worker& self);
   cell* steal(worker& self);
   void push_local(worker& self, cell* c);
-  void park(worker& self);
+  void park(worker& self) TROUPE_EXCLUDES(idle_mutex_);
   [[nodiscard]] bool has_work_anywhere() const;
 
   std::vector<std::unique_ptr<worker>> workers_;
@@ -72,8 +72,11 @@ class scheduler final : public executor {
   event_count idle_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> parked_{0};
-  std::mutex idle_mutex_;
-  std::condition_variable all_idle_;
+  // Guards no field: it orders the last worker's notify of all_idle_ (park())
+  // with wait_idle()'s check of parked_, so the wake-up cannot fall between the
+  // check and the wait.
+  troupe::mutex idle_mutex_;
+  std::condition_variable_any all_idle_;
   std::size_t max_throughput_;
   std::size_t idle_spins_;
 };

@@ -10,12 +10,12 @@
 #include <cmath>
 #include <deque>
 #include <iostream>
-#include <mutex>
 #include <random>
 #include <sstream>
 #include <unordered_map>
 
 #include "system_state.hpp"
+#include "troupe/mailbox/mutex.hpp"
 #include "troupe/runtime/signals.hpp"
 
 namespace troupe {
@@ -34,10 +34,16 @@ struct child_entry {
 
 struct supervisor_state {
   supervisor_spec spec;  // children moved into `children`
-  // Guards `children` for supervisor_ref::find_child from other threads; the
-  // supervisor itself is the only writer.
-  std::mutex mutex;
-  std::vector<child_entry> children;
+  // Guards the children table for the threads that read it from outside
+  // (supervisor_ref::find_child, start_children). The supervisor is the only
+  // writer: it locks to change the table (an entry added or removed, running),
+  // and reads it without the lock, through own_children().
+  troupe::mutex mutex;
+  std::vector<child_entry> children TROUPE_GUARDED_BY(mutex);
+  // The table's writer reading it: the supervisor, or build() before the state
+  // is shared. Its reads cannot race its own writes, so they take no lock; the
+  // entries and fields other threads read change only under the lock.
+  std::vector<child_entry>& own_children() TROUPE_NO_THREAD_SAFETY_ANALYSIS { return children; }
   std::deque<std::chrono::steady_clock::time_point> restart_times;  // intensity window
   cell* self = nullptr;
   std::uint64_t next_timer_token = 1;  // across instances (restarts) of the supervisor
@@ -75,13 +81,13 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
   void on_start() {
     state_->self = cell();
     if (restarted_) state_->restart_times.clear();  // a new instance starts with a fresh intensity
-    for (auto& c : state_->children) {
+    for (auto& c : state_->own_children()) {
       if (!c.running) continue;
       link(actor_addr(c.cell.get()));  // children end when this supervisor ends for good
       // A restarted supervisor restarts its subtree in place (refs stay valid).
       if (restarted_) {
         {
-          std::lock_guard lock(state_->mutex);
+          troupe::mutex_lock lock(state_->mutex);
           ++c.restarts;
         }
         c.awaiting = false;
@@ -91,7 +97,7 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
   }
 
   std::vector<child_info> on(which_children) {
-    std::lock_guard lock(state_->mutex);
+    troupe::mutex_lock lock(state_->mutex);
     std::vector<child_info> out;
     for (auto& c : state_->children) out.push_back({c.spec->id, actor_addr(c.cell.get()), c.running, c.restarts});
     return out;
@@ -109,9 +115,9 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
   }
 
   // A dynamic child (start_child), in the supervisor's context.
-  void adopt(std::shared_ptr<child_spec> spec, cell_ptr child) {
+  void adopt(std::shared_ptr<child_spec> spec, const cell_ptr& child) {
     {
-      std::lock_guard lock(state_->mutex);
+      troupe::mutex_lock lock(state_->mutex);
       child_entry e;
       e.spec = std::move(spec);
       e.cell = child;
@@ -175,16 +181,17 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
     }
     // Which children restart: the strategy.
     std::vector<child_entry*> group;
-    const auto index = static_cast<std::size_t>(entry - state_->children.data());
+    std::vector<child_entry>& children = state_->own_children();
+    const auto index = static_cast<std::size_t>(entry - children.data());
     switch (state_->spec.strategy) {
       case supervision_strategy::one_for_one:
         group.push_back(entry);
         break;
       case supervision_strategy::one_for_all:
-        for (auto& c : state_->children) group.push_back(&c);
+        for (auto& c : children) group.push_back(&c);
         break;
       case supervision_strategy::rest_for_one:
-        for (std::size_t i = index; i < state_->children.size(); ++i) group.push_back(&state_->children[i]);
+        for (std::size_t i = index; i < children.size(); ++i) group.push_back(&children[i]);
         break;
     }
     ++entry->restarts;
@@ -219,7 +226,7 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
 
  private:
   child_entry* find(detail::cell* c) {
-    for (auto& e : state_->children)
+    for (auto& e : state_->own_children())
       if (e.cell.get() == c) return &e;
     return nullptr;
   }
@@ -227,7 +234,7 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
   // Temporary and dynamic children leave the table when they end for good (as
   // in Erlang), so a pool of short-lived workers does not grow without bound.
   void forget_if_gone(detail::cell* child) {
-    std::lock_guard lock(state_->mutex);
+    troupe::mutex_lock lock(state_->mutex);
     auto& children = state_->children;
     children.erase(std::remove_if(children.begin(), children.end(),
                                   [&](const child_entry& e) {
@@ -238,7 +245,7 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
   }
 
   void mark_stopped(child_entry& e) {
-    std::lock_guard lock(state_->mutex);
+    troupe::mutex_lock lock(state_->mutex);
     e.running = false;
     e.awaiting = false;
   }
@@ -280,7 +287,8 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
     shutting_down_ = true;
     final_reason_ = std::move(reason);
     pause_children_ = pause_children;
-    for (auto it = state_->children.rbegin(); it != state_->children.rend(); ++it) {
+    std::vector<child_entry>& children = state_->own_children();
+    for (auto it = children.rbegin(); it != children.rend(); ++it) {
       if (it->running) stop_order_.push_back(it->cell);
     }
     stop_next();
@@ -360,7 +368,7 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
 struct adopt_envelope final : system_envelope {
   adopt_envelope(std::shared_ptr<child_spec> s, cell* c) : spec(std::move(s)), child(c) {}
   void run(cell& receiver) override {
-    static_cast<typed_cell<supervisor_actor>&>(receiver).instance().adopt(std::move(spec), std::move(child));
+    static_cast<typed_cell<supervisor_actor>&>(receiver).instance().adopt(std::move(spec), child);
   }
   [[nodiscard]] bool for_the_actor(const cell&) const noexcept override { return true; }
   // The supervisor is gone: start the child only to stop it, so that it ends
@@ -396,6 +404,7 @@ built_tree build(troupe::system& sys, supervisor_spec spec) {
     a->restarted_ = state->self != nullptr;
   });
   state->self = sup;
+  std::vector<child_entry>& table = state->own_children();  // not shared yet
   for (auto& spec_i : children) {
     child_entry e;
     e.spec = std::make_shared<child_spec>(std::move(spec_i));
@@ -407,14 +416,14 @@ built_tree build(troupe::system& sys, supervisor_spec spec) {
     } catch (...) {
       // A constructor threw: nothing was started. Undo (break the child ->
       // supervisor references first, so that everything is freed).
-      for (auto& built : state->children) built.cell->set_supervisor(nullptr);
-      state->children.clear();
+      for (auto& built : table) built.cell->set_supervisor(nullptr);
+      table.clear();
       sup->release();
       throw;
     }
     e.cell->set_supervisor(sup);
     e.running = true;  // set before anything starts: the supervisor reads it from its own thread
-    state->children.push_back(std::move(e));
+    table.push_back(std::move(e));
   }
   return {sup, std::move(state)};
 }
@@ -426,7 +435,7 @@ void start_children(troupe::system& sys, supervisor_state& state) {
   // (a temporary child that ends at once leaves it).
   std::vector<std::pair<cell_ptr, std::shared_ptr<child_spec>>> children;
   {
-    std::lock_guard lock(state.mutex);
+    troupe::mutex_lock lock(state.mutex);
     for (auto& c : state.children) children.emplace_back(c.cell, c.spec);
   }
   for (auto& [child, spec] : children) {
@@ -471,7 +480,7 @@ supervisor_ref spawn_supervisor(troupe::system& sys, supervisor_spec spec) {
 detail::cell* supervisor_ref::find_child(std::string_view id, const std::type_info& protocol) const {
   auto* state = static_cast<detail::supervisor_state*>(state_.get());
   if (state == nullptr) throw troupe_error(error(errc::no_such_actor, "empty supervisor_ref"));
-  std::lock_guard lock(state->mutex);
+  troupe::mutex_lock lock(state->mutex);
   for (auto& c : state->children) {
     if (c.spec->id != id) continue;
     if (c.spec->protocol != std::type_index(protocol)) {

@@ -88,7 +88,7 @@ system_state::system_state(const config& c) : cfg(c) {
 system_state::~system_state() { shutdown(); }
 
 void system_state::on_started(cell* c) {
-  std::lock_guard lock(registry_mutex_);
+  troupe::mutex_lock lock(registry_mutex_);
   if (registry_closed_) {
     throw troupe_error(error(errc::system_stopped, "spawn while the system is shutting down"));
   }
@@ -101,7 +101,7 @@ void system_state::on_started(cell* c) {
 
 void system_state::on_terminated(cell* c) noexcept {
   {
-    std::lock_guard lock(registry_mutex_);
+    troupe::mutex_lock lock(registry_mutex_);
     // Scoped inboxes are cells that were never registered (nor owned) by the system.
     if (registry_head_ != c && c->registry_prev == nullptr) return;
     if (c->registry_prev != nullptr) c->registry_prev->registry_next = c->registry_next;
@@ -114,7 +114,7 @@ void system_state::on_terminated(cell* c) noexcept {
 }
 
 std::size_t system_state::live() const {
-  std::lock_guard lock(registry_mutex_);
+  troupe::mutex_lock lock(registry_mutex_);
   return live_;
 }
 
@@ -138,7 +138,7 @@ executor& system_state::scheduler_executor() noexcept {
 }
 
 executor& system_state::new_detached_executor() {
-  std::lock_guard lock(detached_mutex_);
+  troupe::mutex_lock lock(detached_mutex_);
   // Reap the threads of detached actors that have ended (they are leaving
   // already, so the joins are short), so that many short-lived detached actors
   // do not pile up unjoined threads (and their stacks) until shutdown.
@@ -158,7 +158,7 @@ std::size_t system_state::run_until_idle() {
 void system_state::stop_all_and_wait() {
   std::vector<cell_ptr> alive;
   {
-    std::lock_guard lock(registry_mutex_);
+    troupe::mutex_lock lock(registry_mutex_);
     registry_closed_ = true;  // from here on on_started() refuses: the snapshot is complete
     for (cell* c = registry_head_; c != nullptr; c = c->registry_next) alive.emplace_back(c);
   }
@@ -168,12 +168,12 @@ void system_state::stop_all_and_wait() {
     run_until_idle();
     return;
   }
-  std::unique_lock lock(registry_mutex_);
-  registry_empty_.wait(lock, [&] { return live_ == 0; });
+  troupe::mutex_lock lock(registry_mutex_);
+  registry_empty_.wait(lock, [&]() TROUPE_REQUIRES(registry_mutex_) { return live_ == 0; });
 }
 
 void system_state::shutdown() {
-  std::lock_guard guard(shutdown_mutex_);
+  troupe::mutex_lock guard(shutdown_mutex_);
   if (shut_down_) return;
   shut_down_ = true;
   // release: pairs with the acquire in system::check_spawn_allowed().
@@ -189,7 +189,7 @@ void system_state::shutdown() {
   }
   stop_all_and_wait();
   if (workers) workers->stop();
-  std::lock_guard lock(detached_mutex_);
+  troupe::mutex_lock lock(detached_mutex_);
   for (auto& d : detached_) d->join();
 }
 

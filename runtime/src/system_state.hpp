@@ -10,12 +10,12 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "scheduler.hpp"
 #include "timer_service.hpp"
+#include "troupe/mailbox/mutex.hpp"
 #include "troupe/runtime/config.hpp"
 #include "troupe/runtime/detail/cell.hpp"
 
@@ -69,17 +69,17 @@ class system_state {
   // Live-actor registry.
   // Registers a new actor. Throws troupe_error(system_stopped) once shutdown has
   // begun (checked under the registry lock, so no spawn slips past shutdown).
-  void on_started(cell* c);
-  void on_terminated(cell* c) noexcept;
-  [[nodiscard]] std::size_t live() const;
+  void on_started(cell* c) TROUPE_EXCLUDES(registry_mutex_);
+  void on_terminated(cell* c) noexcept TROUPE_EXCLUDES(registry_mutex_);
+  [[nodiscard]] std::size_t live() const TROUPE_EXCLUDES(registry_mutex_);
 
   std::uint64_t arm_ask_timeout(cell* asker, std::uint64_t request_id, std::chrono::nanoseconds timeout);
   void cancel_timer(std::uint64_t id) noexcept;
 
   executor& scheduler_executor() noexcept;
-  executor& new_detached_executor();
+  executor& new_detached_executor() TROUPE_EXCLUDES(detached_mutex_);
 
-  void shutdown();
+  void shutdown() TROUPE_EXCLUDES(shutdown_mutex_, registry_mutex_, detached_mutex_);
   bool step();
   std::size_t run_until_idle();
 
@@ -90,18 +90,22 @@ class system_state {
   std::unique_ptr<manual_executor> manual;  // deterministic mode
 
  private:
-  void stop_all_and_wait();
+  void stop_all_and_wait() TROUPE_EXCLUDES(registry_mutex_);
 
   std::atomic<std::uint64_t> next_id_{1};
-  mutable std::mutex registry_mutex_;
-  std::condition_variable registry_empty_;
-  cell* registry_head_ = nullptr;
-  std::size_t live_ = 0;
-  bool registry_closed_ = false;  // shutdown took its snapshot: no more actors
-  std::mutex detached_mutex_;
-  std::vector<std::unique_ptr<detached_executor>> detached_;
-  bool shut_down_ = false;
-  std::mutex shutdown_mutex_;
+  // The registry: a list threaded through the live cells (their registry_prev
+  // and registry_next, which only code holding registry_mutex_ touches).
+  mutable troupe::mutex registry_mutex_;
+  std::condition_variable_any registry_empty_;  // live_ reached 0
+  cell* registry_head_ TROUPE_GUARDED_BY(registry_mutex_) = nullptr;
+  std::size_t live_ TROUPE_GUARDED_BY(registry_mutex_) = 0;
+  // Shutdown took its snapshot: no more actors.
+  bool registry_closed_ TROUPE_GUARDED_BY(registry_mutex_) = false;
+  troupe::mutex detached_mutex_;
+  std::vector<std::unique_ptr<detached_executor>> detached_ TROUPE_GUARDED_BY(detached_mutex_);
+  // Held for all of shutdown(): a second caller waits until the first is done.
+  troupe::mutex shutdown_mutex_;
+  bool shut_down_ TROUPE_GUARDED_BY(shutdown_mutex_) = false;
 };
 
 }  // namespace troupe::detail

@@ -22,7 +22,7 @@ timer_service::~timer_service() { stop(); }
 void timer_service::stop() {
   std::map<key, entry> dropped;
   {
-    std::lock_guard lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     if (stopped_) return;
     stopped_ = true;
     dropped.swap(by_deadline_);
@@ -35,13 +35,13 @@ void timer_service::stop() {
 
 timer_service::clock::time_point timer_service::now() const {
   if (!virtual_) return clock::now();
-  std::lock_guard lock(mutex_);
+  troupe::mutex_lock lock(mutex_);
   return virtual_now_;
 }
 
 std::uint64_t timer_service::schedule(std::chrono::nanoseconds delay, std::chrono::nanoseconds period,
                                       std::function<bool()> fire) {
-  std::unique_lock lock(mutex_);
+  troupe::mutex_lock lock(mutex_);
   if (stopped_) return 0;
   const std::uint64_t id = next_id_++;
   const clock::time_point base = virtual_ ? virtual_now_ : clock::now();
@@ -58,7 +58,7 @@ bool timer_service::cancel(std::uint64_t id) {
   std::optional<entry> removed;
   bool was_pending = false;
   {
-    std::unique_lock lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     auto it = deadline_of_.find(id);
     if (it != deadline_of_.end()) {
       auto node = by_deadline_.extract(key{it->second, id});
@@ -72,7 +72,7 @@ bool timer_service::cancel(std::uint64_t id) {
       was_pending = was_pending || !firing_cancelled_;
       firing_cancelled_ = true;
       if (firing_thread_ != std::this_thread::get_id()) {
-        fired_.wait(lock, [&] { return firing_ != id; });
+        fired_.wait(lock, [&]() TROUPE_REQUIRES(mutex_) { return firing_ != id; });
       }
     }
   }
@@ -98,7 +98,7 @@ bool timer_service::run_callback(entry& e) noexcept {
 }
 
 void timer_service::finish_firing(const key& k, entry e, bool keep) {
-  std::unique_lock lock(mutex_);
+  troupe::mutex_lock lock(mutex_);
   const bool rearm = keep && e.period > std::chrono::nanoseconds::zero() && !firing_cancelled_ && !stopped_;
   firing_ = 0;
   firing_thread_ = {};
@@ -113,7 +113,7 @@ void timer_service::finish_firing(const key& k, entry e, bool keep) {
 }
 
 void timer_service::run() {
-  std::unique_lock lock(mutex_);
+  troupe::mutex_lock lock(mutex_);
   while (!stopped_) {
     if (by_deadline_.empty()) {
       changed_.wait(lock);
@@ -133,14 +133,14 @@ void timer_service::run() {
 }
 
 std::optional<timer_service::clock::time_point> timer_service::next_deadline() const {
-  std::lock_guard lock(mutex_);
+  troupe::mutex_lock lock(mutex_);
   if (by_deadline_.empty()) return std::nullopt;
   return by_deadline_.begin()->first.first;
 }
 
 void timer_service::advance_to(clock::time_point to) {
   for (;;) {
-    std::unique_lock lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     auto due = pop_due(to);
     if (!due) {
       if (to > virtual_now_) virtual_now_ = to;
@@ -155,7 +155,7 @@ void timer_service::advance_to(clock::time_point to) {
 }
 
 std::size_t timer_service::pending() const {
-  std::lock_guard lock(mutex_);
+  troupe::mutex_lock lock(mutex_);
   return by_deadline_.size();
 }
 

@@ -261,7 +261,7 @@ constexpr std::array<std::size_t, 4> stress_sizes = {24, 64, 136, 256};
 std::size_t stress_size(std::uint64_t sequence) { return stress_sizes[sequence % stress_sizes.size()]; }
 
 unsigned char body_byte(std::uint32_t producer, std::uint64_t sequence) {
-  return static_cast<unsigned char>(sequence * 7 + producer * 101 + 1);
+  return static_cast<unsigned char>(sequence * 7 + std::uint64_t{producer} * 101 + 1);
 }
 
 // One reference body per byte value: memcmp against it is one intercepted range

@@ -109,7 +109,7 @@ TEST(mpsc_queue, only_the_first_push_after_try_block_reports_became_nonempty) {
 TEST(mpsc_queue, each_successful_try_block_arms_exactly_one_became_nonempty) {
   mpsc_queue<message> queue;
   std::vector<message> messages(4);
-  for (int round = 0; round < 2; ++round) {
+  for (std::size_t round = 0; round < 2; ++round) {
     ASSERT_TRUE(queue.try_block());
     EXPECT_EQ(queue.push(&messages[2 * round]), push_result::became_nonempty);
     EXPECT_EQ(queue.push(&messages[2 * round + 1]), push_result::ok);
@@ -283,6 +283,51 @@ TEST(mpsc_queue, close_is_idempotent) {
 }
 
 // ---------------------------------------------------------------------------
+// The consumer role, as builds with TROUPE_ASSERTIONS check it (elsewhere the
+// first test still runs, and checks nothing but the queue's behaviour).
+
+TEST(mpsc_queue, the_consumer_role_moves_to_another_thread_after_try_block_release_consumer_or_close) {
+  mpsc_queue<message> queue;
+  message a;
+  message b;
+  message c;
+  message d;
+  ASSERT_EQ(queue.push(&a), push_result::ok);
+  EXPECT_EQ(queue.pop(), &a);      // this thread takes the role ...
+  ASSERT_TRUE(queue.try_block());  // ... and gives it up
+  ASSERT_EQ(queue.push(&b), push_result::became_nonempty);
+  std::thread([&] {
+    EXPECT_EQ(queue.pop(), &b);  // the thread the push scheduled
+    queue.release_consumer();    // stops without blocking, as an actor at its throughput limit
+  }).join();
+  ASSERT_EQ(queue.push(&c), push_result::ok);
+  EXPECT_EQ(queue.pop(), &c);  // back on this thread
+  ASSERT_TRUE(queue.try_block());
+  std::thread([&] {
+    EXPECT_TRUE(queue.claim_chain(&d));  // a claim takes the role with the message
+    EXPECT_EQ(queue.pop(), &d);
+    EXPECT_EQ(queue.close(), nullptr);  // nothing left to consume
+  }).join();
+  EXPECT_EQ(queue.pop(), nullptr);  // closed: any thread may drain it
+}
+
+TEST(mpsc_queue, a_consumer_only_call_from_a_second_thread_while_the_first_holds_the_role_aborts) {
+  if (!TROUPE_ASSERTIONS) GTEST_SKIP() << "TROUPE_ASSERTIONS is off in this build (on in Debug and sanitizer builds)";
+  // The child re-runs this test alone: no other test's threads in the fork.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        mpsc_queue<message> queue;
+        message m;
+        (void)queue.push(&m);
+        (void)queue.pop();  // this thread is the consumer now, and keeps the role
+        std::thread intruder([&] { (void)queue.pop(); });
+        intruder.join();
+      },
+      "mpsc_queue: a consumer-only call from a thread that is not the consumer");
+}
+
+// ---------------------------------------------------------------------------
 // Multi-threaded stress.
 
 // "The consumer was scheduled": raised by the producer whose push reported
@@ -365,6 +410,7 @@ TEST(mpsc_queue, delivers_every_message_once_in_producer_order_and_schedules_onc
         return;
       }
     }
+    queue.release_consumer();  // the test's thread checks the queue after join()
   });
 
   std::vector<std::thread> producers;

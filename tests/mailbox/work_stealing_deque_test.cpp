@@ -129,6 +129,22 @@ TEST(work_stealing_deque, an_owner_that_takes_with_steal_gets_fifo_order_across_
 // ---------------------------------------------------------------------------
 // Multi-threaded stress.
 
+TEST(work_stealing_deque, a_push_from_a_thread_that_is_not_the_owner_aborts) {
+  if (!TROUPE_ASSERTIONS) GTEST_SKIP() << "TROUPE_ASSERTIONS is off in this build (on in Debug and sanitizer builds)";
+  // The child re-runs this test alone: no other test's threads in the fork.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  using small_deque = troupe::work_stealing_deque<int, 4>;  // no comma inside the macro's argument
+  EXPECT_DEATH(
+      {
+        small_deque deque;
+        int item = 0;
+        (void)deque.push(&item);  // this thread owns the deque now
+        std::thread thief([&] { (void)deque.push(&item); });
+        thief.join();
+      },
+      "work_stealing_deque: push\\(\\) or pop\\(\\) from a thread that is not the deque's owner");
+}
+
 enum class owner_takes { with_pop, with_steal };
 
 struct stress_result {

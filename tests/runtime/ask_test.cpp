@@ -116,11 +116,11 @@ struct summer : troupe::actor<summer_protocol> {
     co_return v;
   }
 
-  int on(try_blocking t) {
+  int on(const try_blocking& t) {
     troupe::expected<int> r = t.target.ask(get_value{}, 10s).try_get();
     return static_cast<int>(r ? troupe::errc::ok : r.error().code());
   }
-  int on(throw_blocking t) {
+  int on(const throw_blocking& t) {
     try {
       (void)t.target.ask(get_value{}, 10s).get();
     } catch (const troupe::troupe_error& e) {
@@ -188,6 +188,42 @@ TEST(ask, an_exception_escaping_a_coroutine_after_it_resumed_fails_the_actor_and
   EXPECT_EQ(a.ask(get_value{}, 10s).get(), 5) << "the other actor is unaffected";
 }
 
+// A task<R> handler's message lives as long as the coroutine, whatever the
+// handler takes it by.
+struct lookup {
+  using reply = int;
+};
+using backend_protocol = troupe::protocol<lookup>;
+struct backend : troupe::actor<backend_protocol> {
+  int on(lookup) { return 7; }
+};
+
+struct greet {
+  std::string name;
+  using reply = std::string;
+};
+using frontend_protocol = troupe::protocol<greet>;
+struct frontend : troupe::actor<frontend_protocol> {
+  explicit frontend(troupe::ref<backend_protocol> b) : backend_(std::move(b)) {}
+  // By const&: the message must outlive the suspension (the envelope it came in does not).
+  troupe::task<std::string> on(const greet& g) {
+    const int n = co_await backend_.ask(lookup{}, 30s);
+    co_return g.name + ":" + std::to_string(n);
+  }
+
+ private:
+  troupe::ref<backend_protocol> backend_;
+};
+
+TEST(ask, a_coroutine_handler_taking_its_message_by_const_ref_can_use_it_after_a_co_await) {
+  troupe::system sys{troupe::config::deterministic()};
+  auto b = sys.spawn<backend>();
+  auto f = sys.spawn<frontend>(b);
+  // Longer than any small-string buffer: the text lives on the heap.
+  const std::string name(64, 'n');
+  EXPECT_EQ(f.ask(greet{name}, 30s).get(), name + ":7");
+}
+
 TEST(ask, try_get_inside_a_handler_fails_with_would_block_instead_of_deadlocking) {
   troupe::test_support::watchdog guard;
   troupe::system sys;
@@ -228,7 +264,7 @@ struct use_then {
 };
 using then_protocol = troupe::protocol<use_then>;
 struct then_user : troupe::actor<then_protocol> {
-  void on(use_then u) {
+  void on(const use_then& u) {
     auto done = u.result;
     auto on_value = [done](int v) { done->set_value("value " + std::to_string(v)); };
     auto on_error = [done](const troupe::error& e) {
@@ -518,7 +554,7 @@ struct held_source : troupe::actor<held_protocol> {
     gate.wait();
     return 1;
   }
-  void on(notify_asker n) { (void)n.asker.tell(report_late{n.result}); }
+  void on(const notify_asker& n) { (void)n.asker.tell(report_late{n.result}); }
 };
 struct late_asker : troupe::actor<late_asker_protocol> {
   explicit late_asker(troupe::ref<held_protocol> t) : target(std::move(t)) {}
@@ -527,7 +563,7 @@ struct late_asker : troupe::actor<late_asker_protocol> {
     troupe::expected<int> r = co_await target.ask(held_get{}, 20ms).as_expected();
     s.outcome->set_value(r ? "value" : troupe::to_string(r.error().code()));
   }
-  void on(report_late r) { r.result->set_value(late_replies()); }
+  void on(const report_late& r) { r.result->set_value(late_replies()); }
 };
 
 TEST(ask, a_reply_after_the_timeout_is_discarded_and_counted_as_late_on_worker_threads) {

@@ -1,12 +1,23 @@
-// Bounded mailboxes: capacity and overflow policies.
+// Bounded mailboxes: capacity and overflow policies, and senders waiting for room.
 #include <gtest/gtest.h>
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
 #include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include <troupe/troupe.hpp>
 
+#include "countdown.hpp"
+#include "gate.hpp"
 #include "support/watchdog.hpp"
 
 namespace {
@@ -83,7 +94,7 @@ using gated_protocol = troupe::protocol<gate, item>;
 using done_protocol = troupe::protocol<item>;
 struct gated : troupe::actor<gated_protocol> {
   gated(std::atomic<int>* handled, troupe::ref<done_protocol> done) : handled_(handled), done_(std::move(done)) {}
-  void on(gate g) { g.open.wait(); }  // holds its worker until the test opens the gate
+  void on(const gate& g) { g.open.wait(); }  // holds its worker until the test opens the gate
   void on(item) {
     if (handled_->fetch_add(1) + 1 == 100) done_.tell(item{100});
   }
@@ -114,6 +125,96 @@ TEST(bounded_mailbox, block_makes_a_plain_thread_wait_for_room_and_loses_nothing
   EXPECT_TRUE(done.receive<item>(30s));  // the 100th message was handled
   EXPECT_EQ(handled.load(), 100);
   EXPECT_EQ(g.dropped_messages(), 0u);
+}
+
+// True once the thread `tid` of this process sleeps in the futex syscall (a
+// sender waiting for room in a bounded mailbox), false if it does not within
+// `timeout` or /proc cannot tell. Linux-specific, like the futex the mailbox uses.
+bool sleeps_in_futex(pid_t tid, std::chrono::seconds timeout) {
+  const std::string path = "/proc/self/task/" + std::to_string(tid) + "/syscall";
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(path);
+    long number = -1;
+    if (!(in >> number)) return false;
+    if (number == SYS_futex) return true;
+    std::this_thread::yield();
+  }
+  return false;
+}
+
+// An actor that stops when its one handler returns, the test deciding when.
+struct hold {
+  std::shared_ptr<troupe_test::gate> g;
+};
+using holder_protocol = troupe::protocol<hold, item>;
+struct holds_then_stops : troupe::actor<holder_protocol> {
+  void on(const hold& h) {
+    h.g->wait();
+    stop();
+  }
+  void on(item) {}
+};
+
+TEST(bounded_mailbox, senders_blocked_on_a_full_block_policy_mailbox_all_return_when_the_actor_stops) {
+  troupe::test_support::watchdog guard;
+  troupe_test::open_on_exit handler;
+  troupe::config cfg;
+  cfg.worker_threads = 2;
+  troupe::system sys{cfg};
+  auto a = sys.spawn<holds_then_stops>(troupe::bounded{1, troupe::overflow_policy::block});
+  ASSERT_FALSE(a.tell(hold{handler.g}));
+  ASSERT_EQ(handler.g->entered.get_future().wait_for(30s), std::future_status::ready);
+  ASSERT_FALSE(a.tell(item{}));  // the one slot: the mailbox is full now
+
+  // Shared with the senders, which a failing run leaves blocked (detached).
+  struct senders_state {
+    troupe_test::countdown returned{3};
+    std::mutex mutex;
+    std::vector<std::error_code> results;
+    std::vector<pid_t> tids;
+  };
+  auto state = std::make_shared<senders_state>();
+  std::vector<std::thread> senders;
+  troupe_test::countdown tids_known(3);
+  for (int i = 0; i < 3; ++i) {
+    senders.emplace_back([a, state, &tids_known] {
+      {
+        std::lock_guard lock(state->mutex);
+        state->tids.push_back(::gettid());
+      }
+      tids_known.count_down();
+      const std::error_code result = a.tell(item{});
+      {
+        std::lock_guard lock(state->mutex);
+        state->results.push_back(result);
+      }
+      state->returned.count_down();
+    });
+  }
+  ASSERT_TRUE(tids_known.wait_for(30s));
+  // Each sender is waiting for room before the actor stops (where /proc can say so).
+  std::vector<pid_t> tids;
+  {
+    std::lock_guard lock(state->mutex);
+    tids = state->tids;
+  }
+  for (pid_t tid : tids) (void)sleeps_in_futex(tid, 10s);
+  handler.g->open();  // the handler returns and the actor stops
+
+  const bool all_returned = state->returned.wait_for(30s);
+  EXPECT_TRUE(all_returned) << state->returned.left() << " of 3 senders still blocked after the actor stopped";
+  for (auto& t : senders) {
+    if (all_returned) {
+      t.join();
+    } else {
+      t.detach();  // blocked for good: only the shared state is touched if they ever return
+    }
+  }
+  if (all_returned) {
+    std::lock_guard lock(state->mutex);
+    for (const auto& r : state->results) EXPECT_EQ(r, troupe::make_error_code(troupe::errc::no_such_actor));
+  }
 }
 
 }  // namespace

@@ -129,7 +129,7 @@ std::vector<std::string> play_two_matches() {
   troupe::system sys{troupe::config::deterministic()};
   // Lambda actors capture the partner through a shared slot the test fills in.
   using P = troupe::protocol<ball, serve>;
-  auto make_player = [&](const std::string& name, std::shared_ptr<troupe::ref<P>> partner) {
+  auto make_player = [&](const std::string& name, const std::shared_ptr<troupe::ref<P>>& partner) {
     return sys.spawn<P>(
         [name, partner, &log](ball b) {
           log.push_back(name + ":" + std::to_string(b.hits_left));

@@ -1,6 +1,7 @@
 // Links, monitors and exit signals: deterministic, exact.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -270,6 +271,62 @@ TEST(monitor, a_killed_actor_reports_killed_to_its_monitors) {
   sys.send_exit(w, troupe::exit_reason::killed());
   sys.run_until_idle();
   EXPECT_EQ(log, (std::vector<std::string>{"down #1 " + std::to_string(w.id()) + " killed"}));
+}
+
+// Counts the copies of itself alive: the test's copy plus those held (through
+// the supervisor's child spec and the child cell's factory) for each watcher.
+using token = std::shared_ptr<int>;
+
+struct ping {
+  using reply = int;
+};
+using service_protocol = troupe::protocol<ping>;
+struct service : troupe::actor<service_protocol> {
+  int on(ping) { return 1; }
+};
+
+struct nothing {};
+using short_lived_watcher_protocol = troupe::protocol<nothing>;
+// Monitors its target, then stops at once.
+struct short_lived_watcher : troupe::actor<short_lived_watcher_protocol> {
+  short_lived_watcher(troupe::actor_addr target, token t) : target_(std::move(target)), token_(std::move(t)) {}
+  void on_start() {
+    monitor(target_);
+    stop();
+  }
+  void on(nothing) {}
+
+ private:
+  troupe::actor_addr target_;
+  token token_;
+};
+
+TEST(monitor, watchers_that_monitor_a_long_lived_actor_and_stop_are_not_kept_alive_by_it) {
+  // The observable of a watcher's cell: a supervised child's cell keeps the
+  // arguments of its factory (for restarts) until the cell itself is freed.
+  // Temporary children leave the supervisor's table when they end, so once
+  // they have all ended only the target's monitor list could still hold them.
+  troupe::system sys{troupe::config::deterministic()};
+  auto target = sys.spawn<service>();
+  troupe::supervisor_spec spec;
+  spec.log_events = false;
+  auto sup = troupe::spawn_supervisor(sys, std::move(spec));
+  sys.run_until_idle();
+  auto counted = std::make_shared<int>(0);
+  constexpr int watchers = 20;
+  for (int i = 0; i < watchers; ++i) {
+    (void)sup.start_child<short_lived_watcher>(
+        troupe::child<short_lived_watcher>("w" + std::to_string(i), troupe::actor_addr(target), counted)
+            .with_restart(troupe::restart_type::temporary));
+  }
+  sys.run_until_idle();
+  // The target has handled everything sent to it before this ask (the
+  // watchers' monitor requests, and their removal).
+  EXPECT_EQ(target.ask(ping{}, 30s).get(), 1);
+  sys.run_until_idle();
+  EXPECT_EQ(sup.self().ask(troupe::which_children{}, 30s).get().size(), 0u);
+  EXPECT_EQ(sys.live_actors(), 2u);  // the target and the supervisor
+  EXPECT_EQ(counted.use_count(), 1) << "dead watchers' cells are still referenced";
 }
 
 TEST(link, a_trapping_actor_learns_which_linked_actor_failed) {

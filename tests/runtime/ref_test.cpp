@@ -36,7 +36,7 @@ using bank = troupe::protocol<deposit, balance, whoami>;
 
 struct bank_actor : troupe::actor<bank> {
   std::unordered_map<std::string, std::int64_t> accounts;
-  void on(deposit d) { accounts[d.account] += d.cents; }
+  void on(const deposit& d) { accounts[d.account] += d.cents; }
   std::int64_t on(const balance& b) { return accounts[b.account]; }
   std::string on(whoami) { return address(); }
 };
@@ -75,6 +75,7 @@ TEST(ref, copies_compare_equal_and_refs_to_different_actors_do_not) {
   troupe::system sys;
   troupe::ref<bank> a = sys.spawn<bank_actor>();
   troupe::ref<bank> b = sys.spawn<bank_actor>();
+  // NOLINTNEXTLINE(performance-unnecessary-copy-initialization): the copy is what this test is about
   troupe::ref<bank> a_copy = a;
   troupe::ref<bank> assigned;
   assigned = b;

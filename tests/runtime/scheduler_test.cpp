@@ -226,7 +226,7 @@ long virtual_mib() {
   std::ifstream statm("/proc/self/statm");
   long pages = 0;
   statm >> pages;
-  return pages * sysconf(_SC_PAGESIZE) / (1024 * 1024);
+  return pages * sysconf(_SC_PAGESIZE) / (1024L * 1024);
 }
 
 TEST(scheduler, threads_of_detached_actors_that_ended_are_reaped_before_shutdown) {

@@ -1,7 +1,10 @@
 // scoped<P>: a plain thread's mailbox — receive<M> with a deadline, messages of
 // other types kept for later, receive_any.
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
+#include <thread>
 #include <variant>
 
 #include <gtest/gtest.h>
@@ -138,6 +141,46 @@ TEST(scoped, destroying_an_inbox_leaves_live_actors_unchanged_and_shutdown_compl
   EXPECT_EQ(sys.live_actors(), 1u) << "an inbox is not an actor of the system";
   sys.shutdown();
   EXPECT_EQ(sys.live_actors(), 0u);
+}
+
+using number_protocol = troupe::protocol<number>;
+
+TEST(scoped, destroying_an_inbox_while_another_thread_keeps_sending_to_it_is_safe) {
+  // A send that finds the inbox idle wakes its owner through the inbox's
+  // wake-up; before the fix that wake-up died with the scoped object while the
+  // sender could still be using it (ASan: heap-use-after-free when the free
+  // wins the race; TSan: the free is unordered with the wake-up). Many rounds:
+  // the window is a few instructions wide.
+  troupe::test_support::watchdog guard;
+  troupe::config cfg;
+  cfg.worker_threads = 2;
+  troupe::system sys{cfg};
+  for (int round = 0; round < 300; ++round) {
+    auto inbox = std::make_unique<troupe::scoped<number_protocol>>(sys);
+    troupe::ref<number_protocol> to = inbox->self();
+    std::atomic<bool> go{false};
+    std::atomic<bool> done{false};
+    std::atomic<int> attempts{0};
+    // relaxed throughout: start and stop flags only (join() orders the rest);
+    // the test must not synchronise with the sender's wake-up of the inbox.
+    std::thread sender([to, &go, &done, &attempts] {
+      (void)to.tell(number{1});
+      while (!go.load(std::memory_order_relaxed)) {
+      }
+      while (!done.load(std::memory_order_relaxed)) {
+        attempts.fetch_add(1, std::memory_order_relaxed);
+        (void)to.tell(number{2});
+      }
+    });
+    // Leaves the inbox idle: the sender's next message wakes it (the racy path).
+    ASSERT_TRUE(inbox->receive<number>(30s));
+    go.store(true, std::memory_order_relaxed);
+    while (attempts.load(std::memory_order_relaxed) == 0) std::this_thread::yield();
+    inbox.reset();  // while that send is under way
+    done.store(true, std::memory_order_relaxed);
+    sender.join();
+    EXPECT_EQ(to.tell(number{3}), troupe::make_error_code(troupe::errc::no_such_actor));
+  }
 }
 
 TEST(scoped, a_system_whose_only_cell_was_an_inbox_shuts_down) {

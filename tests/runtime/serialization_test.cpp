@@ -363,7 +363,7 @@ wire_test::everything full_everything() {
   e.c = wire_test::color::blue;
   e.sp = wire_test::high;
   e.b = std::byte{0xab};
-  e.text = std::string("with\0nul and \xff bytes", 21);
+  e.text = std::string("with\0nul and \xff bytes", 20);  // 20: the text, an embedded NUL included
   e.ints = {1, -2, 3, std::numeric_limits<std::int32_t>::min()};
   e.words = {"", "alpha", std::string(300, 'z')};
   e.bits = {true, false, true, true};

@@ -1,17 +1,22 @@
 // Supervision in threaded mode: the shutdown timeout's kill path, where a child
-// is stuck in a handler (blocked on a gate the test controls) and cannot stop.
+// is stuck in a handler (blocked on a gate the test controls) and cannot stop,
+// and kills that meet a supervisor giving up or the system shutting down.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <troupe/troupe.hpp>
 
+#include "gate.hpp"
 #include "support/watchdog.hpp"
 
 namespace {
@@ -61,17 +66,10 @@ class shared_log {
   std::vector<std::string> lines_;
 };
 
-// The test decides when a blocked handler may return.
-struct gate {
-  std::promise<void> entered;
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  std::once_flag opened;
-  void open() {
-    std::call_once(opened, [this] { release.set_value(); });
-  }
-};
+using troupe_test::gate;
+using troupe_test::open_on_exit;
 
+// Blocks the handler that receives it on the gate (gate.hpp).
 struct hold {
   std::shared_ptr<gate> g;
 };
@@ -79,11 +77,7 @@ using blocker_protocol = troupe::protocol<hold>;
 
 struct blocker : troupe::actor<blocker_protocol> {
   blocker(std::string name, shared_log* log) : name_(std::move(name)), log_(log) {}
-  void on(const hold& h) {
-    h.g->entered.set_value();
-    // Bounded so that a failed test cannot leave a worker blocked forever.
-    (void)h.g->released.wait_for(60s);
-  }
+  void on(const hold& h) { h.g->wait(); }
   void on_stop(const troupe::exit_reason& r) { log_->add(name_ + ":stop " + r.to_string()); }
 
  private:
@@ -121,7 +115,7 @@ troupe::config two_workers() {
 // If `open_on_kill` is given, the hook itself releases the stuck handler on
 // child_killed and waits (bounded) for the child's down before it returns —
 // so the child ends between the report and whatever the supervisor does after it.
-troupe::supervisor_spec blocking_tree(shared_log* log, std::shared_ptr<gate> open_on_kill = nullptr) {
+troupe::supervisor_spec blocking_tree(shared_log* log, const std::shared_ptr<gate>& open_on_kill = nullptr) {
   troupe::supervisor_spec spec;
   spec.log_events = false;
   spec.on_event = [log, open_on_kill](const troupe::supervisor_event& e) {
@@ -209,6 +203,178 @@ TEST(supervision, after_killing_a_stuck_child_the_supervisor_goes_on_without_wai
   EXPECT_TRUE(log.contains("first:stop shutdown"));
   releaser.release();
   EXPECT_TRUE(log.wait_for_line("down sup shutdown", 30s));
+}
+
+// --- kills that meet a supervisor giving up, or the system shutting down ------------
+
+// Where an actor reports its starts (and its current ref), for threaded tests
+// that need a child's typed ref or wait for a restart.
+template <class P>
+class start_record {
+ public:
+  void started(troupe::ref<P> self) {
+    {
+      std::lock_guard lock(mutex_);
+      self_ = std::move(self);
+      ++starts_;
+    }
+    changed_.notify_all();
+  }
+  bool wait_for_starts(int n, std::chrono::seconds timeout) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] { return starts_ >= n; });
+  }
+  [[nodiscard]] int starts() const {
+    std::lock_guard lock(mutex_);
+    return starts_;
+  }
+  [[nodiscard]] troupe::ref<P> self() const {
+    std::lock_guard lock(mutex_);
+    return self_;
+  }
+  // The actor's cell keeps this record (its factory's argument): dropping the
+  // ref breaks that cycle.
+  void forget() {
+    std::lock_guard lock(mutex_);
+    self_ = {};
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  int starts_ = 0;
+  troupe::ref<P> self_;
+};
+
+// Declared before the system, so it runs after the system's shutdown.
+template <class P>
+struct forget_on_exit {
+  std::shared_ptr<start_record<P>> record;
+  ~forget_on_exit() { record->forget(); }
+};
+
+struct how_many {
+  using reply = int;
+};
+struct fail_now {};
+using stuck_protocol = troupe::protocol<hold, fail_now, how_many>;
+struct stuck_child : troupe::actor<stuck_protocol> {
+  explicit stuck_child(std::shared_ptr<start_record<stuck_protocol>> record) : record_(std::move(record)) {}
+  void on_start() { record_->started(self()); }
+  void on(const hold& h) {
+    ++handled_;
+    h.g->wait();
+  }
+  void on(fail_now) { throw std::runtime_error("failed"); }
+  int on(how_many) { return handled_; }
+
+ private:
+  std::shared_ptr<start_record<stuck_protocol>> record_;
+  int handled_ = 0;
+};
+
+TEST(supervision,
+     a_child_killed_past_its_shutdown_timeout_while_its_supervisor_gives_up_is_restarted_with_the_subtree) {
+  troupe::test_support::watchdog guard;
+  shared_log log;
+  open_on_exit handler;
+  auto stuck_record = std::make_shared<start_record<stuck_protocol>>();
+  auto failer_record = std::make_shared<start_record<stuck_protocol>>();
+  forget_on_exit<stuck_protocol> forget_stuck{stuck_record};
+  forget_on_exit<stuck_protocol> forget_failer{failer_record};
+  troupe::system sys{two_workers()};
+
+  troupe::supervisor_spec inner;
+  inner.log_events = false;
+  inner.max_restarts = 0;  // the first failure makes it give up
+  inner.on_event = [&log](const troupe::supervisor_event& e) {
+    if (e.what == event_kind::child_killed) log.add("killed " + e.child_id);
+  };
+  inner.children.push_back(troupe::child<stuck_child>("stuck", stuck_record).with_shutdown(50ms));
+  inner.children.push_back(troupe::child<stuck_child>("failer", failer_record).with_shutdown(50ms));
+  troupe::supervisor_spec outer;
+  outer.log_events = false;
+  outer.on_event = [&log](const troupe::supervisor_event& e) {
+    if (e.what == event_kind::restarted) log.add("restarted " + e.child_id);
+  };
+  outer.children.push_back(troupe::supervisor_child("inner", std::move(inner)));
+  auto top = troupe::spawn_supervisor(sys, std::move(outer));
+  ASSERT_TRUE(stuck_record->wait_for_starts(1, 30s));
+  ASSERT_TRUE(failer_record->wait_for_starts(1, 30s));
+  auto stuck = stuck_record->self();
+
+  ASSERT_FALSE(stuck.tell(hold{handler.g}));
+  ASSERT_EQ(handler.g->entered.get_future().wait_for(30s), std::future_status::ready);
+  // The inner supervisor gives up: it pauses its children; the stuck one
+  // outlives its shutdown timeout and is killed.
+  ASSERT_FALSE(failer_record->self().tell(fail_now{}));
+  ASSERT_TRUE(log.wait_for_line("killed stuck", 30s));
+  ASSERT_TRUE(log.wait_for_line("restarted inner", 30s));
+  handler.g->open();  // the kill takes effect when the handler returns
+
+  EXPECT_TRUE(stuck_record->wait_for_starts(2, 30s)) << "the killed child was not restarted with its subtree";
+  EXPECT_TRUE(failer_record->wait_for_starts(2, 30s));
+  auto handled = stuck.ask(how_many{}, 30s).try_get();
+  ASSERT_TRUE(handled) << handled.error().to_string();
+  EXPECT_EQ(*handled, 0);            // a fresh instance, same ref
+  EXPECT_EQ(sys.live_actors(), 4u);  // outer, inner and both children
+}
+
+struct nothing {};
+using plain_protocol = troupe::protocol<nothing>;
+struct idle_actor : troupe::actor<plain_protocol> {
+  void on(nothing) {}
+};
+
+// Stopped by the shutdown right after the child (the registry stops the newest
+// first): kills the child then, so the kill lands after the child's shutdown
+// request, and lets the child's handler return.
+struct kill_plan {
+  troupe::actor_addr child;
+  std::shared_ptr<gate> child_gate;
+};
+struct kills_on_stop : troupe::actor<plain_protocol> {
+  explicit kills_on_stop(std::shared_ptr<kill_plan> plan) : plan_(std::move(plan)) {}
+  void on(nothing) {}
+  void on_stop() {
+    system().send_exit(plan_->child, troupe::exit_reason::killed());
+    plan_->child_gate->open();
+  }
+
+ private:
+  std::shared_ptr<kill_plan> plan_;
+};
+
+TEST(supervision, a_supervised_child_killed_as_the_system_shuts_down_ends_for_good) {
+  // Best effort: the kill must not replace the shutdown's "for good" with a
+  // restartable failure. Whether the supervisor would then restart the child
+  // before it stops itself depends on the schedule; the actors between the
+  // child and the supervisor in stop order widen that window.
+  troupe::test_support::watchdog guard;
+  open_on_exit handler;
+  auto record = std::make_shared<start_record<stuck_protocol>>();
+  forget_on_exit<stuck_protocol> forget_child{record};
+  auto plan = std::make_shared<kill_plan>();
+  plan->child_gate = handler.g;
+  troupe::config cfg = two_workers();
+  cfg.shutdown_grace = 0ms;  // the stuck child would use all of it
+  troupe::system sys{cfg};
+  troupe::supervisor_spec spec;
+  spec.log_events = false;
+  spec.max_restarts = 100;
+  auto sup = troupe::spawn_supervisor(sys, std::move(spec));
+  for (int i = 0; i < 10000; ++i) (void)sys.spawn<idle_actor>();
+  (void)sys.spawn<kills_on_stop>(plan);
+  auto child = sup.start_child<stuck_child>("child", record);
+  plan->child = child;
+  ASSERT_TRUE(record->wait_for_starts(1, 30s));
+  ASSERT_FALSE(child.tell(hold{handler.g}));
+  ASSERT_EQ(handler.g->entered.get_future().wait_for(30s), std::future_status::ready);
+
+  sys.shutdown();
+  EXPECT_EQ(sys.live_actors(), 0u);
+  EXPECT_EQ(record->starts(), 1) << "the child was restarted during shutdown";
+  EXPECT_EQ(child.tell(how_many{}), troupe::make_error_code(troupe::errc::no_such_actor));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -14,6 +15,7 @@
 #include <troupe/troupe.hpp>
 
 #include "countdown.hpp"
+#include "gate.hpp"
 #include "support/watchdog.hpp"
 
 namespace {
@@ -135,7 +137,7 @@ TEST(system, a_thread_blocked_in_get_is_released_by_shutdown) {
   }
   blocked.join();
   EXPECT_EQ(outcome_future.get(), troupe::errc::actor_down);
-  for (troupe::expected<int> r : {first.try_get(), queued.try_get()}) {
+  for (const troupe::expected<int>& r : {first.try_get(), queued.try_get()}) {
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code(), troupe::errc::actor_down) << r.error();
   }
@@ -180,6 +182,45 @@ TEST(system, spawn_after_shutdown_throws_system_stopped) {
   expect_system_stopped([&] { (void)sys.spawn_detached<probe>(); });
   expect_system_stopped([&] { (void)sys.spawn<troupe::protocol<add>>([](add) {}); });
   EXPECT_EQ(sys.live_actors(), 0u);
+}
+
+// A spawn racing with shutdown: the actor's constructor blocks on a gate.
+struct are_you_there {
+  using reply = int;
+};
+using slow_protocol = troupe::protocol<are_you_there>;
+struct slow_to_construct : troupe::actor<slow_protocol> {
+  explicit slow_to_construct(troupe_test::gate* g) { g->wait(); }
+  int on(are_you_there) { return 1; }
+};
+
+TEST(system, a_spawn_in_flight_when_shutdown_completes_throws_system_stopped_or_yields_a_stopped_actor) {
+  troupe::test_support::watchdog guard;
+  troupe_test::open_on_exit constructor;
+  troupe::config cfg;
+  cfg.worker_threads = 2;
+  troupe::system sys{cfg};
+  troupe::ref<slow_protocol> spawned;
+  std::optional<troupe::errc> refused;
+  std::thread spawner([&] {
+    try {
+      spawned = sys.spawn<slow_to_construct>(constructor.g.get());
+    } catch (const troupe::troupe_error& e) {
+      refused = e.error().code();
+    }
+  });
+  // The spawn passed its "system running?" check and is inside the constructor.
+  ASSERT_EQ(constructor.g->entered.get_future().wait_for(30s), std::future_status::ready);
+  sys.shutdown();  // knows nothing of the actor under construction, so it returns
+  constructor.g->open();
+  spawner.join();
+
+  EXPECT_EQ(sys.live_actors(), 0u) << "an actor came alive after shutdown() returned";
+  if (refused) {
+    EXPECT_EQ(*refused, troupe::errc::system_stopped);
+  } else {
+    EXPECT_EQ(spawned.tell(are_you_there{}), troupe::make_error_code(troupe::errc::no_such_actor));
+  }
 }
 
 TEST(system, shutdown_is_idempotent) {

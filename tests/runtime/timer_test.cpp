@@ -215,4 +215,74 @@ TEST(timer, a_periodic_timer_to_a_stopped_actor_does_no_harm) {
   (void)handle.cancel();
 }
 
+struct quit_ticking {};
+using quitting_ticker_protocol = troupe::protocol<tick, quit_ticking>;
+struct quitting_ticker : troupe::actor<quitting_ticker_protocol> {
+  explicit quitting_ticker(int* ticks) : ticks_(ticks) {}
+  void on(tick) { ++*ticks_; }
+  void on(quit_ticking) { stop(); }
+
+ private:
+  int* ticks_;
+};
+
+TEST(timer, a_periodic_timer_stops_once_its_receiver_has_stopped) {
+  int ticks = 0;
+  troupe::system sys{troupe::config::deterministic()};
+  auto t = sys.spawn<quitting_ticker>(&ticks);
+  troupe::timer periodic = sys.send_every(t, 10ms, tick{});
+  sys.advance_time(30ms);
+  EXPECT_EQ(ticks, 3);
+  ASSERT_FALSE(t.tell(quit_ticking{}));
+  sys.run_until_idle();
+  sys.advance_time(50ms);  // the next firing finds the receiver gone
+  EXPECT_EQ(ticks, 3);
+  EXPECT_FALSE(periodic.cancel()) << "the timer is still pending, sending to a stopped actor";
+}
+
+// The timer thread never waits for room in a bounded mailbox: a timer that
+// finds one full must not delay every other timer (ask timeouts included).
+struct self_check {
+  using reply = int;
+};
+struct suspended {};
+struct resumed {
+  troupe::errc outcome;
+};
+using report_protocol = troupe::protocol<suspended, resumed>;
+struct start_asking {
+  troupe::ref<report_protocol> report;
+};
+struct filler {};
+using self_asker_protocol = troupe::protocol<start_asking, self_check, filler>;
+struct self_asker : troupe::actor<self_asker_protocol> {
+  int on(self_check) { return 1; }
+  void on(filler) {}
+  // Sequential: the self-ask cannot be answered while this handler awaits, so
+  // only its timeout — a timer — resumes it.
+  troupe::task<void> on(start_asking s) {
+    auto pending = self().ask(self_check{}, 200ms);
+    (void)s.report.tell(suspended{});
+    auto r = co_await pending.as_expected();
+    (void)s.report.tell(resumed{r ? troupe::errc::ok : r.error().code()});
+  }
+};
+
+TEST(timer, a_send_after_to_a_full_block_policy_mailbox_does_not_stall_the_timer_thread) {
+  troupe::test_support::watchdog guard;
+  troupe::config cfg;
+  cfg.worker_threads = 2;
+  troupe::system sys{cfg};
+  troupe::scoped<report_protocol> inbox{sys};
+  auto a = sys.spawn<self_asker>(troupe::bounded{1, troupe::overflow_policy::block});
+  ASSERT_FALSE(a.tell(start_asking{inbox.self()}));
+  ASSERT_TRUE(inbox.receive<suspended>(30s));
+  // The waiting self_check fills the one slot: this send finds the mailbox full
+  // on the timer thread, before the ask's timeout is due.
+  (void)sys.send_after(a, 1ms, filler{});
+  auto r = inbox.receive<resumed>(30s);
+  ASSERT_TRUE(r) << "the ask timeout never fired: the timer thread is stuck in a send";
+  EXPECT_EQ(r->outcome, troupe::errc::timeout);
+}
+
 }  // namespace

@@ -60,7 +60,10 @@ inline std::string describe_wait_status(int status) {
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
   if (WIFSIGNALED(status)) {
     const int signal_number = WTERMSIG(status);
-    return "killed by signal " + std::to_string(signal_number) + " (" + ::strsignal(signal_number) + ")";
+    // sigdescr_np: strsignal's text without its static buffer (MT-safe; glibc 2.32).
+    const char* description = ::sigdescr_np(signal_number);
+    return "killed by signal " + std::to_string(signal_number) + " (" +
+           (description != nullptr ? description : "unknown signal") + ")";
   }
   return "wait status " + std::to_string(status);
 }
@@ -142,7 +145,9 @@ inline std::string find_program(const std::string& name) {
   for (const char* fallback : {"/usr/sbin", "/sbin", "/usr/bin", "/bin"}) directories.emplace_back(fallback);
   for (const std::string& directory : directories) {
     if (directory.empty()) continue;
-    const std::string candidate = directory + "/" + name;
+    std::string candidate = directory;  // not const: returned by move
+    candidate += '/';
+    candidate += name;
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
   }
   throw std::runtime_error("program '" + name + "' not found in $PATH, /usr/sbin, /sbin, /usr/bin or /bin");
@@ -213,7 +218,7 @@ inline pid_t start_child(const std::vector<std::string>& argv, const std::vector
     if (::getppid() != parent) ::_exit(126);
     sigset_t none;
     ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);  // a test runner's blocked signals are not the program's
+    ::pthread_sigmask(SIG_SETMASK, &none, nullptr);  // a test runner's blocked signals are not the program's
     if (options.netns_fd >= 0 && ::setns(options.netns_fd, CLONE_NEWNET) != 0) fail(step_setns);
     if (options.stdin_fd >= 0 && ::dup2(options.stdin_fd, STDIN_FILENO) < 0) fail(step_dup2);
     if (options.stdout_fd >= 0 && ::dup2(options.stdout_fd, STDOUT_FILENO) < 0) fail(step_dup2);

@@ -71,6 +71,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -272,7 +273,8 @@ inline void netns_rig::tear_down() noexcept {
     // pidfd_send_signal, not kill(): the test may have reaped this pid already, and
     // the pid may name another process by now; the pidfd still names ours.
     if (::syscall(SYS_pidfd_send_signal, c.pidfd.get(), SIGKILL, nullptr, 0) != 0 && errno != ESRCH) {
-      std::fprintf(stderr, "netns_rig: cannot kill child %d: %s\n", static_cast<int>(c.pid), std::strerror(errno));
+      std::fprintf(stderr, "netns_rig: cannot kill child %d: %s\n", static_cast<int>(c.pid),
+                   std::generic_category().message(errno).c_str());
       continue;
     }
     pollfd exited{c.pidfd.get(), POLLIN, 0};
@@ -288,14 +290,16 @@ inline void netns_rig::tear_down() noexcept {
     siginfo_t info{};
     // ECHILD: the test reaped it already.
     if (::waitid(P_PIDFD, static_cast<id_t>(c.pidfd.get()), &info, WEXITED | WNOHANG) != 0 && errno != ECHILD) {
-      std::fprintf(stderr, "netns_rig: cannot reap child %d: %s\n", static_cast<int>(c.pid), std::strerror(errno));
+      std::fprintf(stderr, "netns_rig: cannot reap child %d: %s\n", static_cast<int>(c.pid),
+                   std::generic_category().message(errno).c_str());
     }
   }
   children_.clear();
   if (entered_by_) {
     if (*entered_by_ == std::this_thread::get_id()) {
       if (::setns(original_netns_.get(), CLONE_NEWNET) != 0) {
-        std::fprintf(stderr, "netns_rig: cannot return this thread to its namespace: %s\n", std::strerror(errno));
+        std::fprintf(stderr, "netns_rig: cannot return this thread to its namespace: %s\n",
+                     std::generic_category().message(errno).c_str());
       }
     } else {
       std::fprintf(stderr, "netns_rig: a thread other than the destroying one entered a host and stays there\n");

@@ -24,22 +24,37 @@
 // the consumer sees messages in that total order — FIFO per producer and overall.
 //
 // Thread safety: push(), push_chain() and claim_chain() from any thread. pop(),
-// empty(), try_block(), close() and the destructor from the single consumer only
-// (at most one thread at a time, with a happens-before edge between successive
-// consumer threads, which the actor scheduler provides). A node pushed
+// empty(), try_block(), unblock(), close() and the destructor from the single
+// consumer only (at most one thread at a time, with a happens-before edge between
+// successive consumer threads, which the actor scheduler provides). A node pushed
 // happens-before the consumer's pop() of it. A successful claim_chain() makes
 // the caller that consumer, as a push that reports became_nonempty lets the
 // caller schedule it.
 //
-// Layout: an idle actor is mostly its mailbox, so the queue is three words and is
-// not padded to a cache line (a million idle actors would pay 2x memory). The
-// consumer touches head_ only when its private cache runs dry, so producer CASes
-// and consumer pops share a line only at batch boundaries.
+// The consumer role, as builds with TROUPE_ASSERTIONS check it (assert.hpp): a
+// thread takes the role with its first consumer-only call (or a successful
+// claim_chain()) and keeps it until it gives it up: a try_block() that returns
+// true, close(), or release_consumer() (a consumer that stops without blocking
+// and may go on on another thread, e.g. an actor at its throughput limit). A
+// consumer-only call from any other thread while one holds the role aborts.
+// Without TROUPE_ASSERTIONS none of this costs anything.
+//
+// Layout: an idle actor is mostly its mailbox, so the queue is two words (three
+// with TROUPE_ASSERTIONS) and is not padded to a cache line (a million idle
+// actors would pay 2x memory). The consumer touches head_ only when its private
+// cache runs dry, so producer CASes and consumer pops share a line only at batch
+// boundaries.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <type_traits>
+
+#include "troupe/mailbox/assert.hpp"
+
+#if TROUPE_ASSERTIONS
+#include <thread>
+#endif
 
 namespace troupe {
 
@@ -100,6 +115,7 @@ class mpsc_queue {
 
   // Consumer only. The oldest node, or nullptr if there is none right now.
   T* pop() noexcept {
+    take_consumer_role();
     if (cache_ == nullptr && !take_all()) return nullptr;
     mpsc_node* first = cache_;
     cache_ = first->next;
@@ -109,6 +125,7 @@ class mpsc_queue {
 
   // Consumer only. True if nothing is queued (neither cached nor pushed).
   [[nodiscard]] bool empty() const noexcept {
+    take_consumer_role();
     if (cache_ != nullptr) return false;
     // acquire: pairs with the release CAS in push(); a caller that sees a node
     // will pop() it and must see its payload (pop re-reads with acquire anyway).
@@ -121,7 +138,11 @@ class mpsc_queue {
   // was blocked already), false if a push raced in (the consumer must keep going:
   // there is work) or the queue is closed.
   [[nodiscard]] bool try_block() noexcept {
+    take_consumer_role();
     if (cache_ != nullptr) return false;
+    // Given up before the CAS: once it succeeds, the thread that schedules the
+    // consumer next may take the role at once.
+    release_consumer();
     mpsc_node* expected = nullptr;
     // release: pairs with the acquire in push() that observes blocked_tag(); the
     // consumer's work so far happens-before whoever schedules it next.
@@ -129,12 +150,15 @@ class mpsc_queue {
     if (head_.compare_exchange_strong(expected, blocked_tag(), std::memory_order_release, std::memory_order_relaxed)) {
       return true;
     }
-    return expected == blocked_tag();
+    if (expected == blocked_tag()) return true;
+    take_consumer_role();  // not blocked (a push raced in, or closed): still the consumer
+    return false;
   }
 
   // Consumer only. Leaves the blocked state without a push (used when the owner
   // schedules the consumer for a reason other than a message, e.g. a restart).
-  // Returns true if the queue was blocked.
+  // Returns true if the queue was blocked. Like a push that reports
+  // became_nonempty, it takes no consumer role: whoever runs the consumer next does.
   bool unblock() noexcept {
     mpsc_node* expected = blocked_tag();
     // acquire: as in push() when replacing blocked_tag(), pairs with try_block().
@@ -160,6 +184,7 @@ class mpsc_queue {
     if (!head_.compare_exchange_strong(expected, nullptr, std::memory_order_acquire, std::memory_order_relaxed)) {
       return false;
     }
+    take_consumer_role();
     // try_block() succeeds only with an empty cache, and nothing fills it while
     // blocked: the cache is empty, and ours now.
     append_reversed(static_cast<mpsc_node*>(newest));
@@ -181,6 +206,7 @@ class mpsc_queue {
   // first, as a list linked through `next` (the caller owns them). After close()
   // every push() returns push_result::closed. Idempotent.
   T* close() noexcept {
+    take_consumer_role();
     // acq_rel: acquire pairs with the release CAS of every push that made it in
     // (their payloads are visible to the drain); release pairs with the acquire
     // in closed().
@@ -189,12 +215,44 @@ class mpsc_queue {
     append_reversed(pushed);
     mpsc_node* all = cache_;
     cache_ = nullptr;
+    release_consumer();  // nothing left to consume: any thread may drain, destroy
     return static_cast<T*>(all);
+  }
+
+  // Consumer only. Hands the consumer role over without blocking: the next
+  // consumer-only call may come from another thread (an executor that runs the
+  // consumer again, wherever). The hand-over's happens-before edge is the
+  // caller's to provide, as ever. Checked builds only; a no-op otherwise.
+  void release_consumer() noexcept {
+#if TROUPE_ASSERTIONS
+    std::thread::id self = std::this_thread::get_id();
+    // relaxed: bookkeeping for the check, never synchronisation (it must not
+    // hide from ThreadSanitizer an ordering the queue itself fails to provide).
+    // A compare-exchange: a thread that no longer holds the role changes nothing.
+    consumer_.compare_exchange_strong(self, std::thread::id{}, std::memory_order_relaxed, std::memory_order_relaxed);
+#endif
   }
 
  private:
   static mpsc_node* blocked_tag() noexcept { return &blocked_sentinel_; }
   static mpsc_node* closed_tag() noexcept { return &closed_sentinel_; }
+
+  // Every consumer-only call: the calling thread takes the consumer role if no
+  // thread holds it, and must hold it otherwise. Checked builds only.
+  void take_consumer_role() const noexcept {
+#if TROUPE_ASSERTIONS
+    const std::thread::id self = std::this_thread::get_id();
+    // relaxed: see release_consumer().
+    std::thread::id holder = consumer_.load(std::memory_order_relaxed);
+    if (holder == self) return;
+    if (holder == std::thread::id{}) {
+      if (consumer_.compare_exchange_strong(holder, self, std::memory_order_relaxed, std::memory_order_relaxed)) return;
+    }
+    TROUPE_ASSERT(holder == self,
+                  "mpsc_queue: a consumer-only call from a thread that is not the consumer (another thread holds the "
+                  "role and has not given it up with try_block(), close() or release_consumer())");
+#endif
+  }
 
   // Consumer only: moves the producers' stack into the FIFO cache. Returns false
   // if there was nothing to take (also when blocked or closed).
@@ -236,6 +294,11 @@ class mpsc_queue {
 
   std::atomic<mpsc_node*> head_{nullptr};  // producers' stack or a sentinel
   mpsc_node* cache_ = nullptr;             // consumer-private FIFO, oldest first
+#if TROUPE_ASSERTIONS
+  // The thread that holds the consumer role, or none (a default id). Checked
+  // builds only: a word more per mailbox is paid only where bugs are hunted.
+  mutable std::atomic<std::thread::id> consumer_{};
+#endif
 };
 
 static_assert(std::atomic<mpsc_node*>::is_always_lock_free);

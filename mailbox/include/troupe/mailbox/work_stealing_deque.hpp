@@ -18,8 +18,11 @@
 //
 // Thread safety: push() and pop() by the owning thread only; steal(), size_hint()
 // by any thread, the owner included (an owner that takes with steal() instead of
-// pop() gets FIFO order, which is how troupe's scheduler uses it). An element pushed happens-before its pop() or steal() returns it,
-// so whatever the pusher wrote before push() is visible to the taker.
+// pop() gets FIFO order, which is how troupe's scheduler uses it). An element
+// pushed happens-before its pop() or steal() returns it, so whatever the pusher
+// wrote before push() is visible to the taker. The owner is the thread of the
+// first push() or pop(), for the deque's lifetime; builds with TROUPE_ASSERTIONS
+// (assert.hpp) abort when another thread calls either.
 #pragma once
 
 #include <array>
@@ -27,7 +30,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "troupe/mailbox/assert.hpp"
 #include "troupe/mailbox/cache_line.hpp"
+
+#if TROUPE_ASSERTIONS
+#include <thread>
+#endif
 
 namespace troupe {
 
@@ -47,6 +55,7 @@ class work_stealing_deque {
 
   // Owner only. False if full (the element was not taken).
   [[nodiscard]] bool push(T* item) noexcept {
+    check_owner();
     // relaxed: only the owner writes bottom_.
     const std::int64_t bottom = bottom_.load(std::memory_order_relaxed);
     // acquire: pairs with the seq_cst CAS on top_ in steal()/pop(); a slot freed
@@ -64,6 +73,7 @@ class work_stealing_deque {
 
   // Owner only. The most recently pushed element, or nullptr.
   T* pop() noexcept {
+    check_owner();
     // relaxed: only the owner writes bottom_.
     const std::int64_t bottom = bottom_.load(std::memory_order_relaxed) - 1;
     // seq_cst (store) then seq_cst (load of top_): the Dekker pair with steal(),
@@ -124,10 +134,29 @@ class work_stealing_deque {
     return static_cast<std::size_t>(position) & (Capacity - 1);
   }
 
+  // push() and pop(): the first caller becomes the owner; any other thread
+  // aborts. Checked builds only.
+  void check_owner() noexcept {
+#if TROUPE_ASSERTIONS
+    const std::thread::id self = std::this_thread::get_id();
+    // relaxed: bookkeeping for the check, never synchronisation (ThreadSanitizer
+    // must see only the ordering the deque itself provides).
+    std::thread::id owner = owner_.load(std::memory_order_relaxed);
+    if (owner == std::thread::id{}) {
+      if (owner_.compare_exchange_strong(owner, self, std::memory_order_relaxed, std::memory_order_relaxed)) return;
+    }
+    TROUPE_ASSERT(owner == self, "work_stealing_deque: push() or pop() from a thread that is not the deque's owner");
+#endif
+  }
+
   // top_ is written by thieves, bottom_ by the owner: separate lines so that the
   // owner's push/pop does not bounce the line thieves CAS on.
   alignas(cache_line) std::atomic<std::int64_t> top_{0};
   alignas(cache_line) std::atomic<std::int64_t> bottom_{0};
+#if TROUPE_ASSERTIONS
+  // The owning thread (none until the first push or pop), on the owner's line.
+  std::atomic<std::thread::id> owner_{};
+#endif
   alignas(cache_line) std::array<std::atomic<T*>, Capacity> slots_;
 };
 

@@ -16,10 +16,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <utility>
 
+#include "troupe/mailbox/mutex.hpp"
 #include "troupe/runtime/detail/cell.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/protocol.hpp"
@@ -40,33 +40,33 @@ class reply_sink {
 template <class R>
 class future_state final : public reply_sink<R> {
  public:
-  void set(expected<R> value) override {
+  void set(expected<R> value) TROUPE_EXCLUDES(mutex_) override {
     {
-      std::lock_guard lock(mutex_);
+      troupe::mutex_lock lock(mutex_);
       if (value_) return;  // first result wins (a reply racing a drop)
       value_.emplace(std::move(value));
     }
     ready_.notify_all();
   }
-  [[nodiscard]] bool ready() const {
-    std::lock_guard lock(mutex_);
+  [[nodiscard]] bool ready() const TROUPE_EXCLUDES(mutex_) {
+    troupe::mutex_lock lock(mutex_);
     return value_.has_value();
   }
   // Waits until a value is there or `deadline` passes; true if there is one.
-  bool wait_until(std::chrono::steady_clock::time_point deadline) {
-    std::unique_lock lock(mutex_);
-    return ready_.wait_until(lock, deadline, [&] { return value_.has_value(); });
+  bool wait_until(std::chrono::steady_clock::time_point deadline) TROUPE_EXCLUDES(mutex_) {
+    troupe::mutex_lock lock(mutex_);
+    return ready_.wait_until(lock, deadline, [&]() TROUPE_REQUIRES(mutex_) { return value_.has_value(); });
   }
   // Precondition: ready().
-  expected<R> take() {
-    std::lock_guard lock(mutex_);
+  expected<R> take() TROUPE_EXCLUDES(mutex_) {
+    troupe::mutex_lock lock(mutex_);
     return std::move(*value_);
   }
 
  private:
-  mutable std::mutex mutex_;
-  std::condition_variable ready_;
-  std::optional<expected<R>> value_;
+  mutable troupe::mutex mutex_;
+  std::condition_variable_any ready_;
+  std::optional<expected<R>> value_ TROUPE_GUARDED_BY(mutex_);
 };
 
 // An ask made by an actor, as its pending_request table holds it.

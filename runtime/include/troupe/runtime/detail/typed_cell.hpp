@@ -174,7 +174,7 @@ class typed_cell final : public cell {
   }
 
   template <class M>
-  void invoke_signal(M&& m) {
+  void invoke_signal(M m) {
     using result_type = decltype(actor_.on(std::move(m)));
     if constexpr (is_task<result_type>::value) {
       run_task<typename result_type::value_type, void>(std::move(m), reply_to<void>{});
@@ -233,7 +233,7 @@ class typed_cell final : public cell {
   template <class T, class R, class M>
   void run_task(M&& message, reply_to<R> reply) {
     using message_type = std::remove_cvref_t<M>;
-    auto record = std::make_unique<task_record<T, R, message_type>>(std::move(reply), std::move(message));
+    auto record = std::make_unique<task_record<T, R, message_type>>(std::move(reply), std::forward<M>(message));
     record->interleaves = awaits_of<A>() == await_policy::interleave;
     {
       handler_scope scope(record.get());
