@@ -53,7 +53,7 @@ void cluster_core::start() {
 
 void cluster_core::stop() noexcept {
   {
-    std::lock_guard lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     stopping_ = true;
   }
   changed_.notify_all();
@@ -92,14 +92,14 @@ void cluster_core::mark_down(const std::string& name, const std::string& why) {
 }
 
 void cluster_core::subscribe(std::function<void(const member_up&)> up, std::function<void(const member_down&)> down) {
-  std::lock_guard lock(mutex_);
+  troupe::mutex_lock lock(mutex_);
   up(member_up{self_});
   for (auto& [name, m] : up_) up(member_up{m.who});
   subscribers_.push_back(subscriber{std::move(up), std::move(down)});
 }
 
 std::vector<member> cluster_core::members() {
-  std::lock_guard lock(mutex_);
+  troupe::mutex_lock lock(mutex_);
   std::vector<member> all{self_};
   for (auto& [name, m] : up_) all.push_back(m.who);
   std::sort(all.begin(), all.end(), [](const member& a, const member& b) { return a.name < b.name; });
@@ -107,8 +107,10 @@ std::vector<member> cluster_core::members() {
 }
 
 expected<void> cluster_core::await_members(std::size_t count, time_limit until) {
-  std::unique_lock lock(mutex_);
-  if (!changed_.wait_until(lock, until, [&] { return stopping_ || up_.size() + 1 >= count; }) || stopping_) {
+  troupe::mutex_lock lock(mutex_);
+  if (!changed_.wait_until(lock, until,
+                           [&]() TROUPE_REQUIRES(mutex_) { return stopping_ || up_.size() + 1 >= count; }) ||
+      stopping_) {
     std::string have = "'" + self_.name + "'";
     for (auto& [name, m] : up_) have += ", '" + name + "'";
     return error(errc::timeout, "the cluster has " + std::to_string(up_.size() + 1) + " member(s) (" + have +
@@ -128,7 +130,7 @@ void cluster_core::connection_up(const std::shared_ptr<connection>& c) {
     return;
   }
   const peer_info& peer = *c->peer();
-  std::lock_guard lock(mutex_);
+  troupe::mutex_lock lock(mutex_);
   if (stopping_) return;
   if (auto it = registry_.find(peer.name); it != registry_.end() && it->second.incarnation == peer.incarnation) {
     mark_up(it->second, peer.host, {});
@@ -142,7 +144,7 @@ void cluster_core::connection_lost(const std::shared_ptr<connection>& c, const s
   const peer_info& peer = *c->peer();
   // Another live connection to the same incarnation (both dialed at once) keeps it up.
   if (auto other = node_.live_connection(peer.name); other && other->peer()->incarnation == peer.incarnation) return;
-  std::lock_guard lock(mutex_);
+  troupe::mutex_lock lock(mutex_);
   if (stopping_) return;
   if (auto it = up_.find(peer.name); it != up_.end() && it->second.who.incarnation == peer.incarnation) {
     // Not dialed from here: the TCP transport re-dials a connection lost without a
@@ -156,7 +158,7 @@ std::vector<std::byte> cluster_core::gossip_body() {
   g.cluster = config_.cluster_name;
   g.sender = gossip_member{self_.name, self_.incarnation, self_.endpoint, node_.host()};
   {
-    std::lock_guard lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     for (auto& [name, m] : up_)
       g.members.push_back(gossip_member{m.who.name, m.who.incarnation, m.who.endpoint, m.host});
     for (auto& [name, c] : own_names_) g.names.push_back(name);
@@ -201,7 +203,7 @@ std::optional<std::string> cluster_core::handle_gossip(const std::shared_ptr<con
   // acquire: see connection_up().
   if (!uses_gossip() || !started_.load(std::memory_order_acquire)) return std::nullopt;  // etcd: members come from it
   if (g.cluster != config_.cluster_name) {
-    std::lock_guard lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     // Once per incarnation: its gossip keeps coming every interval.
     if (foreign_.insert({peer.name, peer.incarnation}).second) {
       node_.log("ignored gossip from " + via->describe() + ": it belongs to cluster '" + g.cluster + "', not '" +
@@ -211,7 +213,7 @@ std::optional<std::string> cluster_core::handle_gossip(const std::shared_ptr<con
   }
   bool wake = false;
   {
-    std::lock_guard lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     if (stopping_ || !via->alive() || via->closing()) return std::nullopt;
     mark_up(member{g.sender.name, g.sender.incarnation, g.sender.endpoint}, peer.host,
             std::set<std::string>(g.names.begin(), g.names.end()));
@@ -233,7 +235,7 @@ std::optional<std::string> cluster_core::handle_gossip(const std::shared_ptr<con
 void cluster_core::member_seen(const member& m) {
   if (m.name == self_.name) return;
   std::shared_ptr<connection> connected = node_.live_connection(m.name);
-  std::lock_guard lock(mutex_);
+  troupe::mutex_lock lock(mutex_);
   if (stopping_) return;
   auto old = registry_.find(m.name);
   if (old != registry_.end() && old->second.incarnation != m.incarnation) {
@@ -250,7 +252,7 @@ void cluster_core::member_seen(const member& m) {
 
 void cluster_core::member_gone(const member& m, const std::string& why) {
   {
-    std::lock_guard lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     if (stopping_) return;
     if (auto it = registry_.find(m.name); it != registry_.end() && it->second.incarnation == m.incarnation) {
       registry_.erase(it);
@@ -279,7 +281,7 @@ void cluster_core::loop() noexcept {
   auto next_gossip = std::chrono::steady_clock::now();
   std::vector<std::string> seeds;
   for (const auto& s : config_.seeds) seeds.push_back(s.starts_with("tcp://") ? s : "tcp://" + s);
-  std::unique_lock lock(mutex_);
+  troupe::mutex_lock lock(mutex_);
   while (!stopping_) {
     const auto now = std::chrono::steady_clock::now();
     // Seeds: while alone, try them (a seed that is this node is skipped).
@@ -338,7 +340,7 @@ void cluster_core::loop() noexcept {
     }
     auto wake_at = uses_gossip() ? next_gossip : std::chrono::steady_clock::now() + config_.gossip_interval;
     if (dial_failed) wake_at = std::min(wake_at, std::chrono::steady_clock::now() + redial_pause);
-    changed_.wait_until(lock, wake_at, [&] {
+    changed_.wait_until(lock, wake_at, [&]() TROUPE_REQUIRES(mutex_) {
       if (stopping_ || gossip_now_) return true;
       // New members to dial (not those that just failed: they wait for wake_at).
       for (auto& entry : to_dial_) {
@@ -370,7 +372,7 @@ expected<void> cluster_core::publish_global(const std::string& name, cell* c, co
     return error(errc::no_such_actor, "publish_global('" + name + "') takes a ref to an actor of this node");
   }
   if (uses_gossip()) {
-    std::lock_guard lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     if (auto owner = gossip_owner(name); owner && owner->name != self_.name) {
       return error(errc::name_taken, "the global name '" + name + "' is held by node '" + owner->name + "'");
     }
@@ -383,7 +385,7 @@ expected<void> cluster_core::publish_global(const std::string& name, cell* c, co
     return error(errc::no_such_actor, "the actor published as '" + name + "' has stopped");
   }
   {
-    std::lock_guard lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     own_names_[name] = c;
     gossip_now_ = uses_gossip();
   }
@@ -394,7 +396,7 @@ expected<void> cluster_core::publish_global(const std::string& name, cell* c, co
 void cluster_core::unpublish_global(const std::string& name) {
   bool held = false;
   {
-    std::lock_guard lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     held = own_names_.erase(name) != 0;
     gossip_now_ = held && uses_gossip();
   }
@@ -407,7 +409,7 @@ void cluster_core::unpublish_global(const std::string& name) {
 void cluster_core::actor_stopped(const cell* c) {
   std::vector<std::string> released;
   {
-    std::lock_guard lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     for (auto it = own_names_.begin(); it != own_names_.end();) {
       if (it->second == c) {
         released.push_back(it->first);
@@ -426,16 +428,16 @@ void cluster_core::actor_stopped(const cell* c) {
 }
 
 bool cluster_core::await_name_gone(const std::string& name, time_limit until) {
-  std::unique_lock lock(mutex_);
-  return changed_.wait_until(lock, until, [&] { return !gossip_owner(name).has_value(); });
+  troupe::mutex_lock lock(mutex_);
+  return changed_.wait_until(lock, until, [&]() TROUPE_REQUIRES(mutex_) { return !gossip_owner(name).has_value(); });
 }
 
 expected<member> cluster_core::name_owner(const std::string& name, time_limit until) {
   if (!valid_global_name(name)) return error(errc::no_such_name, "'" + name + "' is not a valid global name");
   if (uses_gossip()) {
-    std::unique_lock lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     std::optional<member> owner;
-    changed_.wait_until(lock, until, [&] {
+    changed_.wait_until(lock, until, [&]() TROUPE_REQUIRES(mutex_) {
       owner = gossip_owner(name);
       return owner.has_value() || stopping_;
     });
@@ -449,8 +451,8 @@ expected<member> cluster_core::name_owner(const std::string& name, time_limit un
     if (owner || owner.error().code() != errc::no_such_name || std::chrono::steady_clock::now() + pause >= until) {
       return owner;
     }
-    std::unique_lock lock(mutex_);
-    if (changed_.wait_for(lock, pause, [&] { return stopping_; })) return owner;
+    troupe::mutex_lock lock(mutex_);
+    if (changed_.wait_for(lock, pause, [&]() TROUPE_REQUIRES(mutex_) { return stopping_; })) return owner;
     pause = std::min(pause * 2, std::chrono::milliseconds(200));
   }
 }

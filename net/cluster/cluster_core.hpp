@@ -46,6 +46,7 @@
 
 #include "cluster/membership.hpp"
 #include "os/os.hpp"
+#include "troupe/mailbox/mutex.hpp"
 #include "troupe/net/cluster.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/protocol.hpp"
@@ -132,37 +133,39 @@ class cluster_core final : public membership_events {
   void gossip_to(const std::shared_ptr<connection>& c);
   void gossip_to_all();
   std::vector<std::byte> gossip_body();
-  // Under mutex_: `m` is up / down; tells the subscribers.
-  void mark_up(const member& m, std::uint64_t host, std::set<std::string> names);
-  void mark_down(const std::string& name, const std::string& why);
+  // `m` is up / down; tells the subscribers.
+  void mark_up(const member& m, std::uint64_t host, std::set<std::string> names) TROUPE_REQUIRES(mutex_);
+  void mark_down(const std::string& name, const std::string& why) TROUPE_REQUIRES(mutex_);
   // seeds: the holder of `name` among this node and the members (the smallest
-  // node name wins a name claimed twice). Under mutex_.
-  std::optional<member> gossip_owner(const std::string& name) const;
+  // node name wins a name claimed twice).
+  std::optional<member> gossip_owner(const std::string& name) const TROUPE_REQUIRES(mutex_);
 
   node_core& node_;
   const cluster_config config_;
   std::unique_ptr<membership_provider> provider_;  // null: seeds (gossip)
   member self_;
 
-  std::mutex mutex_;
-  std::condition_variable changed_;  // members, names, or work for the thread
-  bool stopping_ = false;
-  std::map<std::string, up_member> up_;  // members by name (not self)
+  troupe::mutex mutex_;
+  std::condition_variable_any changed_;  // members, names, or work for the thread
+  bool stopping_ TROUPE_GUARDED_BY(mutex_) = false;
+  std::map<std::string, up_member> up_ TROUPE_GUARDED_BY(mutex_);  // members by name (not self)
   struct pending_dial {
     member who;
     std::uint64_t host = 0;  // 0: unknown (shared memory is tried first, then TCP)
     int failures = 0;
   };
-  std::map<std::string, pending_dial> to_dial_;   // heard of, not connected
-  std::map<std::string, member> registry_;        // etcd: members the provider has seen
-  std::map<std::string, const cell*> own_names_;  // global names this node holds
+  std::map<std::string, pending_dial> to_dial_ TROUPE_GUARDED_BY(mutex_);   // heard of, not connected
+  std::map<std::string, member> registry_ TROUPE_GUARDED_BY(mutex_);        // etcd: members the provider has seen
+  std::map<std::string, const cell*> own_names_ TROUPE_GUARDED_BY(mutex_);  // global names this node holds
   struct subscriber {
     std::function<void(const member_up&)> up;
     std::function<void(const member_down&)> down;
   };
-  std::vector<subscriber> subscribers_;
-  std::set<std::pair<std::string, std::uint64_t>> foreign_;  // nodes of other clusters, logged once
-  bool gossip_now_ = false;  // seeds only: members or names changed, gossip before the interval ends
+  std::vector<subscriber> subscribers_ TROUPE_GUARDED_BY(mutex_);
+  std::set<std::pair<std::string, std::uint64_t>> foreign_
+      TROUPE_GUARDED_BY(mutex_);  // nodes of other clusters, logged once
+  bool gossip_now_ TROUPE_GUARDED_BY(mutex_) =
+      false;  // seeds only: members or names changed, gossip before the interval ends
 
   std::atomic<bool> started_{false};  // self_ is set: connections may be greeted
   std::thread thread_;

@@ -27,12 +27,12 @@ connection::connection(node_core& node, std::shared_ptr<peer_info> peer, schema_
     : node_(node), peer_(std::move(peer)), peer_schema_(std::move(peer_schema)) {}
 
 void connection::set_close_reason(const std::string& why) {
-  std::lock_guard lock(reason_mutex_);
+  troupe::mutex_lock lock(reason_mutex_);
   if (close_reason_.empty()) close_reason_ = why;
 }
 
 std::string connection::close_reason() const {
-  std::lock_guard lock(reason_mutex_);
+  troupe::mutex_lock lock(reason_mutex_);
   return close_reason_;
 }
 
@@ -66,7 +66,7 @@ std::optional<error> connection::schema_refusal(std::uint64_t type_id, std::uint
 // --- pending asks and control requests -------------------------------------------
 
 std::uint64_t connection::add_pending(std::unique_ptr<pending_reply> pending) {
-  std::lock_guard lock(pending_mutex_);
+  troupe::mutex_lock lock(pending_mutex_);
   if (lost_) {
     pending->fail(error(errc::connection_lost, "the connection to " + describe() + " is closed"));
     return 0;
@@ -79,7 +79,7 @@ std::uint64_t connection::add_pending(std::unique_ptr<pending_reply> pending) {
 void connection::fail_pending(std::uint64_t request_id, const error& why) noexcept {
   std::unique_ptr<pending_reply> pending;
   {
-    std::lock_guard lock(pending_mutex_);
+    troupe::mutex_lock lock(pending_mutex_);
     auto it = pending_.find(request_id);
     if (it == pending_.end()) return;
     pending = std::move(it->second);
@@ -100,7 +100,7 @@ expected<std::vector<std::byte>> connection::request(record_kind kind, std::span
   auto wait = std::make_shared<control_wait>();
   std::uint64_t id;
   {
-    std::lock_guard lock(pending_mutex_);
+    troupe::mutex_lock lock(pending_mutex_);
     if (lost_) return error(errc::connection_lost, "the connection to " + describe() + " is closed");
     id = next_request_++;
     controls_.emplace(id, wait);
@@ -108,11 +108,11 @@ expected<std::vector<std::byte>> connection::request(record_kind kind, std::span
   std::byte head[8];
   std::memcpy(head, &id, 8);
   if (std::error_code ec = write(kind, head, body)) {
-    std::lock_guard lock(pending_mutex_);
+    troupe::mutex_lock lock(pending_mutex_);
     controls_.erase(id);
     return error(static_cast<errc>(ec.value()), "could not send to " + describe());
   }
-  std::unique_lock lock(pending_mutex_);
+  troupe::mutex_lock lock(pending_mutex_);
   if (!control_done_.wait_until(lock, until, [&] { return wait->result || wait->failure; })) {
     controls_.erase(id);
     return error(errc::timeout, "no answer from " + describe() + " in time");
@@ -298,7 +298,7 @@ std::optional<std::string> connection::handle_reply(std::span<const std::byte> b
   std::memcpy(&id, body.data(), 8);
   std::unique_ptr<pending_reply> pending;
   {
-    std::lock_guard lock(pending_mutex_);
+    troupe::mutex_lock lock(pending_mutex_);
     auto it = pending_.find(id);
     if (it == pending_.end()) return "reply to request " + std::to_string(id) + ", which was never sent";
     pending = std::move(it->second);
@@ -314,7 +314,7 @@ std::optional<std::string> connection::handle_control_result(std::span<const std
   std::uint64_t id;
   std::memcpy(&id, body.data(), 8);
   {
-    std::lock_guard lock(pending_mutex_);
+    troupe::mutex_lock lock(pending_mutex_);
     auto it = controls_.find(id);
     if (it == controls_.end()) return std::nullopt;  // the asker gave up (timeout)
     it->second->result.emplace(body.begin() + 8, body.end());
@@ -336,7 +336,7 @@ void connection::lost(const std::string& why) noexcept {
   peer_->alive.store(false, std::memory_order_release);
   std::unordered_map<std::uint64_t, std::unique_ptr<pending_reply>> pending;
   {
-    std::lock_guard lock(pending_mutex_);
+    troupe::mutex_lock lock(pending_mutex_);
     lost_ = true;
     pending.swap(pending_);
     for (auto& [id, wait] : controls_) wait->failure = error(errc::connection_lost, why);

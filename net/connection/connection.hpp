@@ -25,6 +25,7 @@
 #include "connection/peer_info.hpp"
 #include "connection/records.hpp"
 #include "os/os.hpp"
+#include "troupe/mailbox/mutex.hpp"
 #include "troupe/net/detail/remote.hpp"
 #include "wire/wire.hpp"
 
@@ -135,16 +136,16 @@ class connection : public std::enable_shared_from_this<connection> {
   const schema_map peer_schema_;  // type id -> fingerprint
 
   // Remote asks in flight and control requests.
-  std::mutex pending_mutex_;
-  std::uint64_t next_request_ = 1;
-  std::unordered_map<std::uint64_t, std::unique_ptr<pending_reply>> pending_;
+  troupe::mutex pending_mutex_;
+  std::uint64_t next_request_ TROUPE_GUARDED_BY(pending_mutex_) = 1;
+  std::unordered_map<std::uint64_t, std::unique_ptr<pending_reply>> pending_ TROUPE_GUARDED_BY(pending_mutex_);
   struct control_wait {
     std::optional<std::vector<std::byte>> result;
     std::optional<error> failure;
   };
-  std::condition_variable control_done_;
-  std::unordered_map<std::uint64_t, std::shared_ptr<control_wait>> controls_;
-  bool lost_ = false;  // under pending_mutex_
+  std::condition_variable_any control_done_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<control_wait>> controls_ TROUPE_GUARDED_BY(pending_mutex_);
+  bool lost_ TROUPE_GUARDED_BY(pending_mutex_) = false;  // under pending_mutex_
 
   // The reader's cache of the last message target (see handle_message).
   std::uint64_t cached_target_ = 0;
@@ -165,8 +166,8 @@ class connection : public std::enable_shared_from_this<connection> {
   // The last message type a sender found in the peer's schema with our fingerprint.
   std::atomic<std::uint64_t> checked_type_{0};
 
-  mutable std::mutex reason_mutex_;
-  std::string close_reason_;  // set once
+  mutable troupe::mutex reason_mutex_;
+  std::string close_reason_ TROUPE_GUARDED_BY(reason_mutex_);  // set once
 };
 
 }  // namespace troupe::detail

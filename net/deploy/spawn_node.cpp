@@ -60,7 +60,7 @@ expected<node_handle> node_core::spawn_node(node_spawn_options options) {
     ::_exit(127);
   }
   {
-    std::lock_guard lock(connections_mutex_);
+    troupe::mutex_lock lock(connections_mutex_);
     children_.push_back(child_process{pid, options.name, open_pidfd(pid), false});
   }
   wake_control();
@@ -68,8 +68,8 @@ expected<node_handle> node_core::spawn_node(node_spawn_options options) {
   std::shared_ptr<connection> joined;
   bool exited = false;
   {
-    std::unique_lock lock(connections_mutex_);
-    connections_changed_.wait_until(lock, until, [&] {
+    troupe::mutex_lock lock(connections_mutex_);
+    connections_changed_.wait_until(lock, until, [&]() TROUPE_REQUIRES(connections_mutex_) {
       auto [first, last] = connections_.equal_range(options.name);
       for (auto it = first; it != last; ++it) {
         if (it->second->peer()->pid == pid && it->second->alive()) joined = it->second;
@@ -94,7 +94,7 @@ void node_core::stop_node(const node_handle& h) {
   if (!h) return;
   std::shared_ptr<connection> c;
   {
-    std::lock_guard lock(connections_mutex_);
+    troupe::mutex_lock lock(connections_mutex_);
     auto [first, last] = connections_.equal_range(h.name());
     for (auto it = first; it != last; ++it) {
       if (it->second->peer()->incarnation == h.incarnation()) c = it->second;
@@ -107,7 +107,7 @@ void node_core::kill_node(const node_handle& h) {
   if (!h || h.pid() <= 0) return;
   bool killed = false;
   {
-    std::lock_guard lock(connections_mutex_);
+    troupe::mutex_lock lock(connections_mutex_);
     for (const child_process& child : children_) {
       // Only our own children, and only while not yet reaped (the pid is still theirs).
       if (child.pid == h.pid() && !child.exited) killed = ::kill(child.pid, SIGKILL) == 0;

@@ -59,7 +59,7 @@ void node_core::spawn_anchor() {
 void node_core::export_cell(cell* c, const protocol_table& table) {
   bool fresh = false;
   {
-    std::lock_guard lock(exports_mutex_);
+    troupe::mutex_lock lock(exports_mutex_);
     auto [it, inserted] = exports_.try_emplace(c->id());
     if (inserted) {
       it->second.cell = cell_ptr(c);
@@ -75,7 +75,7 @@ void node_core::export_cell(cell* c, const protocol_table& table) {
 }
 
 std::optional<std::pair<cell_ptr, const protocol_table*>> node_core::exported(std::uint64_t id) {
-  std::lock_guard lock(exports_mutex_);
+  troupe::mutex_lock lock(exports_mutex_);
   auto it = exports_.find(id);
   if (it == exports_.end()) return std::nullopt;
   return std::pair(it->second.cell, it->second.table);
@@ -83,7 +83,7 @@ std::optional<std::pair<cell_ptr, const protocol_table*>> node_core::exported(st
 
 void node_core::watch(std::uint64_t id, const std::shared_ptr<connection>& by) {
   {
-    std::lock_guard lock(exports_mutex_);
+    troupe::mutex_lock lock(exports_mutex_);
     auto it = exports_.find(id);
     if (it != exports_.end()) {
       it->second.watchers.push_back(by);
@@ -101,7 +101,7 @@ void node_core::watch(std::uint64_t id, const std::shared_ptr<connection>& by) {
 void node_core::export_stopped(cell* c, const exit_reason& reason) {
   std::vector<std::weak_ptr<connection>> watchers;
   {
-    std::lock_guard lock(exports_mutex_);
+    troupe::mutex_lock lock(exports_mutex_);
     auto it = exports_.find(c->id());
     if (it == exports_.end() || it->second.cell.get() != c) return;
     watchers = std::move(it->second.watchers);
@@ -126,7 +126,7 @@ cell_ptr node_core::proxy_for(const std::shared_ptr<connection>& via, std::uint6
   cell* fresh = nullptr;
   cell_ptr result;
   {
-    std::lock_guard lock(exports_mutex_);
+    troupe::mutex_lock lock(exports_mutex_);
     if (auto it = proxies_.find(key); it != proxies_.end()) return it->second;
     const peer_info& peer = *via->peer();
     fresh =
@@ -141,7 +141,7 @@ cell_ptr node_core::proxy_for(const std::shared_ptr<connection>& via, std::uint6
   } catch (...) {
     // Shutting down: a proxy that never started must not stay registered (a
     // stop sent to it later would wait in a mailbox nobody runs).
-    std::lock_guard lock(exports_mutex_);
+    troupe::mutex_lock lock(exports_mutex_);
     if (auto it = proxies_.find(key); it != proxies_.end() && it->second.get() == fresh) proxies_.erase(it);
     return cell_ptr{};
   }
@@ -158,7 +158,7 @@ cell_ptr node_core::proxy_for(const std::shared_ptr<connection>& via, std::uint6
 void node_core::remote_gone(const connection& via, std::uint64_t remote_id, const exit_reason& reason) {
   std::vector<cell_ptr> stopped;
   {
-    std::lock_guard lock(exports_mutex_);
+    troupe::mutex_lock lock(exports_mutex_);
     for (auto it = proxies_.begin(); it != proxies_.end();) {
       if (std::get<0>(it->first) == &via && std::get<1>(it->first) == remote_id) {
         stopped.push_back(std::move(it->second));
@@ -204,18 +204,18 @@ cell_ptr node_core::resolve(const wire_address& address, const protocol_table& t
 
 void node_core::publish(std::string name, cell* c, const protocol_table& table) {
   export_cell(c, table);
-  std::lock_guard lock(exports_mutex_);
+  troupe::mutex_lock lock(exports_mutex_);
   if (exports_.find(c->id()) == exports_.end()) return;  // stopped already
   names_[std::move(name)] = {cell_ptr(c), &table};
 }
 
 void node_core::unpublish(std::string_view name) {
-  std::lock_guard lock(exports_mutex_);
+  troupe::mutex_lock lock(exports_mutex_);
   names_.erase(std::string(name));
 }
 
 std::optional<std::pair<cell_ptr, const protocol_table*>> node_core::published(const std::string& name) {
-  std::lock_guard lock(exports_mutex_);
+  troupe::mutex_lock lock(exports_mutex_);
   auto it = names_.find(name);
   if (it == names_.end()) return std::nullopt;
   return it->second;

@@ -91,7 +91,7 @@ std::shared_ptr<connection> node_core::register_connection(std::shared_ptr<conne
   (void)proxy_for(c, peer->anchor_id, protocol_table_of<protocol<>>());
   std::vector<std::shared_ptr<connection>> stale;
   {
-    std::lock_guard lock(connections_mutex_);
+    troupe::mutex_lock lock(connections_mutex_);
     // An earlier incarnation of this node is dead, whatever its connection says.
     auto [first, last] = connections_.equal_range(peer->name);
     for (auto it = first; it != last; ++it) {
@@ -102,7 +102,7 @@ std::shared_ptr<connection> node_core::register_connection(std::shared_ptr<conne
   }
   for (auto& old : stale) old->close("node '" + peer->name + "' restarted as a new incarnation");
   {
-    std::lock_guard lock(tcp_mutex_);
+    troupe::mutex_lock lock(tcp_mutex_);
     if (tcp_) tcp_->connection_up(peer->name);
   }
   connections_changed_.notify_all();
@@ -128,13 +128,13 @@ std::shared_ptr<connection> node_core::find_connection(const std::string& name) 
 bool node_core::has_connection(const std::string& node_name) { return live_connection(node_name) != nullptr; }
 
 std::shared_ptr<connection> node_core::live_connection(const std::string& node_name) {
-  std::lock_guard lock(connections_mutex_);
+  troupe::mutex_lock lock(connections_mutex_);
   return find_connection(node_name);
 }
 
 std::vector<std::shared_ptr<connection>> node_core::live_connections() {
   std::vector<std::shared_ptr<connection>> connections;
-  std::lock_guard lock(connections_mutex_);
+  troupe::mutex_lock lock(connections_mutex_);
   for (auto& [name, c] : connections_) {
     if (c->alive() && !c->closing()) connections.push_back(c);
   }
@@ -142,14 +142,12 @@ std::vector<std::shared_ptr<connection>> node_core::live_connections() {
 }
 
 std::string node_core::endpoint() const {
-  // tcp_ is set once (under tcp_mutex_) and never reset before ~node_core.
-  auto* self = const_cast<node_core*>(this);
-  std::lock_guard lock(self->tcp_mutex_);
+  troupe::mutex_lock lock(tcp_mutex_);
   return tcp_ ? tcp_->endpoint() : std::string();
 }
 
 tcp_transport& node_core::tcp() {
-  std::lock_guard lock(tcp_mutex_);
+  troupe::mutex_lock lock(tcp_mutex_);
   if (!tcp_) {
     if (stopping()) {
       throw troupe_error(error(errc::system_stopped, "the node is shutting down"));
@@ -167,7 +165,7 @@ expected<std::shared_ptr<connection>> node_core::connection_to(std::string_view 
   std::uint64_t host = host_hint;
   std::string endpoint = endpoint_hint;
   {
-    std::lock_guard lock(connections_mutex_);
+    troupe::mutex_lock lock(connections_mutex_);
     if (auto c = find_connection(name)) return c;
     if (auto it = contacts_.find(name); it != contacts_.end() && host == 0) {
       host = it->second.first;
@@ -181,9 +179,9 @@ expected<std::shared_ptr<connection>> node_core::connection_to(std::string_view 
     // This host: shared memory. A node here that does not share this node's
     // runtime directory (another one configured, another user) is not found
     // there; if it listens on TCP, that is the way to it.
-    std::unique_lock dial_lock(dial_mutex_);
+    troupe::mutex_lock dial_lock(dial_mutex_);
     {
-      std::lock_guard lock(connections_mutex_);
+      troupe::mutex_lock lock(connections_mutex_);
       if (auto c = find_connection(name)) return c;  // another thread dialed meanwhile
     }
     auto c = shm_.dial(name);
@@ -203,12 +201,12 @@ expected<std::shared_ptr<connection>> node_core::connection_to(std::string_view 
     }
     if (auto down = transport->unreachable(name)) return *down;  // fail fast while re-dialing
     {
-      std::lock_guard lock(connections_mutex_);
+      troupe::mutex_lock lock(connections_mutex_);
       dialing_.insert(name);
     }
     auto c = transport->dial(endpoint, name, std::chrono::steady_clock::now() + config_.connect_timeout);
     {
-      std::lock_guard lock(connections_mutex_);
+      troupe::mutex_lock lock(connections_mutex_);
       dialing_.erase(name);
     }
     return c;
@@ -219,7 +217,7 @@ expected<std::shared_ptr<connection>> node_core::connection_to_endpoint(const st
   auto parsed = parse_endpoint(where);
   if (!parsed) return parsed.error();
   {
-    std::lock_guard lock(connections_mutex_);
+    troupe::mutex_lock lock(connections_mutex_);
     for (auto& [name, c] : connections_) {
       if (c->alive() && !c->closing() && c->peer()->endpoint == where) return c;
     }
@@ -231,21 +229,21 @@ expected<std::shared_ptr<connection>> node_core::connection_to_endpoint(const st
     return e.error();
   }
   {
-    std::lock_guard lock(connections_mutex_);
+    troupe::mutex_lock lock(connections_mutex_);
     dialing_endpoints_.insert(where);
   }
   auto c = transport->dial(where, {}, std::chrono::steady_clock::now() + config_.connect_timeout);
   {
-    std::lock_guard lock(connections_mutex_);
+    troupe::mutex_lock lock(connections_mutex_);
     dialing_endpoints_.erase(where);
   }
   return c;
 }
 
 expected<std::shared_ptr<connection>> node_core::await_endpoint(const std::string& where, time_limit until) {
-  std::unique_lock lock(connections_mutex_);
+  troupe::mutex_lock lock(connections_mutex_);
   std::shared_ptr<connection> found;
-  connections_changed_.wait_until(lock, until, [&] {
+  connections_changed_.wait_until(lock, until, [&]() TROUPE_REQUIRES(connections_mutex_) {
     for (auto& [name, c] : connections_) {
       if (c->alive() && !c->closing() && c->peer()->endpoint == where) found = c;
     }
@@ -256,9 +254,9 @@ expected<std::shared_ptr<connection>> node_core::await_endpoint(const std::strin
 }
 
 expected<std::shared_ptr<connection>> node_core::await_connection(const std::string& node_name, time_limit until) {
-  std::unique_lock lock(connections_mutex_);
+  troupe::mutex_lock lock(connections_mutex_);
   std::shared_ptr<connection> found;
-  connections_changed_.wait_until(lock, until, [&] {
+  connections_changed_.wait_until(lock, until, [&]() TROUPE_REQUIRES(connections_mutex_) {
     found = find_connection(node_name);
     return found != nullptr || stopping();
   });
@@ -268,7 +266,7 @@ expected<std::shared_ptr<connection>> node_core::await_connection(const std::str
 
 std::optional<std::string> node_core::admit_connection(const std::string& name, std::uint64_t incarnation,
                                                        const std::string& endpoint) {
-  std::lock_guard lock(connections_mutex_);
+  troupe::mutex_lock lock(connections_mutex_);
   if (stopping()) return "node '" + config_.name + "' is shutting down";
   if (auto c = find_connection(name); c && c->peer()->incarnation == incarnation) {
     return "already connected to node '" + name + "'";
@@ -284,7 +282,7 @@ std::optional<std::string> node_core::admit_connection(const std::string& name, 
 
 void node_core::tcp_connection_lost(const std::string& name, const std::string& endpoint, bool said_goodbye) {
   if (stopping()) return;
-  std::lock_guard lock(tcp_mutex_);
+  troupe::mutex_lock lock(tcp_mutex_);
   if (tcp_) tcp_->connection_lost(name, endpoint, said_goodbye);
 }
 
@@ -301,7 +299,7 @@ void node_core::control_loop() noexcept {
     fds.push_back({shm_.listener(), POLLIN, 0});
     fds.push_back({wake_fd_.get(), POLLIN, 0});
     {
-      std::lock_guard lock(connections_mutex_);
+      troupe::mutex_lock lock(connections_mutex_);
       for (auto& [name, c] : connections_) {
         if (c->closing() || c->liveness_socket() < 0) continue;
         fds.push_back({c->liveness_socket(), POLLIN | POLLRDHUP, 0});
@@ -334,7 +332,7 @@ void node_core::control_loop() noexcept {
       if (fds[2 + watched.size() + i].revents == 0) continue;
       int status = 0;
       const pid_t reaped = ::waitpid(child_pids[i], &status, WNOHANG);
-      std::lock_guard lock(connections_mutex_);
+      troupe::mutex_lock lock(connections_mutex_);
       for (child_process& child : children_) {
         if (child.pid == child_pids[i] && (reaped == child.pid || reaped < 0)) {
           child.exited = true;
@@ -350,7 +348,7 @@ void node_core::control_loop() noexcept {
 void node_core::reap() noexcept {
   std::vector<std::shared_ptr<connection>> done;
   {
-    std::lock_guard lock(connections_mutex_);
+    troupe::mutex_lock lock(connections_mutex_);
     done.swap(retired_);
   }
   for (auto& c : done) c->join();
@@ -358,7 +356,7 @@ void node_core::reap() noexcept {
 
 void node_core::connection_lost(const std::shared_ptr<connection>& c, const exit_reason& why) noexcept {
   {
-    std::lock_guard lock(connections_mutex_);
+    troupe::mutex_lock lock(connections_mutex_);
     for (auto it = connections_.begin(); it != connections_.end(); ++it) {
       if (it->second == c) {
         connections_.erase(it);
@@ -372,7 +370,7 @@ void node_core::connection_lost(const std::shared_ptr<connection>& c, const exit
   }
   std::vector<cell_ptr> stopped;
   {
-    std::lock_guard lock(exports_mutex_);
+    troupe::mutex_lock lock(exports_mutex_);
     for (auto it = proxies_.begin(); it != proxies_.end();) {
       if (std::get<0>(it->first) == c.get()) {
         stopped.push_back(std::move(it->second));
@@ -386,7 +384,7 @@ void node_core::connection_lost(const std::shared_ptr<connection>& c, const exit
   if (cluster_) cluster_->connection_lost(c, why.to_string());
   {
     // wait_for_stop() finds out whether the parent died or only the connection broke.
-    std::lock_guard lock(stop_mutex_);
+    troupe::mutex_lock lock(stop_mutex_);
     if (!parent_.empty() && c->peer()->name == parent_) parent_connection_lost_ = true;
   }
   stop_requested_.notify_all();
@@ -408,7 +406,7 @@ void node_core::stop() noexcept {
   std::vector<std::shared_ptr<connection>> connections;
   std::vector<pid_t> alive_children;
   {
-    std::lock_guard lock(connections_mutex_);
+    troupe::mutex_lock lock(connections_mutex_);
     for (auto& [name, c] : connections_) connections.push_back(c);
     for (const child_process& child : children_) {
       if (!child.exited) alive_children.push_back(child.pid);
@@ -430,11 +428,11 @@ void node_core::stop() noexcept {
   {
     std::unique_ptr<tcp_transport> tcp;
     {
-      std::lock_guard lock(tcp_mutex_);
+      troupe::mutex_lock lock(tcp_mutex_);
       tcp = std::move(tcp_);
     }
     if (tcp) tcp->stop();
-    std::lock_guard lock(tcp_mutex_);
+    troupe::mutex_lock lock(tcp_mutex_);
     tcp_ = std::move(tcp);  // destroyed with the node (connections may still refer to it)
   }
   for (auto& c : connections) c->close("node '" + config_.name + "' is shutting down");
@@ -442,7 +440,7 @@ void node_core::stop() noexcept {
   control_.join();
   shm_.wait_for_handshakes();  // each ends by its deadline
   {
-    std::lock_guard lock(connections_mutex_);
+    troupe::mutex_lock lock(connections_mutex_);
     // A handshake that finished meanwhile registered a connection: close it too.
     for (auto& [name, c] : connections_) connections.push_back(c);
   }
@@ -451,7 +449,7 @@ void node_core::stop() noexcept {
   for (auto& c : connections) c->join();
   reap();
   shm_.close();
-  std::lock_guard lock(exports_mutex_);
+  troupe::mutex_lock lock(exports_mutex_);
   proxies_.clear();
   names_.clear();
   exports_.clear();
@@ -459,16 +457,16 @@ void node_core::stop() noexcept {
 
 void node_core::request_stop() noexcept {
   {
-    std::lock_guard lock(stop_mutex_);
+    troupe::mutex_lock lock(stop_mutex_);
     stop_flag_ = true;
   }
   stop_requested_.notify_all();
 }
 
 void node_core::wait_for_stop() {
-  std::unique_lock lock(stop_mutex_);
+  troupe::mutex_lock lock(stop_mutex_);
   for (;;) {
-    stop_requested_.wait(lock, [&] { return stop_flag_ || parent_connection_lost_; });
+    stop_requested_.wait(lock, [&]() TROUPE_REQUIRES(stop_mutex_) { return stop_flag_ || parent_connection_lost_; });
     if (stop_flag_) return;
     parent_connection_lost_ = false;
     // A connection closed over a defect is not a dead parent: if the parent still

@@ -34,6 +34,7 @@
 #include "os/os.hpp"
 #include "shm/shm_transport.hpp"
 #include "tcp/tcp_transport.hpp"
+#include "troupe/mailbox/mutex.hpp"
 #include "troupe/net/detail/remote.hpp"
 #include "troupe/net/node.hpp"
 #include "wire/wire.hpp"
@@ -111,11 +112,11 @@ class node_core {
   void wait_for_stop();
   void request_stop() noexcept;
   [[nodiscard]] bool is_parent(const std::string& name) {
-    std::lock_guard lock(stop_mutex_);
+    troupe::mutex_lock lock(stop_mutex_);
     return !parent_.empty() && name == parent_;
   }
   void set_parent(std::string name) {
-    std::lock_guard lock(stop_mutex_);
+    troupe::mutex_lock lock(stop_mutex_);
     parent_ = std::move(name);
   }
 
@@ -151,8 +152,8 @@ class node_core {
   void control_loop() noexcept;
   // Starts the anchor actor (exports.cpp).
   void spawn_anchor();
-  std::shared_ptr<connection> find_connection(const std::string& name);  // under connections_mutex_
-  tcp_transport& tcp();                                                  // started on first use
+  std::shared_ptr<connection> find_connection(const std::string& name) TROUPE_REQUIRES(connections_mutex_);
+  tcp_transport& tcp();  // started on first use
   void wake_control() noexcept;
   void reap() noexcept;
 
@@ -160,8 +161,8 @@ class node_core {
   node_config config_;
   std::uint64_t incarnation_;
   std::uint64_t host_ = 0;
-  std::mutex tcp_mutex_;
-  std::unique_ptr<tcp_transport> tcp_;  // under tcp_mutex_ until set
+  mutable troupe::mutex tcp_mutex_;
+  std::unique_ptr<tcp_transport> tcp_ TROUPE_GUARDED_BY(tcp_mutex_);  // started on first use
   shm_transport shm_;
   unique_fd wake_fd_;  // eventfd: the control thread re-reads its poll set
   std::thread control_;
@@ -170,33 +171,35 @@ class node_core {
   // Set in start() before any connection can come up; stopped first in stop().
   std::unique_ptr<cluster_core> cluster_;
 
-  std::mutex connections_mutex_;  // connections, children, retired
-  std::condition_variable connections_changed_;
-  std::multimap<std::string, std::shared_ptr<connection>> connections_;  // by peer name; newest last
-  std::vector<std::shared_ptr<connection>> retired_;                     // lost; threads to join
+  troupe::mutex connections_mutex_;
+  std::condition_variable_any connections_changed_;
+  std::multimap<std::string, std::shared_ptr<connection>> connections_
+      TROUPE_GUARDED_BY(connections_mutex_);                                                // by peer name; newest last
+  std::vector<std::shared_ptr<connection>> retired_ TROUPE_GUARDED_BY(connections_mutex_);  // lost; threads to join
   struct child_process {
     pid_t pid;
     std::string name;
     unique_fd pidfd;
     bool exited = false;
   };
-  std::vector<child_process> children_;
-  std::mutex dial_mutex_;                    // one dial at a time
-  std::set<std::string> dialing_;            // TCP dials by name in progress (under connections_mutex_)
-  std::set<std::string> dialing_endpoints_;  // ... and by endpoint
+  std::vector<child_process> children_ TROUPE_GUARDED_BY(connections_mutex_);
+  troupe::mutex dial_mutex_;                                                       // one dial at a time
+  std::set<std::string> dialing_ TROUPE_GUARDED_BY(connections_mutex_);            // TCP dials by name in progress
+  std::set<std::string> dialing_endpoints_ TROUPE_GUARDED_BY(connections_mutex_);  // ... and by endpoint
   // Where named nodes were last known to be: (host, endpoint) (under connections_mutex_).
-  std::map<std::string, std::pair<std::uint64_t, std::string>> contacts_;
+  std::map<std::string, std::pair<std::uint64_t, std::string>> contacts_ TROUPE_GUARDED_BY(connections_mutex_);
 
-  std::mutex exports_mutex_;
-  std::unordered_map<std::uint64_t, export_entry> exports_;
-  std::unordered_map<std::string, std::pair<cell_ptr, const protocol_table*>> names_;
-  std::map<std::tuple<const connection*, std::uint64_t, const protocol_table*>, cell_ptr> proxies_;
+  troupe::mutex exports_mutex_;
+  std::unordered_map<std::uint64_t, export_entry> exports_ TROUPE_GUARDED_BY(exports_mutex_);
+  std::unordered_map<std::string, std::pair<cell_ptr, const protocol_table*>> names_ TROUPE_GUARDED_BY(exports_mutex_);
+  std::map<std::tuple<const connection*, std::uint64_t, const protocol_table*>, cell_ptr> proxies_
+      TROUPE_GUARDED_BY(exports_mutex_);
 
-  std::mutex stop_mutex_;
-  std::condition_variable stop_requested_;
-  bool stop_flag_ = false;
-  bool parent_connection_lost_ = false;
-  std::string parent_;
+  troupe::mutex stop_mutex_;
+  std::condition_variable_any stop_requested_;
+  bool stop_flag_ TROUPE_GUARDED_BY(stop_mutex_) = false;
+  bool parent_connection_lost_ TROUPE_GUARDED_BY(stop_mutex_) = false;
+  std::string parent_ TROUPE_GUARDED_BY(stop_mutex_);
 };
 
 }  // namespace troupe::detail

@@ -5,14 +5,15 @@
 #include <mutex>
 
 #include "node/node_core.hpp"
+#include "troupe/mailbox/mutex.hpp"
 #include "wire/wire.hpp"
 
 namespace troupe::detail {
 
 namespace {
 
-std::mutex& registry_mutex() {
-  static std::mutex m;
+troupe::mutex& registry_mutex() {
+  static troupe::mutex m;
   return m;
 }
 std::vector<const protocol_table*>& protocols() {
@@ -27,22 +28,22 @@ std::unordered_map<std::string, actor_factory>& factories() {
 }  // namespace
 
 void register_protocol(const protocol_table& table) {
-  std::lock_guard lock(registry_mutex());
+  troupe::mutex_lock lock(registry_mutex());
   protocols().push_back(&table);
 }
 
 std::vector<const protocol_table*> registered_protocols() {
-  std::lock_guard lock(registry_mutex());
+  troupe::mutex_lock lock(registry_mutex());
   return protocols();
 }
 
 void register_actor_factory(std::string key, actor_factory factory) {
-  std::lock_guard lock(registry_mutex());
+  troupe::mutex_lock lock(registry_mutex());
   factories()[std::move(key)] = factory;
 }
 
 actor_factory find_actor_factory(const std::string& key) {
-  std::lock_guard lock(registry_mutex());
+  troupe::mutex_lock lock(registry_mutex());
   auto it = factories().find(key);
   return it == factories().end() ? nullptr : it->second;
 }

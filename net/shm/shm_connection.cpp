@@ -34,17 +34,17 @@ void shm_connection::start() {
   // Under join_mutex_: a connection that ends at once (a defect in the peer's first
   // record) is reaped by the control thread's join(), which must not read the
   // thread objects while they are being assigned.
-  std::lock_guard join_lock(join_mutex_);
+  troupe::mutex_lock join_lock(join_mutex_);
   reader_ = std::thread([self = std::static_pointer_cast<shm_connection>(shared_from_this())] { self->read_loop(); });
   flusher_ = std::thread([this] { flush_loop(); });
 }
 
 void shm_connection::join() noexcept {
-  std::lock_guard join_lock(join_mutex_);  // join() from several threads: one at a time
+  troupe::mutex_lock join_lock(join_mutex_);  // join() from several threads: one at a time
   {
     // The flusher ends once writes are closed (close() or on_hangup(), which
     // always precede the reader's end).
-    std::lock_guard lock(write_mutex_);
+    troupe::mutex_lock lock(write_mutex_);
     write_closed_ = true;
   }
   flush_wanted_.notify_all();
@@ -74,7 +74,7 @@ std::error_code shm_connection::write(record_kind kind, std::span<const std::byt
   // threads never block: their records queue for the flusher instead.
   const bool may_wait = size <= out_.max_payload() && blocking_sends_allowed() &&
                         node_.config().overflow == connection_overflow::backpressure;
-  std::unique_lock lock(write_mutex_);
+  troupe::mutex_lock lock(write_mutex_);
   for (;;) {
     if (write_closed_) return make_error_code(errc::connection_lost);
     if (!flushing_ && size <= out_.max_payload()) {
@@ -121,9 +121,9 @@ std::error_code shm_connection::write(record_kind kind, std::span<const std::byt
 }
 
 void shm_connection::flush_loop() noexcept {
-  std::unique_lock lock(write_mutex_);
+  troupe::mutex_lock lock(write_mutex_);
   for (;;) {
-    flush_wanted_.wait(lock, [&] { return !queue_.empty() || write_closed_; });
+    flush_wanted_.wait(lock, [&]() TROUPE_REQUIRES(write_mutex_) { return !queue_.empty() || write_closed_; });
     if (write_closed_) return;
     // While flushing_ is set, senders only append: this thread is the ring's
     // single producer, and may write outside the lock.
@@ -217,7 +217,7 @@ void shm_connection::close(const std::string& why) noexcept {
   } catch (...) {
   }
   {
-    std::lock_guard lock(write_mutex_);
+    troupe::mutex_lock lock(write_mutex_);
     write_closed_ = true;
   }
   flush_wanted_.notify_all();
@@ -228,7 +228,7 @@ void shm_connection::close(const std::string& why) noexcept {
 
 void shm_connection::on_hangup() noexcept {
   {
-    std::lock_guard lock(write_mutex_);
+    troupe::mutex_lock lock(write_mutex_);
     write_closed_ = true;
   }
   flush_wanted_.notify_all();

@@ -21,6 +21,7 @@
 #include "connection/connection.hpp"
 #include "os/os.hpp"
 #include "shm/write_lock.hpp"
+#include "troupe/mailbox/mutex.hpp"
 #include "troupe/mailbox/spsc_ring.hpp"
 
 namespace troupe::detail {
@@ -62,18 +63,18 @@ class shm_connection final : public connection {
   // Writers.
   write_lock write_mutex_;
   std::condition_variable_any flush_wanted_;
-  bool flushing_ = false;  // records are queued: only the flusher writes the ring
-  bool write_closed_ = false;
+  bool flushing_ TROUPE_GUARDED_BY(write_mutex_) = false;  // records are queued: only the flusher writes the ring
+  bool write_closed_ TROUPE_GUARDED_BY(write_mutex_) = false;
   struct queued_record {
     record_kind kind;
     std::vector<std::byte> bytes;
   };
-  std::deque<queued_record> queue_;
-  std::size_t queued_bytes_ = 0;
+  std::deque<queued_record> queue_ TROUPE_GUARDED_BY(write_mutex_);
+  std::size_t queued_bytes_ TROUPE_GUARDED_BY(write_mutex_) = 0;
 
   std::thread reader_;
   std::thread flusher_;
-  std::mutex join_mutex_;  // join() from several threads
+  troupe::mutex join_mutex_;  // join() from several threads
 };
 
 }  // namespace troupe::detail

@@ -129,26 +129,26 @@ void shm_transport::accept_one() noexcept {
   if (!socket) return;
   try {
     {
-      std::lock_guard lock(handshakes_mutex_);
+      troupe::mutex_lock lock(handshakes_mutex_);
       ++handshakes_;
     }
     std::thread([this, s = std::move(*socket)]() mutable {
       handshake(std::move(s));
       // Notifies under the lock: once wait_for_handshakes() sees 0 the node may
       // destroy this transport.
-      std::lock_guard lock(handshakes_mutex_);
+      troupe::mutex_lock lock(handshakes_mutex_);
       --handshakes_;
       handshakes_done_.notify_all();
     }).detach();  // the node's stop() waits for handshakes_ to reach 0
   } catch (...) {
-    std::lock_guard lock(handshakes_mutex_);
+    troupe::mutex_lock lock(handshakes_mutex_);
     --handshakes_;
   }
 }
 
 void shm_transport::wait_for_handshakes() noexcept {
-  std::unique_lock lock(handshakes_mutex_);
-  handshakes_done_.wait(lock, [&] { return handshakes_ == 0; });
+  troupe::mutex_lock lock(handshakes_mutex_);
+  handshakes_done_.wait(lock, [&]() TROUPE_REQUIRES(handshakes_mutex_) { return handshakes_ == 0; });
 }
 
 void shm_transport::handshake(unique_fd accepted) noexcept {

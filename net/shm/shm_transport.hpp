@@ -27,6 +27,7 @@
 
 #include "connection/connection.hpp"
 #include "os/os.hpp"
+#include "troupe/mailbox/mutex.hpp"
 #include "troupe/runtime/error.hpp"
 
 namespace troupe::detail {
@@ -72,9 +73,10 @@ class shm_transport {
   std::string socket_path_;
   unique_fd listener_;
 
-  std::mutex handshakes_mutex_;
-  std::condition_variable handshakes_done_;
-  std::size_t handshakes_ = 0;  // running handshake threads (under handshakes_mutex_)
+  troupe::mutex handshakes_mutex_;
+  std::condition_variable_any handshakes_done_;
+  std::size_t handshakes_ TROUPE_GUARDED_BY(handshakes_mutex_) =
+      0;  // running handshake threads (under handshakes_mutex_)
 };
 
 }  // namespace troupe::detail

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "troupe/mailbox/cache_line.hpp"
+#include "troupe/mailbox/thread_annotations.hpp"
 
 namespace troupe::detail {
 
@@ -15,9 +16,11 @@ namespace troupe::detail {
 // buffer (perf: 15% of a cross-process ping-pong); here that wait overlaps
 // with whatever the sender does next. Critical sections are short (a ring
 // write or a queue append): a contender spins a little, then yields its core.
-class write_lock {
+// A capability for clang's analysis: fields it guards are TROUPE_GUARDED_BY it,
+// and troupe::mutex_lock is its scoped lock.
+class TROUPE_CAPABILITY("mutex") write_lock {
  public:
-  void lock() noexcept {
+  void lock() noexcept TROUPE_ACQUIRE() {
     for (int attempt = 0;; ++attempt) {
       // acquire: pairs with the release in unlock(); the previous writer's ring
       // writes and queue changes are visible.
@@ -32,7 +35,7 @@ class write_lock {
       }
     }
   }
-  void unlock() noexcept {
+  void unlock() noexcept TROUPE_RELEASE() {
     // release: publishes the critical section to the next lock().
     locked_.store(false, std::memory_order_release);
   }

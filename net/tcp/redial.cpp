@@ -21,7 +21,7 @@ std::chrono::milliseconds tcp_transport::impl::backoff(int attempts) {
 void tcp_transport::connection_lost(const std::string& name, const std::string& endpoint, bool said_goodbye) {
   impl& s = *impl_;
   if (said_goodbye || endpoint.empty() || s.config.reconnect.give_up_after.count() == 0) return;
-  std::lock_guard lock(s.mutex);
+  troupe::mutex_lock lock(s.mutex);
   if (s.stopping) return;
   const auto now = clock_type::now();
   auto& r = s.redials[name];
@@ -34,12 +34,12 @@ void tcp_transport::connection_lost(const std::string& name, const std::string& 
 }
 
 void tcp_transport::connection_up(const std::string& name) {
-  std::lock_guard lock(impl_->mutex);
+  troupe::mutex_lock lock(impl_->mutex);
   impl_->redials.erase(name);
 }
 
 std::optional<error> tcp_transport::unreachable(const std::string& name) const {
-  std::lock_guard lock(impl_->mutex);
+  troupe::mutex_lock lock(impl_->mutex);
   auto it = impl_->redials.find(name);
   if (it == impl_->redials.end()) return std::nullopt;
   const auto now = clock_type::now();
@@ -52,7 +52,7 @@ std::optional<error> tcp_transport::unreachable(const std::string& name) const {
 }
 
 void tcp_transport::impl::redial_loop() noexcept {
-  std::unique_lock lock(mutex);
+  troupe::mutex_lock lock(mutex);
   while (!stopping) {
     // The earliest due attempt.
     auto due = redials.end();

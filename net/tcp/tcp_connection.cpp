@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "node/node_core.hpp"
+#include "troupe/mailbox/assert.hpp"
 
 namespace troupe::detail {
 
@@ -47,7 +48,11 @@ void tcp_connection::start() {
   stream_->plain.non_blocking(true, ec);
   (void)stream_->plain.set_option(tcp::no_delay(true), ec);
   const auto now = clock_type::now();
-  last_heard_ = last_heartbeat_heard_ = last_heartbeat_sent_ = now;
+  last_heartbeat_sent_ = now;
+  {
+    troupe::mutex_lock lock(liveness_mutex_);  // no other thread yet: for the analysis
+    last_heard_ = last_heartbeat_heard_ = now;
+  }
   // Plain TCP: the delivery thread reads the socket itself (one thread
   // between the wire and the actors, as a shared-memory reader). TLS: the
   // SSL object may not be shared with the strand's writes, so the strand
@@ -55,7 +60,7 @@ void tcp_connection::start() {
   reads_directly_ = !stream_->tls;
   // Under join_mutex_: a connection that ends at once may be joined by another
   // thread while delivery_ is being assigned.
-  std::lock_guard join_lock(join_mutex_);
+  troupe::mutex_lock join_lock(join_mutex_);
   if (reads_directly_) {
     delivery_ = std::thread([self = self()] { self->read_loop(); });
     asio::post(strand_, [self = self()] { self->tick(); });
@@ -72,7 +77,7 @@ std::error_code tcp_connection::write(record_kind kind, std::span<const std::byt
                                       std::span<const std::byte> body) noexcept {
   const std::size_t size = head.size() + body.size();
   if (size > max_frame_) return make_error_code(errc::malformed_message);
-  std::unique_lock lock(write_mutex_);
+  troupe::mutex_lock lock(write_mutex_);
   if (write_closed_) return make_error_code(errc::connection_lost);
   if (carries_user_message(kind)) {
     // Only user messages count against the bound: replies and the small
@@ -147,7 +152,7 @@ void tcp_connection::join() noexcept {
   // The delivery thread ends after finish() (on the I/O threads) closed the
   // inbox or shut the socket down. Several threads may join (the control
   // thread's reap, the transport's stop, the node's stop): one at a time.
-  std::lock_guard lock(join_mutex_);
+  troupe::mutex_lock lock(join_mutex_);
   if (!delivery_.joinable()) return;
   // It holds a reference to its connection: the last one may drop on it, which then
   // cannot join itself.
@@ -165,7 +170,7 @@ std::string tcp_connection::describe() const {
 exit_reason tcp_connection::loss_reason(const std::string& why) const { return exit_reason::node_down(why); }
 
 std::size_t tcp_connection::inbound_high_water() noexcept {
-  std::lock_guard lock(inbox_mutex_);
+  troupe::mutex_lock lock(inbox_mutex_);
   return inbox_high_water_;
 }
 
@@ -176,6 +181,7 @@ std::shared_ptr<tcp_connection> tcp_connection::self() {
 std::size_t tcp_connection::queued_locked() const noexcept { return out_.size() + sending_size_; }
 
 void tcp_connection::parse_and_read() {
+  TROUPE_ASSERT(strand_.running_in_this_thread(), "tcp_connection::parse_and_read(): strand only");
   if (finished_flag_) return;
   std::size_t offset = 0;
   for (;;) {
@@ -203,7 +209,7 @@ void tcp_connection::parse_and_read() {
     // The delivery thread is behind by more than max_queued_bytes: stop
     // reading (TCP's flow control then holds the peer back) until it has
     // caught up to half of that; it resumes us (see deliver_loop).
-    std::lock_guard lock(inbox_mutex_);
+    troupe::mutex_lock lock(inbox_mutex_);
     if (inbox_bytes_ > node_.config().max_queued_bytes) {
       reading_paused_ = true;
       return;
@@ -227,7 +233,7 @@ void tcp_connection::parse_and_read() {
 std::string tcp_connection::why_ended(const boost::system::error_code& ec, bool& said_goodbye) {
   std::string why;
   {
-    std::lock_guard lock(liveness_mutex_);
+    troupe::mutex_lock lock(liveness_mutex_);
     said_goodbye = goodbye_;
     if (goodbye_) why = "node '" + peer_->name + "' closed the connection: " + goodbye_text_;
   }
@@ -243,6 +249,7 @@ std::string tcp_connection::why_ended(const boost::system::error_code& ec, bool&
 }
 
 void tcp_connection::on_read(const boost::system::error_code& ec, std::size_t n) {
+  TROUPE_ASSERT(strand_.running_in_this_thread(), "tcp_connection::on_read(): strand only");
   if (ec) {
     if (finished_flag_) return;
     bool said_goodbye = false;
@@ -251,7 +258,7 @@ void tcp_connection::on_read(const boost::system::error_code& ec, std::size_t n)
   }
   in_used_ += n;
   {
-    std::lock_guard lock(liveness_mutex_);
+    troupe::mutex_lock lock(liveness_mutex_);
     last_heard_ = clock_type::now();
   }
   parse_and_read();
@@ -262,7 +269,7 @@ std::optional<std::string> tcp_connection::on_record(std::uint32_t kind, std::sp
     case record_kind::heartbeat: {
       if (!body.empty()) return "malformed heartbeat record";
       const auto now = clock_type::now();
-      std::lock_guard lock(liveness_mutex_);
+      troupe::mutex_lock lock(liveness_mutex_);
       detector_.add_gap(ms_between(last_heartbeat_heard_, now));
       last_heartbeat_heard_ = now;
       return std::nullopt;
@@ -271,7 +278,7 @@ std::optional<std::string> tcp_connection::on_record(std::uint32_t kind, std::sp
       wire_reader in(body);
       std::string why;
       if (!troupe::decode(in, why) || in.remaining() != 0 || why.size() > 4096) return "malformed goodbye record";
-      std::lock_guard lock(liveness_mutex_);
+      troupe::mutex_lock lock(liveness_mutex_);
       goodbye_ = true;
       goodbye_text_ = why;
       return std::nullopt;
@@ -285,11 +292,12 @@ std::optional<std::string> tcp_connection::on_record(std::uint32_t kind, std::sp
 }
 
 bool tcp_connection::hand_over(std::size_t end) {
+  TROUPE_ASSERT(strand_.running_in_this_thread(), "tcp_connection::hand_over(): strand only");
   if (!deliverable_) return false;
   deliverable_ = false;
   std::vector<std::byte> next;
   {
-    std::lock_guard lock(inbox_mutex_);
+    troupe::mutex_lock lock(inbox_mutex_);
     if (!spare_.empty()) {
       next = std::move(spare_.back());
       spare_.pop_back();
@@ -299,7 +307,7 @@ bool tcp_connection::hand_over(std::size_t end) {
   if (next.size() < std::max(read_chunk, tail)) next.resize(std::max(read_chunk, tail));
   if (tail > 0) std::memcpy(next.data(), in_.data() + end, tail);
   {
-    std::lock_guard lock(inbox_mutex_);
+    troupe::mutex_lock lock(inbox_mutex_);
     inbox_.push_back(delivery{std::move(in_), end});
     inbox_bytes_ += end;
     inbox_high_water_ = std::max(inbox_high_water_, inbox_bytes_);
@@ -372,10 +380,10 @@ void tcp_connection::read_loop() noexcept {
     if (ec) break;
     used += n;
     {
-      std::lock_guard lock(inbox_mutex_);  // read, not yet delivered: one buffer at most
+      troupe::mutex_lock lock(inbox_mutex_);  // read, not yet delivered: one buffer at most
       inbox_high_water_ = std::max(inbox_high_water_, used);
     }
-    std::lock_guard lock(liveness_mutex_);
+    troupe::mutex_lock lock(liveness_mutex_);
     last_heard_ = clock_type::now();
   }
   boost::system::error_code close_error;
@@ -403,12 +411,12 @@ void tcp_connection::deliver_loop() noexcept {
   bool broken = false;
   for (;;) {
     {
-      std::unique_lock lock(inbox_mutex_);
+      troupe::mutex_lock lock(inbox_mutex_);
       // Back to the I/O thread for reuse (a few, of a usual size).
       if (!batch.bytes.empty() && spare_.size() < 4 && batch.bytes.capacity() <= 4 * read_chunk) {
         spare_.push_back(std::move(batch.bytes));
       }
-      inbox_changed_.wait(lock, [&] { return !inbox_.empty() || inbox_closed_; });
+      inbox_changed_.wait(lock, [&]() TROUPE_REQUIRES(inbox_mutex_) { return !inbox_.empty() || inbox_closed_; });
       if (inbox_.empty()) break;
       batch = std::move(inbox_.front());
       inbox_.pop_front();
@@ -443,7 +451,7 @@ void tcp_connection::deliver_loop() noexcept {
   const std::string name = peer_->name, endpoint = peer_->endpoint;
   bool said_goodbye = false;
   {
-    std::lock_guard lock(inbox_mutex_);
+    troupe::mutex_lock lock(inbox_mutex_);
     said_goodbye = said_goodbye_;
   }
   lost(why);
@@ -454,13 +462,15 @@ void tcp_connection::deliver_loop() noexcept {
 }
 
 void tcp_connection::fail(const std::string& defect) {
+  TROUPE_ASSERT(strand_.running_in_this_thread(), "tcp_connection::fail(): strand only");
   set_close_reason("connection to " + describe() + " closed: " + defect);
   finish(close_reason(), /*deliberate=*/true);
 }
 
 void tcp_connection::write_batch() {
+  TROUPE_ASSERT(strand_.running_in_this_thread(), "tcp_connection::write_batch(): strand only");
   {
-    std::lock_guard lock(write_mutex_);
+    troupe::mutex_lock lock(write_mutex_);
     if (write_closed_ || out_.empty()) {
       write_in_flight_ = false;
       room_.notify_all();
@@ -479,8 +489,9 @@ void tcp_connection::write_batch() {
 }
 
 void tcp_connection::on_written(const boost::system::error_code& ec) {
+  TROUPE_ASSERT(strand_.running_in_this_thread(), "tcp_connection::on_written(): strand only");
   {
-    std::lock_guard lock(write_mutex_);
+    troupe::mutex_lock lock(write_mutex_);
     sending_size_ = 0;
     room_.notify_all();
   }
@@ -494,6 +505,7 @@ void tcp_connection::on_written(const boost::system::error_code& ec) {
 }
 
 void tcp_connection::tick() {
+  TROUPE_ASSERT(strand_.running_in_this_thread(), "tcp_connection::tick(): strand only");
   if (finished_flag_) return;
   const auto& fd = transport_.config.failure_detector;
   const auto now = clock_type::now();
@@ -503,7 +515,7 @@ void tcp_connection::tick() {
   }
   double silence = 0, phi = 0;
   {
-    std::lock_guard lock(liveness_mutex_);
+    troupe::mutex_lock lock(liveness_mutex_);
     silence = ms_between(last_heard_, now);
     phi = detector_.phi(silence);
   }
@@ -526,13 +538,14 @@ void tcp_connection::tick() {
 }
 
 void tcp_connection::finish(const std::string& why, bool deliberate) noexcept {
+  TROUPE_ASSERT(strand_.running_in_this_thread(), "tcp_connection::finish(): strand only");
   if (finished_flag_) return;
   finished_flag_ = true;
   // release: as in close().
   if (deliberate) deliberate_end_.store(true, std::memory_order_release);
   mark_closing();
   {
-    std::lock_guard lock(write_mutex_);
+    troupe::mutex_lock lock(write_mutex_);
     write_closed_ = true;
   }
   boost::system::error_code ignored;
@@ -549,11 +562,11 @@ void tcp_connection::finish(const std::string& why, bool deliberate) noexcept {
   room_.notify_all();
   bool goodbye = false;
   {
-    std::lock_guard lock(liveness_mutex_);
+    troupe::mutex_lock lock(liveness_mutex_);
     goodbye = goodbye_;
   }
   {
-    std::lock_guard lock(inbox_mutex_);
+    troupe::mutex_lock lock(inbox_mutex_);
     said_goodbye_ = goodbye || deliberate;
     inbox_closed_ = true;
   }

@@ -28,6 +28,7 @@
 #include "tcp/phi_detector.hpp"
 #include "tcp/tcp_stream.hpp"
 #include "tcp/transport_impl.hpp"
+#include "troupe/mailbox/mutex.hpp"
 
 namespace troupe::detail {
 
@@ -59,7 +60,7 @@ class tcp_connection final : public connection {
  private:
   std::shared_ptr<tcp_connection> self();
 
-  std::size_t queued_locked() const noexcept;
+  std::size_t queued_locked() const noexcept TROUPE_REQUIRES(write_mutex_);
 
   // Runs one step of handling a record; an exception is a defect like any other.
   template <class Step>
@@ -134,11 +135,12 @@ class tcp_connection final : public connection {
   std::vector<std::byte> sending_;
   clock_type::time_point last_heartbeat_sent_;
   // What the reading thread learns and the strand's tick judges (under liveness_mutex_).
-  std::mutex liveness_mutex_;
+  troupe::mutex liveness_mutex_;
   phi_detector detector_;
-  clock_type::time_point last_heard_, last_heartbeat_heard_;
-  bool goodbye_ = false;
-  std::string goodbye_text_;
+  clock_type::time_point last_heard_ TROUPE_GUARDED_BY(liveness_mutex_);
+  clock_type::time_point last_heartbeat_heard_ TROUPE_GUARDED_BY(liveness_mutex_);
+  bool goodbye_ TROUPE_GUARDED_BY(liveness_mutex_) = false;
+  std::string goodbye_text_ TROUPE_GUARDED_BY(liveness_mutex_);
   bool finished_flag_ = false;
   bool deliverable_ = false;  // the current read holds records for the delivery thread
 
@@ -148,26 +150,27 @@ class tcp_connection final : public connection {
     std::vector<std::byte> bytes;
     std::size_t end = 0;
   };
-  std::mutex inbox_mutex_;
-  std::condition_variable inbox_changed_;
-  std::deque<delivery> inbox_;
-  std::size_t inbox_bytes_ = 0;  // of the deliveries queued
-  std::size_t inbox_high_water_ = 0;
-  bool reading_paused_ = false;  // the strand stopped reading until the inbox drains
-  std::vector<std::vector<std::byte>> spare_;
-  bool inbox_closed_ = false;
-  bool said_goodbye_ = false;
+  troupe::mutex inbox_mutex_;
+  std::condition_variable_any inbox_changed_;
+  std::deque<delivery> inbox_ TROUPE_GUARDED_BY(inbox_mutex_);
+  std::size_t inbox_bytes_ TROUPE_GUARDED_BY(inbox_mutex_) = 0;  // of the deliveries queued
+  std::size_t inbox_high_water_ TROUPE_GUARDED_BY(inbox_mutex_) = 0;
+  bool reading_paused_ TROUPE_GUARDED_BY(inbox_mutex_) = false;  // the strand stopped reading until the inbox drains
+  std::vector<std::vector<std::byte>> spare_ TROUPE_GUARDED_BY(inbox_mutex_);
+  bool inbox_closed_ TROUPE_GUARDED_BY(inbox_mutex_) = false;
+  bool said_goodbye_ TROUPE_GUARDED_BY(inbox_mutex_) = false;
   std::thread delivery_;
-  std::mutex join_mutex_;  // join() from several threads
+  troupe::mutex join_mutex_;  // join() from several threads
 
   // Under write_mutex_.
-  std::mutex write_mutex_;
-  std::condition_variable room_;  // room in the queue
-  std::vector<std::byte> out_;    // frames not yet handed to the socket
-  std::size_t sending_size_ = 0;  // bytes of the batch in flight
-  bool write_in_flight_ = false;
-  bool write_closed_ = false;
-  clock_type::time_point last_direct_write_{};  // when the last direct write_some returned
+  troupe::mutex write_mutex_;
+  std::condition_variable_any room_;                              // room in the queue
+  std::vector<std::byte> out_ TROUPE_GUARDED_BY(write_mutex_);    // frames not yet handed to the socket
+  std::size_t sending_size_ TROUPE_GUARDED_BY(write_mutex_) = 0;  // bytes of the batch in flight
+  bool write_in_flight_ TROUPE_GUARDED_BY(write_mutex_) = false;
+  bool write_closed_ TROUPE_GUARDED_BY(write_mutex_) = false;
+  clock_type::time_point last_direct_write_
+      TROUPE_GUARDED_BY(write_mutex_) = {};  // when the last direct write_some returned
 };
 
 }  // namespace troupe::detail

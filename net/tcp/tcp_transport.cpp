@@ -89,7 +89,7 @@ std::string tcp_transport::endpoint() const { return impl_->endpoint; }
 void tcp_transport::stop() noexcept {
   impl& s = *impl_;
   {
-    std::lock_guard lock(s.mutex);
+    troupe::mutex_lock lock(s.mutex);
     if (s.stopping) return;
     s.stopping = true;  // from here no connection is made (make_connection) and no dial starts
     s.changed.notify_all();
@@ -103,12 +103,12 @@ void tcp_transport::stop() noexcept {
   if (s.redialer.joinable()) s.redialer.join();
   {
     // Handshakes and dials in progress end by their deadlines (they need the I/O threads).
-    std::unique_lock lock(s.mutex);
-    s.changed.wait(lock, [&] { return s.pending_handshakes == 0 && s.active_dials == 0; });
+    troupe::mutex_lock lock(s.mutex);
+    s.changed.wait(lock, [&]() TROUPE_REQUIRES(s.mutex) { return s.pending_handshakes == 0 && s.active_dials == 0; });
   }
   std::vector<std::shared_ptr<tcp_connection>> connections;
   {
-    std::lock_guard lock(s.mutex);
+    troupe::mutex_lock lock(s.mutex);
     for (auto& w : s.connections) {
       if (auto c = w.lock()) connections.push_back(std::move(c));
     }
@@ -150,7 +150,7 @@ std::shared_ptr<connection> tcp_transport::impl::make_connection(std::unique_ptr
                                             std::move(hello.schema));
   c->remote_ = remote;
   {
-    std::lock_guard lock(mutex);
+    troupe::mutex_lock lock(mutex);
     // stop() has collected the connections to close: a late one would outlive the I/O threads.
     if (stopping) return nullptr;
     std::erase_if(connections, [](const std::weak_ptr<tcp_connection>& w) { return w.expired(); });
@@ -166,7 +166,7 @@ void tcp_transport::impl::accept_next() {
     if (!ec) {
       bool admitted = false;
       {
-        std::lock_guard lock(mutex);
+        troupe::mutex_lock lock(mutex);
         if (!stopping && pending_handshakes < config.max_pending_connections) {
           ++pending_handshakes;
           admitted = true;
@@ -182,12 +182,12 @@ void tcp_transport::impl::accept_next() {
         try {
           std::thread([this, s = std::move(socket)]() mutable {
             handshake_accepted(std::move(s));
-            std::lock_guard lock(mutex);
+            troupe::mutex_lock lock(mutex);
             --pending_handshakes;
             changed.notify_all();
           }).detach();  // stop() waits for pending_handshakes to reach 0
         } catch (...) {
-          std::lock_guard lock(mutex);
+          troupe::mutex_lock lock(mutex);
           --pending_handshakes;
         }
       }
@@ -259,14 +259,14 @@ expected<std::shared_ptr<connection>> tcp_transport::impl::dial(const std::strin
   auto target = parse_endpoint(where);
   if (!target) return target.error();
   {
-    std::lock_guard lock(mutex);
+    troupe::mutex_lock lock(mutex);
     if (stopping) return error(errc::system_stopped, "the node is shutting down");
     ++active_dials;
   }
   struct dial_done {
     impl& s;
     ~dial_done() {
-      std::lock_guard lock(s.mutex);
+      troupe::mutex_lock lock(s.mutex);
       --s.active_dials;
       s.changed.notify_all();
     }

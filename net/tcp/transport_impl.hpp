@@ -25,6 +25,7 @@
 #include "os/os.hpp"
 #include "tcp/tcp_stream.hpp"
 #include "tcp/tcp_transport.hpp"
+#include "troupe/mailbox/mutex.hpp"
 #include "troupe/net/node.hpp"
 #include "wire/wire.hpp"
 
@@ -46,12 +47,12 @@ struct tcp_transport::impl {
   std::unique_ptr<tcp::acceptor> acceptor;
   std::string endpoint;
 
-  mutable std::mutex mutex;  // the fields below
-  std::condition_variable changed;
-  bool stopping = false;
-  std::size_t pending_handshakes = 0;
-  std::size_t active_dials = 0;
-  std::vector<std::weak_ptr<tcp_connection>> connections;
+  mutable troupe::mutex mutex;  // the fields below
+  std::condition_variable_any changed;
+  bool stopping TROUPE_GUARDED_BY(mutex) = false;
+  std::size_t pending_handshakes TROUPE_GUARDED_BY(mutex) = 0;
+  std::size_t active_dials TROUPE_GUARDED_BY(mutex) = 0;
+  std::vector<std::weak_ptr<tcp_connection>> connections TROUPE_GUARDED_BY(mutex);
   struct redial {
     std::string endpoint;
     int attempts = 0;
@@ -59,16 +60,16 @@ struct tcp_transport::impl {
     time_limit next;
     std::string last_error;
   };
-  std::map<std::string, redial> redials;
+  std::map<std::string, redial> redials TROUPE_GUARDED_BY(mutex);
   // Nonces this node made for its recent handshakes (the last 4096, whether
   // still running or not): a challenge carrying one of them is a reflection
   // of our own (see docs/security.md). Kept after a handshake ends, so the
   // check does not depend on which of two reflected handshakes gets there first.
-  std::set<nonce> own_nonces;
-  std::deque<nonce> own_order;
+  std::set<nonce> own_nonces TROUPE_GUARDED_BY(mutex);
+  std::deque<nonce> own_order TROUPE_GUARDED_BY(mutex);
   nonce fresh_own_nonce() {
     const nonce n = fresh_nonce();
-    std::lock_guard lock(mutex);
+    troupe::mutex_lock lock(mutex);
     own_nonces.insert(n);
     own_order.push_back(n);
     if (own_order.size() > 4096) {
@@ -78,7 +79,7 @@ struct tcp_transport::impl {
     return n;
   }
   bool is_own(const nonce& n) const {
-    std::lock_guard lock(mutex);
+    troupe::mutex_lock lock(mutex);
     return own_nonces.count(n) != 0;
   }
   std::thread redialer;

@@ -45,6 +45,7 @@
 #include "cluster/etcd/etcd_client.hpp"
 #include "cluster/membership.hpp"
 #include "os/os.hpp"
+#include "troupe/mailbox/mutex.hpp"
 #include "wire/wire.hpp"
 
 namespace troupe::detail {
@@ -158,18 +159,18 @@ class etcd_provider final : public membership_provider {
 
   // Serializes start() and stop(): a second stop() returns only once the
   // first has ended every thread (no events after any stop() returns).
-  std::mutex lifecycle_mutex_;
-  bool started_ = false;  // guarded by lifecycle_mutex_
-  bool stopped_ = false;  // guarded by lifecycle_mutex_
+  troupe::mutex lifecycle_mutex_;
+  bool started_ TROUPE_GUARDED_BY(lifecycle_mutex_) = false;
+  bool stopped_ TROUPE_GUARDED_BY(lifecycle_mutex_) = false;
 
-  mutable std::mutex mutex_;
+  mutable troupe::mutex mutex_;
   std::condition_variable_any changed_;
-  bool running_ = false;                     // guarded by mutex_: between start() and stop()
-  std::int64_t lease_ = 0;                   // guarded by mutex_
-  std::chrono::seconds ttl_{0};              // guarded by mutex_: as granted
-  std::set<std::string> names_;              // guarded by mutex_: the names this node holds
-  bool check_lease_now_ = false;             // guarded by mutex_: the watcher saw this node's key go
-  std::stop_source* watch_cycle_ = nullptr;  // guarded by mutex_: the watcher's current list+watch
+  bool running_ TROUPE_GUARDED_BY(mutex_) = false;  // between start() and stop()
+  std::int64_t lease_ TROUPE_GUARDED_BY(mutex_) = 0;
+  std::chrono::seconds ttl_ TROUPE_GUARDED_BY(mutex_){0};              // as granted
+  std::set<std::string> names_ TROUPE_GUARDED_BY(mutex_);              // the names this node holds
+  bool check_lease_now_ TROUPE_GUARDED_BY(mutex_) = false;             // the watcher saw this node's key go
+  std::stop_source* watch_cycle_ TROUPE_GUARDED_BY(mutex_) = nullptr;  // the watcher's current list+watch
 
   // The watcher's thread only: what it has reported as members, by key.
   std::map<std::string, member> known_;
@@ -186,12 +187,12 @@ void etcd_provider::log(const std::string& line) noexcept {
 }
 
 std::chrono::milliseconds etcd_provider::renew_interval() const {
-  std::lock_guard lock(mutex_);
+  troupe::mutex_lock lock(mutex_);
   return std::max<std::chrono::milliseconds>(std::chrono::duration_cast<std::chrono::milliseconds>(ttl_) / 3, 100ms);
 }
 
 expected<void> etcd_provider::start(const member& self, membership_events& events) {
-  std::lock_guard lifecycle(lifecycle_mutex_);
+  troupe::mutex_lock lifecycle(lifecycle_mutex_);
   if (started_ || stopped_) return error(errc::system_stopped, "the etcd provider was started already");
   if (!valid_node_name(config_.cluster_name)) {
     return error(errc::no_such_node, "invalid cluster name '" + config_.cluster_name +
@@ -214,7 +215,7 @@ expected<void> etcd_provider::start(const member& self, membership_events& event
     return error(registered.error().code(), "cannot register in etcd: " + registered.error().text());
   }
   {
-    std::lock_guard lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     running_ = true;
   }
   started_ = true;
@@ -224,13 +225,13 @@ expected<void> etcd_provider::start(const member& self, membership_events& event
 }
 
 void etcd_provider::stop() noexcept {
-  std::lock_guard lifecycle(lifecycle_mutex_);
+  troupe::mutex_lock lifecycle(lifecycle_mutex_);
   if (stopped_) return;
   stopped_ = true;
   if (!started_) return;
   std::int64_t lease = 0;
   {
-    std::lock_guard lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     running_ = false;
     lease = lease_;
   }
@@ -259,7 +260,7 @@ expected<void> etcd_provider::register_self(const std::stop_token& stop) {
   }
   std::set<std::string> names;
   {
-    std::lock_guard lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     lease_ = lease->id;
     ttl_ = lease->ttl;
     names = names_;
@@ -267,7 +268,7 @@ expected<void> etcd_provider::register_self(const std::stop_token& stop) {
   for (const std::string& name : names) {
     if (auto claimed = claim_with(name, lease->id, stop); !claimed) {
       if (claimed.error().code() == errc::name_taken) {
-        std::lock_guard lock(mutex_);
+        troupe::mutex_lock lock(mutex_);
         names_.erase(name);
       }
       log("lost the global name '" + name + "' while this node's lease was gone: " + claimed.error().text());
@@ -283,8 +284,8 @@ void etcd_provider::keep_alive_loop(const std::stop_token& stop) {
   for (;;) {
     std::int64_t lease = 0;
     {
-      std::unique_lock lock(mutex_);
-      changed_.wait_until(lock, stop, next, [this] { return check_lease_now_; });
+      troupe::mutex_lock lock(mutex_);
+      changed_.wait_until(lock, stop, next, [this]() TROUPE_REQUIRES(mutex_) { return check_lease_now_; });
       if (stop.stop_requested()) return;
       check_lease_now_ = false;
       lease = lease_;
@@ -340,7 +341,7 @@ void etcd_provider::keep_alive_loop(const std::stop_token& stop) {
 }
 
 void etcd_provider::cut_watch() {
-  std::lock_guard lock(mutex_);
+  troupe::mutex_lock lock(mutex_);
   if (watch_cycle_ != nullptr) watch_cycle_->request_stop();
 }
 
@@ -351,7 +352,7 @@ void etcd_provider::watch_loop(const std::stop_token& stop) {
     // One list + watch; cut by stop() or by the keepalive thread.
     std::stop_source cycle;
     {
-      std::lock_guard lock(mutex_);
+      troupe::mutex_lock lock(mutex_);
       watch_cycle_ = &cycle;
     }
     bool watched_long = false;
@@ -364,7 +365,7 @@ void etcd_provider::watch_loop(const std::stop_token& stop) {
       }
     }();
     {
-      std::lock_guard lock(mutex_);
+      troupe::mutex_lock lock(mutex_);
       watch_cycle_ = nullptr;
     }
     if (stop.stop_requested()) return;
@@ -379,7 +380,7 @@ void etcd_provider::watch_loop(const std::stop_token& stop) {
     }
     if (!outage) log("cannot follow the members in etcd, retrying: " + ended.error().text());
     outage = true;
-    std::unique_lock lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     changed_.wait_for(lock, stop, backoff, [] { return false; });
     backoff = std::min(backoff * 2, last_backoff);
   }
@@ -451,7 +452,7 @@ void etcd_provider::apply(const etcd_event& event) {
     // keepalive thread registers again now rather than at its next renewal.
     if (event.deleted) {
       {
-        std::lock_guard lock(mutex_);
+        troupe::mutex_lock lock(mutex_);
         check_lease_now_ = true;
       }
       changed_.notify_all();
@@ -525,12 +526,12 @@ expected<void> etcd_provider::claim_name(const std::string& name) {
   if (auto bad = check_global_name(name)) return *bad;
   std::int64_t lease = 0;
   {
-    std::lock_guard lock(mutex_);
+    troupe::mutex_lock lock(mutex_);
     if (!running_) return error(errc::system_stopped, "the etcd provider is not running");
     lease = lease_;
   }
   if (auto claimed = claim_with(name, lease, {}); !claimed) return claimed;
-  std::lock_guard lock(mutex_);
+  troupe::mutex_lock lock(mutex_);
   names_.insert(name);
   return {};
 }
@@ -538,7 +539,7 @@ expected<void> etcd_provider::claim_name(const std::string& name) {
 void etcd_provider::release_name(const std::string& name) noexcept {
   try {
     {
-      std::lock_guard lock(mutex_);
+      troupe::mutex_lock lock(mutex_);
       if (!running_) return;  // stopped: the lease and the names went with it
       names_.erase(name);
     }
