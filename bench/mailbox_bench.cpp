@@ -1,5 +1,5 @@
 // mailbox_bench: troupe::mpsc_queue (the actor mailbox) against the baseline
-// queues it competes with, measured in the same run (STYLE.md: a baseline in the
+// queues it competes with, measured in the same run (docs/style.md: a baseline in the
 // same run, median and spread via --benchmark_repetitions).
 //
 //   build/mb/bench/mailbox_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true

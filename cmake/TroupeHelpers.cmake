@@ -1,4 +1,4 @@
-# One place for warnings, visibility and sanitizer flags (STYLE.md).
+# One place for warnings, visibility and sanitizer flags (docs/style.md).
 
 function(troupe_set_options target)
   target_compile_features(${target} PUBLIC cxx_std_20)

@@ -1,5 +1,5 @@
 // countdown: a counter that test threads (and actors) decrement and the test
-// waits on with a deadline — STYLE.md's "wait on the event, not sleep".
+// waits on with a deadline — docs/style.md's "wait on the event, not sleep".
 //
 //   troupe_test::countdown finished(3);
 //   ... actors call finished.count_down() ...
