@@ -274,7 +274,7 @@ class watcher : public troupe::actor<troupe::protocol<watch_this>> {
 std::string endpoint_of(const std::string& port) { return "tcp://127.0.0.1:" + port; }
 
 troupe::expected<troupe::node_handle> connect_to(troupe::node& n, const std::string& where,
-                                              clock_type::time_point deadline) {
+                                                 clock_type::time_point deadline) {
   for (;;) {
     auto h = n.connect(where);
     // Not up yet, or it dialed us at the same moment: the next try finds its link.

@@ -332,7 +332,7 @@ void connection::lost(const std::string& why) noexcept {
   run_batch();
   read_context_ = wire_context{};  // no reference to itself left behind
   // release: pairs with the acquire in alive() and node_handle::alive(); the
-  // pending asks failed above are failed for whoever sees the peer gone.
+  // reader's last records were handled before.
   peer_->alive.store(false, std::memory_order_release);
   std::unordered_map<std::uint64_t, std::unique_ptr<pending_reply>> pending;
   {

@@ -36,7 +36,7 @@
 namespace troupe::detail {
 
 // An answer's header larger than this is refused.
-inline constexpr std::size_t max_http_header_bytes = 64 * 1024;
+inline constexpr std::size_t max_http_header_bytes = std::size_t{64} << 10;
 
 // Who the session talks to, and how its errors name it.
 struct http_peer {
@@ -126,7 +126,7 @@ class http_session {
   // (destroying them uncalled), then these.
   boost::beast::flat_buffer buffer_;
   boost::beast::http::request<boost::beast::http::string_body> request_;
-  std::array<char, 64 * 1024> chunk_{};
+  std::array<char, std::size_t{64} << 10> chunk_{};
   bool broken_ = false;
   boost::asio::io_context io_{1};
   // Keeps run_one() from returning "out of work" between steps: only stop()

@@ -39,7 +39,7 @@ using anchor_protocol = protocol<keep_watching>;
 class anchor_actor final : public actor<anchor_protocol> {
  public:
   explicit anchor_actor(node_core& node) : node_(node) {}
-  void on(keep_watching k) { (void)monitor(actor_addr(k.target.get())); }
+  void on(const keep_watching& k) { (void)monitor(actor_addr(k.target.get())); }
   void on(const troupe::down& d) { node_.export_stopped(d.who.cell(), d.reason); }
 
  private:

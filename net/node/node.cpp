@@ -247,7 +247,7 @@ expected<void> node::subscribe_members_impl(std::function<void(const member_up&)
   return {};
 }
 
-expected<void> node::publish_global_cell(std::string global_name, detail::cell* c,
+expected<void> node::publish_global_cell(const std::string& global_name, detail::cell* c,
                                          const detail::protocol_table& table) {
   detail::cluster_core* cluster = core_->cluster();
   if (cluster == nullptr) return not_in_cluster(name());

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <system_error>
 
 namespace troupe::detail {
 
@@ -37,7 +38,8 @@ mapped_memory::~mapped_memory() {
 
 std::string errno_text(const char* call) {
   const int saved = errno;
-  return std::string(call) + ": " + std::strerror(saved);
+  // Not strerror(): it may share one buffer between threads.
+  return std::string(call) + ": " + std::generic_category().message(saved);
 }
 
 namespace {

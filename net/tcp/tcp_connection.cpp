@@ -121,7 +121,15 @@ std::error_code tcp_connection::write(record_kind kind, std::span<const std::byt
     // strand's write fails and ends the connection.
   }
   write_in_flight_ = true;
-  asio::post(strand_, [self = self()] { self->write_batch(); });
+  try {
+    asio::post(strand_, [self = self()] { self->write_batch(); });
+  } catch (...) {
+    // Out of memory for the strand's handler: nothing would write out_ now.
+    write_in_flight_ = false;
+    lock.unlock();
+    close("out of memory scheduling a write");
+    return make_error_code(errc::connection_lost);
+  }
   return {};
 }
 
@@ -319,11 +327,25 @@ bool tcp_connection::hand_over(std::size_t end) {
 }
 
 void tcp_connection::read_loop() noexcept {
+  bool ended_here = false;  // a defect ended the connection (deliberately: no re-dial)
+  boost::system::error_code ec;
+  try {
+    read_frames(ended_here, ec);
+  } catch (const std::exception& e) {
+    // Out of memory (a buffer, a batch): the connection ends as for a defect.
+    try {
+      set_close_reason("connection to " + describe() + " closed: reading failed: " + e.what());
+    } catch (...) {
+    }
+    ended_here = true;
+  }
+  end_reading(ec, ended_here);
+}
+
+void tcp_connection::read_frames(bool& ended_here, boost::system::error_code& ec) {
   begin_reading(/*run_inline=*/true);
   std::vector<std::byte> buffer = std::move(in_);
   std::size_t used = in_used_;
-  bool ended_here = false;  // a defect ended the connection (deliberately: no re-dial)
-  boost::system::error_code ec;
   // A blocking read through Asio: a second socket object over a duplicate of
   // the descriptor, without the user non-blocking flag the writers' socket
   // has, so its read_some waits (Asio polls the descriptor) instead of
@@ -388,14 +410,26 @@ void tcp_connection::read_loop() noexcept {
   }
   boost::system::error_code close_error;
   reader.close(close_error);
+}
+
+void tcp_connection::end_reading(const boost::system::error_code& ec, bool ended_here) noexcept {
   bool said_goodbye = false;
-  const std::string why = why_ended(ec, said_goodbye);
-  // The strand shuts the connection down (timer, writes); this thread reports the loss.
-  asio::post(strand_, [self = self(), why, deliberate = said_goodbye || ended_here] {
-    self->finish(why, deliberate);
+  std::string why;
+  try {
+    why = why_ended(ec, said_goodbye);
+    // The strand shuts the connection down (timer, writes); this thread reports the loss.
+    asio::post(strand_, [self = self(), why, deliberate = said_goodbye || ended_here] {
+      self->finish(why, deliberate);
+      boost::system::error_code ignored;
+      self->stream_->plain.close(ignored);  // nobody reads it any more
+    });
+  } catch (...) {
+    // Out of memory: the strand cannot be told. Shut the socket down from here
+    // so that the peer and the strand's pending operations see the end.
+    mark_closing();
     boost::system::error_code ignored;
-    self->stream_->plain.close(ignored);  // nobody reads it any more
-  });
+    stream_->plain.shutdown(tcp::socket::shutdown_both, ignored);
+  }
   lost(why);
   try {
     // acquire: pairs with the release in close() / finish().
@@ -406,6 +440,21 @@ void tcp_connection::read_loop() noexcept {
 }
 
 void tcp_connection::deliver_loop() noexcept {
+  try {
+    deliver_batches();
+  } catch (const std::exception& e) {
+    // Out of memory: the connection ends as for a defect; the records still
+    // queued are not delivered.
+    try {
+      set_close_reason("connection to " + describe() + " closed: delivering failed: " + e.what());
+    } catch (...) {
+    }
+    close("delivering failed");
+  }
+  end_delivery();
+}
+
+void tcp_connection::deliver_batches() {
   begin_reading(/*run_inline=*/true);
   delivery batch;
   bool broken = false;
@@ -446,17 +495,23 @@ void tcp_connection::deliver_loop() noexcept {
     }
     run_batch();
   }
-  std::string why = close_reason();
-  if (why.empty()) why = "the connection to " + describe() + " closed";
-  const std::string name = peer_->name, endpoint = peer_->endpoint;
+}
+
+void tcp_connection::end_delivery() noexcept {
   bool said_goodbye = false;
   {
     troupe::mutex_lock lock(inbox_mutex_);
     said_goodbye = said_goodbye_;
   }
+  std::string why;
+  try {
+    why = close_reason();
+    if (why.empty()) why = "the connection to " + describe() + " closed";
+  } catch (...) {  // out of memory: lost() reports the loss without a reason
+  }
   lost(why);
   try {
-    transport_.node.tcp_connection_lost(name, endpoint, said_goodbye);
+    transport_.node.tcp_connection_lost(peer_->name, peer_->endpoint, said_goodbye);
   } catch (...) {
   }
 }
@@ -549,7 +604,10 @@ void tcp_connection::finish(const std::string& why, bool deliberate) noexcept {
     write_closed_ = true;
   }
   boost::system::error_code ignored;
-  timer_.cancel();
+  try {
+    timer_.cancel();
+  } catch (...) {  // Asio reports a failed cancel by throwing; the next tick sees finished_flag_
+  }
   // The shutdown wakes a reader blocked in wait(); the socket is closed once
   // nothing can be using it (the reading thread closes it on its way out).
   stream_->plain.shutdown(tcp::socket::shutdown_both, ignored);

@@ -98,6 +98,10 @@ class tcp_connection final : public connection {
   // Heartbeats it has not read yet (a long handler, a dial to a third node)
   // wait in the socket, where the failure detector counts them as life.
   void read_loop() noexcept;
+  // read_loop()'s parts: reading until the connection ends (may throw on
+  // out of memory), then reporting the end.
+  void read_frames(bool& ended_here, boost::system::error_code& ec);
+  void end_reading(const boost::system::error_code& ec, bool ended_here) noexcept;
 
   // The delivery thread: decodes records and runs the actors they make
   // runnable (as the shared-memory reader does), off the I/O threads — so a
@@ -105,6 +109,9 @@ class tcp_connection final : public connection {
   // reads, heartbeats or other connections. Ends, after delivering everything that
   // arrived, once finish() closed the inbox; then the connection is lost.
   void deliver_loop() noexcept;
+  // deliver_loop()'s parts, as read_loop()'s.
+  void deliver_batches();
+  void end_delivery() noexcept;
 
   // A defect: this node ends the connection on purpose (and does not re-dial a peer
   // that broke the protocol), as for a defect found by the delivery thread.

@@ -95,10 +95,13 @@ void tcp_transport::stop() noexcept {
     s.changed.notify_all();
   }
   if (s.acceptor) {
-    asio::post(s.io, [&s] {
-      boost::system::error_code ignored;
-      s.acceptor->close(ignored);
-    });
+    try {
+      asio::post(s.io, [&s] {
+        boost::system::error_code ignored;
+        s.acceptor->close(ignored);
+      });
+    } catch (...) {  // out of memory: the acceptor ends with the I/O threads below
+    }
   }
   if (s.redialer.joinable()) s.redialer.join();
   {
@@ -106,15 +109,21 @@ void tcp_transport::stop() noexcept {
     troupe::mutex_lock lock(s.mutex);
     s.changed.wait(lock, [&]() TROUPE_REQUIRES(s.mutex) { return s.pending_handshakes == 0 && s.active_dials == 0; });
   }
-  std::vector<std::shared_ptr<tcp_connection>> connections;
-  {
-    troupe::mutex_lock lock(s.mutex);
-    for (auto& w : s.connections) {
-      if (auto c = w.lock()) connections.push_back(std::move(c));
+  try {
+    std::vector<std::shared_ptr<tcp_connection>> connections;
+    {
+      troupe::mutex_lock lock(s.mutex);
+      for (auto& w : s.connections) {
+        if (auto c = w.lock()) connections.push_back(std::move(c));
+      }
     }
+    const std::string why = "node '" + s.node.name() + "' is shutting down";
+    for (auto& c : connections) c->say_goodbye(why);
+    for (auto& c : connections) c->join();
+  } catch (...) {
+    // Out of memory: no goodbyes. Stopping the I/O threads below still ends
+    // every connection; their peers see them lost and re-dial in vain.
   }
-  for (auto& c : connections) c->say_goodbye("node '" + s.node.name() + "' is shutting down");
-  for (auto& c : connections) c->join();
   s.work.reset();
   s.io.stop();
   for (auto& t : s.threads) t.join();

@@ -106,7 +106,7 @@ TEST_F(processes, lookup_finds_a_published_actor_and_names_each_kind_of_failure)
 TEST_F(processes, a_message_larger_than_the_ring_arrives_intact) {
   troupe::test_support::watchdog guard;
   auto cfg = config("parent");
-  cfg.ring_bytes = 64 * 1024;  // the parent's rings; the message is 50 times that
+  cfg.ring_bytes = std::size_t{64} << 10;  // the parent's rings; the message is 50 times that
   troupe::node parent(cfg);
   auto child = parent.spawn_node("w1");
   ASSERT_TRUE(child);

@@ -235,7 +235,8 @@ TEST_F(cluster_test, global_names_resolve_on_every_member_and_go_with_their_acto
   // The actor stops: its name goes everywhere.
   ledger.tell(quit{});
   // The removal reaches a with b's next gossip.
-  ASSERT_TRUE(troupe::detail::node_access::core(a).cluster()->await_name_gone("ledger", std::chrono::steady_clock::now() + 10s));
+  ASSERT_TRUE(troupe::detail::node_access::core(a).cluster()->await_name_gone("ledger",
+                                                                              std::chrono::steady_clock::now() + 10s));
   auto gone = a.lookup<named_protocol>("ledger", 10ms);
   ASSERT_FALSE(gone);
   EXPECT_EQ(gone.error().code(), troupe::errc::no_such_name) << gone.error();
@@ -446,7 +447,8 @@ TEST_F(etcd_cluster_test, global_names_live_in_etcd) {
   EXPECT_EQ(gone.error().code(), troupe::errc::no_such_name) << gone.error();
   EXPECT_TRUE(a.publish_global("ledger", rival));
   a.unpublish_global("ledger");
-  auto released = troupe::detail::node_access::core(a).cluster()->name_owner("ledger", std::chrono::steady_clock::now());
+  auto released =
+      troupe::detail::node_access::core(a).cluster()->name_owner("ledger", std::chrono::steady_clock::now());
   ASSERT_FALSE(released);
   EXPECT_EQ(released.error().code(), troupe::errc::no_such_name) << released.error();
 }

@@ -330,7 +330,7 @@ TEST(etcd_client_failures, hostile_answers_are_errors_not_crashes) {
   ts::watchdog guard;
   std::string deep(10000, '[');
   deep += std::string(10000, ']');
-  std::string oversized_chunk(17 * 1024 * 1024, ' ');
+  std::string oversized_chunk(std::size_t{17} << 20, ' ');
   const struct {
     const char* what;
     std::string answer;
@@ -408,7 +408,7 @@ TEST(etcd_client_failures, hostile_watch_streams_are_errors_not_crashes) {
        {created_line, R"({"result":{"events":7}})"
                       "\n"},
        errc::malformed_message},
-      {"a message past the cap", {created_line, std::string(17 * 1024 * 1024, 'x')}, errc::malformed_message},
+      {"a message past the cap", {created_line, std::string(std::size_t{17} << 20, 'x')}, errc::malformed_message},
       {"a stream error",
        {created_line, R"({"error":{"grpc_code":14,"message":"etcdserver: no leader"}})"
                       "\n"},

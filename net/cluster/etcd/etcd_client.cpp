@@ -232,7 +232,7 @@ expected<etcd_client> etcd_client::create(const std::string& url, std::chrono::m
   return etcd_client(url, std::move(where), request_timeout);
 }
 
-expected<etcd_lease> etcd_client::grant_lease(std::chrono::seconds ttl, std::stop_token stop) const {
+expected<etcd_lease> etcd_client::grant_lease(std::chrono::seconds ttl, const std::stop_token& stop) const {
   json::object request;
   request["TTL"] = std::to_string(ttl.count());
   return call<etcd_lease>(*this, "/v3/lease/grant", request, stop, [](const json::object& body) {
@@ -243,7 +243,7 @@ expected<etcd_lease> etcd_client::grant_lease(std::chrono::seconds ttl, std::sto
   });
 }
 
-expected<std::chrono::seconds> etcd_client::keep_alive(std::int64_t lease, std::stop_token stop) const {
+expected<std::chrono::seconds> etcd_client::keep_alive(std::int64_t lease, const std::stop_token& stop) const {
   json::object request;
   request["ID"] = std::to_string(lease);
   using result = std::chrono::seconds;
@@ -263,7 +263,7 @@ expected<std::chrono::seconds> etcd_client::keep_alive(std::int64_t lease, std::
       [](const etcd_refusal& r) { return r.code == grpc_not_found ? std::optional<result>(0) : std::nullopt; });
 }
 
-expected<void> etcd_client::revoke_lease(std::int64_t lease, std::stop_token stop) const {
+expected<void> etcd_client::revoke_lease(std::int64_t lease, const std::stop_token& stop) const {
   json::object request;
   request["ID"] = std::to_string(lease);
   // expected<void> has no value to carry through call(): a bool stands in.
@@ -275,7 +275,7 @@ expected<void> etcd_client::revoke_lease(std::int64_t lease, std::stop_token sto
 }
 
 expected<std::int64_t> etcd_client::put(const std::string& key, const std::string& value, std::int64_t lease,
-                                        std::stop_token stop) const {
+                                        const std::stop_token& stop) const {
   json::object request = key_request(key);
   request["value"] = base64_encode(value);
   if (lease != 0) request["lease"] = std::to_string(lease);
@@ -283,24 +283,24 @@ expected<std::int64_t> etcd_client::put(const std::string& key, const std::strin
                             [](const json::object& body) { return header_revision(body); });
 }
 
-expected<etcd_range> etcd_client::get(const std::string& key, std::stop_token stop) const {
+expected<etcd_range> etcd_client::get(const std::string& key, const std::stop_token& stop) const {
   return call<etcd_range>(*this, "/v3/kv/range", key_request(key), stop,
                           [](const json::object& body) { return parse_range(body); });
 }
 
-expected<etcd_range> etcd_client::get_prefix(const std::string& prefix, std::stop_token stop) const {
+expected<etcd_range> etcd_client::get_prefix(const std::string& prefix, const std::stop_token& stop) const {
   json::object request = key_request(prefix);
   request["range_end"] = base64_encode(etcd_prefix_end(prefix));
   return call<etcd_range>(*this, "/v3/kv/range", request, stop,
                           [](const json::object& body) { return parse_range(body); });
 }
 
-expected<std::int64_t> etcd_client::erase(const std::string& key, std::stop_token stop) const {
+expected<std::int64_t> etcd_client::erase(const std::string& key, const std::stop_token& stop) const {
   return call<std::int64_t>(*this, "/v3/kv/deleterange", key_request(key), stop,
                             [](const json::object& body) { return int_field(body, "deleted"); });
 }
 
-expected<void> etcd_client::compact(std::int64_t revision, std::stop_token stop) const {
+expected<void> etcd_client::compact(std::int64_t revision, const std::stop_token& stop) const {
   json::object request;
   request["revision"] = std::to_string(revision);
   auto compacted = call<bool>(*this, "/v3/kv/compaction", request, stop, [](const json::object&) { return true; });
@@ -310,7 +310,8 @@ expected<void> etcd_client::compact(std::int64_t revision, std::stop_token stop)
 
 expected<etcd_txn_result> etcd_client::txn(const std::vector<etcd_compare>& compares,
                                            const std::vector<etcd_operation>& success,
-                                           const std::vector<etcd_operation>& failure, std::stop_token stop) const {
+                                           const std::vector<etcd_operation>& failure,
+                                           const std::stop_token& stop) const {
   json::object request;
   json::array compare_json;
   for (const etcd_compare& c : compares) {

@@ -51,7 +51,7 @@ namespace troupe::detail {
 // A response body (or one watch message) larger than this is refused: etcd's
 // own default request limit is 1.5 MiB, so a larger answer means a hostile or
 // broken server, not a big cluster.
-inline constexpr std::size_t max_etcd_response_bytes = 16 * 1024 * 1024;
+inline constexpr std::size_t max_etcd_response_bytes = std::size_t{16} << 20;
 
 struct etcd_kv {
   std::string key;
@@ -109,25 +109,25 @@ class etcd_client {
   [[nodiscard]] const std::string& url() const noexcept { return url_; }
   [[nodiscard]] std::chrono::milliseconds request_timeout() const noexcept { return timeout_; }
 
-  [[nodiscard]] expected<etcd_lease> grant_lease(std::chrono::seconds ttl, std::stop_token stop = {}) const;
+  [[nodiscard]] expected<etcd_lease> grant_lease(std::chrono::seconds ttl, const std::stop_token& stop = {}) const;
   // The lease's remaining TTL after renewal; 0 if etcd no longer has the lease.
-  [[nodiscard]] expected<std::chrono::seconds> keep_alive(std::int64_t lease, std::stop_token stop = {}) const;
+  [[nodiscard]] expected<std::chrono::seconds> keep_alive(std::int64_t lease, const std::stop_token& stop = {}) const;
   // Succeeds also if the lease is gone already.
-  [[nodiscard]] expected<void> revoke_lease(std::int64_t lease, std::stop_token stop = {}) const;
+  [[nodiscard]] expected<void> revoke_lease(std::int64_t lease, const std::stop_token& stop = {}) const;
 
   // The store's revision after the put. `lease` 0: none.
   [[nodiscard]] expected<std::int64_t> put(const std::string& key, const std::string& value, std::int64_t lease = 0,
-                                           std::stop_token stop = {}) const;
-  [[nodiscard]] expected<etcd_range> get(const std::string& key, std::stop_token stop = {}) const;
-  [[nodiscard]] expected<etcd_range> get_prefix(const std::string& prefix, std::stop_token stop = {}) const;
+                                           const std::stop_token& stop = {}) const;
+  [[nodiscard]] expected<etcd_range> get(const std::string& key, const std::stop_token& stop = {}) const;
+  [[nodiscard]] expected<etcd_range> get_prefix(const std::string& prefix, const std::stop_token& stop = {}) const;
   // The number of keys deleted (0 or 1).
-  [[nodiscard]] expected<std::int64_t> erase(const std::string& key, std::stop_token stop = {}) const;
+  [[nodiscard]] expected<std::int64_t> erase(const std::string& key, const std::stop_token& stop = {}) const;
   // Forgets the history before `revision` (watches from earlier revisions end).
-  [[nodiscard]] expected<void> compact(std::int64_t revision, std::stop_token stop = {}) const;
+  [[nodiscard]] expected<void> compact(std::int64_t revision, const std::stop_token& stop = {}) const;
   [[nodiscard]] expected<etcd_txn_result> txn(const std::vector<etcd_compare>& compares,
                                               const std::vector<etcd_operation>& success,
                                               const std::vector<etcd_operation>& failure,
-                                              std::stop_token stop = {}) const;
+                                              const std::stop_token& stop = {}) const;
 
   // For etcd_watch and the implementation: where etcd is.
   struct endpoint {

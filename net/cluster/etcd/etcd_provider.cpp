@@ -219,8 +219,8 @@ expected<void> etcd_provider::start(const member& self, membership_events& event
     running_ = true;
   }
   started_ = true;
-  keepalive_ = std::jthread([this](std::stop_token stop) { keep_alive_loop(stop); });
-  watcher_ = std::jthread([this](std::stop_token stop) { watch_loop(stop); });
+  keepalive_ = std::jthread([this](const std::stop_token& stop) { keep_alive_loop(stop); });
+  watcher_ = std::jthread([this](const std::stop_token& stop) { watch_loop(stop); });
   return {};
 }
 

@@ -111,8 +111,8 @@ class node : public system {
   // Makes `r` reachable as troupe://<this node>/<name> (replacing an earlier
   // entry of that name). The entry goes away when the actor stops.
   template <a_protocol P>
-  void publish(std::string name, const ref<P>& r) {
-    publish_cell(std::move(name), detail::ref_access::get(r), detail::protocol_table_of<P>());
+  void publish(std::string_view name, const ref<P>& r) {
+    publish_cell(std::string(name), detail::ref_access::get(r), detail::protocol_table_of<P>());
   }
   void unpublish(std::string_view name);
 
@@ -193,8 +193,8 @@ class node : public system {
   // two claims made at once before either has spread: the node whose name
   // sorts first keeps it; with etcd the first claim wins).
   template <a_protocol P>
-  expected<void> publish_global(std::string name, const ref<P>& r) {
-    return publish_global_cell(std::move(name), detail::ref_access::get(r), detail::protocol_table_of<P>());
+  expected<void> publish_global(const std::string& name, const ref<P>& r) {
+    return publish_global_cell(name, detail::ref_access::get(r), detail::protocol_table_of<P>());
   }
   void unpublish_global(std::string_view name);
   // spawn<A>(troupe::anywhere, args...): on the member (this node included)
@@ -230,7 +230,7 @@ class node : public system {
   // On the least-loaded member that can (cluster.hpp).
   expected<detail::cell_ptr> spawn_remote(anywhere_t, const std::string& key, std::span<const std::byte> args,
                                           const detail::protocol_table& table);
-  expected<void> publish_global_cell(std::string name, detail::cell* c, const detail::protocol_table& table);
+  expected<void> publish_global_cell(const std::string& name, detail::cell* c, const detail::protocol_table& table);
   expected<void> subscribe_members_impl(std::function<void(const member_up&)> up,
                                         std::function<void(const member_down&)> down);
 
