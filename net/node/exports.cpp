@@ -39,8 +39,8 @@ using anchor_protocol = protocol<keep_watching>;
 class anchor_actor final : public actor<anchor_protocol> {
  public:
   explicit anchor_actor(node_core& node) : node_(node) {}
-  void on(const keep_watching& k) { (void)monitor(actor_addr(k.target.get())); }
-  void on(const troupe::down& d) { node_.export_stopped(d.who.cell(), d.reason); }
+  void on(const keep_watching& k) { (void)monitor(addr_access::make(k.target.get())); }
+  void on(const troupe::down& d) { node_.export_stopped(addr_access::get(d.who), d.reason); }
 
  private:
   node_core& node_;

@@ -113,7 +113,7 @@ std::shared_ptr<connection> node_core::register_connection(std::shared_ptr<conne
 
 node_handle node_core::handle_for(const std::shared_ptr<connection>& c) {
   cell_ptr anchor = proxy_for(c, c->peer()->anchor_id, protocol_table_of<protocol<>>());
-  return node_access::make_handle(c->peer(), actor_addr(anchor.get()));
+  return node_access::make_handle(c->peer(), addr_access::make(anchor.get()));
 }
 
 std::shared_ptr<connection> node_core::find_connection(const std::string& name) {

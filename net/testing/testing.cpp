@@ -31,7 +31,7 @@ int peer_pid(node& n, std::string_view peer) {
 }
 
 std::uint64_t remote_id(const actor_addr& a) {
-  detail::cell* c = a.cell();
+  detail::cell* c = detail::addr_access::get(a);
   if (c == nullptr) return 0;
   if (!c->is_remote()) return c->id();
   return static_cast<const detail::proxy_base*>(c)->where().id;

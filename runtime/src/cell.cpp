@@ -390,7 +390,7 @@ void cell::on_exit_signal(cell* from, const exit_reason& reason) {
   }
   if (paused_) return;  // the instance it would stop is gone already (awaiting its restart)
   if (traps_exits()) {
-    deliver_exit(troupe::exit{actor_addr(from), reason});
+    deliver_exit(troupe::exit{addr_access::make(from), reason});
     return;
   }
   if (reason.is_normal()) return;
@@ -401,7 +401,7 @@ void cell::on_exit_signal(cell* from, const exit_reason& reason) {
 
 void cell::on_down_signal(std::uint64_t monitor_id, cell* who, const exit_reason& reason) {
   if (!extras_ || extras_->monitoring.erase(monitor_id) == 0) return;  // demonitored meanwhile
-  deliver_down(troupe::down{actor_addr(who), reason, monitor_id});
+  deliver_down(troupe::down{addr_access::make(who), reason, monitor_id});
 }
 
 void cell::request_stop(exit_reason::kind why, bool final) noexcept {

@@ -79,11 +79,11 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
   explicit supervisor_actor(std::shared_ptr<supervisor_state> state) : state_(std::move(state)) {}
 
   void on_start() {
-    state_->self = cell();
+    state_->self = actor_access::cell_of(*this);
     if (restarted_) state_->restart_times.clear();  // a new instance starts with a fresh intensity
     for (auto& c : state_->own_children()) {
       if (!c.running) continue;
-      link(actor_addr(c.cell.get()));  // children end when this supervisor ends for good
+      link(addr_access::make(c.cell.get()));  // children end when this supervisor ends for good
       // A restarted supervisor restarts its subtree in place (refs stay valid).
       if (restarted_) {
         {
@@ -99,7 +99,8 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
   std::vector<child_info> on(which_children) {
     troupe::mutex_lock lock(state_->mutex);
     std::vector<child_info> out;
-    for (auto& c : state_->children) out.push_back({c.spec->id, actor_addr(c.cell.get()), c.running, c.restarts});
+    for (auto& c : state_->children)
+      out.push_back({c.spec->id, addr_access::make(c.cell.get()), c.running, c.restarts});
     return out;
   }
 
@@ -125,7 +126,7 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
       e.dynamic = true;
       state_->children.push_back(std::move(e));
     }
-    link(actor_addr(child.get()));
+    link(addr_access::make(child.get()));
     start_cell(system(), child.get());  // its initial reference becomes the system's
     if (shutting_down_) child->request_stop(exit_reason::kind::shutdown);
   }
@@ -176,7 +177,7 @@ class supervisor_actor final : public actor<supervisor_protocol>, public supervi
       begin_shutdown(exit_reason::error("restart intensity exceeded: " + std::to_string(times.size()) +
                                         " restarts within " + std::to_string(state_->spec.within.count()) +
                                         " ms; last: child '" + entry->spec->id + "' " + reason.to_string()),
-                     cell()->supervised());
+                     actor_access::cell_of(*this)->supervised());
       return;
     }
     // Which children restart: the strategy.

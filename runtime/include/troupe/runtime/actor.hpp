@@ -40,6 +40,9 @@
 namespace troupe {
 
 class system;
+namespace detail {
+struct actor_access;
+}  // namespace detail
 
 enum class await_policy : unsigned char { sequential, interleave };
 
@@ -61,26 +64,33 @@ class actor_base {
   // monitor(): a down{who, reason} arrives when `who` stops — at once if it
   // already has. Returns an id for demonitor(), after which no down for it
   // arrives (also not one already on its way).
-  std::uint64_t monitor(const actor_addr& who) { return cell_->monitor(who.cell()); }
+  std::uint64_t monitor(const actor_addr& who) { return cell_->monitor(detail::addr_access::get(who)); }
   void demonitor(std::uint64_t monitor_id) { cell_->demonitor(monitor_id); }
   // link(): bidirectional; when either side stops abnormally the other stops
   // with the same reason, unless it traps exits (declares on(const exit&)).
-  void link(const actor_addr& other) { cell_->link(other.cell()); }
-  void unlink(const actor_addr& other) { cell_->unlink(other.cell()); }
+  void link(const actor_addr& other) { cell_->link(detail::addr_access::get(other)); }
+  void unlink(const actor_addr& other) { cell_->unlink(detail::addr_access::get(other)); }
   // Sends an exit signal, as if this actor were linked to `to` and stopped with
   // `reason` (exit_reason::killed stops it without on_stop, and cannot be trapped).
   void send_exit(const actor_addr& to, exit_reason reason) {
-    detail::cell::send_exit(to.cell(), cell_, std::move(reason));
+    detail::cell::send_exit(detail::addr_access::get(to), cell_, std::move(reason));
   }
 
  protected:
   actor_base() noexcept;
   ~actor_base() = default;
-  [[nodiscard]] detail::cell* cell() const noexcept { return cell_; }
 
  private:
+  friend struct detail::actor_access;
   detail::cell* cell_;  // the cell outlives the actor object
 };
+
+namespace detail {
+// What the runtime reaches inside an actor object; users never name it.
+struct actor_access {
+  static cell* cell_of(const actor_base& a) noexcept { return a.cell_; }
+};
+}  // namespace detail
 
 template <class P>
 class actor : public actor_base {
@@ -90,7 +100,7 @@ class actor : public actor_base {
   using protocol_type = P;
 
   // A ref to this actor, to hand to others.
-  [[nodiscard]] ref<P> self() const { return detail::ref_access::make<P>(cell()); }
+  [[nodiscard]] ref<P> self() const { return detail::ref_access::make<P>(detail::actor_access::cell_of(*this)); }
 
  protected:
   actor() noexcept = default;

@@ -21,17 +21,19 @@
 
 namespace troupe {
 
+namespace detail {
+struct addr_access;
+}  // namespace detail
+
 class actor_addr {
  public:
   actor_addr() noexcept = default;
   template <class P>
   actor_addr(const ref<P>& r) noexcept : cell_(detail::ref_access::get(r)) {}  // NOLINT: implicit on purpose
-  explicit actor_addr(detail::cell* c) noexcept : cell_(c) {}
 
   [[nodiscard]] std::uint64_t id() const noexcept { return cell_ ? cell_->id() : 0; }
   [[nodiscard]] std::string to_string() const { return detail::address_of(cell_.get()); }
   explicit operator bool() const noexcept { return static_cast<bool>(cell_); }
-  [[nodiscard]] detail::cell* cell() const noexcept { return cell_.get(); }
 
   friend bool operator==(const actor_addr& a, const actor_addr& b) noexcept { return a.cell_ == b.cell_; }
   template <class P>
@@ -41,8 +43,18 @@ class actor_addr {
   friend std::ostream& operator<<(std::ostream& out, const actor_addr& a) { return out << a.to_string(); }
 
  private:
+  friend struct detail::addr_access;
+  explicit actor_addr(detail::cell* c) noexcept : cell_(c) {}
   detail::cell_ptr cell_;
 };
+
+namespace detail {
+// What the runtime (and net/) reach inside an actor_addr; users never name it.
+struct addr_access {
+  static actor_addr make(cell* c) noexcept { return actor_addr(c); }
+  static cell* get(const actor_addr& a) noexcept { return a.cell_.get(); }
+};
+}  // namespace detail
 
 }  // namespace troupe
 

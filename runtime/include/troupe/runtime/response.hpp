@@ -48,13 +48,6 @@ class [[nodiscard]] response {
  public:
   using value_type = R;
 
-  // Future flavour. `driver` is the system to drive while waiting (deterministic
-  // mode only, null otherwise); `deadline` is on that system's clock.
-  response(std::shared_ptr<detail::future_state<R>> state, troupe::system* driver,
-           std::chrono::steady_clock::time_point deadline)
-      : future_(std::move(state)), driver_(driver), deadline_(deadline) {}
-  // Actor flavour.
-  explicit response(std::shared_ptr<detail::ask_slot<R>> slot) : slot_(std::move(slot)) {}
   // Already failed (e.g. a malformed call).
   explicit response(error e) : failed_(std::move(e)) {}
 
@@ -136,6 +129,17 @@ class [[nodiscard]] response {
   }
 
  private:
+  // Made by ref<P>::ask() only.
+  template <class P>
+  friend class ref;
+  // Future flavour. `driver` is the system to drive while waiting (deterministic
+  // mode only, null otherwise); `deadline` is on that system's clock.
+  response(std::shared_ptr<detail::future_state<R>> state, troupe::system* driver,
+           std::chrono::steady_clock::time_point deadline)
+      : future_(std::move(state)), driver_(driver), deadline_(deadline) {}
+  // Actor flavour.
+  explicit response(std::shared_ptr<detail::ask_slot<R>> slot) : slot_(std::move(slot)) {}
+
   expected<R> result() {
     if (failed_) return *failed_;
     return std::move(*slot_->result);

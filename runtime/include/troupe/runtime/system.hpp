@@ -120,7 +120,7 @@ class system {
   // unless it traps exits or the reason is normal; exit_reason::killed stops it
   // without on_stop and cannot be trapped.
   void send_exit(const actor_addr& to, exit_reason reason) {
-    if (to) detail::cell::send_exit(to.cell(), nullptr, std::move(reason));
+    if (to) detail::cell::send_exit(detail::addr_access::get(to), nullptr, std::move(reason));
   }
 
   // See the header comment. Idempotent; the destructor calls it.

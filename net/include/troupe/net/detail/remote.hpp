@@ -216,7 +216,7 @@ class proxy_base : public cell {
   // Exit signals (a linked local actor stopped, or send_exit) go to the real actor.
   [[nodiscard]] bool traps_exits() const noexcept override { return true; }
   void deliver_exit(const troupe::exit& e) override {
-    if (via_) send_remote_exit(via_, address_.id, e.who.cell(), e.reason);
+    if (via_) send_remote_exit(via_, address_.id, addr_access::get(e.who), e.reason);
   }
 
   std::shared_ptr<connection> via_;
