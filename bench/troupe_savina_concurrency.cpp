@@ -268,7 +268,7 @@ struct waiting_room : troupe::actor<room_protocol> {
   troupe::ref<barber_protocol> barber;
   std::deque<troupe::ref<customer_protocol>> waiting;
   bool barber_asleep = true;
-  void on(enter_room e) {
+  void on(const enter_room& e) {
     if (static_cast<int64_t>(waiting.size()) == capacity) {
       e.customer.tell(customer_full{});
       return;
@@ -300,7 +300,7 @@ struct barber_actor : troupe::actor<barber_protocol> {
   explicit barber_actor(int64_t rate) : haircut_rate(static_cast<int>(rate)) {}
   int haircut_rate;
   bench::savina_random random;
-  void on(haircut h) {
+  void on(const haircut& h) {
     h.customer.tell(customer_start{});
     bench::busy_work(random.next_int(haircut_rate) + 10);
     h.customer.tell(customer_done{});
@@ -418,7 +418,7 @@ struct arbitrator_actor : troupe::actor<arbitrator_protocol> {
   int64_t exited = 0;
   size_t left(int id) const { return static_cast<size_t>(id); }
   size_t right(int id) const { return static_cast<size_t>((id + 1) % philosophers); }
-  void on(hungry h) {
+  void on(const hungry& h) {
     if (forks[left(h.id)] || forks[right(h.id)]) {
       h.philosopher.tell(philosopher_denied{});
       return;
