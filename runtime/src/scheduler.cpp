@@ -43,6 +43,36 @@ void scheduler::stop() {
   }
 }
 
+std::vector<worker_stats> scheduler::stats() const {
+  std::vector<worker_stats> out;
+  out.reserve(workers_.size());
+  for (const auto& w : workers_) {
+    worker_stats s;
+    s.activations = w->activations.get();
+    s.steals = w->steals.get();
+    s.next_steals = w->next_steals.get();
+    s.next_bumps = w->next_bumps.get();
+    s.parks = w->parks.get();
+    s.timed_wakeups = w->timed_wakeups.get();
+    s.wakeups_issued = w->wakeups_issued.get();
+    out.push_back(s);
+  }
+  // Wake-ups from threads that are not workers are told with the first worker's.
+  // relaxed: a statistic.
+  if (!out.empty()) out.front().wakeups_from_outside = external_wakeups_.load(std::memory_order_relaxed);
+  return out;
+}
+
+void scheduler::wake_one(worker* self) noexcept {
+  if (!idle_.notify_one()) return;
+  if (self != nullptr) {
+    self->wakeups_issued.add();
+  } else {
+    // relaxed: a statistic, on the path that just made a system call anyway.
+    external_wakeups_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
 void scheduler::schedule(cell* c) noexcept {
   if (current_scheduler == this) {
     push_local(*static_cast<worker*>(current_worker), c);
@@ -51,7 +81,7 @@ void scheduler::schedule(cell* c) noexcept {
   // Boost's queue allocates a node from its free list, growing it when empty;
   // push() only fails when that allocation fails.
   while (!injector_.push(c)) std::this_thread::yield();
-  idle_.notify_one();
+  wake_one(nullptr);
 }
 
 void scheduler::push_local(worker& self, cell* c) {
@@ -59,10 +89,11 @@ void scheduler::push_local(worker& self, cell* c) {
   cell* bumped = self.next;
   self.next = c;
   if (bumped == nullptr) return;  // only this worker can run the next slot: nobody to wake
+  self.next_bumps.add();
   if (!self.queue.push(bumped)) {
     while (!injector_.push(bumped)) std::this_thread::yield();
   }
-  idle_.notify_one();
+  wake_one(&self);
 }
 
 cell* scheduler::steal(worker& self) {
@@ -76,7 +107,10 @@ cell* scheduler::steal(worker& self) {
   for (std::size_t i = 0; i < n; ++i) {
     worker& victim = *workers_[(start + i) % n];
     if (&victim == &self) continue;
-    if (cell* c = victim.queue.steal()) return c;
+    if (cell* c = victim.queue.steal()) {
+      self.steals.add();
+      return c;
+    }
   }
   return nullptr;
 }
@@ -112,7 +146,6 @@ bool scheduler::has_work_anywhere() const {
 }
 
 void scheduler::park(worker& self) {
-  (void)self;
   auto key = idle_.prepare_wait();
   // Re-check after announcing ourselves (see event_count): a push that raced with
   // the announcement is either seen here or wakes us.
@@ -126,6 +159,7 @@ void scheduler::park(worker& self) {
     troupe::mutex_lock lock(idle_mutex_);
     all_idle_.notify_all();
   }
+  self.parks.add();
   idle_.wait(key);
   parked_.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -155,13 +189,14 @@ void scheduler::run(worker& self) {
       continue;
     }
     spins = 0;
+    self.activations.add();
     switch (c->resume(max_throughput_)) {
       case resume_result::again:
         // Throughput limit reached: back of this worker's queue (fairness).
         if (!self.queue.push(c)) {
           while (!injector_.push(c)) std::this_thread::yield();
         }
-        idle_.notify_one();
+        wake_one(&self);
         break;
       case resume_result::idle:
       case resume_result::terminated:

@@ -32,6 +32,7 @@
 #include "troupe/mailbox/mutex.hpp"
 #include "troupe/mailbox/work_stealing_deque.hpp"
 #include "troupe/runtime/detail/cell.hpp"
+#include "troupe/runtime/system.hpp"
 
 namespace troupe::detail {
 
@@ -49,14 +50,35 @@ class scheduler final : public executor {
   // Stops and joins the workers. Work still queued is not run.
   void stop();
   [[nodiscard]] std::size_t worker_count() const noexcept { return workers_.size(); }
+  // Each worker's counters since start (see troupe::worker_stats).
+  [[nodiscard]] std::vector<worker_stats> stats() const;
 
  private:
+  // A counter written by one worker only: no RMW on the hot path. Readers on
+  // other threads get a value that was true at some point (relaxed).
+  class counter {
+   public:
+    void add(std::uint64_t n = 1) noexcept {
+      // relaxed: single writer; readers only need some recent value.
+      value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    [[nodiscard]] std::uint64_t get() const noexcept {
+      // relaxed: a statistic.
+      return value_.load(std::memory_order_relaxed);
+    }
+
+   private:
+    std::atomic<std::uint64_t> value_{0};
+  };
+
   struct worker {
     work_stealing_deque<cell, 1024> queue;
     cell* next = nullptr;           // the next slot; owner-only
     std::uint32_t next_streak = 0;  // consecutive runs from the next slot
     std::uint32_t ticks = 0;        // activations, for the injection-queue poll
     std::uint64_t steal_seed = 0;
+    // Statistics (troupe::worker_stats).
+    counter activations, steals, next_steals, next_bumps, parks, timed_wakeups, wakeups_issued;
     std::thread thread;
   };
 
@@ -65,6 +87,8 @@ class scheduler final : public executor {
   cell* steal(worker& self);
   void push_local(worker& self, cell* c);
   void park(worker& self) TROUPE_EXCLUDES(idle_mutex_);
+  // Wakes a parked worker; `self` (or null off the workers) counts the wake-up.
+  void wake_one(worker* self) noexcept;
   [[nodiscard]] bool has_work_anywhere() const;
 
   std::vector<std::unique_ptr<worker>> workers_;
@@ -72,6 +96,7 @@ class scheduler final : public executor {
   event_count idle_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> parked_{0};
+  std::atomic<std::uint64_t> external_wakeups_{0};  // wake-ups issued by threads that are not workers
   // Guards no field: it orders the last worker's notify of all_idle_ (park())
   // with wait_idle()'s check of parked_, so the wake-up cannot fall between the
   // check and the wait.

@@ -243,6 +243,10 @@ const config& system::config() const noexcept { return state_->cfg; }
 
 std::size_t system::worker_count() const noexcept { return state_->workers ? state_->workers->worker_count() : 0; }
 
+std::vector<worker_stats> system::scheduler_stats() const {
+  return state_->workers ? state_->workers->stats() : std::vector<worker_stats>{};
+}
+
 std::size_t system::live_actors() const noexcept { return state_->live(); }
 
 void system::check_spawn_allowed() const {
