@@ -1,7 +1,7 @@
+// scheduler: see scheduler.hpp for the design.
 #include "scheduler.hpp"
 
 #include "troupe/mailbox/assert.hpp"
-#include "troupe/mailbox/cache_line.hpp"
 
 namespace troupe::detail {
 namespace {
@@ -63,7 +63,15 @@ std::vector<worker_stats> scheduler::stats() const {
   return out;
 }
 
+// --- making work available ----------------------------------------------------------------
+
 void scheduler::wake_one(worker* self) noexcept {
+  // The producer's half of the park protocol (see park()): the work is
+  // published; this seq_cst RMW reads the latest searching_ in the total order
+  // of RMWs on it. A searcher that is still counted will find the work; one
+  // that stopped counting has announced itself to idle_ first, so the notify
+  // below reaches it.
+  if (searching_.fetch_add(0, std::memory_order_seq_cst) != 0) return;
   if (!idle_.notify_one()) return;
   if (self != nullptr) {
     self->wakeups_issued.add();
@@ -84,17 +92,22 @@ void scheduler::schedule(cell* c) noexcept {
   wake_one(nullptr);
 }
 
-void scheduler::push_local(worker& self, cell* c) {
-  TROUPE_ASSERT(current_worker == &self, "scheduler: a worker's next slot touched from another thread");
-  cell* bumped = self.next;
-  self.next = c;
-  if (bumped == nullptr) return;  // only this worker can run the next slot: nobody to wake
-  self.next_bumps.add();
-  if (!self.queue.push(bumped)) {
-    while (!injector_.push(bumped)) std::this_thread::yield();
+void scheduler::push_queue(worker& self, cell* c) noexcept {
+  if (!self.queue.push(c)) {
+    while (!injector_.push(c)) std::this_thread::yield();
   }
   wake_one(&self);
 }
+
+void scheduler::push_local(worker& self, cell* c) {
+  TROUPE_ASSERT(current_worker == &self, "scheduler: push_local() off its worker");
+  cell* bumped = std::exchange(self.next, c);
+  if (bumped == nullptr) return;  // only this worker can run the next slot: nobody to wake
+  self.next_bumps.add();
+  push_queue(self, bumped);
+}
+
+// --- finding work -----------------------------------------------------------------------
 
 cell* scheduler::steal(worker& self) {
   const std::size_t n = workers_.size();
@@ -116,7 +129,7 @@ cell* scheduler::steal(worker& self) {
 }
 
 cell* scheduler::find_work(worker& self) {
-  TROUPE_ASSERT(current_worker == &self, "scheduler: a worker's next slot touched from another thread");
+  TROUPE_ASSERT(current_worker == &self, "scheduler: find_work() off its worker");
   cell* c = nullptr;
   if (++self.ticks % injector_poll_interval == 0 && injector_.pop(c)) return c;
   if (self.next != nullptr) {
@@ -125,10 +138,7 @@ cell* scheduler::find_work(worker& self) {
       return std::exchange(self.next, nullptr);
     }
     // The slot's actor has had its turn: queue it behind the others.
-    cell* turn_over = std::exchange(self.next, nullptr);
-    if (!self.queue.push(turn_over)) {
-      while (!injector_.push(turn_over)) std::this_thread::yield();
-    }
+    push_queue(self, std::exchange(self.next, nullptr));
   }
   self.next_streak = 0;
   // The owner takes from the top too: FIFO among the queued actors.
@@ -145,10 +155,40 @@ bool scheduler::has_work_anywhere() const {
   return false;
 }
 
+// --- searching and parking --------------------------------------------------------------
+
+void scheduler::start_searching(worker& self) noexcept {
+  if (self.searching) return;
+  self.searching = true;
+  // seq_cst: see park(); producers that read a non-zero count skip their notify.
+  searching_.fetch_add(1, std::memory_order_seq_cst);
+}
+
+void scheduler::stop_searching(worker& self) noexcept {
+  if (!self.searching) return;
+  self.searching = false;
+  // seq_cst: see park(). The last searcher to find work makes sure another
+  // worker looks for the rest (Go's and Tokio's "last searcher wakes one").
+  if (searching_.fetch_sub(1, std::memory_order_seq_cst) == 1 && has_work_anywhere()) wake_one(&self);
+}
+
+// The worker's half of the park protocol. In order: announce the wait to idle_
+// (an RMW), stop counting as a searcher (an RMW on searching_), re-check every
+// queue, sleep. A producer publishes its work, then reads searching_ with an
+// RMW (wake_one()):
+//   - if it reads this worker's count, this worker's later decrement reads the
+//     producer's RMW or a later one, so it synchronizes with the producer and
+//     the re-check sees the work;
+//   - if it reads the decremented count (0), the announcement to idle_ came
+//     before, so the producer's notify (idle_'s own RMW protocol) wakes this
+//     worker, or its re-check already saw the work.
+// Either way no work is left queued while every worker sleeps.
 void scheduler::park(worker& self) {
   auto key = idle_.prepare_wait();
-  // Re-check after announcing ourselves (see event_count): a push that raced with
-  // the announcement is either seen here or wakes us.
+  const bool was_searching = self.searching;
+  self.searching = false;
+  // seq_cst: the decrement of the protocol above.
+  if (was_searching) searching_.fetch_sub(1, std::memory_order_seq_cst);
   // acquire: pairs with the release in stop().
   if (has_work_anywhere() || stopping_.load(std::memory_order_acquire)) {
     idle_.cancel_wait();
@@ -180,6 +220,7 @@ void scheduler::run(worker& self) {
   while (!stopping_.load(std::memory_order_acquire)) {
     cell* c = find_work(self);
     if (c == nullptr) {
+      start_searching(self);
       if (spins++ < idle_spins_) {
         cpu_relax();
         continue;
@@ -189,20 +230,19 @@ void scheduler::run(worker& self) {
       continue;
     }
     spins = 0;
+    stop_searching(self);
     self.activations.add();
     switch (c->resume(max_throughput_)) {
       case resume_result::again:
         // Throughput limit reached: back of this worker's queue (fairness).
-        if (!self.queue.push(c)) {
-          while (!injector_.push(c)) std::this_thread::yield();
-        }
-        wake_one(&self);
+        push_queue(self, c);
         break;
       case resume_result::idle:
       case resume_result::terminated:
         break;
     }
   }
+  stop_searching(self);
   current_scheduler = nullptr;
   current_worker = nullptr;
 }

@@ -2,32 +2,44 @@
 //
 // Each worker has
 //   - a "next" slot: the actor most recently made runnable by this worker runs
-//     next on the same core (message ping-pong stays cache-warm and does not wake
-//     anybody; Go's runnext and Tokio's LIFO slot). Bounded by a streak limit so
-//     two chatty actors cannot starve the rest of the queue;
+//     next on the same core (message ping-pong stays cache-warm and wakes
+//     nobody; Go's runnext, Tokio's LIFO slot). A streak limit keeps two chatty
+//     actors from starving the rest of the queue;
 //   - a bounded work-stealing deque, used as a FIFO (the owner takes from the top
 //     like the thieves), so actors are served in the order they became runnable.
-// Threads that are not workers (main(), timers, detached actors) push into a
-// shared injection queue (boost::lockfree::queue), which workers also poll every
-// few activations so it cannot starve.
+// Threads that are not workers (main(), timers, detached actors, transports)
+// push into a shared injection queue (boost::lockfree::queue), which workers
+// also poll every few activations so it cannot starve.
 //
-// An idle worker spins a bounded number of times, then parks on an event_count.
-// Work pushed where a parked worker could steal it wakes one worker. An idle
-// system has all workers parked: no CPU use.
+// Finding work and sleeping (as Go's and Tokio's schedulers):
+//   - A worker without work becomes a *searcher*: it spins a bounded number of
+//     times over its slot, its deque, the injection queue and the others'
+//     deques, then parks on an event_count.
+//   - Whoever makes work available wakes a parked worker only if nobody is
+//     searching: a searcher will find the work. So a stream of sends from one
+//     thread costs one wake-up, not one per message.
+//   - A searcher that finds work and was the last one wakes another worker if
+//     more work is queued, so work spreads one wake-up at a time.
+//   - The park protocol (searching_ and the event_count, both with seq_cst
+//     RMWs) never loses a wake-up: see park().
 //
-// Thread safety: schedule() from any thread; the rest is internal.
+// Thread safety: schedule() from any thread; stats() from any thread (a
+// snapshot of per-worker counters, each written by its worker only); the rest
+// is internal.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <thread>
 #include <vector>
 
 #include <boost/lockfree/queue.hpp>
 
+#include "troupe/mailbox/cache_line.hpp"
 #include "troupe/mailbox/event_count.hpp"
 #include "troupe/mailbox/mutex.hpp"
 #include "troupe/mailbox/work_stealing_deque.hpp"
@@ -71,12 +83,14 @@ class scheduler final : public executor {
     std::atomic<std::uint64_t> value_{0};
   };
 
-  struct worker {
+  struct alignas(cache_line) worker {
     work_stealing_deque<cell, 1024> queue;
-    cell* next = nullptr;           // the next slot; owner-only
+    // Owner only.
+    cell* next = nullptr;           // the next slot
     std::uint32_t next_streak = 0;  // consecutive runs from the next slot
     std::uint32_t ticks = 0;        // activations, for the injection-queue poll
     std::uint64_t steal_seed = 0;
+    bool searching = false;  // counted in searching_
     // Statistics (troupe::worker_stats).
     counter activations, steals, next_steals, next_bumps, parks, timed_wakeups, wakeups_issued;
     std::thread thread;
@@ -86,8 +100,12 @@ class scheduler final : public executor {
   cell* find_work(worker& self);
   cell* steal(worker& self);
   void push_local(worker& self, cell* c);
+  void push_queue(worker& self, cell* c) noexcept;
   void park(worker& self) TROUPE_EXCLUDES(idle_mutex_);
-  // Wakes a parked worker; `self` (or null off the workers) counts the wake-up.
+  void start_searching(worker& self) noexcept;
+  void stop_searching(worker& self) noexcept;
+  // Wakes a parked worker unless one is searching; `self` (or null off the
+  // workers) counts the wake-up.
   void wake_one(worker* self) noexcept;
   [[nodiscard]] bool has_work_anywhere() const;
 
@@ -95,7 +113,8 @@ class scheduler final : public executor {
   boost::lockfree::queue<cell*> injector_;
   event_count idle_;
   std::atomic<bool> stopping_{false};
-  std::atomic<std::size_t> parked_{0};
+  alignas(cache_line) std::atomic<std::uint32_t> searching_{0};  // workers searching for work
+  alignas(cache_line) std::atomic<std::size_t> parked_{0};
   std::atomic<std::uint64_t> external_wakeups_{0};  // wake-ups issued by threads that are not workers
   // Guards no field: it orders the last worker's notify of all_idle_ (park())
   // with wait_idle()'s check of parked_, so the wake-up cannot fall between the
