@@ -14,6 +14,15 @@ thread_local void* current_worker = nullptr;
 constexpr std::uint32_t max_next_streak = 32;
 // Every this many activations a worker polls the injection queue first.
 constexpr std::uint32_t injector_poll_interval = 61;
+// A searcher steals another worker's next slot once it has seen that worker in
+// the same activation, with the slot full, for this many of its own spins
+// (a few microseconds): long enough for any ordinary handler to end and the
+// owner to take the slot itself, so ping-pong is never split across cores.
+constexpr std::uint64_t stranded_after_spins = 48;
+// How long a parked worker sleeps at most while others run actors, and while
+// none does (see park()).
+constexpr auto stranded_check_interval = std::chrono::milliseconds(1);
+constexpr auto idle_check_interval = std::chrono::milliseconds(100);
 
 }  // namespace
 
@@ -101,8 +110,19 @@ void scheduler::push_queue(worker& self, cell* c) noexcept {
 
 void scheduler::push_local(worker& self, cell* c) {
   TROUPE_ASSERT(current_worker == &self, "scheduler: push_local() off its worker");
-  cell* bumped = std::exchange(self.next, c);
-  if (bumped == nullptr) return;  // only this worker can run the next slot: nobody to wake
+  // acq_rel: release publishes `c` (the cell it made runnable) to whoever takes
+  // the slot, the owner or a thief (their exchange is acquire); acquire pairs
+  // with the release of the push that put the bumped cell there.
+  cell* bumped = self.next.exchange(c, std::memory_order_acq_rel);
+  if (bumped == nullptr) {
+    // An empty slot wakes nobody as a rule: the owner runs `c` next, and a
+    // searcher, or a parked worker's periodic check, takes it if the owner stays
+    // busy (park()). A worker asleep for long (nobody was running when it
+    // parked) is woken once, so that it sleeps the short way from now on.
+    // relaxed: a hint; a sleeper missed here looks by itself within idle_check_interval.
+    if (long_sleepers_.load(std::memory_order_relaxed) != 0) wake_one(&self);
+    return;
+  }
   self.next_bumps.add();
   push_queue(self, bumped);
 }
@@ -125,6 +145,39 @@ cell* scheduler::steal(worker& self) {
       return c;
     }
   }
+  return steal_stranded_next(self);
+}
+
+// An actor waiting in the next slot of a worker that has been inside one
+// activation since this searcher first saw it there: the owner will not get to
+// it soon, so it runs here.
+cell* scheduler::steal_stranded_next(worker& self) {
+  const std::size_t n = workers_.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    worker& victim = *workers_[i];
+    if (&victim == &self) continue;
+    // relaxed: hints; the exchange below decides.
+    if (victim.next.load(std::memory_order_relaxed) == nullptr || !victim.running.load(std::memory_order_relaxed)) {
+      if (self.watched_victim == i) self.watched_victim = SIZE_MAX;
+      continue;
+    }
+    // relaxed: only compared with itself later; a stale value merely delays a steal.
+    const std::uint64_t activation = victim.activation.load(std::memory_order_relaxed);
+    if (self.watched_victim != i || self.watched_activation != activation) {
+      self.watched_victim = i;
+      self.watched_activation = activation;
+      self.watched_since = self.spin_count;
+      continue;
+    }
+    if (self.spin_count - self.watched_since < stranded_after_spins) continue;
+    // The watch stays: while the victim is still in this activation, whatever
+    // lands in its slot is stranded too and is taken at once.
+    // acquire: pairs with the release in push_local(); the cell's state is visible.
+    if (cell* c = victim.next.exchange(nullptr, std::memory_order_acquire)) {
+      self.next_steals.add();
+      return c;
+    }
+  }
   return nullptr;
 }
 
@@ -132,13 +185,19 @@ cell* scheduler::find_work(worker& self) {
   TROUPE_ASSERT(current_worker == &self, "scheduler: find_work() off its worker");
   cell* c = nullptr;
   if (++self.ticks % injector_poll_interval == 0 && injector_.pop(c)) return c;
-  if (self.next != nullptr) {
-    if (self.next_streak < max_next_streak || self.queue.size_hint() == 0) {
-      ++self.next_streak;
-      return std::exchange(self.next, nullptr);
+  // relaxed: only this worker fills the slot, so a null read is current; a
+  // thief may empty it, which the exchange then tells.
+  if (self.next.load(std::memory_order_relaxed) != nullptr) {
+    // acquire: pairs with the release in push_local().
+    cell* mine = self.next.exchange(nullptr, std::memory_order_acquire);
+    if (mine != nullptr) {
+      if (self.next_streak < max_next_streak || self.queue.size_hint() == 0) {
+        ++self.next_streak;
+        return mine;
+      }
+      // The slot's actor has had its turn: queue it behind the others.
+      push_queue(self, mine);
     }
-    // The slot's actor has had its turn: queue it behind the others.
-    push_queue(self, std::exchange(self.next, nullptr));
   }
   self.next_streak = 0;
   // The owner takes from the top too: FIFO among the queued actors.
@@ -151,6 +210,14 @@ bool scheduler::has_work_anywhere() const {
   if (!injector_.empty()) return true;
   for (const auto& w : workers_) {
     if (w->queue.size_hint() != 0) return true;
+  }
+  return false;
+}
+
+bool scheduler::others_running(const worker& self) const noexcept {
+  for (const auto& w : workers_) {
+    // relaxed: a hint that only chooses between a timed and an untimed sleep.
+    if (w.get() != &self && w->running.load(std::memory_order_relaxed)) return true;
   }
   return false;
 }
@@ -200,7 +267,15 @@ void scheduler::park(worker& self) {
     all_idle_.notify_all();
   }
   self.parks.add();
-  idle_.wait(key);
+  // While others run actors, an actor may sit in one's next slot behind a long
+  // handler (push_local() wakes nobody for it): look again every millisecond.
+  // With nobody running, sleep long; push_local() wakes a long sleeper when a
+  // slot fills, and the timeout covers the race where neither saw the other.
+  const bool others = others_running(self);
+  // relaxed: a hint for push_local() (see there).
+  if (!others) long_sleepers_.fetch_add(1, std::memory_order_relaxed);
+  if (!idle_.wait_for(key, others ? stranded_check_interval : idle_check_interval)) self.timed_wakeups.add();
+  if (!others) long_sleepers_.fetch_sub(1, std::memory_order_relaxed);
   parked_.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -221,6 +296,7 @@ void scheduler::run(worker& self) {
     cell* c = find_work(self);
     if (c == nullptr) {
       start_searching(self);
+      ++self.spin_count;
       if (spins++ < idle_spins_) {
         cpu_relax();
         continue;
@@ -232,7 +308,13 @@ void scheduler::run(worker& self) {
     spins = 0;
     stop_searching(self);
     self.activations.add();
-    switch (c->resume(max_throughput_)) {
+    // relaxed: hints for thieves (steal_stranded_next()); the next slot's own
+    // exchange carries the ordering.
+    self.activation.store(self.activation.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    self.running.store(true, std::memory_order_relaxed);
+    const resume_result r = c->resume(max_throughput_);
+    self.running.store(false, std::memory_order_relaxed);
+    switch (r) {
       case resume_result::again:
         // Throughput limit reached: back of this worker's queue (fairness).
         push_queue(self, c);

@@ -4,7 +4,9 @@
 //   - a "next" slot: the actor most recently made runnable by this worker runs
 //     next on the same core (message ping-pong stays cache-warm and wakes
 //     nobody; Go's runnext, Tokio's LIFO slot). A streak limit keeps two chatty
-//     actors from starving the rest of the queue;
+//     actors from starving the rest of the queue. Another worker may steal the
+//     slot's actor, but only from a worker that has been in the same activation
+//     for a while (a long handler): the owner keeps its ping-pong;
 //   - a bounded work-stealing deque, used as a FIFO (the owner takes from the top
 //     like the thieves), so actors are served in the order they became runnable.
 // Threads that are not workers (main(), timers, detached actors, transports)
@@ -14,7 +16,7 @@
 // Finding work and sleeping (as Go's and Tokio's schedulers):
 //   - A worker without work becomes a *searcher*: it spins a bounded number of
 //     times over its slot, its deque, the injection queue and the others'
-//     deques, then parks on an event_count.
+//     deques (and their next slots, see above), then parks on an event_count.
 //   - Whoever makes work available wakes a parked worker only if nobody is
 //     searching: a searcher will find the work. So a stream of sends from one
 //     thread costs one wake-up, not one per message.
@@ -22,6 +24,11 @@
 //     more work is queued, so work spreads one wake-up at a time.
 //   - The park protocol (searching_ and the event_count, both with seq_cst
 //     RMWs) never loses a wake-up: see park().
+//   - A parked worker sleeps until woken, but while any other worker is
+//     running an actor at most 1 ms: an actor in that worker's next slot could
+//     otherwise wait for a long handler to end while this core is idle. In an
+//     idle system every worker is parked and looks again every 100 ms (ten
+//     wake-ups a second, no measurable CPU).
 //
 // Thread safety: schedule() from any thread; stats() from any thread (a
 // snapshot of per-worker counters, each written by its worker only); the rest
@@ -85,12 +92,22 @@ class scheduler final : public executor {
 
   struct alignas(cache_line) worker {
     work_stealing_deque<cell, 1024> queue;
+    // Read by thieves: the next slot and the activation count that tells them
+    // whether the owner is stuck in one activation. On a line of their own.
+    alignas(cache_line) std::atomic<cell*> next{nullptr};
+    std::atomic<std::uint64_t> activation{0};  // bumped (by the owner) as each activation starts
+    std::atomic<bool> running{false};          // the owner is inside an activation
     // Owner only.
-    cell* next = nullptr;           // the next slot
-    std::uint32_t next_streak = 0;  // consecutive runs from the next slot
-    std::uint32_t ticks = 0;        // activations, for the injection-queue poll
+    alignas(cache_line) std::uint32_t next_streak = 0;  // consecutive runs from the next slot
+    std::uint32_t ticks = 0;                            // activations, for the injection-queue poll
     std::uint64_t steal_seed = 0;
     bool searching = false;  // counted in searching_
+    // A next slot this worker, as a thief, is watching: whose, and at which of
+    // the victim's activations and which of this worker's spins it was first seen.
+    std::size_t watched_victim = SIZE_MAX;
+    std::uint64_t watched_activation = 0;
+    std::uint64_t watched_since = 0;
+    std::uint64_t spin_count = 0;  // spins as a searcher, ever
     // Statistics (troupe::worker_stats).
     counter activations, steals, next_steals, next_bumps, parks, timed_wakeups, wakeups_issued;
     std::thread thread;
@@ -99,6 +116,7 @@ class scheduler final : public executor {
   void run(worker& self);
   cell* find_work(worker& self);
   cell* steal(worker& self);
+  cell* steal_stranded_next(worker& self);
   void push_local(worker& self, cell* c);
   void push_queue(worker& self, cell* c) noexcept;
   void park(worker& self) TROUPE_EXCLUDES(idle_mutex_);
@@ -108,6 +126,7 @@ class scheduler final : public executor {
   // workers) counts the wake-up.
   void wake_one(worker* self) noexcept;
   [[nodiscard]] bool has_work_anywhere() const;
+  [[nodiscard]] bool others_running(const worker& self) const noexcept;
 
   std::vector<std::unique_ptr<worker>> workers_;
   boost::lockfree::queue<cell*> injector_;
@@ -115,6 +134,7 @@ class scheduler final : public executor {
   std::atomic<bool> stopping_{false};
   alignas(cache_line) std::atomic<std::uint32_t> searching_{0};  // workers searching for work
   alignas(cache_line) std::atomic<std::size_t> parked_{0};
+  std::atomic<std::uint32_t> long_sleepers_{0};     // parked with the long timeout (park())
   std::atomic<std::uint64_t> external_wakeups_{0};  // wake-ups issued by threads that are not workers
   // Guards no field: it orders the last worker's notify of all_idle_ (park())
   // with wait_idle()'s check of parked_, so the wake-up cannot fall between the
