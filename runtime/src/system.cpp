@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "cpu_budget.hpp"
 #include "system_state.hpp"
 #include "troupe/mailbox/futex.hpp"
 
@@ -92,7 +93,7 @@ system_state::system_state(const config& c)
     manual = std::make_unique<manual_executor>();
   } else {
     std::size_t n = cfg.worker_threads;
-    if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+    if (n == 0) n = cpu_budget();  // the affinity mask and the cgroup CPU quota, not just the host's CPUs
     cfg.worker_threads = n;
     workers = std::make_unique<scheduler>(n, cfg.max_throughput, cfg.idle_spins);
   }
