@@ -1,6 +1,12 @@
 // scheduler: see scheduler.hpp for the design.
 #include "scheduler.hpp"
 
+#include <algorithm>
+
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "troupe/mailbox/assert.hpp"
 
 namespace troupe::detail {
@@ -19,16 +25,50 @@ constexpr std::uint32_t injector_poll_interval = 61;
 // (a few microseconds): long enough for any ordinary handler to end and the
 // owner to take the slot itself, so ping-pong is never split across cores.
 constexpr std::uint64_t stranded_after_spins = 48;
+// A searcher looks at the others' activation counts once in this many spins:
+// each look pulls the owner's counter line into shared state, and the owner's
+// next store to it then misses.
+constexpr std::uint64_t stranded_poll_interval = 8;
+
+// The mark a thief leaves in a next slot while it decides: its own worker's
+// address with the low bit set (never a real cell, never dereferenced). Each
+// thief's mark is its own, so a thief whose claim was overwritten can never
+// mistake another thief's later claim for its own.
+template <class Worker>
+cell* claim_mark(const Worker& thief) noexcept {
+  return reinterpret_cast<cell*>(reinterpret_cast<std::uintptr_t>(&thief) | 1U);  // NOLINT: a tagged pointer
+}
+bool is_claim(const cell* c) noexcept { return (reinterpret_cast<std::uintptr_t>(c) & 1U) != 0; }  // NOLINT: ditto
+
+// Asymmetric fences (membarrier(2)): the thief's expensive fence stands in for
+// a fence on every other thread, so the owners' fast paths need none.
+bool register_membarrier() noexcept {
+  return ::syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+void heavy_fence() noexcept { (void)::syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0); }
+
+// The owner's side: a compiler barrier, which the thief's heavy_fence() makes a
+// full one whenever it matters.
+void light_fence() noexcept { std::atomic_signal_fence(std::memory_order_seq_cst); }
 // How long a parked worker sleeps at most while others run actors, and while
 // none does (see park()).
 constexpr auto stranded_check_interval = std::chrono::milliseconds(1);
 constexpr auto idle_check_interval = std::chrono::milliseconds(100);
+// The yielding phase of a search (see run()): how long a worker keeps looking,
+// giving its core away between looks, before it parks. Adaptive per worker,
+// between these bounds: it doubles when work turned up in time, halves when it
+// ran out for nothing.
+constexpr auto min_yield_budget = std::chrono::microseconds(4);
+constexpr auto max_yield_budget = std::chrono::microseconds(256);
 
 }  // namespace
 
 scheduler::scheduler(std::size_t workers, std::size_t max_throughput, std::size_t idle_spins)
     : injector_(1024), max_throughput_(max_throughput == 0 ? 1 : max_throughput), idle_spins_(idle_spins) {
   if (workers == 0) workers = 1;
+  // Without membarrier (a kernel before 4.14, or a seccomp filter), next slots
+  // are the owner's alone, as before: stranding is possible, never wrong.
+  can_steal_next_ = workers > 1 && register_membarrier();
   workers_.reserve(workers);
   for (std::size_t i = 0; i < workers; ++i) {
     workers_.push_back(std::make_unique<worker>());
@@ -108,13 +148,45 @@ void scheduler::push_queue(worker& self, cell* c) noexcept {
   wake_one(&self);
 }
 
+// The next slot. Its owner mostly uses plain loads and stores; a thief pays for
+// the arbitration with compare-and-swaps and a heavy fence:
+//   owner, inside an activation (push_local): load the slot (waiting while a
+//     thief holds it); empty -> store the new cell (thieves never touch an
+//     empty slot); full -> CAS the old cell to the new one and bump the old
+//     one to the deque (a thief may be claiming it at the same moment);
+//   owner, between activations (find_work): mark the activation ended, light
+//     fence, load the slot (waiting while a thief holds it), store null;
+//   thief: claim the cell it saw (CAS cell -> its mark), heavy fence, read the
+//     owner's activation count: still the activation it watched -> commit
+//     (CAS mark -> null) and run the cell; otherwise give it back (CAS mark ->
+//     cell).
+// Why a cell is never run twice nor lost:
+//   - inside an activation the owner changes a full slot only by CAS, so the
+//     owner or the thief takes the cell, never both; a claimed slot makes the
+//     owner wait for the thief's decision;
+//   - between activations the heavy fence and the owner's light fence are a
+//     Dekker pair (as a full fence on both sides): either the thief sees the
+//     owner's "ended" mark and gives the cell back, or the owner's load sees
+//     the claim and waits for the decision. An owner that loaded the cell
+//     before the claim runs it, and its store of null makes the thief's
+//     give-back CAS fail.
+cell* scheduler::load_slot(worker& self) noexcept {
+  // acquire: pairs with the release store or CAS of push_local(), or a thief's give-back.
+  cell* c = self.next.load(std::memory_order_acquire);
+  while (is_claim(c)) {  // a thief decides: a heavy fence long
+    cpu_relax();
+    c = self.next.load(std::memory_order_acquire);
+  }
+  return c;
+}
+
 void scheduler::push_local(worker& self, cell* c) {
   TROUPE_ASSERT(current_worker == &self, "scheduler: push_local() off its worker");
-  // acq_rel: release publishes `c` (the cell it made runnable) to whoever takes
-  // the slot, the owner or a thief (their exchange is acquire); acquire pairs
-  // with the release of the push that put the bumped cell there.
-  cell* bumped = self.next.exchange(c, std::memory_order_acq_rel);
+  cell* bumped = load_slot(self);
   if (bumped == nullptr) {
+    // release: publishes `c` (the cell it made runnable) to whoever takes the
+    // slot, the owner or a thief (their loads and CAS are acquire).
+    self.next.store(c, std::memory_order_release);
     // An empty slot wakes nobody as a rule: the owner runs `c` next, and a
     // searcher, or a parked worker's periodic check, takes it if the owner stays
     // busy (park()). A worker asleep for long (nobody was running when it
@@ -122,6 +194,16 @@ void scheduler::push_local(worker& self, cell* c) {
     // relaxed: a hint; a sleeper missed here looks by itself within idle_check_interval.
     if (long_sleepers_.load(std::memory_order_relaxed) != 0) wake_one(&self);
     return;
+  }
+  // acq_rel: release publishes `c` as above; acquire pairs with the release
+  // that put `bumped` there. On failure a thief claimed `bumped` (or took it):
+  // wait for its decision and try again with what it left.
+  while (!self.next.compare_exchange_weak(bumped, c, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+    bumped = load_slot(self);
+    if (bumped == nullptr) {
+      self.next.store(c, std::memory_order_release);  // release: as above
+      return;
+    }
   }
   self.next_bumps.add();
   push_queue(self, bumped);
@@ -152,17 +234,17 @@ cell* scheduler::steal(worker& self) {
 // activation since this searcher first saw it there: the owner will not get to
 // it soon, so it runs here.
 cell* scheduler::steal_stranded_next(worker& self) {
+  if (!can_steal_next_ || self.spin_count % stranded_poll_interval != 0) return nullptr;
   const std::size_t n = workers_.size();
   for (std::size_t i = 0; i < n; ++i) {
     worker& victim = *workers_[i];
     if (&victim == &self) continue;
-    // relaxed: hints; the exchange below decides.
-    if (victim.next.load(std::memory_order_relaxed) == nullptr || !victim.running.load(std::memory_order_relaxed)) {
+    // relaxed: a hint; the heavy fence below decides.
+    const std::uint64_t activation = victim.activation.load(std::memory_order_relaxed);
+    if (activation % 2 == 0) {  // between activations: it takes its slot itself
       if (self.watched_victim == i) self.watched_victim = SIZE_MAX;
       continue;
     }
-    // relaxed: only compared with itself later; a stale value merely delays a steal.
-    const std::uint64_t activation = victim.activation.load(std::memory_order_relaxed);
     if (self.watched_victim != i || self.watched_activation != activation) {
       self.watched_victim = i;
       self.watched_activation = activation;
@@ -170,13 +252,31 @@ cell* scheduler::steal_stranded_next(worker& self) {
       continue;
     }
     if (self.spin_count - self.watched_since < stranded_after_spins) continue;
-    // The watch stays: while the victim is still in this activation, whatever
-    // lands in its slot is stranded too and is taken at once.
+    // relaxed: only a candidate; the CAS below takes it with acquire.
+    cell* c = victim.next.load(std::memory_order_relaxed);
+    if (c == nullptr || is_claim(c)) continue;
+    cell* const mine = claim_mark(self);
     // acquire: pairs with the release in push_local(); the cell's state is visible.
-    if (cell* c = victim.next.exchange(nullptr, std::memory_order_acquire)) {
-      self.next_steals.add();
-      return c;
+    if (!victim.next.compare_exchange_strong(c, mine, std::memory_order_acquire, std::memory_order_relaxed)) {
+      continue;
     }
+    heavy_fence();
+    // relaxed: the heavy fence orders it (see "The next slot").
+    const bool still_stuck = victim.activation.load(std::memory_order_relaxed) == activation;
+    cell* mark = mine;
+    if (still_stuck) {
+      // relaxed: the claim's acquire already made the cell ours to read.
+      if (victim.next.compare_exchange_strong(mark, nullptr, std::memory_order_relaxed)) {
+        // The watch stays: while the victim is still in this activation,
+        // whatever lands in its slot is stranded too and is taken at once.
+        self.next_steals.add();
+        return c;
+      }
+    } else {
+      // release: pairs with the owner's acquire load (load_slot()): it takes the cell back.
+      (void)victim.next.compare_exchange_strong(mark, c, std::memory_order_release, std::memory_order_relaxed);
+    }
+    // The owner overwrote the claim between activations: the cell is its to run.
   }
   return nullptr;
 }
@@ -185,11 +285,12 @@ cell* scheduler::find_work(worker& self) {
   TROUPE_ASSERT(current_worker == &self, "scheduler: find_work() off its worker");
   cell* c = nullptr;
   if (++self.ticks % injector_poll_interval == 0 && injector_.pop(c)) return c;
-  // relaxed: only this worker fills the slot, so a null read is current; a
-  // thief may empty it, which the exchange then tells.
+  // relaxed: only this worker fills the slot, so a null read is current.
   if (self.next.load(std::memory_order_relaxed) != nullptr) {
-    // acquire: pairs with the release in push_local().
-    cell* mine = self.next.exchange(nullptr, std::memory_order_acquire);
+    cell* mine = load_slot(self);
+    // relaxed: the owner's own slot; a thief that claimed it meanwhile sees its
+    // commit or give-back fail (see "The next slot").
+    if (mine != nullptr) self.next.store(nullptr, std::memory_order_relaxed);
     if (mine != nullptr) {
       if (self.next_streak < max_next_streak || self.queue.size_hint() == 0) {
         ++self.next_streak;
@@ -217,12 +318,33 @@ bool scheduler::has_work_anywhere() const {
 bool scheduler::others_running(const worker& self) const noexcept {
   for (const auto& w : workers_) {
     // relaxed: a hint that only chooses between a timed and an untimed sleep.
-    if (w.get() != &self && w->running.load(std::memory_order_relaxed)) return true;
+    if (w.get() != &self && w->activation.load(std::memory_order_relaxed) % 2 != 0) return true;
   }
   return false;
 }
 
 // --- searching and parking --------------------------------------------------------------
+
+// The second phase of a search, after the spins: look again after each
+// sched_yield() until the worker's yield budget runs out. A worker in this
+// phase still counts as a searcher, so producers issue no wake-up system call
+// for the work it finds, and the core goes to whichever thread has work,
+// the producer first, on a machine with fewer cores than threads. The budget
+// adapts: work that keeps arriving within it (a producer just slower than the
+// workers, fork_join's main()) grows it until the worker stops parking between
+// messages; an idle system shrinks it back, and the worker parks after a few
+// microseconds.
+bool scheduler::keep_yielding(worker& self) noexcept {
+  const time_point now = std::chrono::steady_clock::now();
+  if (self.yield_until == time_point{}) {
+    self.yield_until = now + self.yield_budget;
+    return true;
+  }
+  if (now < self.yield_until) return true;
+  self.yield_budget = std::max(self.yield_budget / 2, std::chrono::nanoseconds(min_yield_budget));
+  self.yield_until = time_point{};
+  return false;
+}
 
 void scheduler::start_searching(worker& self) noexcept {
   if (self.searching) return;
@@ -301,19 +423,29 @@ void scheduler::run(worker& self) {
         cpu_relax();
         continue;
       }
+      if (keep_yielding(self)) {
+        std::this_thread::yield();
+        continue;
+      }
       spins = 0;
       park(self);
       continue;
     }
+    if (self.yield_until != time_point{}) {
+      // Work turned up while yielding: a park would have cost a wake-up.
+      self.yield_budget = std::min(self.yield_budget * 2, std::chrono::nanoseconds(max_yield_budget));
+      self.yield_until = time_point{};
+    }
     spins = 0;
     stop_searching(self);
     self.activations.add();
-    // relaxed: hints for thieves (steal_stranded_next()); the next slot's own
-    // exchange carries the ordering.
-    self.activation.store(self.activation.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    self.running.store(true, std::memory_order_relaxed);
+    // relaxed: read by thieves, whose heavy fence orders it (see "The next slot").
+    const std::uint64_t activation = self.activation.load(std::memory_order_relaxed);
+    self.activation.store(activation + 1, std::memory_order_relaxed);  // odd: running
     const resume_result r = c->resume(max_throughput_);
-    self.running.store(false, std::memory_order_relaxed);
+    self.activation.store(activation + 2, std::memory_order_relaxed);  // even: between activations
+    // The owner's half of the Dekker pair: the "ended" mark before the slot's next load.
+    light_fence();
     switch (r) {
       case resume_result::again:
         // Throughput limit reached: back of this worker's queue (fairness).

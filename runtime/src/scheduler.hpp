@@ -6,7 +6,9 @@
 //     nobody; Go's runnext, Tokio's LIFO slot). A streak limit keeps two chatty
 //     actors from starving the rest of the queue. Another worker may steal the
 //     slot's actor, but only from a worker that has been in the same activation
-//     for a while (a long handler): the owner keeps its ping-pong;
+//     for a while (a long handler): the owner keeps its ping-pong. The owner's
+//     side of the slot is plain loads and stores; the rare thief pays for the
+//     arbitration (see "The next slot" in scheduler.cpp);
 //   - a bounded work-stealing deque, used as a FIFO (the owner takes from the top
 //     like the thieves), so actors are served in the order they became runnable.
 // Threads that are not workers (main(), timers, detached actors, transports)
@@ -16,7 +18,9 @@
 // Finding work and sleeping (as Go's and Tokio's schedulers):
 //   - A worker without work becomes a *searcher*: it spins a bounded number of
 //     times over its slot, its deque, the injection queue and the others'
-//     deques (and their next slots, see above), then parks on an event_count.
+//     deques (and their next slots, see above), then keeps looking between
+//     sched_yield()s for an adaptive budget (4–256 µs: longer while work keeps
+//     arriving just after it would have parked), then parks on an event_count.
 //   - Whoever makes work available wakes a parked worker only if nobody is
 //     searching: a searcher will find the work. So a stream of sends from one
 //     thread costs one wake-up, not one per message.
@@ -56,6 +60,8 @@
 namespace troupe::detail {
 
 class scheduler final : public executor {
+  using time_point = std::chrono::steady_clock::time_point;
+
  public:
   scheduler(std::size_t workers, std::size_t max_throughput, std::size_t idle_spins);
   ~scheduler();
@@ -92,11 +98,12 @@ class scheduler final : public executor {
 
   struct alignas(cache_line) worker {
     work_stealing_deque<cell, 1024> queue;
-    // Read by thieves: the next slot and the activation count that tells them
-    // whether the owner is stuck in one activation. On a line of their own.
+    // The next slot: null, a cell, or a thief's claim mark while it decides.
+    // Written by its owner on every hop; thieves touch it only to steal.
     alignas(cache_line) std::atomic<cell*> next{nullptr};
-    std::atomic<std::uint64_t> activation{0};  // bumped (by the owner) as each activation starts
-    std::atomic<bool> running{false};          // the owner is inside an activation
+    // The owner's activations: odd while one runs, even between them. Thieves
+    // poll it now and then; a line of its own, away from the slot.
+    alignas(cache_line) std::atomic<std::uint64_t> activation{0};
     // Owner only.
     alignas(cache_line) std::uint32_t next_streak = 0;  // consecutive runs from the next slot
     std::uint32_t ticks = 0;                            // activations, for the injection-queue poll
@@ -108,6 +115,10 @@ class scheduler final : public executor {
     std::uint64_t watched_activation = 0;
     std::uint64_t watched_since = 0;
     std::uint64_t spin_count = 0;  // spins as a searcher, ever
+    // The yielding phase of a search (keep_yielding()): its end, or the epoch
+    // outside the phase, and this worker's current budget for it.
+    time_point yield_until{};
+    std::chrono::nanoseconds yield_budget{std::chrono::microseconds(16)};
     // Statistics (troupe::worker_stats).
     counter activations, steals, next_steals, next_bumps, parks, timed_wakeups, wakeups_issued;
     std::thread thread;
@@ -119,6 +130,9 @@ class scheduler final : public executor {
   cell* steal_stranded_next(worker& self);
   void push_local(worker& self, cell* c);
   void push_queue(worker& self, cell* c) noexcept;
+  // The owner's side of the next slot: waits while a thief holds it.
+  [[nodiscard]] static cell* load_slot(worker& self) noexcept;
+  [[nodiscard]] static bool keep_yielding(worker& self) noexcept;
   void park(worker& self) TROUPE_EXCLUDES(idle_mutex_);
   void start_searching(worker& self) noexcept;
   void stop_searching(worker& self) noexcept;
@@ -134,7 +148,9 @@ class scheduler final : public executor {
   std::atomic<bool> stopping_{false};
   alignas(cache_line) std::atomic<std::uint32_t> searching_{0};  // workers searching for work
   alignas(cache_line) std::atomic<std::size_t> parked_{0};
-  std::atomic<std::uint32_t> long_sleepers_{0};     // parked with the long timeout (park())
+  std::atomic<std::uint32_t> long_sleepers_{0};  // parked with the long timeout (park())
+  // The process can issue asymmetric fences (membarrier): next slots may be stolen.
+  bool can_steal_next_ = false;
   std::atomic<std::uint64_t> external_wakeups_{0};  // wake-ups issued by threads that are not workers
   // Guards no field: it orders the last worker's notify of all_idle_ (park())
   // with wait_idle()'s check of parked_, so the wake-up cannot fall between the
