@@ -4,17 +4,20 @@
 // The cgroup test puts a real child process in a real cgroup with a quota; it
 // needs root and a writable cgroup "cpu" controller, and skips without them
 // (TROUPE_REQUIRE_CGROUP=1, which CI sets, makes that a failure).
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <troupe/troupe.hpp>
@@ -64,6 +67,17 @@ std::optional<std::string> cgroup_v1_cpu_mount() {
   return std::nullopt;
 }
 
+// Set in the child of the cgroup test.
+constexpr const char* child_variable = "TROUPE_CPU_BUDGET_CHILD";
+
+// The cgroup test's child: exits with the default worker count. Outside that
+// child there is nothing to do.
+TEST(cpu_budget, the_child_reports_its_default_worker_count) {
+  if (std::getenv(child_variable) == nullptr) return;
+  std::fflush(nullptr);
+  ::_exit(static_cast<int>(default_worker_count()));
+}
+
 bool write_file(const std::string& path, const std::string& text) {
   std::ofstream out(path);
   out << text;
@@ -87,19 +101,34 @@ TEST(cpu_budget, the_default_worker_count_follows_the_cgroup_cpu_quota) {
   // One CPU's worth: 100 ms of CPU time every 100 ms.
   ASSERT_TRUE(write_file(group + "/cpu.cfs_period_us", "100000"));
   ASSERT_TRUE(write_file(group + "/cpu.cfs_quota_us", "100000"));
+  // The child joins the cgroup, then runs this test program again (a fresh
+  // process: a forked copy of this multi-threaded one may not start threads
+  // under ThreadSanitizer), which starts a system with the default worker
+  // count and reports it as its exit status (the_child_reports... below).
+  const std::string procs = group + "/cgroup.procs";
+  std::string marker = std::string(child_variable) + "=1";
+  std::vector<char*> environment{marker.data()};
+  for (char** e = environ; *e != nullptr; ++e) environment.push_back(*e);
+  environment.push_back(nullptr);
+  char filter[] = "--gtest_filter=cpu_budget.the_child_reports_its_default_worker_count";
+  char program[] = "runtime_tests";
+  char* argv[] = {program, filter, nullptr};
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
-    // The child joins the cgroup, then starts a system with the default worker
-    // count and reports it as its exit status.
-    if (!write_file(group + "/cgroup.procs", std::to_string(::getpid()))) ::_exit(100);
-    ::_exit(static_cast<int>(default_worker_count()));
+    // Only async-signal-safe calls between fork and exec.
+    const int fd = ::open(procs.c_str(), O_WRONLY);
+    if (fd < 0 || ::write(fd, "0", 1) != 1) ::_exit(100);  // "0": the writing process itself
+    ::close(fd);
+    ::execve("/proc/self/exe", argv, environment.data());
+    ::_exit(101);
   }
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   ::rmdir(group.c_str());
   ASSERT_TRUE(WIFEXITED(status));
   ASSERT_NE(WEXITSTATUS(status), 100) << "the child could not join the cgroup";
+  ASSERT_NE(WEXITSTATUS(status), 101) << "the child could not run this test program again";
   EXPECT_EQ(WEXITSTATUS(status), 1) << "a system in a cgroup with one CPU of quota started more workers";
 }
 
