@@ -49,6 +49,8 @@ struct cell_extras {
   // How to rebuild the actor object for a restart (restartable cells only).
   std::function<void(void*)> factory;
   std::unique_ptr<owned_executor> executor;  // scoped inboxes: their wake-up
+  std::uint64_t incarnation = 0;             // supervised: which life this is
+  std::unique_ptr<mailbox_bound> bound;      // bounded mailboxes (cell::bounded_)
 };
 
 namespace {
@@ -224,6 +226,18 @@ cell_extras& cell::extras() {
   return *extras_;
 }
 
+void cell::set_bound(std::unique_ptr<mailbox_bound> bound) {
+  extras().bound = std::move(bound);
+  bounded_ = true;
+}
+
+mailbox_bound* cell::bound() const noexcept { return bounded_ ? extras_->bound.get() : nullptr; }
+
+std::uint64_t cell::dropped_messages() const noexcept {
+  mailbox_bound* b = bound();
+  return b != nullptr ? b->dropped() : 0;
+}
+
 std::error_code cell::enqueue(envelope* e) noexcept { return enqueue(e, nullptr); }
 
 void cell::run_cells(std::vector<cell*>& cells) noexcept {
@@ -289,10 +303,11 @@ void cell::run_claimed(std::vector<cell*>& run_here) noexcept {
 std::error_code cell::enqueue(envelope* e, std::vector<cell*>* run_here) noexcept {
   if (forwards_ && e->index != envelope::system_index) [[unlikely]]
     return forward(e);
-  const bool counted = bound_ != nullptr && e->index != envelope::system_index;
+  mailbox_bound* const limit = bound();
+  const bool counted = limit != nullptr && e->index != envelope::system_index;
   if (counted) {
     // An actor's worker must not block: only plain threads wait for room.
-    switch (bound_->admit([] { return blocking_sends_allowed(); })) {
+    switch (limit->admit([] { return blocking_sends_allowed(); })) {
       case admission::admitted:
         break;
       case admission::dropped:
@@ -307,7 +322,7 @@ std::error_code cell::enqueue(envelope* e, std::vector<cell*>* run_here) noexcep
   }
   e->next = nullptr;  // a chain of one
   if (queue_chain(e, e, run_here)) return {};
-  if (counted) bound_->unadmit();
+  if (counted) limit->unadmit();
   e->discard(*this, exit_reason_snapshot());
   delete e;
   return make_error_code(errc::no_such_actor);
@@ -516,10 +531,10 @@ envelope* cell::next_envelope() noexcept {
 }
 
 void cell::process(envelope* e) {
-  if (bound_ != nullptr && e->index != envelope::system_index) {
-    bound_->consumed();
-    if (bound_->should_drop_oldest()) {  // drop_oldest: this is the oldest message; drop it
-      bound_->count_dropped();
+  if (mailbox_bound* limit = bound(); limit != nullptr && e->index != envelope::system_index) {
+    limit->consumed();
+    if (limit->should_drop_oldest()) {  // drop_oldest: this is the oldest message; drop it
+      limit->count_dropped();
       e->abandon(error(errc::mailbox_full, address_of(this) + ": mailbox full, message dropped (drop_oldest)"));
       delete e;
       return;
@@ -628,7 +643,7 @@ void cell::restart_now(std::uint64_t incarnation) {
   paused_ = 1;  // stays paused if recreating fails: the failure is reported below
   stopping_ = 0;
   started_ = 0;
-  incarnation_ = incarnation;
+  extras().incarnation = incarnation;
   if (std::optional<exit_reason> failed = recreate()) {
     stop_self(std::move(*failed));
     return;
@@ -686,7 +701,7 @@ const std::function<void(void*)>* cell::factory() const noexcept {
 }
 
 void cell::notify_supervisor(const exit_reason& reason, bool is_final) noexcept {
-  post<child_exit_envelope>(*extras_->supervisor.get(), this, reason, is_final, incarnation_);
+  post<child_exit_envelope>(*extras_->supervisor.get(), this, reason, is_final, extras_->incarnation);
 }
 
 void cell::own_executor(std::unique_ptr<owned_executor> exec) { extras().executor = std::move(exec); }
@@ -714,7 +729,8 @@ void cell::terminate(exit_reason reason) noexcept {
   if (extras_ != nullptr || !reason.is_normal()) extras().reason = std::move(reason);
   // Close the mailbox (from now on senders see the actor gone) and drain it.
   envelope* rest = mailbox_.close();
-  if (bound_ != nullptr) bound_->close();  // senders waiting for room give up
+  mailbox_bound* const limit = bound();
+  if (limit != nullptr) limit->close();  // senders waiting for room give up
   cell_extras* x = extras_.get();
   envelope* stash = nullptr;
   if (x != nullptr) {
@@ -725,7 +741,7 @@ void cell::terminate(exit_reason reason) noexcept {
   for (envelope* list : {stash, rest}) {
     while (list != nullptr) {
       envelope* next = static_cast<envelope*>(list->next);
-      if (bound_ != nullptr && list->index != envelope::system_index) bound_->consumed();
+      if (limit != nullptr && list->index != envelope::system_index) limit->consumed();
       list->discard(*this, final_reason);
       delete list;
       list = next;

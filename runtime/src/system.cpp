@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "cpu_budget.hpp"
 #include "system_state.hpp"
 #include "troupe/mailbox/futex.hpp"
 
@@ -72,13 +73,27 @@ void detached_executor::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-system_state::system_state(const config& c) : cfg(c) {
+namespace {
+// Systems made so far: each system's id blocks are tagged with its number.
+std::atomic<std::uint64_t> systems_made{0};
+
+struct id_range {
+  std::uint64_t system = 0;  // serial of the system the range belongs to (0: none)
+  std::uint64_t next = 0;
+  std::uint64_t end = 0;
+};
+thread_local id_range thread_ids;
+}  // namespace
+
+system_state::system_state(const config& c)
+    // relaxed: serials only need to differ.
+    : cfg(c), serial_(systems_made.fetch_add(1, std::memory_order_relaxed) + 1) {
   if (cfg.deterministic_mode) {
     cfg.max_throughput = 1;
     manual = std::make_unique<manual_executor>();
   } else {
     std::size_t n = cfg.worker_threads;
-    if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+    if (n == 0) n = cpu_budget();  // the affinity mask and the cgroup CPU quota, not just the host's CPUs
     cfg.worker_threads = n;
     workers = std::make_unique<scheduler>(n, cfg.max_throughput, cfg.idle_spins);
   }
@@ -87,35 +102,65 @@ system_state::system_state(const config& c) : cfg(c) {
 
 system_state::~system_state() { shutdown(); }
 
+
+std::uint64_t system_state::next_actor_id() noexcept {
+  id_range& ids = thread_ids;
+  if (ids.system != serial_ || ids.next == ids.end) {
+    // relaxed: ids only need to be unique; the RMW hands out disjoint blocks.
+    const std::uint64_t first = next_id_.fetch_add(id_block, std::memory_order_relaxed);
+    ids = id_range{serial_, first, first + id_block};
+  }
+  return ids.next++;
+}
+
+system_state::registry_shard& system_state::shard_of(const cell* c) noexcept {
+  return registry_[(c->id() / id_block) % registry_shards];
+}
+
 void system_state::on_started(cell* c) {
-  troupe::mutex_lock lock(registry_mutex_);
-  if (registry_closed_) {
+  registry_shard& shard = shard_of(c);
+  troupe::mutex_lock lock(shard.mutex);
+  if (shard.closed) {
     throw troupe_error(error(errc::system_stopped, "spawn while the system is shutting down"));
   }
-  c->registry_next = registry_head_;
+  c->registry_next = shard.head;
   c->registry_prev = nullptr;
-  if (registry_head_ != nullptr) registry_head_->registry_prev = c;
-  registry_head_ = c;
-  ++live_;
+  if (shard.head != nullptr) shard.head->registry_prev = c;
+  shard.head = c;
+  // relaxed: written under the shard's mutex; live() only sums.
+  shard.live.store(shard.live.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
 void system_state::on_terminated(cell* c) noexcept {
+  registry_shard& shard = shard_of(c);
+  bool emptied_while_closed = false;
   {
-    troupe::mutex_lock lock(registry_mutex_);
+    troupe::mutex_lock lock(shard.mutex);
     // Scoped inboxes are cells that were never registered (nor owned) by the system.
-    if (registry_head_ != c && c->registry_prev == nullptr) return;
+    if (shard.head != c && c->registry_prev == nullptr) return;
     if (c->registry_prev != nullptr) c->registry_prev->registry_next = c->registry_next;
     if (c->registry_next != nullptr) c->registry_next->registry_prev = c->registry_prev;
-    if (registry_head_ == c) registry_head_ = c->registry_next;
+    if (shard.head == c) shard.head = c->registry_next;
     c->registry_prev = c->registry_next = nullptr;
-    if (--live_ == 0) registry_empty_.notify_all();
+    // relaxed: as in on_started().
+    const std::size_t left = shard.live.load(std::memory_order_relaxed) - 1;
+    shard.live.store(left, std::memory_order_relaxed);
+    emptied_while_closed = left == 0 && shard.closed;
+  }
+  if (emptied_while_closed) {
+    // Under empty_mutex_: stop_all_and_wait() checks the counts under it, so
+    // this notify cannot fall between its check and its wait.
+    troupe::mutex_lock lock(empty_mutex_);
+    registry_empty_.notify_all();
   }
   c->release();  // the reference the system held while the actor was alive
 }
 
-std::size_t system_state::live() const {
-  troupe::mutex_lock lock(registry_mutex_);
-  return live_;
+std::size_t system_state::live() const noexcept {
+  std::size_t n = 0;
+  // relaxed: a count at some moment of each shard, not a consistent cut.
+  for (const registry_shard& shard : registry_) n += shard.live.load(std::memory_order_relaxed);
+  return n;
 }
 
 std::uint64_t system_state::arm_ask_timeout(cell* asker, std::uint64_t request_id, std::chrono::nanoseconds timeout) {
@@ -157,10 +202,10 @@ std::size_t system_state::run_until_idle() {
 
 void system_state::stop_all_and_wait() {
   std::vector<cell_ptr> alive;
-  {
-    troupe::mutex_lock lock(registry_mutex_);
-    registry_closed_ = true;  // from here on on_started() refuses: the snapshot is complete
-    for (cell* c = registry_head_; c != nullptr; c = c->registry_next) alive.emplace_back(c);
+  for (registry_shard& shard : registry_) {
+    troupe::mutex_lock lock(shard.mutex);
+    shard.closed = true;  // from here on on_started() refuses: the snapshot is complete
+    for (cell* c = shard.head; c != nullptr; c = c->registry_next) alive.emplace_back(c);
   }
   for (auto& c : alive) c->request_stop(exit_reason::kind::shutdown);
   alive.clear();
@@ -168,8 +213,10 @@ void system_state::stop_all_and_wait() {
     run_until_idle();
     return;
   }
-  troupe::mutex_lock lock(registry_mutex_);
-  registry_empty_.wait(lock, [&]() TROUPE_REQUIRES(registry_mutex_) { return live_ == 0; });
+  troupe::mutex_lock lock(empty_mutex_);
+  // The counts are read under empty_mutex_, which on_terminated() takes to notify
+  // after a shard empties: no wake-up is lost.
+  registry_empty_.wait(lock, [&] { return live() == 0; });
 }
 
 void system_state::shutdown() {
@@ -242,6 +289,10 @@ void system::shutdown() { state_->shutdown(); }
 const config& system::config() const noexcept { return state_->cfg; }
 
 std::size_t system::worker_count() const noexcept { return state_->workers ? state_->workers->worker_count() : 0; }
+
+std::vector<worker_stats> system::scheduler_stats() const {
+  return state_->workers ? state_->workers->stats() : std::vector<worker_stats>{};
+}
 
 std::size_t system::live_actors() const noexcept { return state_->live(); }
 

@@ -5,6 +5,7 @@
 // Thread safety: all members may be used from any thread unless noted.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -15,6 +16,7 @@
 
 #include "scheduler.hpp"
 #include "timer_service.hpp"
+#include "troupe/mailbox/cache_line.hpp"
 #include "troupe/mailbox/mutex.hpp"
 #include "troupe/runtime/config.hpp"
 #include "troupe/runtime/detail/cell.hpp"
@@ -61,17 +63,16 @@ class system_state {
   explicit system_state(const config& cfg);
   ~system_state();
 
-  [[nodiscard]] std::uint64_t next_actor_id() noexcept {
-    // relaxed: ids only need to be unique.
-    return next_id_.fetch_add(1, std::memory_order_relaxed);
-  }
+  // A fresh actor id: unique in this system, taken from a block of ids this
+  // thread holds, so that threads spawning at once do not share a counter.
+  [[nodiscard]] std::uint64_t next_actor_id() noexcept;
 
   // Live-actor registry.
   // Registers a new actor. Throws troupe_error(system_stopped) once shutdown has
-  // begun (checked under the registry lock, so no spawn slips past shutdown).
-  void on_started(cell* c) TROUPE_EXCLUDES(registry_mutex_);
-  void on_terminated(cell* c) noexcept TROUPE_EXCLUDES(registry_mutex_);
-  [[nodiscard]] std::size_t live() const TROUPE_EXCLUDES(registry_mutex_);
+  // begun (checked under its shard's lock, so no spawn slips past shutdown).
+  void on_started(cell* c);
+  void on_terminated(cell* c) noexcept;
+  [[nodiscard]] std::size_t live() const noexcept;
 
   std::uint64_t arm_ask_timeout(cell* asker, std::uint64_t request_id, std::chrono::nanoseconds timeout);
   void cancel_timer(std::uint64_t id) noexcept;
@@ -79,7 +80,7 @@ class system_state {
   executor& scheduler_executor() noexcept;
   executor& new_detached_executor() TROUPE_EXCLUDES(detached_mutex_);
 
-  void shutdown() TROUPE_EXCLUDES(shutdown_mutex_, registry_mutex_, detached_mutex_);
+  void shutdown() TROUPE_EXCLUDES(shutdown_mutex_, detached_mutex_);
   bool step();
   std::size_t run_until_idle();
 
@@ -90,17 +91,31 @@ class system_state {
   std::unique_ptr<manual_executor> manual;  // deterministic mode
 
  private:
-  void stop_all_and_wait() TROUPE_EXCLUDES(registry_mutex_);
+  void stop_all_and_wait() TROUPE_EXCLUDES(empty_mutex_);
 
+  // Ids: each thread takes a block of id_block ids at a time (next_actor_id()).
+  static constexpr std::uint64_t id_block = 256;
   std::atomic<std::uint64_t> next_id_{1};
-  // The registry: a list threaded through the live cells (their registry_prev
-  // and registry_next, which only code holding registry_mutex_ touches).
-  mutable troupe::mutex registry_mutex_;
-  std::condition_variable_any registry_empty_;  // live_ reached 0
-  cell* registry_head_ TROUPE_GUARDED_BY(registry_mutex_) = nullptr;
-  std::size_t live_ TROUPE_GUARDED_BY(registry_mutex_) = 0;
-  // Shutdown took its snapshot: no more actors.
-  bool registry_closed_ TROUPE_GUARDED_BY(registry_mutex_) = false;
+  const std::uint64_t serial_;  // tells this system's blocks from another's (same address, later)
+
+  // The registry: lists threaded through the live cells (their registry_prev and
+  // registry_next, which only code holding their shard's mutex touches). A cell
+  // lives in the shard of its id's block, so one thread's spawns stay on one
+  // shard and different threads' mostly on different ones: no global lock.
+  static constexpr std::size_t registry_shards = 16;
+  struct alignas(cache_line) registry_shard {
+    troupe::mutex mutex;
+    cell* head TROUPE_GUARDED_BY(mutex) = nullptr;
+    bool closed TROUPE_GUARDED_BY(mutex) = false;  // shutdown took its snapshot: no more actors
+    // Written under `mutex`, read without it (live()): a statistic there.
+    std::atomic<std::size_t> live{0};
+  };
+  [[nodiscard]] registry_shard& shard_of(const cell* c) noexcept;
+  std::array<registry_shard, registry_shards> registry_;
+  // Shutdown waits on it for the last actors; a shard that empties while
+  // closed notifies it.
+  troupe::mutex empty_mutex_;
+  std::condition_variable_any registry_empty_;
   troupe::mutex detached_mutex_;
   std::vector<std::unique_ptr<detached_executor>> detached_ TROUPE_GUARDED_BY(detached_mutex_);
   // Held for all of shutdown(): a second caller waits until the first is done.

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -280,6 +281,51 @@ TEST(system, timers_requested_after_shutdown_never_fire_and_cancel_safely) {
   sys.shutdown();
   troupe::timer t = sys.send_after(p, 1ms, add{1});
   EXPECT_FALSE(t.cancel());
+}
+
+// Spawning takes no global lock: the registry of live actors is sharded and ids
+// come from per-thread blocks. Spawns from many threads at once (plain threads
+// and actors) must still give every actor its own id, count every one, and let
+// shutdown stop them all.
+struct spawn_many {
+  int count;
+  using reply = std::vector<std::uint64_t>;
+};
+struct spawner : troupe::actor<troupe::protocol<spawn_many>> {
+  std::vector<std::uint64_t> on(const spawn_many& m) {
+    std::vector<std::uint64_t> ids;
+    for (int i = 0; i < m.count; ++i) ids.push_back(system().spawn<probe>().id());
+    return ids;
+  }
+};
+
+TEST(system, actors_spawned_from_many_threads_at_once_get_distinct_ids_and_are_all_counted) {
+  troupe::test_support::watchdog guard;
+  constexpr int per_thread = 1500;
+  troupe::config cfg;
+  cfg.worker_threads = 2;
+  auto sys = std::make_unique<troupe::system>(cfg);
+  std::vector<std::vector<std::uint64_t>> ids(4);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) ids[t].push_back(sys->spawn<probe>().id());
+    });
+  }
+  auto a = sys->spawn<spawner>();
+  auto b = sys->spawn<spawner>();
+  auto from_a = a.ask(spawn_many{per_thread}, 60s);
+  auto from_b = b.ask(spawn_many{per_thread}, 60s);
+  ids[2] = from_a.get();
+  ids[3] = from_b.get();
+  for (auto& t : threads) t.join();
+  std::set<std::uint64_t> distinct{a.id(), b.id()};
+  for (const auto& list : ids) distinct.insert(list.begin(), list.end());
+  EXPECT_EQ(distinct.size(), 4u * per_thread + 2) << "two actors got the same id";
+  EXPECT_EQ(distinct.count(0), 0u);
+  EXPECT_EQ(sys->live_actors(), 4u * per_thread + 2);
+  sys->shutdown();
+  EXPECT_EQ(sys->live_actors(), 0u);
 }
 
 }  // namespace

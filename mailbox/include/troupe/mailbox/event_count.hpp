@@ -68,8 +68,9 @@ class event_count {
   }
 
   // Wakes one waiter if there is one. Cheap when nobody waits (one RMW).
-  void notify_one() noexcept { notify(1); }
-  void notify_all() noexcept { notify(INT32_MAX); }
+  // True if somebody was waiting (and a wake-up was issued).
+  bool notify_one() noexcept { return notify(1); }
+  bool notify_all() noexcept { return notify(INT32_MAX); }
 
   // Any thread, as a hint: is anybody between prepare_wait() and the end of wait()?
   [[nodiscard]] bool has_waiters() const noexcept {
@@ -78,13 +79,14 @@ class event_count {
   }
 
  private:
-  void notify(int count) noexcept {
+  bool notify(int count) noexcept {
     // seq_cst RMW (adding zero): reads the latest waiters_ in the total order of
     // RMWs on it, pairing with prepare_wait(); a plain load could read a stale 0.
-    if (waiters_.fetch_add(0, std::memory_order_seq_cst) == 0) return;
+    if (waiters_.fetch_add(0, std::memory_order_seq_cst) == 0) return false;
     // release: pairs with the acquire loads of epoch_ in prepare_wait()/wait().
     epoch_.fetch_add(1, std::memory_order_release);
     futex_wake(epoch_, count);
+    return true;
   }
 
   // Waiters write waiters_ and read epoch_, notifiers the reverse: separate lines.

@@ -12,7 +12,9 @@
 namespace troupe {
 
 struct config {
-  // Scheduler worker threads; 0 means std::thread::hardware_concurrency().
+  // Scheduler worker threads; 0 means one per CPU this process may use: the
+  // host's CPUs, fewer if its affinity mask or its cgroup's CPU quota (a
+  // container's CPU limit) allows fewer.
   std::size_t worker_threads = 0;
   // Messages an actor may handle per activation before yielding its worker to
   // other actors (fairness). The deterministic mode always uses 1.

@@ -24,9 +24,11 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "troupe/runtime/actor.hpp"
 #include "troupe/runtime/config.hpp"
@@ -46,6 +48,22 @@ class system_state;
 struct bounded {
   std::int64_t capacity;
   overflow_policy policy = overflow_policy::reject;
+};
+
+// What one scheduler worker did since the system started
+// (system::scheduler_stats()). Each counter is written by its worker alone and
+// read without stopping it: a snapshot, not a consistent cut.
+struct worker_stats {
+  std::uint64_t activations = 0;     // actors it ran (an activation: up to max_throughput messages)
+  std::uint64_t steals = 0;          // actors it took from another worker's queue
+  std::uint64_t next_steals = 0;     // ... from another worker's next slot, from behind a long handler
+  std::uint64_t next_bumps = 0;      // actors a newer one moved from its next slot to its queue
+  std::uint64_t parks = 0;           // times it went to sleep for want of work
+  std::uint64_t timed_wakeups = 0;   // times it woke by itself to look for stranded work
+  std::uint64_t wakeups_issued = 0;  // sleeping workers it woke
+  // The first worker's entry only: wake-ups issued by threads that are not
+  // workers (main(), timers, transports).
+  std::uint64_t wakeups_from_outside = 0;
 };
 
 template <class A>
@@ -128,6 +146,8 @@ class system {
 
   [[nodiscard]] const troupe::config& config() const noexcept;
   [[nodiscard]] std::size_t worker_count() const noexcept;
+  // One entry per scheduler worker (none in deterministic mode).
+  [[nodiscard]] std::vector<worker_stats> scheduler_stats() const;
   // Actors spawned and not yet stopped.
   [[nodiscard]] std::size_t live_actors() const noexcept;
 

@@ -176,7 +176,7 @@ class cell {
   std::error_code enqueue(envelope* e, std::vector<cell*>* run_here) noexcept;
   // Whether enqueue_chain() may be used: no bound to count messages against, no
   // forwarding (fixed before the actor is shared).
-  [[nodiscard]] bool takes_chains() const noexcept { return !forwards_ && bound_ == nullptr; }
+  [[nodiscard]] bool takes_chains() const noexcept { return !forwards_ && !bounded_; }
   // As enqueue(e, run_here) for several user messages at once, in order, as one
   // atomic step: a chain linked newest first through `next` (the oldest's null).
   // A link's reader queues a batch's run of messages to one actor this way, one
@@ -193,11 +193,12 @@ class cell {
   void request_stop(exit_reason::kind why, bool final = true) noexcept;
 
   // Bounded mailboxes: set before the actor starts (spawn); null when unbounded.
-  void set_bound(std::unique_ptr<mailbox_bound> bound) noexcept { bound_ = std::move(bound); }
+  // Before the cell is shared (spawn). May throw (out of memory).
+  void set_bound(std::unique_ptr<mailbox_bound> bound);
   // Before the actor is used: the cell takes ownership of its executor.
   void own_executor(std::unique_ptr<owned_executor> exec);
   // Messages a bounded mailbox dropped or rejected so far (0 when unbounded).
-  [[nodiscard]] std::uint64_t dropped_messages() const noexcept { return bound_ ? bound_->dropped() : 0; }
+  [[nodiscard]] std::uint64_t dropped_messages() const noexcept;
 
   // After termination: the exit reason (empty text while alive). Any thread,
   // once enqueue() has reported the actor gone.
@@ -313,25 +314,39 @@ class cell {
   void suspend_for_supervisor() noexcept;
   void notify_supervisor(const exit_reason& reason, bool is_final) noexcept;
   cell_extras& extras();
+  // The mailbox's bound, or null (any thread: see extras_).
+  [[nodiscard]] mailbox_bound* bound() const noexcept;
 
+  // The fields are ordered so that an idle actor's cell packs into as few bytes
+  // as it can (bench/ measures bytes per idle actor): a 4-byte field beside
+  // refs_, the byte flags together. What idle actors do not need lives in the
+  // extras (allocated on first use): supervision, pending asks, the stash, the bound.
   std::atomic<std::uint32_t> refs_{1};
+  std::uint32_t awaiting_ = 0;  // suspended non-interleaving handlers
   // Consumer-only lifecycle flags.
   std::uint8_t started_ : 1 = 0;
   std::uint8_t stopping_ : 1 = 0;  // stop_self() was called
   std::uint8_t paused_ : 1 = 0;    // supervised, between a failure and the supervisor's decision
   // Set from other threads by request_stop(); read by the consumer.
   std::atomic<std::uint8_t> stop_request_{0};  // stop_bits, or-ed together
-  // Immutable once the cell is shared (read by senders on any thread); a byte of
-  // its own, not a bit next to the consumer-only flags, so reads never race writes.
+  // Immutable once the cell is shared (read by senders on any thread); bytes of
+  // their own, not bits next to the consumer-only flags, so reads never race writes.
   bool forwards_ = false;
-  std::uint64_t incarnation_ = 0;  // supervised: which life this is
-  std::uint32_t awaiting_ = 0;     // suspended non-interleaving handlers
+  bool bounded_ = false;  // the extras hold a mailbox_bound (set_bound(), before sharing)
+
+ protected:
+  // Consumer-only: the actor object exists (typed_cell); here to fill the padding.
+  bool alive_ = false;
+
+ private:
   mpsc_queue<envelope> mailbox_;
   std::uint64_t id_;
   troupe::system* owner_;
   executor* executor_;
+  // Created on first use by the consumer, except for a bounded cell, whose
+  // extras exist before it is shared and never change: senders then read the
+  // bound through it (bound()).
   std::unique_ptr<cell_extras> extras_;
-  std::unique_ptr<mailbox_bound> bound_;  // immutable after spawn; read by senders
 };
 
 // Intrusive strong reference to a cell.

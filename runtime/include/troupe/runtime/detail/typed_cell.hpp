@@ -254,7 +254,6 @@ class typed_cell final : public cell {
   union {
     A actor_;
   };
-  bool alive_ = false;
 };
 
 // A lambda-based actor: the handlers are the call operators of Fs.
