@@ -21,10 +21,12 @@ constexpr std::uint32_t max_next_streak = 32;
 // Every this many activations a worker polls the injection queue first.
 constexpr std::uint32_t injector_poll_interval = 61;
 // A searcher steals another worker's next slot once it has seen that worker in
-// the same activation, with the slot full, for this many of its own spins
-// (a few microseconds): long enough for any ordinary handler to end and the
-// owner to take the slot itself, so ping-pong is never split across cores.
-constexpr std::uint64_t stranded_after_spins = 48;
+// the same activation, with the slot full, for this long: long enough for an
+// ordinary activation (up to max_throughput messages) to end and the owner to
+// take the slot itself, so that the steal's heavy fence (a few microseconds
+// and an interrupt of every running thread of the process) is paid only for
+// an actor really stranded behind a long handler.
+constexpr auto stranded_after = std::chrono::microseconds(50);
 // A searcher looks at the others' activation counts once in this many spins:
 // each look pulls the owner's counter line into shared state, and the owner's
 // next store to it then misses.
@@ -64,7 +66,7 @@ constexpr auto max_yield_budget = std::chrono::microseconds(256);
 }  // namespace
 
 scheduler::scheduler(std::size_t workers, std::size_t max_throughput, std::size_t idle_spins)
-    : injector_(1024), max_throughput_(max_throughput == 0 ? 1 : max_throughput), idle_spins_(idle_spins) {
+    : max_throughput_(max_throughput == 0 ? 1 : max_throughput), idle_spins_(idle_spins) {
   if (workers == 0) workers = 1;
   // Without membarrier (a kernel before 4.14, or a seccomp filter), next slots
   // are the owner's alone, as before: stranding is possible, never wrong.
@@ -135,17 +137,117 @@ void scheduler::schedule(cell* c) noexcept {
     push_local(*static_cast<worker*>(current_worker), c);
     return;
   }
-  // Boost's queue allocates a node from its free list, growing it when empty;
-  // push() only fails when that allocation fails.
-  while (!injector_.push(c)) std::this_thread::yield();
+  inject(c);
   wake_one(nullptr);
 }
 
 void scheduler::push_queue(worker& self, cell* c) noexcept {
-  if (!self.queue.push(c)) {
-    while (!injector_.push(c)) std::this_thread::yield();
+  if (!self.queue.push(c)) inject(c);
+  wake_one(&self);
+}
+
+// The injection queue: an intrusive stack (a push is one CAS, no allocation)
+// that a worker empties whole with one exchange, so producers and workers
+// meet on one word per batch, not per cell (a lock-free MPMC queue made the
+// workers' polls and main()'s pushes fight over its nodes). The taker reverses
+// the batch: cells run in the order they were injected.
+void scheduler::inject(cell* c) noexcept {
+  // relaxed: a first guess for the CAS, which re-reads on failure.
+  cell* head = injected_.load(std::memory_order_relaxed);
+  do {
+    c->run_next = head;
+    // release: publishes the cell's state and its run_next to the taker's acquire exchange.
+  } while (!injected_.compare_exchange_weak(head, c, std::memory_order_release, std::memory_order_relaxed));
+}
+
+cell* scheduler::take_injected(worker& self) noexcept {
+  // The spill holds cells older than anything still in the stack: first.
+  // relaxed: a hint; take_spilled() decides under the lock.
+  if (spilled_.load(std::memory_order_relaxed)) {
+    if (cell* c = take_spilled(self)) return c;
+  }
+  // relaxed: a hint that spares the exchange (and the line's ownership) when empty.
+  if (injected_.load(std::memory_order_relaxed) == nullptr) return nullptr;
+  // acquire: pairs with the release CAS of every inject() in the batch (a release sequence).
+  cell* newest = injected_.exchange(nullptr, std::memory_order_acquire);
+  cell* oldest = nullptr;
+  while (newest != nullptr) {
+    cell* older = newest->run_next;
+    newest->run_next = oldest;
+    oldest = newest;
+    newest = older;
+  }
+  if (oldest == nullptr) return nullptr;
+  cell* rest = oldest->run_next;
+  oldest->run_next = nullptr;
+  if (rest == nullptr) return oldest;
+  // The rest of the batch goes to this worker's deque, where other workers
+  // steal it; what does not fit goes to the spill, in order.
+  // A cell's run_next is cleared before it is pushed: once in the deque it may
+  // be stolen, run and injected again at once.
+  while (rest != nullptr) {
+    cell* next = rest->run_next;
+    rest->run_next = nullptr;
+    if (!self.queue.push(rest)) {
+      rest->run_next = next;  // still ours: the push failed
+      spill(rest);
+      break;
+    }
+    rest = next;
   }
   wake_one(&self);
+  return oldest;
+}
+
+// The spill: a FIFO under a mutex for injected cells that found no room in the
+// deque of the worker that took them (a burst of more than the deque holds:
+// main() spawning or telling thousands of actors). Rare by design, so a lock
+// is fine here; each cell passes through it at most once, so a burst of n
+// cells costs O(n), never a re-injection per take.
+void scheduler::spill(cell* chain) noexcept {
+  cell* last = chain;
+  while (last->run_next != nullptr) last = last->run_next;
+  troupe::mutex_lock lock(spill_mutex_);
+  if (spill_tail_ == nullptr) {
+    spill_head_ = chain;
+  } else {
+    spill_tail_->run_next = chain;
+  }
+  spill_tail_ = last;
+  // relaxed: the mutex publishes the cells; the flag is a hint for
+  // take_injected(), and has_work_anywhere() reads it after the park
+  // protocol's RMWs (see park()).
+  spilled_.store(true, std::memory_order_relaxed);
+}
+
+cell* scheduler::take_spilled(worker& self) noexcept {
+  constexpr int batch = 128;  // a share, not all: the other workers take theirs
+  cell* first = nullptr;
+  bool queued = false;
+  {
+    troupe::mutex_lock lock(spill_mutex_);
+    for (int i = 0; i < batch && spill_head_ != nullptr; ++i) {
+      cell* c = spill_head_;
+      cell* next = c->run_next;
+      c->run_next = nullptr;  // before the push, as in take_injected()
+      if (first != nullptr && !self.queue.push(c)) {
+        c->run_next = next;  // the deque is full: it stays first in line
+        break;
+      }
+      spill_head_ = next;
+      if (first == nullptr) {
+        first = c;
+      } else {
+        queued = true;
+      }
+    }
+    if (spill_head_ == nullptr) {
+      spill_tail_ = nullptr;
+      spilled_.store(false, std::memory_order_relaxed);  // relaxed: see spill()
+    }
+  }
+  if (queued) wake_one(&self);
+  return first;
 }
 
 // The next slot. Its owner mostly uses plain loads and stores; a thief pays for
@@ -248,10 +350,10 @@ cell* scheduler::steal_stranded_next(worker& self) {
     if (self.watched_victim != i || self.watched_activation != activation) {
       self.watched_victim = i;
       self.watched_activation = activation;
-      self.watched_since = self.spin_count;
+      self.watched_since = std::chrono::steady_clock::now();
       continue;
     }
-    if (self.spin_count - self.watched_since < stranded_after_spins) continue;
+    if (std::chrono::steady_clock::now() - self.watched_since < stranded_after) continue;
     // relaxed: only a candidate; the CAS below takes it with acquire.
     cell* c = victim.next.load(std::memory_order_relaxed);
     if (c == nullptr || is_claim(c)) continue;
@@ -267,8 +369,11 @@ cell* scheduler::steal_stranded_next(worker& self) {
     if (still_stuck) {
       // relaxed: the claim's acquire already made the cell ours to read.
       if (victim.next.compare_exchange_strong(mark, nullptr, std::memory_order_relaxed)) {
-        // The watch stays: while the victim is still in this activation,
-        // whatever lands in its slot is stranded too and is taken at once.
+        // The watch stays, its clock restarts: the next steal from this
+        // activation waits as long again, so a victim in a long batch of
+        // messages (each landing in its slot) costs at most one heavy fence
+        // per stranded_after, not one per message.
+        self.watched_since = std::chrono::steady_clock::now();
         self.next_steals.add();
         return c;
       }
@@ -284,7 +389,7 @@ cell* scheduler::steal_stranded_next(worker& self) {
 cell* scheduler::find_work(worker& self) {
   TROUPE_ASSERT(current_worker == &self, "scheduler: find_work() off its worker");
   cell* c = nullptr;
-  if (++self.ticks % injector_poll_interval == 0 && injector_.pop(c)) return c;
+  if (++self.ticks % injector_poll_interval == 0 && (c = take_injected(self)) != nullptr) return c;
   // relaxed: only this worker fills the slot, so a null read is current.
   if (self.next.load(std::memory_order_relaxed) != nullptr) {
     cell* mine = load_slot(self);
@@ -303,12 +408,15 @@ cell* scheduler::find_work(worker& self) {
   self.next_streak = 0;
   // The owner takes from the top too: FIFO among the queued actors.
   if ((c = self.queue.steal()) != nullptr) return c;
-  if (injector_.pop(c)) return c;
+  if ((c = take_injected(self)) != nullptr) return c;
   return steal(self);
 }
 
 bool scheduler::has_work_anywhere() const {
-  if (!injector_.empty()) return true;
+  // acquire: pairs with inject()'s release (see park() for why it suffices).
+  if (injected_.load(std::memory_order_acquire) != nullptr) return true;
+  // acquire: orders it like the above; the spill's cells are published by its mutex.
+  if (spilled_.load(std::memory_order_acquire)) return true;
   for (const auto& w : workers_) {
     if (w->queue.size_hint() != 0) return true;
   }

@@ -12,8 +12,9 @@
 //   - a bounded work-stealing deque, used as a FIFO (the owner takes from the top
 //     like the thieves), so actors are served in the order they became runnable.
 // Threads that are not workers (main(), timers, detached actors, transports)
-// push into a shared injection queue (boost::lockfree::queue), which workers
-// also poll every few activations so it cannot starve.
+// push into a shared injection queue (an intrusive lock-free stack that a
+// worker takes whole, one batch at a time, oldest first), which workers also
+// poll every few activations so it cannot starve.
 //
 // Finding work and sleeping (as Go's and Tokio's schedulers):
 //   - A worker without work becomes a *searcher*: it spins a bounded number of
@@ -47,8 +48,6 @@
 #include <memory>
 #include <thread>
 #include <vector>
-
-#include <boost/lockfree/queue.hpp>
 
 #include "troupe/mailbox/cache_line.hpp"
 #include "troupe/mailbox/event_count.hpp"
@@ -110,10 +109,10 @@ class scheduler final : public executor {
     std::uint64_t steal_seed = 0;
     bool searching = false;  // counted in searching_
     // A next slot this worker, as a thief, is watching: whose, and at which of
-    // the victim's activations and which of this worker's spins it was first seen.
+    // the victim's activations and when it was first seen there.
     std::size_t watched_victim = SIZE_MAX;
     std::uint64_t watched_activation = 0;
-    std::uint64_t watched_since = 0;
+    time_point watched_since{};
     std::uint64_t spin_count = 0;  // spins as a searcher, ever
     // The yielding phase of a search (keep_yielding()): its end, or the epoch
     // outside the phase, and this worker's current budget for it.
@@ -130,6 +129,12 @@ class scheduler final : public executor {
   cell* steal_stranded_next(worker& self);
   void push_local(worker& self, cell* c);
   void push_queue(worker& self, cell* c) noexcept;
+  void inject(cell* c) noexcept;
+  // The whole injection queue: returns the oldest cell, the rest goes to
+  // `self`'s deque, and what does not fit there to the spill.
+  cell* take_injected(worker& self) noexcept;
+  void spill(cell* chain) noexcept TROUPE_EXCLUDES(spill_mutex_);
+  cell* take_spilled(worker& self) noexcept TROUPE_EXCLUDES(spill_mutex_);
   // The owner's side of the next slot: waits while a thief holds it.
   [[nodiscard]] static cell* load_slot(worker& self) noexcept;
   [[nodiscard]] static bool keep_yielding(worker& self) noexcept;
@@ -143,7 +148,13 @@ class scheduler final : public executor {
   [[nodiscard]] bool others_running(const worker& self) const noexcept;
 
   std::vector<std::unique_ptr<worker>> workers_;
-  boost::lockfree::queue<cell*> injector_;
+  // The injection queue (inject()): a stack of cells linked through run_next.
+  alignas(cache_line) std::atomic<cell*> injected_{nullptr};
+  // The spill (spill()): injected cells that did not fit a worker's deque, oldest first.
+  alignas(cache_line) std::atomic<bool> spilled_{false};  // spill_head_ != nullptr, as a hint
+  troupe::mutex spill_mutex_;
+  cell* spill_head_ TROUPE_GUARDED_BY(spill_mutex_) = nullptr;
+  cell* spill_tail_ TROUPE_GUARDED_BY(spill_mutex_) = nullptr;
   event_count idle_;
   std::atomic<bool> stopping_{false};
   alignas(cache_line) std::atomic<std::uint32_t> searching_{0};  // workers searching for work

@@ -205,6 +205,36 @@ TEST(scheduler, a_blocked_detached_actor_does_not_stall_normal_actors) {
   EXPECT_NE(*released, *answer);
 }
 
+// --- the injection queue ---------------------------------------------------------------
+// Threads that are not workers inject runnable actors into a shared stack that a
+// worker takes whole; what does not fit its deque (1,024) goes to a spill list.
+// Here three threads keep several thousand actors runnable at once, so batches
+// overflow the deques while the same actors are run, stolen and injected again.
+TEST(scheduler, bursts_from_outside_larger_than_a_deque_are_handled_in_full) {
+  troupe::test_support::watchdog guard{std::chrono::minutes(3)};  // sanitizer builds are slow here
+  constexpr int senders = 3;
+  constexpr int actors = 3000;
+  constexpr int rounds = 20;
+  std::atomic<std::uint64_t> handled{0};
+  troupe_test::countdown finished(actors);
+  troupe::config cfg;
+  cfg.worker_threads = 2;
+  troupe::system sys{cfg};
+  std::vector<troupe::ref<worker_protocol>> refs;
+  for (int i = 0; i < actors; ++i) refs.push_back(sys.spawn<counted_worker>(senders * rounds, &handled, &finished));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < senders; ++t) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < rounds; ++r) {
+        for (int i = 0; i < actors; ++i) (void)refs[static_cast<std::size_t>((i + t * 997) % actors)].tell(work{});
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE(finished.wait_for(120s)) << finished.left() << " actors still wait for messages";
+  EXPECT_EQ(handled.load(), static_cast<std::uint64_t>(actors) * senders * rounds);
+}
+
 // --- work in a next slot, behind a long handler ----------------------------------------
 // A worker runs the actor it just made runnable next, on the same core (its
 // next slot). If the handler that made it runnable then runs for long, another

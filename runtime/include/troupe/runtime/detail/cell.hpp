@@ -271,6 +271,9 @@ class cell {
   // Lives in the registry of its system (for shutdown); see system.cpp.
   cell* registry_prev = nullptr;
   cell* registry_next = nullptr;
+  // Links the cell into the scheduler's injection queue while it waits there
+  // (runtime/src/scheduler.cpp); written by whoever holds the runnable cell.
+  cell* run_next = nullptr;
 
  protected:
   // Delivers a user message to the actor object. May throw (the actor fails).
