@@ -102,7 +102,6 @@ system_state::system_state(const config& c)
 
 system_state::~system_state() { shutdown(); }
 
-
 std::uint64_t system_state::next_actor_id() noexcept {
   id_range& ids = thread_ids;
   if (ids.system != serial_ || ids.next == ids.end) {
