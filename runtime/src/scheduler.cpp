@@ -393,10 +393,10 @@ cell* scheduler::find_work(worker& self) {
   // relaxed: only this worker fills the slot, so a null read is current.
   if (self.next.load(std::memory_order_relaxed) != nullptr) {
     cell* mine = load_slot(self);
-    // relaxed: the owner's own slot; a thief that claimed it meanwhile sees its
-    // commit or give-back fail (see "The next slot").
-    if (mine != nullptr) self.next.store(nullptr, std::memory_order_relaxed);
     if (mine != nullptr) {
+      // relaxed: the owner's own slot; a thief that claimed it meanwhile sees
+      // its commit or give-back fail (see "The next slot").
+      self.next.store(nullptr, std::memory_order_relaxed);
       if (self.next_streak < max_next_streak || self.queue.size_hint() == 0) {
         ++self.next_streak;
         return mine;

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -205,6 +206,25 @@ TEST(scheduler, a_blocked_detached_actor_does_not_stall_normal_actors) {
   EXPECT_NE(*released, *answer);
 }
 
+// `senders` threads outside the workers each send `rounds` rounds of one message
+// to every actor, each thread starting at a different actor (`offset` apart);
+// after each round a thread calls `after_round(thread index)`. Returns when all
+// have sent.
+void send_rounds_from_outside(const std::vector<troupe::ref<worker_protocol>>& refs, int senders, int rounds,
+                              int offset, const std::function<void(int)>& after_round) {
+  const int actors = static_cast<int>(refs.size());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < senders; ++t) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < rounds; ++r) {
+        for (int i = 0; i < actors; ++i) (void)refs[static_cast<std::size_t>((i + t * offset) % actors)].tell(work{});
+        after_round(t);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+}
+
 // --- the injection queue ---------------------------------------------------------------
 // Threads that are not workers inject runnable actors into a shared stack that a
 // worker takes whole; what does not fit its deque (1,024) goes to a spill list.
@@ -222,15 +242,7 @@ TEST(scheduler, bursts_from_outside_larger_than_a_deque_are_handled_in_full) {
   troupe::system sys{cfg};
   std::vector<troupe::ref<worker_protocol>> refs;
   for (int i = 0; i < actors; ++i) refs.push_back(sys.spawn<counted_worker>(senders * rounds, &handled, &finished));
-  std::vector<std::thread> threads;
-  for (int t = 0; t < senders; ++t) {
-    threads.emplace_back([&, t] {
-      for (int r = 0; r < rounds; ++r) {
-        for (int i = 0; i < actors; ++i) (void)refs[static_cast<std::size_t>((i + t * 997) % actors)].tell(work{});
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
+  send_rounds_from_outside(refs, senders, rounds, 997, [](int) {});
   ASSERT_TRUE(finished.wait_for(120s)) << finished.left() << " actors still wait for messages";
   EXPECT_EQ(handled.load(), static_cast<std::uint64_t>(actors) * senders * rounds);
 }
@@ -315,20 +327,12 @@ TEST(scheduler, work_sent_while_workers_go_to_sleep_is_never_left_behind) {
   troupe::system sys{cfg};
   std::vector<troupe::ref<worker_protocol>> refs;
   for (int i = 0; i < actors; ++i) refs.push_back(sys.spawn<counted_worker>(senders * bursts, &handled, &finished));
-  std::vector<std::thread> threads;
-  for (int t = 0; t < senders; ++t) {
-    threads.emplace_back([&, t] {
-      for (int b = 0; b < bursts; ++b) {
-        // One message to each actor, starting at a different one per thread.
-        for (int i = 0; i < actors; ++i) (void)refs[static_cast<std::size_t>((i + t * 17) % actors)].tell(work{});
-        // A pause long enough for the workers to run out of work and park: the
-        // next burst then wakes them (not synchronisation: nothing is awaited).
-        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200 + 50 * t);
-        while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
+  send_rounds_from_outside(refs, senders, bursts, 17, [](int t) {
+    // A pause long enough for the workers to run out of work and park: the
+    // next burst then wakes them (not synchronisation: nothing is awaited).
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200 + 50 * t);
+    while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  });
   ASSERT_TRUE(finished.wait_for(60s)) << finished.left() << " actors still wait for messages";
   EXPECT_EQ(handled.load(), static_cast<std::uint64_t>(actors) * senders * bursts);
   std::uint64_t parks = 0;
