@@ -286,6 +286,17 @@ void scheduler::push_local(worker& self, cell* c) {
   TROUPE_ASSERT(current_worker == &self, "scheduler: push_local() off its worker");
   cell* bumped = load_slot(self);
   if (bumped == nullptr) {
+    // relaxed: the owner's own counter.
+    const std::uint64_t activation = self.activation.load(std::memory_order_relaxed);
+    if (self.filled_in == activation) {
+      // A thief took what this activation put in the slot: the activation is a
+      // long one (a producer in a loop, a long handler), and whatever it wakes
+      // now would wait in the slot for the next steal (stranded_after). Queue
+      // it where any worker can take it at once.
+      push_queue(self, c);
+      return;
+    }
+    self.filled_in = activation;
     // release: publishes `c` (the cell it made runnable) to whoever takes the
     // slot, the owner or a thief (their loads and CAS are acquire).
     self.next.store(c, std::memory_order_release);

@@ -6,9 +6,13 @@
 //     nobody; Go's runnext, Tokio's LIFO slot). A streak limit keeps two chatty
 //     actors from starving the rest of the queue. Another worker may steal the
 //     slot's actor, but only from a worker that has been in the same activation
-//     for a while (a long handler): the owner keeps its ping-pong. The owner's
-//     side of the slot is plain loads and stores; the rare thief pays for the
-//     arbitration (see "The next slot" in scheduler.cpp);
+//     for a while (a long handler): the owner keeps its ping-pong. Once a
+//     thief has taken the slot during an activation, that activation is a long
+//     one, and whatever else it wakes goes to the deque, where any worker takes
+//     it at once (a producer looping in one handler wakes its consumer there,
+//     not once per steal delay). The owner's side of the slot is plain loads and
+//     stores; the rare thief pays for the arbitration (see "The next slot" in
+//     scheduler.cpp);
 //   - a bounded work-stealing deque, used as a FIFO (the owner takes from the top
 //     like the thieves), so actors are served in the order they became runnable.
 // Threads that are not workers (main(), timers, detached actors, transports)
@@ -105,7 +109,11 @@ class scheduler final : public executor {
     alignas(cache_line) std::atomic<std::uint64_t> activation{0};
     // Owner only.
     alignas(cache_line) std::uint32_t next_streak = 0;  // consecutive runs from the next slot
-    std::uint32_t ticks = 0;                            // activations, for the injection-queue poll
+    // The activation (its odd count) in which this worker last filled its empty
+    // slot: finding the slot empty again in the same activation means a thief
+    // took the cell (only thieves empty a slot during an activation).
+    std::uint64_t filled_in = 0;
+    std::uint32_t ticks = 0;  // activations, for the injection-queue poll
     std::uint64_t steal_seed = 0;
     bool searching = false;  // counted in searching_
     // A next slot this worker, as a thief, is watching: whose, and at which of
