@@ -30,6 +30,10 @@ struct cell_extras {
   // This actor's outstanding asks.
   std::unordered_map<std::uint64_t, std::shared_ptr<pending_request>> pending;
   std::uint64_t next_request_id = 1;
+  // The one timer for all of them (see add_pending()): its id (0: none armed)
+  // and when it fires.
+  std::uint64_t ask_timer = 0;
+  std::chrono::steady_clock::time_point ask_timer_at{};
   std::uint64_t late_replies = 0;
   // Suspended coroutine handlers (owned).
   std::vector<std::unique_ptr<handler_record>> suspended;
@@ -451,11 +455,26 @@ void cell::stop_self(exit_reason reason) {
   if (extras_ != nullptr || !reason.is_normal()) extras().reason = std::move(reason);
 }
 
+// Ask deadlines: one timer per actor, not one per ask. The timer is armed for
+// the earliest deadline of the outstanding asks and is left armed when an ask
+// is answered, so an actor that asks one question after another (each with the
+// same timeout) arms a timer once per timeout period instead of arming and
+// cancelling one per ask (a mutex, a map insert and erase, an allocation, and
+// contention between the workers on the timer service's lock). When it fires,
+// sweep_asks() fails the asks that are due and arms it again for the earliest
+// of the rest.
 std::uint64_t cell::add_pending(std::shared_ptr<pending_request> request, std::chrono::nanoseconds timeout) {
   cell_extras& x = extras();
   const std::uint64_t id = x.next_request_id++;
   if (timeout > std::chrono::nanoseconds::zero()) {
-    request->timer = owner_->state().arm_ask_timeout(this, id, timeout);
+    system_state& state = owner_->state();
+    const auto now = state.timers->now();
+    request->deadline = now + timeout;
+    if (x.ask_timer == 0 || request->deadline < x.ask_timer_at) {
+      if (x.ask_timer != 0) state.cancel_timer(x.ask_timer);
+      x.ask_timer = state.arm_ask_sweep(this, request->deadline);
+      x.ask_timer_at = request->deadline;
+    }
   }
   x.pending.emplace(id, std::move(request));
   return id;
@@ -467,9 +486,37 @@ std::shared_ptr<pending_request> cell::take_pending(std::uint64_t request_id) {
   if (it == extras_->pending.end()) return nullptr;
   std::shared_ptr<pending_request> request = std::move(it->second);
   extras_->pending.erase(it);
-  if (request->timer != 0) owner_->state().cancel_timer(request->timer);
-  request->timer = 0;
   return request;
+}
+
+void cell::sweep_asks(std::chrono::steady_clock::time_point at) {
+  if (!extras_) return;
+  cell_extras& x = *extras_;
+  // A sweep from a timer that was replaced by an earlier one (its cancel came
+  // too late) still fails what is due, but leaves the current timer alone.
+  const bool current = x.ask_timer != 0 && at == x.ask_timer_at;
+  if (current) x.ask_timer = 0;
+  system_state& state = owner_->state();
+  const auto now = state.timers->now();
+  std::vector<std::uint64_t> due;
+  auto earliest = std::chrono::steady_clock::time_point::max();
+  for (const auto& [id, request] : x.pending) {
+    if (request->deadline <= now) {
+      due.push_back(id);
+    } else {
+      earliest = std::min(earliest, request->deadline);
+    }
+  }
+  if (current && earliest != std::chrono::steady_clock::time_point::max()) {
+    x.ask_timer = state.arm_ask_sweep(this, earliest);
+    x.ask_timer_at = earliest;
+  }
+  // In id order, which is the order the asks were made: a handler resumed by
+  // one failure may make new asks (they get new ids, and new deadlines).
+  std::sort(due.begin(), due.end());
+  for (std::uint64_t id : due) {
+    if (auto request = take_pending(id)) request->fail(error(errc::timeout, "no reply before the ask's deadline"));
+  }
 }
 
 void cell::note_late_reply() noexcept {
@@ -611,9 +658,8 @@ void cell::drop_handlers(const error& why) noexcept {
   cell_extras* x = extras_.get();
   if (x == nullptr) return;
   // Outstanding asks of this actor: nobody will await them any more.
-  for (auto& [id, request] : x->pending) {
-    if (request->timer != 0) owner_->state().cancel_timer(request->timer);
-  }
+  if (x->ask_timer != 0) owner_->state().cancel_timer(x->ask_timer);
+  x->ask_timer = 0;
   x->pending.clear();
   // Suspended handlers: their askers get the exit reason; the frames go.
   auto suspended = std::move(x->suspended);

@@ -11,14 +11,11 @@ namespace detail {
 
 namespace {
 // An ask's deadline passed: fail it (in the asker's context) unless answered.
-struct ask_timeout_envelope final : system_envelope {
-  explicit ask_timeout_envelope(std::uint64_t id) : request_id(id) {}
-  void run(cell& receiver) override {
-    if (auto request = receiver.take_pending(request_id)) {
-      request->fail(error(errc::timeout, "no reply before the ask's deadline"));
-    }
-  }
-  std::uint64_t request_id;
+// An actor's ask timer fired (cell::add_pending()).
+struct ask_sweep_envelope final : system_envelope {
+  explicit ask_sweep_envelope(std::chrono::steady_clock::time_point when) : at(when) {}
+  void run(cell& receiver) override { receiver.sweep_asks(at); }
+  std::chrono::steady_clock::time_point at;  // when the timer was armed to fire
 };
 }  // namespace
 
@@ -162,9 +159,9 @@ std::size_t system_state::live() const noexcept {
   return n;
 }
 
-std::uint64_t system_state::arm_ask_timeout(cell* asker, std::uint64_t request_id, std::chrono::nanoseconds timeout) {
-  return timers->schedule(timeout, std::chrono::nanoseconds::zero(), [target = cell_ptr(asker), request_id] {
-    (void)target->enqueue(new ask_timeout_envelope(request_id));
+std::uint64_t system_state::arm_ask_sweep(cell* asker, std::chrono::steady_clock::time_point at) {
+  return timers->schedule(at - timers->now(), std::chrono::nanoseconds::zero(), [target = cell_ptr(asker), at] {
+    (void)target->enqueue(new ask_sweep_envelope(at));
     return true;
   });
 }

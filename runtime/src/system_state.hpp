@@ -74,7 +74,8 @@ class system_state {
   void on_terminated(cell* c) noexcept;
   [[nodiscard]] std::size_t live() const noexcept;
 
-  std::uint64_t arm_ask_timeout(cell* asker, std::uint64_t request_id, std::chrono::nanoseconds timeout);
+  // Arms `asker`'s ask timer for `at` (cell::add_pending()); returns the timer's id.
+  std::uint64_t arm_ask_sweep(cell* asker, std::chrono::steady_clock::time_point at);
   void cancel_timer(std::uint64_t id) noexcept;
 
   executor& scheduler_executor() noexcept;

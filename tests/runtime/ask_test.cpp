@@ -489,6 +489,45 @@ TEST(ask, an_ask_inside_an_actor_times_out_exactly_at_its_deadline_and_the_late_
   EXPECT_EQ(a.ask(late_count{}, 1s).get(), 1u);
 }
 
+// An actor's outstanding asks share one timer, armed for the earliest deadline
+// (cell::add_pending()): asks made later with shorter timeouts re-arm it
+// earlier, and each ask still fails exactly at its own deadline, in deadline order.
+struct ask_three {
+  troupe::ref<slow_protocol> target;
+};
+using three_asker_protocol = troupe::protocol<ask_three>;
+struct three_asker : troupe::actor<three_asker_protocol> {
+  explicit three_asker(std::vector<std::pair<std::string, std::chrono::nanoseconds>>* f) : failures(f) {}
+  std::vector<std::pair<std::string, std::chrono::nanoseconds>>* failures;
+  std::chrono::steady_clock::time_point t0{};
+  void on(const ask_three& a) {
+    t0 = system().now();
+    for (const auto& [name, timeout] : {std::pair{"a", 30ms}, std::pair{"b", 10ms}, std::pair{"c", 20ms}}) {
+      a.target.ask(slow_get{1h}, timeout)
+          .then([](int) {},
+                [this, label = std::string(name)](const troupe::error& e) {
+                  failures->emplace_back(label + " " + troupe::to_string(e.code()), system().now() - t0);
+                });
+    }
+  }
+};
+
+TEST(ask, asks_with_different_timeouts_each_fail_exactly_at_their_own_deadline_in_deadline_order) {
+  troupe::test_support::watchdog guard;
+  std::vector<std::pair<std::string, std::chrono::nanoseconds>> failures;
+  troupe::system sys{troupe::config::deterministic()};
+  auto slow = sys.spawn<slow_source>();  // answers its first request after an hour, the others later still
+  auto a = sys.spawn<three_asker>(&failures);
+  ASSERT_FALSE(a.tell(ask_three{slow}));
+  sys.run_until_idle();
+  sys.advance_time(9ms);
+  EXPECT_TRUE(failures.empty()) << "nothing is due before 10 ms";
+  sys.advance_time(100ms);
+  const std::vector<std::pair<std::string, std::chrono::nanoseconds>> expected{
+      {"b timeout", 10ms}, {"c timeout", 20ms}, {"a timeout", 30ms}};
+  EXPECT_EQ(failures, expected);
+}
+
 TEST(ask, an_ask_inside_an_actor_gets_the_reply_when_it_comes_before_the_deadline) {
   troupe::test_support::watchdog guard;
   asker_journal journal;

@@ -121,7 +121,9 @@ struct handler_record {
 struct pending_request {
   virtual ~pending_request() = default;
   virtual void fail(const error& why) = 0;
-  std::uint64_t timer = 0;  // timeout timer id, 0 if none
+  // When the ask times out; max() for none. The cell's one ask timer fires at
+  // the earliest deadline of its outstanding asks (see cell::add_pending()).
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
 // Implemented by supervisors: told about their children's exits, in the
@@ -222,6 +224,8 @@ class cell {
   // Registers an outstanding ask; returns its request id. `timeout` > 0 arms a timer.
   std::uint64_t add_pending(std::shared_ptr<pending_request> request, std::chrono::nanoseconds timeout);
   std::shared_ptr<pending_request> take_pending(std::uint64_t request_id);
+  // The ask timer armed for `at` fired: fails the asks that are due (actor context).
+  void sweep_asks(std::chrono::steady_clock::time_point at);
   void note_late_reply() noexcept;
   // Suspended coroutine handlers.
   void keep_suspended(std::unique_ptr<handler_record> record);
