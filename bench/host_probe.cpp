@@ -7,9 +7,9 @@
 // Two threads, pinned to the first two CPUs this process may use, hand one
 // atomic back and forth N times (default 100,000); prints the median of 5
 // runs as `core_to_core_roundtrip_ns,<value>`. On a virtual machine the
-// hypervisor decides where the two virtual CPUs sit: on cores that share a
-// cache a round trip takes ~50-100 ns, across chiplets or sockets several
-// hundred. Workloads that hand messages from core to core (chameneos, fan_in,
+// hypervisor decides where the two virtual CPUs sit, and with it how long a
+// cache line takes to move between them (cores that share a cache are several
+// times faster than cores on different chiplets or sockets). Workloads that hand messages from core to core (chameneos, fan_in,
 // philosophers, counting) follow that figure on every runtime, so a row
 // measured in a slow phase is recognisable as one instead of passing for a
 // regression.
