@@ -46,10 +46,10 @@ constexpr bool pool_active = true;
 #endif
 
 // Mirrors message_pool.cpp: blocks up to this size are pooled in 16-byte classes,
-// and a thread caches fewer than 2 * magazine free blocks per class.
+// and a thread caches at most two magazines (2 * magazine free blocks) per class.
 constexpr std::size_t largest_pooled_size = 256;
 constexpr std::size_t magazine = 256;
-constexpr std::size_t most_cached_per_thread = 2 * magazine - 1;
+constexpr std::size_t most_cached_per_thread = 2 * magazine;
 
 constexpr const char* pool_disabled = "AddressSanitizer build: messages come from plain malloc";
 
@@ -377,9 +377,9 @@ TEST(message_pool, hands_a_consumers_surplus_blocks_back_to_the_producer_through
   changed.notify_all();
   consumer.join();
 
-  // The consumer keeps fewer than 2 * magazine blocks of the class; the rest sit
+  // The consumer keeps at most 2 * magazine blocks of the class; the rest sit
   // in the depot, newest on top. Before reaching them the producer may first use
-  // up to 2 * magazine - 1 blocks of its own cache that are not from the first round.
+  // up to 2 * magazine blocks of its own cache that are not from the first round.
   const std::size_t reused = count_reused(first_round, second_round);
   EXPECT_GE(reused, blocks - 2 * most_cached_per_thread)
       << "only " << reused << " of " << blocks
@@ -402,7 +402,7 @@ TEST(message_pool, lets_other_threads_reuse_the_blocks_an_exited_thread_had_cach
 
   // A fresh thread has an empty cache and takes from the top of the depot, where
   // the exited thread's blocks are. That thread may also have cached up to
-  // 2 * magazine - 1 blocks taken from the depot earlier, so allocating that many
+  // 2 * magazine blocks taken from the depot earlier, so allocating that many
   // more than it freed is enough to get every one of its blocks back.
   std::vector<void*> allocated_afterwards;
   std::thread([&] {
