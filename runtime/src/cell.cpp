@@ -768,7 +768,9 @@ void cell::terminate_for_good(exit_reason reason) {
 
 void cell::terminate(exit_reason reason) noexcept {
   stopping_ = 1;
-  if (extras_ != nullptr && (!extras_->pending.empty() || !extras_->suspended.empty())) {
+  // An ask timer may be armed with no ask outstanding (add_pending()): it holds
+  // a reference to this cell until it is cancelled here.
+  if (extras_ != nullptr && (!extras_->pending.empty() || !extras_->suspended.empty() || extras_->ask_timer != 0)) {
     drop_handlers(error_for(*this, reason));
   }
   if (!paused_) finish(reason);  // on_stop() and the actor object's destructor (gone already if paused)

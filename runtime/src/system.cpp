@@ -292,6 +292,8 @@ std::vector<worker_stats> system::scheduler_stats() const {
 
 std::size_t system::live_actors() const noexcept { return state_->live(); }
 
+std::size_t system::pending_timers() const { return state_->timers->pending(); }
+
 void system::check_spawn_allowed() const {
   // acquire: pairs with the release in shutdown().
   if (state_->refusing_spawns.load(std::memory_order_acquire)) {

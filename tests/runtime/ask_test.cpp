@@ -528,6 +528,39 @@ TEST(ask, asks_with_different_timeouts_each_fail_exactly_at_their_own_deadline_i
   EXPECT_EQ(failures, expected);
 }
 
+// The ask timer is shared and stays armed after the answers (add_pending()):
+// many asks in a row arm it once, and an actor that stops cancels it, so the
+// timer does not keep the stopped actor's cell alive until its deadline.
+struct ask_n_times {
+  troupe::ref<slow_protocol> target;
+  int times;
+  using reply = int;
+};
+struct stop_now {};
+using serial_asker_protocol = troupe::protocol<ask_n_times, stop_now>;
+struct serial_asker : troupe::actor<serial_asker_protocol> {
+  troupe::task<int> on(ask_n_times a) {
+    int sum = 0;
+    for (int i = 0; i < a.times; ++i) sum += co_await a.target.ask(nap{}, 1h);
+    co_return sum + a.times;
+  }
+  void on(stop_now) { stop(); }
+};
+
+TEST(ask, asks_in_a_row_arm_one_timer_and_stopping_the_actor_cancels_it) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys{troupe::config::deterministic()};
+  auto target = sys.spawn<slow_source>();
+  auto a = sys.spawn<serial_asker>();
+  sys.run_until_idle();
+  ASSERT_EQ(sys.pending_timers(), 0u);
+  EXPECT_EQ(a.ask(ask_n_times{target, 100}, 1s).get(), 100);
+  EXPECT_EQ(sys.pending_timers(), 1u) << "100 answered asks with the same timeout: one timer, left armed";
+  ASSERT_FALSE(a.tell(stop_now{}));
+  sys.run_until_idle();
+  EXPECT_EQ(sys.pending_timers(), 0u) << "the stopped actor's ask timer is still armed";
+}
+
 TEST(ask, an_ask_inside_an_actor_gets_the_reply_when_it_comes_before_the_deadline) {
   troupe::test_support::watchdog guard;
   asker_journal journal;

@@ -150,6 +150,10 @@ class system {
   [[nodiscard]] std::vector<worker_stats> scheduler_stats() const;
   // Actors spawned and not yet stopped.
   [[nodiscard]] std::size_t live_actors() const noexcept;
+  // Timers armed and not yet fired or cancelled: send_after/send_every, and
+  // each actor's ask timer (one per actor with asks outstanding, see
+  // cell::add_pending()).
+  [[nodiscard]] std::size_t pending_timers() const;
 
   // --- deterministic mode (config::deterministic()) -------------------------
   // Handles one message (or one start-up) of the next runnable actor. False if
