@@ -291,6 +291,10 @@ class proxy_cell final : public proxy_base {
   template <std::size_t I>
   std::error_code forward_one(envelope& e) noexcept {
     using M = typename P::template message<I>;
+    if constexpr (!request<M>) {
+      // A shared payload (a topic's publication): a tell of the shared object.
+      if (e.shares_payload) return send_value<I>(*static_cast<shared_message_envelope<M>&>(e).value);
+    }
     auto& env = static_cast<message_envelope<M>&>(e);
     if (!via_) {
       e.abandon(error(errc::connection_lost, remote_address() + ": its node is unreachable"));

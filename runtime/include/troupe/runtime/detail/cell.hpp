@@ -52,7 +52,8 @@ struct envelope : mpsc_node {
   static void operator delete(void* p, std::size_t, std::align_val_t align) noexcept {
     ::operator delete(p, align);  // the unsized form: clang omits sized deallocation by default
   }
-  explicit envelope(std::uint32_t message_index) noexcept : index(message_index) {}
+  explicit envelope(std::uint32_t message_index, bool shared = false) noexcept
+      : index(message_index), shares_payload(shared) {}
   envelope(const envelope&) = delete;
   envelope& operator=(const envelope&) = delete;
   virtual ~envelope() = default;
@@ -65,6 +66,9 @@ struct envelope : mpsc_node {
   virtual void discard(cell& receiver, const exit_reason& reason) noexcept;
 
   std::uint32_t index;
+  // A shared_message_envelope (reply.hpp): the payload is one immutable object
+  // that other envelopes point at too. Fills the padding after `index`.
+  bool shares_payload;
 };
 
 // A runtime message, run in the receiving actor's context.

@@ -170,4 +170,18 @@ struct message_envelope<M, true> final : envelope {
   reply_to<reply_t<M>> reply;
 };
 
+// A user message whose payload is shared, immutable, by every envelope one
+// publication put in its local subscribers' mailboxes (net/'s topics): the
+// publisher makes one payload instead of one per subscriber. A handler taking
+// const M& reads the shared object in place; one taking M (or M&&) gets a copy
+// of its own, made on the receiving actor's thread (typed_cell.hpp). Never a
+// request: a publication has nobody to reply to.
+template <class M>
+struct shared_message_envelope final : envelope {
+  static_assert(!request<M>, "troupe: a shared payload cannot carry a request");
+  shared_message_envelope(std::uint32_t message_index, std::shared_ptr<const M> payload) noexcept
+      : envelope(message_index, /*shared=*/true), value(std::move(payload)) {}
+  std::shared_ptr<const M> value;
+};
+
 }  // namespace troupe::detail

@@ -31,6 +31,13 @@ concept handles = requires(A& a, M&& m) {
   a.on(std::move(m));
 };
 
+// A's handler for M can take a const M& (on(const M&), or on(M) by value: the
+// call copies).
+template <class A, class M>
+concept handles_const_ref = requires(A& a, const M& m) {
+  a.on(m);
+};
+
 template <class A>
 constexpr await_policy awaits_of() noexcept {
   if constexpr (requires { A::awaits; }) {
@@ -204,6 +211,12 @@ class typed_cell final : public cell {
 
   template <class M>
   void invoke_handler(envelope& e) {
+    if constexpr (!request<M>) {
+      if (e.shares_payload) [[unlikely]] {
+        invoke_shared<M>(*static_cast<shared_message_envelope<M>&>(e).value);
+        return;
+      }
+    }
     auto& env = static_cast<message_envelope<M>&>(e);
     using result_type = decltype(actor_.on(std::move(env.value)));
     if constexpr (request<M>) {
@@ -227,6 +240,32 @@ class typed_cell final : public cell {
       run_task<typename result_type::value_type, void>(std::move(env.value), reply_to<void>{});
     } else {
       actor_.on(std::move(env.value));
+    }
+  }
+
+  // A payload other envelopes share (shared_message_envelope): a handler that
+  // takes const M& (or M by value: the call copies) reads it in place; one that
+  // takes only M&& gets a copy of its own, and so does a coroutine handler (its
+  // task record keeps the message past this envelope).
+  template <class M>
+  void invoke_shared(const M& shared) {
+    if constexpr (handles_const_ref<A, M>) {
+      if constexpr (!is_task<decltype(actor_.on(shared))>::value) {
+        actor_.on(shared);
+        return;
+      }
+    }
+    if constexpr (std::is_copy_constructible_v<M>) {
+      M copy(shared);
+      using result_type = decltype(actor_.on(std::move(copy)));
+      if constexpr (is_task<result_type>::value) {
+        run_task<typename result_type::value_type, void>(std::move(copy), reply_to<void>{});
+      } else {
+        actor_.on(std::move(copy));
+      }
+    } else {
+      // Unreachable: only topics share payloads, and a topic's type is copyable.
+      throw troupe_error(error(errc::protocol_mismatch, "a shared payload of a type that cannot be copied"));
     }
   }
 
