@@ -159,9 +159,9 @@ std::optional<std::string> connection::handle(record_kind kind, std::span<const 
   // frames); the actors run at least every batch_limit_ records.
   if (batched_ == batch_limit_) run_batch();
   ++batched_;
-  // Any other record (a reply, an exit signal, a watch...) comes after the
-  // messages before it: those are queued first.
-  if (!carries_user_message(kind)) flush_chain();
+  // Any other record (a reply, an exit signal, a watch, a publication...) comes
+  // after the messages before it: those are queued first.
+  if (kind != record_kind::message && kind != record_kind::tell) flush_chain();
   switch (kind) {
     case record_kind::message:
       return handle_message(body, /*with_request_id=*/true);
@@ -218,6 +218,10 @@ std::optional<std::string> connection::handle(record_kind kind, std::span<const 
     case record_kind::spawn_result:
     case record_kind::load_result:
       return handle_control_result(body);
+    case record_kind::topic_interest:
+      return node_.topics().handle_interest(read_context_.via, body);
+    case record_kind::publication:
+      return node_.topics().handle_publication(read_context_, body, run_inline_ ? &ready_ : nullptr);
     case record_kind::gossip:
       // A node outside any cluster ignores its peers' gossip.
       if (cluster_core* cluster = node_.cluster()) return cluster->handle_gossip(read_context_.via, body);

@@ -259,6 +259,12 @@ void node::unpublish_global(std::string_view global_name) {
   if (detail::cluster_core* cluster = core_->cluster()) cluster->unpublish_global(std::string(global_name));
 }
 
+std::shared_ptr<detail::topic_state_base> node::open_topic(
+    const std::string& topic_name, std::uint64_t type_id, const void* type_tag,
+    const std::function<std::shared_ptr<detail::topic_state_base>(std::shared_ptr<detail::topic_registry>)>& make) {
+  return core_->topics().open(topic_name, type_id, type_tag, make);
+}
+
 expected<detail::cell_ptr> node::spawn_remote(anywhere_t, const std::string& key, std::span<const std::byte> args,
                                               const detail::protocol_table& table) {
   // Each member's load: its live actors, and whether it can spawn the type.

@@ -26,7 +26,11 @@ constexpr auto child_stop_grace = std::chrono::seconds(3);
 }  // namespace
 
 node_core::node_core(troupe::node& owner, node_config cfg)
-    : owner_(owner), config_(std::move(cfg)), incarnation_(random_u64()), shm_(*this) {
+    : owner_(owner),
+      config_(std::move(cfg)),
+      incarnation_(random_u64()),
+      shm_(*this),
+      topics_(std::make_shared<topic_registry>(*this)) {
   if (config_.name.empty()) config_.name = "node-" + std::to_string(::getpid());
 }
 
@@ -50,6 +54,7 @@ void node_core::start() {
   wake_fd_ = unique_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_fd_) throw troupe_error(error(errc::system_stopped, errno_text("eventfd")));
   spawn_anchor();
+  topics_->start();
   if (config_.cluster.provider != membership_provider_kind::none) {
     cluster_ = std::make_unique<cluster_core>(*this, config_.cluster);
   }
@@ -107,6 +112,7 @@ std::shared_ptr<connection> node_core::register_connection(std::shared_ptr<conne
   }
   connections_changed_.notify_all();
   wake_control();
+  topics_->connection_up(c);
   if (cluster_) cluster_->connection_up(c);
   return c;
 }
@@ -381,6 +387,7 @@ void node_core::connection_lost(const std::shared_ptr<connection>& c, const exit
     }
   }
   for (cell_ptr& p : stopped) stop_proxy(*p.get(), why);
+  topics_->connection_lost(*c);
   if (cluster_) cluster_->connection_lost(c, why.to_string());
   {
     // wait_for_stop() finds out whether the parent died or only the connection broke.
@@ -398,6 +405,8 @@ void node_core::stop() noexcept {
   // acq_rel: release pairs with the acquire in stopping() (whoever sees the flag
   // sees the node as it was when stop() began); acquire orders a second caller after the first.
   if (stopping_.exchange(true, std::memory_order_acq_rel)) return;
+  // Publications stop before the connections close (they report system_stopped).
+  topics_->stop();
   if (!control_.joinable()) return;  // never started
   // Leave the cluster first: with etcd, the lease goes at once, so the other
   // members hear of it now rather than when it expires.

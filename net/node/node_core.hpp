@@ -34,6 +34,7 @@
 #include "os/os.hpp"
 #include "shm/shm_transport.hpp"
 #include "tcp/tcp_transport.hpp"
+#include "topics/topic_registry.hpp"
 #include "troupe/mailbox/mutex.hpp"
 #include "troupe/net/detail/remote.hpp"
 #include "troupe/net/node.hpp"
@@ -91,6 +92,9 @@ class node_core {
   std::vector<std::shared_ptr<connection>> live_connections();
   // The node's cluster membership; null when config.cluster has no provider.
   [[nodiscard]] cluster_core* cluster() noexcept { return cluster_.get(); }
+  // The node's topics (publish/subscribe).
+  [[nodiscard]] topic_registry& topics() noexcept { return *topics_; }
+  [[nodiscard]] const std::shared_ptr<topic_registry>& topics_ptr() const noexcept { return topics_; }
   // An accepted TCP handshake from `name`: why it must be refused (a connection to
   // that incarnation exists, or this node's own dial to it wins the tie), or
   // nothing. Closes connections to an earlier incarnation of it.
@@ -170,6 +174,9 @@ class node_core {
   ref<protocol<>> anchor_;
   // Set in start() before any connection can come up; stopped first in stop().
   std::unique_ptr<cluster_core> cluster_;
+  // Made with the node (topic handles share it); its keeper starts in start(),
+  // and it stops first in stop().
+  const std::shared_ptr<topic_registry> topics_;
 
   troupe::mutex connections_mutex_;
   std::condition_variable_any connections_changed_;

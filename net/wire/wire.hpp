@@ -37,7 +37,7 @@ using schema_map = std::map<std::uint64_t, std::uint64_t>;
 
 // --- hello: who a node is, exchanged by both transports -------------------------
 inline constexpr std::uint32_t hello_magic = 0x4e505254;  // "TRPN"
-inline constexpr std::uint16_t wire_version = 3;
+inline constexpr std::uint16_t wire_version = 4;
 
 struct hello_info {
   std::string name;

@@ -26,6 +26,11 @@ struct with_pointer {
 };
 using local_only = troupe::protocol<with_pointer>;
 
+// A topic's message type that no protocol here lists.
+struct price {
+  long cents;
+};
+
 #if defined(TROUPE_CASE_MISSING_HANDLER)
 struct half_bank : troupe::actor<bank> {
   void on(deposit) {}
@@ -51,6 +56,9 @@ int main() {
 #elif defined(TROUPE_CASE_REMOTE_NOT_SERIALIZABLE)
   troupe::node n;
   (void)n.lookup<local_only>("troupe://elsewhere/x");  // with_pointer cannot cross
+#elif defined(TROUPE_CASE_SUBSCRIBER_REJECTS_TOPIC)
+  troupe::node n;
+  (void)n.topic<price>("prices").subscribe(b);  // a bank does not take prices
 #endif
   // Local actors may speak it: only crossing needs serialization.
   (void)sys.spawn<local_only>([](with_pointer) {});

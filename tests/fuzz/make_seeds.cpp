@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "fuzz_message_types.hpp"
+#include "topics/topic_records.hpp"
 #include "wire/wire.hpp"
 
 namespace {
@@ -291,6 +292,28 @@ int write_corpus(const corpus& seeds, const fs::path& root) {
   return 0;
 }
 
+// fuzz_topics: a first byte that picks the record (0: topic_interest, 1: publication), then its body.
+void topic_seeds(corpus& out) {
+  auto& seeds = out["fuzz_topics"];
+  const bytes interest_pick{std::byte{0}};
+  const bytes publication_pick{std::byte{1}};
+  const auto interest = [&](std::uint64_t count, std::string name) {
+    return concat(interest_pick, wire::encode_interest(wire::topic_interest{0x0123456789abcdefull, count, name}));
+  };
+  seeds["interest"] = interest(3, "prices/eu");
+  seeds["interest_withdrawn"] = interest(0, "prices/eu");
+  seeds["interest_trailing_byte"] = concat(interest(1, "t"), bytes{std::byte{0}});
+  seeds["interest_bad_name"] = interest(1, "tab\there");
+  seeds["interest_name_257"] = interest(1, std::string(257, 'x'));
+  const bytes head = wire::encode_publication_head(0x0123456789abcdefull, "news");
+  seeds["publication"] = concat(concat(publication_pick, head), text("payload bytes"));
+  seeds["publication_empty_payload"] = concat(publication_pick, head);
+  seeds["publication_truncated_head"] = concat(publication_pick, bytes(head.begin(), head.begin() + 5));
+  bytes past_end = concat(publication_pick, scalar(std::uint64_t{7}));
+  troupe::wire_writer(past_end).write_varint(4'000'000'000ull);
+  seeds["publication_name_past_end"] = concat(past_end, text("abc"));
+}
+
 int check_corpus(const corpus& seeds, const fs::path& root) {
   int stale = 0;
   for (const auto& [target, files] : seeds) {
@@ -337,6 +360,7 @@ int main(int argc, char** argv) {
   frame_seeds(seeds);
   handshake_seeds(seeds);
   message_seeds(seeds);
+  topic_seeds(seeds);
   const fs::path root = argv[argc - 1];
   return check ? check_corpus(seeds, root) : write_corpus(seeds, root);
 }

@@ -46,6 +46,7 @@
 #include "troupe/net/detail/remote.hpp"
 #include "troupe/net/detail/remote_spawn.hpp"
 #include "troupe/net/node_config.hpp"
+#include "troupe/net/topic.hpp"
 #include "troupe/runtime/actor.hpp"
 #include "troupe/runtime/config.hpp"
 #include "troupe/runtime/error.hpp"
@@ -205,6 +206,21 @@ class node : public system {
     return spawn_placed<A>(where, std::forward<Args>(args)...);
   }
 
+  // --- topics (troupe/net/topic.hpp; docs/delivery.md) --------------------------
+  // The topic `name` carrying T, spanning this node and every node it is
+  // connected to. Every call with the same name and T names the same topic.
+  // Throws troupe_error for an invalid name (1 to 256 bytes of printable ASCII).
+  template <topic_message T>
+  troupe::topic<T> topic(std::string_view name) {
+    std::shared_ptr<detail::topic_state_base> state =
+        open_topic(std::string(name), type_id_of<T>(), detail::topic_state<T>::type_tag_of(),
+                   [this, topic_name = std::string(name)](std::shared_ptr<detail::topic_registry> registry) {
+                     return std::shared_ptr<detail::topic_state_base>(
+                         std::make_shared<detail::topic_state<T>>(std::move(registry), core_.get(), topic_name));
+                   });
+    return troupe::topic<T>(std::static_pointer_cast<detail::topic_state<T>>(std::move(state)));
+  }
+
   [[nodiscard]] const node_config& node_settings() const noexcept;
 
  private:
@@ -233,6 +249,9 @@ class node : public system {
   expected<void> publish_global_cell(const std::string& name, detail::cell* c, const detail::protocol_table& table);
   expected<void> subscribe_members_impl(std::function<void(const member_up&)> up,
                                         std::function<void(const member_down&)> down);
+  std::shared_ptr<detail::topic_state_base> open_topic(
+      const std::string& name, std::uint64_t type_id, const void* type_tag,
+      const std::function<std::shared_ptr<detail::topic_state_base>(std::shared_ptr<detail::topic_registry>)>& make);
 
   std::unique_ptr<detail::node_core> core_;
 };
