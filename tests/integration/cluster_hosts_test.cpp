@@ -79,6 +79,7 @@ struct cluster_member {
   view_t view;                      // up and not down since, as its subscription heard
   std::vector<std::string> events;  // every "up ..." / "down ..." line, in order
   std::deque<std::string> answers;  // answers to commands, in order
+  std::vector<std::int64_t> ticks;  // "tick SEQ" reports of its "ticks" subscriber, in order
 
   bool heard(const std::string& line_start) const {
     return std::any_of(events.begin(), events.end(), [&](const std::string& e) { return e.starts_with(line_start); });
@@ -226,6 +227,7 @@ class cluster_hosts : public ts::node_fixture {
     m.view.clear();
     m.events.clear();
     m.answers.clear();
+    m.ticks.clear();
     m.pid =
         rig_->spawn_in(m.host,
                        {ts::current_executable(), "--cluster-node", "--report-fd", std::to_string(report_write.get()),
@@ -420,6 +422,8 @@ class cluster_hosts : public ts::node_fixture {
     } else if (kind == "down" && (in >> name >> incarnation)) {
       if (auto it = m.view.find(name); it != m.view.end() && it->second == incarnation) m.view.erase(it);
       m.events.push_back(line);
+    } else if (std::int64_t seq = 0; kind == "tick" && (in >> seq)) {
+      m.ticks.push_back(seq);
     } else {
       m.answers.push_back(line);
     }
@@ -602,6 +606,47 @@ TEST_F(cluster_hosts, a_cut_cable_is_member_down_on_both_sides_and_member_up_aga
   // others come up again after they went down.
   ASSERT_NO_FATAL_FAILURE(expect_agreement());
   expect_back_across_the_cut(cut_off);
+}
+
+// Topics across a partition: the subscriber on the far side of a cut cable
+// leaves the publisher's count when the failure detector gives up on it, misses
+// exactly what is published while it is cut off, and gets everything published
+// after the cable is restored and its node has announced it again, in order.
+TEST_F(cluster_hosts, a_subscriber_behind_a_cut_cable_misses_only_what_was_published_while_cut_off) {
+  TROUPE_REQUIRE_NETNS_RIG();
+  ts::watchdog guard(120s);
+  ASSERT_NO_FATAL_FAILURE(form_with_seeds(3));
+  cluster_member& publisher = member("n1");
+  cluster_member& stays = member("n2");
+  cluster_member& cut_off = member("n3");
+  ASSERT_EQ(ask(stays, "subscribe-ticks"), "subscribed-ticks");
+  ASSERT_EQ(ask(cut_off, "subscribe-ticks"), "subscribed-ticks");
+  ASSERT_EQ(ask(publisher, "await-tick-subscribers 2 20000"), "tick-subscribers 2");
+  const auto got = [&](std::size_t stays_count, std::size_t cut_off_count) {
+    return wait_until([&] { return stays.ticks.size() >= stays_count && cut_off.ticks.size() >= cut_off_count; },
+                      event_deadline);
+  };
+
+  ASSERT_EQ(ask(publisher, "publish-ticks 0 20"), "published-ticks 0 20");
+  ASSERT_TRUE(got(20, 20)) << stays.ticks.size() << " and " << cut_off.ticks.size() << describe();
+
+  rig_->cut(cut_off.host);
+  ASSERT_EQ(ask(publisher, "await-tick-subscribers 1 20000"), "tick-subscribers 1") << describe();
+  ASSERT_EQ(ask(publisher, "publish-ticks 20 20"), "published-ticks 20 20");
+  ASSERT_TRUE(got(40, 20)) << stays.ticks.size() << describe();
+
+  rig_->restore(cut_off.host);
+  ASSERT_EQ(ask(publisher, "await-tick-subscribers 2 20000"), "tick-subscribers 2") << describe();
+  ASSERT_EQ(ask(publisher, "publish-ticks 40 20"), "published-ticks 40 20");
+  ASSERT_TRUE(got(60, 40)) << stays.ticks.size() << " and " << cut_off.ticks.size() << describe();
+
+  std::vector<std::int64_t> all(60), around_the_cut;
+  for (std::int64_t i = 0; i < 60; ++i) {
+    all[static_cast<std::size_t>(i)] = i;
+    if (i < 20 || i >= 40) around_the_cut.push_back(i);
+  }
+  EXPECT_EQ(stays.ticks, all);
+  EXPECT_EQ(cut_off.ticks, around_the_cut);
 }
 
 // A killed member is down at once (its links close), and, its lease expiring,

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 
 TROUPE_REGISTER_ACTOR(it::echo_actor);
 TROUPE_REGISTER_ACTOR(it::relay_actor);
+TROUPE_REGISTER_ACTOR(it::tick_forwarder, troupe::ref<it::tick_report_protocol>, std::int64_t);
 
 namespace {
 
@@ -92,8 +94,15 @@ struct membership_reporter : troupe::actor<membership_protocol> {
   line_writer* out;
 };
 
+// Reports every tick of the "ticks" topic it gets: "tick SEQ".
+struct tick_reporter : troupe::actor<it::tick_protocol> {
+  explicit tick_reporter(line_writer* to) : out(to) {}
+  void on(const it::tick& t) { out->write("tick " + std::to_string(t.seq)); }
+  line_writer* out;
+};
+
 // One command from the test; the answer is one line.
-std::string answer(troupe::node& n, const std::string& command) {
+std::string answer(troupe::node& n, line_writer& out, const std::string& command) {
   const auto space = command.find(' ');
   const std::string verb = command.substr(0, space);
   const std::string arg = space == std::string::npos ? std::string() : command.substr(space + 1);
@@ -121,6 +130,31 @@ std::string answer(troupe::node& n, const std::string& command) {
     if (!reply) return "unanswered " + name + " " + reply.error().text();
     return "found " + name + " " + *reply;
   }
+  if (verb == "subscribe-ticks") {
+    auto subscribed = n.topic<it::tick>("ticks").subscribe(n.spawn<tick_reporter>(&out));
+    return subscribed ? "subscribed-ticks" : "subscribe-failed " + subscribed.error().text();
+  }
+  if (verb == "publish-ticks") {  // publish-ticks FROM COUNT
+    std::istringstream in(arg);
+    std::int64_t from = 0, count = 0;
+    in >> from >> count;
+    auto ticks = n.topic<it::tick>("ticks");
+    for (std::int64_t i = from; i < from + count; ++i) {
+      if (ticks.publish(it::tick{i})) return "publish-failed " + std::to_string(i);
+    }
+    return "published-ticks " + std::to_string(from) + " " + std::to_string(count);
+  }
+  if (verb == "await-tick-subscribers") {  // await-tick-subscribers N TIMEOUT_MS: exactly N, here and elsewhere
+    std::istringstream in(arg);
+    std::size_t count = 0;
+    long long timeout_ms = 0;
+    in >> count >> timeout_ms;
+    auto ticks = n.topic<it::tick>("ticks");
+    auto reached = ticks.await_stats([count](const troupe::topic_stats& s) { return s.subscribers() == count; },
+                                     std::chrono::milliseconds(timeout_ms));
+    return reached ? "tick-subscribers " + std::to_string(count)
+                   : "tick-subscribers-timeout " + std::to_string(ticks.stats().subscribers());
+  }
   return "unknown-command " + command;
 }
 
@@ -136,6 +170,11 @@ std::string answer(troupe::node& n, const std::string& command) {
 //   members                 -> "members NAME:INCARNATION ..." (node::members(), by name)
 //   publish NAME            -> "published NAME" / "publish-failed NAME ERROR" (an echo actor)
 //   lookup NAME TIMEOUT_MS  -> "found NAME ECHO-REPLY" / "missing NAME no_such_name|other ERROR"
+//   subscribe-ticks         -> "subscribed-ticks": an actor subscribes to the "ticks" topic and
+//                              reports "tick SEQ" for every tick it gets
+//   publish-ticks FROM COUNT -> "published-ticks FROM COUNT" (ticks FROM .. FROM+COUNT-1)
+//   await-tick-subscribers N TIMEOUT_MS -> "tick-subscribers N" once "ticks" has exactly N
+//                              (here and announced), else "tick-subscribers-timeout HAVE"
 int cluster_node(int argc, char** argv) {
   sigset_t stop;
   sigemptyset(&stop);
@@ -205,7 +244,7 @@ int cluster_node(int argc, char** argv) {
     for (auto end = pending.find('\n'); end != std::string::npos; end = pending.find('\n')) {
       const std::string command = pending.substr(0, end);
       pending.erase(0, end + 1);
-      out.write(answer(*n, command));
+      out.write(answer(*n, out, command));
     }
   }
   return 0;
@@ -226,6 +265,7 @@ int main(int argc, char** argv) {
         // Roles a test can ask for with node_spawn_options::args.
         for (int i = 1; i < argc; ++i) {
           if (std::strcmp(argv[i], "publish") == 0) n.publish("echo", n.spawn<it::echo_actor>());
+          if (std::strcmp(argv[i], "ticks") == 0) it::child_ticks = n.topic<it::tick>("ticks");
         }
       });
 }
