@@ -72,15 +72,21 @@ struct options {
   }
 };
 
-[[noreturn]] inline void usage_error(const char* program, const std::string& why) {
+// `names`: the workloads --only accepts (a family of programs with workloads
+// of its own, such as topic_common.hpp's, passes its list).
+[[noreturn]] inline void usage_error(const char* program, const std::string& why,
+                                     const std::vector<std::string_view>& names) {
   std::fprintf(stderr,
                "%s: %s\n"
                "usage: %s [--quick] [--threads N] [--reps R] [--only NAME[,NAME...]]\n"
                "workloads:",
                program, why.c_str(), program);
-  for (auto name : workload_names) std::fprintf(stderr, " %.*s", static_cast<int>(name.size()), name.data());
+  for (auto name : names) std::fprintf(stderr, " %.*s", static_cast<int>(name.size()), name.data());
   std::fprintf(stderr, "\n");
   std::exit(2);  // NOLINT(concurrency-mt-unsafe): a usage error, before any thread starts
+}
+[[noreturn]] inline void usage_error(const char* program, const std::string& why) {
+  usage_error(program, why, {workload_names.begin(), workload_names.end()});
 }
 
 // Parses a positive decimal integer; anything else is a usage error.
@@ -92,13 +98,13 @@ inline long parse_positive(const char* program, const char* flag, const char* te
   return value;
 }
 
-inline options parse_options(int argc, char** argv) {
+inline options parse_options(int argc, char** argv, const std::vector<std::string_view>& names) {
   const char* program = argc > 0 ? argv[0] : "bench";
   options result;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     auto value = [&]() -> const char* {
-      if (i + 1 >= argc) usage_error(program, std::string(arg) + " needs a value");
+      if (i + 1 >= argc) usage_error(program, std::string(arg) + " needs a value", names);
       return argv[++i];
     };
     if (arg == "--quick") {
@@ -112,20 +118,23 @@ inline options parse_options(int argc, char** argv) {
       while (!list.empty()) {
         auto comma = list.find(',');
         auto name = list.substr(0, comma);
-        if (std::find(workload_names.begin(), workload_names.end(), name) == workload_names.end())
-          usage_error(program, "unknown workload '" + std::string(name) + "'");
+        if (std::find(names.begin(), names.end(), name) == names.end())
+          usage_error(program, "unknown workload '" + std::string(name) + "'", names);
         result.only.emplace_back(name);
         list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
       }
     } else if (arg == "--help" || arg == "-h") {
-      usage_error(program, "help");
+      usage_error(program, "help", names);
     } else {
-      usage_error(program, "unknown argument '" + std::string(arg) + "'");
+      usage_error(program, "unknown argument '" + std::string(arg) + "'", names);
     }
   }
   if (result.threads == 0) result.threads = std::max(1u, std::thread::hardware_concurrency());
   if (result.reps == 0) result.reps = result.quick ? 3 : 5;
   return result;
+}
+inline options parse_options(int argc, char** argv) {
+  return parse_options(argc, argv, {workload_names.begin(), workload_names.end()});
 }
 
 // --- parameters -----------------------------------------------------------

@@ -119,11 +119,11 @@ double run_fan_out(unsigned threads, const topic::params& p, bool text, const ch
 
 int main(int argc, char** argv) {
   const auto opts = topic::parse_options(argc, argv);
-  const topic::params p = opts.parameters();
+  const topic::params p = topic::parameters_for(opts);
   std::fprintf(stderr, "caf_topics: CAF %d.%d.%d, %u worker threads, %d reps, %s parameters\n", CAF_MAJOR_VERSION,
                CAF_MINOR_VERSION, CAF_PATCH_VERSION, opts.threads, opts.reps, opts.quick ? "quick" : "full");
   for (topic::workload w : topic::all_workloads) {
-    if (!opts.selected(w)) continue;
+    if (!opts.selected(topic::name_of(w))) continue;
     const std::string name(topic::name_of(w));
     bench::run_reps(name, topic::unit, opts.reps,
                     [&] { return run_fan_out(opts.threads, p, w == topic::workload::fan_out_text, name.c_str()); });

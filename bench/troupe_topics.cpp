@@ -114,9 +114,9 @@ double run_fan_out(unsigned threads, const topic::params& p, const char* workloa
 
 int main(int argc, char** argv) {
   const auto opts = topic::parse_options(argc, argv);
-  const topic::params p = opts.parameters();
+  const topic::params p = topic::parameters_for(opts);
   for (topic::workload w : topic::all_workloads) {
-    if (!opts.selected(w)) continue;
+    if (!opts.selected(topic::name_of(w))) continue;
     const std::string name(topic::name_of(w));
     int rep = 0;
     bench::run_reps(name, topic::unit, opts.reps, [&] {
