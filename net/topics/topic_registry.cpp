@@ -75,7 +75,8 @@ class topic_keeper final : public actor<topic_keeper_protocol> {
 
   topic_registry& registry_;
   std::unordered_map<const cell*, watched> watched_;
-  std::map<topic_key, std::uint64_t> announced_;  // what every live connection was told (counts above 0)
+  // What every live connection was told (counts above 0).
+  std::map<topic_key, std::uint64_t, topic_key_less> announced_;
 };
 
 bool has_subscriber(const topic_fanout* f, const cell* c) {

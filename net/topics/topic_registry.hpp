@@ -26,7 +26,6 @@
 // handle_publication() (a connection's reader) and start()/stop() (node_core).
 #pragma once
 
-#include <compare>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -54,9 +53,9 @@ class connection;
 struct topic_key {
   std::string name;
   std::uint64_t type_id = 0;
-  friend auto operator<=>(const topic_key&, const topic_key&) = default;
 };
 // A key to look up without copying a name (a publication's, read off the wire).
+// Maps of topics order by topic_key_less.
 struct topic_key_view {
   std::string_view name;
   std::uint64_t type_id = 0;

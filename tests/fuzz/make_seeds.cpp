@@ -298,7 +298,8 @@ void topic_seeds(corpus& out) {
   const bytes interest_pick{std::byte{0}};
   const bytes publication_pick{std::byte{1}};
   const auto interest = [&](std::uint64_t count, std::string name) {
-    return concat(interest_pick, wire::encode_interest(wire::topic_interest{0x0123456789abcdefull, count, name}));
+    return concat(interest_pick,
+                  wire::encode_interest(wire::topic_interest{0x0123456789abcdefull, count, std::move(name)}));
   };
   seeds["interest"] = interest(3, "prices/eu");
   seeds["interest_withdrawn"] = interest(0, "prices/eu");

@@ -74,7 +74,7 @@ TEST_F(processes, the_subscribers_of_a_killed_process_leave_the_topic_and_the_ot
       [](const troupe::topic_stats& s) { return s.subscribed_nodes == 1 && s.remote_subscribers == 2; }, 30s))
       << ticks.stats().remote_subscribers;
   for (std::int64_t i = 1; i < 100; ++i) ASSERT_FALSE(ticks.publish(tick{i}));
-  ASSERT_TRUE(log.wait_for(2 * 100, 30s, survivor->pid()));
+  ASSERT_TRUE(log.wait_for(std::size_t{2} * 100, 30s, survivor->pid()));
   EXPECT_EQ(log.of(survivor->pid(), 0), zero_to(100));
   EXPECT_EQ(log.of(survivor->pid(), 1), zero_to(100));
   EXPECT_EQ(log.of(doomed->pid(), 0), zero_to(1));

@@ -196,7 +196,7 @@ TEST_F(topic_test, publications_of_each_publisher_arrive_in_publish_order) {
     });
   }
   for (auto& t : threads) t.join();
-  ASSERT_TRUE(log.wait_for(subscribers * publishers * each, 60s)) << log.size();
+  ASSERT_TRUE(log.wait_for(static_cast<std::size_t>(std::int64_t{subscribers} * publishers * each), 60s)) << log.size();
   for (int i = 0; i < subscribers; ++i) {
     const auto mine = log.of(i);
     for (int p = 0; p < publishers; ++p) {
