@@ -18,6 +18,7 @@
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/exit_reason.hpp"
 #include "troupe/runtime/protocol.hpp"
+#include "troupe/runtime/reply_promise.hpp"
 #include "troupe/runtime/ref.hpp"
 #include "troupe/runtime/response.hpp"
 #include "troupe/runtime/scoped.hpp"

@@ -17,6 +17,7 @@
 #include "troupe/runtime/actor.hpp"
 #include "troupe/runtime/detail/cell.hpp"
 #include "troupe/runtime/detail/reply.hpp"
+#include "troupe/runtime/reply_promise.hpp"
 #include "troupe/runtime/signals.hpp"
 #include "troupe/runtime/task.hpp"
 
@@ -29,6 +30,12 @@ struct no_reply {};
 template <class A, class M>
 concept handles = requires(A& a, M&& m) {
   a.on(std::move(m));
+};
+
+// A answers the request M later: on(M, reply_promise<reply>) (reply_promise.hpp).
+template <class A, class M>
+concept handles_with_promise = request<M> && requires(A& a, M&& m, reply_promise<reply_t<M>>&& p) {
+  a.on(std::move(m), std::move(p));
 };
 
 // A's handler for M can take a const M& (on(const M&), or on(M) by value: the
@@ -200,7 +207,10 @@ class typed_cell final : public cell {
   template <std::size_t I>
   void invoke(envelope& e) {
     using M = typename P::template message<I>;
-    if constexpr (!handles<A, M>) {
+    if constexpr (handles_with_promise<A, M>) {
+      auto& env = static_cast<message_envelope<M>&>(e);
+      actor_.on(std::move(env.value), reply_promise<reply_t<M>>(std::move(env.reply)));
+    } else if constexpr (!handles<A, M>) {
       static_assert(handles<A, M>,
                     "troupe: the actor class has no on(M) handler for a message type of its protocol "
                     "(see 'A = ...' and 'M = ...' in this error's context)");
