@@ -10,6 +10,8 @@
 #include <string>
 
 #include "troupe/durable/outbox.hpp"
+#include "troupe/durable/queue.hpp"
+#include "troupe/net/node.hpp"
 
 namespace {
 
@@ -63,6 +65,54 @@ int outbox_append(const char* file, std::uint64_t count) {
   return 0;
 }
 
+troupe::node_config node_config_of(const char* runtime_dir, const char* name) {
+  troupe::node_config cfg;
+  cfg.name = name;
+  cfg.runtime_dir = runtime_dir;
+  cfg.system.worker_threads = 2;
+  return cfg;
+}
+
+// queue-node <runtime dir> <node name> <file>: a node serving a durable queue
+// on `file`, published as "queue"; says "ready", serves until stdin closes.
+int queue_node(const char* runtime_dir, const char* name, const char* file) {
+  troupe::node n(node_config_of(runtime_dir, name));
+  troupe::durable::queue_config config;
+  config.file = file;
+  auto q = troupe::durable::spawn_queue(n, config);
+  if (!q) {
+    say("error " + q.error().to_string());
+    return 1;
+  }
+  n.publish("queue", *q);
+  say("ready");
+  wait_for_stdin_eof();
+  return 0;
+}
+
+// worker <runtime dir> <node name> <queue uri> <visibility ms>: receives one
+// message, says "got <body> <receive count>", and then never deletes it
+// (the test kills it -9).
+int worker(const char* runtime_dir, const char* name, const char* uri, long long visibility_ms) {
+  troupe::node n(node_config_of(runtime_dir, name));
+  auto q = n.lookup<troupe::durable::queue_protocol>(uri, std::chrono::seconds(10));
+  if (!q) {
+    say("error " + q.error().to_string());
+    return 1;
+  }
+  auto got =
+      q->ask(troupe::durable::receive_messages{1, std::chrono::milliseconds(visibility_ms), std::chrono::seconds(20)},
+             std::chrono::seconds(30))
+          .try_get();
+  if (!got || !got->status.ok() || got->messages.empty()) {
+    say("error nothing received");
+    return 1;
+  }
+  say("got " + got->messages[0].body + " " + std::to_string(got->messages[0].receive_count));
+  wait_for_stdin_eof();
+  return 0;
+}
+
 }  // namespace
 
 namespace durable_test {
@@ -74,6 +124,8 @@ int main(int argc, char** argv) {
     const std::string role = argv[2];
     if (role == "outbox-hold" && argc == 4) return outbox_hold(argv[3]);
     if (role == "outbox-append" && argc == 5) return outbox_append(argv[3], std::strtoull(argv[4], nullptr, 10));
+    if (role == "queue-node" && argc == 6) return queue_node(argv[3], argv[4], argv[5]);
+    if (role == "worker" && argc == 7) return worker(argv[3], argv[4], argv[5], std::atoll(argv[6]));
     std::fprintf(stderr, "unknown child role or arguments: %s\n", role.c_str());
     return 2;
   }
