@@ -111,6 +111,9 @@ double run_queue(unsigned threads, const params& p) {
   bench::require(deleted.load() == p.messages, "the consumer deleted more messages than were sent");
   const auto stats = q.ask(durable::get_queue_stats{}, 30s).get();
   bench::require(stats.messages == 0, "messages left in the queue after the run");
+  std::fprintf(stderr, "queue_durable: %llu commits (%.1f messages per commit)\n",
+               static_cast<unsigned long long>(stats.commits),
+               static_cast<double>(p.messages) / static_cast<double>(stats.commits));
   return static_cast<double>(p.messages) / seconds;
 }
 

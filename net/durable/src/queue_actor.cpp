@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <deque>
 #include <limits>
+#include <memory>
 #include <utility>
 
 #include "queue_store.hpp"
@@ -278,6 +279,7 @@ class queue_engine {
   template <class R>
   void fail_batch(const error& e, reply_promise<R>& reply, R value) {
     store_->rollback();
+    dead_letters_.clear();  // their leases were rolled back too
     complete_all(e);
     set_failed(value, e);
     reply.deliver(std::move(value));
@@ -287,6 +289,7 @@ class queue_engine {
     expected<void> r = store_->commit();
     if (!r) {
       store_->rollback();
+      dead_letters_.clear();  // their leases were rolled back too
     } else if (!after_commit_.empty()) {
       ++stats_.commits;
     }
@@ -344,8 +347,10 @@ class queue_engine {
       std::string receipt = m.receipt;
       config_.redrive.dead_letter.ask(std::move(copy), dead_letter_lease)
           .then(
-              [this, receipt](const sent& s) {
-                if (!s.status.ok()) return;  // the lease runs out; a later receive tries again
+              // `alive`: a supervisor restarts a queue in place (same cell, new
+              // engine); a reply for the engine before must not reach this one.
+              [this, alive = std::weak_ptr<int>(alive_), receipt](const sent& s) {
+                if (alive.expired() || !s.status.ok()) return;  // the lease runs out; a later receive retries
                 if (auto r = store_->remove(receipt); !r) return;
                 ++stats_.dead_lettered;
                 schedule_flush();
@@ -368,6 +373,7 @@ class queue_engine {
   std::vector<queue_message> dead_letters_;  // leased for the move, sent after the commit
   std::uint64_t sends_since_purge_ = 0;
   queue_stats stats_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // see send_dead_letters()
 };
 
 }  // namespace detail
