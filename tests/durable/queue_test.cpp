@@ -12,6 +12,7 @@
 
 #include "durable/durable_support.hpp"
 #include "support/watchdog.hpp"
+#include "troupe/runtime/supervisor.hpp"
 #include "troupe/runtime/system.hpp"
 
 namespace {
@@ -369,6 +370,36 @@ TEST(queue, spawn_queue_runs_a_working_queue_on_its_own_thread) {
   auto got = q.ask(durable::receive_messages{}, 5s).get();
   ASSERT_EQ(got.messages.size(), 1u);
   EXPECT_EQ(got.messages[0].body, "threaded");
+}
+
+}  // namespace
+
+namespace {
+
+TEST(queue, a_supervised_queue_restarted_after_a_failure_keeps_its_ref_and_its_messages) {
+  durable_test::scratch_dir dir;
+  troupe::system sys{troupe::config::deterministic()};
+  durable::queue_config c;
+  c.file = dir.file("q.db").string();
+  std::vector<std::string> events;
+  troupe::supervisor_spec spec;
+  spec.log_events = false;
+  spec.on_event = [&](const troupe::supervisor_event& e) { events.push_back(e.child_id); };
+  spec.children.push_back(troupe::child<durable::queue_actor>("queue", c));
+  auto sup = troupe::spawn_supervisor(sys, std::move(spec));
+  sys.run_until_idle();
+  auto q = sup.child<durable::queue_protocol>("queue");
+  ASSERT_TRUE(q.ask(durable::send_message{.body = "kept"}, 5s).get().status.ok());
+
+  auto children = sup.self().ask(troupe::which_children{}, 5s).get();
+  ASSERT_EQ(children.size(), 1u);
+  sys.send_exit(children[0].address, troupe::exit_reason::error("queue broke"));
+  sys.run_until_idle();
+  EXPECT_EQ(events, std::vector<std::string>{"queue"}) << "restarted once";
+
+  auto got = q.ask(durable::receive_messages{}, 5s).get();
+  ASSERT_EQ(got.messages.size(), 1u) << got.status.text;
+  EXPECT_EQ(got.messages[0].body, "kept");
 }
 
 }  // namespace
