@@ -81,8 +81,10 @@ class outbox {
   // The entries not confirmed, by ascending seq (including those appended
   // before this call). Blocks for one transaction.
   [[nodiscard]] expected<std::vector<outbox_entry>> load() const;
-  // Waits until everything appended or confirmed before this call is durable;
-  // the first failure among them, if any. Blocks.
+  // Waits until everything appended or confirmed before this call has been
+  // committed or has failed (its callback has run). Returns the outcome of the
+  // transaction that holds this call's marker: an earlier batch's failure went
+  // to that batch's callbacks only. Blocks.
   [[nodiscard]] expected<void> flush() const;
   // Appends and confirms (of any outbox of this file) not yet committed.
   [[nodiscard]] std::size_t pending() const;
