@@ -73,7 +73,7 @@ struct worker : troupe::actor<troupe::protocol<next_batch>> {
     queue.ask(durable::receive_messages{.max_messages = 4, .visibility_timeout = 1s, .wait = 1s}, 5s)
         .then([this](durable::received got) { handle(std::move(got)); }, [this](const troupe::error&) { again(); });
   }
-  void handle(durable::received got) {
+  void handle(const durable::received& got) {
     if (got.messages.empty()) return again();
     for (const auto& m : got.messages) {
       const std::int64_t job = std::stoll(m.body);

@@ -64,7 +64,12 @@ class child {
   child(const child&) = delete;
   child& operator=(const child&) = delete;
   ~child() {
-    if (pid_ > 0) (void)troupe::test_support::kill_child(pid_);
+    if (pid_ <= 0) return;
+    try {
+      (void)troupe::test_support::kill_child(pid_);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "could not kill child " << pid_ << ": " << e.what();
+    }
   }
 
   // The next line of the child's stdout (without '\n'), or nullopt at EOF or

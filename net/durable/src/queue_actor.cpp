@@ -96,7 +96,7 @@ class queue_engine {
     waiters_.clear();  // each reply_promise answers request_dropped
   }
 
-  void send(send_message m, reply_promise<sent> reply) {
+  void send(const send_message& m, reply_promise<sent> reply) {
     if (auto bad = check_send(m); !bad.ok()) return reply.deliver(sent{std::move(bad), 0, false});
     if (store_->messages() >= config_.max_messages || store_->bytes() + m.body.size() > config_.max_bytes) {
       return reply.deliver(
@@ -386,20 +386,22 @@ std::unique_ptr<detail::queue_store> open_or_throw(const queue_config& config) {
 }
 }  // namespace
 
-queue_actor::queue_actor(queue_config config)
+queue_actor::queue_actor(const queue_config& config)
     : engine_(std::make_unique<detail::queue_engine>(*this, config, open_or_throw(config))) {}
 
 queue_actor::~queue_actor() = default;
 
-void queue_actor::on(send_message m, reply_promise<sent> reply) { engine_->send(std::move(m), std::move(reply)); }
-void queue_actor::on(receive_messages m, reply_promise<received> reply) {
-  engine_->receive(std::move(m), std::move(reply));
+void queue_actor::on(const send_message& m, reply_promise<sent> reply) { engine_->send(m, std::move(reply)); }
+void queue_actor::on(receive_messages m, reply_promise<received> reply) { engine_->receive(m, std::move(reply)); }
+void queue_actor::on(const delete_message& m, reply_promise<queue_status> reply) {
+  engine_->remove(m, std::move(reply));
 }
-void queue_actor::on(delete_message m, reply_promise<queue_status> reply) { engine_->remove(m, std::move(reply)); }
-void queue_actor::on(delete_messages m, reply_promise<std::vector<queue_status>> reply) {
+void queue_actor::on(const delete_messages& m, reply_promise<std::vector<queue_status>> reply) {
   engine_->remove_all(m, std::move(reply));
 }
-void queue_actor::on(change_visibility m, reply_promise<queue_status> reply) { engine_->change(m, std::move(reply)); }
+void queue_actor::on(const change_visibility& m, reply_promise<queue_status> reply) {
+  engine_->change(m, std::move(reply));
+}
 queue_stats queue_actor::on(get_queue_stats /*unused*/) { return engine_->stats(); }
 void queue_actor::on(queue_tick /*unused*/) { engine_->tick(); }
 void queue_actor::on(queue_flush /*unused*/) { engine_->flush(); }

@@ -190,16 +190,16 @@ class queue_actor : public actor<queue_protocol> {
  public:
   // Opens the file; throws troupe_error if it cannot (spawn_queue() reports
   // that as an error instead; under a supervisor it is a failed start).
-  explicit queue_actor(queue_config config);
+  explicit queue_actor(const queue_config& config);
   ~queue_actor();
   queue_actor(const queue_actor&) = delete;
   queue_actor& operator=(const queue_actor&) = delete;
 
-  void on(send_message m, reply_promise<sent> reply);
+  void on(const send_message& m, reply_promise<sent> reply);
   void on(receive_messages m, reply_promise<received> reply);
-  void on(delete_message m, reply_promise<queue_status> reply);
-  void on(delete_messages m, reply_promise<std::vector<queue_status>> reply);
-  void on(change_visibility m, reply_promise<queue_status> reply);
+  void on(const delete_message& m, reply_promise<queue_status> reply);
+  void on(const delete_messages& m, reply_promise<std::vector<queue_status>> reply);
+  void on(const change_visibility& m, reply_promise<queue_status> reply);
   queue_stats on(get_queue_stats);
   void on(queue_tick);
   void on(queue_flush);
