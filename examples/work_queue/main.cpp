@@ -71,7 +71,7 @@ struct worker : troupe::actor<troupe::protocol<next_batch>> {
       : queue(std::move(q)), results(std::move(c)) {}
   void on(next_batch /*unused*/) {
     queue.ask(durable::receive_messages{.max_messages = 4, .visibility_timeout = 1s, .wait = 1s}, 5s)
-        .then([this](durable::received got) { handle(std::move(got)); }, [this](const troupe::error&) { again(); });
+        .then([this](const durable::received& got) { handle(got); }, [this](const troupe::error&) { again(); });
   }
   void handle(const durable::received& got) {
     if (got.messages.empty()) return again();

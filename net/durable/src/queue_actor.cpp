@@ -407,7 +407,7 @@ void queue_actor::on(queue_tick /*unused*/) { engine_->tick(); }
 void queue_actor::on(queue_flush /*unused*/) { engine_->flush(); }
 void queue_actor::on_stop() { engine_.reset(); }
 
-expected<ref<queue_protocol>> spawn_queue(troupe::system& sys, queue_config config) {
+expected<ref<queue_protocol>> spawn_queue(troupe::system& sys, const queue_config& config) {
   {
     // Opened and closed here so that a bad file is an error to return; the
     // actor opens it again (a process that grabs the file in between makes the
@@ -415,7 +415,7 @@ expected<ref<queue_protocol>> spawn_queue(troupe::system& sys, queue_config conf
     auto store = detail::queue_store::open(config);
     if (!store) return store.error();
   }
-  return sys.spawn_detached<queue_actor>(std::move(config));
+  return sys.spawn_detached<queue_actor>(config);
 }
 
 }  // namespace troupe::durable

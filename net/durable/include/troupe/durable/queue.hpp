@@ -211,6 +211,6 @@ class queue_actor : public actor<queue_protocol> {
 
 // Opens config.file here (so a corrupt or locked file is an error returned,
 // not a failed actor), then spawns the queue detached.
-[[nodiscard]] expected<ref<queue_protocol>> spawn_queue(troupe::system& sys, queue_config config);
+[[nodiscard]] expected<ref<queue_protocol>> spawn_queue(troupe::system& sys, const queue_config& config);
 
 }  // namespace troupe::durable
