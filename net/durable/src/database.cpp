@@ -128,6 +128,19 @@ std::string_view statement::column_text(int column) const noexcept {
   return {reinterpret_cast<const char*>(data), static_cast<std::size_t>(size)};
 }
 
+// --- statement_cache -----------------------------------------------------------
+
+statement& statement_cache::get(const char* sql) {
+  auto found = statements_.find(sql);
+  if (found == statements_.end()) {
+    expected<statement> made = db_->prepare(sql);
+    if (!made) throw troupe_error(made.error());
+    found = statements_.emplace(sql, std::move(*made)).first;
+  }
+  found->second.reset();
+  return found->second;
+}
+
 // --- database ----------------------------------------------------------------
 
 expected<database> database::open(const std::string& path, const database_options& options) {

@@ -35,6 +35,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <span>
 #include <string>
 #include <string_view>
@@ -110,6 +111,21 @@ class database {
   database(sqlite3* db, std::string path) noexcept : db_(db), path_(std::move(path)) {}
   sqlite3* db_ = nullptr;
   std::string path_;
+};
+
+// The prepared statements of one connection, one per SQL string literal
+// (keyed by the literal's address: one per call site), each handed out reset
+// and ready to bind. The database must outlive it and stay where it is.
+class statement_cache {
+ public:
+  explicit statement_cache(database& db) noexcept : db_(&db) {}
+  // Throws troupe_error if `sql` does not prepare (a bug in the SQL, or a
+  // schema damaged behind our back).
+  statement& get(const char* sql);
+
+ private:
+  database* db_;
+  std::map<const char*, statement> statements_;
 };
 
 // An SQLite result code and its connection's message as a troupe::error, with

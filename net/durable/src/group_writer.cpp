@@ -5,17 +5,6 @@
 
 namespace troupe::durable::detail {
 
-statement& group_writer::session::prepared(const char* sql) {
-  auto found = statements_.find(std::string_view(sql));
-  if (found == statements_.end()) {
-    expected<statement> made = db_.prepare(sql);
-    if (!made) throw troupe_error(made.error());
-    found = statements_.emplace(sql, std::move(*made)).first;
-  }
-  found->second.reset();
-  return found->second;
-}
-
 expected<std::shared_ptr<group_writer>> group_writer::open(const std::string& path, const database_options& options,
                                                            const char* schema) {
   expected<database> db = database::open(path, options);

@@ -36,15 +36,15 @@ class group_writer {
   // What a piece of work sees: the connection and its prepared statements.
   class session {
    public:
-    explicit session(database& db) noexcept : db_(db) {}
-    // A prepared statement for `sql` (a string literal: cached by its text),
+    explicit session(database& db) noexcept : db_(db), statements_(db) {}
+    // A prepared statement for `sql` (a string literal: cached by its address),
     // reset and ready to bind. Throws troupe_error if it does not prepare.
-    detail::statement& prepared(const char* sql);
+    detail::statement& prepared(const char* sql) { return statements_.get(sql); }
     database& db() noexcept { return db_; }
 
    private:
     database& db_;
-    std::map<std::string, detail::statement, std::less<>> statements_;
+    statement_cache statements_;
   };
   using work = std::function<expected<void>(session&)>;
   using done = std::function<void(const expected<void>&)>;

@@ -73,17 +73,6 @@ expected<std::unique_ptr<queue_store>> queue_store::open(const queue_config& con
   return store;
 }
 
-statement& queue_store::prepared(const char* sql) {
-  auto found = statements_.find(sql);
-  if (found == statements_.end()) {
-    expected<statement> made = db_.prepare(sql);
-    if (!made) throw troupe_error(made.error());
-    found = statements_.emplace(sql, std::move(*made)).first;
-  }
-  found->second.reset();
-  return found->second;
-}
-
 expected<void> queue_store::load_counts() {
   statement& count = prepared("SELECT count(*), coalesce(sum(length(body)), 0) FROM troupe_queue_messages");
   expected<bool> row = count.next();

@@ -79,12 +79,12 @@ class queue_store {
 
  private:
   explicit queue_store(database db) noexcept : db_(std::move(db)) {}
-  statement& prepared(const char* sql);
+  statement& prepared(const char* sql) { return statements_.get(sql); }
   expected<void> load_counts();
   std::uint64_t new_token();
 
   database db_;
-  std::map<const char*, statement> statements_;  // keyed by the literal's address: one per call site
+  statement_cache statements_{db_};
   std::uint64_t messages_ = 0;
   std::uint64_t bytes_ = 0;
   std::mt19937_64 tokens_{std::random_device{}()};
