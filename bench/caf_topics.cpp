@@ -1,6 +1,8 @@
-// caf_topics — the topic_* workloads of bench/WORKLOADS.md on CAF 0.17's local
-// groups (caf::group from system.groups().get_local(...)), the baseline
-// troupe_topics is compared against (see bench/compare).
+// caf_topics — the topic_* workloads of bench/WORKLOADS.md on CAF 0.17's
+// groups: local ones (caf::group from system.groups().get_local(...)) in one
+// process, remote ones (the middleman's publish_local_groups / remote_group)
+// across processes; the baseline troupe_topics is compared against (see
+// bench/compare).
 //
 //   caf_topics [--quick] [--threads N] [--reps R] [--only NAME[,NAME...]]
 //   -> one `workload,unit,median,min,max` line per workload on stdout
@@ -13,11 +15,42 @@
 // subscriber reports that it joined before the clock starts), and its shutdown
 // are outside the timed region. Completion is S "done" messages received by a
 // scoped_actor with a watchdog deadline.
+//
+// Across processes (topic_fan_out_tcp; topic_fan_out_shm runs the same, since
+// CAF 0.17 has no shared-memory transport): main() fork()s 3 children before
+// any actor system exists, then builds its own with the middleman, publishes
+// its local groups on 127.0.0.1 (port 0) and sends each child the port through
+// a pipe. Each child builds an actor system, looks the group up with
+// middleman().remote_group("fan-out", "127.0.0.1", port) — CAF 0.17's remote
+// group: the child's proxy joins the host's group once, and the host sends one
+// copy per subscribing node — and spawns an aggregator and 100 subscribers
+// that join it. CAF does not say when a remote join has reached the host, so
+// main() probes: it sends (probe, itself) to the group every 10 ms until every
+// node's aggregator answers that all its subscribers saw one (untimed; the
+// probe also carries main()'s handle, so the children report over the same
+// connection). Then main()'s thread (a scoped_actor) sends N ticks to the group
+// and the clock stops when the 3 aggregators have reported. Failures kill and
+// reap the children before the exit; every wait has a deadline, and an alarm()
+// watchdog backs them up.
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
 #include <cstdint>
+#include <cstring>
 #include <string>
+#include <system_error>
+#include <vector>
 
 #include "caf/all.hpp"
+#include "caf/io/all.hpp"
 
 #include "bench_common.hpp"
 #include "caf_harness.hpp"
@@ -115,6 +148,290 @@ double run_fan_out(unsigned threads, const topic::params& p, bool text, const ch
   });
 }
 
+// --- across processes: CAF 0.17's remote groups over TCP ----------------------------
+
+using probe_atom = caf::atom_constant<caf::atom("probe")>;
+using seen_atom = caf::atom_constant<caf::atom("seen")>;
+using ready_atom = caf::atom_constant<caf::atom("ready")>;
+
+// A wait that takes longer than this has hung (a repetition takes about a second).
+constexpr auto deadline = std::chrono::seconds(60);
+constexpr unsigned watchdog_seconds = 120;
+
+// The children of the running repetition, for the failure paths (kill and
+// waitpid are async-signal-safe, so the watchdog and SIGCHLD handlers use it too).
+constexpr std::size_t max_children = 16;
+std::array<pid_t, max_children> children{};
+
+// Set by the first failure: the one that ends the process.
+std::atomic<bool> ending{false};
+
+void end_children() noexcept {
+  // The children killed here must not look like a failure (on_child_exit).
+  struct sigaction action {};
+  action.sa_handler = SIG_DFL;
+  sigemptyset(&action.sa_mask);
+  (void)::sigaction(SIGCHLD, &action, nullptr);
+  for (pid_t& pid : children) {
+    if (pid <= 0) continue;
+    (void)::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    pid = 0;
+  }
+}
+
+void say(const char* text) noexcept {
+  std::size_t length = std::strlen(text);
+  while (length > 0) {
+    const ssize_t written = ::write(STDERR_FILENO, text, length);
+    if (written <= 0) return;
+    text += written;
+    length -= static_cast<std::size_t>(written);
+  }
+}
+
+const char* role = "main";
+
+// The first failure (any thread, or a signal handler) ends the process; true
+// for the others, which must leave it to the first.
+bool another_failure_is_ending() noexcept {
+  // acq_rel: one read-modify-write decides which failure is first; nothing else is published through it.
+  return ending.exchange(true, std::memory_order_acq_rel);
+}
+
+// Ends the process without the actor system's destructor (which would wait for
+// actors that may never finish); the children are killed and reaped first.
+[[noreturn]] void fail(const std::string& what) {
+  if (another_failure_is_ending()) {
+    for (;;) ::pause();  // the first failure's _exit() ends this thread too
+  }
+  std::fprintf(stderr, "caf_topics (%s): FAILED: %s\n", role, what.c_str());
+  std::fflush(nullptr);
+  end_children();
+  ::_exit(1);
+}
+
+void require(bool condition, const std::string& what) {
+  if (!condition) fail(what);
+}
+
+[[noreturn]] void fail_errno(const std::string& what) {
+  const int error = errno;
+  fail(what + ": " + std::generic_category().message(error));
+}
+
+void on_watchdog(int) {
+  if (another_failure_is_ending()) return;
+  say("caf_topics: a repetition did not finish within the watchdog's time; giving up\n");
+  end_children();
+  ::_exit(1);
+}
+
+void on_child_exit(int) {
+  if (another_failure_is_ending()) return;
+  say("caf_topics (main): FAILED: a subscriber process exited during the run\n");
+  end_children();
+  ::_exit(1);
+}
+
+void set_handler(int signal_number, void (*handler)(int), int flags = 0) {
+  struct sigaction action {};
+  action.sa_handler = handler;
+  action.sa_flags = flags;
+  sigemptyset(&action.sa_mask);
+  if (::sigaction(signal_number, &action, nullptr) != 0) fail_errno("sigaction");
+}
+
+// The actor_system keeps a reference to its config: the caller owns both.
+void configure(caf::actor_system_config& config, unsigned threads) {
+  config.load<caf::io::middleman>();
+  config.set("scheduler.max-threads", static_cast<size_t>(threads));
+}
+
+struct node_subscriber_state {
+  int64_t received = 0;
+  int64_t out_of_order = 0;
+  bool probed = false;
+};
+
+// Joins the (remote) group; tells the aggregator when it sees the first probe
+// (passing on main()'s handle), counts ticks to `expected`, reports and quits.
+caf::behavior node_subscriber(caf::stateful_actor<node_subscriber_state>* self, const caf::group& channel,
+                              int64_t expected, const caf::actor& aggregator) {
+  self->join(channel);
+  return {
+      [=](probe_atom, const caf::actor& collector) {
+        if (self->state.probed) return;
+        self->state.probed = true;
+        self->send(aggregator, seen_atom::value, collector);
+      },
+      [=](tick_atom, int64_t seq, int64_t) {
+        auto& s = self->state;
+        s.out_of_order += seq == s.received ? 0 : 1;
+        if (++s.received == expected) {
+          self->send(aggregator, done_atom::value, s.out_of_order == 0 ? s.received : -1);
+          self->quit();
+        }
+      },
+  };
+}
+
+struct aggregator_state {
+  int64_t seen = 0;
+  int64_t reported = 0;
+  int64_t deliveries = 0;
+  int64_t failed = 0;
+  caf::actor collector;  // main()'s scoped_actor, from the probe
+};
+static_assert(bench::caf_side::default_constructed_state<aggregator_state>);
+
+// One per child: says (ready) when all its subscribers saw a probe, and
+// (done, deliveries, failed) when all have counted to N.
+caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self, int64_t subscribers) {
+  return {
+      [=](seen_atom, const caf::actor& collector) {
+        auto& s = self->state;
+        s.collector = collector;
+        if (++s.seen == subscribers) self->send(s.collector, ready_atom::value);
+      },
+      [=](done_atom, int64_t value) {
+        auto& s = self->state;
+        if (value < 0) {
+          ++s.failed;
+        } else {
+          s.deliveries += value;
+        }
+        if (++s.reported == subscribers) {
+          self->send(s.collector, done_atom::value, s.deliveries, s.failed);
+          self->quit();
+        }
+      },
+  };
+}
+
+// A child's whole life: wait for the groups' port, join, serve until main()
+// closes `stop_in` (or dies: PR_SET_PDEATHSIG), shut down.
+[[noreturn]] void run_subscriber_process(unsigned threads, const topic::params& p, int port_in, int stop_in,
+                                         pid_t parent) {
+  role = "subscriber node";
+  children.fill(0);  // the siblings are main()'s to end
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail_errno("prctl(PR_SET_PDEATHSIG)");
+  if (::getppid() != parent) ::_exit(1);  // main() died before prctl took effect
+  set_handler(SIGCHLD, SIG_DFL);
+  uint16_t port = 0;
+  ssize_t got;
+  while ((got = ::read(port_in, &port, sizeof port)) < 0 && errno == EINTR) {
+  }
+  if (got != static_cast<ssize_t>(sizeof port)) ::_exit(1);  // main() failed before publishing
+  ::close(port_in);
+  {
+    caf::actor_system_config config;
+    configure(config, threads);
+    caf::actor_system system{config};
+    auto channel = system.middleman().remote_group("fan-out", "127.0.0.1", port);
+    if (!channel)
+      fail("remote_group(fan-out@127.0.0.1:" + std::to_string(port) + "): " + system.render(channel.error()));
+    auto collect = system.spawn(aggregator, p.node_subscribers);
+    std::vector<caf::actor> subscribers;
+    for (int64_t i = 0; i < p.node_subscribers; ++i)
+      subscribers.push_back(system.spawn(node_subscriber, *channel, p.node_publications, collect));
+    char byte;
+    while ((got = ::read(stop_in, &byte, 1)) != 0) {
+      if (got > 0) fail("unexpected data on the stop pipe");
+      if (errno != EINTR) fail_errno("reading the stop pipe");
+    }
+    // Those that finished have quit; any other must not hold up the system's destructor.
+    for (const auto& subscriber : subscribers) caf::anon_send_exit(subscriber, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(collect, caf::exit_reason::user_shutdown);
+  }  // the actor_system's destructor waits for the actors and stops the middleman
+  std::fflush(stderr);
+  ::_exit(0);  // main()'s atexit handlers and stdio buffers are not ours
+}
+
+// One repetition of the cross-process rows; returns deliveries per second.
+double run_fan_out_nodes(unsigned threads, const topic::params& p, const std::string& workload) {
+  // fork() copies only this thread: the previous repetition's actor system must be gone.
+  require(bench::thread_count() == 1, workload + ": threads are still running before fork()");
+  const auto nodes = static_cast<std::size_t>(p.nodes);
+  require(nodes < max_children, "too many child nodes");
+  int stop_pipe[2];
+  if (::pipe2(stop_pipe, O_CLOEXEC) != 0) fail_errno("pipe2");
+  set_handler(SIGCHLD, on_child_exit, SA_NOCLDSTOP);
+  std::vector<int> port_out;
+  for (std::size_t i = 0; i < nodes; ++i) {
+    int port_pipe[2];
+    if (::pipe2(port_pipe, O_CLOEXEC) != 0) fail_errno("pipe2");
+    std::fflush(nullptr);  // the child must not flush our buffered output again
+    const pid_t self = ::getpid();
+    const pid_t child = ::fork();
+    if (child < 0) fail_errno("fork");
+    if (child == 0) {
+      for (int fd : port_out) ::close(fd);  // the siblings' pipes
+      ::close(port_pipe[1]);
+      ::close(stop_pipe[1]);
+      run_subscriber_process(threads, p, port_pipe[0], stop_pipe[0], self);
+    }
+    children[i] = child;
+    ::close(port_pipe[0]);
+    port_out.push_back(port_pipe[1]);
+  }
+  ::close(stop_pipe[0]);
+
+  double result = 0;
+  {
+    caf::actor_system_config config;
+    configure(config, threads);
+    caf::actor_system system{config};
+    auto port = system.middleman().publish_local_groups(0, "127.0.0.1");
+    if (!port) fail(workload + ": publish_local_groups: " + system.render(port.error()));
+    const uint16_t bound = *port;
+    for (int fd : port_out) {
+      if (::write(fd, &bound, sizeof bound) != static_cast<ssize_t>(sizeof bound))
+        fail_errno("writing the port to a child");
+      ::close(fd);
+    }
+    caf::scoped_actor self{system};
+    auto channel = system.groups().get_local("fan-out");
+    const auto collector = caf::actor_cast<caf::actor>(self);
+    // Untimed: probe until every node's subscribers are reached through the group.
+    bench::stopwatch waiting;
+    for (std::size_t ready = 0; ready < nodes;) {
+      require(waiting.seconds() < static_cast<double>(deadline.count()),
+              workload + ": the subscribers were not reached through the remote group");
+      self->send(channel, probe_atom::value, collector);
+      self->receive([&](ready_atom) { ++ready; }, caf::after(std::chrono::milliseconds(10)) >> [] {});
+    }
+    const int64_t n = p.node_publications;
+    bench::stopwatch clock;
+    for (int64_t i = 0; i < n; ++i) self->send(channel, tick_atom::value, i, i);
+    int64_t deliveries = 0;
+    for (std::size_t node = 0; node < nodes; ++node) {
+      self->receive(
+          [&](done_atom, int64_t got, int64_t failed) {
+            require(failed == 0, workload + ": " + std::to_string(failed) + " subscribers got ticks out of order");
+            require(got == p.node_subscribers * n,
+                    workload + ": a node reports " + std::to_string(got) + " deliveries");
+            deliveries += got;
+          },
+          caf::after(deadline) >> [&] { fail(workload + ": no report from the nodes within the deadline"); });
+    }
+    result = static_cast<double>(deliveries) / clock.seconds();
+  }  // main()'s actor system goes first: the children see a closed connection
+  set_handler(SIGCHLD, SIG_DFL);
+  ::close(stop_pipe[1]);
+  for (pid_t& child : children) {
+    if (child == 0) continue;
+    int status = 0;
+    while (::waitpid(child, &status, 0) < 0) {
+      if (errno != EINTR) fail_errno("waitpid");
+    }
+    child = 0;
+    require(WIFEXITED(status) && WEXITSTATUS(status) == 0, workload + ": a subscriber process failed");
+  }
+  return result;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -122,11 +439,22 @@ int main(int argc, char** argv) {
   const topic::params p = topic::parameters_for(opts);
   std::fprintf(stderr, "caf_topics: CAF %d.%d.%d, %u worker threads, %d reps, %s parameters\n", CAF_MAJOR_VERSION,
                CAF_MINOR_VERSION, CAF_PATCH_VERSION, opts.threads, opts.reps, opts.quick ? "quick" : "full");
+  // A write to a closed socket must fail with EPIPE, not kill us silently.
+  set_handler(SIGPIPE, SIG_IGN);
+  set_handler(SIGALRM, on_watchdog);
   for (topic::workload w : topic::all_workloads) {
     if (!opts.selected(topic::name_of(w))) continue;
     const std::string name(topic::name_of(w));
-    bench::run_reps(name, topic::unit, opts.reps,
-                    [&] { return run_fan_out(opts.threads, p, w == topic::workload::fan_out_text, name.c_str()); });
+    if (w == topic::workload::fan_out_shm)
+      std::fprintf(stderr, "caf_topics: CAF 0.17 has no shared-memory transport; %s runs over TCP\n", name.c_str());
+    bench::run_reps(name, topic::unit, opts.reps, [&] {
+      ::alarm(watchdog_seconds);
+      const double rate = topic::across_processes(w)
+                              ? run_fan_out_nodes(opts.threads, p, name)
+                              : run_fan_out(opts.threads, p, w == topic::workload::fan_out_text, name.c_str());
+      ::alarm(0);
+      return rate;
+    });
   }
   return 0;
 }

@@ -24,14 +24,20 @@ namespace troupe::bench::topic {
 
 // --- workloads, message, parameters ---------------------------------------------
 
-enum class workload { fan_out, fan_out_text };
+enum class workload { fan_out, fan_out_text, fan_out_shm, fan_out_tcp };
 
-inline constexpr std::array<workload, 2> all_workloads = {workload::fan_out, workload::fan_out_text};
-inline constexpr std::array<std::string_view, 2> workload_names = {"topic_fan_out", "topic_fan_out_text"};
+inline constexpr std::array<workload, 4> all_workloads = {workload::fan_out, workload::fan_out_text,
+                                                          workload::fan_out_shm, workload::fan_out_tcp};
+inline constexpr std::array<std::string_view, 4> workload_names = {"topic_fan_out", "topic_fan_out_text",
+                                                                   "topic_fan_out_shm", "topic_fan_out_tcp"};
 // One delivery: one publication reaching one subscriber.
 inline constexpr std::string_view unit = "deliveries/s";
 
 inline std::string_view name_of(workload w) { return workload_names[static_cast<std::size_t>(w)]; }
+
+// The rows with subscribers in other processes: topic_fan_out_shm (troupe's
+// shared-memory link) and topic_fan_out_tcp (TCP on 127.0.0.1).
+inline bool across_processes(workload w) { return w == workload::fan_out_shm || w == workload::fan_out_tcp; }
 
 // topic_fan_out_text's message carries this text (and the sequence number):
 // a payload that costs an allocation to copy.
@@ -45,11 +51,17 @@ struct params {
   std::int64_t subscribers;   // S, all in the publisher's process
   std::int64_t publications;  // N: each reaches every subscriber
   std::int64_t chunk;         // publications per activation of the publisher
+  // The cross-process rows: `nodes` child processes with `node_subscribers`
+  // each, `node_publications` publications from the main process.
+  std::int64_t nodes;
+  std::int64_t node_subscribers;
+  std::int64_t node_publications;
 
-  static params full() { return params{100, 20'000, 1'000}; }
-  static params quick() { return params{100, 5'000, 1'000}; }
+  static params full() { return params{100, 20'000, 1'000, 3, 100, 50'000}; }
+  static params quick() { return params{100, 5'000, 1'000, 3, 100, 5'000}; }
 
   std::int64_t deliveries() const { return subscribers * publications; }
+  std::int64_t node_deliveries() const { return nodes * node_subscribers * node_publications; }
 };
 
 // --- command line ---------------------------------------------------------------
