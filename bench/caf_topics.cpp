@@ -196,8 +196,8 @@ const char* role = "main";
 // The first failure (any thread, or a signal handler) ends the process; true
 // for the others, which must leave it to the first.
 bool another_failure_is_ending() noexcept {
-  // acq_rel: one read-modify-write decides which failure is first; nothing else is published through it.
-  return ending.exchange(true, std::memory_order_acq_rel);
+  // relaxed: only which exchange comes first matters; no data is handed over through the flag.
+  return ending.exchange(true, std::memory_order_relaxed);
 }
 
 // Ends the process without the actor system's destructor (which would wait for
