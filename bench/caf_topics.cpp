@@ -17,10 +17,10 @@
 // scoped_actor with a watchdog deadline.
 //
 // Across processes (topic_fan_out_tcp; topic_fan_out_shm runs the same, since
-// CAF 0.17 has no shared-memory transport): main() fork()s 3 children before
-// any actor system exists, then builds its own with the middleman, publishes
-// its local groups on 127.0.0.1 (port 0) and sends each child the port through
-// a pipe. Each child builds an actor system, looks the group up with
+// CAF 0.17 has no shared-memory transport): main() starts 3 children (fork and
+// exec of this executable, topic::start_child) before any actor system exists,
+// then builds its own with the middleman, publishes its local groups on
+// 127.0.0.1 (port 0) and sends each child the port through a pipe. Each child builds an actor system, looks the group up with
 // middleman().remote_group("fan-out", "127.0.0.1", port) — CAF 0.17's remote
 // group: the child's proxy joins the host's group once, and the host sends one
 // copy per subscribing node — and spawns an aggregator and 100 subscribers
@@ -33,7 +33,7 @@
 // reap the children before the exit; every wait has a deadline, and an alarm()
 // watchdog backs them up.
 #include <fcntl.h>
-#include <sys/prctl.h>
+#include <malloc.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -192,6 +192,8 @@ void say(const char* text) noexcept {
 }
 
 const char* role = "main";
+// argv[1] of a child that run_fan_out_nodes started (run_subscriber_process).
+constexpr std::string_view child_flag = "--caf-topic-subscribers";
 
 // The first failure (any thread, or a signal handler) ends the process; true
 // for the others, which must leave it to the first.
@@ -310,15 +312,18 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self, int64_t su
   };
 }
 
-// A child's whole life: wait for the groups' port, join, serve until main()
-// closes `stop_in` (or dies: PR_SET_PDEATHSIG), shut down.
-[[noreturn]] void run_subscriber_process(unsigned threads, const topic::params& p, int port_in, int stop_in,
-                                         pid_t parent) {
+// A child's whole life (this executable, started by topic::start_child() with
+// child_flag): read the groups' port from main() on fd 3, join, serve until
+// main() closes fd 4 (or dies: PR_SET_PDEATHSIG), shut down.
+// argv: <program> --caf-topic-subscribers THREADS S N
+[[noreturn]] void run_subscriber_process(char** argv) {
   role = "subscriber node";
-  children.fill(0);  // the siblings are main()'s to end
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail_errno("prctl(PR_SET_PDEATHSIG)");
-  if (::getppid() != parent) ::_exit(1);  // main() died before prctl took effect
-  set_handler(SIGCHLD, SIG_DFL);
+  const auto threads = static_cast<unsigned>(std::strtoul(argv[2], nullptr, 10));
+  const int64_t subscribers = std::strtoll(argv[3], nullptr, 10);
+  const int64_t publications = std::strtoll(argv[4], nullptr, 10);
+  const int port_in = topic::child_channel_fd;
+  const int stop_in = topic::child_stop_fd;
+  set_handler(SIGPIPE, SIG_IGN);
   uint16_t port = 0;
   ssize_t got;
   while ((got = ::read(port_in, &port, sizeof port)) < 0 && errno == EINTR) {
@@ -332,17 +337,17 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self, int64_t su
     auto channel = system.middleman().remote_group("fan-out", "127.0.0.1", port);
     if (!channel)
       fail("remote_group(fan-out@127.0.0.1:" + std::to_string(port) + "): " + system.render(channel.error()));
-    auto collect = system.spawn(aggregator, p.node_subscribers);
-    std::vector<caf::actor> subscribers;
-    for (int64_t i = 0; i < p.node_subscribers; ++i)
-      subscribers.push_back(system.spawn(node_subscriber, *channel, p.node_publications, collect));
+    auto collect = system.spawn(aggregator, subscribers);
+    std::vector<caf::actor> members;
+    for (int64_t i = 0; i < subscribers; ++i)
+      members.push_back(system.spawn(node_subscriber, *channel, publications, collect));
     char byte;
     while ((got = ::read(stop_in, &byte, 1)) != 0) {
       if (got > 0) fail("unexpected data on the stop pipe");
       if (errno != EINTR) fail_errno("reading the stop pipe");
     }
     // Those that finished have quit; any other must not hold up the system's destructor.
-    for (const auto& subscriber : subscribers) caf::anon_send_exit(subscriber, caf::exit_reason::user_shutdown);
+    for (const auto& member : members) caf::anon_send_exit(member, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(collect, caf::exit_reason::user_shutdown);
   }  // the actor_system's destructor waits for the actors and stops the middleman
   std::fflush(stderr);
@@ -351,10 +356,16 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self, int64_t su
 
 // One repetition of the cross-process rows; returns deliveries per second.
 double run_fan_out_nodes(unsigned threads, const topic::params& p, const std::string& workload) {
-  // fork() copies only this thread: the previous repetition's actor system must be gone.
-  require(bench::thread_count() == 1, workload + ": threads are still running before fork()");
+  // Every repetition starts from nothing: the previous one's actor system is gone.
+  require(bench::thread_count() == 1, workload + ": threads are still running before the children start");
   const auto nodes = static_cast<std::size_t>(p.nodes);
   require(nodes < max_children, "too many child nodes");
+  // The children are copies of this process: memory that earlier workloads
+  // freed but that malloc keeps would be theirs too, shared copy-on-write, and
+  // every page their allocator reuses would fault and be copied. Given back
+  // to the kernel first, it costs them nothing (an earlier in-process row
+  // otherwise slowed this one down several times).
+  (void)::malloc_trim(0);
   int stop_pipe[2];
   if (::pipe2(stop_pipe, O_CLOEXEC) != 0) fail_errno("pipe2");
   set_handler(SIGCHLD, on_child_exit, SA_NOCLDSTOP);
@@ -362,16 +373,10 @@ double run_fan_out_nodes(unsigned threads, const topic::params& p, const std::st
   for (std::size_t i = 0; i < nodes; ++i) {
     int port_pipe[2];
     if (::pipe2(port_pipe, O_CLOEXEC) != 0) fail_errno("pipe2");
-    std::fflush(nullptr);  // the child must not flush our buffered output again
-    const pid_t self = ::getpid();
-    const pid_t child = ::fork();
+    const pid_t child = topic::start_child({std::string(child_flag), std::to_string(threads),
+                                            std::to_string(p.node_subscribers), std::to_string(p.node_publications)},
+                                           port_pipe[0], stop_pipe[0]);
     if (child < 0) fail_errno("fork");
-    if (child == 0) {
-      for (int fd : port_out) ::close(fd);  // the siblings' pipes
-      ::close(port_pipe[1]);
-      ::close(stop_pipe[1]);
-      run_subscriber_process(threads, p, port_pipe[0], stop_pipe[0], self);
-    }
     children[i] = child;
     ::close(port_pipe[0]);
     port_out.push_back(port_pipe[1]);
@@ -435,6 +440,7 @@ double run_fan_out_nodes(unsigned threads, const topic::params& p, const std::st
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 5 && argv[1] == child_flag) run_subscriber_process(argv);
   const auto opts = topic::parse_options(argc, argv);
   const topic::params p = topic::parameters_for(opts);
   std::fprintf(stderr, "caf_topics: CAF %d.%d.%d, %u worker threads, %d reps, %s parameters\n", CAF_MAJOR_VERSION,

@@ -20,15 +20,15 @@
 // subscribers. Each repetition gets a fresh main node and fresh children:
 // topic_fan_out_shm starts them with spawn_node() (this executable, through
 // troupe::run: one runtime directory, shared-memory links), topic_fan_out_tcp
-// fork()s them before any node exists, each with a runtime directory of its
-// own and listening on tcp://127.0.0.1:0, and main's node dials them (TCP
-// links only; checked in /proc/self/maps). Set-up (children, connections,
+// starts them (fork and exec of this executable) before any node exists,
+// each with a runtime directory of its own and listening on
+// tcp://127.0.0.1:0, and main's node dials them (TCP links only; checked in
+// /proc/self/maps). Set-up (children, connections,
 // subscriptions, await_subscribers) is untimed; the clock stops when all 3
 // node reports are in. Failures end the run with a line on stderr and exit
 // status 1 after the children are killed and reaped; every wait has a
 // deadline and an alarm() watchdog backs up the waits without one.
 #include <fcntl.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -161,6 +161,8 @@ constexpr std::string_view cookie = "troupe-topics-bench-cookie";
 constexpr std::string_view topic_name = "fan-out";
 // argv[1] of a child that spawn_node() started: its setup opens the subscribers.
 constexpr std::string_view child_flag = "--topic-subscribers";
+// argv[1] of a child that fan_out_tcp started (run_subscriber_process).
+constexpr std::string_view tcp_child_flag = "--topic-tcp-subscribers";
 
 // Which process a failure line comes from.
 const char* role = "main";
@@ -456,18 +458,21 @@ double fan_out_shm(unsigned threads, const topic::params& p, const std::string& 
   return result;
 }
 
-// A TCP child's whole life: build its node (listening on 127.0.0.1), open
-// the subscribers, send the endpoint to main(), serve until main() closes
-// `stop_in` (or dies: then PR_SET_PDEATHSIG ends us), shut down.
-[[noreturn]] void run_subscriber_process(const std::string& name, const std::string& runtime_dir, unsigned threads,
-                                         const topic::params& p, int endpoint_out, int stop_in, pid_t parent) {
+// A TCP child's whole life (this executable, started by start_child() with
+// tcp_child_flag): build its node (listening on 127.0.0.1), open the
+// subscribers, send the endpoint to main() on fd 3, serve until main() closes
+// fd 4 (or dies: then PR_SET_PDEATHSIG ends us), shut down.
+// argv: <program> --topic-tcp-subscribers NAME RUNTIME_DIR THREADS S N
+[[noreturn]] void run_subscriber_process(char** argv) {
   role = "subscriber node";
-  children.fill(0);  // the siblings and the files are main()'s to end, not ours
-  node_file_count = 0;
-  base_directory[0] = '\0';
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail_errno("prctl(PR_SET_PDEATHSIG)");
-  if (::getppid() != parent) ::_exit(1);  // main() died before prctl took effect
-  set_handler(SIGCHLD, SIG_DFL);
+  const std::string name = argv[2];
+  const std::string runtime_dir = argv[3];
+  const auto threads = static_cast<unsigned>(std::strtoul(argv[4], nullptr, 10));
+  const int64_t subscribers = std::strtoll(argv[5], nullptr, 10);
+  const int64_t publications = std::strtoll(argv[6], nullptr, 10);
+  const int endpoint_out = topic::child_channel_fd;
+  const int stop_in = topic::child_stop_fd;
+  set_handler(SIGPIPE, SIG_IGN);
   {
     troupe::node_config cfg;
     cfg.name = name;
@@ -476,7 +481,7 @@ double fan_out_shm(unsigned threads, const topic::params& p, const std::string& 
     cfg.system.worker_threads = threads;
     cfg.listen = "tcp://127.0.0.1:0";
     troupe::node n(cfg);
-    open_subscribers(n, p.node_subscribers, p.node_publications);
+    open_subscribers(n, subscribers, publications);
     const std::string endpoint = n.endpoint();
     require(!endpoint.empty(), "the node has no TCP endpoint");
     if (::write(endpoint_out, endpoint.data(), endpoint.size()) != static_cast<ssize_t>(endpoint.size()))
@@ -516,12 +521,13 @@ void make_runtime_directory(const std::string& directory, const std::string& nod
   if (::mkdir(directory.c_str(), 0700) != 0) fail_errno("mkdir " + directory);
 }
 
-// topic_fan_out_tcp: children fork()ed before any node exists, each its own
-// runtime directory (so no shared-memory link), dialed over TCP.
+// topic_fan_out_tcp: children started (fork and exec) before any node
+// exists, each with its own runtime directory (so no shared-memory link),
+// dialed over TCP.
 double fan_out_tcp(unsigned threads, const topic::params& p, const std::string& base_dir, int rep) {
   const std::string workload(topic::name_of(topic::workload::fan_out_tcp));
-  // fork() copies only this thread: the previous repetition's node must be gone.
-  require(bench::thread_count() == 1, workload + ": threads are still running before fork()");
+  // Every repetition starts from nothing: the previous one's node is gone.
+  require(bench::thread_count() == 1, workload + ": threads are still running before the children start");
   const std::string name = node_name(rep);
   const auto nodes = static_cast<std::size_t>(p.nodes);
   require(nodes < max_children, "too many child nodes");
@@ -533,24 +539,19 @@ double fan_out_tcp(unsigned threads, const topic::params& p, const std::string& 
   }
   int stop_pipe[2];
   if (::pipe2(stop_pipe, O_CLOEXEC) != 0) fail_errno("pipe2");
-  // Installed before the first fork, so a child that dies at once is noticed too.
+  // Installed before the first child starts, so one that dies at once is noticed too.
   set_handler(SIGCHLD, on_child_exit, SA_NOCLDSTOP);
   std::vector<int> endpoint_in;
   for (std::size_t i = 0; i < nodes; ++i) {
     int endpoint_pipe[2];
     if (::pipe2(endpoint_pipe, O_CLOEXEC) != 0) fail_errno("pipe2");
-    std::fflush(nullptr);  // the child must not flush our buffered output again
-    const pid_t self = ::getpid();
-    const pid_t child = ::fork();
+    const pid_t child = topic::start_child(
+        {std::string(tcp_child_flag), name + "-" + std::to_string(i), directories[i + 1], std::to_string(threads),
+         std::to_string(p.node_subscribers), std::to_string(p.node_publications)},
+        endpoint_pipe[1], stop_pipe[0]);
     if (child < 0) fail_errno("fork");
-    if (child == 0) {
-      ::close(endpoint_pipe[0]);
-      ::close(stop_pipe[1]);
-      run_subscriber_process(name + "-" + std::to_string(i), directories[i + 1], threads, p, endpoint_pipe[1],
-                             stop_pipe[0], self);
-    }
     remember_child(child);
-    ::close(endpoint_pipe[1]);  // so that later children do not hold it open
+    ::close(endpoint_pipe[1]);  // our copy: the endpoint pipe reads EOF once the child closes its own
     endpoint_in.push_back(endpoint_pipe[0]);
   }
   ::close(stop_pipe[0]);
@@ -619,6 +620,7 @@ class temporary_directory {
 };
 
 int run_main(int argc, char** argv) {
+  if (argc == 7 && argv[1] == tcp_child_flag) run_subscriber_process(argv);
   const auto opts = topic::parse_options(argc, argv);
   const topic::params p = topic::parameters_for(opts);
   // A write to a closed socket must fail with EPIPE, not kill us silently.
