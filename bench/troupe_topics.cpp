@@ -286,7 +286,7 @@ void on_watchdog(int) {
   ::_exit(1);
 }
 
-// Installed while the TCP row's children must be alive.
+// Installed while the children of a cross-process row must be alive.
 void on_child_exit(int) {
   if (another_failure_is_ending()) return;
   say("troupe_topics (main): FAILED: a subscriber process exited during the run\n");
