@@ -21,7 +21,6 @@
 #include <array>
 #include <csignal>
 #include <cstdint>
-#include <cstdio>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,7 +68,6 @@ struct params {
   static params quick() { return params{100, 5'000, 1'000, 3, 100, 5'000}; }
 
   std::int64_t deliveries() const { return subscribers * publications; }
-  std::int64_t node_deliveries() const { return nodes * node_subscribers * node_publications; }
 };
 
 // --- command line ---------------------------------------------------------------
@@ -101,7 +99,6 @@ inline pid_t start_child(const std::vector<std::string>& args, int channel, int 
   std::vector<char*> argv;
   for (std::string& s : strings) argv.push_back(s.data());
   argv.push_back(nullptr);
-  std::fflush(nullptr);  // the child must not flush our buffered output again
   const pid_t parent = ::getpid();
   const pid_t child = ::fork();
   if (child != 0) return child;

@@ -495,7 +495,7 @@ double fan_out_shm(unsigned threads, const topic::params& p, const std::string& 
     }
   }  // ~node: stops the actors, closes the connection
   std::fflush(stderr);
-  ::_exit(0);  // main()'s atexit handlers and stdio buffers are not ours
+  ::_exit(0);  // this process has nothing else to do (no CSV line: stdout is main()'s)
 }
 
 // Reads what a child writes to `fd` until it closes it.
