@@ -33,8 +33,10 @@ struct source_state {
   std::uint64_t demands = 0;
   std::uint64_t credit_seen = 0;  // the largest credit one demand gave
   bool ignore_demand = false;     // sends everything at once (a misbehaving producer)
+  bool hold = false;              // takes note of demand, sends only on release
 };
-using source_protocol = troupe::protocol<troupe::demand<job>>;
+struct release {};
+using source_protocol = troupe::protocol<troupe::demand<job>, release>;
 struct source : troupe::actor<source_protocol> {
   explicit source(source_state* s) : state(s) {}
   void on(const troupe::demand<job>& d) {
@@ -45,6 +47,10 @@ struct source : troupe::actor<source_protocol> {
       while (state->sent < state->total) (void)d.send_to.tell(job{++state->sent});
       return;
     }
+    if (!state->hold) send();
+  }
+  void on(release) { send(); }
+  void send() {
     // A job carries the number the controller gives it (1, 2, ...; after a
     // restart on a store, on from the last one).
     while (out.credit() > 0 && state->sent < state->total) {
@@ -173,6 +179,34 @@ TEST(reliable_channel, a_producing_actor_that_ignores_demand_is_refused_beyond_t
   sys.spawn<sink>(out, &consumed);
   sys.run_until_idle();
   EXPECT_EQ(consumed.handled, one_to(10));
+}
+
+TEST(reliable_channel, messages_taken_back_from_a_consumer_that_left_do_not_count_against_demand_already_given) {
+  troupe::system sys{troupe::config::deterministic()};
+  source_state produced{.total = 100, .hold = true};
+  auto from = sys.spawn<source>(&produced);
+  auto out = troupe::spawn_producer<job>(sys, from, {.window = 8, .buffer = 8});
+  sink_state first;
+  first.confirm = false;
+  auto doomed = sys.spawn<sink>(out, &first);
+  sys.run_until_idle();
+  from.tell(release{});  // 1..8 go to the consumer; a new demand (up to 16) arrives, held
+  sys.run_until_idle();
+  EXPECT_EQ(first.handled, one_to(8));
+  sys.send_exit(doomed, troupe::exit_reason::killed());
+  sys.run_until_idle();  // 1..8 come back and wait: the buffer is full of them
+  from.tell(release{});  // 9..16: within the demand given before
+  sys.run_until_idle();
+  troupe::producer_stats p = stats_of(out);
+  EXPECT_EQ(p.rejected, 0u);
+  EXPECT_EQ(p.accepted, 16u);
+  EXPECT_EQ(p.queued, 16u);  // the buffer, and one consumer's window taken back
+  produced.hold = false;
+  sink_state second;
+  sys.spawn<sink>(out, &second);
+  sys.run_until_idle();
+  EXPECT_EQ(second.handled, one_to(100));
+  EXPECT_EQ(stats_of(out).rejected, 0u);
 }
 
 TEST(reliable_channel, a_consumer_restarted_by_its_supervisor_gets_its_unconfirmed_messages_again) {

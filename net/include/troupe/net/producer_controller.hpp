@@ -9,9 +9,10 @@
 //   // consumers register with `out` (spawn_consumer), source gets demand<job> and sends job to `out`
 //
 // Bounded memory: at most options.buffer messages wait for a consumer with
-// room, and each consumer has at most its window unconfirmed; the producing
-// actor is told by demand<T> how far it may send. A message beyond that is
-// refused (full_window_policy).
+// room (plus those taken back from a consumer that left: at most its window),
+// and each consumer has at most its window unconfirmed; the producing actor is
+// told by demand<T> how far it may send. A message beyond that is refused
+// (full_window_policy).
 //
 // Work pulling: any number of consumers may register; each new message goes to
 // the next one (round robin) that has room in its window, so a slow consumer
@@ -83,7 +84,11 @@ class producer_controller : public actor<producer_controller_protocol<T>> {
   }
 
   void on(T message) {
-    if (waiting() >= options_.buffer) {
+    // Beyond the demand announced: the producing actor did not wait for it.
+    // (Not "the buffer is full": messages taken back from a consumer that left
+    // may fill it after the demand was announced, and the producing actor may
+    // use all it was given; they are bounded by the consumers' windows.)
+    if (next_id_ > demand_up_to_) {
       ++stats_.rejected;
       if (options_.when_full == full_window_policy::fail) {
         this->stop(exit_reason::error("the producing actor sent beyond its demand (full_window_policy::fail)"));

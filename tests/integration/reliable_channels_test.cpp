@@ -1,0 +1,142 @@
+// Reliable channels across real processes on one host (shared memory): a
+// consumer process killed with SIGKILL mid-stream under load, and a new one
+// started; work pulling over several consumer processes, one killed. Every
+// item must be reported at least once, and the duplicates are exactly the
+// items the killed process had handled but the producer had not yet heard
+// confirmed: at most one window.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "reliable_fixture.hpp"
+#include "support/watchdog.hpp"
+
+using namespace std::chrono_literals;
+
+namespace it {
+namespace {
+
+struct accounting {
+  std::map<std::int64_t, std::size_t> times;  // id -> reports
+  std::map<std::int64_t, std::set<std::int64_t>> by_pid;
+  std::size_t reports = 0;
+};
+
+accounting account(const std::vector<item_seen>& seen) {
+  accounting a;
+  for (const item_seen& s : seen) {
+    ++a.times[s.id];
+    a.by_pid[s.pid].insert(s.id);
+    ++a.reports;
+  }
+  return a;
+}
+
+TEST_F(reliable_processes, a_consumer_process_killed_mid_stream_loses_nothing_and_its_duplicates_stay_within_a_window) {
+  troupe::test_support::watchdog guard(180s);
+  item_log log;  // both outlive the node
+  confirmations confirmed;
+  troupe::node parent(config("parent"));
+  constexpr std::int64_t total = 30000;
+  constexpr std::uint64_t window = 256;
+  auto report = parent.spawn<item_collector>(&log);
+  auto out =
+      troupe::spawn_producer<work_item>(parent, parent.spawn<item_source>(total),
+                                        {.window = window, .buffer = window, .on_confirmed = confirmed.callback()});
+
+  auto first = parent.spawn_node("consumer-1");
+  ASSERT_TRUE(first) << first.error();
+  ASSERT_TRUE(parent.spawn<reliable_worker>(troupe::on(*first), out, report, window));
+  // Under load: a third of the stream has been handled when the process dies.
+  ASSERT_TRUE(log.wait_from(first->pid(), total / 3, 60s));
+  parent.kill_node(*first);
+
+  auto second = parent.spawn_node("consumer-2");
+  ASSERT_TRUE(second) << second.error();
+  ASSERT_TRUE(parent.spawn<reliable_worker>(troupe::on(*second), out, report, window));
+  ASSERT_TRUE(log.wait_distinct(total, 120s));
+
+  ASSERT_TRUE(confirmed.wait_for(total, 60s));
+  const troupe::producer_stats p = out.ask(troupe::producer_stats_request{}, 10s).get();
+  EXPECT_EQ(p.accepted, static_cast<std::uint64_t>(total));
+  EXPECT_EQ(p.confirmed, static_cast<std::uint64_t>(total));
+  EXPECT_EQ(p.unconfirmed + p.queued, 0u);
+  EXPECT_EQ(p.consumers, 1u);
+  EXPECT_LE(p.requeued, window);
+
+  accounting a = account(log.snapshot());
+  ASSERT_EQ(a.times.size(), static_cast<std::size_t>(total));  // every item, at least once
+  EXPECT_EQ(a.times.begin()->first, 1);
+  EXPECT_EQ(a.times.rbegin()->first, total);
+  const std::set<std::int64_t>& by_first = a.by_pid.at(first->pid());
+  const std::set<std::int64_t>& by_second = a.by_pid.at(second->pid());
+  EXPECT_GE(by_first.size(), static_cast<std::size_t>(total / 3));
+  std::size_t duplicates = 0;
+  for (const auto& [id, n] : a.times) {
+    EXPECT_LE(n, 2u) << "item " << id;
+    if (n == 2) {
+      ++duplicates;
+      // A duplicate is an item the killed process handled and the new one got again.
+      EXPECT_TRUE(by_first.count(id) == 1 && by_second.count(id) == 1) << "item " << id;
+    }
+  }
+  EXPECT_EQ(a.reports, static_cast<std::size_t>(total) + duplicates);
+  EXPECT_LE(duplicates, window);
+  EXPECT_LE(duplicates, p.requeued);  // only what was given back can come twice
+  std::printf("killed consumer: %zu items by the first process, %zu by the second, %zu duplicates, %llu requeued\n",
+              by_first.size(), by_second.size(), duplicates, static_cast<unsigned long long>(p.requeued));
+}
+
+TEST_F(reliable_processes, work_pulling_over_three_consumer_processes_with_one_killed_accounts_for_every_item) {
+  troupe::test_support::watchdog guard(180s);
+  item_log log;
+  confirmations confirmed;
+  troupe::node parent(config("parent"));
+  constexpr std::int64_t total = 30000;
+  constexpr std::uint64_t window = 128;
+  auto report = parent.spawn<item_collector>(&log);
+  auto out =
+      troupe::spawn_producer<work_item>(parent, parent.spawn<item_source>(total),
+                                        {.window = window, .buffer = window, .on_confirmed = confirmed.callback()});
+  std::vector<troupe::node_handle> children;
+  for (const char* name : {"puller-1", "puller-2", "puller-3"}) {
+    auto child = parent.spawn_node(name);
+    ASSERT_TRUE(child) << child.error();
+    ASSERT_TRUE(parent.spawn<reliable_worker>(troupe::on(*child), out, report, window));
+    children.push_back(*child);
+  }
+  const troupe::node_handle doomed = children[1];
+  ASSERT_TRUE(log.wait_from(doomed.pid(), total / 6, 60s));
+  parent.kill_node(doomed);
+  ASSERT_TRUE(log.wait_distinct(total, 120s));
+
+  ASSERT_TRUE(confirmed.wait_for(total, 60s));
+  const troupe::producer_stats p = out.ask(troupe::producer_stats_request{}, 10s).get();
+  EXPECT_EQ(p.confirmed, static_cast<std::uint64_t>(total));
+  EXPECT_EQ(p.unconfirmed + p.queued, 0u);
+  EXPECT_EQ(p.consumers, 2u);
+  EXPECT_LE(p.requeued, window);
+
+  accounting a = account(log.snapshot());
+  ASSERT_EQ(a.times.size(), static_cast<std::size_t>(total));
+  std::size_t duplicates = 0;
+  for (const auto& [id, n] : a.times) {
+    EXPECT_LE(n, 2u) << "item " << id;
+    if (n == 2) {
+      ++duplicates;
+      EXPECT_EQ(a.by_pid.at(doomed.pid()).count(id), 1u) << "item " << id;
+    }
+  }
+  EXPECT_EQ(a.reports, static_cast<std::size_t>(total) + duplicates);
+  EXPECT_LE(duplicates, window);
+  // Every process did a share of the work.
+  for (const troupe::node_handle& child : children) EXPECT_GT(a.by_pid[child.pid()].size(), 0u) << child.name();
+  std::printf("work pulling: %zu / %zu / %zu items, %zu duplicates\n", a.by_pid[children[0].pid()].size(),
+              a.by_pid[children[1].pid()].size(), a.by_pid[children[2].pid()].size(), duplicates);
+}
+
+}  // namespace
+}  // namespace it
