@@ -34,6 +34,7 @@ struct source_state {
   std::uint64_t credit_seen = 0;  // the largest credit one demand gave
   bool ignore_demand = false;     // sends everything at once (a misbehaving producer)
   bool hold = false;              // takes note of demand, sends only on release
+  bool batches = false;           // hands its jobs over with send_all()
 };
 struct release {};
 using source_protocol = troupe::protocol<troupe::demand<job>, release>;
@@ -53,6 +54,19 @@ struct source : troupe::actor<source_protocol> {
   void send() {
     // A job carries the number the controller gives it (1, 2, ...; after a
     // restart on a store, on from the last one).
+    if (state->batches) {
+      std::vector<job> jobs;
+      for (std::uint64_t i = 0; i < out.credit() && state->sent + static_cast<std::int64_t>(i) < state->total; ++i) {
+        jobs.push_back(job{static_cast<std::int64_t>(out.next_id() + i)});
+      }
+      // One more than the credit, when there is more: send_all keeps it.
+      const bool over =
+          jobs.size() == out.credit() && state->sent + static_cast<std::int64_t>(jobs.size()) < state->total;
+      if (over) jobs.push_back(job{-1});
+      state->sent += static_cast<std::int64_t>(out.send_all(jobs));
+      ASSERT_EQ(jobs.size(), over ? 1u : 0u);
+      return;
+    }
     while (out.credit() > 0 && state->sent < state->total) {
       ++state->sent;
       ASSERT_FALSE(out.send(job{static_cast<std::int64_t>(out.next_id())}));
@@ -127,6 +141,21 @@ TEST(reliable_channel, a_consumer_gets_every_message_once_and_in_order) {
   // Demand came in steps of the buffer, not per message.
   EXPECT_LT(produced.demands, 5000u / 4);
   EXPECT_LE(produced.credit_seen, 32u);
+}
+
+TEST(reliable_channel, a_producing_actor_may_hand_over_its_messages_in_batches_within_its_credit) {
+  troupe::system sys{troupe::config::deterministic()};
+  source_state produced{.total = 3000, .batches = true};
+  sink_state consumed;
+  consumed.window = 50;
+  auto out = troupe::spawn_producer<job>(sys, sys.spawn<source>(&produced), {.window = 100, .buffer = 64});
+  sys.spawn<sink>(out, &consumed);
+  sys.run_until_idle();
+  EXPECT_EQ(consumed.handled, one_to(3000));
+  const troupe::producer_stats p = stats_of(out);
+  EXPECT_EQ(p.accepted, 3000u);
+  EXPECT_EQ(p.confirmed, 3000u);
+  EXPECT_EQ(p.rejected, 0u);
 }
 
 TEST(reliable_channel, the_window_and_the_buffer_bound_what_the_producer_holds_and_demand_resumes_on_confirmation) {
@@ -282,8 +311,10 @@ struct fake_consumer : troupe::actor<troupe::consumer_controller_protocol<job>> 
     producer.tell(troupe::channel_register<job>{self(), state->channel, window, 42});
   }
   void on(troupe::channel_data<job>&& d) {
-    state->seqs.push_back(d.seq);
-    state->jobs.push_back(d.message.n);
+    for (std::size_t i = 0; i < d.messages.size(); ++i) {
+      state->seqs.push_back(d.seq + i);
+      state->jobs.push_back(d.messages[i].n);
+    }
   }
   void on(const troupe::channel_producer<job>&) {}
   void on(const troupe::channel_end&) {}
@@ -366,6 +397,7 @@ struct fake_producer_state {
 struct fake_producer : troupe::actor<troupe::producer_controller_protocol<job>> {
   explicit fake_producer(fake_producer_state* s) : state(s) {}
   void on(job) {}
+  void on(troupe::channel_batch<job>&&) {}
   void on(const troupe::channel_register<job>& r) {
     state->consumer = r.consumer;
     state->channel = r.channel;
@@ -374,6 +406,7 @@ struct fake_producer : troupe::actor<troupe::producer_controller_protocol<job>> 
   void on(const troupe::channel_ack& a) { state->acks.push_back(a); }
   void on(const troupe::channel_stale& s) { state->stale.push_back(s.channel); }
   void on(troupe::channel_tick) {}
+  void on(troupe::channel_flush) {}
   void on(const troupe::channel_durable&) {}
   troupe::producer_stats on(const troupe::producer_stats_request&) { return {}; }
   fake_producer_state* state;
@@ -391,29 +424,33 @@ TEST(reliable_channel, the_consumer_drops_duplicates_and_out_of_order_seqs_and_a
   EXPECT_EQ(fake.window, 8u);
   const std::uint64_t ch = fake.channel;
   auto data = [&](std::uint64_t channel, std::uint64_t seq, std::int64_t n) {
-    fake.consumer.tell(troupe::channel_data<job>{channel, seq, job{n}});
+    fake.consumer.tell(troupe::channel_data<job>{channel, seq, {job{n}}});
     sys.run_until_idle();
   };
   data(ch, 1, 1);
   data(ch, 1, 1);           // duplicate
-  data(ch, 0, 99);          // seq 0: never valid
-  data(ch, 3, 3);           // gap: 2 is missing -> ask again from 1
-  data(ch, UINT64_MAX, 9);  // far beyond any window: another gap, no second request
+  data(ch, 0, 99);          // seq 0: never valid -> ask again after 1
+  data(ch, 3, 3);           // gap: 2 is missing; asked already
+  data(ch, UINT64_MAX, 9);  // far beyond any window (and a batch that would wrap): another gap
   data(ch + 1, 2, 2);       // another channel
   data(ch, 2, 2);
   data(ch, 3, 3);
-  EXPECT_EQ(consumed.handled, (std::vector<std::int64_t>{1, 2, 3}));
+  // A batch that overlaps what was delivered: 3 is a duplicate, 4 and 5 are new.
+  fake.consumer.tell(troupe::channel_data<job>{ch, 3, {job{3}, job{4}, job{5}}});
+  fake.consumer.tell(troupe::channel_data<job>{ch, 6, {}});  // empty: nothing
+  sys.run_until_idle();
+  EXPECT_EQ(consumed.handled, (std::vector<std::int64_t>{1, 2, 3, 4, 5}));
   const troupe::consumer_stats c = stats_of(consumed.controllers.at(0));
-  EXPECT_EQ(c.delivered, 3u);
+  EXPECT_EQ(c.delivered, 5u);
   EXPECT_EQ(c.duplicates, 2u);
-  EXPECT_EQ(c.gaps, 2u);
+  EXPECT_EQ(c.gaps, 3u);
   EXPECT_EQ(c.stale, 1u);
   EXPECT_EQ(fake.stale, (std::vector<std::uint64_t>{ch + 1}));
   ASSERT_FALSE(fake.acks.empty());
   // The gap asked for a resend after what was confirmed; the last ack confirms all three.
   EXPECT_TRUE(std::any_of(fake.acks.begin(), fake.acks.end(),
                           [&](const troupe::channel_ack& a) { return a.resend && a.channel == ch; }));
-  EXPECT_EQ(fake.acks.back().confirmed, 3u);
+  EXPECT_EQ(fake.acks.back().confirmed, 5u);
   EXPECT_FALSE(fake.acks.back().resend);
 }
 

@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <utility>
 
 #include "troupe/net/detail/reliable_support.hpp"
@@ -59,28 +60,33 @@ class consumer_controller : public actor<consumer_controller_protocol<T>> {
 
   void on(channel_data<T>&& d) {
     if (channel_ == 0 || d.channel != channel_) {
-      ++stats_.stale;
+      stats_.stale += d.messages.size();
       if (producer_) (void)producer_.tell(channel_stale{d.channel});
       return;
     }
-    // Untrusted seq: anything but the next one changes no state but counters.
-    if (d.seq < next_seq_) {
-      ++stats_.duplicates;
-      ack_owed_ = true;  // it was sent again: our acknowledgement may have been lost
-      schedule_flush();
-      return;
-    }
-    if (d.seq > next_seq_) {
-      ++stats_.gaps;
-      if (!resend_asked_) {
+    const std::uint64_t count = d.messages.size();
+    // Untrusted seq: a batch that would run past 2^64, or starts after the next
+    // seq, delivers nothing; what comes before the next seq is a duplicate.
+    if (count == 0 || d.seq == 0 || d.seq > std::numeric_limits<std::uint64_t>::max() - count || d.seq > next_seq_) {
+      stats_.gaps += count;
+      if (count != 0 && !resend_asked_) {
         resend_asked_ = true;
         acknowledge(true);
       }
       return;
     }
+    const std::uint64_t skip = std::min(next_seq_ - d.seq, count);
+    if (skip != 0) {
+      stats_.duplicates += skip;
+      ack_owed_ = true;  // sent again: our acknowledgement may have been lost
+      schedule_flush();
+    }
+    if (skip == count) return;
     resend_asked_ = false;
-    ++stats_.delivered;
-    (void)consumer_.tell(delivery<T>{std::move(d.message), next_seq_++, channel_, this->self()});
+    for (std::uint64_t i = skip; i < count; ++i) {
+      ++stats_.delivered;
+      (void)consumer_.tell(delivery<T>{std::move(d.messages[i]), next_seq_++, channel_, i + 1 == count, this->self()});
+    }
   }
 
   void on(const channel_producer<T>& p) { register_with(p.producer); }
@@ -93,7 +99,7 @@ class consumer_controller : public actor<consumer_controller_protocol<T>> {
     if (c.channel != channel_ || c.seq <= confirmed_ || c.seq >= next_seq_) return;
     stats_.confirmed += c.seq - confirmed_;
     confirmed_ = c.seq;
-    if (confirmed_ - acked_ >= std::max<std::uint64_t>(1, window_ / 2)) {
+    if (confirmed_ - acked_ >= std::max<std::uint64_t>(1, window_ / 4)) {
       acknowledge(false);
     } else {
       schedule_flush();

@@ -84,6 +84,20 @@ class producer_controller : public actor<producer_controller_protocol<T>> {
   }
 
   void on(T message) {
+    accept(std::move(message));
+    if (!options_.store && !stopping_) pump();
+  }
+
+  void on(channel_batch<T>&& batch) {
+    for (T& message : batch.messages) {
+      if (stopping_) return;
+      accept(std::move(message));
+    }
+    if (!options_.store && !stopping_) pump();
+  }
+
+ private:
+  void accept(T message) {
     // Beyond the demand announced: the producing actor did not wait for it.
     // (Not "the buffer is full": messages taken back from a consumer that left
     // may fill it after the demand was announced, and the producing actor may
@@ -91,6 +105,7 @@ class producer_controller : public actor<producer_controller_protocol<T>> {
     if (next_id_ > demand_up_to_) {
       ++stats_.rejected;
       if (options_.when_full == full_window_policy::fail) {
+        stopping_ = true;
         this->stop(exit_reason::error("the producing actor sent beyond its demand (full_window_policy::fail)"));
         return;
       }
@@ -107,9 +122,9 @@ class producer_controller : public actor<producer_controller_protocol<T>> {
       return;
     }
     queue_.push_back(entry{id, std::move(message), false});
-    pump();
   }
 
+ public:
   void on(const channel_durable& d) {
     while (!not_durable_.empty() && not_durable_.front().id <= d.up_to) {
       queue_.push_back(std::move(not_durable_.front()));
@@ -181,6 +196,11 @@ class producer_controller : public actor<producer_controller_protocol<T>> {
     }
   }
 
+  void on(channel_flush) {
+    flush_pending_ = false;
+    for (channel& c : channels_) flush(c);
+  }
+
   void on(channel_tick) {
     timer_armed_ = false;
     const auto now = this->system().now();
@@ -217,6 +237,8 @@ class producer_controller : public actor<producer_controller_protocol<T>> {
     std::chrono::steady_clock::time_point last_progress{};
     ref<consumer_controller_protocol<T>> consumer;
     std::deque<entry> unconfirmed;
+    std::vector<T> batch;  // sent, not yet written: seqs batch_seq, batch_seq + 1, ...
+    std::uint64_t batch_seq = 0;
   };
 
   [[nodiscard]] std::uint64_t waiting() const noexcept { return queue_.size() + not_durable_.size(); }
@@ -249,26 +271,42 @@ class producer_controller : public actor<producer_controller_protocol<T>> {
     announce_demand();
   }
 
+  // Adds the message to the channel's batch, which goes out at the next
+  // channel_flush: after the messages already in this controller's mailbox.
   void send(channel& c, entry e) {
     if (c.unconfirmed.empty()) c.last_progress = this->system().now();
     const std::uint64_t seq = c.confirmed + c.unconfirmed.size() + 1;
     if (e.sent_before) ++stats_.redelivered;
     e.sent_before = true;
     ++stats_.sent;
-    // A refused tell (the connection is overloaded or gone) is redelivered by
-    // the timer, or given to another consumer when this one's down arrives.
-    (void)c.consumer.tell(channel_data<T>{c.id, seq, e.message});
+    if (c.batch.empty()) c.batch_seq = seq;
+    c.batch.push_back(e.message);
     c.unconfirmed.push_back(std::move(e));
+    if (!flush_pending_) {
+      flush_pending_ = true;
+      (void)this->self().tell(channel_flush{});
+    }
     arm_timer();
   }
 
+  void flush(channel& c) {
+    if (c.batch.empty()) return;
+    // A refused tell (the connection is overloaded or gone) is redelivered by
+    // the timer, or given to another consumer when this one's down arrives.
+    (void)c.consumer.tell(channel_data<T>{c.id, c.batch_seq, std::move(c.batch)});
+    c.batch = {};
+  }
+
+  // Everything unconfirmed again, as one batch (the unsent batch is part of it).
   void resend(channel& c) {
-    std::uint64_t seq = c.confirmed;
+    c.batch.clear();
+    c.batch_seq = c.confirmed + 1;
     for (const entry& e : c.unconfirmed) {
       ++stats_.sent;
       ++stats_.redelivered;
-      (void)c.consumer.tell(channel_data<T>{c.id, ++seq, e.message});
+      c.batch.push_back(e.message);
     }
+    flush(c);
   }
 
   // Takes channel i's unconfirmed messages back (to go first, in id order).
@@ -352,6 +390,8 @@ class producer_controller : public actor<producer_controller_protocol<T>> {
   std::uint64_t next_id_ = 1;
   std::uint64_t demand_up_to_ = 0;
   bool timer_armed_ = false;
+  bool flush_pending_ = false;
+  bool stopping_ = false;
   std::set<std::uint64_t> outstanding_;  // with a store: accepted ids not yet confirmed
   std::uint64_t confirmed_up_to_ = 0;    // with a store: what it was told it may forget
 };

@@ -13,10 +13,14 @@
 // process is checked where it is used (the controllers), never trusted here.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <string>
 #include <system_error>
 #include <type_traits>
+#include <vector>
 
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/protocol.hpp"
@@ -34,12 +38,15 @@ concept channel_message = std::is_same_v<T, std::remove_cvref_t<T>> && serializa
 
 // --- between the controllers ---------------------------------------------------------------
 
-// Producer controller -> consumer controller: message `seq` (1, 2, ...) of channel `channel`.
+// Producer controller -> consumer controller: messages `seq`, `seq` + 1, ...
+// (numbered from 1) of channel `channel`. Several at once: what the producer
+// controller sent during one activation travels as one message, so a busy
+// channel costs one wire frame per batch, not per message.
 template <class T>
 struct channel_data {
   std::uint64_t channel = 0;
   std::uint64_t seq = 0;
-  T message{};
+  std::vector<T> messages;
 };
 
 // Consumer controller -> producer controller: everything up to `confirmed` on
@@ -65,7 +72,7 @@ struct channel_end {
 
 // Timers and wake-ups a controller sends itself.
 struct channel_tick {};   // the producer's redelivery timer
-struct channel_flush {};  // the consumer's batched acknowledgement
+struct channel_flush {};  // the end of a batch: the producer sends it, the consumer acknowledges it
 
 // Consumer -> its controller (same process): everything up to `seq` of
 // `channel` is done. The channel is part of it: a confirmation of an old
@@ -112,6 +119,13 @@ struct consumer_stats_request {
   using reply = consumer_stats;
 };
 
+// Producing actor -> producer controller: several messages at once, taken as
+// if sent one by one (producer_window<T>::send_all).
+template <channel_message T>
+struct channel_batch {
+  std::vector<T> messages;
+};
+
 template <channel_message T>
 struct channel_register;
 template <channel_message T>
@@ -119,8 +133,8 @@ struct channel_producer;
 
 // The protocol of producer_controller<T>: the producing actor tells it T.
 template <channel_message T>
-using producer_controller_protocol =
-    protocol<T, channel_register<T>, channel_ack, channel_stale, channel_tick, channel_durable, producer_stats_request>;
+using producer_controller_protocol = protocol<T, channel_batch<T>, channel_register<T>, channel_ack, channel_stale,
+                                              channel_tick, channel_flush, channel_durable, producer_stats_request>;
 
 // The protocol of consumer_controller<T>.
 template <channel_message T>
@@ -162,14 +176,18 @@ struct demand {
 };
 
 // Controller -> consuming actor: one message, in order, once while this
-// controller lives. confirm() when done with it (cumulative: confirming seq n
-// confirms everything before it); unconfirmed messages are sent again to a
-// consumer that comes back after a failure.
+// controller lives. confirm() when done with it; unconfirmed messages are sent
+// again to a consumer that comes back after a failure. Confirmation is
+// cumulative (confirming seq n confirms everything before it), so a consumer
+// that handles its deliveries in order may confirm only those with batch_end
+// set — the last of what its controller had at hand — for one confirmation
+// per batch instead of one per message.
 template <channel_message T>
 struct delivery {
   T message{};
   std::uint64_t seq = 0;
   std::uint64_t channel = 0;
+  bool batch_end = true;
   ref<consumer_controller_protocol<T>> confirm_to;
 
   // A plain tell to the controller; no_such_actor once it is gone.
@@ -216,6 +234,24 @@ class producer_window {
     if (credit() == 0) return make_error_code(errc::mailbox_full);
     ++next_;
     return to_.tell(std::move(message));
+  }
+  // Sends the first credit() messages of `messages` as one message to the
+  // controller (cheaper than one send() each); returns how many it took.
+  std::size_t send_all(std::vector<T>& messages) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(credit(), messages.size()));
+    if (n == 0) return 0;
+    std::vector<T> batch;
+    if (n == messages.size()) {
+      batch = std::move(messages);
+      messages.clear();
+    } else {
+      batch.assign(std::make_move_iterator(messages.begin()),
+                   std::make_move_iterator(messages.begin() + static_cast<std::ptrdiff_t>(n)));
+      messages.erase(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    next_ += n;
+    (void)to_.tell(channel_batch<T>{std::move(batch)});
+    return n;
   }
   [[nodiscard]] const ref<producer_controller_protocol<T>>& controller() const noexcept { return to_; }
 
