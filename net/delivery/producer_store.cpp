@@ -28,8 +28,18 @@ void memory_producer_store::append(std::uint64_t id, std::span<const std::byte> 
 }
 
 void memory_producer_store::confirm(std::uint64_t up_to) {
+  std::function<void(std::uint64_t)> forgotten;
+  {
+    troupe::mutex_lock lock(mutex_);
+    std::erase_if(messages_, [up_to](const stored_message& m) { return m.id <= up_to; });
+    forgotten = forgotten_;
+  }
+  if (forgotten) forgotten(up_to);
+}
+
+void memory_producer_store::on_forgotten(std::function<void(std::uint64_t up_to)> callback) {
   troupe::mutex_lock lock(mutex_);
-  std::erase_if(messages_, [up_to](const stored_message& m) { return m.id <= up_to; });
+  forgotten_ = std::move(callback);
 }
 
 std::size_t memory_producer_store::size() const {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <set>
@@ -137,6 +138,58 @@ TEST_F(reliable_processes, work_pulling_over_three_consumer_processes_with_one_k
   std::printf("work pulling: %zu / %zu / %zu items, %zu duplicates\n", a.by_pid[children[0].pid()].size(),
               a.by_pid[children[1].pid()].size(), a.by_pid[children[2].pid()].size(), duplicates);
 }
+
+#if defined(TROUPE_TEST_DURABLE)
+TEST_F(reliable_processes, a_durable_producer_killed_mid_stream_sends_its_unconfirmed_items_again_when_it_restarts) {
+  troupe::test_support::watchdog guard(180s);
+  const std::filesystem::path file =
+      std::filesystem::temp_directory_path() / ("troupe-reliable-" + std::to_string(::getpid()) + ".db");
+  std::filesystem::remove(file);
+  item_log log;
+  troupe::node parent(config("parent"));
+  constexpr std::int64_t total = 20000;
+  constexpr std::uint64_t window = 256;
+  auto report = parent.spawn<item_collector>(&log);
+  // The consumer lives here, for both producer processes: its controller
+  // waits for a producer and registers with each one that invites it.
+  auto consumer = troupe::spawn_consumer<work_item>(parent, parent.spawn<item_reporter>(report), work_producer{},
+                                                    {.window = window});
+
+  auto first = parent.spawn_node("producer-1");
+  ASSERT_TRUE(first) << first.error();
+  ASSERT_TRUE(parent.spawn<durable_producer_host>(troupe::on(*first), file.string(), consumer, total, window));
+  ASSERT_TRUE(log.wait_distinct(total / 3, 60s));
+  parent.kill_node(*first);  // SIGKILL, mid-stream
+  const std::size_t before_kill = log.snapshot().size();
+
+  auto second = parent.spawn_node("producer-2");
+  ASSERT_TRUE(second) << second.error();
+  ASSERT_TRUE(parent.spawn<durable_producer_host>(troupe::on(*second), file.string(), consumer, total, window));
+  ASSERT_TRUE(log.wait_distinct(total, 120s)) << log.snapshot().size() << " reports";
+
+  accounting a = account(log.snapshot());
+  ASSERT_EQ(a.times.size(), static_cast<std::size_t>(total));  // every item at least once
+  EXPECT_EQ(a.times.begin()->first, 1);
+  EXPECT_EQ(a.times.rbegin()->first, total);  // and nothing numbered past the end
+  std::size_t duplicates = 0;
+  for (const auto& [id, n] : a.times) {
+    EXPECT_LE(n, 2u) << "item " << id;
+    if (n == 2) ++duplicates;
+  }
+  EXPECT_EQ(a.reports, static_cast<std::size_t>(total) + duplicates);
+  // Sent again: what the consumer had handled but the dead producer had not heard confirmed.
+  EXPECT_LE(duplicates, window);
+  EXPECT_GE(before_kill, static_cast<std::size_t>(total / 3));
+  const troupe::consumer_stats c = consumer.ask(troupe::consumer_stats_request{}, 10s).get();
+  EXPECT_EQ(c.channels, 2u);  // one per producer process
+  std::printf("durable producer: %zu reports before the kill, %zu duplicates after the restart\n", before_kill,
+              duplicates);
+  parent.stop_node(*second);
+  std::filesystem::remove(file);
+  std::filesystem::remove(file.string() + "-wal");
+  std::filesystem::remove(file.string() + "-shm");
+}
+#endif
 
 }  // namespace
 }  // namespace it

@@ -15,9 +15,14 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "support/node_fixture.hpp"
+#if defined(TROUPE_TEST_DURABLE)
+#include "troupe/durable/producer_store.hpp"
+#endif
 #include "troupe/troupe.hpp"
 
 namespace it {
@@ -123,6 +128,44 @@ class confirmations {
   std::condition_variable changed_;
   std::uint64_t confirmed_ = 0;
 };
+
+// --- the durable producer (with troupe::durable) ---------------------------------------
+using work_consumer = troupe::ref<troupe::consumer_controller_protocol<work_item>>;
+
+// A local consuming actor with a controller of its own that the test hands to
+// producers: reports each item, then confirms it.
+struct item_reporter : troupe::actor<troupe::protocol<troupe::delivery<work_item>>> {
+  explicit item_reporter(troupe::ref<item_report_protocol> to) : report(std::move(to)) {}
+  void on(const troupe::delivery<work_item>& d) {
+    (void)report.tell(item_seen{::getpid(), d.message.id});
+    (void)d.confirm();
+  }
+  troupe::ref<item_report_protocol> report;
+};
+
+#if defined(TROUPE_TEST_DURABLE)
+// In a child process: opens the durable store at `path`, starts a producer
+// controller on it with a source of items 1..total, and invites `consumer` —
+// the same each time a new process starts on the same file.
+using host_protocol = troupe::protocol<work_item>;
+struct durable_producer_host : troupe::actor<host_protocol> {
+  durable_producer_host(std::string file, work_consumer to, std::int64_t count, std::uint64_t window_size)
+      : path(std::move(file)), consumer(std::move(to)), total(count), window(window_size) {}
+  void on_start() {
+    auto store = troupe::durable::open_producer_store(path, "items");
+    if (!store) throw std::runtime_error("open_producer_store: " + store.error().to_string());
+    auto& sys = system();
+    auto out = troupe::spawn_producer<work_item>(sys, sys.spawn<item_source>(total),
+                                                 {.window = window, .buffer = window, .store = *store});
+    (void)consumer.tell(troupe::channel_producer<work_item>{out});
+  }
+  void on(const work_item&) {}
+  std::string path;
+  work_consumer consumer;
+  std::int64_t total;
+  std::uint64_t window;
+};
+#endif
 
 class reliable_processes : public troupe::test_support::node_fixture {};
 

@@ -7,6 +7,10 @@
 
 TROUPE_REGISTER_ACTOR(it::reliable_worker, it::work_producer, troupe::ref<it::item_report_protocol>, std::uint64_t);
 
+#if defined(TROUPE_TEST_DURABLE)
+TROUPE_REGISTER_ACTOR(it::durable_producer_host, std::string, it::work_consumer, std::int64_t, std::uint64_t);
+#endif
+
 int main(int argc, char** argv) {
   return troupe::run(argc, argv, [&] {
     ::testing::InitGoogleTest(&argc, argv);

@@ -408,6 +408,7 @@ struct fake_producer : troupe::actor<troupe::producer_controller_protocol<job>> 
   void on(troupe::channel_tick) {}
   void on(troupe::channel_flush) {}
   void on(const troupe::channel_durable&) {}
+  void on(const troupe::channel_forgotten&) {}
   troupe::producer_stats on(const troupe::producer_stats_request&) { return {}; }
   fake_producer_state* state;
 };

@@ -133,6 +133,11 @@ class producer_controller : public actor<producer_controller_protocol<T>> {
     pump();
   }
 
+  void on(const channel_forgotten& f) {
+    forgotten_up_to_ = std::max(forgotten_up_to_, std::min(f.up_to, confirmed_up_to_));
+    pump();
+  }
+
   void on(const channel_register<T>& r) {
     if (r.channel == 0 || !r.consumer || find(r.channel) != nullptr) return;  // malformed, or registered already
     // The same consuming actor from a new controller: the old channel is over.
@@ -242,6 +247,10 @@ class producer_controller : public actor<producer_controller_protocol<T>> {
   };
 
   [[nodiscard]] std::uint64_t waiting() const noexcept { return queue_.size() + not_durable_.size(); }
+  // With a store: confirmed messages it may still give back after a crash.
+  // They count against every consumer's window, so that a restart sends at
+  // most one window of messages again that a consumer had already handled.
+  [[nodiscard]] std::uint64_t forgetting() const noexcept { return confirmed_up_to_ - forgotten_up_to_; }
 
   channel* find(std::uint64_t id) noexcept {
     for (channel& c : channels_) {
@@ -257,11 +266,11 @@ class producer_controller : public actor<producer_controller_protocol<T>> {
       channel* target = nullptr;
       for (std::size_t tried = 0; tried < channels_.size() && target == nullptr; ++tried) {
         channel& c = channels_[next_channel_++ % channels_.size()];
-        if (c.unconfirmed.size() < c.window) target = &c;
+        if (c.unconfirmed.size() + forgetting() < c.window) target = &c;
       }
       if (target == nullptr) break;
       // Several at once to the one found: round robin per message costs a scan each.
-      while (!queue_.empty() && target->unconfirmed.size() < target->window) {
+      while (!queue_.empty() && target->unconfirmed.size() + forgetting() < target->window) {
         entry e = std::move(queue_.front());
         queue_.pop_front();
         send(*target, std::move(e));
@@ -349,6 +358,7 @@ class producer_controller : public actor<producer_controller_protocol<T>> {
   // With a store: loads what an earlier run left unconfirmed; numbering goes on after its last id.
   void restore() {
     options_.store->on_durable([to = this->self()](std::uint64_t up_to) { (void)to.tell(channel_durable{up_to}); });
+    options_.store->on_forgotten([to = this->self()](std::uint64_t up_to) { (void)to.tell(channel_forgotten{up_to}); });
     expected<stored_messages> loaded = options_.store->load();
     if (!loaded) {
       this->stop(exit_reason::error("the producer store does not load: " + loaded.error().text()));
@@ -368,6 +378,7 @@ class producer_controller : public actor<producer_controller_protocol<T>> {
       ++stats_.accepted;
     }
     if (!outstanding_.empty()) confirmed_up_to_ = *outstanding_.begin() - 1;
+    forgotten_up_to_ = confirmed_up_to_;
   }
 
   // With a store: tells it the highest id below which everything is confirmed.
@@ -394,6 +405,7 @@ class producer_controller : public actor<producer_controller_protocol<T>> {
   bool stopping_ = false;
   std::set<std::uint64_t> outstanding_;  // with a store: accepted ids not yet confirmed
   std::uint64_t confirmed_up_to_ = 0;    // with a store: what it was told it may forget
+  std::uint64_t forgotten_up_to_ = 0;    // with a store: what it said it has forgotten, durably
 };
 
 // Spawns the producer controller of a channel carrying T, whose producing

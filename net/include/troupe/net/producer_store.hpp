@@ -17,7 +17,11 @@
 //   thread. The controller sends a message only once it is durable, so a
 //   message a consumer ever saw is never lost to a crash of the producer.
 // - confirm(up_to) may forget every message with an id <= up_to (the
-//   controller calls it with the highest id below which all are confirmed).
+//   controller calls it with the highest id below which all are confirmed),
+//   and reports through the callback given to on_forgotten() once that is
+//   durable too. Until then the controller counts those messages against the
+//   window: a restart sends again at most one window of messages a consumer
+//   had already handled.
 //
 // Thread safety: load/append/confirm are called by the controller's actor
 // only (one thread at a time); the durability callback may run on any thread.
@@ -50,6 +54,7 @@ class producer_store {
   virtual void on_durable(std::function<void(std::uint64_t up_to)> callback) = 0;
   virtual void append(std::uint64_t id, std::span<const std::byte> bytes) = 0;
   virtual void confirm(std::uint64_t up_to) = 0;
+  virtual void on_forgotten(std::function<void(std::uint64_t up_to)> callback) = 0;
 
  protected:
   producer_store() = default;
@@ -57,7 +62,7 @@ class producer_store {
   producer_store& operator=(const producer_store&) = default;
 };
 
-// In memory: durable at once (the callback runs inside append()). For tests,
+// In memory: durable at once (the callbacks run inside append() and confirm()). For tests,
 // and to share one store between controllers started one after another in a
 // process. Nothing survives the process.
 class memory_producer_store final : public producer_store {
@@ -67,6 +72,7 @@ class memory_producer_store final : public producer_store {
   void on_durable(std::function<void(std::uint64_t up_to)> callback) override;
   void append(std::uint64_t id, std::span<const std::byte> bytes) override;
   void confirm(std::uint64_t up_to) override;
+  void on_forgotten(std::function<void(std::uint64_t up_to)> callback) override;
   // Messages held now (appended, not confirmed).
   [[nodiscard]] std::size_t size() const;
 
@@ -75,6 +81,7 @@ class memory_producer_store final : public producer_store {
   std::vector<stored_message> messages_ TROUPE_GUARDED_BY(mutex_);
   std::uint64_t last_id_ TROUPE_GUARDED_BY(mutex_) = 0;
   std::function<void(std::uint64_t)> durable_ TROUPE_GUARDED_BY(mutex_);
+  std::function<void(std::uint64_t)> forgotten_ TROUPE_GUARDED_BY(mutex_);
 };
 
 }  // namespace troupe

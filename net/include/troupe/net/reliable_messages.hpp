@@ -89,6 +89,12 @@ struct channel_durable {
   std::uint64_t up_to = 0;
 };
 
+// Producer controller's store -> the controller: the confirmation of every
+// message up to id `up_to` is durable (the store will not give them back).
+struct channel_forgotten {
+  std::uint64_t up_to = 0;
+};
+
 // What a producer controller counts (ask it with producer_stats_request).
 struct producer_stats {
   std::uint64_t accepted = 0;     // messages taken from the producing actor (restored ones included)
@@ -133,8 +139,9 @@ struct channel_producer;
 
 // The protocol of producer_controller<T>: the producing actor tells it T.
 template <channel_message T>
-using producer_controller_protocol = protocol<T, channel_batch<T>, channel_register<T>, channel_ack, channel_stale,
-                                              channel_tick, channel_flush, channel_durable, producer_stats_request>;
+using producer_controller_protocol =
+    protocol<T, channel_batch<T>, channel_register<T>, channel_ack, channel_stale, channel_tick, channel_flush,
+             channel_durable, channel_forgotten, producer_stats_request>;
 
 // The protocol of consumer_controller<T>.
 template <channel_message T>
