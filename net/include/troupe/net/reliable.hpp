@@ -44,7 +44,11 @@
 //   producer_stats::rejected), or fails the controller (full_window_policy).
 // - A producer with a store (producer_store.hpp; troupe::durable for SQLite)
 //   sends a message only once it is durable, and a controller started again on
-//   the store sends the unconfirmed messages again and numbers on.
+//   the store sends the unconfirmed messages again and numbers on; what it
+//   sends again that a consumer had handled is at most one window.
+// - Batches: what a producer controller sends in one activation is one
+//   message on the wire; delivery<T>::batch_end lets a consumer confirm once
+//   per batch (confirmation is cumulative).
 // - Not promised: anything while the producer controller is down without a
 //   store (its messages are gone), nor exactly-once across a consumer's failure.
 //
