@@ -10,10 +10,12 @@
 // Written the way a troupe program deploys: main() is troupe::run(), the
 // parent node starts one child node with spawn_node() (this executable) and
 // remote-spawns the sink there.
-// - reliable: a producing actor here (demand<blob> in, blobs out through
-//   producer_window) feeds a producer controller here; the sink's consumer
+// - reliable: a producing actor here (demand<blob> in, all its credit out at
+//   once through producer_window::send_all) feeds a producer controller here; the sink's consumer
 //   controller in the child (spawned by the sink) takes the channel; the sink
-//   confirms each delivery. Window and buffer: 1000 messages.
+//   confirms the last delivery of each batch (batch_end; confirmation is
+//   cumulative). Window and buffer: 10,000 messages (with 1,000 the stream is
+//   bound by the acknowledgement's round trip, not by the work per message).
 // - tell: main(), a plain thread, tells the blobs to the same sink (a plain
 //   thread's tell() waits while the ring is full: the link's backpressure), as
 //   ipc_stream does.
