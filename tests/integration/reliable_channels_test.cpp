@@ -7,9 +7,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "reliable_fixture.hpp"
@@ -140,6 +143,86 @@ TEST_F(reliable_processes, work_pulling_over_three_consumer_processes_with_one_k
 }
 
 #if defined(TROUPE_TEST_DURABLE)
+// Waits for a store's callbacks (they run on the outbox's writer thread).
+class progress {
+ public:
+  std::function<void(std::uint64_t)> callback() {
+    return [this](std::uint64_t up_to) {
+      std::lock_guard lock(mutex_);
+      reached_ = std::max(reached_, up_to);
+      changed_.notify_all();
+    };
+  }
+  bool wait_for(std::uint64_t up_to, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] { return reached_ >= up_to; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::uint64_t reached_ = 0;
+};
+
+TEST_F(reliable_processes, the_durable_store_gives_back_what_is_unconfirmed_and_the_last_id_when_nothing_is) {
+  const std::filesystem::path file =
+      std::filesystem::temp_directory_path() / ("troupe-store-" + std::to_string(::getpid()) + ".db");
+  std::filesystem::remove(file);
+  const std::vector<std::byte> bytes = troupe::to_bytes(work_item{7});
+  {
+    auto store = troupe::durable::open_producer_store(file, "items");
+    ASSERT_TRUE(store) << store.error();
+    progress durable, forgotten;
+    (*store)->on_durable(durable.callback());
+    (*store)->on_forgotten(forgotten.callback());
+    auto loaded = (*store)->load();
+    ASSERT_TRUE(loaded);
+    EXPECT_TRUE(loaded->unconfirmed.empty());
+    EXPECT_EQ(loaded->last_id, 0u);
+    for (std::uint64_t id = 1; id <= 5; ++id) (*store)->append(id, bytes);
+    ASSERT_TRUE(durable.wait_for(5, 10s));
+    (*store)->confirm(3);
+    ASSERT_TRUE(forgotten.wait_for(3, 10s));
+  }
+  {
+    auto store = troupe::durable::open_producer_store(file, "items");
+    ASSERT_TRUE(store) << store.error();
+    progress forgotten;
+    (*store)->on_forgotten(forgotten.callback());
+    auto loaded = (*store)->load();
+    ASSERT_TRUE(loaded);
+    ASSERT_EQ(loaded->unconfirmed.size(), 2u);
+    EXPECT_EQ(loaded->unconfirmed[0].id, 4u);
+    EXPECT_EQ(loaded->unconfirmed[1].id, 5u);
+    EXPECT_EQ(loaded->unconfirmed[1].bytes, bytes);
+    EXPECT_EQ(loaded->last_id, 5u);
+    (*store)->confirm(5);
+    ASSERT_TRUE(forgotten.wait_for(5, 10s));
+  }
+  {
+    // Everything confirmed: nothing to send again, and numbering goes on after 5.
+    auto store = troupe::durable::open_producer_store(file, "items");
+    ASSERT_TRUE(store) << store.error();
+    auto loaded = (*store)->load();
+    ASSERT_TRUE(loaded);
+    EXPECT_TRUE(loaded->unconfirmed.empty());
+    EXPECT_EQ(loaded->last_id, 5u);
+  }
+  // Not an SQLite file: a clear error at open, no crash.
+  const std::filesystem::path junk = file.string() + ".junk";
+  {
+    std::FILE* f = std::fopen(junk.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("this is not a database, it is a text file long enough to have a header\n", f);
+    std::fclose(f);
+  }
+  auto bad = troupe::durable::open_producer_store(junk, "items");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), troupe::errc::storage_failed) << bad.error();
+  for (const std::string suffix : {"", "-wal", "-shm"}) std::filesystem::remove(file.string() + suffix);
+  std::filesystem::remove(junk);
+}
+
 TEST_F(reliable_processes, a_durable_producer_killed_mid_stream_sends_its_unconfirmed_items_again_when_it_restarts) {
   troupe::test_support::watchdog guard(180s);
   const std::filesystem::path file =
