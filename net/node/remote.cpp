@@ -222,7 +222,10 @@ bool decode_error(wire_reader& in, error& e) {
   std::uint32_t code = 0;
   std::string text;
   if (!in.read_scalar(code) || !troupe::decode(in, text)) return false;
-  if (code == 0 || code > static_cast<std::uint32_t>(errc::name_taken)) {
+  const bool known = (code > 0 && code <= static_cast<std::uint32_t>(errc::name_taken)) ||
+                     (code >= static_cast<std::uint32_t>(errc::storage_failed) &&
+                      code <= static_cast<std::uint32_t>(errc::invalid_request));
+  if (!known) {
     in.fail("unknown error code " + std::to_string(code));
     return false;
   }

@@ -41,6 +41,16 @@ const char* to_string(errc e) noexcept {
       return "name_in_use";
     case errc::name_taken:
       return "name_taken";
+    case errc::storage_failed:
+      return "storage_failed";
+    case errc::storage_locked:
+      return "storage_locked";
+    case errc::queue_full:
+      return "queue_full";
+    case errc::invalid_receipt:
+      return "invalid_receipt";
+    case errc::invalid_request:
+      return "invalid_request";
   }
   return "unknown";
 }

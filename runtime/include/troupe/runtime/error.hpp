@@ -37,6 +37,14 @@ enum class errc : int {
   peer_overloaded = 14,    // the outbound queue to a peer node is full
   name_in_use = 15,        // another live node on this host has that name
   name_taken = 16,         // publish_global(): another live node holds that cluster-wide name
+  // Durable queues and outboxes (net/durable/); numbered from 32, apart from the
+  // codes above, so other capabilities can add theirs without renumbering.
+  storage_failed =
+      32,  // the SQLite file cannot be used: not a database, corrupt, unwritable, disk full; text says which
+  storage_locked = 33,   // another process (or connection) holds the SQLite file; retried for the busy timeout first
+  queue_full = 34,       // a durable queue is at its configured message or byte limit
+  invalid_receipt = 35,  // a receipt handle that is malformed, or whose lease ended (the message became visible again)
+  invalid_request = 36,  // a request with a bad parameter (body too large, delay out of range, ...); text says which
 };
 
 const std::error_category& troupe_category() noexcept;
