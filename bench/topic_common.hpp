@@ -13,10 +13,17 @@
 // on purpose: caf_topics is built as C++17 (CAF 0.17).
 #pragma once
 
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <unistd.h>
+
 #include <array>
+#include <csignal>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "bench_common.hpp"
 
@@ -24,14 +31,20 @@ namespace troupe::bench::topic {
 
 // --- workloads, message, parameters ---------------------------------------------
 
-enum class workload { fan_out, fan_out_text };
+enum class workload { fan_out, fan_out_text, fan_out_shm, fan_out_tcp };
 
-inline constexpr std::array<workload, 2> all_workloads = {workload::fan_out, workload::fan_out_text};
-inline constexpr std::array<std::string_view, 2> workload_names = {"topic_fan_out", "topic_fan_out_text"};
+inline constexpr std::array<workload, 4> all_workloads = {workload::fan_out, workload::fan_out_text,
+                                                          workload::fan_out_shm, workload::fan_out_tcp};
+inline constexpr std::array<std::string_view, 4> workload_names = {"topic_fan_out", "topic_fan_out_text",
+                                                                   "topic_fan_out_shm", "topic_fan_out_tcp"};
 // One delivery: one publication reaching one subscriber.
 inline constexpr std::string_view unit = "deliveries/s";
 
 inline std::string_view name_of(workload w) { return workload_names[static_cast<std::size_t>(w)]; }
+
+// The rows with subscribers in other processes: topic_fan_out_shm (troupe's
+// shared-memory link) and topic_fan_out_tcp (TCP on 127.0.0.1).
+inline bool across_processes(workload w) { return w == workload::fan_out_shm || w == workload::fan_out_tcp; }
 
 // topic_fan_out_text's message carries this text (and the sequence number):
 // a payload that costs an allocation to copy.
@@ -45,9 +58,14 @@ struct params {
   std::int64_t subscribers;   // S, all in the publisher's process
   std::int64_t publications;  // N: each reaches every subscriber
   std::int64_t chunk;         // publications per activation of the publisher
+  // The cross-process rows: `nodes` child processes with `node_subscribers`
+  // each, `node_publications` publications from the main process.
+  std::int64_t nodes;
+  std::int64_t node_subscribers;
+  std::int64_t node_publications;
 
-  static params full() { return params{100, 20'000, 1'000}; }
-  static params quick() { return params{100, 5'000, 1'000}; }
+  static params full() { return params{100, 20'000, 1'000, 3, 100, 50'000}; }
+  static params quick() { return params{100, 5'000, 1'000, 3, 100, 5'000}; }
 
   std::int64_t deliveries() const { return subscribers * publications; }
 };
@@ -59,5 +77,42 @@ inline options parse_options(int argc, char** argv) {
   return bench::parse_options(argc, argv, {workload_names.begin(), workload_names.end()});
 }
 inline params parameters_for(const options& opts) { return opts.quick ? params::quick() : params::full(); }
+
+// --- child processes of the cross-process rows ----------------------------------
+
+// The two pipe ends a child started by start_child() finds open.
+inline constexpr int child_channel_fd = 3;  // what main() and the child tell each other once
+inline constexpr int child_stop_fd = 4;     // read by the child: EOF when main() closes its end
+
+// Starts this executable again as a child process (fork, then exec of
+// /proc/self/exe with `args` as argv[1..]), with `channel` and `stop` as its
+// fds 3 and 4, dying with the calling thread (PR_SET_PDEATHSIG). Exec, not a
+// bare fork: a forked child would start with this process's heap, and reusing
+// what earlier workloads left there (a runtime's message pool) would copy it
+// page by page (it made troupe's TCP row 4x slower after topic_fan_out). Returns
+// the child's pid, or -1 with errno set. Every other fd should be O_CLOEXEC.
+inline pid_t start_child(const std::vector<std::string>& args, int channel, int stop) {
+  std::vector<std::string> strings;
+  strings.reserve(args.size() + 1);
+  strings.emplace_back("/proc/self/exe");
+  strings.insert(strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& s : strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  const pid_t parent = ::getpid();
+  const pid_t child = ::fork();
+  if (child != 0) return child;
+  // The child, until exec: async-signal-safe calls only.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) ::_exit(127);
+  // Above the two target fds first, so that neither dup2 overwrites the other's source.
+  const int high_channel = ::fcntl(channel, F_DUPFD_CLOEXEC, 10);
+  const int high_stop = ::fcntl(stop, F_DUPFD_CLOEXEC, 10);
+  // dup2 clears FD_CLOEXEC on the new fd: these two survive the exec.
+  if (high_channel < 0 || high_stop < 0 || ::dup2(high_channel, child_channel_fd) < 0 ||
+      ::dup2(high_stop, child_stop_fd) < 0)
+    ::_exit(127);
+  ::execv(argv[0], argv.data());
+  ::_exit(127);
+}
 
 }  // namespace troupe::bench::topic

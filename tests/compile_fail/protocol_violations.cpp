@@ -59,6 +59,11 @@ int main() {
 #elif defined(TROUPE_CASE_SUBSCRIBER_REJECTS_TOPIC)
   troupe::node n;
   (void)n.topic<price>("prices").subscribe(b);  // a bank does not take prices
+#elif defined(TROUPE_CASE_CONSUMER_REJECTS_CHANNEL)
+  // A bank does not take delivery<price>: it cannot consume a channel of prices.
+  (void)troupe::spawn_consumer<price>(sys, b, troupe::ref<troupe::producer_controller_protocol<price> >{});
+#elif defined(TROUPE_CASE_PRODUCER_REJECTS_DEMAND)
+  (void)troupe::spawn_producer<price>(sys, b);  // a bank does not take demand<price>
 #endif
   // Local actors may speak it: only crossing needs serialization.
   (void)sys.spawn<local_only>([](with_pointer) {});

@@ -649,6 +649,55 @@ TEST_F(cluster_hosts, a_subscriber_behind_a_cut_cable_misses_only_what_was_publi
   EXPECT_EQ(cut_off.ticks, around_the_cut);
 }
 
+// Topics while members leave and join: a subscriber that unsubscribes gets
+// nothing published after the publisher's count dropped; a member killed takes
+// its subscriber out of the count; the member restarted (a new incarnation)
+// and subscribed again gets exactly what is published after the publisher
+// counts it, in order.
+TEST_F(cluster_hosts, topic_subscribers_that_leave_get_nothing_more_and_one_that_rejoins_gets_what_follows) {
+  TROUPE_REQUIRE_NETNS_RIG();
+  ts::watchdog guard(120s);
+  ASSERT_NO_FATAL_FAILURE(form_with_seeds(3));
+  cluster_member& publisher = member("n1");
+  cluster_member& leaves = member("n2");
+  cluster_member& rejoins = member("n3");
+  ASSERT_EQ(ask(leaves, "subscribe-ticks"), "subscribed-ticks");
+  ASSERT_EQ(ask(rejoins, "subscribe-ticks"), "subscribed-ticks");
+  ASSERT_EQ(ask(publisher, "await-tick-subscribers 2 20000"), "tick-subscribers 2");
+  ASSERT_EQ(ask(publisher, "publish-ticks 0 10"), "published-ticks 0 10");
+  ASSERT_TRUE(wait_until([&] { return leaves.ticks.size() >= 10 && rejoins.ticks.size() >= 10; }, event_deadline))
+      << leaves.ticks.size() << " and " << rejoins.ticks.size() << describe();
+
+  // A leave: after unsubscribe returned on n2, no tick reaches its reporter there,
+  // and once the publisher counts one subscriber it sends none to n2 at all.
+  ASSERT_EQ(ask(leaves, "unsubscribe-ticks"), "unsubscribed-ticks");
+  ASSERT_EQ(ask(publisher, "await-tick-subscribers 1 20000"), "tick-subscribers 1") << describe();
+  ASSERT_EQ(ask(publisher, "publish-ticks 10 10"), "published-ticks 10 10");
+  ASSERT_TRUE(wait_until([&] { return rejoins.ticks.size() >= 20; }, event_deadline))
+      << rejoins.ticks.size() << describe();
+
+  // A crash: the killed member's subscriber leaves the count.
+  ASSERT_NO_FATAL_FAILURE(kill_and_await_down(rejoins, "SIGKILL"));
+  ASSERT_EQ(ask(publisher, "await-tick-subscribers 0 20000"), "tick-subscribers 0") << describe();
+  ASSERT_EQ(ask(publisher, "publish-ticks 20 10"), "published-ticks 20 10");  // nobody subscribes
+
+  // A join: the new incarnation's subscriber gets what follows its announcement.
+  ASSERT_NO_FATAL_FAILURE(restart_and_await_up(rejoins, seeds_spec()));
+  ASSERT_EQ(ask(rejoins, "subscribe-ticks"), "subscribed-ticks");
+  ASSERT_EQ(ask(publisher, "await-tick-subscribers 1 20000"), "tick-subscribers 1") << describe();
+  ASSERT_EQ(ask(publisher, "publish-ticks 30 10"), "published-ticks 30 10");
+  ASSERT_TRUE(wait_until([&] { return rejoins.ticks.size() >= 10; }, event_deadline))
+      << rejoins.ticks.size() << describe();
+
+  std::vector<std::int64_t> first_ten, last_ten;
+  for (std::int64_t i = 0; i < 10; ++i) {
+    first_ten.push_back(i);
+    last_ten.push_back(30 + i);
+  }
+  EXPECT_EQ(leaves.ticks, first_ten);
+  EXPECT_EQ(rejoins.ticks, last_ten);  // the restarted process reported only these
+}
+
 // A killed member is down at once (its links close), and, its lease expiring,
 // is never dialed up again: it comes back only as the new incarnation.
 TEST_F(cluster_hosts, with_etcd_members_join_a_killed_one_goes_down_everywhere_and_rejoins_as_a_new_incarnation) {

@@ -101,8 +101,11 @@ struct tick_reporter : troupe::actor<it::tick_protocol> {
   line_writer* out;
 };
 
+// The reporters subscribe-ticks spawned (unsubscribe-ticks takes them off the topic).
+using tick_reporters = std::vector<troupe::ref<it::tick_protocol>>;
+
 // One command from the test; the answer is one line.
-std::string answer(troupe::node& n, line_writer& out, const std::string& command) {
+std::string answer(troupe::node& n, line_writer& out, tick_reporters& reporters, const std::string& command) {
   const auto space = command.find(' ');
   const std::string verb = command.substr(0, space);
   const std::string arg = space == std::string::npos ? std::string() : command.substr(space + 1);
@@ -131,8 +134,17 @@ std::string answer(troupe::node& n, line_writer& out, const std::string& command
     return "found " + name + " " + *reply;
   }
   if (verb == "subscribe-ticks") {
-    auto subscribed = n.topic<it::tick>("ticks").subscribe(n.spawn<tick_reporter>(&out));
-    return subscribed ? "subscribed-ticks" : "subscribe-failed " + subscribed.error().text();
+    auto reporter = n.spawn<tick_reporter>(&out);
+    auto subscribed = n.topic<it::tick>("ticks").subscribe(reporter);
+    if (!subscribed) return "subscribe-failed " + subscribed.error().text();
+    reporters.push_back(reporter);
+    return "subscribed-ticks";
+  }
+  if (verb == "unsubscribe-ticks") {  // every reporter this node subscribed
+    auto ticks = n.topic<it::tick>("ticks");
+    for (const auto& reporter : reporters) ticks.unsubscribe(reporter);
+    reporters.clear();
+    return "unsubscribed-ticks";
   }
   if (verb == "publish-ticks") {  // publish-ticks FROM COUNT
     std::istringstream in(arg);
@@ -172,6 +184,7 @@ std::string answer(troupe::node& n, line_writer& out, const std::string& command
 //   lookup NAME TIMEOUT_MS  -> "found NAME ECHO-REPLY" / "missing NAME no_such_name|other ERROR"
 //   subscribe-ticks         -> "subscribed-ticks": an actor subscribes to the "ticks" topic and
 //                              reports "tick SEQ" for every tick it gets
+//   unsubscribe-ticks       -> "unsubscribed-ticks": those actors leave the topic (they keep running)
 //   publish-ticks FROM COUNT -> "published-ticks FROM COUNT" (ticks FROM .. FROM+COUNT-1)
 //   await-tick-subscribers N TIMEOUT_MS -> "tick-subscribers N" once "ticks" has exactly N
 //                              (here and announced), else "tick-subscribers-timeout HAVE"
@@ -223,6 +236,7 @@ int cluster_node(int argc, char** argv) {
     return 1;
   }
   out.write("ready " + n->name() + " " + std::to_string(n->incarnation()) + " " + n->endpoint());
+  tick_reporters reporters;  // let go before the node stops
 
   pollfd watched[2] = {{stop_fd, POLLIN, 0}, {command_fd, POLLIN, 0}};
   std::string pending;
@@ -244,7 +258,7 @@ int cluster_node(int argc, char** argv) {
     for (auto end = pending.find('\n'); end != std::string::npos; end = pending.find('\n')) {
       const std::string command = pending.substr(0, end);
       pending.erase(0, end + 1);
-      out.write(answer(*n, out, command));
+      out.write(answer(*n, out, reporters, command));
     }
   }
   return 0;

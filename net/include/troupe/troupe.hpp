@@ -10,6 +10,7 @@
 #include "troupe/net/node.hpp"
 #include "troupe/net/node_child.hpp"
 #include "troupe/net/node_config.hpp"
+#include "troupe/net/reliable.hpp"
 #include "troupe/net/remote_child.hpp"
 #include "troupe/net/topic.hpp"
 #include "troupe/runtime/actor.hpp"
