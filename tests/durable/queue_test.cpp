@@ -29,7 +29,7 @@ class queue_test : public ::testing::Test {
     c.visibility_timeout = 30s;
     return c;
   }
-  queue_ref spawn(durable::queue_config c) { return sys.spawn<durable::queue_actor>(std::move(c)); }
+  queue_ref spawn(const durable::queue_config& c) { return sys.spawn<durable::queue_actor>(c); }
 
   durable::sent send(const queue_ref& q, std::string body, durable::send_message m = {}) {
     m.body = std::move(body);
