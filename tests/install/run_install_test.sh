@@ -51,4 +51,16 @@ cmake --build "$work/build" || fail "building the consumer"
 
 step "run consumer"
 "$work/build/troupe_consumer" || fail "the consumer exited with status $?"
+
+# A component with a dependency of its own, when this build has it: the
+# consumer asks for it by name and finds SQLite through troupe's config.
+if [[ -n $(find "$prefix" -name troupe-durable-component.cmake -print -quit) ]]; then
+  step "configure, build and run a consumer of the durable component"
+  cmake -S "$consumer_dir/../durable_consumer" -B "$work/durable" "${configure_args[@]}" ||
+    fail "configuring the durable consumer (find_package(troupe COMPONENTS durable))"
+  cmake --build "$work/durable" || fail "building the durable consumer"
+  mkdir -p "$work/durable-data"
+  "$work/durable/troupe_durable_consumer" "$work/durable-data" ||
+    fail "the durable consumer exited with status $?"
+fi
 echo "--- install test: passed"
