@@ -158,92 +158,18 @@ using ready_atom = caf::atom_constant<caf::atom("ready")>;
 constexpr auto deadline = std::chrono::seconds(60);
 constexpr unsigned watchdog_seconds = 120;
 
-// The children of the running repetition, for the failure paths (kill and
-// waitpid are async-signal-safe, so the watchdog and SIGCHLD handlers use it too).
-constexpr std::size_t max_children = 16;
-std::array<pid_t, max_children> children{};
-
-// Set by the first failure: the one that ends the process.
-std::atomic<bool> ending{false};
-
-void end_children() noexcept {
-  // The children killed here must not look like a failure (on_child_exit).
-  struct sigaction action {};
-  action.sa_handler = SIG_DFL;
-  sigemptyset(&action.sa_mask);
-  (void)::sigaction(SIGCHLD, &action, nullptr);
-  for (pid_t& pid : children) {
-    if (pid <= 0) continue;
-    (void)::kill(pid, SIGKILL);
-    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
-    pid = 0;
-  }
-}
-
-void say(const char* text) noexcept {
-  std::size_t length = std::strlen(text);
-  while (length > 0) {
-    const ssize_t written = ::write(STDERR_FILENO, text, length);
-    if (written <= 0) return;
-    text += written;
-    length -= static_cast<std::size_t>(written);
-  }
-}
-
-const char* role = "main";
 // argv[1] of a child that run_fan_out_nodes started (run_subscriber_process).
 constexpr std::string_view child_flag = "--caf-topic-subscribers";
 
-// The first failure (any thread, or a signal handler) ends the process; true
-// for the others, which must leave it to the first.
-bool another_failure_is_ending() noexcept {
-  // relaxed: only which exchange comes first matters; no data is handed over through the flag.
-  return ending.exchange(true, std::memory_order_relaxed);
-}
-
-// Ends the process without the actor system's destructor (which would wait for
-// actors that may never finish); the children are killed and reaped first.
-[[noreturn]] void fail(const std::string& what) {
-  if (another_failure_is_ending()) {
-    for (;;) ::pause();  // the first failure's _exit() ends this thread too
-  }
-  std::fprintf(stderr, "caf_topics (%s): FAILED: %s\n", role, what.c_str());
-  std::fflush(nullptr);
-  end_children();
-  ::_exit(1);
-}
-
-void require(bool condition, const std::string& what) {
-  if (!condition) fail(what);
-}
-
-[[noreturn]] void fail_errno(const std::string& what) {
-  const int error = errno;
-  fail(what + ": " + std::generic_category().message(error));
-}
-
-void on_watchdog(int) {
-  if (another_failure_is_ending()) return;
-  say("caf_topics: a repetition did not finish within the watchdog's time; giving up\n");
-  end_children();
-  ::_exit(1);
-}
-
-void on_child_exit(int) {
-  if (another_failure_is_ending()) return;
-  say("caf_topics (main): FAILED: a subscriber process exited during the run\n");
-  end_children();
-  ::_exit(1);
-}
-
-void set_handler(int signal_number, void (*handler)(int), int flags = 0) {
-  struct sigaction action {};
-  action.sa_handler = handler;
-  action.sa_flags = flags;
-  sigemptyset(&action.sa_mask);
-  if (::sigaction(signal_number, &action, nullptr) != 0) fail_errno("sigaction");
-}
+// The failure paths (topic_common.hpp): they end the process without the
+// actor system's destructor, which would wait for actors that may never finish.
+using topic::children;
+using topic::fail;
+using topic::fail_errno;
+using topic::on_child_exit;
+using topic::on_watchdog;
+using topic::require;
+using topic::set_handler;
 
 // The actor_system keeps a reference to its config: the caller owns both.
 void configure(caf::actor_system_config& config, unsigned threads) {
@@ -317,7 +243,7 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self, int64_t su
 // main() closes fd 4 (or dies: PR_SET_PDEATHSIG), exit.
 // argv: <program> --caf-topic-subscribers THREADS S N
 [[noreturn]] void run_subscriber_process(char** argv) {
-  role = "subscriber node";
+  topic::role = "subscriber node";
   const auto threads = static_cast<unsigned>(std::strtoul(argv[2], nullptr, 10));
   const int64_t subscribers = std::strtoll(argv[3], nullptr, 10);
   const int64_t publications = std::strtoll(argv[4], nullptr, 10);
@@ -359,7 +285,7 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self, int64_t su
 // One repetition of the cross-process rows; returns deliveries per second.
 double run_fan_out_nodes(unsigned threads, const topic::params& p, const std::string& workload) {
   const auto nodes = static_cast<std::size_t>(p.nodes);
-  require(nodes < max_children, "too many child nodes");
+  require(nodes < topic::max_children, "too many child nodes");
   // The children are copies of this process: memory that earlier workloads
   // freed but that malloc keeps would be theirs too, shared copy-on-write, and
   // every page their allocator reuses would fault and be copied. Given back
@@ -442,6 +368,7 @@ double run_fan_out_nodes(unsigned threads, const topic::params& p, const std::st
 }  // namespace
 
 int main(int argc, char** argv) {
+  topic::program_name = "caf_topics";
   if (argc == 5 && argv[1] == child_flag) run_subscriber_process(argv);
   const auto opts = topic::parse_options(argc, argv);
   const topic::params p = topic::parameters_for(opts);

@@ -16,13 +16,19 @@
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "bench_common.hpp"
@@ -113,6 +119,105 @@ inline pid_t start_child(const std::vector<std::string>& args, int channel, int 
     ::_exit(127);
   ::execv(argv[0], argv.data());
   ::_exit(127);
+}
+
+// --- failing in the cross-process rows ----------------------------------------
+//
+// The children of the running repetition are kept in a plain array, so that a
+// failure (any thread), the watchdog and the SIGCHLD handler can kill and reap
+// them with async-signal-safe calls only (kill, waitpid, sigaction, write).
+// The first failure ends the process, without an actor system's or a node's
+// destructor (which could wait on a dead peer); the others leave it to it.
+
+inline constexpr std::size_t max_children = 16;
+inline std::array<pid_t, max_children> children{};
+inline const char* program_name = "";  // the first word of a failure line: set by main()
+inline const char* role = "main";      // which process a failure line comes from
+// Run by end_children() once the children are reaped (a program's own
+// clean-up, e.g. its nodes' runtime files); async-signal-safe.
+inline void (*after_children)() noexcept = nullptr;
+// Set by the first failure: the one that ends the process.
+inline std::atomic<bool> ending{false};
+
+// Kills and reaps every child still on the list, then runs after_children;
+// async-signal-safe.
+inline void end_children() noexcept {
+  // The children killed here must not look like a failure (on_child_exit).
+  struct sigaction action {};
+  action.sa_handler = SIG_DFL;
+  sigemptyset(&action.sa_mask);
+  (void)::sigaction(SIGCHLD, &action, nullptr);
+  for (pid_t& pid : children) {
+    if (pid <= 0) continue;
+    (void)::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    pid = 0;
+  }
+  if (after_children != nullptr) after_children();
+}
+
+// The first failure (any thread, or a signal handler) ends the process; true
+// for the others, which must leave it to the first.
+inline bool another_failure_is_ending() noexcept {
+  // relaxed: only which exchange comes first matters; no data is handed over through the flag.
+  return ending.exchange(true, std::memory_order_relaxed);
+}
+
+// async-signal-safe: write(2) only, best effort.
+inline void say(const char* text) noexcept {
+  std::size_t length = std::strlen(text);
+  while (length > 0) {
+    const ssize_t written = ::write(STDERR_FILENO, text, length);
+    if (written <= 0) return;
+    text += written;
+    length -= static_cast<std::size_t>(written);
+  }
+}
+
+// Ends the process from any thread: the children are killed and reaped first.
+[[noreturn]] inline void fail(const std::string& what) {
+  if (another_failure_is_ending()) {
+    for (;;) ::pause();  // the first failure's _exit() ends this thread too
+  }
+  std::fprintf(stderr, "%s (%s): FAILED: %s\n", program_name, role, what.c_str());
+  std::fflush(nullptr);
+  end_children();
+  ::_exit(1);
+}
+
+inline void require(bool condition, const std::string& what) {
+  if (!condition) fail(what);
+}
+
+[[noreturn]] inline void fail_errno(const std::string& what) {
+  const int error = errno;
+  fail(what + ": " + std::generic_category().message(error));
+}
+
+inline void on_watchdog(int) {
+  if (another_failure_is_ending()) return;
+  say(program_name);
+  say(": a repetition did not finish within the watchdog's time; giving up\n");
+  end_children();
+  ::_exit(1);
+}
+
+// Installed while the children of a cross-process row must be alive.
+inline void on_child_exit(int) {
+  if (another_failure_is_ending()) return;
+  say(program_name);
+  say(" (main): FAILED: a subscriber process exited during the run\n");
+  end_children();
+  ::_exit(1);
+}
+
+inline void set_handler(int signal_number, void (*handler)(int), int flags = 0) {
+  struct sigaction action {};
+  action.sa_handler = handler;
+  action.sa_flags = flags;
+  sigemptyset(&action.sa_mask);
+  if (::sigaction(signal_number, &action, nullptr) != 0) fail_errno("sigaction");
 }
 
 }  // namespace troupe::bench::topic

@@ -164,15 +164,20 @@ constexpr std::string_view child_flag = "--topic-subscribers";
 // argv[1] of a child that fan_out_tcp started (run_subscriber_process).
 constexpr std::string_view tcp_child_flag = "--topic-tcp-subscribers";
 
-// Which process a failure line comes from.
-const char* role = "main";
+// The failure paths and the children's list (topic_common.hpp).
+using topic::children;
+using topic::fail;
+using topic::fail_errno;
+using topic::max_children;
+using topic::on_child_exit;
+using topic::on_watchdog;
+using topic::require;
+using topic::say;
+using topic::set_handler;
 
-// The child processes of the running repetition and the runtime files of the
-// nodes, kept in plain arrays so that a failure, the watchdog and the SIGCHLD
-// handler can kill and reap the children and remove the files with
-// async-signal-safe calls only (kill, waitpid, unlink, rmdir, sigaction).
-constexpr std::size_t max_children = 16;
-std::array<pid_t, max_children> children{};
+// The runtime files of the nodes, kept in plain arrays so that a failure, the
+// watchdog and the SIGCHLD handler can remove them with async-signal-safe
+// calls only (unlink, rmdir), after the children are reaped.
 struct runtime_files {
   char directory[128];  // the node's own runtime directory, made here; empty if shared
   char socket[256];
@@ -180,8 +185,6 @@ struct runtime_files {
 std::array<runtime_files, max_children + 1> node_files{};
 std::size_t node_file_count = 0;
 char base_directory[64] = {};  // the run's temporary directory, removed last
-// Set by the first failure: the one that ends the process.
-std::atomic<bool> ending{false};
 
 void remember_child(pid_t pid) {
   for (pid_t& slot : children) {
@@ -208,66 +211,15 @@ void remember_node_files(const std::string& directory, const std::string& node, 
   ++node_file_count;
 }
 
-// Kills and reaps every child still on the list and removes the runtime
-// files; async-signal-safe.
-void end_children() noexcept {
-  // The children killed here must not look like a failure (on_child_exit).
-  struct sigaction action {};
-  action.sa_handler = SIG_DFL;
-  sigemptyset(&action.sa_mask);
-  (void)::sigaction(SIGCHLD, &action, nullptr);
-  for (pid_t& pid : children) {
-    if (pid <= 0) continue;
-    (void)::kill(pid, SIGKILL);
-    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
-    pid = 0;
-  }
+// Removes the nodes' runtime files (topic::after_children: run once the
+// children are reaped); async-signal-safe.
+void remove_node_files() noexcept {
   for (std::size_t i = 0; i < node_file_count; ++i) {
     (void)::unlink(node_files[i].socket);
     if (node_files[i].directory[0] != '\0') (void)::rmdir(node_files[i].directory);
   }
   node_file_count = 0;
   if (base_directory[0] != '\0') (void)::rmdir(base_directory);
-}
-
-// The first failure (any thread, or a signal handler) ends the process; true
-// for the others, which must leave it to the first.
-bool another_failure_is_ending() noexcept {
-  // relaxed: only which exchange comes first matters; no data is handed over through the flag.
-  return ending.exchange(true, std::memory_order_relaxed);
-}
-
-// async-signal-safe: write(2) only, best effort.
-void say(const char* text) noexcept {
-  std::size_t length = std::strlen(text);
-  while (length > 0) {
-    const ssize_t written = ::write(STDERR_FILENO, text, length);
-    if (written <= 0) return;
-    text += written;
-    length -= static_cast<std::size_t>(written);
-  }
-}
-
-// Ends the process from any thread, without a node destructor that could wait
-// on a dead peer: the children are killed and reaped first.
-[[noreturn]] void fail(const std::string& what) {
-  if (another_failure_is_ending()) {
-    for (;;) ::pause();  // the first failure's _exit() ends this thread too
-  }
-  std::fprintf(stderr, "troupe_topics (%s): FAILED: %s\n", role, what.c_str());
-  std::fflush(nullptr);
-  end_children();
-  ::_exit(1);
-}
-
-void require(bool condition, const std::string& what) {
-  if (!condition) fail(what);
-}
-
-[[noreturn]] void fail_errno(const std::string& what) {
-  const int error = errno;
-  fail(what + ": " + std::generic_category().message(error));
 }
 
 template <class T>
@@ -277,29 +229,6 @@ T value_or_fail(troupe::expected<T> r, const std::string& what) {
 }
 void value_or_fail(troupe::expected<void> r, const std::string& what) {
   if (!r) fail(what + ": " + r.error().to_string());
-}
-
-void on_watchdog(int) {
-  if (another_failure_is_ending()) return;
-  say("troupe_topics: a repetition did not finish within the watchdog's time; giving up\n");
-  end_children();
-  ::_exit(1);
-}
-
-// Installed while the children of a cross-process row must be alive.
-void on_child_exit(int) {
-  if (another_failure_is_ending()) return;
-  say("troupe_topics (main): FAILED: a subscriber process exited during the run\n");
-  end_children();
-  ::_exit(1);
-}
-
-void set_handler(int signal_number, void (*handler)(int), int flags = 0) {
-  struct sigaction action {};
-  action.sa_handler = handler;
-  action.sa_flags = flags;
-  sigemptyset(&action.sa_mask);
-  if (::sigaction(signal_number, &action, nullptr) != 0) fail_errno("sigaction");
 }
 
 // --- across processes: messages and actors -------------------------------------------------
@@ -464,7 +393,7 @@ double fan_out_shm(unsigned threads, const topic::params& p, const std::string& 
 // fd 4 (or dies: then PR_SET_PDEATHSIG ends us), shut down.
 // argv: <program> --topic-tcp-subscribers NAME RUNTIME_DIR THREADS S N
 [[noreturn]] void run_subscriber_process(char** argv) {
-  role = "subscriber node";
+  topic::role = "subscriber node";
   const std::string name = argv[2];
   const std::string runtime_dir = argv[3];
   const auto threads = static_cast<unsigned>(std::strtoul(argv[4], nullptr, 10));
@@ -660,6 +589,8 @@ int run_main(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   namespace t = troupe_topics;
+  troupe::bench::topic::program_name = "troupe_topics";
+  troupe::bench::topic::after_children = t::remove_node_files;
   return troupe::run(
       argc, argv, [&] { return t::run_main(argc, argv); },
       [&](troupe::node& n) {
