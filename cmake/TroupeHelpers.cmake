@@ -22,12 +22,13 @@ function(troupe_set_options target)
 endfunction()
 
 # Sanitizers apply to everything in the build (libraries, tests, examples) so
-# that instrumented and uninstrumented code never mix.
+# that instrumented and uninstrumented code never mix. Debug information comes
+# from the build type (scripts/test: line tables, enough for the reports).
 if(TROUPE_SANITIZE STREQUAL "thread")
-  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer -g)
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
   add_link_options(-fsanitize=thread)
 elseif(TROUPE_SANITIZE STREQUAL "address")
-  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g)
+  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
   add_link_options(-fsanitize=address,undefined -fno-sanitize-recover=all)
 elseif(NOT TROUPE_SANITIZE STREQUAL "")
   message(FATAL_ERROR "TROUPE_SANITIZE must be '', 'thread' or 'address'")
@@ -35,16 +36,20 @@ endif()
 
 # Fuzzing (tests/fuzz): libFuzzer's coverage instrumentation and ASan+UBSan on
 # everything, so the code under test is instrumented too; tests/fuzz links its
-# targets with -fsanitize=fuzzer (libFuzzer's main).
+# targets with -fsanitize=fuzzer (libFuzzer's main). TROUPE_SANITIZE may be
+# empty or 'address' (the same sanitizers): scripts/test's asan build is also its
+# fuzz build, so CI compiles the tree once with ASan, not twice.
 if(TROUPE_FUZZ)
   if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
     message(FATAL_ERROR "TROUPE_FUZZ needs clang (libFuzzer)")
   endif()
-  if(NOT TROUPE_SANITIZE STREQUAL "")
-    message(FATAL_ERROR "TROUPE_FUZZ brings its own sanitizers (address, undefined): leave TROUPE_SANITIZE empty")
+  if(TROUPE_SANITIZE STREQUAL "")
+    add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+    add_link_options(-fsanitize=address,undefined -fno-sanitize-recover=all)
+  elseif(NOT TROUPE_SANITIZE STREQUAL "address")
+    message(FATAL_ERROR "TROUPE_FUZZ brings ASan+UBSan: TROUPE_SANITIZE must be empty or 'address'")
   endif()
-  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g)
-  add_link_options(-fsanitize=address,undefined -fno-sanitize-recover=all)
+  add_compile_options(-fsanitize=fuzzer-no-link)
 endif()
 
 # troupe_add_library(<name> SOURCES ... [DEPENDS ...] [COMPONENT <component> PACKAGES <find_dependency args>...])
