@@ -160,14 +160,7 @@ void topic_registry::unsubscribe(topic_state_base& topic, cell* c) {
   if (c == nullptr) return;
   {
     troupe::mutex_lock lock(mutex_);
-    if (stopped_) return;
-    const std::shared_ptr<const topic_fanout> current = topic.fanout();
-    if (!has_subscriber(current.get(), c)) return;
-    std::vector<topic_subscriber> local;
-    for (const topic_subscriber& s : current->local) {
-      if (s.cell.get() != c) local.push_back(s);
-    }
-    rebuild(topic, std::move(local));
+    if (stopped_ || !remove_subscriber(topic, c)) return;
   }
   changed_.notify_all();
   tell_keeper(forget_subscriber{cell_ptr(c)});
@@ -180,14 +173,7 @@ std::vector<topic_key> topic_registry::subscriber_stopped(const cell* c) {
     troupe::mutex_lock lock(mutex_);
     if (stopped_) return changed;
     for (auto& [key, topic] : topics_) {
-      const std::shared_ptr<const topic_fanout> current = topic->fanout();
-      if (!has_subscriber(current.get(), c)) continue;
-      std::vector<topic_subscriber> local;
-      for (const topic_subscriber& s : current->local) {
-        if (s.cell.get() != c) local.push_back(s);
-      }
-      rebuild(*topic, std::move(local));
-      changed.push_back(key);
+      if (remove_subscriber(*topic, c)) changed.push_back(key);
     }
     sweep();
   }
@@ -245,6 +231,17 @@ void topic_registry::rebuild(topic_state_base& topic, std::vector<topic_subscrib
     }
   }
   topic.set_fanout(std::move(next));
+}
+
+bool topic_registry::remove_subscriber(topic_state_base& topic, const cell* c) {
+  const std::shared_ptr<const topic_fanout> current = topic.fanout();
+  if (!has_subscriber(current.get(), c)) return false;
+  std::vector<topic_subscriber> local;
+  for (const topic_subscriber& s : current->local) {
+    if (s.cell.get() != c) local.push_back(s);
+  }
+  rebuild(topic, std::move(local));
+  return true;
 }
 
 void topic_registry::sweep() {

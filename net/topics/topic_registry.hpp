@@ -144,6 +144,9 @@ class topic_registry : public std::enable_shared_from_this<topic_registry> {
 
   // Builds and installs the topic's next fan-out: `local`, and the peers that announced it.
   void rebuild(topic_state_base& topic, std::vector<topic_subscriber> local) TROUPE_REQUIRES(mutex_);
+  // Rebuilds the topic's fan-out without c; false (and nothing rebuilt) when c
+  // is not one of its local subscribers.
+  bool remove_subscriber(topic_state_base& topic, const cell* c) TROUPE_REQUIRES(mutex_);
   // Forgets topics nobody here subscribes to and no handle refers to.
   void sweep() TROUPE_REQUIRES(mutex_);
   void tell_keeper(keep_subscriber message) noexcept;
