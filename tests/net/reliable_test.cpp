@@ -143,6 +143,22 @@ TEST(reliable_channel, a_consumer_gets_every_message_once_and_in_order) {
   EXPECT_LE(produced.credit_seen, 32u);
 }
 
+TEST(reliable_channel, a_consumer_with_a_bounded_mailbox_gets_every_message_once_and_in_order_too) {
+  // A bounded mailbox counts each message: its deliveries are told one by one
+  // instead of queued as one chain per batch.
+  troupe::system sys{troupe::config::deterministic()};
+  source_state produced{.total = 3000, .batches = true};
+  sink_state consumed;
+  auto out = troupe::spawn_producer<job>(sys, sys.spawn<source>(&produced), {.window = 1000, .buffer = 1000});
+  sys.spawn<sink>(troupe::bounded{2000, troupe::overflow_policy::reject}, out, &consumed);
+  sys.run_until_idle();
+  EXPECT_EQ(consumed.handled, one_to(3000));
+  const troupe::consumer_stats c = stats_of(consumed.controllers.at(0));
+  EXPECT_EQ(c.delivered, 3000u);
+  EXPECT_EQ(c.confirmed, 3000u);
+  EXPECT_EQ(stats_of(out).confirmed, 3000u);
+}
+
 TEST(reliable_channel, a_producing_actor_may_hand_over_its_messages_in_batches_within_its_credit) {
   troupe::system sys{troupe::config::deterministic()};
   source_state produced{.total = 3000, .batches = true};

@@ -49,7 +49,8 @@
 // - Batches: what a producer controller sends in one activation goes in
 //   batches of at most an eighth of the consumer's window (and 256 messages),
 //   each one message on the wire, so that confirmations of the first flow
-//   back while the next are on their way.
+//   back while the next are on their way; the consumer controller queues a
+//   batch's deliveries in its actor's mailbox in one step.
 //   delivery<T>::batch_end lets a consumer confirm once per batch
 //   (confirmation is cumulative).
 // - Not promised: anything while the producer controller is down without a
