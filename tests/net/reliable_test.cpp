@@ -143,6 +143,22 @@ TEST(reliable_channel, a_consumer_gets_every_message_once_and_in_order) {
   EXPECT_LE(produced.credit_seen, 32u);
 }
 
+TEST(reliable_channel, a_consumer_with_a_bounded_mailbox_gets_every_message_once_and_in_order_too) {
+  // A bounded mailbox counts each message: its deliveries are told one by one
+  // instead of queued as one chain per batch.
+  troupe::system sys{troupe::config::deterministic()};
+  source_state produced{.total = 3000, .batches = true};
+  sink_state consumed;
+  auto out = troupe::spawn_producer<job>(sys, sys.spawn<source>(&produced), {.window = 1000, .buffer = 1000});
+  sys.spawn<sink>(troupe::bounded{2000, troupe::overflow_policy::reject}, out, &consumed);
+  sys.run_until_idle();
+  EXPECT_EQ(consumed.handled, one_to(3000));
+  const troupe::consumer_stats c = stats_of(consumed.controllers.at(0));
+  EXPECT_EQ(c.delivered, 3000u);
+  EXPECT_EQ(c.confirmed, 3000u);
+  EXPECT_EQ(stats_of(out).confirmed, 3000u);
+}
+
 TEST(reliable_channel, a_producing_actor_may_hand_over_its_messages_in_batches_within_its_credit) {
   troupe::system sys{troupe::config::deterministic()};
   source_state produced{.total = 3000, .batches = true};
@@ -304,6 +320,7 @@ struct fake_consumer_state {
   std::uint64_t channel = 0;
   std::vector<std::uint64_t> seqs;  // data received, in order
   std::vector<std::int64_t> jobs;
+  std::vector<std::size_t> batches;  // the number of messages of each channel_data
 };
 struct fake_consumer : troupe::actor<troupe::consumer_controller_protocol<job>> {
   fake_consumer(producer_ref p, fake_consumer_state* s, std::uint64_t window) : producer(std::move(p)), state(s) {
@@ -311,6 +328,7 @@ struct fake_consumer : troupe::actor<troupe::consumer_controller_protocol<job>> 
     producer.tell(troupe::channel_register<job>{self(), state->channel, window, 42});
   }
   void on(troupe::channel_data<job>&& d) {
+    state->batches.push_back(d.messages.size());
     for (std::size_t i = 0; i < d.messages.size(); ++i) {
       state->seqs.push_back(d.seq + i);
       state->jobs.push_back(d.messages[i].n);
@@ -358,6 +376,47 @@ TEST(reliable_channel, an_unacknowledged_message_is_sent_again_after_the_timeout
   sys.advance_time(10s);  // nothing unconfirmed: nothing more, and no timer left
   EXPECT_EQ(fake.seqs.size(), 9u);
   EXPECT_EQ(sys.pending_timers(), 0u);
+}
+
+std::vector<std::uint64_t> seqs_from_to(std::uint64_t first, std::uint64_t last) {
+  std::vector<std::uint64_t> all;
+  for (std::uint64_t i = first; i <= last; ++i) all.push_back(i);
+  return all;
+}
+
+// A producer whose producing actor hands all its jobs over at once, to a
+// stand-in consumer whose window is the producer's.
+producer_ref stream_to_fake(troupe::system& sys, source_state& produced, fake_consumer_state& fake,
+                            std::uint64_t window, std::uint64_t buffer) {
+  auto out = troupe::spawn_producer<job>(sys, sys.spawn<source>(&produced), {.window = window, .buffer = buffer});
+  sys.spawn<fake_consumer>(out, &fake, window);
+  sys.run_until_idle();
+  return out;
+}
+
+TEST(reliable_channel, a_window_goes_out_in_batches_of_an_eighth_so_that_sending_overlaps_confirming) {
+  troupe::system sys{troupe::config::deterministic()};
+  source_state produced{.total = 80, .batches = true};
+  fake_consumer_state fake;
+  const producer_ref out = stream_to_fake(sys, produced, fake, 80, 80);
+  EXPECT_EQ(fake.seqs, seqs_from_to(1, 80));
+  EXPECT_EQ(fake.batches, std::vector<std::size_t>(8, 10));
+  // Sent again (the consumer saw a gap after 20): in the same batches.
+  out.tell(troupe::channel_ack{fake.channel, 20, true});
+  sys.run_until_idle();
+  EXPECT_EQ(std::vector<std::uint64_t>(fake.seqs.begin() + 80, fake.seqs.end()), seqs_from_to(21, 80));
+  EXPECT_EQ(fake.batches, std::vector<std::size_t>(8 + 6, 10));
+}
+
+TEST(reliable_channel, a_large_window_goes_out_in_batches_of_at_most_256_messages) {
+  troupe::system sys{troupe::config::deterministic()};
+  source_state produced{.total = 3000, .batches = true};
+  fake_consumer_state fake;
+  (void)stream_to_fake(sys, produced, fake, 10000, 3000);
+  EXPECT_EQ(fake.seqs, seqs_from_to(1, 3000));
+  std::vector<std::size_t> expected(11, 256);
+  expected.push_back(3000 - 11 * 256);
+  EXPECT_EQ(fake.batches, expected);
 }
 
 TEST(reliable_channel, nonsense_acknowledgements_from_a_peer_change_nothing_but_a_counter) {

@@ -46,9 +46,13 @@
 //   sends a message only once it is durable, and a controller started again on
 //   the store sends the unconfirmed messages again and numbers on; what it
 //   sends again that a consumer had handled is at most one window.
-// - Batches: what a producer controller sends in one activation is one
-//   message on the wire; delivery<T>::batch_end lets a consumer confirm once
-//   per batch (confirmation is cumulative).
+// - Batches: what a producer controller sends in one activation goes in
+//   batches of at most an eighth of the consumer's window (and 256 messages),
+//   each one message on the wire, so that confirmations of the first flow
+//   back while the next are on their way; the consumer controller queues a
+//   batch's deliveries in its actor's mailbox in one step.
+//   delivery<T>::batch_end lets a consumer confirm once per batch
+//   (confirmation is cumulative).
 // - Not promised: anything while the producer controller is down without a
 //   store (its messages are gone), nor exactly-once across a consumer's failure.
 //

@@ -40,8 +40,10 @@ concept channel_message = std::is_same_v<T, std::remove_cvref_t<T>> && serializa
 
 // Producer controller -> consumer controller: messages `seq`, `seq` + 1, ...
 // (numbered from 1) of channel `channel`. Several at once: what the producer
-// controller sent during one activation travels as one message, so a busy
-// channel costs one wire frame per batch, not per message.
+// controller sends during one activation travels in batches (at most an eighth
+// of the consumer's window, and 256 messages, each), so a busy channel costs
+// one wire frame per batch, not per message, and the consumer confirms the
+// first batches while the next are on their way.
 template <class T>
 struct channel_data {
   std::uint64_t channel = 0;
