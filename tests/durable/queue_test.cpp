@@ -212,6 +212,27 @@ TEST_F(queue_test, a_queue_at_its_byte_limit_refuses_sends_with_queue_full) {
   EXPECT_EQ(send(q, "1").status.code, troupe::errc::queue_full);
 }
 
+TEST_F(queue_test, the_byte_count_follows_each_delete_and_not_a_delete_with_a_stale_receipt) {
+  auto c = config();
+  c.max_bytes = 12;
+  auto q = spawn(c);
+  send_ok(q, "12345");
+  send_ok(q, "1234567");
+  auto first = receive(q, 10, 1s);
+  ASSERT_EQ(first.size(), 2u);
+  sys.advance_time(1s);
+  auto second = receive(q, 10, 1s);
+  ASSERT_EQ(second.size(), 2u);
+  EXPECT_EQ(remove(q, first[1].receipt).code, troupe::errc::invalid_receipt);
+  EXPECT_EQ(q.ask(durable::get_queue_stats{}, 5s).get().bytes, 12u) << "a stale receipt deletes nothing";
+  ASSERT_TRUE(remove(q, second[1].receipt).ok());
+  EXPECT_EQ(q.ask(durable::get_queue_stats{}, 5s).get().bytes, 5u);
+  send_ok(q, "abcdefg");  // the 7 bytes freed fit again
+  EXPECT_EQ(send(q, "x").status.code, troupe::errc::queue_full);
+  ASSERT_TRUE(remove(q, second[0].receipt).ok());
+  EXPECT_EQ(q.ask(durable::get_queue_stats{}, 5s).get().bytes, 7u);
+}
+
 TEST_F(queue_test, a_repeated_dedup_id_within_the_window_is_acknowledged_but_not_enqueued_again) {
   auto c = config();
   c.dedup_window = 1min;

@@ -69,6 +69,8 @@ expected<std::unique_ptr<queue_store>> queue_store::open(const queue_config& con
     if (auto r = db->exec(fifo_schema); !r) return r.error();
   }
   std::unique_ptr<queue_store> store(new queue_store(std::move(*db)));
+  // remove()'s DELETE reports the size of the body it deletes through this.
+  if (auto r = store->db_.define_note("troupe_note_size", &store->deleted_size_); !r) return r.error();
   if (auto r = store->load_counts(); !r) return r.error();
   return store;
 }
@@ -218,25 +220,24 @@ expected<void> queue_store::lease(queue_message& m, std::int64_t until) {
 expected<void> queue_store::remove(const std::string& receipt) {
   const std::optional<receipt_parts> parts = parse_receipt(receipt);
   if (!parts) return error(errc::invalid_receipt, "malformed receipt handle");
-  // The body's size first (for the byte count), then a plain DELETE: cheaper
-  // than DELETE ... RETURNING, which costs a statement journal per row.
-  statement& size_of = prepared("SELECT length(body) FROM troupe_queue_messages WHERE id = ?1 AND lease = ?2");
-  size_of.bind(1, parts->message_id).bind(2, parts->token);
-  expected<bool> row = size_of.next();
-  if (!row) return row.error();
-  if (!*row) {
-    size_of.reset();
+  if (auto r = begin_if_needed(); !r) return r.error();
+  // One statement: the lease check, and the body's size for the byte count
+  // handed over by troupe_note_size() (see open()) — no lookup before, no
+  // RETURNING (which costs a statement journal per row).
+  deleted_size_ = -1;
+  statement& erase =
+      prepared("DELETE FROM troupe_queue_messages WHERE id = ?1 AND lease = ?2 AND troupe_note_size(length(body))");
+  if (auto r = erase.bind(1, parts->message_id).bind(2, parts->token).run(); !r) return r.error();
+  if (db_.changes() == 0) {
     return error(errc::invalid_receipt,
                  "the receipt's lease is not the message's current one (it was received again, or deleted)");
   }
-  const auto size = static_cast<std::uint64_t>(size_of.column_int64(0));
-  size_of.reset();
-  if (auto r = begin_if_needed(); !r) return r.error();
-  if (auto r = prepared("DELETE FROM troupe_queue_messages WHERE id = ?1").bind(1, parts->message_id).run(); !r) {
-    return r.error();
+  // A row was deleted, so every term of its WHERE held for it, the note included.
+  if (deleted_size_ < 0) {
+    return error(errc::storage_failed, "SQLite file '" + db_.path() + "': a delete did not report the body's size");
   }
   messages_ -= 1;
-  bytes_ -= size;
+  bytes_ -= static_cast<std::uint64_t>(deleted_size_);
   return {};
 }
 

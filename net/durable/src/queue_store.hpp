@@ -87,6 +87,7 @@ class queue_store {
   statement_cache statements_{db_};
   std::uint64_t messages_ = 0;
   std::uint64_t bytes_ = 0;
+  std::int64_t deleted_size_ = -1;  // set by troupe_note_size() in remove()'s DELETE
   std::mt19937_64 tokens_{std::random_device{}()};
 };
 
