@@ -1,8 +1,8 @@
 // queue_store: see queue_store.hpp.
 #include "queue_store.hpp"
 
+#include <algorithm>
 #include <charconv>
-#include <cstdio>
 #include <limits>
 #include <utility>
 
@@ -33,10 +33,12 @@ std::span<const std::byte> as_bytes(const std::string& s) noexcept {
 }  // namespace
 
 std::string make_receipt(std::int64_t message_id, std::int64_t token) {
+  // to_chars, not snprintf: a receipt is made for every message received.
   char text[40];
-  const int n = std::snprintf(text, sizeof text, "%llx-%llx", static_cast<unsigned long long>(message_id),
-                              static_cast<unsigned long long>(token));
-  return {text, static_cast<std::size_t>(n)};
+  char* end = std::to_chars(text, text + 16, static_cast<std::uint64_t>(message_id), 16).ptr;
+  *end++ = '-';
+  end = std::to_chars(end, text + sizeof text, static_cast<std::uint64_t>(token), 16).ptr;
+  return {text, static_cast<std::size_t>(end - text)};
 }
 
 std::optional<receipt_parts> parse_receipt(const std::string& receipt) noexcept {
@@ -199,21 +201,40 @@ expected<std::vector<picked_message>> queue_store::pick(std::uint32_t max, std::
   return picked;
 }
 
-expected<void> queue_store::lease(queue_message& m, std::int64_t until) {
+expected<void> queue_store::lease(std::span<queue_message* const> messages, std::int64_t until) {
+  if (messages.empty()) return {};
   if (auto r = begin_if_needed(); !r) return r.error();
+  // One token per receive: it is still new at each receive, and a receipt
+  // names its message and lease together. No RETURNING (nor any other clause
+  // that makes SQLite open a statement journal): the counts are the ones
+  // pick() read, plus one. Ids past a short chunk's end stay unbound (NULL),
+  // which matches no row.
+  static const std::string update_sql = [] {
+    std::string sql =
+        "UPDATE troupe_queue_messages SET visible_at = ?1, receive_count = receive_count + 1, lease = ?2 "
+        "WHERE id IN (";
+    for (std::size_t i = 0; i < lease_chunk; ++i) sql += (i == 0 ? "?" : ", ?") + std::to_string(i + 3);
+    return sql + ")";
+  }();
   const auto token = static_cast<std::int64_t>(new_token());
-  const auto id = static_cast<std::int64_t>(m.message_id);
-  // No RETURNING (nor any other clause that makes SQLite open a statement
-  // journal for each row): the count is the one pick() read, plus one.
-  statement& update = prepared(
-      "UPDATE troupe_queue_messages SET visible_at = ?1, receive_count = receive_count + 1, lease = ?2 WHERE id = ?3");
-  update.bind(1, until).bind(2, token).bind(3, id);
-  if (auto r = update.run(); !r) return r.error();
-  if (db_.changes() != 1) {
-    return error(errc::storage_failed, "message " + std::to_string(id) + " vanished while being received");
+  for (std::size_t first = 0; first < messages.size(); first += lease_chunk) {
+    const std::span<queue_message* const> chunk =
+        messages.subspan(first, std::min(lease_chunk, messages.size() - first));
+    statement& update = prepared(update_sql.c_str());
+    update.bind(1, until).bind(2, token);
+    int parameter = 3;
+    for (const queue_message* m : chunk) update.bind(parameter++, static_cast<std::int64_t>(m->message_id));
+    if (auto r = update.run(); !r) return r.error();
+    if (db_.changes() != static_cast<std::int64_t>(chunk.size())) {
+      return error(errc::storage_failed, "SQLite file '" + db_.path() + "': " +
+                                             std::to_string(chunk.size() - static_cast<std::size_t>(db_.changes())) +
+                                             " message(s) vanished while being received");
+    }
   }
-  m.receive_count += 1;
-  m.receipt = make_receipt(id, token);
+  for (queue_message* m : messages) {
+    m->receive_count += 1;
+    m->receipt = make_receipt(static_cast<std::int64_t>(m->message_id), token);
+  }
   return {};
 }
 
