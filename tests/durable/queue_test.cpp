@@ -217,8 +217,7 @@ TEST_F(queue_test, the_byte_count_follows_each_delete_and_not_a_delete_with_a_st
   auto c = config();
   c.max_bytes = 12;
   auto q = spawn(c);
-  send_ok(q, "12345");
-  send_ok(q, "1234567");
+  for (std::string body : {"12345", "1234567"}) send_ok(q, std::move(body));
   auto first = receive(q, 10, 1s);
   ASSERT_EQ(first.size(), 2u);
   sys.advance_time(1s);
