@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -132,6 +133,11 @@ double run_floor(const params& p) {
           .value();
   auto remove = conn.prepare("DELETE FROM m WHERE id = ?1").value();
   const std::span<const std::byte> body(reinterpret_cast<const std::byte*>(payload().data()), payload().size());
+  // Milliseconds since the epoch, as the queue stores: the same integer width
+  // in each row (a small counter would make the floor's rows shorter).
+  const std::int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
   std::vector<std::int64_t> ids;
   bench::stopwatch clock;
   for (std::int64_t done = 0; done < p.messages;) {
@@ -139,7 +145,7 @@ double run_floor(const params& p) {
     ids.clear();
     conn.exec("BEGIN IMMEDIATE").value();
     for (std::int64_t i = 0; i < n; ++i) {
-      insert.bind(1, body).bind(2, done + i);
+      insert.bind(1, body).bind(2, now_ms + done + i);
       insert.run().value();
       ids.push_back(conn.last_insert_rowid());
     }

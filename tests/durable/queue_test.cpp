@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -210,6 +211,55 @@ TEST_F(queue_test, a_queue_at_its_byte_limit_refuses_sends_with_queue_full) {
   send_ok(q, "12345");
   send_ok(q, "12345");
   EXPECT_EQ(send(q, "1").status.code, troupe::errc::queue_full);
+}
+
+TEST_F(queue_test, the_byte_count_follows_each_delete_and_not_a_delete_with_a_stale_receipt) {
+  auto c = config();
+  c.max_bytes = 12;
+  auto q = spawn(c);
+  for (std::string body : {"12345", "1234567"}) send_ok(q, std::move(body));
+  auto first = receive(q, 10, 1s);
+  ASSERT_EQ(first.size(), 2u);
+  sys.advance_time(1s);
+  auto second = receive(q, 10, 1s);
+  ASSERT_EQ(second.size(), 2u);
+  EXPECT_EQ(remove(q, first[1].receipt).code, troupe::errc::invalid_receipt);
+  EXPECT_EQ(q.ask(durable::get_queue_stats{}, 5s).get().bytes, 12u) << "a stale receipt deletes nothing";
+  ASSERT_TRUE(remove(q, second[1].receipt).ok());
+  EXPECT_EQ(q.ask(durable::get_queue_stats{}, 5s).get().bytes, 5u);
+  send_ok(q, "abcdefg");  // the 7 bytes freed fit again
+  EXPECT_EQ(send(q, "x").status.code, troupe::errc::queue_full);
+  ASSERT_TRUE(remove(q, second[0].receipt).ok());
+  EXPECT_EQ(q.ask(durable::get_queue_stats{}, 5s).get().bytes, 7u);
+}
+
+TEST_F(queue_test, a_receive_of_more_messages_than_one_lease_statement_covers_leases_each_of_them_once) {
+  auto q = spawn(config());
+  constexpr std::size_t count = 150;  // more than two of the store's lease statements
+  for (std::size_t i = 0; i < count; ++i) send_ok(q, "m" + std::to_string(i));
+  auto first = receive(q, 1000, 10s);
+  ASSERT_EQ(first.size(), count);
+  std::set<std::uint64_t> ids;
+  std::set<std::string> receipts;
+  for (const auto& m : first) {
+    ids.insert(m.message_id);
+    receipts.insert(m.receipt);
+    EXPECT_EQ(m.receive_count, 1u);
+  }
+  EXPECT_EQ(ids.size(), count);
+  EXPECT_EQ(receipts.size(), count);
+  EXPECT_TRUE(receive(q).empty()) << "every one of them is leased";
+  sys.advance_time(10s);
+  auto again = receive(q, 1000, 10s);
+  ASSERT_EQ(again.size(), count);
+  for (const auto& m : again) {
+    EXPECT_EQ(m.receive_count, 2u) << m.body;
+    EXPECT_EQ(receipts.count(m.receipt), 0u) << "a new lease, a new receipt";
+    EXPECT_TRUE(remove(q, m.receipt).ok());
+  }
+  const durable::queue_stats stats = q.ask(durable::get_queue_stats{}, 5s).get();
+  EXPECT_EQ(stats.messages, 0u);
+  EXPECT_EQ(stats.bytes, 0u);
 }
 
 TEST_F(queue_test, a_repeated_dedup_id_within_the_window_is_acknowledged_but_not_enqueued_again) {

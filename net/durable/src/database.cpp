@@ -207,6 +207,19 @@ expected<statement> database::prepare(const char* sql) {
   return statement(db_, stmt);
 }
 
+expected<void> database::define_note(const char* name, std::int64_t* slot) {
+  auto note = [](sqlite3_context* context, int /*argc*/, sqlite3_value** argv) {
+    *static_cast<std::int64_t*>(sqlite3_user_data(context)) = sqlite3_value_int64(argv[0]);
+    sqlite3_result_int(context, 1);
+  };
+  // DIRECTONLY: usable in this connection's own statements, never from a
+  // trigger or view a damaged or hostile file might carry.
+  const int rc =
+      sqlite3_create_function_v2(db_, name, 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, slot, note, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return sqlite_error(rc, sqlite3_errmsg(db_), path_, "define an SQL function");
+  return {};
+}
+
 std::int64_t database::changes() const noexcept { return sqlite3_changes64(db_); }
 
 std::int64_t database::last_insert_rowid() const noexcept { return sqlite3_last_insert_rowid(db_); }

@@ -100,6 +100,12 @@ class database {
   [[nodiscard]] expected<void> exec(const char* sql);
   [[nodiscard]] expected<statement> prepare(const char* sql);
   [[nodiscard]] std::int64_t changes() const noexcept;
+  // Defines the SQL function `name(x)` on this connection: it stores the
+  // integer x in *slot and returns 1, so a statement can hand a value of the
+  // row it works on to C++ without a RETURNING clause (which makes SQLite keep
+  // a statement journal). Not deterministic: evaluated for each row. `slot`
+  // must outlive the connection's use of the function.
+  [[nodiscard]] expected<void> define_note(const char* name, std::int64_t* slot);
   [[nodiscard]] std::int64_t last_insert_rowid() const noexcept;
   [[nodiscard]] bool in_transaction() const noexcept;
   [[nodiscard]] const std::string& path() const noexcept { return path_; }

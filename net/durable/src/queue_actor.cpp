@@ -236,20 +236,25 @@ class queue_engine {
     }
     received got;
     const bool redrive = config_.redrive.max_receives > 0 && config_.redrive.dead_letter;
+    // Two leases at most, each one UPDATE per chunk: the messages to deliver,
+    // and those received max_receives times already (to the dead-letter queue).
+    std::vector<queue_message*> deliver;
+    std::vector<queue_message*> dead;
+    deliver.reserve(picked->size());
     for (picked_message& p : *picked) {
-      const bool dead = redrive && p.receive_count_before >= config_.redrive.max_receives;
-      const std::int64_t until = now + (dead ? dead_letter_lease : m.visibility_timeout).count();
-      if (auto r = store_->lease(p.message, until); !r) {
-        fail_batch(r.error(), reply, received{});
-        return std::nullopt;
-      }
-      if (dead) {
-        dead_letters_.push_back(std::move(p.message));
-        schedule_flush();  // they are sent after the commit of their lease
-      } else {
-        got.messages.push_back(std::move(p.message));
-      }
+      const bool to_dead_letter = redrive && p.receive_count_before >= config_.redrive.max_receives;
+      (to_dead_letter ? dead : deliver).push_back(&p.message);
     }
+    expected<void> leased = store_->lease(deliver, now + m.visibility_timeout.count());
+    if (leased) leased = store_->lease(dead, now + dead_letter_lease.count());
+    if (!leased) {
+      fail_batch(leased.error(), reply, received{});
+      return std::nullopt;
+    }
+    got.messages.reserve(deliver.size());
+    for (queue_message* message : deliver) got.messages.push_back(std::move(*message));
+    for (queue_message* message : dead) dead_letters_.push_back(std::move(*message));
+    if (!dead.empty()) schedule_flush();  // they are sent after the commit of their lease
     stats_.received += got.messages.size();
     return got;
   }

@@ -1,8 +1,8 @@
 // queue_store: see queue_store.hpp.
 #include "queue_store.hpp"
 
+#include <algorithm>
 #include <charconv>
-#include <cstdio>
 #include <limits>
 #include <utility>
 
@@ -33,10 +33,12 @@ std::span<const std::byte> as_bytes(const std::string& s) noexcept {
 }  // namespace
 
 std::string make_receipt(std::int64_t message_id, std::int64_t token) {
+  // to_chars, not snprintf: a receipt is made for every message received.
   char text[40];
-  const int n = std::snprintf(text, sizeof text, "%llx-%llx", static_cast<unsigned long long>(message_id),
-                              static_cast<unsigned long long>(token));
-  return {text, static_cast<std::size_t>(n)};
+  char* end = std::to_chars(text, text + 16, static_cast<std::uint64_t>(message_id), 16).ptr;
+  *end++ = '-';
+  end = std::to_chars(end, text + sizeof text, static_cast<std::uint64_t>(token), 16).ptr;
+  return {text, static_cast<std::size_t>(end - text)};
 }
 
 std::optional<receipt_parts> parse_receipt(const std::string& receipt) noexcept {
@@ -69,6 +71,8 @@ expected<std::unique_ptr<queue_store>> queue_store::open(const queue_config& con
     if (auto r = db->exec(fifo_schema); !r) return r.error();
   }
   std::unique_ptr<queue_store> store(new queue_store(std::move(*db)));
+  // remove()'s DELETE reports the size of the body it deletes through this.
+  if (auto r = store->db_.define_note("troupe_note_size", &store->deleted_size_); !r) return r.error();
   if (auto r = store->load_counts(); !r) return r.error();
   return store;
 }
@@ -197,46 +201,64 @@ expected<std::vector<picked_message>> queue_store::pick(std::uint32_t max, std::
   return picked;
 }
 
-expected<void> queue_store::lease(queue_message& m, std::int64_t until) {
+expected<void> queue_store::lease(std::span<queue_message* const> messages, std::int64_t until) {
+  if (messages.empty()) return {};
   if (auto r = begin_if_needed(); !r) return r.error();
+  // One token per receive: it is still new at each receive, and a receipt
+  // names its message and lease together. No RETURNING (nor any other clause
+  // that makes SQLite open a statement journal): the counts are the ones
+  // pick() read, plus one. Ids past a short chunk's end stay unbound (NULL),
+  // which matches no row.
+  static const std::string update_sql = [] {
+    std::string sql =
+        "UPDATE troupe_queue_messages SET visible_at = ?1, receive_count = receive_count + 1, lease = ?2 "
+        "WHERE id IN (";
+    for (std::size_t i = 0; i < lease_chunk; ++i) sql += (i == 0 ? "?" : ", ?") + std::to_string(i + 3);
+    return sql + ")";
+  }();
   const auto token = static_cast<std::int64_t>(new_token());
-  const auto id = static_cast<std::int64_t>(m.message_id);
-  // No RETURNING (nor any other clause that makes SQLite open a statement
-  // journal for each row): the count is the one pick() read, plus one.
-  statement& update = prepared(
-      "UPDATE troupe_queue_messages SET visible_at = ?1, receive_count = receive_count + 1, lease = ?2 WHERE id = ?3");
-  update.bind(1, until).bind(2, token).bind(3, id);
-  if (auto r = update.run(); !r) return r.error();
-  if (db_.changes() != 1) {
-    return error(errc::storage_failed, "message " + std::to_string(id) + " vanished while being received");
+  for (std::size_t first = 0; first < messages.size(); first += lease_chunk) {
+    const std::span<queue_message* const> chunk =
+        messages.subspan(first, std::min(lease_chunk, messages.size() - first));
+    statement& update = prepared(update_sql.c_str());
+    update.bind(1, until).bind(2, token);
+    int parameter = 3;
+    for (const queue_message* m : chunk) update.bind(parameter++, static_cast<std::int64_t>(m->message_id));
+    if (auto r = update.run(); !r) return r.error();
+    if (db_.changes() != static_cast<std::int64_t>(chunk.size())) {
+      return error(errc::storage_failed, "SQLite file '" + db_.path() + "': " +
+                                             std::to_string(chunk.size() - static_cast<std::size_t>(db_.changes())) +
+                                             " message(s) vanished while being received");
+    }
   }
-  m.receive_count += 1;
-  m.receipt = make_receipt(id, token);
+  for (queue_message* m : messages) {
+    m->receive_count += 1;
+    m->receipt = make_receipt(static_cast<std::int64_t>(m->message_id), token);
+  }
   return {};
 }
 
 expected<void> queue_store::remove(const std::string& receipt) {
   const std::optional<receipt_parts> parts = parse_receipt(receipt);
   if (!parts) return error(errc::invalid_receipt, "malformed receipt handle");
-  // The body's size first (for the byte count), then a plain DELETE: cheaper
-  // than DELETE ... RETURNING, which costs a statement journal per row.
-  statement& size_of = prepared("SELECT length(body) FROM troupe_queue_messages WHERE id = ?1 AND lease = ?2");
-  size_of.bind(1, parts->message_id).bind(2, parts->token);
-  expected<bool> row = size_of.next();
-  if (!row) return row.error();
-  if (!*row) {
-    size_of.reset();
+  if (auto r = begin_if_needed(); !r) return r.error();
+  // One statement: the lease check, and the body's size for the byte count
+  // handed over by troupe_note_size() (see open()) — no lookup before, no
+  // RETURNING (which costs a statement journal per row).
+  deleted_size_ = -1;
+  statement& erase =
+      prepared("DELETE FROM troupe_queue_messages WHERE id = ?1 AND lease = ?2 AND troupe_note_size(length(body))");
+  if (auto r = erase.bind(1, parts->message_id).bind(2, parts->token).run(); !r) return r.error();
+  if (db_.changes() == 0) {
     return error(errc::invalid_receipt,
                  "the receipt's lease is not the message's current one (it was received again, or deleted)");
   }
-  const auto size = static_cast<std::uint64_t>(size_of.column_int64(0));
-  size_of.reset();
-  if (auto r = begin_if_needed(); !r) return r.error();
-  if (auto r = prepared("DELETE FROM troupe_queue_messages WHERE id = ?1").bind(1, parts->message_id).run(); !r) {
-    return r.error();
+  // A row was deleted, so every term of its WHERE held for it, the note included.
+  if (deleted_size_ < 0) {
+    return error(errc::storage_failed, "SQLite file '" + db_.path() + "': a delete did not report the body's size");
   }
   messages_ -= 1;
-  bytes_ -= size;
+  bytes_ -= static_cast<std::uint64_t>(deleted_size_);
   return {};
 }
 
