@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "endpoint.hpp"
+#include "troupe/mailbox/mutex.hpp"
 
 namespace troupe::ports::detail {
 
@@ -27,6 +28,13 @@ std::string text_of(const udp::endpoint& e) {
   return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(e.port());
 }
 std::string text_of(const local_stream::endpoint& e) { return e.path(); }
+
+template <class Socket>
+std::string address_of_socket(const Socket& socket) {
+  boost::system::error_code ec;
+  auto e = socket.local_endpoint(ec);
+  return ec ? std::string() : text_of(e);
+}
 
 expected<asio::ip::address> address_of(const std::string& host) {
   boost::system::error_code ec;
@@ -58,18 +66,26 @@ expected<udp::endpoint> udp_endpoint_of(const std::string& text) {
 template <class Socket>
 class socket_endpoint final : public endpoint {
  public:
-  socket_endpoint(reactor& io, Socket socket) : endpoint(io), socket_(std::move(socket)) {}
-  // A TCP socket not yet connected: begin() dials first.
+  socket_endpoint(reactor& io, Socket socket) : endpoint(io), socket_(std::move(socket)) { note_address(); }
+  // A TCP socket not yet connected: begin() dials first (the address is known after).
   socket_endpoint(reactor& io, Socket socket, tcp::endpoint dial)
       : endpoint(io), socket_(std::move(socket)), dial_(dial) {}
 
   [[nodiscard]] std::string local_address() const override {
-    boost::system::error_code ec;
-    auto e = socket_.local_endpoint(ec);
-    return ec ? std::string() : text_of(e);
+    troupe::mutex_lock lock(address_mutex_);
+    return address_;
   }
 
  private:
+  // The address as text, taken while no other thread uses the socket (the
+  // port actor asks for it while the strand reads and writes).
+  void note_address() {
+    boost::system::error_code ec;
+    auto e = socket_.local_endpoint(ec);
+    troupe::mutex_lock lock(address_mutex_);
+    address_ = ec ? std::string() : text_of(e);
+  }
+
   void begin() override {
     reader_.emplace(*this, socket_, context().options.frames, channel::output,
                     [this](const boost::system::error_code& ec) {
@@ -121,6 +137,8 @@ class socket_endpoint final : public endpoint {
   }
 
   Socket socket_;
+  mutable troupe::mutex address_mutex_;
+  std::string address_ TROUPE_GUARDED_BY(address_mutex_);
   std::optional<tcp::endpoint> dial_;
   std::optional<stream_reader<Socket>> reader_;
   std::optional<stream_writer<Socket>> writer_;
@@ -135,7 +153,11 @@ class listener_endpoint final : public endpoint {
   using acceptor_type = typename Protocol::acceptor;
   using socket_type = typename Protocol::socket;
   listener_endpoint(reactor& io, acceptor_type acceptor, std::string unlink_path)
-      : endpoint(io), io_(io), acceptor_(std::move(acceptor)), unlink_path_(std::move(unlink_path)) {}
+      : endpoint(io),
+        io_(io),
+        acceptor_(std::move(acceptor)),
+        address_(address_of_socket(acceptor_)),
+        unlink_path_(std::move(unlink_path)) {}
   listener_endpoint(const listener_endpoint&) = delete;
   listener_endpoint& operator=(const listener_endpoint&) = delete;
   ~listener_endpoint() override {
@@ -145,11 +167,7 @@ class listener_endpoint final : public endpoint {
     }
   }
 
-  [[nodiscard]] std::string local_address() const override {
-    boost::system::error_code ec;
-    auto e = acceptor_.local_endpoint(ec);
-    return ec ? std::string() : text_of(e);
-  }
+  [[nodiscard]] std::string local_address() const override { return address_; }
 
  private:
   void begin() override { accept(); }
@@ -183,18 +201,16 @@ class listener_endpoint final : public endpoint {
 
   reactor& io_;
   acceptor_type acceptor_;
+  const std::string address_;  // taken before any other thread sees the acceptor
   std::string unlink_path_;
 };
 
 class udp_endpoint final : public endpoint {
  public:
-  udp_endpoint(reactor& io, udp::socket socket) : endpoint(io), socket_(std::move(socket)) {}
+  udp_endpoint(reactor& io, udp::socket socket)
+      : endpoint(io), socket_(std::move(socket)), address_(address_of_socket(socket_)) {}
 
-  [[nodiscard]] std::string local_address() const override {
-    boost::system::error_code ec;
-    auto e = socket_.local_endpoint(ec);
-    return ec ? std::string() : text_of(e);
-  }
+  [[nodiscard]] std::string local_address() const override { return address_; }
 
  private:
   void begin() override { receive(); }
@@ -238,6 +254,7 @@ class udp_endpoint final : public endpoint {
   }
 
   udp::socket socket_;
+  const std::string address_;  // taken before any other thread sees the socket
   udp::endpoint from_;
   std::array<std::byte, 65536> buffer_{};
 };
