@@ -59,10 +59,10 @@ struct recorder : troupe::actor<recorder_protocol> {
     log_->add("from " + d.from);
     if (holding_) held_datagrams_.push_back(std::move(d));
   }
-  void on(ports::closed c) { log_->add("closed " + c.why); }
-  void on(ports::port_error e) { log_->add("error " + e.what); }
-  void on(ports::child_exited e) { log_->add("exited " + status_text(e.status)); }
-  void on(ports::accepted a) {
+  void on(const ports::closed& c) { log_->add("closed " + c.why); }
+  void on(const ports::port_error& e) { log_->add("error " + e.what); }
+  void on(const ports::child_exited& e) { log_->add("exited " + status_text(e.status)); }
+  void on(const ports::accepted& a) {
     log_->add("accepted");
     // The first connection's port, for the test to write to.
     if (connection_ != nullptr && !*connection_) *connection_ = a.connection;

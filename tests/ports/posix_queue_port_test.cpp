@@ -19,7 +19,7 @@ using queue_owner_protocol = troupe::protocol<ports::queue_message, ports::port_
 struct queue_recorder : troupe::actor<queue_owner_protocol> {
   explicit queue_recorder(event_log* log) : log_(log) {}
   void on(ports::queue_message m) { log_->add("queue " + std::to_string(m.priority) + " " + std::string(m.text())); }
-  void on(ports::port_error e) { log_->add("error " + e.what); }
+  void on(const ports::port_error& e) { log_->add("error " + e.what); }
   void on(const troupe::exit& e) { log_->add("exit " + e.reason.to_string()); }
 
  private:

@@ -16,8 +16,8 @@ using typed_protocol = troupe::protocol<ports::received<reading>, ports::port_er
 struct typed_recorder : troupe::actor<typed_protocol> {
   explicit typed_recorder(event_log* log) : log_(log) {}
   void on(ports::received<reading> r) { log_->add("reading " + std::to_string(r.value.sensor) + " " + r.value.unit); }
-  void on(ports::port_error e) { log_->add("error " + e.what); }
-  void on(ports::child_exited /*unused*/) {}
+  void on(const ports::port_error& e) { log_->add("error " + e.what); }
+  void on(const ports::child_exited& /*unused*/) {}
   void on(const troupe::exit& e) { log_->add("exit " + e.reason.to_string()); }
 
  private:

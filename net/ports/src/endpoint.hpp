@@ -177,7 +177,7 @@ class stream_reader {
   framer framer_;
   channel from_;
   end_handler on_end_;
-  std::array<std::byte, 64 * 1024> buffer_{};
+  std::array<std::byte, std::size_t{64} << 10> buffer_{};
   std::optional<boost::system::error_code> end_;
   bool reading_ = false;
   bool paused_ = false;

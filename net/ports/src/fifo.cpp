@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "endpoint.hpp"
+#include "os/os.hpp"
 
 namespace troupe::ports::detail {
 
@@ -83,15 +84,15 @@ class fifo_opener final : public endpoint_spec::opener {
         created = true;
         ::chmod(path.c_str(), spec_.mode);  // exactly the mode asked for, whatever the umask
       } else if (errno != EEXIST) {
-        return error(errc::invalid_request, "mkfifo " + path + ": " + std::strerror(errno));
+        return error(errc::invalid_request, troupe::detail::errno_text(("mkfifo " + path).c_str()));
       }
     }
     // O_NONBLOCK: opening never waits for the other side; the reactor does the waiting.
     const int fd = ::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
-      const int e = errno;
+      std::string what = troupe::detail::errno_text(("open FIFO " + path).c_str());
       if (created) ::unlink(path.c_str());
-      return error(errc::invalid_request, "open FIFO " + path + ": " + std::strerror(e));
+      return error(errc::invalid_request, std::move(what));
     }
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) {

@@ -15,7 +15,7 @@ using opened_slot = std::shared_ptr<std::shared_ptr<endpoint>>;
 class port_actor : public actor<port_protocol> {
  public:
   port_actor(reactor* io, owner_sink sink, std::optional<endpoint_spec> what, port_options options, opened_slot slot)
-      : io_(io), sink_(std::move(sink)), what_(std::move(what)), options_(std::move(options)), slot_(std::move(slot)) {}
+      : io_(io), sink_(std::move(sink)), what_(std::move(what)), options_(options), slot_(std::move(slot)) {}
   port_actor(const port_actor&) = delete;
   port_actor& operator=(const port_actor&) = delete;
   ~port_actor() {
@@ -102,9 +102,10 @@ port spawn_opened(reactor& io, troupe::system& sys, owner_sink sink, std::shared
                                std::make_shared<std::shared_ptr<endpoint>>(std::move(opened)));
 }
 
-child_spec supervised_port(std::string id, reactor& io, owner_sink sink, endpoint_spec what, port_options options) {
-  return troupe::child<port_actor>(std::move(id), &io, std::move(sink), std::optional<endpoint_spec>(std::move(what)),
-                                   std::move(options), opened_slot{});
+child_spec supervised_port(const std::string& id, reactor& io, owner_sink sink, const endpoint_spec& what,
+                           const port_options& options) {
+  return troupe::child<port_actor>(id, &io, std::move(sink), std::optional<endpoint_spec>(what), options,
+                                   opened_slot{});
 }
 
 }  // namespace troupe::ports::detail

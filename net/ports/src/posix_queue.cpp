@@ -13,6 +13,7 @@
 #include <deque>
 
 #include "endpoint.hpp"
+#include "os/os.hpp"
 
 namespace troupe::ports::detail {
 
@@ -71,7 +72,7 @@ class posix_queue_endpoint final : public endpoint {
       if (n < 0) {
         if (errno == EAGAIN) break;
         if (errno == EINTR) continue;
-        return end_failed("mq_receive " + spec_.name + ": " + std::strerror(errno));
+        return end_failed(troupe::detail::errno_text(("mq_receive " + spec_.name).c_str()));
       }
       const auto size = std::min(static_cast<std::size_t>(n), context().options.frames.max_frame);
       if (!deliver_queue_message(std::vector<std::byte>(buffer_.data(), buffer_.data() + size), priority)) return;
@@ -116,7 +117,7 @@ class posix_queue_endpoint final : public endpoint {
               }));
           return;
         }
-        return end_failed("mq_send " + spec_.name + ": " + std::strerror(errno));
+        return end_failed(troupe::detail::errno_text(("mq_send " + spec_.name).c_str()));
       }
       queued_bytes_ -= bytes.size();
       note_queued(-static_cast<std::int64_t>(bytes.size()));
@@ -163,13 +164,13 @@ class posix_queue_opener final : public endpoint_spec::opener {
                                                 std::to_string(spec_.message_size) +
                                                 " bytes; see /proc/sys/fs/mqueue/msg_max and msgsize_max)");
       } else if (errno != EEXIST) {
-        return error(errc::invalid_request, "mq_open " + name + ": " + std::strerror(errno));
+        return error(errc::invalid_request, troupe::detail::errno_text(("mq_open " + name).c_str()));
       }
     }
     if (!created) {
       queue = ::mq_open(name.c_str(), access);
       if (queue == static_cast<mqd_t>(-1)) {
-        return error(errc::invalid_request, "mq_open " + name + ": " + std::strerror(errno));
+        return error(errc::invalid_request, troupe::detail::errno_text(("mq_open " + name).c_str()));
       }
     }
     mq_attr actual{};

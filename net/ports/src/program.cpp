@@ -113,11 +113,18 @@ class program_endpoint final : public endpoint {
     stdin_.close(ignored);
     stdout_.close(ignored);
     stderr_.close(ignored);
-    // The pidfd wait stays: it reaps the killed program (and keeps this alive until then).
-    if (!reaped_) {
+    // The pidfd wait stays: it reaps the killed program (and keeps this alive
+    // until then). If it cannot be started, the destructor reaps instead.
+    if (!reaped_) try_reap_later();
+  }
+
+  void try_reap_later() noexcept {
+    try {
       pidfd_.async_wait(descriptor::wait_read,
                         asio::bind_executor(
                             strand(), [this, keep = shared_from_this()](const boost::system::error_code&) { reap(); }));
+    } catch (...) {
+      // Out of memory: ~program_endpoint kills and reaps the program instead.
     }
   }
 
@@ -203,7 +210,7 @@ class program_opener final : public endpoint_spec::opener {
       // The reactor threads block SIGPIPE; the program starts with the default.
       sigset_t none;
       sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
       int failed_call = 0;  // 1: chdir, 2: exec
       if (dir != nullptr && ::chdir(dir) != 0) {
         failed_call = 1;
@@ -224,9 +231,9 @@ class program_opener final : public endpoint_spec::opener {
     if (n == static_cast<ssize_t>(sizeof report)) {
       int ignored = 0;
       ::waitpid(pid, &ignored, 0);
-      const char* call = report[0] == 1 ? "chdir " : "exec ";
-      const std::string what = report[0] == 1 ? spec_.working_directory : spec_.argv[0];
-      return error(errc::invalid_request, std::string(call) + what + ": " + std::strerror(report[1]));
+      const std::string call = (report[0] == 1 ? "chdir " + spec_.working_directory : "exec " + spec_.argv[0]);
+      errno = report[1];  // the child's errno, for errno_text's thread-safe strerror
+      return error(errc::invalid_request, errno_text(call.c_str()));
     }
     troupe::detail::unique_fd pidfd = troupe::detail::open_pidfd(pid);
     if (!pidfd) {

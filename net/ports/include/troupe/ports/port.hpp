@@ -211,7 +211,8 @@ namespace detail {
 // Non-template halves (src/port_actor.cpp).
 expected<port> spawn_port(reactor& io, system& sys, owner_sink sink, const endpoint_spec& what,
                           const port_options& options);
-child_spec supervised_port(std::string id, reactor& io, owner_sink sink, endpoint_spec what, port_options options);
+child_spec supervised_port(const std::string& id, reactor& io, owner_sink sink, const endpoint_spec& what,
+                           const port_options& options);
 }  // namespace detail
 
 // Opens `what` now (an error here is a clear open failure: no such program,
@@ -236,8 +237,9 @@ template <class T, class P>
 // A supervisor's child spec for a port owned by `owner`: every start opens the
 // endpoint afresh; an open that fails is the child's failure.
 template <class P>
-child_spec supervised(std::string id, reactor& io, const ref<P>& owner, endpoint_spec what, port_options options = {}) {
-  return detail::supervised_port(std::move(id), io, sink_of(owner), std::move(what), std::move(options));
+child_spec supervised(const std::string& id, reactor& io, const ref<P>& owner, const endpoint_spec& what,
+                      const port_options& options = {}) {
+  return detail::supervised_port(id, io, sink_of(owner), what, options);
 }
 
 }  // namespace troupe::ports
