@@ -181,8 +181,11 @@ TEST(socket_port, a_udp_port_counts_the_datagrams_it_drops_while_its_owner_is_ov
   auto last = r.socat({"/bin/sh", "-c", "printf end | /usr/bin/socat -u - UDP-SENDTO:" + where});
   ASSERT_TRUE(r.log.wait_for("datagram end"));
   const auto s = p->ask(ports::stats{}, 10s).get();
+  // Every datagram was delivered or counted as dropped. How many were dropped
+  // depends on how many the port had read before the owner let go (the burst
+  // may still be in the socket then), so only the sum is exact.
   EXPECT_EQ(s.delivered + s.datagrams_dropped, 51U) << "delivered " << s.delivered;
-  EXPECT_EQ(s.delivered, 5U) << "4 up to high water, then the last one";
+  EXPECT_GE(s.delivered, 5U) << "4 up to high water, then the last one";
   EXPECT_LE(s.max_outstanding, 4);
 }
 

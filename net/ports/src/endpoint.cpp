@@ -49,6 +49,12 @@ void endpoint::send_with_priority(std::vector<std::byte> bytes, unsigned priorit
   });
 }
 
+void endpoint::send_typed(long type, std::vector<std::byte> bytes) {
+  asio::post(strand_, [self = shared_from_this(), type, bytes = std::move(bytes)]() mutable {
+    if (!self->ended_) self->do_send_typed(type, std::move(bytes));
+  });
+}
+
 void endpoint::close_output() {
   asio::post(strand_, [self = shared_from_this()] {
     if (!self->ended_) self->do_close_output();
@@ -90,6 +96,10 @@ void endpoint::do_send_to(std::string /*to*/, std::vector<std::byte> /*bytes*/) 
 
 void endpoint::do_send_with_priority(std::vector<std::byte> /*bytes*/, unsigned /*priority*/) {
   end_failed("this port does not take send_with_priority (only POSIX queue ports do)");
+}
+
+void endpoint::do_send_typed(long /*type*/, std::vector<std::byte> /*bytes*/) {
+  end_failed("this port does not take send_typed (only System V queue ports do)");
 }
 
 bool endpoint::over_high_water() const noexcept { return flow_ && flow_->outstanding() >= context_.options.high_water; }
@@ -149,6 +159,22 @@ bool endpoint::deliver_queue_message(std::vector<std::byte> bytes, unsigned prio
   queue_message m{context_.self, std::move(bytes), priority, credit(flow_)};
   raise_max(max_outstanding_, flow_->outstanding());
   if (context_.sink.on_queue_message(std::move(m)).code() != errc::ok) {
+    end_closed("the owner is gone");
+    return false;
+  }
+  delivered_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+bool endpoint::deliver_typed_message(long type, std::vector<std::byte> bytes) {
+  if (ended_) return false;
+  if (!context_.sink.on_typed_message) {
+    end_failed("the owner's protocol does not list ports::typed_message");
+    return false;
+  }
+  typed_message m{context_.self, type, std::move(bytes), credit(flow_)};
+  raise_max(max_outstanding_, flow_->outstanding());
+  if (context_.sink.on_typed_message(std::move(m)).code() != errc::ok) {
     end_closed("the owner is gone");
     return false;
   }

@@ -58,6 +58,7 @@ class endpoint : public std::enable_shared_from_this<endpoint> {
   void write(std::vector<std::byte> bytes);
   void send_to(std::string to, std::vector<std::byte> bytes);
   void send_with_priority(std::vector<std::byte> bytes, unsigned priority);
+  void send_typed(long type, std::vector<std::byte> bytes);
   void close_output();
   void shutdown();
   [[nodiscard]] port_stats stats() const noexcept;
@@ -68,6 +69,7 @@ class endpoint : public std::enable_shared_from_this<endpoint> {
   bool deliver(std::vector<std::byte> bytes, channel from);
   bool deliver_datagram(std::string from, std::vector<std::byte> bytes);
   bool deliver_queue_message(std::vector<std::byte> bytes, unsigned priority);
+  bool deliver_typed_message(long type, std::vector<std::byte> bytes);
   [[nodiscard]] bool over_high_water() const noexcept;
   void note_pause() noexcept { pauses_.fetch_add(1, std::memory_order_relaxed); }
   void note_dropped() noexcept { dropped_.fetch_add(1, std::memory_order_relaxed); }
@@ -90,6 +92,7 @@ class endpoint : public std::enable_shared_from_this<endpoint> {
   virtual void do_write(std::vector<std::byte> bytes);
   virtual void do_send_to(std::string to, std::vector<std::byte> bytes);
   virtual void do_send_with_priority(std::vector<std::byte> bytes, unsigned priority);
+  virtual void do_send_typed(long type, std::vector<std::byte> bytes);
   virtual void do_close_output() {}
 
  private:

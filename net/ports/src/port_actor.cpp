@@ -42,6 +42,9 @@ class port_actor : public actor<port_protocol> {
   void on(send_with_priority s) {
     if (endpoint_) endpoint_->send_with_priority(std::move(s.bytes), s.priority);
   }
+  void on(send_typed s) {
+    if (endpoint_) endpoint_->send_typed(s.type, std::move(s.bytes));
+  }
   void on(send_to s) {
     if (endpoint_) endpoint_->send_to(std::move(s.to), std::move(s.bytes));
   }

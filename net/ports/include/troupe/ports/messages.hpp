@@ -127,6 +127,17 @@ struct queue_message {
   }
 };
 
+// One message from a System V message queue, with its type (mtype, above 0).
+struct typed_message {
+  actor_addr port;
+  long type = 0;
+  std::vector<std::byte> bytes;
+  credit token;
+  [[nodiscard]] std::string_view text() const noexcept {
+    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};  // NOLINT: bytes as chars
+  }
+};
+
 // A frame decoded into the owner's type T (the typed layer, port.hpp).
 template <class T>
 struct received {
@@ -177,6 +188,12 @@ struct send_with_priority {
   std::vector<std::byte> bytes;
   unsigned priority;
 };
+// System V queue ports: one message of type `type` (above 0; write{} sends
+// the port's default type).
+struct send_typed {
+  long type;
+  std::vector<std::byte> bytes;
+};
 // UDP ports: one datagram to "host:port".
 struct send_to {
   std::string to;
@@ -213,7 +230,7 @@ struct ended {
 }  // namespace detail
 
 using port_protocol =
-    protocol<write, send_with_priority, send_to, close_output, close, stats, local_address, detail::ended>;
+    protocol<write, send_with_priority, send_typed, send_to, close_output, close, stats, local_address, detail::ended>;
 using port = ref<port_protocol>;
 
 // A listening port accepted a connection: `connection` is its own port, linked

@@ -31,6 +31,7 @@
 // port_error.
 #pragma once
 
+#include <sys/types.h>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -101,6 +102,17 @@ struct posix_queue_spec {
   bool unlink_if_created = false;  // mq_unlink when the port closes, if it created the queue
 };
 
+struct sysv_queue_spec {
+  key_t key = 0;  // e.g. from ftok(); IPC_PRIVATE is refused (nobody else could open it)
+  fifo_side side = fifo_side::read;
+  bool create = true;  // msgget with IPC_CREAT; an existing queue must then have exactly `mode`
+  unsigned mode = 0600;
+  long receive_type = 0;  // read side: msgrcv's msgtyp (0: any type, in order)
+  long send_type = 1;     // write side: the type write{} sends
+  std::size_t max_message = 8192;
+  bool remove_if_created = false;  // IPC_RMID when the port closes, if it created the queue
+};
+
 // Describes an endpoint to open; copyable (a supervisor reopens from a copy).
 class endpoint_spec {
  public:
@@ -125,6 +137,10 @@ endpoint_spec fifo(fifo_spec spec);
 // The queue descriptor is pollable on Linux: reads and full-queue writes wait
 // on the reactor, never in a loop or a thread.
 endpoint_spec posix_queue(posix_queue_spec spec);
+// A System V message queue's read side (typed_message{type, bytes}) or write
+// side (write{}, send_typed{}). Not pollable: each such port has one thread of
+// its own, blocked in msgrcv (or msgsnd on a full queue) — see docs/ports.md.
+endpoint_spec sysv_queue(sysv_queue_spec spec);
 // A TCP connection to host:port (connected asynchronously on the reactor).
 endpoint_spec tcp_connect(std::string host, std::uint16_t port_number);
 // A connection to a UNIX stream socket.
@@ -145,6 +161,7 @@ struct owner_sink {
   std::function<error(const actor_addr& from_port, std::vector<std::byte>, channel, credit)> frame;
   std::function<error(datagram)> on_datagram;
   std::function<error(queue_message)> on_queue_message;
+  std::function<error(typed_message)> on_typed_message;
   std::function<void(closed)> on_closed;
   std::function<void(port_error)> on_error;
   std::function<void(child_exited)> on_exit;
@@ -178,6 +195,12 @@ owner_sink sink_of(const ref<P>& owner) {
   }
   if constexpr (accepts<P, queue_message>) {
     sink.on_queue_message = [owner](queue_message m) {
+      const std::error_code ec = owner.tell(std::move(m));
+      return ec ? error(errc::no_such_actor, ec.message()) : error();
+    };
+  }
+  if constexpr (accepts<P, typed_message>) {
+    sink.on_typed_message = [owner](typed_message m) {
       const std::error_code ec = owner.tell(std::move(m));
       return ec ? error(errc::no_such_actor, ec.message()) : error();
     };
@@ -220,7 +243,8 @@ child_spec supervised_port(const std::string& id, reactor& io, owner_sink sink, 
 template <class P>
 [[nodiscard]] expected<port> spawn(reactor& io, system& sys, const ref<P>& owner, const endpoint_spec& what,
                                    const port_options& options = {}) {
-  static_assert(accepts<P, data> || accepts<P, datagram> || accepts<P, queue_message> || accepts<P, accepted>,
+  static_assert(accepts<P, data> || accepts<P, datagram> || accepts<P, queue_message> || accepts<P, typed_message> ||
+                    accepts<P, accepted>,
                 "troupe::ports: the owner's protocol must list ports::data, datagram, queue_message or accepted");
   return detail::spawn_port(io, sys, sink_of(owner), what, options);
 }
