@@ -86,18 +86,23 @@ port_stats endpoint::stats() const noexcept {
   return s;
 }
 
+// The defaults refuse; the overrides take their arguments by value because they keep them.
+// NOLINTNEXTLINE(performance-unnecessary-value-param): the signature is the overrides'
 void endpoint::do_write(std::vector<std::byte> /*bytes*/) {
   end_failed("this port does not take write (a UDP port takes send_to)");
 }
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): the signature is the overrides'
 void endpoint::do_send_to(std::string /*to*/, std::vector<std::byte> /*bytes*/) {
   end_failed("this port does not take send_to (only UDP ports do)");
 }
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): the signature is the overrides'
 void endpoint::do_send_with_priority(std::vector<std::byte> /*bytes*/, unsigned /*priority*/) {
   end_failed("this port does not take send_with_priority (only POSIX queue ports do)");
 }
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): the signature is the overrides'
 void endpoint::do_send_typed(long /*type*/, std::vector<std::byte> /*bytes*/) {
   end_failed("this port does not take send_typed (only System V queue ports do)");
 }
