@@ -63,4 +63,11 @@ if [[ -n $(find "$prefix" -name troupe-durable-component.cmake -print -quit) ]];
   "$work/durable/troupe_durable_consumer" "$work/durable-data" ||
     fail "the durable consumer exited with status $?"
 fi
+if [[ -n $(find "$prefix" -name troupe-ports-component.cmake -print -quit) ]]; then
+  step "configure, build and run a consumer of the ports component"
+  cmake -S "$consumer_dir/../ports_consumer" -B "$work/ports" "${configure_args[@]}" ||
+    fail "configuring the ports consumer (find_package(troupe COMPONENTS ports))"
+  cmake --build "$work/ports" || fail "building the ports consumer"
+  "$work/ports/troupe_ports_consumer" || fail "the ports consumer exited with status $?"
+fi
 echo "--- install test: passed"

@@ -39,6 +39,12 @@ class event_log {
       return from != lines_.rend() && std::find(lines_.rbegin(), from, line) != from;
     });
   }
+  // Until `seen(lines)` is true, or the timeout.
+  template <class Predicate>
+  bool wait_until(Predicate seen, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] { return seen(lines_); });
+  }
   std::vector<std::string> lines() {
     std::lock_guard lock(mutex_);
     return lines_;
