@@ -124,7 +124,9 @@ bool endpoint::deliver(std::vector<std::byte> bytes, channel from) {
   }
   credit token(flow_);
   raise_max(max_outstanding_, flow_->outstanding());
+  count_delivery();
   const error e = context_.sink.frame(context_.self, std::move(bytes), from, std::move(token));
+  if (e.code() != errc::ok) uncount_delivery();
   if (e.code() == errc::no_such_actor) {
     end_closed("the owner is gone");
     return false;
@@ -133,8 +135,6 @@ bool endpoint::deliver(std::vector<std::byte> bytes, channel from) {
     end_failed(e.text());
     return false;
   }
-  // relaxed: a counter, written on the strand only.
-  delivered_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -146,12 +146,13 @@ bool endpoint::deliver_datagram(std::string from, std::vector<std::byte> bytes) 
   }
   datagram d{context_.self, std::move(from), std::move(bytes), credit(flow_)};
   raise_max(max_outstanding_, flow_->outstanding());
+  count_delivery();
   const error e = context_.sink.on_datagram(std::move(d));
   if (e.code() != errc::ok) {
+    uncount_delivery();
     end_closed("the owner is gone");
     return false;
   }
-  delivered_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -163,11 +164,12 @@ bool endpoint::deliver_queue_message(std::vector<std::byte> bytes, unsigned prio
   }
   queue_message m{context_.self, std::move(bytes), priority, credit(flow_)};
   raise_max(max_outstanding_, flow_->outstanding());
+  count_delivery();
   if (context_.sink.on_queue_message(std::move(m)).code() != errc::ok) {
+    uncount_delivery();
     end_closed("the owner is gone");
     return false;
   }
-  delivered_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -179,11 +181,12 @@ bool endpoint::deliver_typed_message(long type, std::vector<std::byte> bytes) {
   }
   typed_message m{context_.self, type, std::move(bytes), credit(flow_)};
   raise_max(max_outstanding_, flow_->outstanding());
+  count_delivery();
   if (context_.sink.on_typed_message(std::move(m)).code() != errc::ok) {
+    uncount_delivery();
     end_closed("the owner is gone");
     return false;
   }
-  delivered_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
