@@ -11,6 +11,14 @@
 // slot per direction and an SPSC ring, both busy-waited: the physical floor).
 // Every message is one 64-byte write and one 64-byte read (or one queue
 // operation); nothing is batched, because per-message cost is what we measure.
+//
+// port_raw and port_raw_batched are the baselines of troupe_ports_bench (the port_*
+// workloads, port_common.hpp): one thread talking to /bin/cat over two pipes
+// or to a forked UDP echo peer, with the same lines, counts and windows as the
+// port. port_raw writes each message with its own write()/send();
+// port_raw_batched (stream workloads only) refills the window with one write()
+// (one sendmmsg()) and reads datagrams with recvmmsg(). Both read a pipe with
+// 64 KiB reads, as the port does.
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -29,6 +37,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/msg.h>
 #include <sys/socket.h>
@@ -38,6 +47,9 @@
 #include <troupe/mailbox/cache_line.hpp>
 
 #include "ipc_common.hpp"
+#include "port_common.hpp"
+
+extern char** environ;  // NOLINT(readability-redundant-declaration): posix_spawn's environment
 
 namespace {
 
@@ -45,8 +57,8 @@ namespace ipc = troupe::bench::ipc;
 using ipc::message;
 using ipc::side;
 
-constexpr std::array<std::string_view, 6> mechanism_names = {"pipe",    "unix_socket",  "posix_mq",
-                                                             "sysv_mq", "tcp_loopback", "shm_spin"};
+constexpr std::array<std::string_view, 8> mechanism_names = {
+    "pipe", "unix_socket", "posix_mq", "sysv_mq", "tcp_loopback", "shm_spin", "port_raw", "port_raw_batched"};
 
 // --- file descriptors: pipe, unix_socket, tcp_loopback ------------------------------
 
@@ -469,6 +481,214 @@ class shm_channel {
   shm_layout* shared_ = nullptr;
 };
 
+// --- port_raw, port_raw_batched: the baselines of troupe_ports_bench -------------------------
+
+namespace port_bench = troupe::bench::ports;
+
+// /bin/cat with its stdin and stdout as pipes to this process. It is the
+// harness's peer process (a failure kills it, its failure is seen at once);
+// destroying this closes its stdin, and cat exits 0 on that EOF.
+class cat_process {
+ public:
+  cat_process() {
+    int input[2];
+    int output[2];
+    ipc::check(::pipe2(input, O_CLOEXEC), "pipe2");
+    ipc::check(::pipe2(output, O_CLOEXEC), "pipe2");
+    posix_spawn_file_actions_t actions;
+    // dup2 onto 0 and 1 clears O_CLOEXEC there; every other end closes at exec.
+    if (::posix_spawn_file_actions_init(&actions) != 0 ||
+        ::posix_spawn_file_actions_adddup2(&actions, input[0], 0) != 0 ||
+        ::posix_spawn_file_actions_adddup2(&actions, output[1], 1) != 0)
+      ipc::fatal("posix_spawn_file_actions");
+    std::array<char*, 2> argv = {const_cast<char*>(port_bench::echo_program), nullptr};  // NOLINT: exec's signature
+    ipc::detail::block_child_signal(true);
+    const int failed = ::posix_spawn(&pid_, port_bench::echo_program, &actions, nullptr, argv.data(), environ);
+    ::posix_spawn_file_actions_destroy(&actions);
+    if (failed != 0) ipc::fatal(std::string("posix_spawn(/bin/cat): ") + std::generic_category().message(failed));
+    ipc::detail::child_pid = pid_;
+    ipc::detail::block_child_signal(false);
+    unique_fd{input[0]}.reset();
+    unique_fd{output[1]}.reset();
+    to_ = unique_fd{input[1]};
+    from_ = unique_fd{output[0]};
+  }
+  cat_process(const cat_process&) = delete;
+  cat_process& operator=(const cat_process&) = delete;
+  ~cat_process() {
+    to_.reset();
+    ipc::detail::wait_for_peer(pid_);
+  }
+  [[nodiscard]] int to() const noexcept { return to_.get(); }
+  [[nodiscard]] int from() const noexcept { return from_.get(); }
+
+ private:
+  pid_t pid_ = -1;
+  unique_fd to_;
+  unique_fd from_;
+};
+
+// Reads lines with 64 KiB reads (as a stream port does) and checks each one's
+// sequence: a lost, repeated or reordered line is fatal.
+class line_reader {
+ public:
+  // One read (it waits for at least one byte); returns the lines it completed.
+  std::int64_t read_some(int fd) {
+    ssize_t got = -1;
+    while ((got = ::read(fd, buffer_.data() + held_, buffer_.size() - held_)) < 0) {
+      if (errno != EINTR) ipc::fatal_errno("read");
+    }
+    if (got == 0) ipc::fatal("read: /bin/cat closed its output (did it die?)");
+    held_ += static_cast<std::size_t>(got);
+    std::int64_t lines = 0;
+    std::size_t start = 0;
+    while (const void* end = std::memchr(buffer_.data() + start, '\n', held_ - start)) {
+      const auto length = static_cast<std::size_t>(static_cast<const char*>(end) - (buffer_.data() + start)) + 1;
+      if (!port_bench::line_is({buffer_.data() + start, length}, next_))
+        ipc::fatal("/bin/cat echoed line " + std::to_string(next_) + " wrong (lost, repeated or out of order)");
+      ++next_;
+      ++lines;
+      start += length;
+    }
+    std::memmove(buffer_.data(), buffer_.data() + start, held_ - start);
+    held_ -= start;
+    return lines;
+  }
+
+ private:
+  std::array<char, std::size_t{64} << 10> buffer_{};
+  std::size_t held_ = 0;
+  std::uint64_t next_ = 0;
+};
+
+// One session over /bin/cat: `count` lines, at most `window` in flight; returns messages/s.
+double cat_session(const cat_process& cat, line_reader& reader, std::uint64_t& sequence, std::int64_t count,
+                   std::int64_t window, bool batched) {
+  std::vector<char> batch;
+  std::int64_t sent = 0;
+  std::int64_t received = 0;
+  troupe::bench::stopwatch clock;
+  while (received < count) {
+    const std::int64_t room = std::min(count - sent, window - (sent - received));
+    if (batched && room > 0) {
+      batch.clear();
+      for (std::int64_t i = 0; i < room; ++i) {
+        const auto line = port_bench::make_line(sequence++);
+        batch.insert(batch.end(), line.begin(), line.end());
+      }
+      ipc::write_all(cat.to(), batch.data(), batch.size());
+    } else {
+      for (std::int64_t i = 0; i < room; ++i) {
+        const auto line = port_bench::make_line(sequence++);
+        ipc::write_all(cat.to(), line.data(), line.size());
+      }
+    }
+    sent += room;
+    received += reader.read_some(cat.from());
+  }
+  return static_cast<double>(count) / clock.seconds();
+}
+
+// A UDP socket on 127.0.0.1, connected to the echo peer.
+unique_fd udp_socket_to(const port_bench::udp_echo_peer& peer) {
+  unique_fd fd{ipc::check(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), "socket(udp)")};
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(peer.port());
+  ipc::check(::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address), "connect(udp)");
+  return fd;
+}
+
+// One session with the UDP echo peer, as cat_session. Batched: one sendmmsg()
+// per refill, one recvmmsg() for what has arrived.
+double udp_session(int fd, std::uint64_t& sequence, std::uint64_t& expected, std::int64_t count, std::int64_t window,
+                   bool batched) {
+  constexpr std::size_t most = 64;
+  std::array<std::array<char, port_bench::line_size>, most> lines{};
+  std::array<iovec, most> vectors{};
+  std::array<mmsghdr, most> headers{};
+  for (std::size_t i = 0; i < most; ++i) {
+    vectors[i] = iovec{lines[i].data(), lines[i].size()};
+    headers[i] = mmsghdr{};
+    headers[i].msg_hdr.msg_iov = &vectors[i];
+    headers[i].msg_hdr.msg_iovlen = 1;
+  }
+  auto check_datagram = [&](const char* bytes, std::size_t size) {
+    if (!port_bench::line_is({bytes, size}, expected))
+      ipc::fatal("the UDP echo peer's datagram " + std::to_string(expected) + " is wrong (lost or out of order)");
+    ++expected;
+  };
+  std::int64_t sent = 0;
+  std::int64_t received = 0;
+  troupe::bench::stopwatch clock;
+  while (received < count) {
+    const auto room = static_cast<std::size_t>(std::min(count - sent, window - (sent - received)));
+    if (batched && room > 0) {
+      for (std::size_t i = 0; i < room; ++i) lines[i] = port_bench::make_line(sequence++);
+      std::size_t done = 0;
+      while (done < room) {
+        const int n = ::sendmmsg(fd, headers.data() + done, static_cast<unsigned>(room - done), 0);
+        if (n < 0 && errno != EINTR) ipc::fatal_errno("sendmmsg");
+        if (n > 0) done += static_cast<std::size_t>(n);
+      }
+      int n = -1;
+      while ((n = ::recvmmsg(fd, headers.data(), most, MSG_WAITFORONE, nullptr)) < 0) {
+        if (errno != EINTR) ipc::fatal_errno("recvmmsg");
+      }
+      for (int i = 0; i < n; ++i)
+        check_datagram(lines[static_cast<std::size_t>(i)].data(), headers[static_cast<std::size_t>(i)].msg_len);
+      received += n;
+    } else {
+      for (std::size_t i = 0; i < room; ++i) {
+        const auto line = port_bench::make_line(sequence++);
+        while (::send(fd, line.data(), line.size(), 0) < 0) {
+          if (errno != EINTR) ipc::fatal_errno("send(udp)");
+        }
+      }
+      ssize_t got = -1;
+      while ((got = ::recv(fd, lines[0].data(), lines[0].size(), 0)) < 0) {
+        if (errno != EINTR) ipc::fatal_errno("recv(udp)");
+      }
+      check_datagram(lines[0].data(), static_cast<std::size_t>(got));
+      ++received;
+    }
+    sent += static_cast<std::int64_t>(room);
+  }
+  return static_cast<double>(count) / clock.seconds();
+}
+
+// Runs one port_* workload raw: an untimed warm-up session, then `reps`.
+std::vector<double> measure_port(port_bench::workload w, const ipc::options& opts, bool batched) {
+  const auto p = opts.quick ? port_bench::params::quick() : port_bench::params::full();
+  const std::int64_t count = p.count(w);
+  const std::int64_t window = port_bench::window_of(w);
+  std::vector<double> rates;
+  std::uint64_t sequence = 0;
+  if (port_bench::is_pipe(w)) {
+    cat_process cat;
+    line_reader reader;
+    for (int session = 0; session <= opts.reps; ++session) {
+      ::alarm(ipc::watchdog_seconds);
+      const double rate = cat_session(cat, reader, sequence,
+                                      session == 0 ? std::max<std::int64_t>(1, count / 10) : count, window, batched);
+      if (session > 0) rates.push_back(rate);
+    }
+  } else {
+    port_bench::udp_echo_peer peer;
+    const unique_fd fd = udp_socket_to(peer);
+    std::uint64_t expected = 0;
+    for (int session = 0; session <= opts.reps; ++session) {
+      ::alarm(ipc::watchdog_seconds);
+      const double rate = udp_session(fd.get(), sequence, expected,
+                                      session == 0 ? std::max<std::int64_t>(1, count / 10) : count, window, batched);
+      if (session > 0) rates.push_back(rate);
+    }
+  }
+  ::alarm(0);
+  return rates;
+}
+
 // --- the program ------------------------------------------------------------------------
 
 // 12345.6 -> "12.3k", like bench/compare's table.
@@ -485,29 +705,42 @@ std::string human(double value) {
   return text;
 }
 
-// Measures every selected workload over one mechanism and prints each result:
-// CSV (the contract of WORKLOADS.md) or, with `table`, a row for people.
+// Prints one workload's result: CSV (the contract of WORKLOADS.md) or, with
+// `table`, a row for people; each repetition on stderr.
+void report(std::string_view mechanism, std::string_view name, std::string_view unit, const std::vector<double>& rates,
+            bool table) {
+  for (std::size_t rep = 0; rep < rates.size(); ++rep)
+    std::fprintf(stderr, "%.*s %.*s rep %zu/%zu: %.2f %.*s\n", static_cast<int>(mechanism.size()), mechanism.data(),
+                 static_cast<int>(name.size()), name.data(), rep + 1, rates.size(), rates[rep],
+                 static_cast<int>(unit.size()), unit.data());
+  auto result = troupe::bench::summarize(rates);
+  if (table)
+    std::printf("%-16.*s %-20.*s %-14.*s %10s %10s %10s\n", static_cast<int>(mechanism.size()), mechanism.data(),
+                static_cast<int>(name.size()), name.data(), static_cast<int>(unit.size()), unit.data(),
+                human(result.median).c_str(), human(result.min).c_str(), human(result.max).c_str());
+  else
+    std::printf("%.*s,%.*s,%.2f,%.2f,%.2f\n", static_cast<int>(name.size()), name.data(), static_cast<int>(unit.size()),
+                unit.data(), result.median, result.min, result.max);
+  std::fflush(stdout);
+}
+
+// Measures every selected ipc_* workload over one mechanism and prints each result.
 template <class MakeChannel>
 void run_mechanism(std::string_view mechanism, MakeChannel make_channel, const ipc::options& opts, bool table) {
   for (auto w : {ipc::workload::ping_pong, ipc::workload::stream}) {
     if (!opts.selected(w)) continue;
-    auto name = ipc::name_of(w);
-    auto unit = ipc::unit_of(w);
-    ipc::set_context(mechanism, name);
-    auto rates = ipc::measure(w, make_channel, opts.parameters(), opts.reps);
-    for (std::size_t rep = 0; rep < rates.size(); ++rep)
-      std::fprintf(stderr, "%.*s %.*s rep %zu/%zu: %.2f %.*s\n", static_cast<int>(mechanism.size()), mechanism.data(),
-                   static_cast<int>(name.size()), name.data(), rep + 1, rates.size(), rates[rep],
-                   static_cast<int>(unit.size()), unit.data());
-    auto result = troupe::bench::summarize(rates);
-    if (table)
-      std::printf("%-13.*s %-14.*s %-14.*s %10s %10s %10s\n", static_cast<int>(mechanism.size()), mechanism.data(),
-                  static_cast<int>(name.size()), name.data(), static_cast<int>(unit.size()), unit.data(),
-                  human(result.median).c_str(), human(result.min).c_str(), human(result.max).c_str());
-    else
-      std::printf("%.*s,%.*s,%.2f,%.2f,%.2f\n", static_cast<int>(name.size()), name.data(),
-                  static_cast<int>(unit.size()), unit.data(), result.median, result.min, result.max);
-    std::fflush(stdout);
+    ipc::set_context(mechanism, ipc::name_of(w));
+    report(mechanism, ipc::name_of(w), ipc::unit_of(w), ipc::measure(w, make_channel, opts.parameters(), opts.reps),
+           table);
+  }
+}
+
+// Measures every selected port_* workload raw (batched: the stream ones only).
+void run_port_baselines(std::string_view mechanism, const ipc::options& opts, bool table, bool batched) {
+  for (auto w : port_bench::workloads) {
+    if (!opts.selected(port_bench::name_of(w)) || (batched && !port_bench::is_stream(w))) continue;
+    ipc::set_context(mechanism, port_bench::name_of(w));
+    report(mechanism, port_bench::name_of(w), port_bench::unit_of(w), measure_port(w, opts, batched), table);
   }
 }
 
@@ -530,6 +763,8 @@ void run(std::string_view mechanism, const ipc::options& opts, bool table) {
   else if (mechanism == "shm_spin")
     run_mechanism(
         mechanism, [] { return shm_channel{}; }, opts, table);
+  else if (mechanism == "port_raw" || mechanism == "port_raw_batched")
+    run_port_baselines(mechanism, opts, table, mechanism == "port_raw_batched");
   else
     ipc::fatal("no such mechanism: " + std::string(mechanism));
 }
@@ -537,7 +772,7 @@ void run(std::string_view mechanism, const ipc::options& opts, bool table) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto opts = ipc::parse_options(argc, argv, mechanism_names);
+  auto opts = ipc::parse_options(argc, argv, mechanism_names, port_bench::workload_names);
   ipc::install_handlers(argc > 0 ? argv[0] : "ipc_baselines", remove_live_sysv_queues);
   if (opts.mechanism != "all") {
     run(opts.mechanism, opts, false);
@@ -545,7 +780,7 @@ int main(int argc, char** argv) {
   }
   std::printf("ipc baselines: %s parameters, %d reps, median (min-max) over reps\n", opts.quick ? "quick" : "full",
               opts.reps);
-  std::printf("%-13s %-14s %-14s %10s %10s %10s\n", "mechanism", "workload", "unit", "median", "min", "max");
+  std::printf("%-16s %-20s %-14s %10s %10s %10s\n", "mechanism", "workload", "unit", "median", "min", "max");
   for (auto mechanism : mechanism_names) run(mechanism, opts, true);
   return 0;
 }

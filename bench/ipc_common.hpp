@@ -126,9 +126,10 @@ struct options {
   std::string mechanism;          // one of the program's mechanisms, or "all"
   unsigned threads = 0;           // --threads; 0 when not given
 
-  bool selected(workload w) const {
-    return only.empty() || std::find(only.begin(), only.end(), name_of(w)) != only.end();
+  bool selected(std::string_view name) const {
+    return only.empty() || std::find(only.begin(), only.end(), name) != only.end();
   }
+  bool selected(workload w) const { return selected(name_of(w)); }
   params parameters() const { return quick ? params::quick() : params::full(); }
 };
 
@@ -155,7 +156,10 @@ struct options {
 // accepts the actor workload names too (bench/compare passes one list to every
 // program); they select nothing here. --mechanism is required when the program
 // has several (ipc_baselines); a program with one (troupe_ipc) defaults to it.
-inline options parse_options(int argc, char** argv, std::span<const std::string_view> mechanisms) {
+// `more_workloads`: names of other workloads the program implements (ipc_baselines'
+// port_* baselines).
+inline options parse_options(int argc, char** argv, std::span<const std::string_view> mechanisms,
+                             std::span<const std::string_view> more_workloads = {}) {
   const char* program = argc > 0 ? argv[0] : "ipc";
   options result;
   auto positive = [&](std::string_view flag, const char* text) {
@@ -191,7 +195,8 @@ inline options parse_options(int argc, char** argv, std::span<const std::string_
         bool ours = std::find(workload_names.begin(), workload_names.end(), name) != workload_names.end();
         bool actor =
             std::find(bench::workload_names.begin(), bench::workload_names.end(), name) != bench::workload_names.end();
-        if (!ours && !actor) usage_error(program, "unknown workload '" + std::string(name) + "'", mechanisms);
+        bool more = std::find(more_workloads.begin(), more_workloads.end(), name) != more_workloads.end();
+        if (!ours && !actor && !more) usage_error(program, "unknown workload '" + std::string(name) + "'", mechanisms);
         result.only.emplace_back(name);
         list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
       }
