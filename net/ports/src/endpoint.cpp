@@ -116,78 +116,58 @@ void raise_max(std::atomic<std::int64_t>& max, std::int64_t value) noexcept {
 }
 }  // namespace
 
-bool endpoint::deliver(std::vector<std::byte> bytes, channel from) {
+// One delivery to the owner, whatever its message: `send` is the sink's entry
+// (empty when the owner's protocol lacks the message, then `missing` is the
+// error), `make(credit)` builds what it takes. The delivery is counted before
+// the owner can see it, so stats() asked after the owner handled a message
+// includes it; a failed send takes the count back and ends the endpoint.
+template <class Send, class Make>
+bool endpoint::hand_over(const Send& send, const char* missing, Make&& make) {
   if (ended_) return false;
-  if (!context_.sink.frame) {
-    end_failed("the owner's protocol lists no message for a frame (ports::data or ports::received<T>)");
+  if (!send) {
+    end_failed(missing);
     return false;
   }
   credit token(flow_);
   raise_max(max_outstanding_, flow_->outstanding());
-  count_delivery();
-  const error e = context_.sink.frame(context_.self, std::move(bytes), from, std::move(token));
-  if (e.code() != errc::ok) uncount_delivery();
+  // relaxed: a counter, written on the strand only.
+  delivered_.fetch_add(1, std::memory_order_relaxed);
+  const error e = std::forward<Make>(make)(std::move(token));
+  if (e.code() == errc::ok) return true;
+  delivered_.fetch_sub(1, std::memory_order_relaxed);
   if (e.code() == errc::no_such_actor) {
     end_closed("the owner is gone");
-    return false;
-  }
-  if (e.code() != errc::ok) {
+  } else {
     end_failed(e.text());
-    return false;
   }
-  return true;
+  return false;
+}
+
+bool endpoint::deliver(std::vector<std::byte> bytes, channel from) {
+  const auto& send = context_.sink.frame;
+  return hand_over(send, "the owner's protocol lists no message for a frame (ports::data or ports::received<T>)",
+                   [&](credit token) { return send(context_.self, std::move(bytes), from, std::move(token)); });
 }
 
 bool endpoint::deliver_datagram(std::string from, std::vector<std::byte> bytes) {
-  if (ended_) return false;
-  if (!context_.sink.on_datagram) {
-    end_failed("the owner's protocol does not list ports::datagram");
-    return false;
-  }
-  datagram d{context_.self, std::move(from), std::move(bytes), credit(flow_)};
-  raise_max(max_outstanding_, flow_->outstanding());
-  count_delivery();
-  const error e = context_.sink.on_datagram(std::move(d));
-  if (e.code() != errc::ok) {
-    uncount_delivery();
-    end_closed("the owner is gone");
-    return false;
-  }
-  return true;
+  const auto& send = context_.sink.on_datagram;
+  return hand_over(send, "the owner's protocol does not list ports::datagram", [&](credit token) {
+    return send(datagram{context_.self, std::move(from), std::move(bytes), std::move(token)});
+  });
 }
 
 bool endpoint::deliver_queue_message(std::vector<std::byte> bytes, unsigned priority) {
-  if (ended_) return false;
-  if (!context_.sink.on_queue_message) {
-    end_failed("the owner's protocol does not list ports::queue_message");
-    return false;
-  }
-  queue_message m{context_.self, std::move(bytes), priority, credit(flow_)};
-  raise_max(max_outstanding_, flow_->outstanding());
-  count_delivery();
-  if (context_.sink.on_queue_message(std::move(m)).code() != errc::ok) {
-    uncount_delivery();
-    end_closed("the owner is gone");
-    return false;
-  }
-  return true;
+  const auto& send = context_.sink.on_queue_message;
+  return hand_over(send, "the owner's protocol does not list ports::queue_message", [&](credit token) {
+    return send(queue_message{context_.self, std::move(bytes), priority, std::move(token)});
+  });
 }
 
 bool endpoint::deliver_typed_message(long type, std::vector<std::byte> bytes) {
-  if (ended_) return false;
-  if (!context_.sink.on_typed_message) {
-    end_failed("the owner's protocol does not list ports::typed_message");
-    return false;
-  }
-  typed_message m{context_.self, type, std::move(bytes), credit(flow_)};
-  raise_max(max_outstanding_, flow_->outstanding());
-  count_delivery();
-  if (context_.sink.on_typed_message(std::move(m)).code() != errc::ok) {
-    uncount_delivery();
-    end_closed("the owner is gone");
-    return false;
-  }
-  return true;
+  const auto& send = context_.sink.on_typed_message;
+  return hand_over(send, "the owner's protocol does not list ports::typed_message", [&](credit token) {
+    return send(typed_message{context_.self, type, std::move(bytes), std::move(token)});
+  });
 }
 
 void endpoint::end_closed(std::string why) {

@@ -73,12 +73,6 @@ class endpoint : public std::enable_shared_from_this<endpoint> {
   [[nodiscard]] bool over_high_water() const noexcept;
   void note_pause() noexcept { pauses_.fetch_add(1, std::memory_order_relaxed); }
   void note_dropped() noexcept { dropped_.fetch_add(1, std::memory_order_relaxed); }
-  // A delivery is counted before the owner can see it, so stats() asked after
-  // the owner handled a message includes it (the owner's handling, and anything
-  // it tells, happen after the count); taken back when the owner is gone.
-  // relaxed: counters written on the strand only.
-  void count_delivery() noexcept { delivered_.fetch_add(1, std::memory_order_relaxed); }
-  void uncount_delivery() noexcept { delivered_.fetch_sub(1, std::memory_order_relaxed); }
   void note_written(std::size_t n) noexcept { written_.fetch_add(n, std::memory_order_relaxed); }
   void note_queued(std::int64_t delta) noexcept { queued_.fetch_add(delta, std::memory_order_relaxed); }
   // The endpoint ended cleanly (closed{why}) or with an error (port_error{what}).
@@ -103,6 +97,8 @@ class endpoint : public std::enable_shared_from_this<endpoint> {
 
  private:
   class port_flow;
+  template <class Send, class Make>
+  bool hand_over(const Send& send, const char* missing, Make&& make);
   strand_type strand_;
   endpoint_context context_;  // set on the strand by start(); the port's ref dropped by shutdown()
   std::shared_ptr<port_flow> flow_;
