@@ -11,18 +11,6 @@
 namespace ports_test {
 namespace {
 
-troupe::config two_workers() {
-  troupe::config c;
-  c.worker_threads = 2;
-  return c;
-}
-
-ports::port_options lines() {
-  ports::port_options o;
-  o.frames = ports::framing::lines();
-  return o;
-}
-
 ports::fifo_spec fifo_at(std::string path, ports::fifo_side side = ports::fifo_side::read, bool create = true) {
   ports::fifo_spec spec;
   spec.path = std::move(path);

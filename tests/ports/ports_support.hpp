@@ -119,4 +119,28 @@ inline pid_t pid_of(const ports::port& p) {
   return where.starts_with("pid ") ? static_cast<pid_t>(std::stol(where.substr(4))) : -1;
 }
 
+inline troupe::config two_workers() {
+  troupe::config c;
+  c.worker_threads = 2;
+  return c;
+}
+
+// Line framing (at most max_line bytes a line).
+inline ports::port_options lines(std::size_t max_line = std::size_t{64} << 10) {
+  ports::port_options o;
+  o.frames = ports::framing::lines(max_line);
+  return o;
+}
+
+#ifdef TROUPE_MQ_PEER
+// Starts mq_peer (the queue tests' C-API program) with `args`, its output as
+// lines to `owner`.
+inline void start_mq_peer(ports::reactor& io, troupe::system& sys, const troupe::ref<recorder_protocol>& owner,
+                          std::vector<std::string> args) {
+  args.insert(args.begin(), TROUPE_MQ_PEER);
+  auto p = ports::spawn(io, sys, owner, ports::program(std::move(args)), lines());
+  ASSERT_TRUE(p) << p.error().text();
+}
+#endif
+
 }  // namespace ports_test

@@ -8,12 +8,6 @@
 namespace ports_test {
 namespace {
 
-troupe::config two_workers() {
-  troupe::config c;
-  c.worker_threads = 2;
-  return c;
-}
-
 using queue_owner_protocol = troupe::protocol<ports::queue_message, ports::port_error>;
 
 struct queue_recorder : troupe::actor<queue_owner_protocol> {
@@ -49,13 +43,7 @@ struct queue_rig {
     sys.shutdown();
     ::mq_unlink(name.c_str());
   }
-  void peer(std::vector<std::string> args) {
-    args.insert(args.begin(), TROUPE_MQ_PEER);
-    ports::port_options o;
-    o.frames = ports::framing::lines();
-    auto p = ports::spawn(io, sys, peer_owner, ports::program(std::move(args)), o);
-    ASSERT_TRUE(p) << p.error().text();
-  }
+  void peer(std::vector<std::string> args) { start_mq_peer(io, sys, peer_owner, std::move(args)); }
 };
 
 TEST(posix_queue_port, messages_from_a_c_program_arrive_highest_priority_first) {

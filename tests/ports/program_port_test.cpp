@@ -8,25 +8,13 @@
 namespace ports_test {
 namespace {
 
-ports::port_options lines() {
-  ports::port_options o;
-  o.frames = ports::framing::lines(4096);
-  return o;
-}
-
-troupe::config two_workers() {
-  troupe::config c;
-  c.worker_threads = 2;
-  return c;
-}
-
 TEST(program_port, sort_sorts_the_lines_written_to_its_stdin_and_exits_normally) {
   troupe::test_support::watchdog guard;
   ports::reactor io;
   event_log log;
   troupe::system sys(two_workers());
   auto owner = sys.spawn<recorder>(&log);
-  auto p = ports::spawn(io, sys, owner, ports::program({"/usr/bin/sort"}), lines());
+  auto p = ports::spawn(io, sys, owner, ports::program({"/usr/bin/sort"}), lines(4096));
   ASSERT_TRUE(p) << p.error().text();
   for (const char* word : {"pear", "apple", "fig"}) p->tell(ports::write{ports::bytes_of(word)});
   p->tell(ports::close_output{});
@@ -50,7 +38,7 @@ TEST(program_port, a_python_script_answers_line_by_line_and_its_exit_status_is_t
       "for line in sys.stdin:\n"
       "    print(line.strip().upper(), flush=True)\n"
       "sys.exit(3)\n";
-  auto p = ports::spawn(io, sys, owner, ports::program({"/usr/bin/python3", "-c", script}), lines());
+  auto p = ports::spawn(io, sys, owner, ports::program({"/usr/bin/python3", "-c", script}), lines(4096));
   ASSERT_TRUE(p) << p.error().text();
   p->tell(ports::write{ports::bytes_of("hello")});
   ASSERT_TRUE(log.wait_for("data HELLO")) << "an answer before stdin closes: the port is interactive";
@@ -67,7 +55,7 @@ TEST(program_port, stderr_arrives_apart_from_stdout) {
   event_log log;
   troupe::system sys(two_workers());
   auto owner = sys.spawn<recorder>(&log);
-  auto p = ports::spawn(io, sys, owner, ports::program({"/bin/sh", "-c", "echo out; echo oops >&2"}), lines());
+  auto p = ports::spawn(io, sys, owner, ports::program({"/bin/sh", "-c", "echo out; echo oops >&2"}), lines(4096));
   ASSERT_TRUE(p) << p.error().text();
   ASSERT_TRUE(log.wait_for("data out"));
   ASSERT_TRUE(log.wait_for("stderr oops"));
@@ -79,7 +67,7 @@ TEST(program_port, a_missing_program_is_an_error_at_open) {
   event_log log;
   troupe::system sys(two_workers());
   auto owner = sys.spawn<recorder>(&log);
-  auto p = ports::spawn(io, sys, owner, ports::program({"/no/such/program"}), lines());
+  auto p = ports::spawn(io, sys, owner, ports::program({"/no/such/program"}), lines(4096));
   ASSERT_FALSE(p);
   EXPECT_NE(p.error().text().find("exec /no/such/program: No such file or directory"), std::string::npos)
       << p.error().text();
@@ -97,7 +85,7 @@ TEST(program_port, a_program_killed_mid_stream_is_seen_by_the_owner_and_restarte
   spec.on_event = [&log](const troupe::supervisor_event& e) {
     if (e.what == troupe::supervisor_event::kind::restarted) log.add("restarted " + e.reason.to_string());
   };
-  spec.children.push_back(ports::supervised("cat", io, owner, ports::program({"/bin/cat"}), lines()));
+  spec.children.push_back(ports::supervised("cat", io, owner, ports::program({"/bin/cat"}), lines(4096)));
   auto sup = troupe::spawn_supervisor(sys, std::move(spec));
   auto cat = sup.child<ports::port_protocol>("cat");
   cat.tell(ports::write{ports::bytes_of("first")});
@@ -118,7 +106,7 @@ TEST(program_port, an_owner_that_stops_closes_its_port_and_the_program_is_killed
   event_log log;
   troupe::system sys(two_workers());
   auto owner = sys.spawn<recorder>(&log);
-  auto p = ports::spawn(io, sys, owner, ports::program({"/bin/cat"}), lines());
+  auto p = ports::spawn(io, sys, owner, ports::program({"/bin/cat"}), lines(4096));
   ASSERT_TRUE(p) << p.error().text();
   p->tell(ports::write{ports::bytes_of("ping")});
   ASSERT_TRUE(log.wait_for("data ping"));
@@ -134,7 +122,7 @@ TEST(program_port, a_producer_faster_than_its_owner_is_paused_at_high_water_and_
   troupe::system sys(two_workers());
   auto owner = sys.spawn<recorder>(&log);
   owner.tell(hold_data{});
-  ports::port_options options = lines();
+  ports::port_options options = lines(4096);
   options.high_water = 32;
   options.low_water = 8;
   // seq writes 1..20000 (about 110 KiB, more than a pipe holds) as fast as the pipe takes them.

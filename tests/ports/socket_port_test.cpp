@@ -17,12 +17,6 @@ ports::port_options with(ports::framing f) {
   return o;
 }
 
-troupe::config two_workers() {
-  troupe::config c;
-  c.worker_threads = 2;
-  return c;
-}
-
 // The program port's events go to one log, the socket's to another.
 struct rig {
   ports::reactor io;

@@ -27,11 +27,7 @@ struct sysv_rig {
   ports::reactor io;
   event_log peer_log;
   event_log log;
-  troupe::system sys{[] {
-    troupe::config c;
-    c.worker_threads = 2;
-    return c;
-  }()};
+  troupe::system sys{two_workers()};
   troupe::ref<recorder_protocol> peer_owner = sys.spawn<recorder>(&peer_log);
   troupe::ref<sysv_owner_protocol> owner = sys.spawn<sysv_recorder>(&log);
 
@@ -50,13 +46,7 @@ struct sysv_rig {
     s.side = side;
     return s;
   }
-  void peer(std::vector<std::string> args) {
-    args.insert(args.begin(), TROUPE_MQ_PEER);
-    ports::port_options o;
-    o.frames = ports::framing::lines();
-    auto p = ports::spawn(io, sys, peer_owner, ports::program(std::move(args)), o);
-    ASSERT_TRUE(p) << p.error().text();
-  }
+  void peer(std::vector<std::string> args) { start_mq_peer(io, sys, peer_owner, std::move(args)); }
 };
 
 TEST(sysv_queue_port, messages_from_a_c_program_arrive_with_their_types_and_replies_go_back_by_type) {

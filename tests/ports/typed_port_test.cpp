@@ -28,9 +28,7 @@ TEST(typed_port, frames_decode_into_the_owners_type_and_one_that_does_not_closes
   troupe::test_support::watchdog guard;
   ports::reactor io;
   event_log log;
-  troupe::config cfg;
-  cfg.worker_threads = 2;
-  troupe::system sys(cfg);
+  troupe::system sys(two_workers());
   auto owner = sys.spawn<typed_recorder>(&log);
   // reading{7, "kPa"}: i32 little-endian, then a varint length and the bytes;
   // each frame behind a u32 big-endian length. Then a frame of 2 bytes: too short.
