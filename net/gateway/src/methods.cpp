@@ -1,0 +1,184 @@
+// The method table and its dispatcher actors (see methods.hpp).
+#include "troupe/gateway/methods.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include "troupe/runtime/actor.hpp"
+
+namespace troupe::gateway {
+
+namespace json = boost::json;
+
+namespace {
+
+// One ask (and its continuation) to run in an actor's context.
+struct run_job {
+  std::unique_ptr<detail::ask_job> job;
+};
+struct stop_dispatcher {};
+using dispatcher_protocol = protocol<run_job, stop_dispatcher>;
+
+// Asks on behalf of callers outside the actor world: an ask's timeout is this
+// actor's timer, its reply comes back through this mailbox and runs the job's
+// continuation, so no caller's thread ever waits.
+struct dispatcher final : actor<dispatcher_protocol> {
+  // The job keeps its own state (the request, the completion) in the ask's
+  // continuation; it may go as soon as the ask is sent.
+  void on(run_job r) { r.job->start(); }
+  void on(stop_dispatcher /*unused*/) { stop(); }
+};
+
+}  // namespace
+
+std::string_view to_string(failure f) noexcept {
+  switch (f) {
+    case failure::method_not_found: return "method not found";
+    case failure::invalid_params: return "invalid parameters";
+    case failure::overloaded: return "overloaded";
+    case failure::timeout: return "timeout";
+    case failure::actor_down: return "actor down";
+    case failure::internal: return "internal error";
+  }
+  return "unknown failure";
+}
+
+call_failure failure_of(const troupe::error& e) {
+  switch (e.code()) {
+    case errc::timeout: return {failure::timeout, e.to_string()};
+    case errc::actor_down:
+    case errc::no_such_actor:
+    case errc::system_stopped:
+    case errc::no_such_node:
+    case errc::connection_lost: return {failure::actor_down, e.to_string()};
+    default: return {failure::internal, e.to_string()};
+  }
+}
+
+namespace detail {
+std::optional<std::string> normalize_params(json::value& params, const std::vector<std::string>& names) {
+  if (params.is_null()) {
+    if (!names.empty()) return "parameters are missing: expected " + std::to_string(names.size());
+    params = json::object();
+    return std::nullopt;
+  }
+  if (params.is_object()) return std::nullopt;  // by name: the conversion checks the keys
+  if (!params.is_array()) return std::string("parameters must be an object (by name) or an array (by position)");
+  json::array& by_position = params.as_array();
+  if (by_position.size() != names.size()) {
+    return "expected " + std::to_string(names.size()) + " parameters, got " + std::to_string(by_position.size());
+  }
+  json::object by_name;
+  by_name.reserve(names.size());
+  for (std::size_t i = 0; i < names.size(); ++i) by_name.emplace(names[i], std::move(by_position[i]));
+  params = std::move(by_name);
+  return std::nullopt;
+}
+}  // namespace detail
+
+struct methods::state {
+  state(troupe::system& sys, settings s) : config(s) {
+    const std::size_t n = std::max<std::size_t>(config.dispatchers, 1);
+    dispatchers.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) dispatchers.push_back(sys.spawn<dispatcher>());
+  }
+  state(const state&) = delete;
+  state& operator=(const state&) = delete;
+  ~state() {
+    for (const ref<dispatcher_protocol>& d : dispatchers) d.tell(stop_dispatcher{});
+  }
+
+  struct entry {
+    method_info info;
+    invoker invoke;
+  };
+  settings config;
+  std::map<std::string, entry, std::less<>> table;
+  std::vector<ref<dispatcher_protocol>> dispatchers;
+  // Calls in flight (for the bound) and a round-robin counter over the dispatchers.
+  // Relaxed: both are counts, neither orders other memory.
+  mutable std::atomic<std::size_t> in_flight{0};
+  mutable std::atomic<std::size_t> next{0};
+};
+
+methods::methods(troupe::system& sys, settings s) : state_(std::make_shared<state>(sys, s)) {}
+methods::~methods() = default;
+
+void methods::add(method_info info, invoker invoke) {
+  std::string name = info.name;
+  state_->table.insert_or_assign(std::move(name), state::entry{std::move(info), std::move(invoke)});
+}
+
+void methods::dispatch(std::unique_ptr<detail::ask_job> job) const {
+  const std::size_t i = state_->next.fetch_add(1, std::memory_order_relaxed) % state_->dispatchers.size();
+  // A dispatcher stops only when the last methods handle is gone. If the system
+  // is stopping, the tell fails and drops the job: its completion then reports
+  // the call as dropped (call()'s `once`).
+  (void)state_->dispatchers[i].tell(run_job{std::move(job)});
+}
+
+void methods::call(std::string_view method, json::value params, std::optional<std::chrono::nanoseconds> timeout,
+                   completion done) const {
+  const auto found = state_->table.find(method);
+  if (found == state_->table.end()) {
+    done(call_failure{failure::method_not_found, "no method named '" + std::string(method) + "'"});
+    return;
+  }
+  if (std::optional<std::string> bad = detail::normalize_params(params, found->second.info.params)) {
+    done(call_failure{failure::invalid_params, std::move(*bad)});
+    return;
+  }
+  if (state_->in_flight.fetch_add(1, std::memory_order_relaxed) >= state_->config.max_in_flight) {
+    state_->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    done(call_failure{failure::overloaded,
+                      "more than " + std::to_string(state_->config.max_in_flight) + " calls in flight"});
+    return;
+  }
+  // The count drops when the call completes, however it completes; a call
+  // whose continuation is dropped unrun (the system stopped its dispatcher)
+  // completes as internal when the last copy of its completion goes.
+  struct once {
+    std::shared_ptr<state> s;
+    completion done;
+    once(std::shared_ptr<state> st, completion d) : s(std::move(st)), done(std::move(d)) {}
+    once(const once&) = delete;
+    once& operator=(const once&) = delete;
+    ~once() {
+      if (!done) return;
+      try {
+        finish(call_failure{failure::internal, "the call was dropped: the actor system is stopping"});
+      } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw; the caller's completion did
+      }
+    }
+    void finish(call_result r) {
+      completion d = std::move(done);
+      done = nullptr;
+      s->in_flight.fetch_sub(1, std::memory_order_relaxed);
+      d(std::move(r));
+    }
+  };
+  completion counted = [o = std::make_shared<once>(state_, std::move(done))](call_result r) {
+    if (o->done) o->finish(std::move(r));
+  };
+  std::chrono::nanoseconds ask_timeout = state_->config.ask_timeout;
+  if (timeout && *timeout < ask_timeout) ask_timeout = std::max(*timeout, std::chrono::nanoseconds{0});
+  found->second.invoke(*this, std::move(params), ask_timeout, std::move(counted));
+}
+
+std::vector<method_info> methods::list() const {
+  std::vector<method_info> out;
+  out.reserve(state_->table.size());
+  for (const auto& [name, e] : state_->table) out.push_back(e.info);
+  return out;
+}
+
+const method_info* methods::find(std::string_view method) const {
+  const auto found = state_->table.find(method);
+  return found == state_->table.end() ? nullptr : &found->second.info;
+}
+
+const settings& methods::config() const noexcept { return state_->config; }
+
+std::size_t methods::in_flight() const noexcept { return state_->in_flight.load(std::memory_order_relaxed); }
+
+}  // namespace troupe::gateway
