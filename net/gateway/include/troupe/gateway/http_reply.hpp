@@ -1,0 +1,30 @@
+// http_reply: what a protocol's handler answers to one HTTP request, for the
+// gateway's HTTP server to write (JSON-RPC at /jsonrpc, XML-RPC at /RPC2).
+// Owns nothing else. A handler is called on a server thread, must not block,
+// and calls its `done` exactly once, from any thread.
+//
+//   void handle(const methods& m, http_request req, reply_sink done);   // a protocol's entry point
+#pragma once
+
+#include <functional>
+#include <string>
+
+namespace troupe::gateway {
+
+struct http_request {
+  std::string target;        // "/RPC2"
+  std::string content_type;  // as sent, may be empty
+  std::string body;          // at most the server's max_request_bytes
+};
+
+struct http_reply {
+  unsigned status = 200;
+  std::string content_type;
+  std::string body;
+  // false: close the connection after this reply (the protocol says so, e.g. a body that cannot be framed).
+  bool keep_alive = true;
+};
+
+using reply_sink = std::function<void(http_reply)>;
+
+}  // namespace troupe::gateway
