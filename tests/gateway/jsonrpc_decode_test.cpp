@@ -4,6 +4,7 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <limits>
 #include <string>
 
 #include "troupe/gateway/jsonrpc.hpp"
@@ -114,6 +115,25 @@ TEST(jsonrpc_encode, every_failure_has_its_code) {
   EXPECT_EQ(rpc::code_of(failure::actor_down), -32603);
   EXPECT_EQ(rpc::code_of(failure::timeout), -32000);
   EXPECT_EQ(rpc::code_of(failure::overloaded), -32001);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(jsonrpc_decode, a_numeric_id_beyond_a_doubles_range_is_an_invalid_request) {
+  rpc::message m = decoded_message(R"({"jsonrpc":"2.0","method":"m","id":1e400})");
+  const auto* e = std::get_if<rpc::error_reply>(&m.entries[0]);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->code, rpc::code::invalid_request);
+  EXPECT_TRUE(e->id.is_null());
+}
+
+TEST(jsonrpc_encode, a_result_holding_infinity_becomes_an_internal_error_that_is_still_json) {
+  json::array result{1.0, std::numeric_limits<double>::infinity()};
+  json::value back = json::parse(rpc::encode_result(json::value(1), result));
+  EXPECT_EQ(back.at("error").at("code").as_int64(), rpc::code::internal_error);
+  EXPECT_EQ(back.at("id").as_int64(), 1);
 }
 
 }  // namespace

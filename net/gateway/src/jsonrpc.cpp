@@ -41,7 +41,12 @@ error_reply make_error(json::value id, int c, std::string detail) {
   return error_reply{std::move(id), c, std::string(standard_message(c)), json::value(json::string(detail))};
 }
 
-bool is_id(const json::value& v) noexcept { return v.is_string() || v.is_number() || v.is_null(); }
+// A number too large for a double (Boost.JSON reads 1e400 as infinity) could
+// not be written back as sent: it is no id.
+bool is_id(const json::value& v) noexcept {
+  return v.is_string() || v.is_null() || v.is_int64() || v.is_uint64() ||
+         (v.is_double() && std::isfinite(v.get_double()));
+}
 
 // One member of a message: a request object, checked before anything runs.
 std::variant<call, error_reply> decode_entry(json::value& v) {
@@ -49,7 +54,9 @@ std::variant<call, error_reply> decode_entry(json::value& v) {
   json::object& request = v.as_object();
   std::optional<json::value> id;
   if (json::value* given = request.if_contains("id")) {
-    if (!is_id(*given)) return make_error(nullptr, code::invalid_request, "\"id\" must be a string, a number or null");
+    if (!is_id(*given))
+      return make_error(nullptr, code::invalid_request,
+                        "\"id\" must be a string, a number (within a double's range) or null");
     id = std::move(*given);
   }
   const json::value reply_id = id ? *id : json::value(nullptr);
@@ -82,6 +89,22 @@ void append_id(std::string& out, const json::value& id) {
     }
   }
   out += json::serialize(id);
+}
+
+// Boost.JSON writes infinity and NaN as Infinity and NaN, which are not JSON.
+bool has_non_finite(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::double_:
+      return !std::isfinite(v.get_double());
+    case json::kind::array:
+      return std::any_of(v.get_array().begin(), v.get_array().end(),
+                         [](const json::value& e) { return has_non_finite(e); });
+    case json::kind::object:
+      return std::any_of(v.get_object().begin(), v.get_object().end(),
+                         [](const json::key_value_pair& e) { return has_non_finite(e.value()); });
+    default:
+      return false;
+  }
 }
 
 // Gathers one message's responses; the last completion sends them.
@@ -179,6 +202,10 @@ error_reply error_of(json::value id, const call_failure& f) {
 }
 
 std::string encode_result(const json::value& id, const json::value& result) {
+  if (has_non_finite(result)) {
+    return encode_error(
+        make_error(id, code::internal_error, "the reply holds infinity or NaN, which JSON cannot carry"));
+  }
   std::string out = R"({"jsonrpc":"2.0","id":)";
   append_id(out, id);
   out += R"(,"result":)";

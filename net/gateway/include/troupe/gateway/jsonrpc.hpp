@@ -92,7 +92,8 @@ using decoded = std::variant<message, error_reply>;
 [[nodiscard]] error_reply error_of(boost::json::value id, const call_failure& f);
 
 // One response object's text. An id is written back as it came (a fractional
-// number in its shortest form: 1.5, not 1.5E0).
+// number in its shortest form: 1.5, not 1.5E0). A result holding infinity or
+// NaN, which JSON cannot carry, becomes an internal error.
 [[nodiscard]] std::string encode_result(const boost::json::value& id, const boost::json::value& result);
 [[nodiscard]] std::string encode_error(const error_reply& e);
 
