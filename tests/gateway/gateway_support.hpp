@@ -14,9 +14,11 @@
 #include <atomic>
 #include <boost/describe/class.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -74,6 +76,23 @@ struct counters {
   std::atomic<int> releases{0};
   std::atomic<int> crashes{0};
   int total() const { return deposits + balances + holds + releases + crashes; }
+
+  // The bank has received `n` holds (false at the deadline).
+  bool wait_for_holds(int n, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mutex);
+    return held.wait_for(lock, timeout, [&] { return holds.load() >= n; });
+  }
+  void note_hold() {
+    {
+      const std::lock_guard<std::mutex> lock(mutex);
+      ++holds;
+    }
+    held.notify_all();
+  }
+
+ private:
+  std::mutex mutex;
+  std::condition_variable held;
 };
 
 struct bank_actor : troupe::actor<bank::protocol> {
@@ -87,7 +106,7 @@ struct bank_actor : troupe::actor<bank::protocol> {
     return accounts_[b.account];
   }
   void on(bank::hold h, troupe::reply_promise<std::string> later) {
-    ++seen_->holds;
+    seen_->note_hold();
     if (released_) {
       later.deliver("released " + h.tag);
       return;

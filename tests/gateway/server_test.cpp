@@ -113,6 +113,7 @@ TEST(gateway_server, a_request_waiting_on_a_slow_actor_holds_no_server_thread) {
   served_bank bank(gw::server_settings{.threads = 1});
   raw_client waiting(bank.srv.port());
   waiting.send(post("/jsonrpc", R"({"jsonrpc":"2.0","method":"bank.hold","params":["w"],"id":"held"})"));
+  ASSERT_TRUE(bank.seen->wait_for_holds(1, 10s));
   // The one server thread is free: others are answered while the hold waits.
   EXPECT_EQ(curl(bank.url(), balance_call).status, 200);
   const http_answer released = curl(bank.url(), R"({"jsonrpc":"2.0","method":"bank.release","id":2})");
@@ -127,8 +128,7 @@ TEST(gateway_server, stopping_with_a_call_in_flight_drops_its_reply_and_closes_t
   served_bank bank;
   raw_client waiting(bank.srv.port());
   waiting.send(post("/jsonrpc", R"({"jsonrpc":"2.0","method":"bank.hold","params":["w"],"id":"held"})"));
-  // Known to be in flight once the bank has it: wait for that through a call behind it.
-  EXPECT_EQ(curl(bank.url(), balance_call).status, 200);
+  ASSERT_TRUE(bank.seen->wait_for_holds(1, 10s));
   bank.srv.stop();
   EXPECT_TRUE(waiting.wait_closed(10s));
   // The held call completes after the stop: its reply goes nowhere and harms nothing.
