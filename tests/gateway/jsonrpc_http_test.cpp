@@ -60,8 +60,12 @@ TEST(jsonrpc_http, a_batch_answers_only_its_requests_and_one_of_only_notificatio
                                                   {"jsonrpc":"2.0","method":"bank.deposit","params":["carol",1]}])");
   EXPECT_EQ(quiet.status, 204);
   EXPECT_EQ(quiet.body, "");
+  // A tell is answered once sent; an ask behind it in the bank's mailbox is
+  // answered once it has been handled too.
+  EXPECT_EQ(curl(bank.url(), R"({"jsonrpc":"2.0","method":"bank.balance","params":["carol"],"id":2})").body,
+            R"({"jsonrpc":"2.0","id":2,"result":9})");
   EXPECT_EQ(bank.seen->deposits, 3);
-  EXPECT_EQ(bank.seen->balances, 1);
+  EXPECT_EQ(bank.seen->balances, 2);
 }
 
 TEST(jsonrpc_http, each_bad_request_gets_its_error_and_reaches_no_actor) {
