@@ -178,7 +178,7 @@ class websocket_session final : public connection, public std::enable_shared_fro
     };
     try {
       handler_(std::move(text), binary, sink);
-    } catch (const std::exception& e) {
+    } catch (const std::exception&) {
       sink(std::nullopt);  // the handler's own failure: nothing to send, the connection goes on
     }
     read();
