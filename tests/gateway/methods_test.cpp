@@ -73,9 +73,7 @@ struct bank_actor : troupe::actor<bank::protocol> {
     history_[d.account].push_back("deposit " + std::to_string(d.cents));
   }
   std::int64_t on(const bank::balance& b) { return accounts_[b.account]; }
-  bank::statement on(const bank::get_statement& s) {
-    return {s.account, accounts_[s.account], history_[s.account]};
-  }
+  bank::statement on(const bank::get_statement& s) { return {s.account, accounts_[s.account], history_[s.account]}; }
   void on(bank::audit /*unused*/) { ++audits_; }
   bool on(bank::crash /*unused*/) { throw std::runtime_error("the vault is on fire"); }
   // Never replies: the request is kept and dropped only when the actor stops.
@@ -99,7 +97,8 @@ gw::call_result call(const gw::methods& m, std::string_view method, std::string_
            if (calls->fetch_add(1) == 0) done->set_value(std::move(r));
          });
   std::future<gw::call_result> f = done->get_future();
-  if (f.wait_for(10s) != std::future_status::ready) return gw::call_failure{gw::failure::internal, "test: no completion"};
+  if (f.wait_for(10s) != std::future_status::ready)
+    return gw::call_failure{gw::failure::internal, "test: no completion"};
   gw::call_result r = f.get();
   EXPECT_EQ(calls->load(), 1);
   return r;
@@ -151,9 +150,9 @@ TEST(gateway_methods, parameters_that_do_not_convert_are_invalid_and_reach_no_ac
   troupe::system sys;
   gw::methods m(sys);
   m.expose("bank", sys.spawn<bank_actor>());
-  for (const char* bad : {R"({"account":"alice","cents":"many"})", R"({"account":"alice"})",
-                          R"({"account":"alice","cents":1,"extra":2})", R"(["alice"])", R"(["alice",1,2])",
-                          R"("alice")", R"(42)"}) {
+  for (const char* bad :
+       {R"({"account":"alice","cents":"many"})", R"({"account":"alice"})", R"({"account":"alice","cents":1,"extra":2})",
+        R"(["alice"])", R"(["alice",1,2])", R"("alice")", R"(42)"}) {
     EXPECT_EQ(failure_kind(call(m, "bank.deposit", bad)), gw::failure::invalid_params) << bad;
   }
   EXPECT_EQ(failure_kind(call(m, "bank.deposit", "")), gw::failure::invalid_params);

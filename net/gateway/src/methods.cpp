@@ -33,25 +33,34 @@ struct dispatcher final : actor<dispatcher_protocol> {
 
 std::string_view to_string(failure f) noexcept {
   switch (f) {
-    case failure::method_not_found: return "method not found";
-    case failure::invalid_params: return "invalid parameters";
-    case failure::overloaded: return "overloaded";
-    case failure::timeout: return "timeout";
-    case failure::actor_down: return "actor down";
-    case failure::internal: return "internal error";
+    case failure::method_not_found:
+      return "method not found";
+    case failure::invalid_params:
+      return "invalid parameters";
+    case failure::overloaded:
+      return "overloaded";
+    case failure::timeout:
+      return "timeout";
+    case failure::actor_down:
+      return "actor down";
+    case failure::internal:
+      return "internal error";
   }
   return "unknown failure";
 }
 
 call_failure failure_of(const troupe::error& e) {
   switch (e.code()) {
-    case errc::timeout: return {failure::timeout, e.to_string()};
+    case errc::timeout:
+      return {failure::timeout, e.to_string()};
     case errc::actor_down:
     case errc::no_such_actor:
     case errc::system_stopped:
     case errc::no_such_node:
-    case errc::connection_lost: return {failure::actor_down, e.to_string()};
-    default: return {failure::internal, e.to_string()};
+    case errc::connection_lost:
+      return {failure::actor_down, e.to_string()};
+    default:
+      return {failure::internal, e.to_string()};
   }
 }
 

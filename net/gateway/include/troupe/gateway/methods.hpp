@@ -207,8 +207,8 @@ class methods {
       info.name = std::string(service) + "." + info.type_name;
       info.is_request = request<M>;
       info.params = detail::member_names<M>();
-      add(std::move(info), [target](const methods& self, boost::json::value&& params,
-                                    std::chrono::nanoseconds timeout, completion&& done) {
+      add(std::move(info), [target](const methods& self, boost::json::value&& params, std::chrono::nanoseconds timeout,
+                                    completion&& done) {
         boost::system::result<M> message = boost::json::try_value_to<M>(params);
         if (!message) {
           done(call_failure{failure::invalid_params, message.error().message()});
@@ -229,8 +229,8 @@ class methods {
   }
 
   template <class M, class P>
-  static std::unique_ptr<detail::ask_job> make_ask(const ref<P>& target, M message,
-                                                   std::chrono::nanoseconds timeout, completion done) {
+  static std::unique_ptr<detail::ask_job> make_ask(const ref<P>& target, M message, std::chrono::nanoseconds timeout,
+                                                   completion done) {
     struct job final : detail::ask_job {
       job(ref<P> t, M m, std::chrono::nanoseconds d, completion c)
           : target(std::move(t)), message(std::move(m)), timeout(d), done(std::move(c)) {}
