@@ -97,7 +97,7 @@ struct counters {
 
 struct bank_actor : troupe::actor<bank::protocol> {
   explicit bank_actor(std::shared_ptr<counters> c) : seen_(std::move(c)) {}
-  void on(bank::deposit d) {
+  void on(const bank::deposit& d) {
     ++seen_->deposits;
     accounts_[d.account] += d.cents;
   }
@@ -105,7 +105,7 @@ struct bank_actor : troupe::actor<bank::protocol> {
     ++seen_->balances;
     return accounts_[b.account];
   }
-  void on(bank::hold h, troupe::reply_promise<std::string> later) {
+  void on(const bank::hold& h, troupe::reply_promise<std::string> later) {
     seen_->note_hold();
     if (released_) {
       later.deliver("released " + h.tag);

@@ -50,7 +50,13 @@ class python_service {
     }
     port_ = line.substr(0, line.find('\n'));
   }
-  ~python_service() { ts::kill_child(pid_); }
+  ~python_service() {
+    try {
+      ts::kill_child(pid_);
+    } catch (const std::exception& e) {  // a destructor must not throw: say so and go on
+      ADD_FAILURE() << "the Python service did not die: " << e.what();
+    }
+  }
   python_service(const python_service&) = delete;
   python_service& operator=(const python_service&) = delete;
   const std::string& port() const { return port_; }

@@ -68,7 +68,7 @@ using protocol = troupe::protocol<deposit, balance, get_statement, audit, crash,
 }  // namespace bank
 
 struct bank_actor : troupe::actor<bank::protocol> {
-  void on(bank::deposit d) {
+  void on(const bank::deposit& d) {
     accounts_[d.account] += d.cents;
     history_[d.account].push_back("deposit " + std::to_string(d.cents));
   }

@@ -37,7 +37,7 @@ std::string_view standard_message(int c) noexcept {
 }
 
 // The standard message for the code, and what exactly was wrong as "data".
-error_reply make_error(json::value id, int c, std::string detail) {
+error_reply make_error(json::value id, int c, std::string_view detail) {
   return error_reply{std::move(id), c, std::string(standard_message(c)), json::value(json::string(detail))};
 }
 
@@ -260,6 +260,7 @@ void execute(const methods& table, std::string_view bytes, const settings& limit
   }
 }
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): the seam's signature (http_reply.hpp), as xmlrpc::handle's
 void handle(const methods& table, http_request request, reply_sink done, const settings& limits) {
   if (!is_json_content_type(request.content_type)) {
     done(http_reply{415, "text/plain", "JSON-RPC requests are application/json, not " + request.content_type + "\n",

@@ -448,7 +448,7 @@ void server::serve_jsonrpc(const methods& table, std::string path, jsonrpc::sett
   route(path, [&table, limits](http_request request, reply_sink done) {
     jsonrpc::handle(table, std::move(request), std::move(done), limits);
   });
-  route_websocket(std::move(path), [&table, limits](std::string text, bool binary, message_sink done) {
+  route_websocket(std::move(path), [&table, limits](const std::string& text, bool binary, message_sink done) {
     if (binary) {
       done(jsonrpc::encode_error(jsonrpc::error_reply{nullptr, jsonrpc::code::parse_error, "Parse error",
                                                       boost::json::value("a binary frame: send JSON-RPC as text")}));
