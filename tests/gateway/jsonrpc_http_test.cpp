@@ -118,6 +118,24 @@ TEST(jsonrpc_http, a_call_past_its_deadline_is_the_server_defined_timeout_error)
   EXPECT_EQ(v.at("error").at("code").as_int64(), gw::jsonrpc::code::timeout) << v;
 }
 
+TEST(jsonrpc_http, a_call_beyond_the_in_flight_bound_is_the_server_defined_overloaded_error) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys;
+  auto seen = std::make_shared<counters>();
+  gw::methods table(sys, gw::settings{.ask_timeout = 20s, .max_in_flight = 1});
+  table.expose("bank", sys.spawn<bank_actor>(seen));
+  gw::server srv;
+  srv.serve_jsonrpc(table);
+  srv.start();
+  const std::string url = "http://127.0.0.1:" + std::to_string(srv.port()) + "/jsonrpc";
+  raw_client holder(srv.port());
+  holder.send(post("/jsonrpc", R"({"jsonrpc":"2.0","method":"bank.hold","params":["h"],"id":1})"));
+  ASSERT_TRUE(seen->wait_for_holds(1, 10s));
+  json::value v = json::parse(curl(url, R"({"jsonrpc":"2.0","method":"bank.balance","params":["a"],"id":2})").body);
+  EXPECT_EQ(v.at("error").at("code").as_int64(), gw::jsonrpc::code::overloaded) << v;
+  EXPECT_EQ(seen->balances, 0);
+}
+
 TEST(jsonrpc_http, a_python_urllib_client_gets_every_answer_the_specification_asks_for) {
   troupe::test_support::watchdog guard;
   served_bank bank;
