@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <stdexcept>
 #include <string>
 
 #include "gateway_support.hpp"
@@ -135,6 +136,32 @@ TEST(gateway_server, stopping_with_a_call_in_flight_drops_its_reply_and_closes_t
   std::promise<void> released;
   bank.table.call("bank.release", nullptr, std::nullopt, [&released](const gw::call_result&) { released.set_value(); });
   EXPECT_EQ(released.get_future().wait_for(10s), std::future_status::ready);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(gateway_server, a_route_gets_the_request_and_a_handler_that_throws_or_answers_nonsense_gets_500) {
+  troupe::test_support::watchdog guard;
+  gw::server srv;
+  srv.route("/echo", [](gw::http_request r, const gw::reply_sink& done) {
+    done(gw::http_reply{200, "text/plain", r.target + " " + r.content_type + " " + r.body, true});
+  });
+  srv.route("/throws", [](const gw::http_request&, const gw::reply_sink&) { throw std::runtime_error("oops"); });
+  srv.route("/nonsense", [](const gw::http_request&, const gw::reply_sink& done) {
+    done(gw::http_reply{1000, "text/plain\r\nX-Injected: 1", "", true});
+  });
+  srv.start();
+  const std::string base = "http://127.0.0.1:" + std::to_string(srv.port());
+  const http_answer echoed =
+      curl(base + "/echo?q=1", "hello", {"-H", "Content-Type: text/x-test", "--data-binary", "@-"});
+  EXPECT_EQ(echoed.status, 200);
+  EXPECT_EQ(echoed.body, "/echo?q=1 text/x-test hello");
+  EXPECT_EQ(curl(base + "/throws", "x").status, 500);
+  EXPECT_EQ(curl(base + "/nonsense", "x").status, 500);
+  // The server goes on.
+  EXPECT_EQ(curl(base + "/echo", "again").status, 200);
 }
 
 }  // namespace

@@ -345,6 +345,11 @@ class http_session final : public connection, public std::enable_shared_from_thi
   // Writes a reply; on the connection's strand.
   void answer(http_reply reply) {
     if (!stream_) return;
+    // A handler's mistake must not become a broken response (or a header of
+    // its choosing): a status HTTP has not, or a content type with a line break.
+    if (reply.status < 100 || reply.status > 599 || reply.content_type.find_first_of("\r\n") != std::string::npos) {
+      reply = http_reply{500, "text/plain", "the handler gave a reply HTTP cannot carry\n", false};
+    }
     response_ = {};
     response_.version(version_);
     response_.result(reply.status);
@@ -487,7 +492,18 @@ void server::start() {
   c.shared->open_gate();
   c.accept();
   const std::size_t n = std::max<std::size_t>(c.shared->config.threads, 1);
-  for (std::size_t i = 0; i < n; ++i) c.threads.emplace_back([&c] { c.io.run(); });
+  for (std::size_t i = 0; i < n; ++i) {
+    c.threads.emplace_back([&c] {
+      // A handler that throws (say, out of memory) costs its connection, not the thread.
+      for (;;) {
+        try {
+          c.io.run();
+          return;
+        } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): the connection it belonged to is gone
+        }
+      }
+    });
+  }
 }
 
 void server::stop() {
