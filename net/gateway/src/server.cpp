@@ -3,11 +3,13 @@
 // Lifetimes. A connection is a shared object its own pending operations keep
 // alive (the Beast way); while a handler works on a request, the reply sink it
 // was given keeps it alive instead. Sinks may run on any thread, even after
-// the server stopped, so they never touch the io_context on their own: they
-// post through the shared state's gate, which stop() closes before the
-// io_context goes. Connections hold that shared state, never the server, and
-// stop() closes every live connection's socket after the threads are joined, so
-// a connection that a late sink keeps alive holds no socket of a dead io_context.
+// the server stopped. So the io_context lives in the state that connections
+// share (never the server itself): a connection a late sink keeps alive keeps
+// the io_context its strand and socket belong to. Sinks post only through
+// that state's gate, which stop() closes; then stop() joins the threads,
+// closes every live connection's socket and runs what was still queued (each
+// sees its connection closed and ends), so nothing pending holds a connection
+// and the io_context goes with the last connection or the server.
 #include "troupe/gateway/server.hpp"
 
 #include <algorithm>
@@ -58,10 +60,12 @@ class connection {
 
 }  // namespace
 
-// What connections and reply sinks share with the server; it outlives the
-// io_context when a late sink still holds a connection.
+// What connections and reply sinks share with the server, the io_context
+// included (see the top of this file).
 struct shared_state {
   explicit shared_state(server_settings s) : config(std::move(s)) {}
+  // First: destroyed last, after everything that may refer to it.
+  asio::io_context io;
   const server_settings config;
   std::map<std::string, request_handler, std::less<>> routes;
   std::map<std::string, message_handler, std::less<>> websocket_routes;
@@ -170,11 +174,11 @@ class websocket_session final : public connection, public std::enable_shared_fro
     auto once = std::make_shared<once_flag>();
     message_sink sink = [self = shared_from_this(), once](std::optional<std::string> reply) mutable {
       if (!once->first()) return;
-      // Both taken before `self` moves into the posted function.
-      shared_state& shared = *self->shared_;
-      const asio::any_io_executor strand = self->executor_;
-      shared.post(strand,
-                  [self = std::move(self), reply = std::move(reply)]() mutable { self->on_answer(std::move(reply)); });
+      // `self` is copied, not moved: the connection (and through it the
+      // io_context its strand belongs to) must outlive this call even when the
+      // gate is closed and the posted function is destroyed unrun.
+      self->shared_->post(self->executor_,
+                          [self, reply = std::move(reply)]() mutable { self->on_answer(std::move(reply)); });
     };
     try {
       handler_(std::move(text), binary, sink);
@@ -328,11 +332,11 @@ class http_session final : public connection, public std::enable_shared_from_thi
     auto once = std::make_shared<once_flag>();
     reply_sink sink = [self = shared_from_this(), once](http_reply reply) mutable {
       if (!once->first()) return;
-      // Both taken before `self` moves into the posted function.
-      shared_state& shared = *self->shared_;
-      const asio::any_io_executor strand = self->executor_;
-      shared.post(strand,
-                  [self = std::move(self), reply = std::move(reply)]() mutable { self->answer(std::move(reply)); });
+      // `self` is copied, not moved: the connection (and through it the
+      // io_context its strand belongs to) must outlive this call even when the
+      // gate is closed and the posted function is destroyed unrun.
+      self->shared_->post(self->executor_,
+                          [self, reply = std::move(reply)]() mutable { self->answer(std::move(reply)); });
     };
     http_request call{target, std::string(request[http::field::content_type]), std::move(request.body())};
     try {
@@ -408,7 +412,7 @@ struct server::core {
   explicit core(server_settings s) : shared(std::make_shared<shared_state>(std::move(s))) {}
 
   void accept() {
-    acceptor->async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+    acceptor->async_accept(asio::make_strand(shared->io), [this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
       if (!ec) {
         // Relaxed: see shared_state::add(); connections are accepted on one
@@ -427,7 +431,6 @@ struct server::core {
   }
 
   std::shared_ptr<shared_state> shared;
-  asio::io_context io;
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   std::atomic<std::uint16_t> port{0};
@@ -471,7 +474,7 @@ void server::start() {
   const asio::ip::address address = asio::ip::make_address(c.shared->config.address, ec);
   if (ec) throw std::system_error(ec, "troupe::gateway::server: '" + c.shared->config.address + "' is not an address");
   const tcp::endpoint endpoint(address, c.shared->config.port);
-  c.acceptor.emplace(c.io);
+  c.acceptor.emplace(c.shared->io);
   const auto check = [&](const char* step) {
     if (ec)
       throw std::system_error(ec,
@@ -497,7 +500,7 @@ void server::start() {
       // A handler that throws (say, out of memory) costs its connection, not the thread.
       for (;;) {
         try {
-          c.io.run();
+          c.shared->io.run();
           return;
         } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): the connection it belonged to is gone
         }
@@ -512,13 +515,18 @@ void server::stop() {
   c.stopped = true;
   // From here on, a late reply is dropped instead of posted.
   c.shared->close_gate();
-  c.io.stop();
+  c.shared->io.stop();
   for (std::thread& t : c.threads) t.join();
   c.threads.clear();
   beast::error_code ignored;
   c.acceptor->close(ignored);
-  // No thread runs handlers now: close every connection's socket while the io_context is still there.
+  // No thread runs handlers now: close every connection's socket, then run
+  // what is still queued here (every handler finds its connection closed and
+  // ends), so that no queued handler keeps a connection, and so the
+  // io_context, alive.
   for (const std::shared_ptr<connection>& live : c.shared->live_connections()) live->release();
+  c.shared->io.restart();
+  c.shared->io.poll();
 }
 
 std::uint16_t server::port() const noexcept { return core_->port.load(std::memory_order_relaxed); }
