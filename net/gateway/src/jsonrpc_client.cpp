@@ -2,12 +2,10 @@
 #include "troupe/gateway/jsonrpc_client.hpp"
 
 #include <atomic>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
@@ -86,52 +84,103 @@ expected<json::value> read_answer(unsigned status, const std::string& body, std:
   return std::move(*const_cast<json::value*>(result));  // NOLINT(cppcoreguidelines-pro-type-const-cast): ours to move
 }
 
-// One call: connect, POST, read the answer, all within the call's timeout.
-asio::awaitable<void> perform(const client_settings& config, std::uint64_t id, outbound_call call,
-                              reply_promise<json::value> later) {
-  const std::string who =
-      "JSON-RPC service at http://" + config.host + ":" + config.port + config.target + " (" + call.method + ")";
-  try {
-    const auto executor = co_await asio::this_coro::executor;
-    beast::tcp_stream stream(executor);
-    stream.expires_after(call.timeout);
-    tcp::resolver resolver(executor);
-    const tcp::resolver::results_type addresses =
-        co_await resolver.async_resolve(config.host, config.port, asio::use_awaitable);
-    co_await stream.async_connect(addresses, asio::use_awaitable);
-    json::object message{{"jsonrpc", "2.0"}, {"method", call.method}, {"id", id}};
-    if (!call.params.is_null()) message.emplace("params", std::move(call.params));
-    http::request<http::string_body> request(http::verb::post, config.target, 11);
-    request.set(http::field::host, config.host);
-    request.set(http::field::content_type, "application/json");
-    request.set(http::field::user_agent, "troupe-gateway");
-    request.body() = json::serialize(message);
-    request.prepare_payload();
-    co_await http::async_write(stream, request, asio::use_awaitable);
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(config.max_response_bytes);
-    parser.header_limit(64 * 1024);
-    co_await http::async_read(stream, buffer, parser, asio::use_awaitable);
+// One call: resolve, connect, POST, read the answer, all by the call's
+// deadline. Callbacks, not Asio's coroutines: clang 14 cannot compile those
+// under AddressSanitizer ("cannot represent a difference across sections").
+// Each step's handler holds the exchange; its promise answers once, at the
+// end or at the first failure (or, unanswered, when the io_context goes).
+class exchange : public std::enable_shared_from_this<exchange> {
+ public:
+  exchange(asio::io_context& io, client_settings config, std::uint64_t id, outbound_call call,
+           reply_promise<json::value> later)
+      : config_(std::move(config)),
+        id_(id),
+        call_(std::move(call)),
+        later_(std::move(later)),
+        deadline_(std::chrono::steady_clock::now() +
+                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(call_.timeout)),
+        who_("JSON-RPC service at http://" + config_.host + ":" + config_.port + config_.target + " (" + call_.method +
+             ")"),
+        resolver_(io),
+        stream_(io) {}
+
+  void start() {
+    resolver_.async_resolve(config_.host, config_.port,
+                            [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type addresses) {
+                              if (ec) return self->fail(ec);
+                              self->connect(addresses);
+                            });
+  }
+
+ private:
+  void connect(const tcp::resolver::results_type& addresses) {
+    stream_.expires_at(deadline_);
+    stream_.async_connect(addresses, [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
+      if (ec) return self->fail(ec);
+      self->send();
+    });
+  }
+
+  void send() {
+    json::object message{{"jsonrpc", "2.0"}, {"method", call_.method}, {"id", id_}};
+    if (!call_.params.is_null()) message.emplace("params", std::move(call_.params));
+    request_ = http::request<http::string_body>(http::verb::post, config_.target, 11);
+    request_.set(http::field::host, config_.host);
+    request_.set(http::field::content_type, "application/json");
+    request_.set(http::field::user_agent, "troupe-gateway");
+    request_.body() = json::serialize(message);
+    request_.prepare_payload();
+    stream_.expires_at(deadline_);
+    http::async_write(stream_, request_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->fail(ec);
+      self->receive();
+    });
+  }
+
+  void receive() {
+    parser_.body_limit(config_.max_response_bytes);
+    parser_.header_limit(64 * 1024);
+    stream_.expires_at(deadline_);
+    http::async_read(stream_, buffer_, parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->fail(ec);
+      self->finish();
+    });
+  }
+
+  void finish() {
     beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    expected<json::value> answer = read_answer(parser.get().result_int(), parser.get().body(), id, who);
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    expected<json::value> answer = read_answer(parser_.get().result_int(), parser_.get().body(), id_, who_);
     if (answer) {
-      later.deliver(std::move(*answer));
+      later_.deliver(std::move(*answer));
     } else {
-      later.fail(answer.error());
-    }
-  } catch (const boost::system::system_error& e) {
-    if (e.code() == beast::error::timeout) {
-      later.fail(error(errc::timeout, who + ": no answer within the call's timeout"));
-    } else if (e.code() == http::error::body_limit || e.code() == http::error::header_limit ||
-               e.code().category() == http::make_error_code(http::error::bad_target).category()) {
-      later.fail(error(errc::malformed_message, who + ": " + e.code().message()));
-    } else {
-      later.fail(error(errc::connection_lost, who + ": " + e.code().message()));
+      later_.fail(answer.error());
     }
   }
-}
+
+  void fail(beast::error_code ec) {
+    if (ec == beast::error::timeout) {
+      later_.fail(error(errc::timeout, who_ + ": no answer within the call's timeout"));
+    } else if (ec == http::error::body_limit || ec == http::error::header_limit ||
+               ec.category() == http::make_error_code(http::error::bad_target).category()) {
+      later_.fail(error(errc::malformed_message, who_ + ": " + ec.message()));
+    } else {
+      later_.fail(error(errc::connection_lost, who_ + ": " + ec.message()));
+    }
+  }
+
+  const client_settings config_;
+  const std::uint64_t id_;
+  outbound_call call_;
+  reply_promise<json::value> later_;
+  const std::chrono::steady_clock::time_point deadline_;
+  const std::string who_;
+  tcp::resolver resolver_;
+  beast::tcp_stream stream_;
+  http::request<http::string_body> request_;
+  beast::flat_buffer buffer_;
+  http::response_parser<http::string_body> parser_;
+};
 
 // Hands each call to the Asio thread; its promise goes with it.
 struct client_actor final : actor<client_protocol> {
@@ -144,13 +193,10 @@ struct client_actor final : actor<client_protocol> {
       later.fail(error(errc::request_dropped, "the JSON-RPC client is closed"));
       return;
     }
-    // The coroutine keeps its own copy of the settings: it may outlive nothing
+    // The exchange keeps its own copy of the settings: it may outlive nothing
     // but the io_context, which destroys it.
-    asio::co_spawn(
-        *core_->io,
-        [config = core_->config, id, call = std::move(call), later = std::move(later)]() mutable
-        -> asio::awaitable<void> { co_await perform(config, id, std::move(call), std::move(later)); },
-        asio::detached);
+    auto call_exchange = std::make_shared<exchange>(*core_->io, core_->config, id, std::move(call), std::move(later));
+    asio::post(*core_->io, [call_exchange] { call_exchange->start(); });
   }
   void on(close_client /*unused*/) { stop(); }
 
