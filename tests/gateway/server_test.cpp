@@ -145,7 +145,7 @@ namespace {
 TEST(gateway_server, a_route_gets_the_request_and_a_handler_that_throws_or_answers_nonsense_gets_500) {
   troupe::test_support::watchdog guard;
   gw::server srv;
-  srv.route("/echo", [](gw::http_request r, const gw::reply_sink& done) {
+  srv.route("/echo", [](const gw::http_request& r, const gw::reply_sink& done) {
     done(gw::http_reply{200, "text/plain", r.target + " " + r.content_type + " " + r.body, true});
   });
   srv.route("/throws", [](const gw::http_request&, const gw::reply_sink&) { throw std::runtime_error("oops"); });

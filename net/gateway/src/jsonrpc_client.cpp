@@ -105,11 +105,12 @@ class exchange : public std::enable_shared_from_this<exchange> {
         stream_(io) {}
 
   void start() {
-    resolver_.async_resolve(config_.host, config_.port,
-                            [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type addresses) {
-                              if (ec) return self->fail(ec);
-                              self->connect(addresses);
-                            });
+    resolver_.async_resolve(
+        config_.host, config_.port,
+        [self = shared_from_this()](beast::error_code ec, const tcp::resolver::results_type& addresses) {
+          if (ec) return self->fail(ec);
+          self->connect(addresses);
+        });
   }
 
  private:

@@ -440,7 +440,14 @@ struct server::core {
 
 server::server(server_settings s) : core_(std::make_shared<core>(std::move(s))) {}
 
-server::~server() { stop(); }
+server::~server() {
+  try {
+    stop();
+  } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): a destructor must not throw; stop() can
+    // only fail joining a thread or running what was queued, and there is no
+    // one left to tell.
+  }
+}
 
 void server::route(std::string path, request_handler handler) {
   if (core_->started) throw std::logic_error("troupe::gateway::server: route() after start()");
