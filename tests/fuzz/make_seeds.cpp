@@ -315,6 +315,27 @@ void topic_seeds(corpus& out) {
   seeds["publication_name_past_end"] = concat(past_end, text("abc"));
 }
 
+// fuzz_jsonrpc: a JSON-RPC message as a client sent it (valid ones of each
+// shape, and the specification's examples of invalid ones).
+void jsonrpc_seeds(corpus& out) {
+  auto& seeds = out["fuzz_jsonrpc"];
+  seeds["request_by_position"] = text(R"({"jsonrpc":"2.0","method":"bank.balance","params":["alice"],"id":1})");
+  seeds["request_by_name"] =
+      text(R"({"jsonrpc":"2.0","method":"bank.deposit","params":{"account":"a","cents":5},"id":"x"})");
+  seeds["request_fractional_id"] = text(R"({"jsonrpc":"2.0","method":"m","id":1.5E0})");
+  seeds["request_null_id"] = text(R"({"jsonrpc":"2.0","method":"m","id":null})");
+  seeds["notification"] = text(R"({"jsonrpc":"2.0","method":"bank.deposit","params":["a",1]})");
+  seeds["batch_mixed"] =
+      text(R"([{"jsonrpc":"2.0","method":"a","id":1},{"jsonrpc":"2.0","method":"b"},{"foo":"boo"},1])");
+  seeds["batch_empty"] = text("[]");
+  seeds["batch_too_large"] = text("[1,2,3,4,5,6,7,8,9]");
+  seeds["invalid_params_type"] = text(R"({"jsonrpc":"2.0","method":"m","params":"bar","id":2})");
+  seeds["invalid_id_type"] = text(R"({"jsonrpc":"2.0","method":"m","id":{"a":1}})");
+  seeds["invalid_version"] = text(R"({"jsonrpc":"1.0","method":"m","id":3})");
+  seeds["parse_error"] = text(R"({"jsonrpc":"2.0","method":"foobar,"params":"bar","baz])");
+  seeds["too_deep"] = text(std::string(20, '[') + std::string(20, ']'));
+}
+
 int check_corpus(const corpus& seeds, const fs::path& root) {
   int stale = 0;
   for (const auto& [target, files] : seeds) {
@@ -362,6 +383,7 @@ int main(int argc, char** argv) {
   handshake_seeds(seeds);
   message_seeds(seeds);
   topic_seeds(seeds);
+  jsonrpc_seeds(seeds);
   const fs::path root = argv[argc - 1];
   return check ? check_corpus(seeds, root) : write_corpus(seeds, root);
 }

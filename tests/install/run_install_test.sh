@@ -70,4 +70,11 @@ if [[ -n $(find "$prefix" -name troupe-ports-component.cmake -print -quit) ]]; t
   cmake --build "$work/ports" || fail "building the ports consumer"
   "$work/ports/troupe_ports_consumer" || fail "the ports consumer exited with status $?"
 fi
+if [[ -n $(find "$prefix" -name troupe-gateway-component.cmake -print -quit) ]]; then
+  step "configure, build and run a consumer of the gateway component"
+  cmake -S "$consumer_dir/../gateway_consumer" -B "$work/gateway" "${configure_args[@]}" ||
+    fail "configuring the gateway consumer (find_package(troupe COMPONENTS gateway))"
+  cmake --build "$work/gateway" || fail "building the gateway consumer"
+  "$work/gateway/troupe_gateway_consumer" || fail "the gateway consumer exited with status $?"
+fi
 echo "--- install test: passed"
