@@ -31,8 +31,10 @@ bool known_code(int code) {
     case xr::invalid_params:
     case xr::internal_error:
     case xr::call_timeout:
-    case xr::overloaded: return true;
-    default: return false;
+    case xr::overloaded:
+      return true;
+    default:
+      return false;
   }
 }
 

@@ -33,8 +33,10 @@
 // Hostile input: a body larger than limits::max_body_bytes, a document type
 // declaration (entities: "billion laughs" runs xmlrpc-c's expat for minutes),
 // elements nested deeper than limits::max_element_depth or more than
-// limits::max_elements elements are refused before xmlrpc-c builds anything,
-// by libxml2's streaming reader. xmlrpc-c's own process-wide limits are set
+// limits::max_elements elements, and an <i8> that is not a 64-bit integer
+// (xmlrpc-c 1.33 crashes on one) are refused before xmlrpc-c builds anything,
+// by libxml2's streaming reader (which sets the calling thread's libxml2
+// generic error handler to a silent one). xmlrpc-c's own process-wide limits are set
 // once, on first use: its nesting limit to max_value_nesting_limit and its size
 // limit out of the way of ours (xmlrpc_limit_set is process-wide: a program
 // that sets them itself after us wins).
