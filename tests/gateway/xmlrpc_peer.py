@@ -10,6 +10,10 @@ the gateway's XML-RPC codec in tests/gateway/xmlrpc_test.cpp.
                                       {"result": ...} or {"fault": [code, string]},
                                       a DateTime as "dt:<value>", Binary as
                                       "b64:<base64>"
+  xmlrpc_peer.py proxy URL            reads "METHOD<tab>PARAMS" lines on stdin and
+                                      calls each through one xmlrpc.client.ServerProxy
+                                      (one HTTP/1.1 connection), printing one JSON
+                                      line per call as `loads` does
 """
 import base64
 import json
@@ -41,6 +45,17 @@ def main():
     if sys.argv[1] == "call":
         params = eval(sys.argv[3], {"D": D, "B": B})  # the test's own literal
         sys.stdout.write(xmlrpc.client.dumps(params, sys.argv[2], allow_none=True))
+    elif sys.argv[1] == "proxy":
+        proxy = xmlrpc.client.ServerProxy(sys.argv[2], allow_none=True)
+        for line in sys.stdin:
+            method, params = line.rstrip("\n").split("\t")
+            try:
+                result = getattr(proxy, method)(*eval(params, {"D": D, "B": B}))
+                print(json.dumps({"result": plain(result)}, sort_keys=True))
+            except xmlrpc.client.Fault as fault:
+                print(json.dumps({"fault": [fault.faultCode, fault.faultString]}))
+            except xmlrpc.client.ProtocolError as error:
+                print(json.dumps({"http_error": [error.errcode, error.errmsg]}))
     elif sys.argv[1] == "loads":
         document = sys.stdin.buffer.read()
         try:

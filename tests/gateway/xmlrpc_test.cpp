@@ -17,6 +17,13 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <thread>
+
 #include "support/child_process.hpp"
 #include "troupe/gateway/xmlrpc.hpp"
 #include "troupe/runtime/actor.hpp"
@@ -328,6 +335,109 @@ TEST(xmlrpc_gateway, a_body_that_is_not_xml_by_its_content_type_is_refused_with_
   EXPECT_EQ(g.post(python_call("kinds.add", "(1, 2)"), "text/xml; charset=utf-8").status, 200U);
   EXPECT_EQ(g.post(python_call("kinds.add", "(1, 2)"), "").status, 200U);
   EXPECT_EQ(g.handled_count(), 2);
+}
+
+// A test-only HTTP front for handle() until the gateway's server mounts it:
+// one Asio thread, connections served one request at a time, keep-alive.
+class tiny_front {
+ public:
+  explicit tiny_front(const gw::methods& m)
+      : methods_(m), acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    accept();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  tiny_front(const tiny_front&) = delete;
+  tiny_front& operator=(const tiny_front&) = delete;
+  ~tiny_front() {
+    io_.stop();
+    thread_.join();
+  }
+  [[nodiscard]] std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/RPC2";
+  }
+
+ private:
+  struct connection : std::enable_shared_from_this<connection> {
+    connection(const gw::methods& m, boost::asio::ip::tcp::socket s) : methods(m), socket(std::move(s)) {}
+    void read() {
+      request = {};
+      boost::beast::http::async_read(socket, buffer, request,
+                                     [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                                       if (!ec) self->serve();
+                                     });
+    }
+    void serve() {
+      gw::http_request r{std::string(request.target()), std::string(request[boost::beast::http::field::content_type]),
+                         std::move(request.body())};
+      // handle()'s done may run on a scheduler worker: back to the Asio thread to write.
+      gw::xmlrpc::handle(methods, std::move(r), [self = shared_from_this()](gw::http_reply reply) {
+        boost::asio::post(self->socket.get_executor(),
+                          [self, reply = std::move(reply)]() mutable { self->write(std::move(reply)); });
+      });
+    }
+    void write(gw::http_reply reply) {
+      response = {};
+      response.result(reply.status);
+      response.set(boost::beast::http::field::content_type, reply.content_type);
+      response.body() = std::move(reply.body);
+      response.keep_alive(request.keep_alive() && reply.keep_alive);
+      response.prepare_payload();
+      boost::beast::http::async_write(socket, response,
+                                      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                                        if (!ec && self->response.keep_alive()) self->read();
+                                      });
+    }
+    const gw::methods& methods;
+    boost::asio::ip::tcp::socket socket;
+    boost::beast::flat_buffer buffer;
+    boost::beast::http::request<boost::beast::http::string_body> request;
+    boost::beast::http::response<boost::beast::http::string_body> response;
+  };
+  void accept() {
+    acceptor_.async_accept([this](boost::system::error_code ec, boost::asio::ip::tcp::socket s) {
+      if (ec) return;
+      std::make_shared<connection>(methods_, std::move(s))->read();
+      accept();
+    });
+  }
+  const gw::methods& methods_;
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::thread thread_;
+};
+
+TEST(xmlrpc_gateway, python_server_proxy_calls_an_actor_over_http_end_to_end) {
+  gateway_fixture g;
+  tiny_front front(g.m);
+  const std::string calls =
+      "kinds.add\t(2, 3)\n"
+      "kinds.add\t({'a': 20, 'b': 22},)\n"
+      "kinds.echo\t(-7, True, 's', 1.5, D('20260107T10:20:30'), B(b'\\x00\\xff'), [1], {'name': 'n', 'values': []})\n"
+      "kinds.ping\t()\n"
+      "kinds.rob\t()\n"
+      "kinds.add\t('two', 3)\n"
+      "kinds.crash\t()\n";
+  troupe::test_support::command_result r =
+      troupe::test_support::run_command({"python3", peer_script(), "proxy", front.url()}, calls);
+  ASSERT_TRUE(r.succeeded()) << r.err;
+  std::vector<std::string> lines;
+  for (std::size_t at = 0; at < r.out.size();) {
+    const std::size_t end = r.out.find('\n', at);
+    lines.push_back(r.out.substr(at, end - at));
+    at = end == std::string::npos ? r.out.size() : end + 1;
+  }
+  ASSERT_EQ(lines.size(), 7U) << r.out;
+  EXPECT_EQ(lines[0], R"({"result": 5})");
+  EXPECT_EQ(lines[1], R"({"result": 42})");
+  EXPECT_EQ(lines[2],
+            R"({"result": {"b": true, "bytes": "b64:AP8=", "d": 1.5, "i": -7, "list": [1], "nested": {"name": "n", )"
+            R"("values": []}, "s": "s", "when": "20260107T10:20:30"}})");  // a date goes back as its text
+  EXPECT_EQ(lines[3], R"({"result": null})");
+  EXPECT_EQ(json::parse(lines[4]).at("fault").at(0), xr::method_not_found);
+  EXPECT_EQ(json::parse(lines[5]).at("fault").at(0), xr::invalid_params);
+  EXPECT_EQ(json::parse(lines[6]).at("fault").at(0), xr::internal_error);
+  EXPECT_NE(lines[6].find("the disk is on fire"), std::string::npos) << lines[6];
+  EXPECT_EQ(g.handled_count(), 5);  // add, add, echo, ping, crash
 }
 
 TEST(xmlrpc_codec, a_call_and_a_response_written_here_read_back_here) {
