@@ -219,7 +219,7 @@ class exchange : public std::enable_shared_from_this<exchange> {
     const rpc_endpoint& where = owner_.endpoint();
     resolver_.async_resolve(
         where.host, where.port,
-        [self = shared_from_this()](boost::system::error_code ec, tcp::resolver::results_type found) {
+        [self = shared_from_this()](boost::system::error_code ec, const tcp::resolver::results_type& found) {
           if (ec) return self->failed(ec, "resolving the host");
           asio::async_connect(self->socket_, found, [self](boost::system::error_code ec2, const tcp::endpoint&) {
             if (ec2) return self->failed(ec2, "connecting");
