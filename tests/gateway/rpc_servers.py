@@ -6,7 +6,8 @@
   rpc_servers.py xmlrpc    xmlrpc.server.SimpleXMLRPCServer: add, echo, fail (a Fault)
   rpc_servers.py jsonrpc   JSON-RPC 2.0 over http.server (HTTP/1.1, keep-alive): add
                            (by position or name), echo, fail (an error object),
-                           wrong_id, not_jsonrpc, http_error, connections
+                           wrong_id, not_jsonrpc, http_error, close_after (closes
+                           the kept connection after answering), connections
   rpc_servers.py silent    accepts, reads, prints "received", never answers
 """
 import json
@@ -79,6 +80,10 @@ class JsonRpcHandler(BaseHTTPRequestHandler):
             reply["result"] = 1
         elif method == "http_error":
             return self.answer(500, {"oops": True})
+        elif method == "close_after":
+            # Answers as if the connection stayed open (no "Connection: close"), then closes it.
+            self.close_connection = True
+            reply["result"] = "closing"
         elif method == "connections":
             with connections_lock:
                 reply["result"] = connections

@@ -25,6 +25,7 @@
 //                            (JSON-RPC) has another id or no "jsonrpc": "2.0"; call<R>: a result that
 //                            does not convert to R
 //   errc::request_dropped    the rpc_client was destroyed with the call in flight
+//   errc::system_stopped     ... with the call still in the actor's mailbox
 //
 // Connections: an answer that allows keep-alive leaves its connection for the
 // next call (at most max_idle_connections are kept). A call on a kept
@@ -91,8 +92,9 @@ class rpc_client {
   rpc_client& operator=(const rpc_client&) = delete;
   rpc_client(rpc_client&&) = delete;
   rpc_client& operator=(rpc_client&&) = delete;
-  // Closes the connections and stops the Asio thread; calls in flight end with
-  // errc::request_dropped, later ones with errc::system_stopped.
+  // Closes the connections and stops the Asio thread and the actor: calls in
+  // flight end with errc::request_dropped, calls still in the actor's mailbox
+  // with errc::system_stopped, later asks of the actor with errc::actor_down.
   ~rpc_client();
 
   // The client actor: ask it an rpc_request from anywhere (a thread: .get()).
