@@ -457,6 +457,10 @@ TEST(xmlrpc_codec, a_call_and_a_response_written_here_read_back_here) {
   EXPECT_TRUE(f.is_remote_fault);
   EXPECT_EQ(std::get<xr::fault>(f.outcome).code, xr::method_not_found);
   EXPECT_EQ(std::get<xr::fault>(f.outcome).message, "no such method");
+  // A fault's text that XML cannot carry keeps what it can.
+  const xr::decoded_response odd = xr::decode_response(xr::encode_fault({xr::internal_error, "bad \xff\x01 byte"}));
+  ASSERT_TRUE(std::holds_alternative<xr::fault>(odd.outcome));
+  EXPECT_EQ(std::get<xr::fault>(odd.outcome).message, "bad ?? byte");
   const xr::decoded_response broken = xr::decode_response("<methodResponse>");
   ASSERT_TRUE(std::holds_alternative<xr::fault>(broken.outcome));
   EXPECT_FALSE(broken.is_remote_fault);

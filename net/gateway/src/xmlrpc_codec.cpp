@@ -281,6 +281,19 @@ bool xml_text(std::string_view s) {
   return !e.failed();
 }
 
+// A fault's text XML can carry: as it is when it can, else with every byte
+// that is not printable ASCII (or tab, LF, CR) as '?'; an exit reason may quote
+// anything.
+std::string as_text(std::string_view s) {
+  if (xml_text(s) && s.find('\0') == std::string_view::npos) return std::string(s);
+  std::string out(s);
+  for (char& c : out) {
+    const auto byte = static_cast<unsigned char>(c);
+    if ((byte < 0x20 && c != '\t' && c != '\n' && c != '\r') || byte >= 0x80) c = '?';
+  }
+  return out;
+}
+
 value_handle checked(env& e, xmlrpc_value* v, const char* what) {
   value_handle held(v);
   if (e.failed() || !held) throw conversion_error(internal_error, std::string("cannot make ") + what + ": " + e.text());
@@ -382,7 +395,8 @@ std::string encode_fault(const fault& f) {
   try {
     return written([&](env& e, xmlrpc_mem_block* block) {
       env fault_env;
-      xmlrpc_env_set_fault(fault_env.get(), f.code, xml_text(f.message) ? f.message.c_str() : "(not text)");
+      const std::string text = as_text(f.message);
+      xmlrpc_env_set_fault(fault_env.get(), f.code, text.c_str());
       xmlrpc_serialize_fault(e.get(), block, fault_env.get());
     });
   } catch (const conversion_error&) {
