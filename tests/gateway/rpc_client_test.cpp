@@ -109,6 +109,8 @@ struct echo_as_int {
 };
 using caller_protocol = troupe::protocol<add, any_call, echo_as_int>;
 
+std::string said(const troupe::error& e) { return std::string(troupe::to_string(e.code())) + ": " + e.text(); }
+
 // An actor that calls the outside service from its task<> handlers.
 struct caller : troupe::actor<caller_protocol> {
   explicit caller(troupe::ref<gw::rpc_protocol> service) : service_(std::move(service)) {}
@@ -120,20 +122,13 @@ struct caller : troupe::actor<caller_protocol> {
   }
   troupe::task<std::string> on(echo_as_int e) {
     json::value params = json::array{e.text};
-    try {
-      const std::int64_t n = co_await gw::rpc_client::call_on<std::int64_t>(service_, "echo", std::move(params), 5s);
-      co_return "ok: " + std::to_string(n);
-    } catch (const troupe::troupe_error& failed) {
-      co_return std::string(troupe::to_string(failed.error().code())) + ": " + failed.error().text();
-    }
+    troupe::expected<std::int64_t> n =
+        co_await gw::rpc_client::try_call_on<std::int64_t>(service_, "echo", std::move(params), 5s);
+    co_return n ? "ok: " + std::to_string(*n) : said(n.error());
   }
   troupe::task<std::string> on(any_call c) {
-    try {
-      json::value v = co_await gw::rpc_client::call_on(service_, c.method, c.params, c.timeout);
-      co_return "ok: " + json::serialize(v);
-    } catch (const troupe::troupe_error& e) {
-      co_return std::string(troupe::to_string(e.error().code())) + ": " + e.error().text();
-    }
+    troupe::expected<json::value> v = co_await gw::rpc_client::try_call_on(service_, c.method, c.params, c.timeout);
+    co_return v ? "ok: " + json::serialize(*v) : said(v.error());
   }
 
  private:

@@ -13,7 +13,8 @@
 // Parameters: a JSON array (positional), an object (XML-RPC: one struct param,
 // the by-name convention; JSON-RPC: params by name), or null (none); any other
 // value is one positional param. The reply is the result as JSON (types as in
-// xmlrpc.hpp for XML-RPC); call<R> converts it with boost::json::value_to<R>.
+// xmlrpc.hpp for XML-RPC); call<R> converts it with boost::json::value_to<R>
+// (try_call<R>: the same, yielding expected<R> instead of throwing).
 //
 // How a call ends (exactly once): the result; or a troupe::error, which
 // call<R> throws as troupe_error:
@@ -106,28 +107,43 @@ class rpc_client {
   [[nodiscard]] task<R> call(std::string method, boost::json::value params, std::chrono::milliseconds timeout) const {
     return call_on<R>(actor_, std::move(method), std::move(params), timeout);
   }
+  // The same without exceptions: co_await client.try_call<R>(...) yields expected<R>.
+  template <class R = boost::json::value>
+  [[nodiscard]] task<expected<R>> try_call(std::string method, boost::json::value params,
+                                           std::chrono::milliseconds timeout) const {
+    return try_call_on<R>(actor_, std::move(method), std::move(params), timeout);
+  }
 
-  // The same through a client actor's ref (which may outlive the rpc_client object).
+  // Both through a client actor's ref (which may outlive the rpc_client object).
   template <class R = boost::json::value>
   static task<R> call_on(ref<rpc_protocol> client, std::string method, boost::json::value params,
                          std::chrono::milliseconds timeout) {
+    expected<R> result = co_await try_call_on<R>(std::move(client), std::move(method), std::move(params), timeout);
+    co_return std::move(result).value();  // throws troupe_error on failure
+  }
+  template <class R = boost::json::value>
+  static task<expected<R>> try_call_on(ref<rpc_protocol> client, std::string method, boost::json::value params,
+                                       std::chrono::milliseconds timeout) {
     std::string name = method;
     // Named, not temporaries in the co_await expression: g++ 12 mishandles an
     // aggregate temporary there (it destroys a moved-from json::value twice).
+    // No co_await inside a try block either: clang 14 cannot compile that with
+    // ASan ("Cannot represent a difference across sections").
     rpc_request request{std::move(method), std::move(params), timeout};
     response<boost::json::value> pending = client.ask(std::move(request), timeout + ask_grace);
-    boost::json::value reply = co_await pending;
+    expected<boost::json::value> reply = co_await pending.as_expected();
+    if (!reply) co_return reply.error();
     if constexpr (std::is_same_v<R, boost::json::value>) {
-      co_return reply;
+      co_return std::move(reply);
     } else {
-      boost::system::result<R> converted = boost::json::try_value_to<R>(reply);
+      boost::system::result<R> converted = boost::json::try_value_to<R>(*reply);
       if (!converted) {
-        std::string shown = boost::json::serialize(reply);
+        std::string shown = boost::json::serialize(*reply);
         if (shown.size() > 200) shown = shown.substr(0, 200) + "...";
-        throw troupe_error(error(errc::malformed_message, "the result of " + name + " does not convert (" +
-                                                              converted.error().message() + "): " + shown));
+        co_return error(errc::malformed_message,
+                        "the result of " + name + " does not convert (" + converted.error().message() + "): " + shown);
       }
-      co_return std::move(*converted);
+      co_return expected<R>(std::move(*converted));
     }
   }
 
