@@ -124,26 +124,31 @@ class rpc_client {
   template <class R = boost::json::value>
   static task<expected<R>> try_call_on(ref<rpc_protocol> client, std::string method, boost::json::value params,
                                        std::chrono::milliseconds timeout) {
+    // Kept this plain on purpose, one co_await and one co_return, the work in
+    // converted(): g++ 12 mishandles aggregate temporaries in a co_await
+    // expression (it destroys a moved-from json::value twice), and clang 14
+    // with UBSan cannot compile a coroutine with several co_returns here
+    // ("Cannot represent a difference across sections").
     std::string name = method;
-    // Named, not temporaries in the co_await expression: g++ 12 mishandles an
-    // aggregate temporary there (it destroys a moved-from json::value twice).
-    // No co_await inside a try block either: clang 14 cannot compile that with
-    // ASan ("Cannot represent a difference across sections").
     rpc_request request{std::move(method), std::move(params), timeout};
     response<boost::json::value> pending = client.ask(std::move(request), timeout + ask_grace);
     expected<boost::json::value> reply = co_await pending.as_expected();
-    if (!reply) co_return reply.error();
+    co_return converted<R>(std::move(reply), name);
+  }
+
+  // A call's reply as R, or why not.
+  template <class R>
+  static expected<R> converted(expected<boost::json::value> reply, const std::string& method) {
+    if (!reply) return reply.error();
     if constexpr (std::is_same_v<R, boost::json::value>) {
-      co_return std::move(reply);
+      return reply;
     } else {
-      boost::system::result<R> converted = boost::json::try_value_to<R>(*reply);
-      if (!converted) {
-        std::string shown = boost::json::serialize(*reply);
-        if (shown.size() > 200) shown = shown.substr(0, 200) + "...";
-        co_return error(errc::malformed_message,
-                        "the result of " + name + " does not convert (" + converted.error().message() + "): " + shown);
-      }
-      co_return expected<R>(std::move(*converted));
+      boost::system::result<R> value = boost::json::try_value_to<R>(*reply);
+      if (value) return expected<R>(std::move(*value));
+      std::string shown = boost::json::serialize(*reply);
+      if (shown.size() > 200) shown = shown.substr(0, 200) + "...";
+      return error(errc::malformed_message,
+                   "the result of " + method + " does not convert (" + value.error().message() + "): " + shown);
     }
   }
 
