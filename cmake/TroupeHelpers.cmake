@@ -24,12 +24,17 @@ endfunction()
 # Sanitizers apply to everything in the build (libraries, tests, examples) so
 # that instrumented and uninstrumented code never mix. Debug information comes
 # from the build type (scripts/test: line tables, enough for the reports).
+# UBSan without its `function` check (a call through a function pointer of
+# another type): clang 14 cannot compile some coroutines with it ("Cannot
+# represent a difference across sections"; a task<> handler awaiting
+# rpc_client's call_on, tests/gateway); every other UBSan check stays on.
+set(troupe_ubsan_flags -fsanitize=address,undefined -fno-sanitize=function -fno-sanitize-recover=all)
 if(TROUPE_SANITIZE STREQUAL "thread")
   add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
   add_link_options(-fsanitize=thread)
 elseif(TROUPE_SANITIZE STREQUAL "address")
-  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
-  add_link_options(-fsanitize=address,undefined -fno-sanitize-recover=all)
+  add_compile_options(${troupe_ubsan_flags} -fno-omit-frame-pointer)
+  add_link_options(${troupe_ubsan_flags})
 elseif(NOT TROUPE_SANITIZE STREQUAL "")
   message(FATAL_ERROR "TROUPE_SANITIZE must be '', 'thread' or 'address'")
 endif()
@@ -44,8 +49,8 @@ if(TROUPE_FUZZ)
     message(FATAL_ERROR "TROUPE_FUZZ needs clang (libFuzzer)")
   endif()
   if(TROUPE_SANITIZE STREQUAL "")
-    add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
-    add_link_options(-fsanitize=address,undefined -fno-sanitize-recover=all)
+    add_compile_options(${troupe_ubsan_flags} -fno-omit-frame-pointer)
+    add_link_options(${troupe_ubsan_flags})
   elseif(NOT TROUPE_SANITIZE STREQUAL "address")
     message(FATAL_ERROR "TROUPE_FUZZ brings ASan+UBSan: TROUPE_SANITIZE must be empty or 'address'")
   endif()

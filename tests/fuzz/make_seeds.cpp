@@ -25,6 +25,11 @@
 #include <vector>
 
 #include "fuzz_message_types.hpp"
+#if TROUPE_FUZZ_GATEWAY
+#include <boost/json/parse.hpp>
+
+#include "troupe/gateway/xmlrpc.hpp"
+#endif
 #include "topics/topic_records.hpp"
 #include "wire/wire.hpp"
 
@@ -335,6 +340,40 @@ void jsonrpc_seeds(corpus& out) {
   seeds["parse_error"] = text(R"({"jsonrpc":"2.0","method":"foobar,"params":"bar","baz])");
   seeds["too_deep"] = text(std::string(20, '[') + std::string(20, ']'));
 }
+#if TROUPE_FUZZ_GATEWAY
+// fuzz_xmlrpc: methodCall and methodResponse documents (the input goes to both
+// decoders), written by the gateway's encoder, and near misses.
+void xmlrpc_seeds(corpus& out) {
+  namespace xr = troupe::gateway::xmlrpc;
+  auto& seeds = out["fuzz_xmlrpc"];
+  const auto call = [](std::string_view method, std::string_view params) {
+    return std::get<std::string>(xr::encode_call(method, boost::json::parse(params)));
+  };
+  const std::string every_type =
+      call("kinds.echo", R"([-7, true, "caf\u00e9 <&>", 1.5, "\u0000\u00ffbytes", [1, [2, []]],)"
+                         R"( {"name": "n", "values": [4294967296, null]}])");
+  seeds["call_every_type"] = text(every_type);
+  seeds["call_no_params"] = text(call("system.listMethods", "null"));
+  seeds["call_one_struct"] = text(call("bank.deposit", R"({"account": "alice", "cents": 250})"));
+  seeds["call_truncated"] = text(every_type.substr(0, every_type.size() / 2));
+  seeds["call_untagged_and_spec_tags"] = text(
+      "<?xml version=\"1.0\"?><methodCall><methodName>a.b</methodName><params>"
+      "<param><value>untagged</value></param><param><value><i4>4</i4></value></param>"
+      "<param><value><dateTime.iso8601>19980717T14:08:55</dateTime.iso8601></value></param>"
+      "<param><value><base64>aGk=</base64></value></param><param><value><double>-0.25</double></value></param>"
+      "<param><value><struct><member><name>k</name><value><boolean>0</boolean></value></member></struct></value>"
+      "</param></params></methodCall>");
+  seeds["call_doctype"] = text(
+      "<?xml version=\"1.0\"?><!DOCTYPE l [<!ENTITY a \"ha\"><!ENTITY b \"&a;&a;\">]>"
+      "<methodCall><methodName>a</methodName><params><param><value>&b;</value></param></params></methodCall>");
+  std::string deep = "<?xml version=\"1.0\"?><methodCall><methodName>a</methodName><params><param>";
+  for (int i = 0; i < 40; ++i) deep += "<value><array><data>";
+  for (int i = 0; i < 40; ++i) deep += "</data></array></value>";
+  seeds["call_deep"] = text(deep + "</param></params></methodCall>");
+  seeds["response_value"] = text(xr::encode_response(boost::json::parse(R"({"n": [1, "two", 2.5, null]})")));
+  seeds["response_fault"] = text(xr::encode_fault({xr::method_not_found, "no such method"}));
+}
+#endif
 
 int check_corpus(const corpus& seeds, const fs::path& root) {
   int stale = 0;
@@ -384,6 +423,9 @@ int main(int argc, char** argv) {
   message_seeds(seeds);
   topic_seeds(seeds);
   jsonrpc_seeds(seeds);
+#if TROUPE_FUZZ_GATEWAY
+  xmlrpc_seeds(seeds);
+#endif
   const fs::path root = argv[argc - 1];
   return check ? check_corpus(seeds, root) : write_corpus(seeds, root);
 }
