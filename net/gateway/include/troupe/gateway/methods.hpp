@@ -56,6 +56,7 @@
 #include <variant>
 #include <vector>
 
+#include "troupe/gateway/shape.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/protocol.hpp"
 #include "troupe/runtime/ref.hpp"
@@ -104,6 +105,8 @@ struct method_info {
   std::string type_name;            // "balance"
   bool is_request = false;          // an ask (has a reply); false: a tell (a notification)
   std::vector<std::string> params;  // the described members, in declaration order
+  shape request;                    // the message type (a record)
+  shape reply;                      // its reply type (none for a tell or a void reply)
 };
 
 // A message type's name without namespaces, from the compiler ("balance" for
@@ -207,6 +210,8 @@ class methods {
       info.name = std::string(service) + "." + info.type_name;
       info.is_request = request<M>;
       info.params = detail::member_names<M>();
+      info.request = shape_of<M>();
+      info.reply = shape_of<reply_t<M>>();
       add(std::move(info), [target](const methods& self, boost::json::value&& params, std::chrono::nanoseconds timeout,
                                     completion&& done) {
         boost::system::result<M> message = boost::json::try_value_to<M>(params);

@@ -1,0 +1,541 @@
+// The gRPC face of a method table (see grpc.hpp): the schema built from the
+// methods' shapes as a FileDescriptorProto (its DebugString() is the .proto
+// clients compile), dynamic messages for requests and replies, and one generic
+// callback reactor per call.
+#include "troupe/gateway/grpc.hpp"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/dynamic_message.h>
+#include <google/protobuf/message.h>
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+#include <grpcpp/support/byte_buffer.h>
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <chrono>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "troupe/runtime/error.hpp"
+
+namespace troupe::gateway {
+
+namespace json = boost::json;
+namespace pb = google::protobuf;
+
+namespace {
+
+[[noreturn]] void refuse(const std::string& why) {
+  throw troupe_error(error(errc::invalid_request, "gRPC gateway: " + why));
+}
+
+// --- the schema ---------------------------------------------------------------
+
+struct rpc_entry {
+  std::string method;  // the table's name: "bank.balance"
+  std::string request_type;
+  std::string reply_type;
+  bool wrapped_reply = false;  // the reply is `<type>_reply { value = 1; }`
+};
+
+class schema_builder {
+ public:
+  explicit schema_builder(std::string package) {
+    file_.set_name("troupe_gateway.proto");
+    file_.set_package(std::move(package));
+    file_.set_syntax("proto3");
+  }
+
+  void add(const method_info& m) {
+    const std::size_t dot = m.name.size() - m.type_name.size() - 1;
+    const std::string service = m.name.substr(0, dot);
+    add_record(m.request, m.name);
+    rpc_entry e{m.name, m.request.name, {}, false};
+    if (m.reply.type == shape::kind::none) {
+      e.reply_type = "empty";
+      if (records_.insert("empty").second) file_.add_message_type()->set_name("empty");
+    } else if (m.reply.type == shape::kind::record && !m.reply.optional) {
+      add_record(m.reply, m.name);
+      e.reply_type = m.reply.name;
+    } else {
+      shape wrapper;
+      wrapper.type = shape::kind::record;
+      wrapper.name = m.type_name + "_reply";
+      wrapper.fields.push_back(shape_field{"value", m.reply});
+      add_record(wrapper, m.name);
+      e.reply_type = wrapper.name;
+      e.wrapped_reply = true;
+    }
+    pb::ServiceDescriptorProto* s = service_named(service);
+    pb::MethodDescriptorProto* rpc = s->add_method();
+    rpc->set_name(m.type_name);
+    rpc->set_input_type("." + file_.package() + "." + e.request_type);
+    rpc->set_output_type("." + file_.package() + "." + e.reply_type);
+    entries_["/" + file_.package() + "." + service + "/" + m.type_name] = std::move(e);
+  }
+
+  pb::FileDescriptorProto& file() { return file_; }
+  std::map<std::string, rpc_entry>& entries() { return entries_; }
+
+ private:
+  pb::ServiceDescriptorProto* service_named(const std::string& name) {
+    for (int i = 0; i < file_.service_size(); ++i) {
+      if (file_.service(i).name() == name) return file_.mutable_service(i);
+    }
+    pb::ServiceDescriptorProto* s = file_.add_service();
+    s->set_name(name);
+    return s;
+  }
+
+  // Adds a record (and the records it contains) once; a second, different
+  // record of the same name is refused.
+  void add_record(const shape& r, const std::string& method) {
+    if (r.type != shape::kind::record) refuse(method + ": not a record");
+    if (!records_.insert(r.name).second) return;
+    pb::DescriptorProto* message = file_.add_message_type();
+    message->set_name(r.name);
+    int number = 0;
+    for (const shape_field& f : r.fields) {
+      pb::FieldDescriptorProto* field = message->add_field();
+      field->set_name(f.name);
+      field->set_number(++number);
+      shape type = f.type;
+      if (type.type == shape::kind::list) {
+        field->set_label(pb::FieldDescriptorProto::LABEL_REPEATED);
+        if (type.optional) refuse(method + ": member '" + f.name + "' is an optional list");
+        type = type.element.front();
+        if (type.type == shape::kind::list || type.optional) {
+          refuse(method + ": member '" + f.name +
+                 "' is a list of lists or of optionals, which protobuf cannot express");
+        }
+      } else {
+        field->set_label(pb::FieldDescriptorProto::LABEL_OPTIONAL);
+        if (type.optional && type.type != shape::kind::record) {
+          // proto3 `optional`: a synthetic one-field oneof, as protoc makes it.
+          field->set_proto3_optional(true);
+          field->set_oneof_index(message->oneof_decl_size());
+          message->add_oneof_decl()->set_name("_" + f.name);
+        }
+      }
+      set_type(field, type, method, f.name);
+    }
+  }
+
+  void set_type(pb::FieldDescriptorProto* field, const shape& type, const std::string& method,
+                const std::string& member) {
+    using k = shape::kind;
+    switch (type.type) {
+      case k::boolean:
+        field->set_type(pb::FieldDescriptorProto::TYPE_BOOL);
+        return;
+      case k::int32:
+        field->set_type(pb::FieldDescriptorProto::TYPE_INT32);
+        return;
+      case k::int64:
+        field->set_type(pb::FieldDescriptorProto::TYPE_INT64);
+        return;
+      case k::uint32:
+        field->set_type(pb::FieldDescriptorProto::TYPE_UINT32);
+        return;
+      case k::uint64:
+        field->set_type(pb::FieldDescriptorProto::TYPE_UINT64);
+        return;
+      case k::floating:
+        field->set_type(pb::FieldDescriptorProto::TYPE_DOUBLE);
+        return;
+      case k::text:
+        field->set_type(pb::FieldDescriptorProto::TYPE_STRING);
+        return;
+      case k::record:
+        add_record(type, method);
+        field->set_type(pb::FieldDescriptorProto::TYPE_MESSAGE);
+        field->set_type_name("." + file_.package() + "." + type.name);
+        return;
+      case k::none:
+      case k::list:
+      case k::opaque:
+        break;
+    }
+    refuse(method + ": member '" + member + "' has a type protobuf cannot express" +
+           (type.name.empty() ? std::string() : " (" + type.name + ")"));
+  }
+
+  pb::FileDescriptorProto file_;
+  std::set<std::string> records_;
+  std::map<std::string, rpc_entry> entries_;
+};
+
+// --- protobuf <-> JSON value ----------------------------------------------------
+
+json::value scalar_to_json(const pb::Message& m, const pb::FieldDescriptor* f, const pb::Reflection* r, int index) {
+  const bool rep = index >= 0;
+  switch (f->cpp_type()) {
+    case pb::FieldDescriptor::CPPTYPE_BOOL:
+      return rep ? r->GetRepeatedBool(m, f, index) : r->GetBool(m, f);
+    case pb::FieldDescriptor::CPPTYPE_INT32:
+      return rep ? r->GetRepeatedInt32(m, f, index) : r->GetInt32(m, f);
+    case pb::FieldDescriptor::CPPTYPE_INT64:
+      return rep ? r->GetRepeatedInt64(m, f, index) : r->GetInt64(m, f);
+    case pb::FieldDescriptor::CPPTYPE_UINT32:
+      return rep ? r->GetRepeatedUInt32(m, f, index) : r->GetUInt32(m, f);
+    case pb::FieldDescriptor::CPPTYPE_UINT64:
+      return rep ? r->GetRepeatedUInt64(m, f, index) : r->GetUInt64(m, f);
+    case pb::FieldDescriptor::CPPTYPE_DOUBLE:
+      return rep ? r->GetRepeatedDouble(m, f, index) : r->GetDouble(m, f);
+    case pb::FieldDescriptor::CPPTYPE_STRING: {
+      const std::string s = rep ? r->GetRepeatedString(m, f, index) : r->GetString(m, f);
+      return json::string(s);
+    }
+    default:
+      return nullptr;  // not generated by schema_builder
+  }
+}
+
+json::object message_to_json(const pb::Message& m) {
+  const pb::Descriptor* d = m.GetDescriptor();
+  const pb::Reflection* r = m.GetReflection();
+  json::object o;
+  for (int i = 0; i < d->field_count(); ++i) {
+    const pb::FieldDescriptor* f = d->field(i);
+    json::value v;
+    if (f->is_repeated()) {
+      json::array a;
+      const int n = r->FieldSize(m, f);
+      a.reserve(static_cast<std::size_t>(n));
+      for (int j = 0; j < n; ++j) {
+        if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+          a.emplace_back(message_to_json(r->GetRepeatedMessage(m, f, j)));
+        } else {
+          a.push_back(scalar_to_json(m, f, r, j));
+        }
+      }
+      v = std::move(a);
+    } else if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+      v = message_to_json(r->GetMessage(m, f));
+    } else if (f->has_presence() && !r->HasField(m, f)) {
+      v = nullptr;  // a proto3 optional left out
+    } else {
+      v = scalar_to_json(m, f, r, -1);
+    }
+    o.emplace(f->name(), std::move(v));
+  }
+  return o;
+}
+
+template <class T>
+bool integer_of(const json::value& v, T& out) {
+  if (v.is_int64()) {
+    const std::int64_t i = v.get_int64();
+    if constexpr (std::is_signed_v<T>) {
+      if (i < std::numeric_limits<T>::min() || i > std::numeric_limits<T>::max()) return false;
+    } else {
+      if (i < 0 || static_cast<std::uint64_t>(i) > std::numeric_limits<T>::max()) return false;
+    }
+    out = static_cast<T>(i);
+    return true;
+  }
+  if (v.is_uint64()) {
+    const std::uint64_t u = v.get_uint64();
+    if (u > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) return false;
+    out = static_cast<T>(u);
+    return true;
+  }
+  return false;
+}
+
+// Sets field f of m (element `append` for a repeated one) from v; false if v does not fit.
+bool set_scalar(pb::Message* m, const pb::FieldDescriptor* f, const pb::Reflection* r, const json::value& v) {
+  const bool rep = f->is_repeated();
+  switch (f->cpp_type()) {
+    case pb::FieldDescriptor::CPPTYPE_BOOL:
+      if (!v.is_bool()) return false;
+      rep ? r->AddBool(m, f, v.get_bool()) : r->SetBool(m, f, v.get_bool());
+      return true;
+    case pb::FieldDescriptor::CPPTYPE_INT32: {
+      std::int32_t x = 0;
+      if (!integer_of(v, x)) return false;
+      rep ? r->AddInt32(m, f, x) : r->SetInt32(m, f, x);
+      return true;
+    }
+    case pb::FieldDescriptor::CPPTYPE_INT64: {
+      std::int64_t x = 0;
+      if (!integer_of(v, x)) return false;
+      rep ? r->AddInt64(m, f, x) : r->SetInt64(m, f, x);
+      return true;
+    }
+    case pb::FieldDescriptor::CPPTYPE_UINT32: {
+      std::uint32_t x = 0;
+      if (!integer_of(v, x)) return false;
+      rep ? r->AddUInt32(m, f, x) : r->SetUInt32(m, f, x);
+      return true;
+    }
+    case pb::FieldDescriptor::CPPTYPE_UINT64: {
+      std::uint64_t x = 0;
+      if (!integer_of(v, x)) return false;
+      rep ? r->AddUInt64(m, f, x) : r->SetUInt64(m, f, x);
+      return true;
+    }
+    case pb::FieldDescriptor::CPPTYPE_DOUBLE: {
+      if (!v.is_number()) return false;
+      const double x = v.to_number<double>();
+      rep ? r->AddDouble(m, f, x) : r->SetDouble(m, f, x);
+      return true;
+    }
+    case pb::FieldDescriptor::CPPTYPE_STRING: {
+      if (!v.is_string()) return false;
+      std::string s(v.get_string());
+      rep ? r->AddString(m, f, std::move(s)) : r->SetString(m, f, std::move(s));
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+// Fills m from an object with its fields' names; a missing or null field stays
+// unset. Returns an error text, empty on success.
+std::string json_to_message(const json::value& v, pb::Message* m) {
+  const pb::Descriptor* d = m->GetDescriptor();
+  const pb::Reflection* r = m->GetReflection();
+  const json::object* o = v.if_object();
+  if (o == nullptr) return d->name() + ": expected an object";
+  for (int i = 0; i < d->field_count(); ++i) {
+    const pb::FieldDescriptor* f = d->field(i);
+    const json::value* field = o->if_contains(f->name());
+    if (field == nullptr || field->is_null()) continue;
+    const bool message = f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE;
+    if (f->is_repeated()) {
+      const json::array* a = field->if_array();
+      if (a == nullptr) return d->name() + "." + f->name() + ": expected an array";
+      for (const json::value& e : *a) {
+        if (message) {
+          if (std::string err = json_to_message(e, r->AddMessage(m, f)); !err.empty()) return err;
+        } else if (!set_scalar(m, f, r, e)) {
+          return d->name() + "." + f->name() + ": an element does not fit";
+        }
+      }
+    } else if (message) {
+      if (std::string err = json_to_message(*field, r->MutableMessage(m, f)); !err.empty()) return err;
+    } else if (!set_scalar(m, f, r, *field)) {
+      return d->name() + "." + f->name() + ": the value does not fit";
+    }
+  }
+  return {};
+}
+
+grpc::StatusCode status_of(failure f) {
+  switch (f) {
+    case failure::method_not_found:
+      return grpc::StatusCode::UNIMPLEMENTED;
+    case failure::invalid_params:
+      return grpc::StatusCode::INVALID_ARGUMENT;
+    case failure::overloaded:
+      return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case failure::timeout:
+      return grpc::StatusCode::DEADLINE_EXCEEDED;
+    case failure::actor_down:
+      return grpc::StatusCode::UNAVAILABLE;
+    case failure::internal:
+      return grpc::StatusCode::INTERNAL;
+  }
+  return grpc::StatusCode::INTERNAL;
+}
+
+// The compiled schema: what every call reads, shared with the completions of
+// calls still in flight.
+struct schema {
+  pb::DescriptorPool pool;
+  pb::DynamicMessageFactory factory{&pool};
+  std::string proto;
+  struct rpc {
+    rpc_entry entry;
+    const pb::Message* request = nullptr;  // prototypes, owned by the factory
+    const pb::Message* reply = nullptr;
+  };
+  std::map<std::string, rpc, std::less<>> rpcs;  // by gRPC path: "/troupe.bank/balance"
+};
+
+std::shared_ptr<schema> compile(const methods& table, const std::string& package) {
+  schema_builder b(package);
+  for (const method_info& m : table.list()) b.add(m);
+  auto s = std::make_shared<schema>();
+  const pb::FileDescriptor* file = s->pool.BuildFile(b.file());
+  if (file == nullptr) refuse("the generated schema does not build (a name used twice?)");
+  s->proto = file->DebugString();
+  for (auto& [path, e] : b.entries()) {
+    schema::rpc r;
+    r.request = s->factory.GetPrototype(s->pool.FindMessageTypeByName(package + "." + e.request_type));
+    r.reply = s->factory.GetPrototype(s->pool.FindMessageTypeByName(package + "." + e.reply_type));
+    r.entry = std::move(e);
+    s->rpcs.emplace(path, std::move(r));
+  }
+  return s;
+}
+
+std::optional<std::string> bytes_of(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return std::nullopt;
+  std::string bytes;
+  bytes.reserve(buffer.Length());
+  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return bytes;
+}
+
+// --- one call -------------------------------------------------------------------
+
+class call final : public grpc::ServerGenericBidiReactor {
+ public:
+  call(const methods& table, std::shared_ptr<schema> s, grpc::GenericCallbackServerContext* ctx)
+      : table_(table), schema_(std::move(s)), ctx_(ctx), state_(std::make_shared<shared>()) {
+    state_->reactor = this;
+    const auto found = schema_->rpcs.find(ctx->method());
+    if (found == schema_->rpcs.end()) {
+      finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no method " + ctx->method()));
+      return;
+    }
+    rpc_ = &found->second;
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the call carried no request message"));
+      return;
+    }
+    std::unique_ptr<pb::Message> request(rpc_->request->New());
+    const std::optional<std::string> bytes = bytes_of(request_);
+    if (!bytes || !request->ParseFromString(*bytes)) {
+      finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "the request does not parse as " + rpc_->request->GetDescriptor()->full_name()));
+      return;
+    }
+    std::optional<std::chrono::nanoseconds> timeout;
+    const auto deadline = ctx_->deadline();
+    if (deadline != std::chrono::system_clock::time_point::max()) {
+      timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - std::chrono::system_clock::now());
+    }
+    table_.call(rpc_->entry.method, message_to_json(*request), timeout,
+                [state = state_, s = schema_, rpc = rpc_](call_result r) { complete(state, *rpc, std::move(r)); });
+  }
+
+  void OnCancel() override { finish(grpc::Status::CANCELLED); }
+
+  void OnDone() override {
+    {
+      std::lock_guard lock(state_->mutex);
+      state_->reactor = nullptr;
+    }
+    delete this;
+  }
+
+ private:
+  // What a completion arriving on a scheduler worker needs: whether this
+  // call is still there and not yet finished.
+  struct shared {
+    std::mutex mutex;
+    call* reactor = nullptr;
+    bool finished = false;
+  };
+
+  // Claims the one Finish of this call; false if someone else did.
+  static call* claim(shared& s) {
+    std::lock_guard lock(s.mutex);
+    if (s.finished || s.reactor == nullptr) return nullptr;
+    s.finished = true;
+    return s.reactor;
+  }
+
+  void finish(const grpc::Status& status) {
+    if (claim(*state_) != nullptr) Finish(status);
+  }
+
+  static void complete(const std::shared_ptr<shared>& state, const schema::rpc& rpc, call_result r) {
+    if (auto* f = std::get_if<call_failure>(&r)) {
+      if (call* c = claim(*state)) c->Finish(grpc::Status(status_of(f->kind), f->message));
+      return;
+    }
+    std::unique_ptr<pb::Message> reply(rpc.reply->New());
+    json::value& v = std::get<json::value>(r);
+    std::string err;
+    if (rpc.entry.wrapped_reply) {
+      json::object o;
+      o.emplace("value", std::move(v));
+      err = json_to_message(o, reply.get());
+    } else if (rpc.entry.reply_type != "empty") {
+      err = json_to_message(v, reply.get());
+    }
+    call* c = claim(*state);
+    if (c == nullptr) return;  // cancelled meanwhile
+    if (!err.empty()) {
+      c->Finish(grpc::Status(grpc::StatusCode::INTERNAL, "the reply does not fit its message: " + err));
+      return;
+    }
+    const std::string bytes = reply->SerializeAsString();
+    grpc::Slice slice(bytes);
+    c->reply_ = grpc::ByteBuffer(&slice, 1);
+    c->StartWriteAndFinish(&c->reply_, grpc::WriteOptions(), grpc::Status::OK);
+  }
+
+  const methods& table_;
+  std::shared_ptr<schema> schema_;
+  grpc::GenericCallbackServerContext* ctx_;
+  std::shared_ptr<shared> state_;
+  const schema::rpc* rpc_ = nullptr;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer reply_;
+};
+
+class generic_service final : public grpc::CallbackGenericService {
+ public:
+  generic_service(const methods& table, std::shared_ptr<schema> s) : table_(table), schema_(std::move(s)) {}
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
+    return new call(table_, schema_, ctx);  // deletes itself in OnDone()
+  }
+
+ private:
+  const methods& table_;
+  std::shared_ptr<schema> schema_;
+};
+
+}  // namespace
+
+struct grpc_server::impl {
+  std::shared_ptr<schema> compiled;
+  std::unique_ptr<generic_service> service;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+};
+
+std::string proto_of(const methods& table, const std::string& package) { return compile(table, package)->proto; }
+
+grpc_server::grpc_server(const methods& table, grpc_settings settings) : impl_(std::make_unique<impl>()) {
+  impl_->compiled = compile(table, settings.package);
+  impl_->service = std::make_unique<generic_service>(table, impl_->compiled);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(settings.address, grpc::InsecureServerCredentials(), &impl_->port);
+  builder.RegisterCallbackGenericService(impl_->service.get());
+  const int limit =
+      static_cast<int>(std::min<std::size_t>(settings.max_message_bytes, std::numeric_limits<int>::max()));
+  builder.SetMaxReceiveMessageSize(limit);
+  builder.SetMaxSendMessageSize(limit);
+  impl_->server = builder.BuildAndStart();
+  if (!impl_->server || impl_->port == 0) refuse("cannot listen on " + settings.address);
+}
+
+grpc_server::~grpc_server() {
+  // Calls still waiting for an actor are cancelled at once (their completions
+  // then find them finished); Shutdown returns when every call is done.
+  impl_->server->Shutdown(std::chrono::system_clock::now());
+  impl_->server->Wait();
+}
+
+int grpc_server::port() const noexcept { return impl_->port; }
+const std::string& grpc_server::proto() const noexcept { return impl_->compiled->proto; }
+
+}  // namespace troupe::gateway
