@@ -245,8 +245,7 @@ int main(int argc, char** argv) {
   std::vector<double> p99s;
   for (int rep = 1; rep <= opts.reps; ++rep) {
     const load_result r = load(*stub, calls).run();
-    std::fprintf(stderr, "gateway_grpc_unary rep %d/%d: %.0f calls/s, p99 %.1f us\n", rep, opts.reps, r.rate,
-                 r.p99_us);
+    std::fprintf(stderr, "gateway_grpc_unary rep %d/%d: %.0f calls/s, p99 %.1f us\n", rep, opts.reps, r.rate, r.p99_us);
     rates.push_back(r.rate);
     p99s.push_back(r.p99_us);
   }

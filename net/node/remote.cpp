@@ -224,7 +224,8 @@ bool decode_error(wire_reader& in, error& e) {
   if (!in.read_scalar(code) || !troupe::decode(in, text)) return false;
   const bool known = (code > 0 && code <= static_cast<std::uint32_t>(errc::name_taken)) ||
                      (code >= static_cast<std::uint32_t>(errc::storage_failed) &&
-                      code <= static_cast<std::uint32_t>(errc::invalid_request));
+                      code <= static_cast<std::uint32_t>(errc::invalid_request)) ||
+                     code == static_cast<std::uint32_t>(errc::remote_fault);
   if (!known) {
     in.fail("unknown error code " + std::to_string(code));
     return false;

@@ -51,6 +51,8 @@ const char* to_string(errc e) noexcept {
       return "invalid_receipt";
     case errc::invalid_request:
       return "invalid_request";
+    case errc::remote_fault:
+      return "remote_fault";
   }
   return "unknown";
 }

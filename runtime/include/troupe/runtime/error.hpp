@@ -45,6 +45,9 @@ enum class errc : int {
   queue_full = 34,       // a durable queue is at its configured message or byte limit
   invalid_receipt = 35,  // a receipt handle that is malformed, or whose lease ended (the message became visible again)
   invalid_request = 36,  // a request with a bad parameter (body too large, delay out of range, ...); text says which
+  // RPC gateways (net/gateway/): numbered from 48.
+  remote_fault = 48,  // an outside RPC service refused or failed the call: an XML-RPC fault, a JSON-RPC
+                      // error object, an HTTP error status; text has its code and message
 };
 
 const std::error_category& troupe_category() noexcept;

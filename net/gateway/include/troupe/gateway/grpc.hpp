@@ -25,6 +25,26 @@
 // UNAVAILABLE (message: the exit reason); overloaded: RESOURCE_EXHAUSTED; else
 // INTERNAL.
 //
+// grpc_client: an outside gRPC service as an actor, called like the other
+// outbound clients (rpc_client.hpp: the same rpc_request, the same call<R>):
+//
+//   troupe::gateway::grpc_client prices(sys, {.target = "127.0.0.1:50051", .proto = proto_text});
+//   // in a troupe::task<> handler:
+//   std::int64_t c = co_await prices.call<std::int64_t>("bank.balance", {{"account", "alice"}}, 2s);
+//
+// Methods are "<service>.<rpc>" of the .proto's services (unary rpcs; the
+// .proto is given as text, without imports). Parameters: an object with the
+// request's field names, an array of its fields in order, or null (all
+// defaults). The reply is the response message as a JSON object, or, when the
+// response has exactly one field named `value` (what grpc_server makes of a
+// non-record reply), that field's value. The call's timeout is the gRPC
+// deadline. How a call ends: the reply; errc::timeout (DEADLINE_EXCEEDED),
+// errc::connection_lost (UNAVAILABLE: refused, unreachable, dropped),
+// errc::remote_fault (any other status: its name and details),
+// errc::malformed_message (a response that does not parse),
+// errc::invalid_request (an unknown method, parameters that do not fit).
+// Destroying the client stops its actor; calls already sent still complete.
+//
 // Thread safety: construct and destroy on one thread; proto() and port() from any.
 #pragma once
 
@@ -33,6 +53,7 @@
 #include <string>
 
 #include "troupe/gateway/methods.hpp"
+#include "troupe/gateway/rpc_client.hpp"
 
 namespace troupe::gateway {
 
@@ -61,6 +82,36 @@ class grpc_server {
  private:
   struct impl;
   std::unique_ptr<impl> impl_;
+};
+
+struct grpc_endpoint {
+  std::string target;  // host:port
+  std::string proto;   // the service's .proto (proto3 or proto2), as text, without imports
+  std::size_t max_message_bytes = std::size_t{4} << 20;
+};
+
+class grpc_client {
+ public:
+  // Parses the .proto and connects lazily; throws troupe_error (invalid_request)
+  // if the .proto does not parse or has no service.
+  grpc_client(troupe::system& sys, grpc_endpoint endpoint);
+  grpc_client(const grpc_client&) = delete;
+  grpc_client& operator=(const grpc_client&) = delete;
+  grpc_client(grpc_client&&) = delete;
+  grpc_client& operator=(grpc_client&&) = delete;
+  ~grpc_client();
+
+  // The client actor: ask it an rpc_request from anywhere (a thread: .get()).
+  [[nodiscard]] const ref<rpc_protocol>& actor() const noexcept { return actor_; }
+
+  // In a task<> handler: co_await client.call<R>(...). Throws troupe_error (see above).
+  template <class R = boost::json::value>
+  [[nodiscard]] task<R> call(std::string method, boost::json::value params, std::chrono::milliseconds timeout) const {
+    return rpc_client::call_on<R>(actor_, std::move(method), std::move(params), timeout);
+  }
+
+ private:
+  ref<rpc_protocol> actor_;
 };
 
 // The .proto text for a method table (what grpc_server serves), or a
