@@ -25,6 +25,17 @@ def run(name, fn):
         print(f"{name} {e.code().name} {e.details()}", flush=True)
 
 
+def stream(name, fn, show):
+    got = []
+    try:
+        for item in fn():
+            got.append(show(item))
+        print(f"{name} OK {' '.join(got)}".rstrip(), flush=True)
+    except grpc.RpcError as e:
+        after = f" after {' '.join(got)}" if got else ""
+        print(f"{name} {e.code().name} {e.details()}{after}", flush=True)
+
+
 with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
     bank = pb_grpc.bankStub(channel)
     run("deposit", lambda: bank.deposit(pb.deposit(account="alice", cents=250)))
@@ -39,5 +50,10 @@ with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
     run("garbage", lambda: raw(b"\xff\xff\xff\xff"))
     unknown = channel.unary_unary("/troupe.bank/rob")
     run("unknown", lambda: unknown(b""))
+    stream("history", lambda: bank.history(pb.history(account="alice")), lambda e: f"{e.what}:{e.cents}")
+    stream("countdown", lambda: bank.countdown(pb.countdown(**{"from": 3})), lambda i: str(i.value))
+    stream("forever", lambda: bank.forever(pb.forever(), timeout=0.3), lambda e: e.what)
+    doomed = pb_grpc.doomedStub(channel)
+    stream("one_then_crash", lambda: doomed.one_then_crash(pb.one_then_crash()), lambda e: f"{e.what}:{e.cents}")
     run("crash", lambda: bank.crash(pb.crash()))
     run("after_crash", lambda: bank.balance(pb.balance(account="alice")))

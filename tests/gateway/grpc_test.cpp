@@ -70,7 +70,32 @@ struct stall {
   using reply = bool;
 };
 BOOST_DESCRIBE_STRUCT(stall, (), ())
-using protocol = troupe::protocol<deposit, balance, get_statement, lookup, crash, stall>;
+// Streams: the account's entries one by one; a countdown of plain numbers;
+// one that never ends; one whose actor stops after one item.
+struct history {
+  std::string account;
+  troupe::gateway::stream_sink<entry> sink;
+  using stream = entry;
+};
+BOOST_DESCRIBE_STRUCT(history, (), (account))
+struct countdown {
+  std::int32_t from;
+  troupe::gateway::stream_sink<std::int64_t> sink;
+  using stream = std::int64_t;
+};
+BOOST_DESCRIBE_STRUCT(countdown, (), (from))
+struct forever {
+  troupe::gateway::stream_sink<entry> sink;
+  using stream = entry;
+};
+BOOST_DESCRIBE_STRUCT(forever, (), ())
+struct one_then_crash {
+  troupe::gateway::stream_sink<entry> sink;
+  using stream = entry;
+};
+BOOST_DESCRIBE_STRUCT(one_then_crash, (), ())
+using protocol =
+    troupe::protocol<deposit, balance, get_statement, lookup, crash, stall, history, countdown, forever, one_then_crash>;
 }  // namespace bank
 
 struct bank_actor : troupe::actor<bank::protocol> {
@@ -89,12 +114,28 @@ struct bank_actor : troupe::actor<bank::protocol> {
   }
   bool on(bank::crash /*unused*/) { throw std::runtime_error("the vault is on fire"); }
   void on(bank::stall /*unused*/, troupe::reply_promise<bool> later) { stalled_.push_back(std::move(later)); }
+  void on(const bank::history& h) {
+    for (const bank::entry& e : history_[h.account]) {
+      if (!h.sink.send(e)) return;
+    }
+    h.sink.end();
+  }
+  void on(const bank::countdown& c) {
+    for (std::int64_t i = c.from; i > 0; --i) (void)c.sink.send(i);
+    c.sink.end();
+  }
+  void on(bank::forever f) { forever_.push_back(std::move(f.sink)); }
+  void on(const bank::one_then_crash& o) {
+    (void)o.sink.send({"first", 1});
+    throw std::runtime_error("crashed mid-stream");
+  }
 
  private:
   std::shared_ptr<std::atomic<int>> deposits_;
   std::map<std::string, std::int64_t> accounts_;
   std::map<std::string, std::vector<bank::entry>> history_;
   std::vector<troupe::reply_promise<bool>> stalled_;
+  std::vector<troupe::gateway::stream_sink<bank::entry>> forever_;
 };
 
 struct temp_dir {
@@ -157,6 +198,8 @@ TEST(gateway_grpc, a_python_grpcio_client_calls_the_actor_through_stubs_generate
   auto deposits = std::make_shared<std::atomic<int>>(0);
   gw::methods m(sys, gw::settings{.ask_timeout = 30s});
   m.expose("bank", sys.spawn<bank_actor>(deposits));
+  // A second service on an actor of its own, for the stream that kills its actor.
+  m.expose("doomed", sys.spawn<bank_actor>(std::make_shared<std::atomic<int>>()));
   gw::grpc_server server(m);
   ASSERT_GT(server.port(), 0);
   std::map<std::string, std::string> got = run_python_client(server, dir.path);
@@ -176,6 +219,12 @@ TEST(gateway_grpc, a_python_grpcio_client_calls_the_actor_through_stubs_generate
   EXPECT_EQ(got["crash"].substr(0, 11), "UNAVAILABLE") << got["crash"];
   EXPECT_NE(got["crash"].find("the vault is on fire"), std::string::npos) << got["crash"];
   EXPECT_EQ(got["after_crash"].substr(0, 11), "UNAVAILABLE") << got["after_crash"];
+  // Server streaming, item by item.
+  EXPECT_EQ(got["history"], "OK deposit:250 deposit:100") << got["history"];
+  EXPECT_EQ(got["countdown"], "OK 3 2 1") << got["countdown"];
+  EXPECT_EQ(got["forever"].substr(0, 17), "DEADLINE_EXCEEDED") << got["forever"];
+  EXPECT_EQ(got["one_then_crash"].substr(0, 11), "UNAVAILABLE") << got["one_then_crash"];
+  EXPECT_NE(got["one_then_crash"].find("after first:1"), std::string::npos) << got["one_then_crash"];
   // Only the two real deposits reached the actor.
   EXPECT_EQ(deposits->load(), 2);
   EXPECT_EQ(m.in_flight(), 0U);

@@ -17,6 +17,8 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <chrono>
+#include <deque>
+#include <functional>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -46,7 +48,8 @@ struct rpc_entry {
   std::string method;  // the table's name: "bank.balance"
   std::string request_type;
   std::string reply_type;
-  bool wrapped_reply = false;  // the reply is `<type>_reply { value = 1; }`
+  bool wrapped_reply = false;  // the reply (a stream's item) is `<type>_reply { value = 1; }` (`<type>_item`)
+  bool stream = false;         // server streaming: a stream of reply_type messages
 };
 
 class schema_builder {
@@ -61,7 +64,7 @@ class schema_builder {
     const std::size_t dot = m.name.size() - m.type_name.size() - 1;
     const std::string service = m.name.substr(0, dot);
     add_record(m.request, m.name);
-    rpc_entry e{m.name, m.request.name, {}, false};
+    rpc_entry e{m.name, m.request.name, {}, false, m.is_stream};
     if (m.reply.type == shape::kind::none) {
       e.reply_type = "empty";
       if (records_.insert("empty").second) file_.add_message_type()->set_name("empty");
@@ -71,7 +74,7 @@ class schema_builder {
     } else {
       shape wrapper;
       wrapper.type = shape::kind::record;
-      wrapper.name = m.type_name + "_reply";
+      wrapper.name = m.type_name + (m.is_stream ? "_item" : "_reply");
       wrapper.fields.push_back(shape_field{"value", m.reply});
       add_record(wrapper, m.name);
       e.reply_type = wrapper.name;
@@ -82,6 +85,7 @@ class schema_builder {
     rpc->set_name(m.type_name);
     rpc->set_input_type("." + file_.package() + "." + e.request_type);
     rpc->set_output_type("." + file_.package() + "." + e.reply_type);
+    if (m.is_stream) rpc->set_server_streaming(true);
     entries_["/" + file_.package() + "." + service + "/" + m.type_name] = std::move(e);
   }
 
@@ -258,11 +262,39 @@ class call final : public grpc::ServerGenericBidiReactor {
     if (deadline != std::chrono::system_clock::time_point::max()) {
       timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - std::chrono::system_clock::now());
     }
+    if (rpc_->entry.stream) {
+      start_stream(message_to_json(*request), timeout);
+      return;
+    }
     table_.call(rpc_->entry.method, message_to_json(*request), timeout,
                 [state = state_, s = schema_, rpc = rpc_](call_result r) { complete(state, *rpc, std::move(r)); });
   }
 
-  void OnCancel() override { finish(grpc::Status::CANCELLED); }
+  void OnCancel() override {
+    cancel_stream();
+    finish(grpc::Status::CANCELLED);
+  }
+
+  void OnWriteDone(bool ok) override {
+    // Only streams write one message at a time; a unary reply finishes with its write.
+    {
+      std::lock_guard lock(state_->mutex);  // see start_stream() for why the calls are under it
+      state_->queue.pop_front();
+      state_->writing = false;
+      if (!ok) {
+        state_->queue.clear();  // the client is gone; OnCancel ends the stream
+      } else if (state_->finished) {
+        state_->queue.clear();
+      } else if (!state_->queue.empty()) {
+        state_->writing = true;
+        StartWrite(&state_->queue.front());
+      } else if (state_->end_status) {
+        state_->finished = true;
+        Finish(*state_->end_status);
+      }
+    }
+    if (!ok) cancel_stream();
+  }
 
   void OnDone() override {
     {
@@ -279,23 +311,96 @@ class call final : public grpc::ServerGenericBidiReactor {
     std::mutex mutex;
     call* reactor = nullptr;
     bool finished = false;
+    // A stream: the items not yet written (the front one is being written
+    // while `writing`), how it ended, and how to cancel it.
+    std::deque<grpc::ByteBuffer> queue;
+    bool writing = false;
+    std::optional<grpc::Status> end_status;
+    std::function<void()> cancel;
+    bool cancelled = false;
   };
 
-  // Claims the one Finish of this call; false if someone else did.
-  static call* claim(shared& s) {
-    std::lock_guard lock(s.mutex);
-    if (s.finished || s.reactor == nullptr) return nullptr;
-    s.finished = true;
-    return s.reactor;
+  // Items buffered for a slow client at most; one more fails the stream as overloaded.
+  static constexpr std::size_t max_queued_items = 256;
+
+  void start_stream(json::value params, std::optional<std::chrono::nanoseconds> timeout) {
+    auto bad_item = std::make_shared<std::string>();  // written and read on the relay's thread only
+    stream_callbacks cb{
+        [state = state_, s = schema_, rpc = rpc_, bad_item](json::value v) {
+          std::unique_ptr<pb::Message> item(rpc->reply->New());
+          std::string err;
+          if (rpc->entry.wrapped_reply) {
+            json::object o;
+            o.emplace("value", std::move(v));
+            err = json_to_message(o, item.get());
+          } else {
+            err = json_to_message(v, item.get());
+          }
+          if (!err.empty()) {
+            *bad_item = "an item does not fit its message: " + err;
+            return false;
+          }
+          // StartWrite and Finish are called under the lock: once `finished`
+          // is set nobody starts a write, and the reactor cannot be done (and
+          // deleted) between the check and the call. gRPC never runs a
+          // reaction inline from StartWrite or Finish, so this cannot deadlock.
+          std::lock_guard lock(state->mutex);
+          if (state->finished || state->reactor == nullptr) return false;
+          if (state->queue.size() >= max_queued_items) return false;
+          state->queue.push_back(buffer_of(item->SerializeAsString()));
+          if (!state->writing) {
+            state->writing = true;
+            state->reactor->StartWrite(&state->queue.front());
+          }
+          return true;
+        },
+        [state = state_, bad_item](std::optional<call_failure> f) {
+          grpc::Status status = grpc::Status::OK;
+          if (!bad_item->empty()) {
+            status = grpc::Status(grpc::StatusCode::INTERNAL, *bad_item);
+          } else if (f) {
+            status = grpc::Status(status_of(f->kind), f->message);
+          }
+          std::lock_guard lock(state->mutex);
+          if (state->finished || state->reactor == nullptr) return;
+          state->end_status = status;
+          if (state->writing) return;  // OnWriteDone finishes once the queue is written
+          state->finished = true;
+          state->reactor->Finish(status);
+        }};
+    std::function<void()> cancel = table_.call_stream(rpc_->entry.method, std::move(params), timeout, std::move(cb));
+    bool cancel_now = false;
+    {
+      std::lock_guard lock(state_->mutex);
+      state_->cancel = cancel;
+      cancel_now = state_->cancelled;
+    }
+    if (cancel_now) cancel();
+  }
+
+  void cancel_stream() {
+    std::function<void()> cancel;
+    {
+      std::lock_guard lock(state_->mutex);
+      state_->cancelled = true;
+      cancel = state_->cancel;
+    }
+    if (cancel) cancel();
   }
 
   void finish(const grpc::Status& status) {
-    if (claim(*state_) != nullptr) Finish(status);
+    std::lock_guard lock(state_->mutex);
+    if (state_->finished || state_->reactor == nullptr) return;
+    state_->finished = true;
+    Finish(status);
   }
 
   static void complete(const std::shared_ptr<shared>& state, const schema::rpc& rpc, call_result r) {
     if (auto* f = std::get_if<call_failure>(&r)) {
-      if (call* c = claim(*state)) c->Finish(grpc::Status(status_of(f->kind), f->message));
+      std::lock_guard lock(state->mutex);
+      if (state->finished || state->reactor == nullptr) return;
+      state->finished = true;
+      state->reactor->Finish(grpc::Status(status_of(f->kind), f->message));
       return;
     }
     std::unique_ptr<pb::Message> reply(rpc.reply->New());
@@ -308,13 +413,17 @@ class call final : public grpc::ServerGenericBidiReactor {
     } else if (rpc.entry.reply_type != "empty") {
       err = json_to_message(v, reply.get());
     }
-    call* c = claim(*state);
-    if (c == nullptr) return;  // cancelled meanwhile
+    grpc::ByteBuffer bytes = buffer_of(reply->SerializeAsString());
+    // Under the lock (see start_stream()): OnDone() then sees reply_ written.
+    std::lock_guard lock(state->mutex);
+    if (state->finished || state->reactor == nullptr) return;  // cancelled meanwhile
+    state->finished = true;
+    call* c = state->reactor;
     if (!err.empty()) {
       c->Finish(grpc::Status(grpc::StatusCode::INTERNAL, "the reply does not fit its message: " + err));
       return;
     }
-    c->reply_ = buffer_of(reply->SerializeAsString());
+    c->reply_ = std::move(bytes);
     c->StartWriteAndFinish(&c->reply_, grpc::WriteOptions(), grpc::Status::OK);
   }
 
