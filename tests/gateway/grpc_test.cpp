@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include <boost/describe/class.hpp>
+#include <boost/json/parse.hpp>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -94,8 +95,8 @@ struct one_then_crash {
   using stream = entry;
 };
 BOOST_DESCRIBE_STRUCT(one_then_crash, (), ())
-using protocol =
-    troupe::protocol<deposit, balance, get_statement, lookup, crash, stall, history, countdown, forever, one_then_crash>;
+using protocol = troupe::protocol<deposit, balance, get_statement, lookup, crash, stall, history, countdown, forever,
+                                  one_then_crash>;
 }  // namespace bank
 
 struct bank_actor : troupe::actor<bank::protocol> {
@@ -249,6 +250,92 @@ TEST(gateway_grpc, a_method_protobuf_cannot_express_is_refused_by_name) {
   } catch (const troupe::troupe_error& e) {
     EXPECT_NE(std::string(e.what()).find("odd.grid: member 'cells'"), std::string::npos) << e.what();
   }
+}
+
+}  // namespace
+
+namespace {
+
+namespace shop {
+struct price {
+  std::string item;
+  std::int32_t quantity;
+  using reply = std::int64_t;
+};
+BOOST_DESCRIBE_STRUCT(price, (), (item, quantity))
+struct restock {
+  std::string item;
+  std::int32_t quantity;
+};
+BOOST_DESCRIBE_STRUCT(restock, (), (item, quantity))
+using protocol = troupe::protocol<price, restock>;
+}  // namespace shop
+
+// The shop as a user's existing .proto would have it: its own package and
+// message names, fields numbered otherwise than declaration order.
+constexpr const char* shop_proto = R"(
+syntax = "proto3";
+package acme.shop.v1;
+message PriceRequest { int32 quantity = 7; string item = 3; }
+message PriceReply { int64 value = 2; }
+message RestockRequest { string item = 1; int32 quantity = 2; }
+message Nothing {}
+service shop {
+  rpc price(PriceRequest) returns (PriceReply);
+  rpc restock(RestockRequest) returns (Nothing);
+}
+)";
+
+std::string refusal(const gw::methods& m, const std::string& proto) {
+  try {
+    gw::grpc_server server(m, {.proto = proto});
+  } catch (const troupe::troupe_error& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
+TEST(gateway_grpc, a_users_proto_is_served_with_its_own_numbers_and_names_once_it_matches_the_protocol) {
+  troupe::system sys;
+  gw::methods m(sys);
+  std::map<std::string, std::int64_t> stock;
+  m.expose("shop", sys.spawn<shop::protocol>([&](const shop::price& p) { return std::int64_t{p.quantity} * 150; },
+                                             [&](const shop::restock& r) { stock[r.item] += r.quantity; }));
+  gw::grpc_server server(m, {.proto = shop_proto});
+  EXPECT_NE(server.proto().find("package acme.shop.v1;"), std::string::npos) << server.proto();
+  // A client that encodes with the user's numbering gets the right answers.
+  gw::grpc_client client(sys, {.target = "127.0.0.1:" + std::to_string(server.port()), .proto = shop_proto});
+  EXPECT_EQ(client.actor()
+                .ask(gw::rpc_request{"shop.price", boost::json::parse(R"({"item":"nail","quantity":4})"), 5000ms}, 10s)
+                .get(),
+            boost::json::value(600));
+}
+
+TEST(gateway_grpc, a_users_proto_that_differs_from_the_protocol_is_refused_naming_the_method_and_field) {
+  troupe::system sys;
+  gw::methods m(sys);
+  m.expose("shop",
+           sys.spawn<shop::protocol>([](const shop::price&) { return std::int64_t{0}; }, [](const shop::restock&) {}));
+  const std::string base = shop_proto;
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string p = base;
+    p.replace(p.find(from), from.size(), to);
+    return p;
+  };
+  EXPECT_NE(refusal(m, with("int32 quantity = 7; ", ""))
+                .find("shop.price: the .proto's acme.shop.v1.PriceRequest has "
+                      "no field 'quantity'"),
+            std::string::npos);
+  EXPECT_NE(refusal(m, with("int32 quantity = 7;", "string quantity = 7;")).find("PriceRequest.quantity is string"),
+            std::string::npos);
+  EXPECT_NE(refusal(m, with("int32 quantity = 7;", "int32 quantity = 7; bool gift = 9;")).find("a field 'gift'"),
+            std::string::npos);
+  EXPECT_NE(refusal(m, with("  rpc restock(RestockRequest) returns (Nothing);\n", "")).find("has no rpc 'restock'"),
+            std::string::npos);
+  EXPECT_NE(refusal(m, with("returns (PriceReply)", "returns (stream PriceReply)")).find("shop.price"),
+            std::string::npos);
+  EXPECT_NE(refusal(m, with("int64 value = 2;", "repeated int64 value = 2;")).find("repeated"), std::string::npos);
+  EXPECT_NE(refusal(m, "syntax = \"proto3\"; message {").find("does not parse"), std::string::npos);
 }
 
 }  // namespace

@@ -1,12 +1,9 @@
 // The gRPC client actor (see grpc.hpp): the .proto parsed by protobuf's own
 // parser (libprotoc), dynamic messages, gRPC's generic stub with the callback
 // API (no thread waits on the network), one reply or one error per call.
-#include <google/protobuf/compiler/parser.h>
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/descriptor.pb.h>
 #include <google/protobuf/dynamic_message.h>
-#include <google/protobuf/io/tokenizer.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/message.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/generic/generic_stub.h>
@@ -35,15 +32,6 @@ namespace {
   throw troupe_error(error(errc::invalid_request, "gRPC client: " + why));
 }
 
-// The first error the tokenizer or parser reports, with its position.
-class first_error final : public pb::io::ErrorCollector {
- public:
-  void AddError(int line, pb::io::ColumnNumber column, const std::string& message) override {
-    if (text.empty()) text = "line " + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + message;
-  }
-  std::string text;
-};
-
 struct unary_method {
   std::string path;  // "/pkg.service/method"
   const pb::Message* request = nullptr;
@@ -61,15 +49,8 @@ struct connection {
 };
 
 std::shared_ptr<connection> connect(const grpc_endpoint& e) {
-  if (e.proto.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) refuse("the .proto is too large");
-  pb::io::ArrayInputStream in(e.proto.data(), static_cast<int>(e.proto.size()));
-  first_error errors;
-  pb::io::Tokenizer tokens(&in, &errors);
-  pb::compiler::Parser parser;
-  parser.RecordErrorsTo(&errors);
   pb::FileDescriptorProto file;
-  if (!parser.Parse(&tokens, &file)) refuse("the .proto does not parse: " + errors.text);
-  if (file.dependency_size() > 0) refuse("the .proto imports " + file.dependency(0) + ": imports are not supported");
+  if (std::string bad = grpc_codec::parse_proto(e.proto, file); !bad.empty()) refuse(bad);
   file.set_name("troupe_grpc_client.proto");
   auto c = std::make_shared<connection>();
   const pb::FileDescriptor* fd = c->pool.BuildFile(file);

@@ -1,7 +1,11 @@
 // protobuf messages <-> JSON values, and gRPC byte buffers (see grpc_codec.hpp).
 #include "grpc_codec.hpp"
 
+#include <google/protobuf/compiler/parser.h>
 #include <google/protobuf/descriptor.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/message.h>
 
 #include <boost/json/array.hpp>
@@ -192,6 +196,29 @@ std::optional<std::string> bytes_of(const grpc::ByteBuffer& buffer) {
 grpc::ByteBuffer buffer_of(const std::string& bytes) {
   grpc::Slice slice(bytes);
   return grpc::ByteBuffer(&slice, 1);
+}
+
+namespace {
+// The first error the tokenizer or parser reports, with its position.
+class first_error final : public pb::io::ErrorCollector {
+ public:
+  void AddError(int line, pb::io::ColumnNumber column, const std::string& message) override {
+    if (text.empty()) text = "line " + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + message;
+  }
+  std::string text;
+};
+}  // namespace
+
+std::string parse_proto(const std::string& text, pb::FileDescriptorProto& file) {
+  if (text.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) return "the .proto is too large";
+  pb::io::ArrayInputStream in(text.data(), static_cast<int>(text.size()));
+  first_error errors;
+  pb::io::Tokenizer tokens(&in, &errors);
+  pb::compiler::Parser parser;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.Parse(&tokens, &file)) return "the .proto does not parse: " + errors.text;
+  if (file.dependency_size() > 0) return "the .proto imports " + file.dependency(0) + ": imports are not supported";
+  return {};
 }
 
 }  // namespace troupe::gateway::grpc_codec

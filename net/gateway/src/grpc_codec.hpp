@@ -21,7 +21,8 @@
 
 namespace google::protobuf {
 class Message;
-}
+class FileDescriptorProto;
+}  // namespace google::protobuf
 
 namespace troupe::gateway::grpc_codec {
 
@@ -32,5 +33,10 @@ std::string json_to_message(const boost::json::value& v, google::protobuf::Messa
 // A buffer's bytes in one string (nullopt if gRPC cannot dump it).
 std::optional<std::string> bytes_of(const grpc::ByteBuffer& buffer);
 grpc::ByteBuffer buffer_of(const std::string& bytes);
+
+// Parses .proto text with protobuf's own parser (libprotoc) into `file`; empty
+// on success, else the first error with its line and column. Imports are
+// refused (the file must be self-contained).
+std::string parse_proto(const std::string& text, google::protobuf::FileDescriptorProto& file);
 
 }  // namespace troupe::gateway::grpc_codec

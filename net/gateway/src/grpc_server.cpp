@@ -212,19 +212,90 @@ struct schema {
   std::map<std::string, rpc, std::less<>> rpcs;  // by gRPC path: "/troupe.bank/balance"
 };
 
-std::shared_ptr<schema> compile(const methods& table, const std::string& package) {
+// The user's message `got` must have exactly the fields of the generated
+// `want` (names, types, repeated or not; numbers and message names are the
+// user's), recursively.
+void check_same_shape(const pb::Descriptor* want, const pb::Descriptor* got, const std::string& where, int depth = 0) {
+  if (depth > detail::max_shape_depth) return;
+  for (int i = 0; i < want->field_count(); ++i) {
+    const pb::FieldDescriptor* w = want->field(i);
+    const pb::FieldDescriptor* g = got->FindFieldByName(w->name());
+    const std::string field = where + ": " + got->full_name() + "." + w->name();
+    if (g == nullptr) refuse(where + ": the .proto's " + got->full_name() + " has no field '" + w->name() + "'");
+    if (g->type() != w->type()) {
+      refuse(field + " is " + g->type_name() + " in the .proto, " + w->type_name() + " in the protocol");
+    }
+    if (g->is_repeated() != w->is_repeated()) {
+      refuse(field + (g->is_repeated() ? " is repeated in the .proto, not in the protocol"
+                                       : " is repeated in the protocol, not in the .proto"));
+    }
+    if (w->type() == pb::FieldDescriptor::TYPE_MESSAGE) {
+      check_same_shape(w->message_type(), g->message_type(), where, depth + 1);
+    }
+  }
+  for (int i = 0; i < got->field_count(); ++i) {
+    if (want->FindFieldByName(got->field(i)->name()) == nullptr) {
+      refuse(where + ": the .proto's " + got->full_name() + " has a field '" + got->field(i)->name() +
+             "' the protocol does not");
+    }
+  }
+}
+
+std::shared_ptr<schema> compile(const methods& table, const grpc_settings& settings) {
+  pb::FileDescriptorProto user;
+  if (!settings.proto.empty()) {
+    if (std::string bad = grpc_codec::parse_proto(settings.proto, user); !bad.empty()) refuse(bad);
+    user.set_name("troupe_gateway_user.proto");
+  }
+  const std::string package = settings.proto.empty() ? settings.package : user.package();
   schema_builder b(package);
   for (const method_info& m : table.list()) b.add(m);
   auto s = std::make_shared<schema>();
-  const pb::FileDescriptor* file = s->pool.BuildFile(b.file());
-  if (file == nullptr) refuse("the generated schema does not build (a name used twice?)");
+  if (settings.proto.empty()) {
+    const pb::FileDescriptor* file = s->pool.BuildFile(b.file());
+    if (file == nullptr) refuse("the generated schema does not build (a name used twice?)");
+    s->proto = file->DebugString();
+    for (auto& [path, e] : b.entries()) {
+      schema::rpc r;
+      r.request = s->factory.GetPrototype(s->pool.FindMessageTypeByName(package + "." + e.request_type));
+      r.reply = s->factory.GetPrototype(s->pool.FindMessageTypeByName(package + "." + e.reply_type));
+      r.entry = std::move(e);
+      s->rpcs.emplace(path, std::move(r));
+    }
+    return s;
+  }
+  // The user's .proto: every method must be there with the generated shapes;
+  // it is served with the user's numbers and names.
+  pb::DescriptorPool generated_pool;
+  const pb::FileDescriptor* generated = generated_pool.BuildFile(b.file());
+  if (generated == nullptr) refuse("the generated schema does not build (a name used twice?)");
+  const pb::FileDescriptor* file = s->pool.BuildFile(user);
+  if (file == nullptr) refuse("the .proto does not build (an undefined or duplicate name?)");
   s->proto = file->DebugString();
-  for (auto& [path, e] : b.entries()) {
-    schema::rpc r;
-    r.request = s->factory.GetPrototype(s->pool.FindMessageTypeByName(package + "." + e.request_type));
-    r.reply = s->factory.GetPrototype(s->pool.FindMessageTypeByName(package + "." + e.reply_type));
-    r.entry = std::move(e);
-    s->rpcs.emplace(path, std::move(r));
+  for (int i = 0; i < generated->service_count(); ++i) {
+    const pb::ServiceDescriptor* want_service = generated->service(i);
+    const pb::ServiceDescriptor* got_service = file->FindServiceByName(want_service->name());
+    if (got_service == nullptr) refuse("the .proto has no service '" + want_service->name() + "'");
+    for (int j = 0; j < want_service->method_count(); ++j) {
+      const pb::MethodDescriptor* want = want_service->method(j);
+      const pb::MethodDescriptor* got = got_service->FindMethodByName(want->name());
+      const std::string where = want_service->name() + "." + want->name();
+      if (got == nullptr)
+        refuse("the .proto's service '" + want_service->name() + "' has no rpc '" + want->name() + "'");
+      if (got->client_streaming() || got->server_streaming() != want->server_streaming()) {
+        refuse(where + ": " +
+               (want->server_streaming() ? "the protocol streams its answer, the .proto does not"
+                                         : "the .proto streams, the protocol does not (or the client does)"));
+      }
+      check_same_shape(want->input_type(), got->input_type(), where);
+      check_same_shape(want->output_type(), got->output_type(), where);
+      const std::string path = "/" + want_service->full_name() + "/" + want->name();
+      schema::rpc r;
+      r.request = s->factory.GetPrototype(got->input_type());
+      r.reply = s->factory.GetPrototype(got->output_type());
+      r.entry = b.entries().at(path);
+      s->rpcs.emplace(path, std::move(r));
+    }
   }
   return s;
 }
@@ -325,49 +396,48 @@ class call final : public grpc::ServerGenericBidiReactor {
 
   void start_stream(json::value params, std::optional<std::chrono::nanoseconds> timeout) {
     auto bad_item = std::make_shared<std::string>();  // written and read on the relay's thread only
-    stream_callbacks cb{
-        [state = state_, s = schema_, rpc = rpc_, bad_item](json::value v) {
-          std::unique_ptr<pb::Message> item(rpc->reply->New());
-          std::string err;
-          if (rpc->entry.wrapped_reply) {
-            json::object o;
-            o.emplace("value", std::move(v));
-            err = json_to_message(o, item.get());
-          } else {
-            err = json_to_message(v, item.get());
-          }
-          if (!err.empty()) {
-            *bad_item = "an item does not fit its message: " + err;
-            return false;
-          }
-          // StartWrite and Finish are called under the lock: once `finished`
-          // is set nobody starts a write, and the reactor cannot be done (and
-          // deleted) between the check and the call. gRPC never runs a
-          // reaction inline from StartWrite or Finish, so this cannot deadlock.
-          std::lock_guard lock(state->mutex);
-          if (state->finished || state->reactor == nullptr) return false;
-          if (state->queue.size() >= max_queued_items) return false;
-          state->queue.push_back(buffer_of(item->SerializeAsString()));
-          if (!state->writing) {
-            state->writing = true;
-            state->reactor->StartWrite(&state->queue.front());
-          }
-          return true;
-        },
-        [state = state_, bad_item](std::optional<call_failure> f) {
-          grpc::Status status = grpc::Status::OK;
-          if (!bad_item->empty()) {
-            status = grpc::Status(grpc::StatusCode::INTERNAL, *bad_item);
-          } else if (f) {
-            status = grpc::Status(status_of(f->kind), f->message);
-          }
-          std::lock_guard lock(state->mutex);
-          if (state->finished || state->reactor == nullptr) return;
-          state->end_status = status;
-          if (state->writing) return;  // OnWriteDone finishes once the queue is written
-          state->finished = true;
-          state->reactor->Finish(status);
-        }};
+    stream_callbacks cb{[state = state_, s = schema_, rpc = rpc_, bad_item](json::value v) {
+                          std::unique_ptr<pb::Message> item(rpc->reply->New());
+                          std::string err;
+                          if (rpc->entry.wrapped_reply) {
+                            json::object o;
+                            o.emplace("value", std::move(v));
+                            err = json_to_message(o, item.get());
+                          } else {
+                            err = json_to_message(v, item.get());
+                          }
+                          if (!err.empty()) {
+                            *bad_item = "an item does not fit its message: " + err;
+                            return false;
+                          }
+                          // StartWrite and Finish are called under the lock: once `finished`
+                          // is set nobody starts a write, and the reactor cannot be done (and
+                          // deleted) between the check and the call. gRPC never runs a
+                          // reaction inline from StartWrite or Finish, so this cannot deadlock.
+                          std::lock_guard lock(state->mutex);
+                          if (state->finished || state->reactor == nullptr) return false;
+                          if (state->queue.size() >= max_queued_items) return false;
+                          state->queue.push_back(buffer_of(item->SerializeAsString()));
+                          if (!state->writing) {
+                            state->writing = true;
+                            state->reactor->StartWrite(&state->queue.front());
+                          }
+                          return true;
+                        },
+                        [state = state_, bad_item](std::optional<call_failure> f) {
+                          grpc::Status status = grpc::Status::OK;
+                          if (!bad_item->empty()) {
+                            status = grpc::Status(grpc::StatusCode::INTERNAL, *bad_item);
+                          } else if (f) {
+                            status = grpc::Status(status_of(f->kind), f->message);
+                          }
+                          std::lock_guard lock(state->mutex);
+                          if (state->finished || state->reactor == nullptr) return;
+                          state->end_status = status;
+                          if (state->writing) return;  // OnWriteDone finishes once the queue is written
+                          state->finished = true;
+                          state->reactor->Finish(status);
+                        }};
     std::function<void()> cancel = table_.call_stream(rpc_->entry.method, std::move(params), timeout, std::move(cb));
     bool cancel_now = false;
     {
@@ -457,10 +527,14 @@ struct grpc_server::impl {
   int port = 0;
 };
 
-std::string proto_of(const methods& table, const std::string& package) { return compile(table, package)->proto; }
+std::string proto_of(const methods& table, const std::string& package) {
+  grpc_settings settings;
+  settings.package = package;
+  return compile(table, settings)->proto;
+}
 
 grpc_server::grpc_server(const methods& table, grpc_settings settings) : impl_(std::make_unique<impl>()) {
-  impl_->compiled = compile(table, settings.package);
+  impl_->compiled = compile(table, settings);
   impl_->service = std::make_unique<generic_service>(table, impl_->compiled);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(settings.address, grpc::InsecureServerCredentials(), &impl_->port);

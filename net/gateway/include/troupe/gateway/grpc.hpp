@@ -61,6 +61,14 @@ struct grpc_settings {
   // host:port; port 0 picks a free one (see port()). Loopback by default.
   std::string address = "127.0.0.1:0";
   std::string package = "troupe";
+  // Empty: serve the .proto generated from the protocol. Else a .proto the
+  // user wrote (text, no imports), checked when the server is built: every
+  // method's service and rpc by name, its request and reply messages with
+  // exactly the protocol's fields (names, types, repeated or not), streaming as
+  // the protocol says. Field numbers and message names are the user's, and so
+  // is the package (`package` above is then unused). A mismatch is refused,
+  // naming the method and field.
+  std::string proto;
   // A request or reply larger than this is refused (RESOURCE_EXHAUSTED, by gRPC).
   std::size_t max_message_bytes = std::size_t{4} << 20;
 };
