@@ -7,9 +7,11 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <future>
 #include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -247,3 +249,170 @@ TEST(gateway_methods, a_call_in_flight_when_the_system_stops_completes_as_droppe
 }
 
 }  // namespace
+
+// --- streams ---------------------------------------------------------------
+
+namespace ticker {
+struct tick {
+  std::int64_t n;
+  std::string label;
+};
+BOOST_DESCRIBE_STRUCT(tick, (), (n, label))
+struct count_to {
+  std::int64_t n;
+  troupe::gateway::stream_sink<tick> sink;
+  using stream = tick;
+};
+BOOST_DESCRIBE_STRUCT(count_to, (), (n))
+// Sends `n` ticks, then stops without ending the stream.
+struct count_and_die {
+  std::int64_t n;
+  troupe::gateway::stream_sink<tick> sink;
+  using stream = tick;
+};
+BOOST_DESCRIBE_STRUCT(count_and_die, (), (n))
+// Keeps the sink; sends nothing until told.
+struct hold {
+  troupe::gateway::stream_sink<tick> sink;
+  using stream = tick;
+};
+BOOST_DESCRIBE_STRUCT(hold, (), ())
+struct release {
+  using reply = bool;  // whether the held stream still took an item
+};
+BOOST_DESCRIBE_STRUCT(release, (), ())
+using protocol = troupe::protocol<count_to, count_and_die, hold, release>;
+}  // namespace ticker
+
+struct ticker_actor : troupe::actor<ticker::protocol> {
+  void on(const ticker::count_to& c) {
+    for (std::int64_t i = 1; i <= c.n; ++i) {
+      if (!c.sink.send({i, "tick " + std::to_string(i)})) return;
+    }
+    c.sink.end();
+  }
+  void on(const ticker::count_and_die& c) {
+    for (std::int64_t i = 1; i <= c.n; ++i) (void)c.sink.send({i, "last words"});
+    stop(troupe::exit_reason::error("out of ticks"));
+  }
+  void on(ticker::hold h) { held_ = std::move(h.sink); }
+  bool on(ticker::release /*unused*/) { return held_.send({0, "late"}); }
+
+ private:
+  troupe::gateway::stream_sink<ticker::tick> held_;
+};
+
+// A stream's items and its end, gathered; waits with a deadline.
+struct gathered {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<std::string> items;
+  std::optional<std::optional<gw::call_failure>> end;
+  int ends = 0;
+
+  gw::stream_callbacks callbacks(std::size_t take_at_most = SIZE_MAX) {
+    return {[this, take_at_most](json::value v) {
+              std::lock_guard lock(mutex);
+              if (items.size() >= take_at_most) return false;
+              items.push_back(json::serialize(v));
+              return true;
+            },
+            [this](std::optional<gw::call_failure> f) {
+              std::lock_guard lock(mutex);
+              ++ends;
+              end = std::move(f);
+              cv.notify_all();
+            }};
+  }
+  bool wait_end() {
+    std::unique_lock lock(mutex);
+    return cv.wait_for(lock, 10s, [&] { return end.has_value(); });
+  }
+};
+
+TEST(gateway_streams, a_stream_method_is_listed_with_its_item_shape_and_without_the_sink) {
+  troupe::system sys;
+  gw::methods m(sys);
+  m.expose("ticker", sys.spawn<ticker_actor>());
+  const gw::method_info* c = m.find("ticker.count_to");
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(c->is_stream);
+  EXPECT_FALSE(c->is_request);
+  EXPECT_EQ(c->params, std::vector<std::string>{"n"});
+  EXPECT_EQ(c->reply.name, "tick");
+}
+
+TEST(gateway_streams, every_item_arrives_in_order_then_the_end) {
+  troupe::system sys;
+  gw::methods m(sys);
+  m.expose("ticker", sys.spawn<ticker_actor>());
+  gathered g;
+  (void)m.call_stream("ticker.count_to", json::parse(R"({"n":3})"), std::nullopt, g.callbacks());
+  ASSERT_TRUE(g.wait_end());
+  EXPECT_FALSE(g.end->has_value());
+  EXPECT_EQ(g.items, (std::vector<std::string>{R"({"n":1,"label":"tick 1"})", R"({"n":2,"label":"tick 2"})",
+                                               R"({"n":3,"label":"tick 3"})"}));
+  EXPECT_EQ(g.ends, 1);
+  EXPECT_EQ(m.in_flight(), 0U);
+}
+
+TEST(gateway_streams, a_protocol_without_streams_gets_the_whole_stream_as_one_array) {
+  troupe::system sys;
+  gw::methods m(sys, gw::settings{.max_stream_items = 5});
+  m.expose("ticker", sys.spawn<ticker_actor>());
+  EXPECT_EQ(reply_text(call(m, "ticker.count_to", R"([2])")), R"([{"n":1,"label":"tick 1"},{"n":2,"label":"tick 2"}])");
+  EXPECT_EQ(failure_kind(call(m, "ticker.count_to", R"([6])")), gw::failure::overloaded);
+  EXPECT_EQ(m.in_flight(), 0U);
+}
+
+TEST(gateway_streams, an_actor_that_stops_mid_stream_ends_it_as_actor_down_with_its_reason) {
+  troupe::system sys;
+  gw::methods m(sys);
+  m.expose("ticker", sys.spawn<ticker_actor>());
+  gathered g;
+  (void)m.call_stream("ticker.count_and_die", json::parse("[2]"), std::nullopt, g.callbacks());
+  ASSERT_TRUE(g.wait_end());
+  ASSERT_TRUE(g.end->has_value());
+  EXPECT_EQ((*g.end)->kind, gw::failure::actor_down);
+  EXPECT_NE((*g.end)->message.find("out of ticks"), std::string::npos) << (*g.end)->message;
+  EXPECT_EQ(g.items.size(), 2U);
+}
+
+TEST(gateway_streams, a_cancelled_or_expired_stream_ends_once_and_the_actor_sees_its_sends_refused) {
+  troupe::system sys;
+  gw::methods m(sys);
+  auto t = sys.spawn<ticker_actor>();
+  m.expose("ticker", t);
+  {
+    gathered g;
+    std::function<void()> cancel = m.call_stream("ticker.hold", nullptr, std::nullopt, g.callbacks());
+    cancel();
+    cancel();  // idempotent
+    ASSERT_TRUE(g.wait_end());
+    ASSERT_TRUE(g.end->has_value());
+    EXPECT_NE((*g.end)->message.find("cancelled"), std::string::npos) << (*g.end)->message;
+    EXPECT_FALSE(t.ask(ticker::release{}, 10s).get());
+    EXPECT_EQ(g.ends, 1);
+  }
+  {
+    gathered g;
+    (void)m.call_stream("ticker.hold", nullptr, 50ms, g.callbacks());
+    ASSERT_TRUE(g.wait_end());
+    ASSERT_TRUE(g.end->has_value());
+    EXPECT_EQ((*g.end)->kind, gw::failure::timeout);
+    EXPECT_FALSE(t.ask(ticker::release{}, 10s).get());
+  }
+  EXPECT_EQ(m.in_flight(), 0U);
+}
+
+TEST(gateway_streams, a_consumer_that_takes_no_more_fails_the_stream_as_overloaded) {
+  troupe::system sys;
+  gw::methods m(sys);
+  m.expose("ticker", sys.spawn<ticker_actor>());
+  gathered g;
+  (void)m.call_stream("ticker.count_to", json::parse("[100]"), std::nullopt, g.callbacks(10));
+  ASSERT_TRUE(g.wait_end());
+  ASSERT_TRUE(g.end->has_value());
+  EXPECT_EQ((*g.end)->kind, gw::failure::overloaded);
+  EXPECT_EQ(g.items.size(), 10U);
+}

@@ -160,10 +160,11 @@ struct calling {
   troupe::ref<caller_protocol> c;
 };
 
-const gw::rpc_endpoint jsonrpc_at_rpc{.target = "/rpc", .encoding = gw::rpc_encoding::jsonrpc};
+const gw::rpc_endpoint jsonrpc_at_rpc{
+    .host = "127.0.0.1", .port = "0", .target = "/rpc", .encoding = gw::rpc_encoding::jsonrpc};
 
 TEST(rpc_client, an_actor_calls_python_simple_xmlrpc_server_and_gets_typed_replies_and_faults) {
-  calling xmlrpc("xmlrpc", {.target = "/RPC2"});
+  calling xmlrpc("xmlrpc", {.host = "127.0.0.1", .port = "0", .target = "/RPC2"});
   const auto& c = xmlrpc.c;
   const python_server& server = xmlrpc.server;
   EXPECT_EQ(c.ask(add{2, 40}, 30s).get(), 42);

@@ -2,6 +2,7 @@
 #include "troupe/gateway/methods.hpp"
 
 #include <algorithm>
+#include <boost/json/array.hpp>
 #include <map>
 
 #include "troupe/runtime/actor.hpp"
@@ -86,10 +87,10 @@ std::optional<std::string> normalize_params(json::value& params, const std::vect
 }  // namespace detail
 
 struct methods::state {
-  state(troupe::system& sys, settings s) : config(s) {
+  state(troupe::system& system, settings s) : sys(&system), config(s) {
     const std::size_t n = std::max<std::size_t>(config.dispatchers, 1);
     dispatchers.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) dispatchers.push_back(sys.spawn<dispatcher>());
+    for (std::size_t i = 0; i < n; ++i) dispatchers.push_back(system.spawn<dispatcher>());
   }
   state(const state&) = delete;
   state& operator=(const state&) = delete;
@@ -99,8 +100,10 @@ struct methods::state {
 
   struct entry {
     method_info info;
-    invoker invoke;
+    invoker invoke;         // an ask or a tell
+    stream_invoker stream;  // a stream (then invoke is empty)
   };
+  troupe::system* sys;
   settings config;
   std::map<std::string, entry, std::less<>> table;
   std::vector<ref<dispatcher_protocol>> dispatchers;
@@ -115,8 +118,15 @@ methods::~methods() = default;
 
 void methods::add(method_info info, invoker invoke) {
   std::string name = info.name;
-  state_->table.insert_or_assign(std::move(name), state::entry{std::move(info), std::move(invoke)});
+  state_->table.insert_or_assign(std::move(name), state::entry{std::move(info), std::move(invoke), {}});
 }
+
+void methods::add_stream(method_info info, stream_invoker invoke) {
+  std::string name = info.name;
+  state_->table.insert_or_assign(std::move(name), state::entry{std::move(info), {}, std::move(invoke)});
+}
+
+troupe::system& methods::actor_system() const noexcept { return *state_->sys; }
 
 void methods::dispatch(std::unique_ptr<detail::ask_job> job) const {
   const std::size_t i = state_->next.fetch_add(1, std::memory_order_relaxed) % state_->dispatchers.size();
@@ -169,9 +179,59 @@ void methods::call(std::string_view method, json::value params, std::optional<st
   completion counted = [o = std::make_shared<once>(state_, std::move(done))](call_result r) {
     if (o->done) o->finish(std::move(r));
   };
-  std::chrono::nanoseconds ask_timeout = state_->config.ask_timeout;
-  if (timeout && *timeout < ask_timeout) ask_timeout = std::max(*timeout, std::chrono::nanoseconds{0});
+  const std::chrono::nanoseconds ask_timeout = timeout_of(timeout);
+  if (found->second.stream) {
+    // A protocol without streams: the whole stream as one array.
+    auto items = std::make_shared<json::array>();
+    const std::size_t most = state_->config.max_stream_items;
+    stream_callbacks collect{[items, most](json::value v) {
+                               if (items->size() >= most) return false;
+                               items->push_back(std::move(v));
+                               return true;
+                             },
+                             [items, counted](std::optional<call_failure> f) {
+                               if (f) {
+                                 counted(std::move(*f));
+                               } else {
+                                 counted(json::value(std::move(*items)));
+                               }
+                             }};
+    (void)found->second.stream(*this, std::move(params), ask_timeout, std::move(collect));
+    return;
+  }
   found->second.invoke(*this, std::move(params), ask_timeout, std::move(counted));
+}
+
+std::chrono::nanoseconds methods::timeout_of(std::optional<std::chrono::nanoseconds> timeout) const noexcept {
+  std::chrono::nanoseconds t = state_->config.ask_timeout;
+  if (timeout && *timeout < t) t = std::max(*timeout, std::chrono::nanoseconds{0});
+  return t;
+}
+
+std::function<void()> methods::call_stream(std::string_view method, json::value params,
+                                           std::optional<std::chrono::nanoseconds> timeout, stream_callbacks cb) const {
+  const auto found = state_->table.find(method);
+  if (found == state_->table.end() || !found->second.stream) {
+    cb.end(call_failure{failure::method_not_found, "no stream method named '" + std::string(method) + "'"});
+    return [] {};
+  }
+  if (std::optional<std::string> bad = detail::normalize_params(params, found->second.info.params)) {
+    cb.end(call_failure{failure::invalid_params, std::move(*bad)});
+    return [] {};
+  }
+  if (state_->in_flight.fetch_add(1, std::memory_order_relaxed) >= state_->config.max_in_flight) {
+    state_->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    cb.end(call_failure{failure::overloaded,
+                        "more than " + std::to_string(state_->config.max_in_flight) + " calls in flight"});
+    return [] {};
+  }
+  // The relay runs `end` exactly once (also when cancelled or stopped), so the
+  // count drops there.
+  cb.end = [s = state_, end = std::move(cb.end)](std::optional<call_failure> f) {
+    s->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    end(std::move(f));
+  };
+  return found->second.stream(*this, std::move(params), timeout_of(timeout), std::move(cb));
 }
 
 std::vector<method_info> methods::list() const {

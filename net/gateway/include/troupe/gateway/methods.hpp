@@ -56,6 +56,9 @@
 #include <variant>
 #include <vector>
 
+#include "troupe/gateway/failure.hpp"
+#include "troupe/gateway/shape.hpp"
+#include "troupe/gateway/stream.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/protocol.hpp"
 #include "troupe/runtime/ref.hpp"
@@ -74,36 +77,19 @@ struct settings {
   std::size_t max_in_flight = 4096;
   // Actors that issue the asks (each ask's reply comes back to one of them).
   std::size_t dispatchers = 2;
+  // A stream method called by a protocol without streams answers with an array
+  // of at most this many items.
+  std::size_t max_stream_items = 10'000;
 };
-
-// Why a call did not produce a reply. Each protocol maps these to its own codes.
-enum class failure {
-  method_not_found,  // no method of that name
-  invalid_params,    // the parameters do not convert to the message type
-  overloaded,        // max_in_flight calls are already in flight
-  timeout,           // no reply within the ask's timeout
-  actor_down,        // the actor is gone (message: its exit reason) or unreachable
-  internal,          // anything else (the request was dropped, ...); message says what
-};
-[[nodiscard]] std::string_view to_string(failure f) noexcept;
-
-struct call_failure {
-  failure kind;
-  std::string message;
-};
-
-// The reply as JSON, or why there is none.
-using call_result = std::variant<boost::json::value, call_failure>;
-using completion = std::function<void(call_result)>;
-
-// How a troupe error from an ask maps to a failure (timeout, actor_down, internal).
-[[nodiscard]] call_failure failure_of(const troupe::error& e);
 
 struct method_info {
   std::string name;                 // "bank.balance"
   std::string type_name;            // "balance"
-  bool is_request = false;          // an ask (has a reply); false: a tell (a notification)
+  bool is_request = false;          // an ask (has a reply); false: a tell (a notification) or a stream
+  bool is_stream = false;           // answered by a stream of messages (stream.hpp)
   std::vector<std::string> params;  // the described members, in declaration order
+  shape request;                    // the message type (a record)
+  shape reply;                      // its reply type (none for a tell or a void reply; a stream's item type)
 };
 
 // A message type's name without namespaces, from the compiler ("balance" for
@@ -183,6 +169,16 @@ class methods {
   void call(std::string_view method, boost::json::value params, std::optional<std::chrono::nanoseconds> timeout,
             completion done) const;
 
+  // A stream method (stream.hpp): `cb.item` per message, then `cb.end` exactly
+  // once — also for a failure before anything was sent (then on the calling
+  // thread). `timeout` bounds the whole stream (the sooner of it and the table's
+  // ask_timeout). Returns a function that cancels the stream (any thread, any
+  // number of times; after the end it does nothing); cancelling runs `end`.
+  // call() on a stream method answers with the whole stream as one array of at
+  // most settings::max_stream_items (more: failure::overloaded).
+  std::function<void()> call_stream(std::string_view method, boost::json::value params,
+                                    std::optional<std::chrono::nanoseconds> timeout, stream_callbacks cb) const;
+
   [[nodiscard]] std::vector<method_info> list() const;
   [[nodiscard]] const method_info* find(std::string_view method) const;
   [[nodiscard]] const settings& config() const noexcept;
@@ -193,6 +189,9 @@ class methods {
   struct state;
   // Converts the parameters and sends or asks; runs on the caller's thread.
   using invoker = std::function<void(const methods&, boost::json::value&&, std::chrono::nanoseconds, completion&&)>;
+  // Converts the parameters, starts the relay and sends; returns the cancel function.
+  using stream_invoker = std::function<std::function<void()>(const methods&, boost::json::value&&,
+                                                             std::chrono::nanoseconds, stream_callbacks&&)>;
 
   template <class... Ms, class P>
   void expose_each(std::string_view service, ref<P> target, protocol<Ms...>*) {
@@ -201,12 +200,43 @@ class methods {
 
   template <class M, class P>
   void expose_one(std::string_view service, const ref<P>& target) {
-    if constexpr (exposable<M>) {
+    if constexpr (exposable<M> && streaming<M>) {
+      using T = typename M::stream;
+      method_info info;
+      info.type_name = std::string(type_name<M>());
+      info.name = std::string(service) + "." + info.type_name;
+      info.is_stream = true;
+      info.params = detail::member_names<M>();
+      info.request = shape_of<M>();
+      info.reply = shape_of<T>();
+      add_stream(std::move(info),
+                 [target](const methods& self, boost::json::value&& params, std::chrono::nanoseconds timeout,
+                          stream_callbacks&& cb) -> std::function<void()> {
+                   boost::system::result<M> message = boost::json::try_value_to<M>(params);
+                   if (!message) {
+                     cb.end(call_failure{failure::invalid_params, message.error().message()});
+                     return [] {};
+                   }
+                   troupe::system& sys = self.actor_system();
+                   const ref<relay_protocol<T>> relay =
+                       sys.template spawn<detail::stream_relay<T>>(std::move(cb), actor_addr(target));
+                   message->sink = stream_sink<T>(relay);
+                   (void)sys.send_after(relay, timeout, stream_deadline{});
+                   // A tell to an actor already gone fails here; the relay's monitor
+                   // reports it too (at once), so the stream fails as actor_down.
+                   (void)target.tell(std::move(*message));
+                   return [relay_addr = actor_addr(relay), &sys] {
+                     sys.send_exit(relay_addr, exit_reason::error("cancelled by the client"));
+                   };
+                 });
+    } else if constexpr (exposable<M>) {
       method_info info;
       info.type_name = std::string(type_name<M>());
       info.name = std::string(service) + "." + info.type_name;
       info.is_request = request<M>;
       info.params = detail::member_names<M>();
+      info.request = shape_of<M>();
+      info.reply = shape_of<reply_t<M>>();
       add(std::move(info), [target](const methods& self, boost::json::value&& params, std::chrono::nanoseconds timeout,
                                     completion&& done) {
         boost::system::result<M> message = boost::json::try_value_to<M>(params);
@@ -266,6 +296,10 @@ class methods {
   }
 
   void add(method_info info, invoker invoke);
+  void add_stream(method_info info, stream_invoker invoke);
+  [[nodiscard]] troupe::system& actor_system() const noexcept;
+  // The sooner of the caller's deadline and the table's ask timeout.
+  [[nodiscard]] std::chrono::nanoseconds timeout_of(std::optional<std::chrono::nanoseconds> timeout) const noexcept;
   void dispatch(std::unique_ptr<detail::ask_job> job) const;
 
   std::shared_ptr<state> state_;
