@@ -473,6 +473,12 @@ void server::serve_jsonrpc(const methods& table, std::string path, jsonrpc::sett
   });
 }
 
+void server::serve_xmlrpc(const methods& table, std::string path, xmlrpc::limits limits) {
+  route(std::move(path), [&table, limits](http_request request, reply_sink done) {
+    xmlrpc::handle(table, std::move(request), std::move(done), limits);
+  });
+}
+
 void server::start() {
   core& c = *core_;
   if (c.started) throw std::logic_error("troupe::gateway::server: start() twice");

@@ -7,6 +7,7 @@
 //
 //   troupe::gateway::server srv;                 // loopback, an ephemeral port
 //   srv.serve_jsonrpc(table);                    // POST and WebSocket on /jsonrpc
+//   srv.serve_xmlrpc(table);                     // POST on /RPC2
 //   srv.start();  std::cout << srv.port();       // ... srv.stop() or its destructor
 //
 // Threads: the server runs its own Asio threads (settings.threads). A handler
@@ -19,7 +20,7 @@
 // Every request is untrusted: sizes are bounded before anything is buffered,
 // and a client that sends too slowly or too much is cut off.
 //
-// Thread safety: route(), route_websocket() and serve_jsonrpc() before
+// Thread safety: route(), route_websocket(), serve_jsonrpc() and serve_xmlrpc() before
 // start(); start(), stop() and the destructor from one thread (not a handler's);
 // port() from any thread once start() has returned. Whatever a route uses (the
 // method table) must outlive the server.
@@ -36,6 +37,7 @@
 #include "troupe/gateway/http_reply.hpp"
 #include "troupe/gateway/jsonrpc.hpp"
 #include "troupe/gateway/methods.hpp"
+#include "troupe/gateway/xmlrpc.hpp"
 
 namespace troupe::gateway {
 
@@ -81,6 +83,8 @@ class server {
   void route_websocket(std::string path, message_handler handler);
   // JSON-RPC 2.0 on `path`: HTTP POST and WebSocket. `table` must outlive the server.
   void serve_jsonrpc(const methods& table, std::string path = "/jsonrpc", jsonrpc::settings limits = {});
+  // XML-RPC on `path` (HTTP POST). `table` must outlive the server.
+  void serve_xmlrpc(const methods& table, std::string path = "/RPC2", xmlrpc::limits limits = {});
 
   // Binds, listens and starts the threads. Throws std::system_error naming the
   // address if it cannot listen.
