@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/describe/class.hpp>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
@@ -35,6 +36,8 @@ struct echo {
   std::string text;
   using reply = std::string;
 };
+// Described for gateway_hosts_test.cpp (a gateway exposes echo as a method).
+BOOST_DESCRIBE_STRUCT(echo, (), (text))
 struct ping {
   std::int64_t n = 0;
   troupe::ref<pong_protocol> reply_to;
