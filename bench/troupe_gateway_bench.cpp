@@ -1,6 +1,6 @@
 // troupe_gateway_bench — the gateway_grpc_* workloads of WORKLOADS.md: unary
 // gRPC calls served by troupe's gateway (a bank actor behind
-// troupe::gateway::grpc_server) or, with --baseline, by gRPC's own callback
+// troupe::gateway::grpc_gateway) or, with --baseline, by gRPC's own callback
 // server compiled from the same .proto (bench/gateway_bank.proto) doing the
 // same work without actors (a map under a mutex).
 //
@@ -215,7 +215,7 @@ int main(int argc, char** argv) {
   // The server under test, on a free loopback port.
   std::unique_ptr<troupe::system> sys;
   std::unique_ptr<gw::methods> table;
-  std::unique_ptr<gw::grpc_server> gateway;
+  std::unique_ptr<gw::grpc_gateway> gateway;
   bank_service service;
   std::unique_ptr<grpc::Server> plain;
   int port = 0;
@@ -231,7 +231,7 @@ int main(int argc, char** argv) {
     sys = std::make_unique<troupe::system>(cfg);
     table = std::make_unique<gw::methods>(*sys);
     table->expose("bank", sys->spawn<bank_actor>());
-    gateway = std::make_unique<gw::grpc_server>(*table, gw::grpc_settings{.package = "bankbench"});
+    gateway = std::make_unique<gw::grpc_gateway>(*table, gw::grpc_settings{.package = "bankbench"});
     port = gateway->port();
   }
 

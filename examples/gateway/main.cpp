@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
   std::cout << "jsonrpc " << base << "/jsonrpc\n";
   std::cout << "xmlrpc " << base << "/RPC2\n";
 #if TROUPE_EXAMPLE_GRPC
-  gw::grpc_server grpc(table);  // 127.0.0.1, a free port; the .proto is generated from the protocol
+  gw::grpc_gateway grpc(table);  // 127.0.0.1, a free port; the .proto is generated from the protocol
   std::cout << "grpc 127.0.0.1:" << grpc.port() << "\n";
 #endif
   std::cout << std::flush;

@@ -157,7 +157,7 @@ struct temp_dir {
 // Debian's interpreter, whose python3-grpcio and python3-protobuf scripts/deps
 // installs (a python3 earlier in PATH, e.g. pyenv's, does not see them).
 // The client's lines, by call name: "OK <reply>" or "<STATUS> <details>".
-std::map<std::string, std::string> run_python_client(const gw::grpc_server& server, const fs::path& dir) {
+std::map<std::string, std::string> run_python_client(const gw::grpc_gateway& server, const fs::path& dir) {
   {
     std::ofstream proto(dir / "troupe_gateway.proto");
     proto << server.proto();
@@ -167,9 +167,10 @@ std::map<std::string, std::string> run_python_client(const gw::grpc_server& serv
        "--plugin=protoc-gen-grpc=" + troupe::test_support::find_program("grpc_python_plugin"),
        (dir / "troupe_gateway.proto").string()});
   if (!stubs.succeeded()) throw std::runtime_error("protoc failed: " + stubs.err + "\n" + server.proto());
-  const troupe::test_support::command_result run = troupe::test_support::run_command(
-      {"/usr/bin/python3", TROUPE_GATEWAY_TEST_DIR "/grpc_client.py", std::to_string(server.port()), dir.string()}, {},
-      -1, 60s);
+  const troupe::test_support::command_result run =
+      troupe::test_support::run_command({"/usr/bin/python3", std::string(TROUPE_GATEWAY_TEST_DIR) + "/grpc_client.py",
+                                         std::to_string(server.port()), dir.string()},
+                                        {}, -1, 60s);
   if (!run.succeeded()) throw std::runtime_error("the Python client failed: " + run.err);
   std::map<std::string, std::string> lines;
   std::istringstream in(run.out);
@@ -201,7 +202,7 @@ TEST(gateway_grpc, a_python_grpcio_client_calls_the_actor_through_stubs_generate
   m.expose("bank", sys.spawn<bank_actor>(deposits));
   // A second service on an actor of its own, for the stream that kills its actor.
   m.expose("doomed", sys.spawn<bank_actor>(std::make_shared<std::atomic<int>>()));
-  gw::grpc_server server(m);
+  gw::grpc_gateway server(m);
   ASSERT_GT(server.port(), 0);
   std::map<std::string, std::string> got = run_python_client(server, dir.path);
 
@@ -245,7 +246,7 @@ TEST(gateway_grpc, a_method_protobuf_cannot_express_is_refused_by_name) {
   gw::methods m(sys);
   m.expose("odd", sys.spawn<odd::protocol>([](const odd::grid&) { return true; }));
   try {
-    gw::grpc_server server(m);
+    gw::grpc_gateway server(m);
     FAIL() << "a list of lists was accepted";
   } catch (const troupe::troupe_error& e) {
     EXPECT_NE(std::string(e.what()).find("odd.grid: member 'cells'"), std::string::npos) << e.what();
@@ -288,7 +289,7 @@ service shop {
 
 std::string refusal(const gw::methods& m, const std::string& proto) {
   try {
-    gw::grpc_server server(m, {.proto = proto});
+    gw::grpc_gateway server(m, {.proto = proto});
   } catch (const troupe::troupe_error& e) {
     return e.what();
   }
@@ -301,7 +302,7 @@ TEST(gateway_grpc, a_users_proto_is_served_with_its_own_numbers_and_names_once_i
   std::map<std::string, std::int64_t> stock;
   m.expose("shop", sys.spawn<shop::protocol>([&](const shop::price& p) { return std::int64_t{p.quantity} * 150; },
                                              [&](const shop::restock& r) { stock[r.item] += r.quantity; }));
-  gw::grpc_server server(m, {.proto = shop_proto});
+  gw::grpc_gateway server(m, {.proto = shop_proto});
   EXPECT_NE(server.proto().find("package acme.shop.v1;"), std::string::npos) << server.proto();
   // A client that encodes with the user's numbering gets the right answers.
   gw::grpc_client client(sys, {.target = "127.0.0.1:" + std::to_string(server.port()), .proto = shop_proto});

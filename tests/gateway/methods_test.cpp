@@ -311,7 +311,7 @@ struct gathered {
   int ends = 0;
 
   gw::stream_callbacks callbacks(std::size_t take_at_most = SIZE_MAX) {
-    return {[this, take_at_most](json::value v) {
+    return {[this, take_at_most](const json::value& v) {
               std::lock_guard lock(mutex);
               if (items.size() >= take_at_most) return false;
               items.push_back(json::serialize(v));

@@ -222,7 +222,7 @@ struct client_actor final : actor<rpc_protocol> {
 
 }  // namespace
 
-grpc_client::grpc_client(troupe::system& sys, grpc_endpoint endpoint)
+grpc_client::grpc_client(troupe::system& sys, const grpc_endpoint& endpoint)
     : actor_(sys.spawn<client_actor>(connect(endpoint))) {}
 
 grpc_client::~grpc_client() { (void)actor_.tell(rpc_close{}); }

@@ -493,7 +493,7 @@ class call final : public grpc::ServerGenericBidiReactor {
       c->Finish(grpc::Status(grpc::StatusCode::INTERNAL, "the reply does not fit its message: " + err));
       return;
     }
-    c->reply_ = std::move(bytes);
+    c->reply_ = bytes;  // ByteBuffer copies share its slices (no move assignment)
     c->StartWriteAndFinish(&c->reply_, grpc::WriteOptions(), grpc::Status::OK);
   }
 
@@ -520,7 +520,7 @@ class generic_service final : public grpc::CallbackGenericService {
 
 }  // namespace
 
-struct grpc_server::impl {
+struct grpc_gateway::impl {
   std::shared_ptr<schema> compiled;
   std::unique_ptr<generic_service> service;
   std::unique_ptr<grpc::Server> server;
@@ -533,7 +533,7 @@ std::string proto_of(const methods& table, const std::string& package) {
   return compile(table, settings)->proto;
 }
 
-grpc_server::grpc_server(const methods& table, grpc_settings settings) : impl_(std::make_unique<impl>()) {
+grpc_gateway::grpc_gateway(const methods& table, const grpc_settings& settings) : impl_(std::make_unique<impl>()) {
   impl_->compiled = compile(table, settings);
   impl_->service = std::make_unique<generic_service>(table, impl_->compiled);
   grpc::ServerBuilder builder;
@@ -547,14 +547,14 @@ grpc_server::grpc_server(const methods& table, grpc_settings settings) : impl_(s
   if (!impl_->server || impl_->port == 0) refuse("cannot listen on " + settings.address);
 }
 
-grpc_server::~grpc_server() {
+grpc_gateway::~grpc_gateway() {
   // Calls still waiting for an actor are cancelled at once (their completions
   // then find them finished); Shutdown returns when every call is done.
   impl_->server->Shutdown(std::chrono::system_clock::now());
   impl_->server->Wait();
 }
 
-int grpc_server::port() const noexcept { return impl_->port; }
-const std::string& grpc_server::proto() const noexcept { return impl_->compiled->proto; }
+int grpc_gateway::port() const noexcept { return impl_->port; }
+const std::string& grpc_gateway::proto() const noexcept { return impl_->compiled->proto; }
 
 }  // namespace troupe::gateway

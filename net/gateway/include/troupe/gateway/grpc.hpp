@@ -1,4 +1,4 @@
-// grpc_server: the methods of a troupe::gateway::methods table served as a gRPC
+// grpc_gateway: the methods of a troupe::gateway::methods table served as a gRPC
 // service (docs/gateways.md). Owns: the .proto generated from the method
 // table's shapes, the generic gRPC server (callback API: no thread waits on an
 // actor), protobuf <-> JSON value conversion, status codes. May use: gRPC,
@@ -7,7 +7,7 @@
 //
 //   troupe::gateway::methods m(sys);
 //   m.expose("bank", bank_ref);
-//   troupe::gateway::grpc_server g(m, {.address = "127.0.0.1:0"});
+//   troupe::gateway::grpc_gateway g(m, {.address = "127.0.0.1:0"});
 //   std::cout << g.proto();       // the .proto a client generates its stubs from
 //   g.port();                     // the bound port
 //
@@ -36,7 +36,7 @@
 // .proto is given as text, without imports). Parameters: an object with the
 // request's field names, an array of its fields in order, or null (all
 // defaults). The reply is the response message as a JSON object, or, when the
-// response has exactly one field named `value` (what grpc_server makes of a
+// response has exactly one field named `value` (what grpc_gateway makes of a
 // non-record reply), that field's value. The call's timeout is the gRPC
 // deadline. How a call ends: the reply; errc::timeout (DEADLINE_EXCEEDED),
 // errc::connection_lost (UNAVAILABLE: refused, unreachable, dropped),
@@ -73,15 +73,15 @@ struct grpc_settings {
   std::size_t max_message_bytes = std::size_t{4} << 20;
 };
 
-class grpc_server {
+class grpc_gateway {
  public:
   // Generates the schema and starts serving; throws troupe_error if a method
   // cannot be expressed in protobuf or the address cannot be bound.
-  grpc_server(const methods& table, grpc_settings settings = {});
-  grpc_server(const grpc_server&) = delete;
-  grpc_server& operator=(const grpc_server&) = delete;
+  grpc_gateway(const methods& table, const grpc_settings& settings = {});
+  grpc_gateway(const grpc_gateway&) = delete;
+  grpc_gateway& operator=(const grpc_gateway&) = delete;
   // Stops accepting, cancels calls in flight and waits for them to finish.
-  ~grpc_server();
+  ~grpc_gateway();
 
   [[nodiscard]] int port() const noexcept;
   // The service definition, as .proto text (proto3).
@@ -102,7 +102,7 @@ class grpc_client {
  public:
   // Parses the .proto and connects lazily; throws troupe_error (invalid_request)
   // if the .proto does not parse or has no service.
-  grpc_client(troupe::system& sys, grpc_endpoint endpoint);
+  grpc_client(troupe::system& sys, const grpc_endpoint& endpoint);
   grpc_client(const grpc_client&) = delete;
   grpc_client& operator=(const grpc_client&) = delete;
   grpc_client(grpc_client&&) = delete;
@@ -122,7 +122,7 @@ class grpc_client {
   ref<rpc_protocol> actor_;
 };
 
-// The .proto text for a method table (what grpc_server serves), or a
+// The .proto text for a method table (what grpc_gateway serves), or a
 // troupe_error naming the method whose types protobuf cannot express.
 [[nodiscard]] std::string proto_of(const methods& table, const std::string& package = "troupe");
 
