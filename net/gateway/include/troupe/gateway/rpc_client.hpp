@@ -15,8 +15,8 @@
 // value is one positional param. The reply is the result as JSON (types as in
 // xmlrpc.hpp for XML-RPC); call<R> converts it with boost::json::value_to<R>
 // (try_call<R>: the same, yielding expected<R> instead of throwing).
-// clang 14 with UBSan cannot compile a handler that awaits these (an LLVM bug,
-// docs/gateways-xmlrpc.md); g++ and clang with ASan or TSan can.
+// (clang 14's UBSan `function` check cannot compile a handler that awaits
+// these, an LLVM bug: troupe's sanitizer builds leave that one check off.)
 //
 // How a call ends (exactly once): the result; or a troupe::error, which
 // call<R> throws as troupe_error:

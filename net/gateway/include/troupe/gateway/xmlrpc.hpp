@@ -5,7 +5,7 @@
 // costing more than a bounded amount of stack, memory and time. May use:
 // xmlrpc-c (its XML-RPC types and its expat-based parser), libxml2 (the shape
 // check below), Boost.JSON, methods.hpp, http_reply.hpp. Knows nothing of HTTP
-// beyond http_request/http_reply. The full mapping: docs/gateways-xmlrpc.md.
+// beyond http_request/http_reply. The full mapping: docs/gateways.md, "XML-RPC".
 //
 //   troupe::gateway::methods m(sys);
 //   m.expose("bank", bank_ref);
