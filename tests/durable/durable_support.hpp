@@ -16,30 +16,17 @@
 #include <vector>
 
 #include "support/child_process.hpp"
+#include "support/scratch_dir.hpp"
 #include "support/unique_fd.hpp"
 
 namespace durable_test {
 
 using troupe::test_support::unique_fd;
 
-// A fresh directory under the test's temporary directory, removed afterwards.
-class scratch_dir {
+// A fresh directory for a test's queue files (tests/support/scratch_dir.hpp).
+class scratch_dir : public troupe::test_support::scratch_dir {
  public:
-  scratch_dir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "troupe-durable-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) troupe::test_support::throw_errno("mkdtemp");
-    path_ = pattern;
-  }
-  scratch_dir(const scratch_dir&) = delete;
-  scratch_dir& operator=(const scratch_dir&) = delete;
-  ~scratch_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  [[nodiscard]] std::filesystem::path file(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
+  scratch_dir() : troupe::test_support::scratch_dir("troupe-durable") {}
 };
 
 // This executable started as `--child <role> args...`, its stdin and stdout

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "support/child_process.hpp"
+#include "support/scratch_dir.hpp"
 #include "troupe/gateway/grpc.hpp"
 #include "troupe/gateway/methods.hpp"
 #include "troupe/runtime/actor.hpp"
@@ -98,21 +99,6 @@ class python_greeter {
   std::string port_;
 };
 
-struct temp_dir {
-  temp_dir() {
-    std::string pattern = (fs::temp_directory_path() / "troupe-grpcc-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path = pattern;
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  fs::path path;
-};
-
 // The reply types the actor converts to.
 struct greet_reply {
   std::string message;
@@ -169,8 +155,8 @@ std::string ask(const troupe::ref<caller_protocol>& a, std::string method, std::
 std::string errc_prefix(troupe::errc e) { return "error " + std::to_string(static_cast<int>(e)) + ": "; }
 
 TEST(gateway_grpc_client, an_actor_calls_an_outside_grpc_service_and_gets_each_ending_as_a_reply_or_an_error) {
-  temp_dir dir;
-  python_greeter greeter(dir.path);
+  troupe::test_support::scratch_dir dir("troupe-grpc");
+  python_greeter greeter(dir.path());
   troupe::system sys;
   gw::grpc_client client(sys,
                          {.target = greeter.target(), .proto = read_file(TROUPE_GATEWAY_TEST_DIR "/greeter.proto")});

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "support/child_process.hpp"
+#include "support/scratch_dir.hpp"
 #include "troupe/gateway/grpc.hpp"
 #include "troupe/gateway/methods.hpp"
 #include "troupe/runtime/actor.hpp"
@@ -139,21 +140,6 @@ struct bank_actor : troupe::actor<bank::protocol> {
   std::vector<troupe::gateway::stream_sink<bank::entry>> forever_;
 };
 
-struct temp_dir {
-  temp_dir() {
-    std::string pattern = (fs::temp_directory_path() / "troupe-grpc-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path = pattern;
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  fs::path path;
-};
-
 // Debian's interpreter, whose python3-grpcio and python3-protobuf scripts/deps
 // installs (a python3 earlier in PATH, e.g. pyenv's, does not see them).
 // The client's lines, by call name: "OK <reply>" or "<STATUS> <details>".
@@ -195,7 +181,7 @@ TEST(gateway_grpc, the_proto_names_every_method_with_its_request_and_reply_messa
 }
 
 TEST(gateway_grpc, a_python_grpcio_client_calls_the_actor_through_stubs_generated_from_the_served_proto) {
-  temp_dir dir;
+  troupe::test_support::scratch_dir dir("troupe-grpc");
   troupe::system sys;
   auto deposits = std::make_shared<std::atomic<int>>(0);
   gw::methods m(sys, gw::settings{.ask_timeout = 30s});
@@ -204,7 +190,7 @@ TEST(gateway_grpc, a_python_grpcio_client_calls_the_actor_through_stubs_generate
   m.expose("doomed", sys.spawn<bank_actor>(std::make_shared<std::atomic<int>>()));
   gw::grpc_gateway server(m);
   ASSERT_GT(server.port(), 0);
-  std::map<std::string, std::string> got = run_python_client(server, dir.path);
+  std::map<std::string, std::string> got = run_python_client(server, dir.path());
 
   EXPECT_EQ(got["deposit"], "OK");
   EXPECT_EQ(got["deposit2"], "OK");
