@@ -231,7 +231,9 @@ int main(int argc, char** argv) {
     sys = std::make_unique<troupe::system>(cfg);
     table = std::make_unique<gw::methods>(*sys);
     table->expose("bank", sys->spawn<bank_actor>());
-    gateway = std::make_unique<gw::grpc_gateway>(*table, gw::grpc_settings{.package = "bankbench"});
+    gw::grpc_settings settings;
+    settings.package = "bankbench";  // what bench/gateway_bank.proto declares
+    gateway = std::make_unique<gw::grpc_gateway>(*table, settings);
     port = gateway->port();
   }
 
