@@ -218,9 +218,10 @@ class methods {
                      return [] {};
                    }
                    troupe::system& sys = self.actor_system();
+                   auto over = std::make_shared<std::atomic<bool>>(false);
                    const ref<relay_protocol<T>> relay =
-                       sys.template spawn<detail::stream_relay<T>>(std::move(cb), actor_addr(target));
-                   message->sink = stream_sink<T>(relay);
+                       sys.template spawn<detail::stream_relay<T>>(std::move(cb), actor_addr(target), over);
+                   message->sink = stream_sink<T>(relay, std::move(over));
                    (void)sys.send_after(relay, timeout, stream_deadline{});
                    // A tell to an actor already gone fails here; the relay's monitor
                    // reports it too (at once), so the stream fails as actor_down.

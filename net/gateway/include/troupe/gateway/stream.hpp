@@ -27,9 +27,11 @@
 // sends are tells); items from one sender arrive in order.
 #pragma once
 
+#include <atomic>
 #include <boost/json/value.hpp>
 #include <boost/json/value_from.hpp>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -59,15 +61,25 @@ template <class T>
 class stream_sink {
  public:
   stream_sink() = default;
-  explicit stream_sink(ref<relay_protocol<T>> to) : to_(std::move(to)) {}
+  stream_sink(ref<relay_protocol<T>> to, std::shared_ptr<const std::atomic<bool>> over)
+      : to_(std::move(to)), over_(std::move(over)) {}
   // One item; false once the stream is over.
-  bool send(T item) const { return !to_.tell(stream_item<T>{std::move(item)}); }
+  bool send(T item) const { return !is_over() && !to_.tell(stream_item<T>{std::move(item)}); }
   // The stream ended normally / with an error (the client sees `why`).
-  void end() const { (void)to_.tell(stream_end{}); }
-  void fail(std::string why) const { (void)to_.tell(stream_end{why.empty() ? std::string("failed") : std::move(why)}); }
+  void end() const {
+    if (!is_over()) (void)to_.tell(stream_end{});
+  }
+  void fail(std::string why) const {
+    if (!is_over()) (void)to_.tell(stream_end{why.empty() ? std::string("failed") : std::move(why)});
+  }
 
  private:
+  // Set by the relay (release) before it reports the end, so whoever learns of
+  // the end and then makes the actor send sees it here (acquire): a send after
+  // the end is refused even while the relay actor is still stopping.
+  [[nodiscard]] bool is_over() const noexcept { return !over_ || over_->load(std::memory_order_acquire); }
   ref<relay_protocol<T>> to_;
+  std::shared_ptr<const std::atomic<bool>> over_;
 };
 
 // A message type whose answer is a stream.
@@ -90,7 +102,8 @@ namespace detail {
 // Turns one stream's messages into its callbacks; watches the producing actor.
 template <class T>
 struct stream_relay final : actor<relay_protocol<T>> {
-  stream_relay(stream_callbacks cb, actor_addr producer) : cb_(std::move(cb)), producer_(std::move(producer)) {}
+  stream_relay(stream_callbacks cb, actor_addr producer, std::shared_ptr<std::atomic<bool>> over)
+      : cb_(std::move(cb)), producer_(std::move(producer)), over_(std::move(over)) {}
   void on_start() { this->monitor(producer_); }
   void on(stream_item<T> i) {
     if (ended_) return;
@@ -124,6 +137,7 @@ struct stream_relay final : actor<relay_protocol<T>> {
  private:
   void end_now(std::optional<call_failure> f) {
     ended_ = true;
+    over_->store(true, std::memory_order_release);  // see stream_sink::is_over()
     cb_.end(std::move(f));
   }
   void finish(std::optional<call_failure> f) {
@@ -133,6 +147,7 @@ struct stream_relay final : actor<relay_protocol<T>> {
   }
   stream_callbacks cb_;
   actor_addr producer_;
+  std::shared_ptr<std::atomic<bool>> over_;
   bool ended_ = false;
 };
 }  // namespace detail
