@@ -114,6 +114,7 @@ std::string ask(const troupe::ref<gw::rpc_protocol>& client, const std::string& 
 }
 
 int main(int argc, char** argv) {
+  std::cout << std::unitbuf;  // each line as it is written: a crash shows how far the run got
   const bool serve = argc >= 3 && std::string_view(argv[1]) == "--serve";
   troupe::system sys;
   gw::methods table(sys);

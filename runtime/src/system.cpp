@@ -259,6 +259,15 @@ void close_unregistered(cell& c) noexcept {
 
 std::chrono::steady_clock::time_point system_now(const troupe::system& sys) noexcept { return sys.now(); }
 
+timer call_after(troupe::system& sys, std::chrono::nanoseconds delay, std::function<void()> fire) {
+  const std::shared_ptr<timer_service>& timers = sys.state().timers;
+  const std::uint64_t id = timers->schedule(delay, std::chrono::nanoseconds::zero(), [fire = std::move(fire)] {
+    fire();
+    return false;
+  });
+  return {timers, id};
+}
+
 bool is_deterministic(const troupe::system& sys) noexcept {
   return const_cast<troupe::system&>(sys).state().manual != nullptr;
 }

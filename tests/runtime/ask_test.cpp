@@ -1,6 +1,7 @@
-// ask(): request/response from outside (futures) and inside actors (co_await,
-// as_expected, then), coroutine handlers (task<R>), await policies, timeouts and
-// late replies.
+// ask(): request/response from outside (futures, callbacks) and inside actors
+// (co_await, as_expected, then), coroutine handlers (task<R>), await policies,
+// timeouts and late replies.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <future>
@@ -661,6 +662,143 @@ TEST(ask, a_reply_after_the_timeout_is_discarded_and_counted_as_late_on_worker_t
   gate.set_value();
   ASSERT_EQ(late_future.wait_for(30s), std::future_status::ready);
   EXPECT_EQ(late_future.get(), 1u);
+}
+
+// --- ask with a callback (outside actors, never blocking) ---------------------------
+// The callback runs exactly once: with the reply, the receiver's failure, the
+// deadline's timeout, or at once when the receiver is gone.
+
+TEST(ask_callback, runs_once_with_the_reply_on_worker_threads) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys;
+  auto a = sys.spawn<source>(7);
+  std::promise<troupe::expected<int>> got;
+  a.ask(get_value{}, 10s, [&got](troupe::expected<int> r) { got.set_value(std::move(r)); });
+  std::future<troupe::expected<int>> f = got.get_future();
+  ASSERT_EQ(f.wait_for(30s), std::future_status::ready);
+  troupe::expected<int> r = f.get();
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(*r, 7);
+}
+
+TEST(ask_callback, a_void_reply_and_a_failing_receiver_each_complete_it) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys;
+  auto a = sys.spawn<source>(1);
+  std::promise<bool> pinged;
+  a.ask(ping_void{}, 10s, [&pinged](const troupe::expected<void>& r) { pinged.set_value(r.has_value()); });
+  std::future<bool> p = pinged.get_future();
+  ASSERT_EQ(p.wait_for(30s), std::future_status::ready);
+  EXPECT_TRUE(p.get());
+  std::promise<troupe::expected<int>> failed;
+  a.ask(explode{}, 10s, [&failed](troupe::expected<int> r) { failed.set_value(std::move(r)); });
+  std::future<troupe::expected<int>> f = failed.get_future();
+  ASSERT_EQ(f.wait_for(30s), std::future_status::ready);
+  troupe::expected<int> r = f.get();
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().to_string().find("boom"), std::string::npos) << r.error().to_string();
+}
+
+TEST(ask_callback, runs_at_once_before_ask_returns_when_the_receiver_is_gone) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys;
+  auto a = sys.spawn<source>(1);
+  const troupe::actor_addr addr = troupe::actor_addr(a);
+  sys.send_exit(addr, troupe::exit_reason::killed());
+  // Gone once an ask fails; the future flavour waits for that without sleeping.
+  while (a.ask(get_value{}, 10s).try_get()) {
+  }
+  int calls = 0;
+  troupe::expected<int> r = 0;
+  a.ask(get_value{}, 10s, [&](troupe::expected<int> x) {
+    ++calls;
+    r = std::move(x);
+  });
+  EXPECT_EQ(calls, 1) << "the callback must have run inside ask()";
+  EXPECT_FALSE(r);
+  EXPECT_EQ(sys.pending_timers(), 0u) << "no deadline is armed for a request that was never sent";
+  troupe::ref<source_protocol> empty;
+  empty.ask(get_value{}, 10s, [&](const troupe::expected<int>& x) {
+    ++calls;
+    EXPECT_EQ(x.error().code(), troupe::errc::no_such_actor);
+  });
+  EXPECT_EQ(calls, 2);
+}
+
+TEST(ask_callback, times_out_exactly_at_its_deadline_and_ignores_the_late_reply) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys{troupe::config::deterministic()};
+  auto slow = sys.spawn<slow_source>();
+  sys.run_until_idle();
+  const auto t0 = sys.now();
+  std::vector<std::string> results;
+  std::chrono::nanoseconds at{};
+  slow.ask(slow_get{50ms}, 10ms, [&](troupe::expected<int> r) {
+    results.push_back(r ? "value " + std::to_string(*r) : troupe::to_string(r.error().code()));
+    at = sys.now() - t0;
+  });
+  sys.run_until_idle();
+  sys.advance_time(9ms);
+  EXPECT_TRUE(results.empty()) << "no timeout before the deadline";
+  sys.advance_time(1ms);
+  ASSERT_EQ(results, std::vector<std::string>{"timeout"});
+  EXPECT_EQ(at, 10ms);
+  sys.advance_time(100ms);  // the slow actor replies at 50 ms
+  EXPECT_EQ(results, std::vector<std::string>{"timeout"}) << "the late reply must not run the callback again";
+}
+
+TEST(ask_callback, a_reply_before_the_deadline_cancels_its_timer) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys{troupe::config::deterministic()};
+  auto a = sys.spawn<source>(3);
+  sys.run_until_idle();
+  std::vector<int> values;
+  for (int i = 0; i < 5; ++i) {
+    a.ask(get_value{}, 1h, [&values](troupe::expected<int> r) { values.push_back(r ? *r : -1); });
+  }
+  EXPECT_EQ(sys.pending_timers(), 5u) << "one deadline per ask, armed once the request is queued";
+  sys.run_until_idle();
+  EXPECT_EQ(values, (std::vector<int>{3, 3, 3, 3, 3}));
+  EXPECT_EQ(sys.pending_timers(), 0u) << "an answered ask's deadline must be cancelled, not left to fire";
+  sys.advance_time(2h);
+  EXPECT_EQ(values.size(), 5u);
+}
+
+// The reply and the deadline race on two threads (timeouts of a few
+// microseconds against a handler of about as long): whichever wins, each
+// callback runs exactly once, and nothing is left armed.
+TEST(ask_callback, runs_exactly_once_when_the_reply_races_the_deadline) {
+  troupe::test_support::watchdog guard;
+  troupe::config cfg;
+  cfg.worker_threads = 2;
+  troupe::system sys{cfg};
+  auto a = sys.spawn<source>(9);
+  constexpr int asks = 20'000;
+  std::vector<std::atomic<int>> runs(asks);
+  std::atomic<int> values{0};
+  std::atomic<int> timeouts{0};
+  troupe_test::countdown finished(asks);
+  for (int i = 0; i < asks; ++i) {
+    const auto timeout = std::chrono::microseconds(i % 40);
+    a.ask(get_value{}, timeout, [&, i](troupe::expected<int> r) {
+      // Relaxed: the countdown's mutex publishes these to the test thread.
+      runs[static_cast<std::size_t>(i)].fetch_add(1, std::memory_order_relaxed);
+      if (r) {
+        values.fetch_add(*r == 9 ? 1 : 0, std::memory_order_relaxed);
+      } else if (r.error().code() == troupe::errc::timeout) {
+        timeouts.fetch_add(1, std::memory_order_relaxed);
+      }
+      finished.count_down();
+    });
+  }
+  ASSERT_TRUE(finished.wait_for(60s)) << finished.left() << " callbacks never ran";
+  int twice = 0;
+  for (const std::atomic<int>& n : runs) twice += n.load() != 1 ? 1 : 0;
+  EXPECT_EQ(twice, 0) << "callbacks that ran more than once";
+  EXPECT_EQ(values.load() + timeouts.load(), asks) << "every result is the value or a timeout";
+  EXPECT_GT(timeouts.load(), 0) << "zero-length deadlines must time out at least sometimes";
+  // Cancelled or fired: a late reply's cancel() and a fired timer both leave nothing.
+  EXPECT_EQ(sys.pending_timers(), 0u);
 }
 
 }  // namespace

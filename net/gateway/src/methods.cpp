@@ -1,36 +1,13 @@
-// The method table and its dispatcher actors (see methods.hpp).
+// The method table (see methods.hpp).
 #include "troupe/gateway/methods.hpp"
 
 #include <algorithm>
 #include <boost/json/array.hpp>
 #include <map>
 
-#include "troupe/runtime/actor.hpp"
-
 namespace troupe::gateway {
 
 namespace json = boost::json;
-
-namespace {
-
-// One ask (and its continuation) to run in an actor's context.
-struct run_job {
-  std::unique_ptr<detail::ask_job> job;
-};
-struct stop_dispatcher {};
-using dispatcher_protocol = protocol<run_job, stop_dispatcher>;
-
-// Asks on behalf of callers outside the actor world: an ask's timeout is this
-// actor's timer, its reply comes back through this mailbox and runs the job's
-// continuation, so no caller's thread ever waits.
-struct dispatcher final : actor<dispatcher_protocol> {
-  // The job keeps its own state (the request, the completion) in the ask's
-  // continuation; it may go as soon as the ask is sent.
-  void on(run_job r) { r.job->start(); }
-  void on(stop_dispatcher /*unused*/) { stop(); }
-};
-
-}  // namespace
 
 std::string_view to_string(failure f) noexcept {
   switch (f) {
@@ -87,16 +64,7 @@ std::optional<std::string> normalize_params(json::value& params, const std::vect
 }  // namespace detail
 
 struct methods::state {
-  state(troupe::system& system, settings s) : sys(&system), config(s) {
-    const std::size_t n = std::max<std::size_t>(config.dispatchers, 1);
-    dispatchers.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) dispatchers.push_back(system.spawn<dispatcher>());
-  }
-  state(const state&) = delete;
-  state& operator=(const state&) = delete;
-  ~state() {
-    for (const ref<dispatcher_protocol>& d : dispatchers) d.tell(stop_dispatcher{});
-  }
+  state(troupe::system& system, settings s) : sys(&system), config(s) {}
 
   struct entry {
     method_info info;
@@ -106,11 +74,8 @@ struct methods::state {
   troupe::system* sys;
   settings config;
   std::map<std::string, entry, std::less<>> table;
-  std::vector<ref<dispatcher_protocol>> dispatchers;
-  // Calls in flight (for the bound) and a round-robin counter over the dispatchers.
-  // Relaxed: both are counts, neither orders other memory.
+  // Calls in flight (for the bound). Relaxed: a count, it orders no other memory.
   mutable std::atomic<std::size_t> in_flight{0};
-  mutable std::atomic<std::size_t> next{0};
 };
 
 methods::methods(troupe::system& sys, settings s) : state_(std::make_shared<state>(sys, s)) {}
@@ -127,14 +92,6 @@ void methods::add_stream(method_info info, stream_invoker invoke) {
 }
 
 troupe::system& methods::actor_system() const noexcept { return *state_->sys; }
-
-void methods::dispatch(std::unique_ptr<detail::ask_job> job) const {
-  const std::size_t i = state_->next.fetch_add(1, std::memory_order_relaxed) % state_->dispatchers.size();
-  // A dispatcher stops only when the last methods handle is gone. If the system
-  // is stopping, the tell fails and drops the job: its completion then reports
-  // the call as dropped (call()'s `once`).
-  (void)state_->dispatchers[i].tell(run_job{std::move(job)});
-}
 
 void methods::call(std::string_view method, json::value params, std::optional<std::chrono::nanoseconds> timeout,
                    completion done) const {
@@ -153,9 +110,10 @@ void methods::call(std::string_view method, json::value params, std::optional<st
                       "more than " + std::to_string(state_->config.max_in_flight) + " calls in flight"});
     return;
   }
-  // The count drops when the call completes, however it completes; a call
-  // whose continuation is dropped unrun (the system stopped its dispatcher)
-  // completes as internal when the last copy of its completion goes.
+  // The count drops when the call completes, however it completes. Every path
+  // runs its completion (an ask whose request is dropped completes as
+  // request_dropped); should one still destroy it unrun (an invoker that threw
+  // out of memory), the call completes as internal when the last copy goes.
   struct once {
     std::shared_ptr<state> s;
     completion done;
@@ -165,7 +123,7 @@ void methods::call(std::string_view method, json::value params, std::optional<st
     ~once() {
       if (!done) return;
       try {
-        finish(call_failure{failure::internal, "the call was dropped: the actor system is stopping"});
+        finish(call_failure{failure::internal, "the call was dropped unanswered"});
       } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw; the caller's completion did
       }
     }
@@ -199,7 +157,7 @@ void methods::call(std::string_view method, json::value params, std::optional<st
     (void)found->second.stream(*this, std::move(params), ask_timeout, std::move(collect));
     return;
   }
-  found->second.invoke(*this, std::move(params), ask_timeout, std::move(counted));
+  found->second.invoke(std::move(params), ask_timeout, std::move(counted));
 }
 
 std::chrono::nanoseconds methods::timeout_of(std::optional<std::chrono::nanoseconds> timeout) const noexcept {

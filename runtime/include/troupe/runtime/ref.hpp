@@ -14,6 +14,7 @@
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -107,6 +108,38 @@ class ref {
     troupe::system& sys = cell_->owner();
     return response<reply_type>(std::move(state), detail::is_deterministic(sys) ? &sys : nullptr,
                                 detail::system_now(sys) + timeout);
+  }
+
+  // Sends a request and runs `done(troupe::expected<R>)` with its reply, for
+  // code outside actors that must not block (an I/O thread: net/gateway's
+  // servers). `done` runs exactly once, on the thread that brings the result:
+  // the replier's (a scheduler worker: keep it short and non-blocking), the
+  // system's timer thread when `timeout` passes first (errc::timeout), or this
+  // one, before ask() returns, when the actor is already gone. It must not
+  // throw. Inside an actor, use response::then(), which runs in the actor's
+  // context; this one never does.
+  template <class M, class Done>
+  requires std::invocable<Done&, expected<reply_t<std::remove_cvref_t<M>>>>
+  void ask(M&& message, std::chrono::nanoseconds timeout, Done&& done) const {
+    using message_type = std::remove_cvref_t<M>;
+    using reply_type = reply_t<message_type>;
+    static_assert(accepts<P, message_type>,
+                  "troupe: this message type is not in the receiver's protocol "
+                  "(see 'M = ...' and 'P = troupe::protocol<...>' in this error's context)");
+    static_assert(request<message_type>,
+                  "troupe: ask() needs a request type: declare `using reply = R;` in the message");
+    if (!cell_) {
+      done(expected<reply_type>(error(errc::no_such_actor, "ask() on an empty ref")));
+      return;
+    }
+    constexpr std::uint32_t index = P::template index_of<message_type>;
+    auto sink = std::make_shared<detail::callback_sink<reply_type>>(std::forward<Done>(done));
+    if (cell_->enqueue(new detail::message_envelope<message_type>(index, detail::reply_to<reply_type>(sink),
+                                                                  std::forward<M>(message)))) {
+      return;  // the actor is gone: abandoning the request has run `done`
+    }
+    // Enqueued: the actor was alive, so its system still exists.
+    sink->arm(detail::call_after(cell_->owner(), timeout, [sink] { sink->expire(); }));
   }
 
   // Messages a bounded mailbox dropped or rejected so far (0 when unbounded).

@@ -3,6 +3,8 @@
 // Outside actors (main(), tests, plain threads) it is a future:
 //   std::int64_t c = bank.ask(balance{"alice"}, 1s).get();        // throws troupe_error on failure
 //   troupe::expected<std::int64_t> r = bank.ask(balance{"alice"}, 1s).try_get();
+// or, not blocking, with a callback that runs on the replier's thread (ref.hpp):
+//   bank.ask(balance{"alice"}, 1s, [](troupe::expected<std::int64_t> r) {...});
 // Inside an actor's handler it is an awaitable, or takes a callback:
 //   std::int64_t c = co_await bank.ask(balance{"alice"}, 1s);     // in a task<> handler
 //   bank.ask(balance{"alice"}, 1s).then([](std::int64_t c) {...}, [](const troupe::error& e) {...});
@@ -41,6 +43,9 @@ bool drive_until(troupe::system& sys, const std::function<bool()>& done,
                  std::chrono::steady_clock::time_point deadline);
 bool is_deterministic(const troupe::system& sys) noexcept;
 std::chrono::steady_clock::time_point system_now(const troupe::system& sys) noexcept;
+// Runs `fire` once after `delay` on the system's timer thread (its virtual
+// clock in deterministic mode). Defined in system.cpp.
+timer call_after(troupe::system& sys, std::chrono::nanoseconds delay, std::function<void()> fire);
 }  // namespace detail
 
 template <class R>

@@ -32,8 +32,10 @@
 //
 // Completion: `done` runs exactly once — with the reply or with a call_failure —
 // on the calling thread (for a failure found before anything was sent, and for
-// tells) or on a scheduler worker (for asks). It must not block: post to your
-// own executor. A call never blocks the calling thread. The system must outlive
+// tells), on the scheduler worker that ran the replying actor (an ask's reply),
+// or on the system's timer thread (an ask's timeout): the ask is
+// ref::ask(message, timeout, callback), no actor in between. It must not
+// block: post to your own executor. A call never blocks the calling thread. The system must outlive
 // the methods and every call in flight.
 //
 // Thread safety: expose() before the first call; call() from any thread.
@@ -75,8 +77,6 @@ struct settings {
   std::chrono::nanoseconds ask_timeout = 5s;
   // Calls in flight at most; one more is failure::overloaded at once.
   std::size_t max_in_flight = 4096;
-  // Actors that issue the asks (each ask's reply comes back to one of them).
-  std::size_t dispatchers = 2;
   // A stream method called by a protocol without streams answers with an array
   // of at most this many items.
   std::size_t max_stream_items = 10'000;
@@ -116,16 +116,6 @@ template <class M>
 inline constexpr bool exposable = boost::describe::has_describe_members<M>::value;
 
 namespace detail {
-// Work that must run inside an actor (an ask and its continuation). Runs on
-// one of the dispatcher actors.
-struct ask_job {
-  ask_job() = default;
-  ask_job(const ask_job&) = delete;
-  ask_job& operator=(const ask_job&) = delete;
-  virtual ~ask_job() = default;
-  virtual void start() = 0;
-};
-
 // The described members' names, in order.
 template <class M>
 std::vector<std::string> member_names() {
@@ -188,7 +178,7 @@ class methods {
  private:
   struct state;
   // Converts the parameters and sends or asks; runs on the caller's thread.
-  using invoker = std::function<void(const methods&, boost::json::value&&, std::chrono::nanoseconds, completion&&)>;
+  using invoker = std::function<void(boost::json::value&&, std::chrono::nanoseconds, completion&&)>;
   // Converts the parameters, starts the relay and sends; returns the cancel function.
   using stream_invoker = std::function<std::function<void()>(const methods&, boost::json::value&&,
                                                              std::chrono::nanoseconds, stream_callbacks&&)>;
@@ -238,15 +228,25 @@ class methods {
       info.params = detail::member_names<M>();
       info.request = shape_of<M>();
       info.reply = shape_of<reply_t<M>>();
-      add(std::move(info), [target](const methods& self, boost::json::value&& params, std::chrono::nanoseconds timeout,
-                                    completion&& done) {
+      add(std::move(info), [target](boost::json::value&& params, std::chrono::nanoseconds timeout, completion&& done) {
         boost::system::result<M> message = boost::json::try_value_to<M>(params);
         if (!message) {
           done(call_failure{failure::invalid_params, message.error().message()});
           return;
         }
         if constexpr (request<M>) {
-          self.dispatch(make_ask<M>(target, std::move(*message), timeout, std::move(done)));
+          using R = reply_t<M>;
+          target.ask(std::move(*message), timeout, [done = std::move(done)](expected<R> r) mutable {
+            if (!r) {
+              done(failure_of(r.error()));
+              return;
+            }
+            try {
+              done(detail::reply_to_json<R>(r));
+            } catch (const std::exception& e) {
+              done(call_failure{failure::internal, std::string("the reply does not convert to JSON: ") + e.what()});
+            }
+          });
         } else {
           const std::error_code sent = target.tell(std::move(*message));
           if (sent) {
@@ -259,49 +259,11 @@ class methods {
     }
   }
 
-  template <class M, class P>
-  static std::unique_ptr<detail::ask_job> make_ask(const ref<P>& target, M message, std::chrono::nanoseconds timeout,
-                                                   completion done) {
-    struct job final : detail::ask_job {
-      job(ref<P> t, M m, std::chrono::nanoseconds d, completion c)
-          : target(std::move(t)), message(std::move(m)), timeout(d), done(std::move(c)) {}
-      void start() override {
-        using R = reply_t<M>;
-        auto answer = [done = std::move(done)](expected<R> r) mutable {
-          if (!r) {
-            done(failure_of(r.error()));
-            return;
-          }
-          try {
-            done(detail::reply_to_json<R>(r));
-          } catch (const std::exception& e) {
-            done(call_failure{failure::internal, std::string("the reply does not convert to JSON: ") + e.what()});
-          }
-        };
-        auto shared = std::make_shared<decltype(answer)>(std::move(answer));
-        if constexpr (std::is_void_v<R>) {
-          target.ask(std::move(message), timeout)
-              .then([shared] { (*shared)(expected<void>{}); }, [shared](const error& e) { (*shared)(e); });
-        } else {
-          target.ask(std::move(message), timeout)
-              .then([shared](R v) { (*shared)(expected<R>(std::move(v))); },
-                    [shared](const error& e) { (*shared)(expected<R>(e)); });
-        }
-      }
-      ref<P> target;
-      M message;
-      std::chrono::nanoseconds timeout;
-      completion done;
-    };
-    return std::make_unique<job>(target, std::move(message), timeout, std::move(done));
-  }
-
   void add(method_info info, invoker invoke);
   void add_stream(method_info info, stream_invoker invoke);
   [[nodiscard]] troupe::system& actor_system() const noexcept;
   // The sooner of the caller's deadline and the table's ask timeout.
   [[nodiscard]] std::chrono::nanoseconds timeout_of(std::optional<std::chrono::nanoseconds> timeout) const noexcept;
-  void dispatch(std::unique_ptr<detail::ask_job> job) const;
 
   std::shared_ptr<state> state_;
 };

@@ -7,8 +7,12 @@
 // A reply_to<R> is one-shot and never silent: if it is destroyed unused, the
 // asker receives errc::request_dropped — an ask can fail, but cannot hang.
 //
+// A third place, callback_sink, runs a function instead (ref::ask with a
+// callback, for code outside actors that must not block).
+//
 // Thread safety: future_state is shared between the replier (any thread) and
-// one waiting thread; everything else is owned by one envelope at a time.
+// one waiting thread; callback_sink between the replier, the timer thread and
+// the asker; everything else is owned by one envelope at a time.
 #pragma once
 
 #include <chrono>
@@ -23,6 +27,7 @@
 #include "troupe/runtime/detail/cell.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/protocol.hpp"
+#include "troupe/runtime/timer.hpp"
 
 namespace troupe::detail {
 
@@ -67,6 +72,60 @@ class future_state final : public reply_sink<R> {
   mutable troupe::mutex mutex_;
   std::condition_variable_any ready_;
   std::optional<expected<R>> value_ TROUPE_GUARDED_BY(mutex_);
+};
+
+// Where a reply goes when the asker gave a callback: the first of the reply
+// (or the request's drop) and the deadline runs it, once, on the thread that
+// brings it. The deadline is a timer armed after the request was sent (the
+// actor's system is known to exist only then), so the reply may come first:
+// the mutex makes "answered" and "armed" meet in either order, and whichever
+// comes second cancels the timer. Uncontended in the common case (the
+// replier's set() and the asker's arm() rarely overlap), so a mutex costs
+// less here than it would to reason about a lock-free hand-off of the timer.
+template <class R>
+class callback_sink final : public reply_sink<R> {
+ public:
+  explicit callback_sink(std::function<void(expected<R>)> done) : done_(std::move(done)) {}
+
+  void set(expected<R> value) TROUPE_EXCLUDES(mutex_) override { finish(std::move(value), /*from_timer=*/false); }
+  // The deadline passed (the timer thread).
+  void expire() TROUPE_EXCLUDES(mutex_) {
+    finish(error(errc::timeout, "no reply before the ask's deadline"), /*from_timer=*/true);
+  }
+  // The asker, once: the timer that calls expire(). Cancelled at once if the
+  // answer is already in.
+  void arm(timer t) TROUPE_EXCLUDES(mutex_) {
+    {
+      troupe::mutex_lock lock(mutex_);
+      if (!answered_) {
+        timer_ = t;
+        return;
+      }
+    }
+    (void)t.cancel();
+  }
+
+ private:
+  void finish(expected<R> value, bool from_timer) TROUPE_EXCLUDES(mutex_) {
+    std::function<void(expected<R>)> done;
+    timer deadline;
+    {
+      troupe::mutex_lock lock(mutex_);
+      if (answered_) return;  // first result wins
+      answered_ = true;
+      done = std::move(done_);
+      deadline = timer_;
+    }
+    // Outside the lock: cancel() waits for a timer callback in progress on
+    // another thread, and that callback takes this lock (and loses).
+    if (!from_timer) (void)deadline.cancel();
+    done(std::move(value));
+  }
+
+  troupe::mutex mutex_;
+  bool answered_ TROUPE_GUARDED_BY(mutex_) = false;
+  std::function<void(expected<R>)> done_ TROUPE_GUARDED_BY(mutex_);
+  timer timer_ TROUPE_GUARDED_BY(mutex_);
 };
 
 // An ask made by an actor, as its pending_request table holds it.
