@@ -1,0 +1,327 @@
+// bridge: the one model every broker bridge follows (docs/bridges.md). Owns:
+// what an actor receives from a broker (received<T>: a request whose void
+// reply is the acknowledgement), what it sends to one (publish<T>, answered
+// with the broker's confirm), the codecs between bytes and T, and
+// source_core — the broker-independent half of a source: decoding, the
+// in-flight bound that is the backpressure, the ask to the actor, retries and
+// the dead-letter decision. May use: troupe::runtime, Boost.JSON,
+// Boost.Describe. Knows nothing of any broker: each bridge (kafka/, ...) owns
+// its client library and calls source_core from its own fetch thread.
+//
+//   struct order { std::string id; std::int64_t cents; };
+//   BOOST_DESCRIBE_STRUCT(order, (), (id, cents))
+//   struct shop : troupe::actor<troupe::protocol<troupe::bridge::received<order>>> {
+//     void on(const troupe::bridge::received<order>& m) { charge(m.body); }  // returns: acknowledged
+//   };
+//
+// Delivery: at least once. A message is acknowledged (committed, acked,
+// deleted) only after the actor's handler returned. A handler that throws (the
+// actor fails; its supervisor restarts it), an actor that is down, or an ask
+// that times out is a failed delivery: the source asks again, up to
+// max_deliveries in all, backing off between tries; then the message goes to
+// the bridge's dead-letter destination with the last error, and is
+// acknowledged there. A message that does not decode goes to the dead-letter
+// destination at once, with the decode error. A consumer process that dies
+// loses nothing acknowledged: the broker redelivers what it had not
+// (origin::delivery_count says so where the broker tells).
+//
+// Thread safety: source_core's members from any thread (the bridge's fetch
+// thread, the actors' workers that complete asks, the timer thread).
+#pragma once
+
+#include <atomic>
+#include <boost/describe/members.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value_from.hpp>
+#include <boost/json/value_to.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "troupe/runtime/error.hpp"
+#include "troupe/runtime/protocol.hpp"
+#include "troupe/runtime/ref.hpp"
+#include "troupe/runtime/serialization.hpp"
+#include "troupe/runtime/system.hpp"
+
+namespace troupe::bridge {
+
+using namespace std::chrono_literals;
+
+// Where a broker message came from, as the receiving actor sees it.
+struct origin {
+  std::string broker;           // "kafka", "amqp", "stomp", "sqs"
+  std::string destination;      // the topic or queue
+  std::int32_t partition = -1;  // Kafka's partition; -1 elsewhere
+  std::int64_t offset = -1;     // Kafka's offset; -1 elsewhere
+  std::string key;              // Kafka's key, AMQP's routing key, SQS's message id
+  // 1 on the first delivery; more when the broker says it redelivers (after a
+  // consumer died) or when the source asks again after a failed handler.
+  std::uint32_t delivery_count = 1;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// What a source sends its actor. Returning from the handler acknowledges the
+// message; see the header comment for everything else.
+template <class T>
+struct received {
+  T body;
+  origin from;
+  using reply = void;
+};
+
+// What an actor sends a sink: published when the broker confirmed it (a
+// delivery report, a publisher confirm, a receipt), an error otherwise.
+struct published {
+  std::string destination;
+  std::int32_t partition = -1;  // Kafka: where it landed
+  std::int64_t offset = -1;
+};
+template <class T>
+struct publish {
+  T body;
+  std::string key;  // Kafka's partitioning key, AMQP's routing key; empty: the sink's default
+  using reply = published;
+};
+
+// --- codecs: bytes <-> T --------------------------------------------------------
+// A codec is a type with
+//   static expected<T> decode(std::string_view bytes);
+//   static std::string encode(const T& value);
+// decode never throws: bad bytes are an error (the message is dead-lettered).
+
+// JSON through Boost.Describe (the gateways' one reflection mechanism): what
+// other programs put on a broker.
+template <class T>
+struct json_codec {
+  static expected<T> decode(std::string_view bytes) {
+    boost::system::error_code ec;
+    boost::json::value v = boost::json::parse(bytes, ec);
+    if (ec) return error(errc::malformed_message, "not JSON: " + ec.message());
+    boost::system::result<T> r = boost::json::try_value_to<T>(v);
+    if (!r) return error(errc::malformed_message, "JSON of the wrong shape: " + r.error().message());
+    return std::move(*r);
+  }
+  static std::string encode(const T& value) { return boost::json::serialize(boost::json::value_from(value)); }
+};
+
+// troupe's own binary serialization: troupe programs on both ends.
+template <class T>
+struct binary_codec {
+  static expected<T> decode(std::string_view bytes) {
+    return from_bytes<T>(std::as_bytes(std::span<const char>(bytes.data(), bytes.size())));
+  }
+  static std::string encode(const T& value) {
+    const std::vector<std::byte> b = to_bytes(value);
+    return {reinterpret_cast<const char*>(b.data()), b.size()};  // NOLINT: bytes as chars, same object representation
+  }
+};
+
+// The payload as it is.
+struct text_codec {
+  static expected<std::string> decode(std::string_view bytes) { return std::string(bytes); }
+  static std::string encode(const std::string& value) { return value; }
+};
+
+template <class T>
+using default_codec = std::conditional_t<std::is_same_v<T, std::string>, text_codec, json_codec<T>>;
+
+// --- the source's half that knows no broker -----------------------------------------
+
+struct source_settings {
+  // Messages handed to the actor and not yet settled, at most: the source stops
+  // fetching while this many are out (the backpressure).
+  std::size_t max_in_flight = 64;
+  // One handler's time, at most (the ask's timeout).
+  std::chrono::nanoseconds handler_timeout = 30s;
+  // Tries per message, the first included; then the dead-letter destination.
+  std::uint32_t max_deliveries = 5;
+  // The pause before the n-th retry: retry_backoff * 2^(n-1), at most max_backoff.
+  std::chrono::nanoseconds retry_backoff = 100ms;
+  std::chrono::nanoseconds max_backoff = 10s;
+  // A graceful stop waits this long for the messages in flight.
+  std::chrono::nanoseconds drain_timeout = 10s;
+};
+
+// Counts since the source started. Relaxed counters: each is a total on its own.
+struct source_stats {
+  std::uint64_t delivered = 0;      // messages fetched from the broker
+  std::uint64_t acknowledged = 0;   // settled after a handler returned
+  std::uint64_t retried = 0;        // asks made again after a failed handler
+  std::uint64_t dead_lettered = 0;  // sent to the dead-letter destination (handler failures and decode errors)
+  std::uint64_t decode_errors = 0;  // of which: did not decode
+  std::uint64_t redelivered = 0;    // the broker said it delivered them before
+  std::size_t in_flight = 0;
+};
+
+// What the broker does for source_core (the bridge implements it; the calls
+// come from any thread, the bridge serializes them onto its client as the
+// library requires).
+struct settler {
+  settler() = default;
+  settler(const settler&) = delete;
+  settler& operator=(const settler&) = delete;
+  virtual ~settler() = default;
+  // The handler returned: acknowledge (commit) the message.
+  virtual void acknowledge(std::uint64_t token) = 0;
+  // Retries are spent, or it did not decode: put `bytes` where dead letters go
+  // with the reason, then acknowledge the original.
+  virtual void dead_letter(std::uint64_t token, std::string_view bytes, const origin& from,
+                           const std::string& reason) = 0;
+};
+
+template <class T, class Codec = default_codec<T>>
+class source_core {
+ public:
+  // `broker` is shared with the asks in flight: one that completes after a
+  // drain gave up still settles through it.
+  template <class P>
+  source_core(troupe::system& sys, ref<P> target, source_settings s, std::shared_ptr<settler> broker)
+      : state_(std::make_shared<shared>(sys, s, std::move(broker))) {
+    static_assert(accepts<P, received<T>>, "troupe::bridge: the target's protocol must accept received<T>");
+    state_->ask = [target = std::move(target)](received<T> m, std::chrono::nanoseconds timeout,
+                                               std::function<void(expected<void>)> done) {
+      target.ask(std::move(m), timeout, std::move(done));
+    };
+  }
+  source_core(const source_core&) = delete;
+  source_core& operator=(const source_core&) = delete;
+  ~source_core() { (void)drain(std::chrono::nanoseconds::zero()); }
+
+  // The fetch thread, before it fetches: waits until a slot is free, at most
+  // `timeout`. False if none freed in time (fetch nothing; the broker keeps the
+  // messages) or the source is stopping.
+  bool wait_for_slot(std::chrono::nanoseconds timeout) {
+    std::unique_lock lock(state_->mutex);
+    return state_->changed.wait_for(lock, timeout, [s = state_.get()] {
+      return s->stopping || s->in_flight < s->config.max_in_flight;
+    }) && !state_->stopping;
+  }
+
+  // The fetch thread: one message from the broker. `token` is the bridge's own
+  // handle for settling it (an offset, a delivery tag). Takes a slot even when
+  // none is free (a broker that pushes more than asked is not refused).
+  void deliver(std::uint64_t token, std::string bytes, origin from) {
+    {
+      std::lock_guard lock(state_->mutex);
+      ++state_->in_flight;
+    }
+    state_->count(&counters::delivered);
+    if (from.delivery_count > 1) state_->count(&counters::redelivered);
+    expected<T> body = Codec::decode(bytes);
+    if (!body) {
+      state_->count(&counters::decode_errors);
+      settle_dead(state_, token, bytes, from, "the message does not decode: " + body.error().to_string());
+      return;
+    }
+    auto job = std::make_shared<attempt>(token, std::move(bytes), std::move(*body), std::move(from));
+    try_once(state_, std::move(job));
+  }
+
+  // A graceful stop: no more slots; waits up to `timeout` for the messages in
+  // flight to settle. True if none is left.
+  bool drain(std::chrono::nanoseconds timeout) {
+    std::unique_lock lock(state_->mutex);
+    state_->stopping = true;
+    state_->changed.notify_all();
+    return state_->changed.wait_for(lock, timeout, [s = state_.get()] { return s->in_flight == 0; });
+  }
+
+  [[nodiscard]] source_stats stats() const {
+    source_stats out;
+    out.delivered = state_->tally.delivered.load(std::memory_order_relaxed);
+    out.acknowledged = state_->tally.acknowledged.load(std::memory_order_relaxed);
+    out.retried = state_->tally.retried.load(std::memory_order_relaxed);
+    out.dead_lettered = state_->tally.dead_lettered.load(std::memory_order_relaxed);
+    out.decode_errors = state_->tally.decode_errors.load(std::memory_order_relaxed);
+    out.redelivered = state_->tally.redelivered.load(std::memory_order_relaxed);
+    std::lock_guard lock(state_->mutex);
+    out.in_flight = state_->in_flight;
+    return out;
+  }
+
+ private:
+  struct counters {
+    std::atomic<std::uint64_t> delivered{0}, acknowledged{0}, retried{0}, dead_lettered{0}, decode_errors{0},
+        redelivered{0};
+  };
+  // Shared with the asks in flight: a completion that comes after the source
+  // is gone (a drain that timed out) still finds it.
+  struct shared {
+    shared(troupe::system& s, source_settings c, std::shared_ptr<settler> b)
+        : sys(&s), config(c), broker(std::move(b)) {}
+    troupe::system* sys;
+    source_settings config;
+    std::shared_ptr<settler> broker;
+    std::function<void(received<T>, std::chrono::nanoseconds, std::function<void(expected<void>)>)> ask;
+    std::mutex mutex;
+    std::condition_variable changed;  // a slot freed, or stopping
+    std::size_t in_flight = 0;        // guarded by mutex
+    bool stopping = false;            // guarded by mutex
+    counters tally;
+    void count(std::atomic<std::uint64_t> counters::*which) {
+      (tally.*which).fetch_add(1, std::memory_order_relaxed);
+    }
+    void release() {
+      {
+        std::lock_guard lock(mutex);
+        --in_flight;
+      }
+      changed.notify_all();
+    }
+  };
+  // One message until it settles; its body is copied into each try.
+  struct attempt {
+    attempt(std::uint64_t t, std::string b, T v, origin o)
+        : token(t), bytes(std::move(b)), body(std::move(v)), from(std::move(o)) {}
+    std::uint64_t token;
+    std::string bytes;
+    T body;
+    origin from;
+    std::uint32_t tries = 0;
+  };
+
+  static void try_once(const std::shared_ptr<shared>& s, std::shared_ptr<attempt> job) {
+    ++job->tries;
+    received<T> m{job->body, job->from};
+    m.from.delivery_count = job->from.delivery_count + job->tries - 1;
+    s->ask(std::move(m), s->config.handler_timeout, [s, job](expected<void> r) mutable {
+      if (r) {
+        s->count(&counters::acknowledged);
+        s->broker->acknowledge(job->token);
+        s->release();
+        return;
+      }
+      if (job->tries >= s->config.max_deliveries) {
+        settle_dead(s, job->token, job->bytes, job->from,
+                    "failed " + std::to_string(job->tries) + " times, last: " + r.error().to_string());
+        return;
+      }
+      s->count(&counters::retried);
+      // Backoff on the system's timer thread, then ask again (no thread waits).
+      std::chrono::nanoseconds pause = s->config.retry_backoff;
+      for (std::uint32_t i = 1; i < job->tries && pause < s->config.max_backoff; ++i) pause *= 2;
+      pause = std::min(pause, s->config.max_backoff);
+      (void)detail::call_after(*s->sys, pause, [s, job] { try_once(s, job); });
+    });
+  }
+
+  static void settle_dead(const std::shared_ptr<shared>& s, std::uint64_t token, std::string_view bytes,
+                          const origin& from, const std::string& reason) {
+    s->count(&counters::dead_lettered);
+    s->broker->dead_letter(token, bytes, from, reason);
+    s->release();
+  }
+
+  std::shared_ptr<shared> state_;
+};
+
+}  // namespace troupe::bridge
