@@ -267,9 +267,7 @@ class source_core {
     std::size_t in_flight = 0;        // guarded by mutex
     bool stopping = false;            // guarded by mutex
     counters tally;
-    void count(std::atomic<std::uint64_t> counters::*which) {
-      (tally.*which).fetch_add(1, std::memory_order_relaxed);
-    }
+    void count(std::atomic<std::uint64_t> counters::*which) { (tally.*which).fetch_add(1, std::memory_order_relaxed); }
     void release() {
       {
         std::lock_guard lock(mutex);
