@@ -2,8 +2,8 @@
 // (WORKLOADS.md, "Gateway workloads"): the bank both sides serve (as an actor
 // for troupe's gateway, as a map under a mutex for each baseline), the load's
 // fixed shape, and the per-repetition statistics and report. Each protocol's
-// part is a function of its own (gateway_grpc_bench.cpp), called by
-// troupe_gateway_bench.cpp's main().
+// part is a function of its own (gateway_grpc_bench.cpp, gateway_http_bench.cpp),
+// called by troupe_gateway_bench.cpp's main().
 //
 //   troupe::bench::rpc::latencies lat(calls);   // one slot per call, filled by its completion
 //   lat.record(n, us);  ... double p99 = lat.p99();
@@ -108,8 +108,9 @@ void run_and_report(const options& opts, std::string_view rate_name, std::string
   if (opts.selected(p99_name)) report(p99_name, "us", p99s);
 }
 
-// The gRPC workloads; `baseline` runs gRPC's own server without actors.
-// Returns at once when none of them is selected.
+// Each protocol's workloads; `baseline` runs its server without actors.
+// Both return at once when none of their workloads is selected.
 void run_grpc(const options& opts, bool baseline);
+void run_http(const options& opts, bool baseline);
 
 }  // namespace troupe::bench::rpc
