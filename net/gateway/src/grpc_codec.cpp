@@ -8,6 +8,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/message.h>
 
+#include <algorithm>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <cstdint>
@@ -46,11 +47,14 @@ json::value scalar_to_json(const pb::Message& m, const pb::FieldDescriptor* f, c
   }
 }
 
-}  // namespace
-
-json::object message_to_json(const pb::Message& m) {
+// `open`: the message types being written, outermost first. An unset message
+// field is its type's defaults, unless that type is open: it contains itself
+// (a user's .proto may say `message tree { tree parent = 1; }`; the generated
+// schema never does), and its defaults would be an endless object.
+json::object to_json(const pb::Message& m, std::vector<const pb::Descriptor*>& open) {
   const pb::Descriptor* d = m.GetDescriptor();
   const pb::Reflection* r = m.GetReflection();
+  open.push_back(d);
   json::object o;
   for (int i = 0; i < d->field_count(); ++i) {
     const pb::FieldDescriptor* f = d->field(i);
@@ -61,14 +65,18 @@ json::object message_to_json(const pb::Message& m) {
       a.reserve(static_cast<std::size_t>(n));
       for (int j = 0; j < n; ++j) {
         if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
-          a.emplace_back(message_to_json(r->GetRepeatedMessage(m, f, j)));
+          a.emplace_back(to_json(r->GetRepeatedMessage(m, f, j), open));
         } else {
           a.push_back(scalar_to_json(m, f, r, j));
         }
       }
       v = std::move(a);
     } else if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
-      v = message_to_json(r->GetMessage(m, f));
+      if (r->HasField(m, f) || std::find(open.begin(), open.end(), f->message_type()) == open.end()) {
+        v = to_json(r->GetMessage(m, f), open);
+      } else {
+        v = nullptr;  // unset, of a type that contains itself
+      }
     } else if (f->has_presence() && !r->HasField(m, f)) {
       v = nullptr;  // a proto3 optional left out
     } else {
@@ -76,7 +84,15 @@ json::object message_to_json(const pb::Message& m) {
     }
     o.emplace(f->name(), std::move(v));
   }
+  open.pop_back();
   return o;
+}
+
+}  // namespace
+
+json::object message_to_json(const pb::Message& m) {
+  std::vector<const pb::Descriptor*> open;
+  return to_json(m, open);
 }
 
 namespace {

@@ -4,9 +4,10 @@
 // gRPC's ByteBuffer, Boost.JSON. Private to troupe::gateway_grpc.
 //
 // message_to_json: every field by name, in declaration order; a repeated field
-// is an array, a message field an object (its defaults when unset), a proto3
-// optional left out is null, 64-bit integers are JSON integers (not strings, as
-// protobuf's own JSON mapping would make them).
+// is an array, a message field an object (its defaults when unset; null when
+// unset and of a type that contains itself, which only a user's .proto can
+// have), a proto3 optional left out is null, 64-bit integers are JSON integers
+// (not strings, as protobuf's own JSON mapping would make them).
 // json_to_message: an object with the fields' names; a missing or null key
 // leaves its field unset; an integer that does not fit its field, a value of
 // the wrong kind or a non-object is refused with a text naming the field.
