@@ -38,6 +38,9 @@
 
 #include "fuzz_grpc_cases.hpp"
 #endif
+#if TROUPE_FUZZ_BRIDGE_STOMP
+#include "troupe/bridge/stomp_codec.hpp"
+#endif
 #include "topics/topic_records.hpp"
 #include "wire/wire.hpp"
 
@@ -437,6 +440,28 @@ void grpc_seeds(corpus& out) {
 }
 #endif
 
+#if TROUPE_FUZZ_BRIDGE_STOMP
+// fuzz_stomp: the first byte is the piece size; then STOMP frames as a broker
+// sends them, written by the codec's encoder, and near misses.
+void stomp_seeds(corpus& out) {
+  namespace stomp = troupe::bridge::stomp;
+  auto& seeds = out["fuzz_stomp"];
+  const auto with_piece = [](char piece, const std::string& stream) { return text(std::string(1, piece) + stream); };
+  seeds["connected_message_receipt"] = with_piece(
+      '\x07', stomp::encode({"CONNECTED", {{"version", "1.2"}, {"heart-beat", "1000,1000"}}, {}}) + "\n" +
+                  stomp::encode({"MESSAGE",
+                                 {{"destination", "/queue/orders"}, {"ack", "ID:a:1"}, {"redelivered", "true"}},
+                                 R"({"id":1,"item":"x"})"}) +
+                  "\r\n" + stomp::encode({"RECEIPT", {{"receipt-id", "s1"}}, {}}));
+  std::string no_length = "MESSAGE\nack:1\n\nno length";
+  no_length.push_back('\0');
+  seeds["body_without_content_length"] = with_piece('\x01', no_length);
+  seeds["error_frame"] = with_piece('\x20', stomp::encode({"ERROR", {{"message", "bad\ncredentials"}}, "details"}));
+  seeds["bad_escape"] = with_piece('\x03', "MESSAGE\na:b\\x\n\n" + std::string(1, '\0'));
+  seeds["lying_length"] = with_piece('\x05', "MESSAGE\ncontent-length:3\n\nabcdef" + std::string(1, '\0'));
+}
+#endif
+
 int check_corpus(const corpus& seeds, const fs::path& root) {
   int stale = 0;
   for (const auto& [target, files] : seeds) {
@@ -487,6 +512,9 @@ int main(int argc, char** argv) {
   jsonrpc_seeds(seeds);
 #if TROUPE_FUZZ_GATEWAY
   xmlrpc_seeds(seeds);
+#endif
+#if TROUPE_FUZZ_BRIDGE_STOMP
+  stomp_seeds(seeds);
 #endif
 #if TROUPE_FUZZ_GATEWAY_GRPC
   try {

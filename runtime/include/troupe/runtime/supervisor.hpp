@@ -7,7 +7,7 @@
 //   spec.max_restarts = 3;  spec.within = 5s;           // more than 3 in 5 s: give up, escalate
 //   spec.children.push_back(troupe::child<worker>("parser", config));
 //   spec.children.push_back(troupe::child<db_writer>("db").with_restart(troupe::restart_type::transient));
-//   troupe::supervisor_ref sup = sys.spawn_supervisor(std::move(spec));
+//   troupe::supervisor_ref sup = troupe::spawn_supervisor(sys, std::move(spec));
 //   troupe::ref<worker_protocol> parser = sup.child<worker_protocol>("parser");   // valid across restarts
 //
 // Semantics (docs/supervision.md has the full story and the comparison with OTP and Akka):

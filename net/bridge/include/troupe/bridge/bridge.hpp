@@ -162,6 +162,10 @@ struct source_stats {
   std::size_t in_flight = 0;
 };
 
+// The pause before asking again after `failed_tries` failed tries:
+// retry_backoff * 2^(failed_tries - 1), at most max_backoff.
+std::chrono::nanoseconds retry_pause(const source_settings& s, std::uint32_t failed_tries) noexcept;
+
 // What the broker does for source_core (the bridge implements it; the calls
 // come from any thread, the bridge serializes them onto its client as the
 // library requires).
@@ -268,6 +272,10 @@ class source_core {
     bool stopping = false;            // guarded by mutex
     counters tally;
     void count(std::atomic<std::uint64_t> counters::*which) { (tally.*which).fetch_add(1, std::memory_order_relaxed); }
+    bool is_stopping() {
+      std::lock_guard lock(mutex);
+      return stopping;
+    }
     void release() {
       {
         std::lock_guard lock(mutex);
@@ -291,10 +299,16 @@ class source_core {
     ++job->tries;
     received<T> m{job->body, job->from};
     m.from.delivery_count = job->from.delivery_count + job->tries - 1;
-    s->ask(std::move(m), s->config.handler_timeout, [s, job](expected<void> r) mutable {
+    s->ask(std::move(m), s->config.handler_timeout, [s, job](const expected<void>& r) {
       if (r) {
         s->count(&counters::acknowledged);
         s->broker->acknowledge(job->token);
+        s->release();
+        return;
+      }
+      if (s->is_stopping()) {
+        // A drain that gave up, or the source is gone: not acknowledged, so
+        // the broker delivers it again to whoever consumes next.
         s->release();
         return;
       }
@@ -305,10 +319,7 @@ class source_core {
       }
       s->count(&counters::retried);
       // Backoff on the system's timer thread, then ask again (no thread waits).
-      std::chrono::nanoseconds pause = s->config.retry_backoff;
-      for (std::uint32_t i = 1; i < job->tries && pause < s->config.max_backoff; ++i) pause *= 2;
-      pause = std::min(pause, s->config.max_backoff);
-      (void)detail::call_after(*s->sys, pause, [s, job] { try_once(s, job); });
+      (void)troupe::detail::call_after(*s->sys, retry_pause(s->config, job->tries), [s, job] { try_once(s, job); });
     });
   }
 
