@@ -237,7 +237,8 @@ void consumer_link::impl::run() {
       link.broken();
       link.close();
       ++failures;
-      report(config.connection, connection_event::kind::lost, who, opened.error().text());
+      report(config.connection, connection_event::kind::lost, who,
+             "attempt " + std::to_string(failures) + " failed: " + opened.error().text());
       if (config.connection.max_reconnect_attempts != 0 && failures >= config.connection.max_reconnect_attempts) {
         report(config.connection, connection_event::kind::gave_up, who,
                "after " + std::to_string(failures) + " attempts");
@@ -260,8 +261,10 @@ void consumer_link::impl::run() {
     link.close();
     dead_letters_unconfirmed.clear();
     report(config.connection, connection_event::kind::lost, who, *why);
-    failures = 1;
-    wake.wait(-1, reconnect_pause(config.connection, failures));
+    // The first attempt waits the first backoff too: a broker that just
+    // closed the connection is rarely back at once.
+    failures = 0;
+    wake.wait(-1, reconnect_pause(config.connection, 1));
   }
   link.close();
   std::deque<settle> left;
