@@ -27,6 +27,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <optional>
 #include <random>
@@ -71,6 +72,7 @@ class rabbitmq_broker {
                                             << "disk_free_limit.absolute = 1MB\n";
     std::ofstream(dir_.file("enabled_plugins")) << "[].\n";
     // Before any thread: run_command passes this process's environment on.
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): constructed before any other thread runs (see the top)
     ::setenv("ERL_EPMD_PORT", std::to_string(epmd_port_).c_str(), 1);
     const std::string d = dir_.path().string();
     environment_ = environment_with(
@@ -97,7 +99,15 @@ class rabbitmq_broker {
   }
   rabbitmq_broker(const rabbitmq_broker&) = delete;
   rabbitmq_broker& operator=(const rabbitmq_broker&) = delete;
-  ~rabbitmq_broker() { stop(); }
+  ~rabbitmq_broker() {
+    try {
+      stop();
+    } catch (const std::exception& e) {
+      // A destructor must not throw; the broker's process group was killed
+      // already if anything failed before this point.
+      std::fprintf(stderr, "rabbitmq_broker: stopping the broker failed: %s\n", e.what());
+    }
+  }
 
   [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
   [[nodiscard]] const std::string& node() const noexcept { return node_; }
