@@ -5,7 +5,13 @@
 #include <amqp.h>
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -19,6 +25,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bridge/rabbitmq_broker.hpp"
@@ -559,6 +566,116 @@ TEST(amqp_bridge, a_sink_reports_a_publish_it_cannot_make_as_an_error) {
   troupe::expected<bridge::published> r = sink.ask(bridge::publish<order>{{"o", 1}, {}}, 20s).try_get();
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), troupe::errc::connection_lost) << r.error();
+}
+
+// A peer on a local port that is no broker: it answers every connection with
+// `reply` and hangs up, or (empty reply) accepts and says nothing. Its thread
+// ends when the peer is destroyed (a pipe it polls with the listening socket).
+class fake_broker {
+ public:
+  explicit fake_broker(std::string reply) : reply_(std::move(reply)) {
+    listener_ = troupe::test_support::unique_fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    if (!listener_ || ::bind(listener_.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
+        ::listen(listener_.get(), 16) != 0 ||
+        ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      troupe::test_support::throw_errno("fake_broker: listening socket");
+    }
+    port_ = ntohs(address.sin_port);
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) troupe::test_support::throw_errno("pipe2");
+    stop_read_ = troupe::test_support::unique_fd(fds[0]);
+    stop_write_ = troupe::test_support::unique_fd(fds[1]);
+    thread_ = std::thread([this] { serve(); });
+  }
+  fake_broker(const fake_broker&) = delete;
+  fake_broker& operator=(const fake_broker&) = delete;
+  ~fake_broker() {
+    stop_write_.reset();  // EOF on the pipe: the thread ends
+    thread_.join();
+  }
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+
+ private:
+  void serve() {
+    std::vector<troupe::test_support::unique_fd> held;  // stalled connections, open until the end
+    for (;;) {
+      pollfd fds[2] = {{listener_.get(), POLLIN, 0}, {stop_read_.get(), POLLIN, 0}};
+      if (::poll(fds, 2, -1) < 0) return;
+      if (fds[1].revents != 0) return;
+      troupe::test_support::unique_fd c(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!c) continue;
+      if (reply_.empty()) {
+        held.push_back(std::move(c));
+        continue;
+      }
+      (void)!::send(c.get(), reply_.data(), reply_.size(), MSG_NOSIGNAL);
+    }
+  }
+  std::string reply_;
+  troupe::test_support::unique_fd listener_, stop_read_, stop_write_;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+// The connection events a link reported.
+class event_log {
+ public:
+  void add(const amqp::connection_event& e) {
+    {
+      std::lock_guard lock(mutex_);
+      events_.push_back(e);
+    }
+    changed_.notify_all();
+  }
+  bool wait_for_gave_up(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] {
+      return !events_.empty() && events_.back().what == amqp::connection_event::kind::gave_up;
+    });
+  }
+  std::vector<amqp::connection_event> all() {
+    std::lock_guard lock(mutex_);
+    return events_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<amqp::connection_event> events_;
+};
+
+TEST(amqp_bridge, a_peer_that_sends_garbage_or_stalls_is_a_failed_connection_never_a_crash) {
+  troupe::system sys;
+  // Garbage; a frame header announcing 4 GB then the end; silence.
+  const std::string frame_then_hang_up = std::string("\x01\x00\x00\xff\xff\xff\xff", 7) + "abc";
+  for (const std::string& reply :
+       {std::string("HTTP/1.1 400 Bad Request\r\n\r\nnot AMQP at all"), frame_then_hang_up, std::string()}) {
+    fake_broker peer(reply);
+    auto events = std::make_shared<event_log>();
+    auto seen = std::make_shared<recorder>();
+    amqp::source_config in;
+    in.connection.port = peer.port();
+    in.connection.connect_timeout = 300ms;  // the silent peer: the handshake's deadline
+    in.connection.reconnect_backoff = 10ms;
+    in.connection.max_reconnect_attempts = 3;
+    in.connection.on_event = [events](const amqp::connection_event& e) { events->add(e); };
+    in.queue = "unused";
+    amqp::source<order> source(sys, sys.spawn<counting_actor>(seen), in);
+    ASSERT_TRUE(events->wait_for_gave_up(20s)) << "peer replying " << reply.size() << " bytes";
+    const auto all = events->all();
+    ASSERT_EQ(all.size(), 4u);  // three failed attempts, then giving up
+    for (std::size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ(all[i].what, amqp::connection_event::kind::lost);
+      EXPECT_NE(all[i].text.find("attempt " + std::to_string(i + 1) + " failed"), std::string::npos) << all[i].text;
+    }
+    EXPECT_FALSE(source.wait_consuming(0ms));
+    EXPECT_EQ(source.stats().delivered, 0u);
+    EXPECT_EQ(source.connection_stats().connects, 0u);
+  }
 }
 
 }  // namespace
