@@ -11,6 +11,7 @@
 #include <amqp.h>
 #include <amqp_framing.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -293,7 +294,8 @@ expected<void> consumer_link::impl::connect() {
   }
   // The prefetch is the in-flight bound: RabbitMQ stops sending while this many
   // are unacknowledged on the channel — the backpressure lives in the broker.
-  const auto prefetch = static_cast<std::uint16_t>(std::min<std::size_t>(config.flow.max_in_flight, 65535));
+  // At least 1: a prefetch of 0 means "unlimited" to RabbitMQ.
+  const auto prefetch = static_cast<std::uint16_t>(std::clamp<std::size_t>(config.flow.max_in_flight, 1, 65535));
   amqp_basic_qos(c, consume_channel, 0, prefetch, 0);
   if (amqp_rpc_reply_t r = amqp_get_rpc_reply(c); r.reply_type != AMQP_RESPONSE_NORMAL) {
     return error(errc::connection_lost, describe(r, "basic.qos"));

@@ -103,7 +103,8 @@ void publisher::publish(std::string bytes, std::string routing_key, reply_promis
   {
     std::lock_guard lock(impl_->mutex);
     if (impl_->gave_up || impl_->closing) {
-      reply.fail(error(errc::connection_lost, "AMQP sink: no connection to the broker (gave up reconnecting)"));
+      reply.fail(error(errc::connection_lost,
+                       impl_->closing ? "AMQP sink: closing" : "AMQP sink: gave up reconnecting to the broker"));
       return;
     }
     if (impl_->waiting.size() >= impl_->config.max_waiting) {
