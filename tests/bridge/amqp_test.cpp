@@ -19,6 +19,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -187,22 +188,23 @@ class recorder {
     std::lock_guard lock(mutex_);
     return all_.size();
   }
-  // A gate the handlers wait at (with a deadline) until open() is called.
-  void close_gate() {
+  // From the k-th handling on (k = 0: from the first), handlers wait at a
+  // gate (with a deadline, so that a failing test cannot hang the actor for
+  // ever) until open_gate(): messages stay in flight, unacknowledged.
+  void block_after(std::size_t k) {
     std::lock_guard lock(mutex_);
-    gate_open_ = false;
+    block_after_ = k;
   }
   void open_gate() {
     {
       std::lock_guard lock(mutex_);
-      gate_open_ = true;
+      block_after_ = std::numeric_limits<std::size_t>::max();
     }
     changed_.notify_all();
   }
   void wait_at_gate() {
     std::unique_lock lock(mutex_);
-    // A deadline, so that a failing test cannot hang the actor for ever.
-    (void)changed_.wait_for(lock, 30s, [&] { return gate_open_; });
+    (void)changed_.wait_for(lock, 30s, [&] { return all_.size() < block_after_; });
   }
   void set_probe(std::function<std::size_t()> probe) {
     std::lock_guard lock(mutex_);
@@ -217,7 +219,7 @@ class recorder {
   std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<seen> all_;
-  bool gate_open_ = true;
+  std::size_t block_after_ = std::numeric_limits<std::size_t>::max();
   std::function<std::size_t()> probe_;
   std::size_t max_in_flight_ = 0;
 };
@@ -335,7 +337,7 @@ TEST(amqp_bridge, prefetch_is_the_in_flight_bound_for_a_slow_actor) {
   ASSERT_EQ(check.ready(queue), static_cast<std::uint32_t>(n));
 
   auto seen = std::make_shared<recorder>();
-  seen->close_gate();  // the first handler waits: nothing is acked meanwhile
+  seen->block_after(0);  // the first handler waits: nothing is acked meanwhile
   auto target = sys.spawn<counting_actor>(seen);
   amqp::source_config in;
   in.connection = settings();
@@ -465,10 +467,11 @@ TEST(amqp_bridge, a_source_destroyed_mid_stream_loses_nothing_and_its_unacked_co
 
   auto first_seen = std::make_shared<recorder>();
   auto first_target = sys.spawn<counting_actor>(first_seen);
+  first_seen->block_after(50);  // the 51st handler waits: what is in flight stays in flight
   auto first = std::make_unique<amqp::source<order>>(sys, first_target, in);
   ASSERT_TRUE(first_seen->wait_for(50));
-  first_seen->close_gate();  // in flight now stays in flight: the handlers wait
-  first->close();            // no drain: as if the consuming process died
+  ASSERT_TRUE(first->wait_for_deliveries(51, 20s));
+  first->close();  // no drain: as if the consuming process died
   const amqp::link_stats first_link = first->connection_stats();
   const bridge::source_stats first_stats = first->stats();
   first.reset();
@@ -514,9 +517,10 @@ TEST(amqp_bridge, a_broker_restarted_under_load_is_reconnected_and_the_count_is_
   in.connection = settings();
   in.queue = queue;
   in.flow.max_in_flight = 16;
+  seen->block_after(60);  // messages in flight while the broker goes away
   amqp::source<order> source(sys, target, in);
   ASSERT_TRUE(seen->wait_for(60));
-  seen->close_gate();  // messages in flight while the broker goes away
+  ASSERT_TRUE(source.wait_for_deliveries(61, 20s));
   const troupe::test_support::command_result stopped = the_broker->ctl({"stop_app"});
   ASSERT_TRUE(stopped.succeeded()) << stopped.err;
   seen->open_gate();  // their acks go nowhere: the connection is gone
