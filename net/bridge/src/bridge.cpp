@@ -1,4 +1,7 @@
-// The broker-independent parts of the bridge model that are not templates (see bridge.hpp).
+// troupe::bridge's one source: the model's one function that is not a
+// template (retry_pause), and source_core instantiated for a plain payload, so
+// that bridge.hpp compiles on its own and a defect in the template shows when
+// the library builds, not first in a user's program.
 #include "troupe/bridge/bridge.hpp"
 
 namespace troupe::bridge {
@@ -8,5 +11,7 @@ std::chrono::nanoseconds retry_pause(const source_settings& s, std::uint32_t fai
   for (std::uint32_t i = 1; i < failed_tries && pause < s.max_backoff; ++i) pause *= 2;
   return std::min(pause, s.max_backoff);
 }
+
+template class source_core<std::string, text_codec>;
 
 }  // namespace troupe::bridge
