@@ -21,7 +21,9 @@
 // max_deliveries in all, backing off between tries; then the message goes to
 // the bridge's dead-letter destination with the last error, and is
 // acknowledged there. A message that does not decode goes to the dead-letter
-// destination at once, with the decode error. A consumer process that dies
+// destination at once, with the decode error. While the source stops (a
+// drain), a failed handler is not tried again: its message stays
+// unacknowledged and the broker delivers it to the next consumer. A consumer process that dies
 // loses nothing acknowledged: the broker redelivers what it had not
 // (origin::delivery_count says so where the broker tells).
 //
@@ -306,15 +308,15 @@ class source_core {
         s->release();
         return;
       }
-      if (s->is_stopping()) {
-        // A drain that gave up, or the source is gone: not acknowledged, so
-        // the broker delivers it again to whoever consumes next.
-        s->release();
-        return;
-      }
       if (job->tries >= s->config.max_deliveries) {
         settle_dead(s, job->token, job->bytes, job->from,
                     "failed " + std::to_string(job->tries) + " times, last: " + r.error().to_string());
+        return;
+      }
+      if (s->is_stopping()) {
+        // Stopping (a drain, or the source is gone): no more tries here; not
+        // acknowledged, so the broker delivers it again to whoever consumes next.
+        s->release();
         return;
       }
       s->count(&counters::retried);
