@@ -94,6 +94,7 @@ TEST(stomp_codec, each_malformed_input_is_an_error_that_names_it_and_ends_decodi
       {"content-length over the limit", "MESSAGE\ncontent-length:100\n\n", "over the frame limit"},
       {"a body over the limit without content-length", "SEND\n\n" + std::string(80, 'x'), "frame over 64"},
       {"a bare CR between frames", "\rMESSAGE\n\n"s + '\0', "CR not followed by LF"},
+      {"a CR inside a raw header", "CONNECTED\nversion:1\r2\n\n"s + '\0', "CR inside a header line"},
   };
   for (const bad_case& c : cases) {
     stomp::decoder d(small);

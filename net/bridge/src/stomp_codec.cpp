@@ -202,6 +202,9 @@ std::optional<frame> decoder::next() {
     if (f.headers.size() == limits_.max_headers) {
       return fail("more than " + std::to_string(limits_.max_headers) + " headers");
     }
+    // A CR only ends a line; inside one it must be escaped (and CONNECT's
+    // unescaped headers cannot carry it at all).
+    if (line->find('\r') != std::string_view::npos) return fail("a CR inside a header line");
     const std::size_t colon = line->find(':');
     if (colon == std::string_view::npos) return fail("a header line without ':'");
     std::string name;
