@@ -29,6 +29,7 @@
 // thread, the actors' workers that complete asks, the timer thread).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <boost/describe/members.hpp>
 #include <boost/json/parse.hpp>
@@ -41,8 +42,10 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -161,6 +164,10 @@ struct source_stats {
   std::uint64_t redelivered = 0;    // the broker said it delivered them before
   std::size_t in_flight = 0;
 };
+
+// The pause before retrying a message that failed `tries` times:
+// retry_backoff * 2^(tries-1), at most max_backoff (src/bridge.cpp).
+std::chrono::nanoseconds retry_pause(const source_settings& s, std::uint32_t tries) noexcept;
 
 // What the broker does for source_core (the bridge implements it; the calls
 // come from any thread, the bridge serializes them onto its client as the
@@ -305,10 +312,8 @@ class source_core {
       }
       s->count(&counters::retried);
       // Backoff on the system's timer thread, then ask again (no thread waits).
-      std::chrono::nanoseconds pause = s->config.retry_backoff;
-      for (std::uint32_t i = 1; i < job->tries && pause < s->config.max_backoff; ++i) pause *= 2;
-      pause = std::min(pause, s->config.max_backoff);
-      (void)detail::call_after(*s->sys, pause, [s, job] { try_once(s, job); });
+      // Fully qualified: a bridge's own troupe::bridge::detail must not hide it.
+      (void)troupe::detail::call_after(*s->sys, retry_pause(s->config, job->tries), [s, job] { try_once(s, job); });
     });
   }
 
