@@ -116,8 +116,8 @@ std::map<std::int32_t, std::pair<std::int64_t, std::int64_t>> committed_and_end(
   return out;
 }
 
-void expect_all_committed(const mock_cluster& mock, const std::string& group, const std::string& topic,
-                          int partitions, std::int64_t total) {
+void expect_all_committed(const mock_cluster& mock, const std::string& group, const std::string& topic, int partitions,
+                          std::int64_t total) {
   const auto offsets = committed_and_end(mock, group, topic, partitions);
   ASSERT_EQ(offsets.size(), static_cast<std::size_t>(partitions));
   std::int64_t sum = 0;
@@ -135,8 +135,8 @@ void expect_all_committed(const mock_cluster& mock, const std::string& group, co
 struct tally {
   std::mutex mutex;
   std::condition_variable changed;
-  std::map<std::int64_t, int> asked;    // id -> handler calls
-  std::map<std::int64_t, int> handled;  // id -> handler returns (each acknowledges)
+  std::map<std::int64_t, int> asked;                 // id -> handler calls
+  std::map<std::int64_t, int> handled;               // id -> handler returns (each acknowledges)
   std::map<std::int32_t, std::int64_t> last_offset;  // partition -> last first-delivery offset
   bool in_order = true;
   // The handler throws when refuse(id, attempt) says so.
@@ -240,9 +240,15 @@ struct event_log {
 using watcher_protocol = troupe::protocol<kafka::partitions_assigned, kafka::partitions_revoked, kafka::broker_error>;
 struct watcher : troupe::actor<watcher_protocol> {
   explicit watcher(std::shared_ptr<event_log> l) : log(std::move(l)) {}
-  void on(const kafka::partitions_assigned& a) { bump([&] { log->assigned += static_cast<int>(a.partitions.size()); }); }
-  void on(const kafka::partitions_revoked& r) { bump([&] { log->assigned -= static_cast<int>(r.partitions.size()); }); }
-  void on(const kafka::broker_error& /*unused*/) { bump([&] { ++log->errors; }); }
+  void on(const kafka::partitions_assigned& a) {
+    bump([&] { log->assigned += static_cast<int>(a.partitions.size()); });
+  }
+  void on(const kafka::partitions_revoked& r) {
+    bump([&] { log->assigned -= static_cast<int>(r.partitions.size()); });
+  }
+  void on(const kafka::broker_error& /*unused*/) {
+    bump([&] { ++log->errors; });
+  }
   template <class F>
   void bump(F f) {
     std::lock_guard lock(log->mutex);
@@ -280,8 +286,8 @@ std::vector<published> publish_orders(const troupe::ref<troupe::protocol<publish
                                       std::int64_t to, std::chrono::nanoseconds timeout = 20s) {
   std::vector<troupe::response<published>> pending;
   for (std::int64_t id = from; id < to; ++id) {
-    pending.push_back(sink.ask(publish<order>{{id, "note " + std::to_string(id)}, "k" + std::to_string(id % 8)},
-                               timeout));
+    pending.push_back(
+        sink.ask(publish<order>{{id, "note " + std::to_string(id)}, "k" + std::to_string(id % 8)}, timeout));
   }
   std::vector<published> out;
   for (auto& p : pending) {
@@ -322,7 +328,8 @@ TEST(kafka_bridge, a_sink_publishes_and_a_source_consumes_each_message_once_in_p
     auto target = sys.spawn<shop>(seen);
     auto source = sys.spawn<kafka::source<order>>(consumer_for(mock, "g1", "orders"), target);
     ASSERT_TRUE(seen->wait([](const tally& t) { return t.handled.size() == n; }, 30s));
-    ASSERT_TRUE(stats_reach(source, [](const auto& s) { return s.acknowledged == n; }, 10s));
+    ASSERT_TRUE(stats_reach(
+        source, [](const auto& s) { return s.acknowledged == n; }, 10s));
     const auto stats = source.ask(kafka::stats_query{}, 5s).get();
     EXPECT_EQ(stats.delivered, static_cast<std::uint64_t>(n));
     EXPECT_EQ(stats.retried, 0U);
@@ -361,7 +368,8 @@ TEST(kafka_bridge, a_handler_that_throws_is_retried_then_its_message_is_dead_let
     auto source = sys.spawn<kafka::source<order>>(in, target);
     ASSERT_TRUE(seen->wait([](const tally& t) { return t.handled.size() == n - 1; }, 30s));
     ASSERT_TRUE(stats_reach(
-        source, [](const auto& s) { return s.acknowledged == n - 1 && s.dead_lettered == 1 && s.in_flight == 0; }, 10s));
+        source, [](const auto& s) { return s.acknowledged == n - 1 && s.dead_lettered == 1 && s.in_flight == 0; },
+        10s));
     const auto stats = source.ask(kafka::stats_query{}, 5s).get();
     EXPECT_EQ(stats.retried, 5U * 2 + 2) << "5 multiples of 10 retried twice, and 7 twice before giving up";
     EXPECT_EQ(stats.decode_errors, 0U);
@@ -403,7 +411,8 @@ TEST(kafka_bridge, a_message_that_does_not_decode_goes_to_the_dead_letter_topic_
     in.dead_letter_topic = "orders.dlq";
     auto source = sys.spawn<kafka::source<order>>(in, target);
     ASSERT_TRUE(seen->wait([](const tally& t) { return t.handled.size() == 2; }, 30s));
-    ASSERT_TRUE(stats_reach(source, [](const auto& s) { return s.dead_lettered == 2 && s.in_flight == 0; }, 10s));
+    ASSERT_TRUE(stats_reach(
+        source, [](const auto& s) { return s.dead_lettered == 2 && s.in_flight == 0; }, 10s));
     const auto stats = source.ask(kafka::stats_query{}, 5s).get();
     EXPECT_EQ(stats.decode_errors, 2U);
     EXPECT_EQ(stats.acknowledged, 2U);
@@ -474,9 +483,9 @@ TEST(kafka_bridge, the_in_flight_bound_is_never_exceeded_however_slow_the_handle
     {
       std::unique_lock lock(state->mutex);
       // The source fills every slot, then must wait: exactly `bound` held (fewer at the end).
-      ASSERT_TRUE(state->changed.wait_for(lock, 30s, [&] {
-        return state->held == std::min(bound, n - state->released);
-      })) << "held " << state->held << " after " << state->released << " released";
+      ASSERT_TRUE(
+          state->changed.wait_for(lock, 30s, [&] { return state->held == std::min(bound, n - state->released); }))
+          << "held " << state->held << " after " << state->released << " released";
       released = state->released;
     }
     if (released == n) break;
@@ -520,7 +529,8 @@ struct stalling_shop : troupe::actor<shop_protocol> {
 std::int64_t committed_sum(const mock_cluster& mock, const std::string& group, const std::string& topic,
                            int partitions) {
   std::int64_t sum = 0;
-  for (const auto& [partition, at] : committed_and_end(mock, group, topic, partitions)) sum += std::max<std::int64_t>(at.first, 0);
+  for (const auto& [partition, at] : committed_and_end(mock, group, topic, partitions))
+    sum += std::max<std::int64_t>(at.first, 0);
   return sum;
 }
 
@@ -548,7 +558,8 @@ TEST(kafka_bridge, a_consumer_killed_mid_stream_loses_nothing_acknowledged_and_i
     // committed some of what it acknowledged (a partition's commit stops at its first held message).
     ASSERT_TRUE(first->wait(
         [](const tally& t) { return t.total_handled() == acknowledged_by_first && t.asked.size() >= 1; }, 30s));
-    ASSERT_TRUE(stats_reach(source, [](const auto& s) { return s.in_flight == 64; }, 10s));
+    ASSERT_TRUE(stats_reach(
+        source, [](const auto& s) { return s.in_flight == 64; }, 10s));
     ASSERT_TRUE(eventually([&] { return committed_sum(mock, "g5", "orders", 4) > 0; }, 10s));
     {
       std::lock_guard lock(first->mutex);
@@ -571,18 +582,19 @@ TEST(kafka_bridge, a_consumer_killed_mid_stream_loses_nothing_acknowledged_and_i
       return true;
     };
     ASSERT_TRUE(second->wait(everything, 30s));
-    ASSERT_TRUE(stats_reach(source, [&](const auto& s) { return s.in_flight == 0 && s.acknowledged > 0; }, 10s));
+    ASSERT_TRUE(stats_reach(
+        source, [&](const auto& s) { return s.in_flight == 0 && s.acknowledged > 0; }, 10s));
   }
   std::scoped_lock lock(first->mutex, second->mutex);
   const std::size_t deliveries = first->total_handled() + held_at_kill + second->total_handled();
   const std::size_t redelivered = deliveries - static_cast<std::size_t>(n);
-  std::printf("kafka kill test: %zu acknowledged by the first consumer, %zu held in flight at the kill, "
-              "%zu handled by the second (in %lld ms), %zu redelivered\n",
-              first->total_handled(), held_at_kill, second->total_handled(),
-              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         std::chrono::steady_clock::now() - started)
-                                         .count()),
-              redelivered);
+  std::printf(
+      "kafka kill test: %zu acknowledged by the first consumer, %zu held in flight at the kill, "
+      "%zu handled by the second (in %lld ms), %zu redelivered\n",
+      first->total_handled(), held_at_kill, second->total_handled(),
+      static_cast<long long>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()),
+      redelivered);
   // Nothing acknowledged is lost, nothing in flight is lost: every message
   // that was held is handled by the successor.
   for (const auto& [id, times] : first->asked) EXPECT_EQ(second->handled.count(id), 1U) << "held order " << id;
@@ -627,7 +639,8 @@ TEST(kafka_bridge, a_broker_down_under_load_leaves_the_count_exact_once_it_is_ba
     publisher.join();
     EXPECT_TRUE(noticed) << "no broker_error reported while broker 1 was down";
     ASSERT_TRUE(seen->wait([](const tally& t) { return t.handled.size() == n; }, 60s));
-    ASSERT_TRUE(stats_reach(source, [](const auto& s) { return s.in_flight == 0; }, 10s));
+    ASSERT_TRUE(stats_reach(
+        source, [](const auto& s) { return s.in_flight == 0; }, 10s));
   }
   EXPECT_EQ(places.size(), static_cast<std::size_t>(n)) << "each publish confirmed once, at its own offset";
   std::lock_guard lock(seen->mutex);

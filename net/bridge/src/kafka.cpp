@@ -136,7 +136,9 @@ class consumer_engine final : public settler, public std::enable_shared_from_thi
     }
     // After the consumer: the dead letters in flight either made it (and were
     // committed above, on a graceful stop) or fail now and are redelivered.
-    if (dead_letters_) kafka::detail::close(*dead_letters_, graceful ? std::chrono::milliseconds(2000) : std::chrono::milliseconds::zero());
+    if (dead_letters_)
+      kafka::detail::close(*dead_letters_,
+                           graceful ? std::chrono::milliseconds(2000) : std::chrono::milliseconds::zero());
     if (handle_ != nullptr) rd_kafka_destroy(handle_);
     handle_ = nullptr;
   }
@@ -274,13 +276,12 @@ class consumer_engine final : public settler, public std::enable_shared_from_thi
     {
       std::lock_guard lock(mutex_);
       for (auto& [key, track] : tracks_) {
-        if (only != nullptr && std::find(only->begin(), only->end(), topic_partition{key.first, key.second}) ==
-                                   only->end()) {
+        if (only != nullptr &&
+            std::find(only->begin(), only->end(), topic_partition{key.first, key.second}) == only->end()) {
           continue;
         }
         if (track->revoked || track->settled_below <= track->committed) continue;
-        rd_kafka_topic_partition_list_add(offsets.get(), key.first.c_str(), key.second)->offset =
-            track->settled_below;
+        rd_kafka_topic_partition_list_add(offsets.get(), key.first.c_str(), key.second)->offset = track->settled_below;
         track->committed = track->settled_below;
       }
     }
@@ -340,7 +341,8 @@ class consumer_engine final : public settler, public std::enable_shared_from_thi
         return true;
       });
       lock.unlock();
-      if (!settled) report("revocation: messages still in flight after revoke_timeout; they will be redelivered", false);
+      if (!settled)
+        report("revocation: messages still in flight after revoke_timeout; they will be redelivered", false);
       commit_settled(true, &gone);
     }
     {
@@ -473,15 +475,15 @@ class consumer_engine final : public settler, public std::enable_shared_from_thi
 
   std::mutex stop_mutex_;
   std::condition_variable stop_changed_;
-  bool stop_requested_ = false;                 // guarded by stop_mutex_
-  bool graceful_ = false;                       // guarded by stop_mutex_
+  bool stop_requested_ = false;                // guarded by stop_mutex_
+  bool graceful_ = false;                      // guarded by stop_mutex_
   std::chrono::nanoseconds drain_timeout_{0};  // guarded by stop_mutex_
 
   std::mutex mutex_;
-  std::condition_variable settled_;  // an offset settled
+  std::condition_variable settled_;                                   // an offset settled
   std::map<partition_key, std::shared_ptr<partition_track>> tracks_;  // guarded by mutex_
   std::unordered_map<std::uint64_t, std::pair<std::shared_ptr<partition_track>, std::int64_t>>
-      tokens_;                  // guarded by mutex_
+      tokens_;                    // guarded by mutex_
   std::uint64_t next_token_ = 0;  // guarded by mutex_
   bool closing_ = false;          // guarded by mutex_; read bare by the fetch thread, its only writer
 };

@@ -48,8 +48,8 @@ class producer {
   producer& operator=(const producer&) = delete;
   ~producer() { close(std::chrono::milliseconds::zero()); }
 
-  void produce(const std::string& topic, const std::string& key, const std::string& value,
-               const config_list& headers, delivered done) {
+  void produce(const std::string& topic, const std::string& key, const std::string& value, const config_list& headers,
+               delivered done) {
     // Shared: produces run side by side; close() takes it alone to refuse
     // new messages before flushing (they would have no report to answer them).
     std::shared_lock lock(closing_mutex_);
@@ -130,8 +130,8 @@ void on_delivery(rd_kafka_t* /*handle*/, const rd_kafka_message_t* m, void* /*op
   auto* done = static_cast<delivered*>(m->_private);
   if (done == nullptr) return;
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    (*done)(error(errc::broker_failed, "kafka: delivery to " + std::string(rd_kafka_topic_name(m->rkt)) +
-                                           " failed: " + describe(m->err)));
+    (*done)(error(errc::broker_failed,
+                  "kafka: delivery to " + std::string(rd_kafka_topic_name(m->rkt)) + " failed: " + describe(m->err)));
   } else {
     (*done)(published{rd_kafka_topic_name(m->rkt), m->partition, m->offset});
   }

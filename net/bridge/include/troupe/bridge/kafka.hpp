@@ -136,8 +136,8 @@ class core_port {
 // The consumer, its fetch thread and its dead-letter producer (src/kafka.cpp).
 class consumer_engine;
 struct consumer_hooks {
-  std::function<void(event)> notify;           // to the events actor
-  std::function<void(std::string)> fail;       // a fatal error: the source stops with it
+  std::function<void(event)> notify;      // to the events actor
+  std::function<void(std::string)> fail;  // a fatal error: the source stops with it
 };
 // Creates the consumer and subscribes; throws std::runtime_error with
 // librdkafka's words when the settings are refused.
@@ -223,8 +223,8 @@ class source : public actor<source_protocol> {
   void on_stop(const exit_reason& why) {
     // Drain only on an orderly stop: after an error the source may be the
     // thing that is broken, and a restart redelivers what is not committed.
-    const bool orderly = !abandoned_ && (why.what() == exit_reason::kind::normal ||
-                                         why.what() == exit_reason::kind::shutdown);
+    const bool orderly =
+        !abandoned_ && (why.what() == exit_reason::kind::normal || why.what() == exit_reason::kind::shutdown);
     shut(orderly);
   }
 
@@ -271,14 +271,13 @@ class sink : public actor<protocol<publish<T>>> {
   void on(publish<T> m, reply_promise<published> reply) {
     // delivered is a std::function (copyable); the promise is move-only.
     auto answer = std::make_shared<reply_promise<published>>(std::move(reply));
-    detail::produce(*producer_, settings_.topic, m.key, Codec::encode(m.body), {},
-                    [answer](expected<published> r) {
-                      if (r) {
-                        answer->deliver(std::move(*r));
-                      } else {
-                        answer->fail(std::move(r.error()));
-                      }
-                    });
+    detail::produce(*producer_, settings_.topic, m.key, Codec::encode(m.body), {}, [answer](expected<published> r) {
+      if (r) {
+        answer->deliver(std::move(*r));
+      } else {
+        answer->fail(std::move(r.error()));
+      }
+    });
   }
 
  private:
