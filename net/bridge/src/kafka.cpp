@@ -177,7 +177,7 @@ class consumer_engine final : public settler, public std::enable_shared_from_thi
     // Acknowledged only when the dead-letter topic has it: until then its
     // offset holds the partition's commit back.
     produce(*dead_letters_, settings_.dead_letter_topic, from.key, std::string(bytes), headers,
-            [self = shared_from_this(), token](expected<published> r) {
+            [self = shared_from_this(), token](const expected<published>& r) {
               if (r) {
                 self->acknowledge(token);
               } else {

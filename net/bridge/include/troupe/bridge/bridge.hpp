@@ -298,7 +298,7 @@ class source_core {
     ++job->tries;
     received<T> m{job->body, job->from};
     m.from.delivery_count = job->from.delivery_count + job->tries - 1;
-    s->ask(std::move(m), s->config.handler_timeout, [s, job](expected<void> r) mutable {
+    s->ask(std::move(m), s->config.handler_timeout, [s, job](const expected<void>& r) mutable {
       if (r) {
         s->count(&counters::acknowledged);
         s->broker->acknowledge(job->token);

@@ -200,10 +200,10 @@ class source : public actor<source_protocol> {
                   "partitions_revoked, broker_error");
     notify_ = [events](detail::event e) {
       std::visit(
-          [&events](auto&& m) {
+          [&events](auto& m) {
             if constexpr (accepts<E, std::remove_cvref_t<decltype(m)>>) (void)events.tell(std::move(m));
           },
-          std::move(e));
+          e);  // an lvalue: each alternative is moved out of it (e is this call's own copy)
     };
   }
   source(const source&) = delete;
@@ -246,7 +246,7 @@ class source : public actor<source_protocol> {
   std::function<std::unique_ptr<detail::core_adapter<T, Codec>>(troupe::system&, const source_settings&,
                                                                 std::shared_ptr<settler>)>
       make_core_;
-  std::function<void(detail::event)> notify_ = [](detail::event) {};
+  std::function<void(detail::event)> notify_ = [](const detail::event&) {};
   std::shared_ptr<detail::consumer_engine> engine_;
   std::unique_ptr<detail::core_adapter<T, Codec>> core_;
   bool abandoned_ = false;
@@ -275,7 +275,7 @@ class sink : public actor<protocol<publish<T>>> {
       if (r) {
         answer->deliver(std::move(*r));
       } else {
-        answer->fail(std::move(r.error()));
+        answer->fail(r.error());
       }
     });
   }
