@@ -225,7 +225,8 @@ bool decode_error(wire_reader& in, error& e) {
   const bool known = (code > 0 && code <= static_cast<std::uint32_t>(errc::name_taken)) ||
                      (code >= static_cast<std::uint32_t>(errc::storage_failed) &&
                       code <= static_cast<std::uint32_t>(errc::invalid_request)) ||
-                     code == static_cast<std::uint32_t>(errc::remote_fault);
+                     code == static_cast<std::uint32_t>(errc::remote_fault) ||
+                     code == static_cast<std::uint32_t>(errc::broker_failed);
   if (!known) {
     in.fail("unknown error code " + std::to_string(code));
     return false;

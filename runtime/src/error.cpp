@@ -53,6 +53,8 @@ const char* to_string(errc e) noexcept {
       return "invalid_request";
     case errc::remote_fault:
       return "remote_fault";
+    case errc::broker_failed:
+      return "broker_failed";
   }
   return "unknown";
 }

@@ -8,6 +8,7 @@ namespace troupe::bridge {
 
 std::chrono::nanoseconds retry_pause(const source_settings& s, std::uint32_t failed_tries) noexcept {
   std::chrono::nanoseconds pause = s.retry_backoff;
+  // Doubling stops at max_backoff, so a large count cannot overflow.
   for (std::uint32_t i = 1; i < failed_tries && pause < s.max_backoff; ++i) pause *= 2;
   return std::min(pause, s.max_backoff);
 }

@@ -48,6 +48,9 @@ enum class errc : int {
   // RPC gateways (net/gateway/): numbered from 48.
   remote_fault = 48,  // an outside RPC service refused or failed the call: an XML-RPC fault, a JSON-RPC
                       // error object, an HTTP error status; text has its code and message
+  // Broker bridges (net/bridge/): numbered from 64.
+  broker_failed = 64,  // the broker refused or could not take a publish, or the connection to it failed
+                       // for good; text has the client library's error name and message
 };
 
 const std::error_category& troupe_category() noexcept;

@@ -31,6 +31,7 @@
 // thread, the actors' workers that complete asks, the timer thread).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <boost/describe/members.hpp>
 #include <boost/json/parse.hpp>
@@ -43,8 +44,10 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -321,6 +324,7 @@ class source_core {
       }
       s->count(&counters::retried);
       // Backoff on the system's timer thread, then ask again (no thread waits).
+      // Fully qualified: a bridge's own troupe::bridge::detail must not hide it.
       (void)troupe::detail::call_after(*s->sys, retry_pause(s->config, job->tries), [s, job] { try_once(s, job); });
     });
   }
