@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "support/child_process.hpp"
+#include "support/loopback_port.hpp"
 #include "support/scratch_dir.hpp"
 #include "support/unique_fd.hpp"
 
@@ -55,9 +56,9 @@ class rabbitmq_broker {
   }
 
   rabbitmq_broker() : dir_("troupe-rabbitmq") {
-    port_ = free_port();
-    const std::uint16_t dist_port = free_port();
-    epmd_port_ = free_port();
+    port_ = free_loopback_port();
+    const std::uint16_t dist_port = free_loopback_port();
+    epmd_port_ = free_loopback_port();
     node_ = "troupe-test-" + std::to_string(::getpid()) + "@localhost";
     std::random_device random;
     cookie_ = "troupe" + std::to_string(random()) + std::to_string(random());
@@ -164,18 +165,6 @@ class rabbitmq_broker {
     } catch (const std::exception&) {
       // epmd not found or hung: it only holds a port, nothing of the test's.
     }
-  }
-
-  static std::uint16_t free_port() {
-    unique_fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!s) throw_errno("socket");
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(s.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) throw_errno("bind");
-    socklen_t length = sizeof address;
-    if (::getsockname(s.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0) throw_errno("getsockname");
-    return ntohs(address.sin_port);
   }
 
   scratch_dir dir_;

@@ -35,6 +35,7 @@
 #include <string_view>
 
 #include "support/child_process.hpp"
+#include "support/loopback_port.hpp"
 #include "support/unique_fd.hpp"
 
 // Skips the test when ActiveMQ is not installed, or fails it when
@@ -73,7 +74,7 @@ class activemq_server {
     char pattern[] = "/tmp/troupe-activemq-XXXXXX";
     if (::mkdtemp(pattern) == nullptr) throw_errno("mkdtemp");
     directory_ = pattern;
-    port_ = free_port();
+    port_ = free_loopback_port();
     std::ofstream(directory_ / "activemq.xml") << config();
     start();
   }
@@ -150,18 +151,6 @@ class activemq_server {
   </broker>
 </beans>
 )";
-  }
-
-  static std::uint16_t free_port() {
-    unique_fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!s) throw_errno("socket");
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(s.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) throw_errno("bind");
-    socklen_t length = sizeof address;
-    if (::getsockname(s.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0) throw_errno("getsockname");
-    return ntohs(address.sin_port);
   }
 
   // One STOMP CONNECT over a fresh connection, each step bounded by `deadline`.

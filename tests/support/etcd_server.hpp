@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "support/child_process.hpp"
+#include "support/loopback_port.hpp"
 #include "support/unique_fd.hpp"
 
 // Skips the test when etcd is not installed, or fails it when
@@ -116,8 +117,8 @@ class etcd_server {
     directory_ = pattern;
     // A port taken between our probe and etcd's bind: try again on others.
     for (int attempt = 1;; ++attempt) {
-      client_port_ = free_port();
-      peer_port_ = free_port();
+      client_port_ = free_loopback_port();
+      peer_port_ = free_loopback_port();
       try {
         start();
         return;
@@ -186,19 +187,6 @@ class etcd_server {
   }
 
  private:
-  static std::uint16_t free_port() {
-    unique_fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!s) throw_errno("socket");
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = 0;
-    if (::bind(s.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) throw_errno("bind");
-    socklen_t length = sizeof address;
-    if (::getsockname(s.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0) throw_errno("getsockname");
-    return ntohs(address.sin_port);
-  }
-
   [[nodiscard]] bool lost_a_port_race() const {
     return log_tail(20000).find("address already in use") != std::string::npos;
   }

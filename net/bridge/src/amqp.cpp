@@ -231,42 +231,14 @@ link_stats consumer_link::stats() const {
 }
 
 void consumer_link::impl::run() {
-  const std::string who = "source of '" + config.queue + "'";
-  std::uint32_t failures = 0;
-  while (!is_closing()) {
-    if (expected<void> opened = connect(); !opened) {
-      link.broken();
-      link.close();
-      ++failures;
-      report(config.connection, connection_event::kind::lost, who,
-             "attempt " + std::to_string(failures) + " failed: " + opened.error().text());
-      if (config.connection.max_reconnect_attempts != 0 && failures >= config.connection.max_reconnect_attempts) {
-        report(config.connection, connection_event::kind::gave_up, who,
-               "after " + std::to_string(failures) + " attempts");
-        break;
-      }
-      wake.wait(-1, reconnect_pause(config.connection, failures));
-      continue;
-    }
-    failures = 0;
-    connects.fetch_add(1, std::memory_order_relaxed);
-    report(config.connection, connection_event::kind::connected, who, {});
-    set_consuming(true);
-    const std::optional<std::string> why = serve();
-    set_consuming(false);
-    if (!why) break;
-    // Lost: what was delivered and not acked on it, RabbitMQ redelivers
-    // (flagged redelivered); its settles still queued are now stale.
-    losses.fetch_add(1, std::memory_order_relaxed);
-    link.broken();
-    link.close();
-    dead_letters_unconfirmed.clear();
-    report(config.connection, connection_event::kind::lost, who, *why);
-    // The first attempt waits the first backoff too: a broker that just
-    // closed the connection is rarely back at once.
-    failures = 0;
-    wake.wait(-1, reconnect_pause(config.connection, 1));
-  }
+  keep_connected(config.connection, "source of '" + config.queue + "'", link, wake, connects, losses,
+                 {.closing = [this] { return is_closing(); },
+                  .connect = [this] { return connect(); },
+                  .serving = [this](bool on) { set_consuming(on); },
+                  .serve = [this] { return serve(); },
+                  // What was delivered and not acked on it, RabbitMQ redelivers
+                  // (flagged redelivered); its settles still queued are now stale.
+                  .lost = [this](const std::string& /*why*/) { dead_letters_unconfirmed.clear(); }});
   link.close();
   std::deque<settle> left;
   {

@@ -162,6 +162,40 @@ std::chrono::milliseconds reconnect_pause(const connection_settings& s, std::uin
   return std::min(pause, s.max_reconnect_backoff);
 }
 
+void keep_connected(const connection_settings& s, const std::string& who, session& link, waker& wake,
+                    std::atomic<std::uint64_t>& connects, std::atomic<std::uint64_t>& losses, const link_steps& steps) {
+  std::uint32_t failures = 0;
+  while (!steps.closing()) {
+    if (expected<void> opened = steps.connect(); !opened) {
+      link.broken();
+      link.close();
+      ++failures;
+      report(s, connection_event::kind::lost, who,
+             "attempt " + std::to_string(failures) + " failed: " + opened.error().text());
+      if (s.max_reconnect_attempts != 0 && failures >= s.max_reconnect_attempts) {
+        report(s, connection_event::kind::gave_up, who, "after " + std::to_string(failures) + " attempts");
+        return;
+      }
+      wake.wait(-1, reconnect_pause(s, failures));
+      continue;
+    }
+    failures = 0;
+    // Relaxed: counters, read for stats only.
+    connects.fetch_add(1, std::memory_order_relaxed);
+    report(s, connection_event::kind::connected, who, {});
+    steps.serving(true);
+    const std::optional<std::string> why = steps.serve();
+    steps.serving(false);
+    if (!why) return;
+    losses.fetch_add(1, std::memory_order_relaxed);
+    link.broken();
+    link.close();
+    steps.lost(*why);
+    report(s, connection_event::kind::lost, who, *why);
+    wake.wait(-1, reconnect_pause(s, 1));
+  }
+}
+
 void report(const connection_settings& s, connection_event::kind what, const std::string& who,
             const std::string& text) {
   const char* verb = what == connection_event::kind::connected ? "connected"

@@ -10,8 +10,11 @@
 #include <amqp.h>
 #include <amqp_framing.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -91,5 +94,24 @@ std::chrono::milliseconds reconnect_pause(const connection_settings& s, std::uin
 
 // A line on stderr and the settings' on_event.
 void report(const connection_settings& s, connection_event::kind what, const std::string& who, const std::string& text);
+
+// What the source's and the sink's link threads do differently; keep_connected
+// does the rest.
+struct link_steps {
+  std::function<bool()> closing;
+  std::function<expected<void>()> connect;
+  std::function<void(bool)> serving;                  // true before serve(), false after it
+  std::function<std::optional<std::string>()> serve;  // why the connection was lost; nullopt: closing
+  std::function<void(const std::string&)> lost;       // after the lost connection is closed, before the report
+};
+
+// The link thread's loop, the same for the source and the sink: connect, then
+// serve until the connection is lost or the link closes, counting and
+// reporting each step. A failed attempt waits reconnect_pause(failures) and,
+// past max_reconnect_attempts (if set), gives up; after a lost connection the
+// first attempt waits the first backoff too (a broker that just closed the
+// connection is rarely back at once). Returns when closing or given up.
+void keep_connected(const connection_settings& s, const std::string& who, session& link, waker& wake,
+                    std::atomic<std::uint64_t>& connects, std::atomic<std::uint64_t>& losses, const link_steps& steps);
 
 }  // namespace troupe::bridge::amqp::detail_session

@@ -132,40 +132,14 @@ link_stats publisher::stats() const {
 }
 
 void publisher::impl::run() {
-  const std::string who = "sink to '" + (config.exchange.empty() ? config.routing_key : config.exchange) + "'";
-  std::uint32_t failures = 0;
-  while (!is_closing()) {
-    if (expected<void> opened = connect(); !opened) {
-      link.broken();
-      link.close();
-      ++failures;
-      report(config.connection, connection_event::kind::lost, who,
-             "attempt " + std::to_string(failures) + " failed: " + opened.error().text());
-      if (config.connection.max_reconnect_attempts != 0 && failures >= config.connection.max_reconnect_attempts) {
-        report(config.connection, connection_event::kind::gave_up, who,
-               "after " + std::to_string(failures) + " attempts");
-        break;
-      }
-      wake.wait(-1, reconnect_pause(config.connection, failures));
-      continue;
-    }
-    failures = 0;
-    connects.fetch_add(1, std::memory_order_relaxed);
-    report(config.connection, connection_event::kind::connected, who, {});
-    set_connected(true);
-    const std::optional<std::string> why = serve();
-    set_connected(false);
-    if (!why) break;
-    losses.fetch_add(1, std::memory_order_relaxed);
-    link.broken();
-    link.close();
-    fail_unconfirmed(*why);
-    report(config.connection, connection_event::kind::lost, who, *why);
-    // The first attempt waits the first backoff too: a broker that just
-    // closed the connection is rarely back at once.
-    failures = 0;
-    wake.wait(-1, reconnect_pause(config.connection, 1));
-  }
+  keep_connected(config.connection,
+                 "sink to '" + (config.exchange.empty() ? config.routing_key : config.exchange) + "'", link, wake,
+                 connects, losses,
+                 {.closing = [this] { return is_closing(); },
+                  .connect = [this] { return connect(); },
+                  .serving = [this](bool on) { set_connected(on); },
+                  .serve = [this] { return serve(); },
+                  .lost = [this](const std::string& why) { fail_unconfirmed(why); }});
   fail_unconfirmed("the sink closed");
   link.close();
   std::deque<job> left;
