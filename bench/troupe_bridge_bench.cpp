@@ -2,7 +2,7 @@
 // broker's own client in a tight loop, in the same run:
 //   bridge_stomp_consume (msgs/s): a queue of ActiveMQ (a private broker this
 //     program starts: tests/support/activemq_server.hpp) consumed through
-//     troupe's stomp_source into an actor that acknowledges by returning
+//     troupe's stomp::source into an actor that acknowledges by returning
 //     (broker -> session thread -> actor -> ACK), vs, with --baseline, a raw
 //     STOMP consumer on a blocking socket that ACKs each MESSAGE as it reads
 //     it — the same codec, the same prefetch, no actor.
@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "bridge/source_control.hpp"
 #include "runtime/countdown.hpp"
 #include "support/activemq_server.hpp"
 
@@ -137,17 +138,20 @@ struct counter : troupe::actor<troupe::protocol<bridge::received<std::string>>> 
 double consume_troupe(troupe::system& sys, std::uint16_t port, const std::string& queue, std::int64_t n) {
   troupe_test::countdown done(static_cast<std::size_t>(n));
   auto actor = sys.spawn<counter>(&done);
-  bridge::stomp_endpoint e;
+  bridge::stomp::endpoint e;
   e.port = std::to_string(port);
   bridge::source_settings s;
   s.max_in_flight = prefetch;
   bench::stopwatch sw;
-  bridge::stomp_source<std::string> source(sys, actor, e,
-                                           {.destination = queue, .dead_letter_destination = {}, .source = s});
+  auto source = sys.spawn<bridge::stomp::source<std::string>>(bridge::stomp::source_config{e, queue, {}, s}, actor);
   bench::require(done.wait_for(120s), "the troupe source did not get every message");
   const double rate = static_cast<double>(n) / sw.seconds();
-  bench::require(source.drain(30s), "the last acknowledgements did not settle");
-  bench::require(source.stats().acknowledged == static_cast<std::uint64_t>(n), "acknowledged != delivered");
+  bench::require(
+      troupe::test_support::stats_reach(
+          source, [n](const bridge::source_stats& st) { return st.acknowledged == static_cast<std::uint64_t>(n); },
+          30s),
+      "the last acknowledgements did not settle");
+  bench::require(troupe::test_support::stop_source(sys, source, 30s).has_value(), "the source did not stop");
   return rate;
 }
 

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "bridge/rabbitmq_broker.hpp"
+#include "bridge/source_control.hpp"
 #include "troupe/bridge/amqp.hpp"
 #include "troupe/runtime/supervisor.hpp"
 #include "troupe/runtime/system.hpp"
@@ -40,6 +41,17 @@ using namespace std::chrono_literals;
 namespace bridge = troupe::bridge;
 namespace amqp = troupe::bridge::amqp;
 using troupe::test_support::rabbitmq_broker;
+using troupe::test_support::stats_reach;
+using troupe::test_support::stop_source;
+
+// Stops a source gracefully (it drains) and says whether it stopped in time.
+bool drained(troupe::system& sys, const troupe::ref<bridge::source_protocol>& source) {
+  auto ending = stop_source(sys, source, 30s);
+  return ending && ending->reason.what() == troupe::exit_reason::kind::shutdown;
+}
+bridge::source_stats stats_of(const troupe::ref<bridge::source_protocol>& source) {
+  return source.ask(bridge::stats_query{}, 5s).get();
+}
 
 struct order {
   std::string id;
@@ -171,7 +183,6 @@ class recorder {
     {
       std::lock_guard lock(mutex_);
       all_.push_back({m.body.n, m.from.delivery_count});
-      if (probe_) max_in_flight_ = std::max(max_in_flight_, probe_());
     }
     changed_.notify_all();
   }
@@ -206,22 +217,12 @@ class recorder {
     std::unique_lock lock(mutex_);
     (void)changed_.wait_for(lock, 30s, [&] { return all_.size() < block_after_; });
   }
-  void set_probe(std::function<std::size_t()> probe) {
-    std::lock_guard lock(mutex_);
-    probe_ = std::move(probe);
-  }
-  std::size_t max_in_flight() {
-    std::lock_guard lock(mutex_);
-    return max_in_flight_;
-  }
 
  private:
   std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<seen> all_;
   std::size_t block_after_ = std::numeric_limits<std::size_t>::max();
-  std::function<std::size_t()> probe_;
-  std::size_t max_in_flight_ = 0;
 };
 
 using order_protocol = troupe::protocol<bridge::received<order>>;
@@ -298,8 +299,10 @@ TEST(amqp_bridge, publishes_n_with_confirms_and_consumes_each_exactly_once_acked
   in.exchange = exchange;
   in.binding_keys = {"eu"};
   in.flow.max_in_flight = 32;
-  amqp::source<order> source(sys, target, in);
-  ASSERT_TRUE(source.wait_consuming(20s));  // the exchange, queue and binding exist now
+  auto source = sys.spawn<amqp::source<order>>(in, target);
+  // The exchange, queue and binding exist now.
+  ASSERT_TRUE(stats_reach(
+      source, [](const bridge::source_stats& s) { return s.link.connected; }, 20s));
 
   constexpr std::int64_t n = 500;
   amqp::sink_config out;
@@ -309,16 +312,18 @@ TEST(amqp_bridge, publishes_n_with_confirms_and_consumes_each_exactly_once_acked
   produce(sys, out, n);
 
   ASSERT_TRUE(seen->wait_for(n)) << "handled " << seen->size() << " of " << n;
-  EXPECT_TRUE(source.drain(20s));
+  // Every basic.ack written (the completion settles just after the handler returns).
+  EXPECT_TRUE(stats_reach(
+      source, [](const bridge::source_stats& s) { return s.link.settles_sent == static_cast<std::uint64_t>(n); }, 20s));
+  const bridge::source_stats stats = stats_of(source);
+  EXPECT_TRUE(drained(sys, source));
   const auto all = seen->all();
   EXPECT_EQ(all.size(), static_cast<std::size_t>(n));
   EXPECT_EQ(distinct(all).size(), static_cast<std::size_t>(n));
   for (const auto& s : all) EXPECT_EQ(s.delivery_count, 1u);
-  const bridge::source_stats stats = source.stats();
   EXPECT_EQ(stats.delivered, static_cast<std::uint64_t>(n));
   EXPECT_EQ(stats.acknowledged, static_cast<std::uint64_t>(n));
   EXPECT_EQ(stats.dead_lettered, 0u);
-  EXPECT_EQ(source.connection_stats().acks_sent, static_cast<std::uint64_t>(n));
   client check;
   EXPECT_EQ(check.ready(queue), 0u);  // acked: none came back after the drain closed the connection
 }
@@ -343,22 +348,23 @@ TEST(amqp_bridge, prefetch_is_the_in_flight_bound_for_a_slow_actor) {
   in.connection = settings();
   in.queue = queue;
   in.flow.max_in_flight = 4;
-  amqp::source<order> source(sys, target, in);
-  seen->set_probe([&source] { return source.stats().in_flight; });
+  auto source = sys.spawn<amqp::source<order>>(in, target);
 
   // Four arrive and no more: RabbitMQ holds the rest while four are
   // unacknowledged (the first handler waits at the gate, so none is acked).
   // That state is stable until an ack: the counts below cannot race.
-  ASSERT_TRUE(source.wait_for_deliveries(4, 20s));
+  ASSERT_TRUE(stats_reach(
+      source, [](const bridge::source_stats& s) { return s.delivered >= 4; }, 20s));
   EXPECT_EQ(check.ready(queue), static_cast<std::uint32_t>(n - 4));
-  EXPECT_EQ(source.stats().delivered, 4u);
-  EXPECT_EQ(source.stats().in_flight, 4u);
+  const bridge::source_stats held = stats_of(source);
+  EXPECT_EQ(held.delivered, 4u);
+  EXPECT_EQ(held.in_flight, 4u);
 
   seen->open_gate();
   ASSERT_TRUE(seen->wait_for(n)) << "handled " << seen->size() << " of " << n;
-  EXPECT_TRUE(source.drain(20s));
-  EXPECT_LE(seen->max_in_flight(), 4u);
-  EXPECT_GE(seen->max_in_flight(), 1u);
+  EXPECT_TRUE(stats_reach(
+      source, [](const bridge::source_stats& s) { return s.link.settles_sent == static_cast<std::uint64_t>(n); }, 20s));
+  EXPECT_TRUE(drained(sys, source));
   EXPECT_EQ(distinct(seen->all()).size(), static_cast<std::size_t>(n));
   EXPECT_EQ(check.ready(queue), 0u);
 }
@@ -390,17 +396,18 @@ TEST(amqp_bridge, a_handler_that_throws_is_retried_then_dead_lettered_with_the_r
   in.flow.max_in_flight = 8;
   in.flow.max_deliveries = 3;
   in.flow.retry_backoff = 10ms;
-  amqp::source<order> source(sys, target, in);
+  auto source = sys.spawn<amqp::source<order>>(in, target);
   // 27 handled once, 3 tried 3 times each.
   ASSERT_TRUE(seen->wait_for(27 + 3 * 3)) << "handled " << seen->size();
-  // The drain waits for the third failures' dead letters too; closing waits
-  // for their confirms, then acks the originals.
-  EXPECT_TRUE(source.drain(20s));
-  const bridge::source_stats stats = source.stats();
+  // The dead letters confirmed by the broker, then the originals acked.
+  ASSERT_TRUE(stats_reach(
+      source, [](const bridge::source_stats& s) { return s.link.dead_letters == 3 && s.link.settles_sent == 27 + 3; },
+      20s));
+  const bridge::source_stats stats = stats_of(source);
+  EXPECT_TRUE(drained(sys, source));
   EXPECT_EQ(stats.dead_lettered, 3u);
   EXPECT_EQ(stats.retried, 6u);
   EXPECT_EQ(stats.acknowledged, 27u);
-  EXPECT_EQ(source.connection_stats().dead_letters, 3u);
   EXPECT_EQ(check.ready(queue), 0u);
 
   std::map<std::int64_t, std::vector<std::uint32_t>> tries;
@@ -434,12 +441,16 @@ TEST(amqp_bridge, a_message_that_does_not_decode_goes_to_the_dead_letter_queue_a
   amqp::source_config in;
   in.connection = settings();
   in.queue = queue;
-  amqp::source<order> source(sys, target, in);
+  auto source = sys.spawn<amqp::source<order>>(in, target);
   ASSERT_TRUE(seen->wait_for(2));
-  EXPECT_TRUE(source.drain(20s));
-  EXPECT_EQ(source.stats().decode_errors, 2u);
-  EXPECT_EQ(source.stats().dead_lettered, 2u);
-  EXPECT_EQ(source.connection_stats().dead_letters, 2u);  // confirmed, then the originals acked
+  // Confirmed, then the originals acked.
+  ASSERT_TRUE(stats_reach(
+      source, [](const bridge::source_stats& s) { return s.link.dead_letters == 2 && s.link.settles_sent == 2 + 2; },
+      20s));
+  const bridge::source_stats stats = stats_of(source);
+  EXPECT_TRUE(drained(sys, source));
+  EXPECT_EQ(stats.decode_errors, 2u);
+  EXPECT_EQ(stats.dead_lettered, 2u);
   EXPECT_EQ(check.ready(queue), 0u);
   const auto dead = check.take_all(queue + ".dead");
   ASSERT_EQ(dead.size(), 2u);
@@ -468,22 +479,26 @@ TEST(amqp_bridge, a_source_destroyed_mid_stream_loses_nothing_and_its_unacked_co
   auto first_seen = std::make_shared<recorder>();
   auto first_target = sys.spawn<counting_actor>(first_seen);
   first_seen->block_after(50);  // the 51st handler waits: what is in flight stays in flight
-  auto first = std::make_unique<amqp::source<order>>(sys, first_target, in);
+  auto first = sys.spawn<amqp::source<order>>(in, first_target);
   ASSERT_TRUE(first_seen->wait_for(50));
-  ASSERT_TRUE(first->wait_for_deliveries(51, 20s));
-  first->close();  // no drain: as if the consuming process died
-  const amqp::link_stats first_link = first->connection_stats();
-  const bridge::source_stats first_stats = first->stats();
-  first.reset();
+  ASSERT_TRUE(stats_reach(
+      first, [](const bridge::source_stats& s) { return s.delivered >= 51 && s.link.settles_sent == 50; }, 20s));
+  // Killed: no drain, the connection closed with what is in flight unacked.
+  auto killed = stop_source(sys, first, 30s, troupe::exit_reason::killed());
+  ASSERT_TRUE(killed);
+  const bridge::source_stats first_stats = killed->last;
   first_seen->open_gate();
 
-  ASSERT_GT(first_stats.delivered, first_link.acks_sent) << "some were in flight when it went away";
+  ASSERT_GT(first_stats.delivered, first_stats.link.settles_sent) << "some were in flight when it went away";
   auto second_seen = std::make_shared<recorder>();
   auto second_target = sys.spawn<counting_actor>(second_seen);
-  amqp::source<order> second(sys, second_target, in);
-  const std::size_t left = n - first_link.acks_sent;
+  auto second = sys.spawn<amqp::source<order>>(in, second_target);
+  const std::size_t left = n - first_stats.link.settles_sent;
   ASSERT_TRUE(second_seen->wait_for(left)) << "handled " << second_seen->size() << " of " << left;
-  EXPECT_TRUE(second.drain(20s));
+  ASSERT_TRUE(stats_reach(
+      second, [left](const bridge::source_stats& s) { return s.link.settles_sent == left; }, 20s));
+  const bridge::source_stats second_stats = stats_of(second);
+  EXPECT_TRUE(drained(sys, second));
   EXPECT_EQ(check.ready(queue), 0u);
   // Nothing acknowledged is lost and nothing is lost: what the first acked and
   // what the second handled are all n, and the second handled each once.
@@ -492,8 +507,8 @@ TEST(amqp_bridge, a_source_destroyed_mid_stream_loses_nothing_and_its_unacked_co
   EXPECT_EQ(distinct(again).size(), left);
   std::size_t redelivered = 0;
   for (const auto& s : again) redelivered += s.delivery_count == 2 ? 1 : 0;
-  EXPECT_EQ(second.stats().redelivered, redelivered);
-  EXPECT_GE(redelivered, first_stats.delivered - first_link.acks_sent);
+  EXPECT_EQ(second_stats.redelivered, redelivered);
+  EXPECT_GE(redelivered, first_stats.delivered - first_stats.link.settles_sent);
 }
 
 TEST(amqp_bridge, a_broker_restarted_under_load_is_reconnected_and_the_count_is_exact) {
@@ -518,9 +533,10 @@ TEST(amqp_bridge, a_broker_restarted_under_load_is_reconnected_and_the_count_is_
   in.queue = queue;
   in.flow.max_in_flight = 16;
   seen->block_after(60);  // messages in flight while the broker goes away
-  amqp::source<order> source(sys, target, in);
+  auto source = sys.spawn<amqp::source<order>>(in, target);
   ASSERT_TRUE(seen->wait_for(60));
-  ASSERT_TRUE(source.wait_for_deliveries(61, 20s));
+  ASSERT_TRUE(stats_reach(
+      source, [](const bridge::source_stats& s) { return s.delivered >= 61; }, 20s));
   const troupe::test_support::command_result stopped = the_broker->ctl({"stop_app"});
   ASSERT_TRUE(stopped.succeeded()) << stopped.err;
   seen->open_gate();  // their acks go nowhere: the connection is gone
@@ -534,7 +550,15 @@ TEST(amqp_bridge, a_broker_restarted_under_load_is_reconnected_and_the_count_is_
     (void)seen->wait_for(seen->size() + 1, 1s);
   }
   ASSERT_EQ(distinct(seen->all()).size(), static_cast<std::size_t>(n));
-  EXPECT_TRUE(source.drain(20s));
+  // Every handled one settled: acked on its connection, or stale (lost with it).
+  ASSERT_TRUE(stats_reach(
+      source,
+      [&seen](const bridge::source_stats& s) {
+        return s.in_flight == 0 && s.link.settles_sent + s.link.stale_settles == seen->size();
+      },
+      20s));
+  const bridge::source_stats stats = stats_of(source);
+  EXPECT_TRUE(drained(sys, source));
   client check;
   EXPECT_EQ(check.ready(queue), 0u);
   const auto all = seen->all();
@@ -547,10 +571,9 @@ TEST(amqp_bridge, a_broker_restarted_under_load_is_reconnected_and_the_count_is_
       EXPECT_GE(std::count(counts.begin(), counts.end(), 2u), 1) << order_n;
     }
   }
-  const bridge::source_stats stats = source.stats();
-  const amqp::link_stats link = source.connection_stats();
+  const bridge::link_stats& link = stats.link;
   EXPECT_EQ(stats.acknowledged, all.size());
-  EXPECT_EQ(stats.acknowledged, link.acks_sent + link.stale_settles);
+  EXPECT_EQ(stats.acknowledged, link.settles_sent + link.stale_settles);
   EXPECT_EQ(stats.dead_lettered, 0u);
   EXPECT_GE(link.connection_losses, 1u);
   EXPECT_GE(link.connects, 2u);
@@ -668,7 +691,9 @@ TEST(amqp_bridge, a_peer_that_sends_garbage_or_stalls_is_a_failed_connection_nev
     in.connection.max_reconnect_attempts = 3;
     in.connection.on_event = [events](const amqp::connection_event& e) { events->add(e); };
     in.queue = "unused";
-    amqp::source<order> source(sys, sys.spawn<counting_actor>(seen), in);
+    auto source = sys.spawn<amqp::source<order>>(in, sys.spawn<counting_actor>(seen));
+    auto ending = std::make_shared<troupe::test_support::detail::exit_latch>();
+    (void)sys.spawn<troupe::test_support::detail::exit_watcher>(troupe::actor_addr(source), ending);
     ASSERT_TRUE(events->wait_for_gave_up(20s)) << "peer replying " << reply.size() << " bytes";
     const auto all = events->all();
     ASSERT_EQ(all.size(), 4u);  // three failed attempts, then giving up
@@ -676,9 +701,13 @@ TEST(amqp_bridge, a_peer_that_sends_garbage_or_stalls_is_a_failed_connection_nev
       EXPECT_EQ(all[i].what, amqp::connection_event::kind::lost);
       EXPECT_NE(all[i].text.find("attempt " + std::to_string(i + 1) + " failed"), std::string::npos) << all[i].text;
     }
-    EXPECT_FALSE(source.wait_consuming(0ms));
-    EXPECT_EQ(source.stats().delivered, 0u);
-    EXPECT_EQ(source.connection_stats().connects, 0u);
+    // Giving up stops the source with an error, for its supervisor.
+    std::unique_lock lock(ending->mutex);
+    ASSERT_TRUE(ending->changed.wait_for(lock, 20s, [&] { return ending->reason.has_value(); }));
+    EXPECT_EQ(ending->reason->what(), troupe::exit_reason::kind::error);
+    EXPECT_NE(ending->reason->to_string().find("gave up reconnecting"), std::string::npos)
+        << ending->reason->to_string();
+    EXPECT_EQ(seen->size(), 0u);
   }
 }
 

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "bridge/source_control.hpp"
 #include "support/watchdog.hpp"
 #include "troupe/runtime/supervisor.hpp"
 #include "troupe/runtime/system.hpp"
@@ -30,6 +31,7 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace kafka = troupe::bridge::kafka;
+namespace bridge = troupe::bridge;
 using troupe::bridge::publish;
 using troupe::bridge::published;
 using troupe::bridge::received;
@@ -78,8 +80,8 @@ kafka::config_list quick_group() {
           {"fetch.error.backoff.ms", "20"}};
 }
 
-kafka::consumer_settings consumer_for(const mock_cluster& mock, const std::string& group, const std::string& topic) {
-  kafka::consumer_settings s;
+kafka::source_config consumer_for(const mock_cluster& mock, const std::string& group, const std::string& topic) {
+  kafka::source_config s;
   s.brokers = mock.bootstraps();
   s.group = group;
   s.topics = {topic};
@@ -270,28 +272,8 @@ struct watcher : troupe::actor<watcher_protocol> {
   std::shared_ptr<event_log> log;
 };
 
-// For state nothing signals (the source's counters, settled in the ask's
-// completion just after the handler returns; the group's offsets on the
-// broker): re-read until `done` or the deadline.
-bool eventually(const std::function<bool()>& done, std::chrono::nanoseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(5ms);  // a re-read interval, not a guess at when the event happens
-  }
-  return false;
-}
-
-bool stats_reach(const troupe::ref<kafka::source_protocol>& source,
-                 const std::function<bool(const troupe::bridge::source_stats&)>& done,
-                 std::chrono::nanoseconds timeout) {
-  return eventually(
-      [&] {
-        auto s = source.ask(kafka::stats_query{}, 5s).try_get();
-        return s && done(*s);
-      },
-      timeout);
-}
+using troupe::test_support::eventually;
+using troupe::test_support::stats_reach;
 
 // Publishes orders [from, to) through `sink`, keyed by id % 8; returns where each landed.
 std::vector<published> publish_orders(const troupe::ref<troupe::protocol<publish<order>>>& sink, std::int64_t from,
@@ -310,8 +292,8 @@ std::vector<published> publish_orders(const troupe::ref<troupe::protocol<publish
   return out;
 }
 
-kafka::producer_settings producer_for(const mock_cluster& mock, const std::string& topic) {
-  kafka::producer_settings s;
+kafka::sink_config producer_for(const mock_cluster& mock, const std::string& topic) {
+  kafka::sink_config s;
   s.brokers = mock.bootstraps();
   s.topic = topic;
   return s;
@@ -342,7 +324,7 @@ TEST(kafka_bridge, a_sink_publishes_and_a_source_consumes_each_message_once_in_p
     ASSERT_TRUE(seen->wait([](const tally& t) { return t.handled.size() == n; }, 30s));
     ASSERT_TRUE(stats_reach(
         source, [](const auto& s) { return s.acknowledged == n; }, 10s));
-    const auto stats = source.ask(kafka::stats_query{}, 5s).get();
+    const auto stats = source.ask(bridge::stats_query{}, 5s).get();
     EXPECT_EQ(stats.delivered, static_cast<std::uint64_t>(n));
     EXPECT_EQ(stats.retried, 0U);
     EXPECT_EQ(stats.dead_lettered, 0U);
@@ -374,7 +356,7 @@ TEST(kafka_bridge, a_handler_that_throws_is_retried_then_its_message_is_dead_let
 
     auto out = sys.spawn<kafka::sink<order>>(producer_for(mock, "orders"));
     ASSERT_EQ(publish_orders(out, 0, n).size(), static_cast<std::size_t>(n));
-    kafka::consumer_settings in = consumer_for(mock, "g2", "orders");
+    kafka::source_config in = consumer_for(mock, "g2", "orders");
     in.dead_letter_topic = "orders.dlq";
     in.flow.max_deliveries = 3;
     auto source = sys.spawn<kafka::source<order>>(in, target);
@@ -382,7 +364,7 @@ TEST(kafka_bridge, a_handler_that_throws_is_retried_then_its_message_is_dead_let
     ASSERT_TRUE(stats_reach(
         source, [](const auto& s) { return s.acknowledged == n - 1 && s.dead_lettered == 1 && s.in_flight == 0; },
         10s));
-    const auto stats = source.ask(kafka::stats_query{}, 5s).get();
+    const auto stats = source.ask(bridge::stats_query{}, 5s).get();
     EXPECT_EQ(stats.retried, 5U * 2 + 2) << "5 multiples of 10 retried twice, and 7 twice before giving up";
     EXPECT_EQ(stats.decode_errors, 0U);
   }
@@ -419,13 +401,13 @@ TEST(kafka_bridge, a_message_that_does_not_decode_goes_to_the_dead_letter_topic_
     ASSERT_TRUE(out.ask(publish<order>{{3, "fine"}, {}}, 20s).try_get());
 
     auto target = sys.spawn<shop>(seen);
-    kafka::consumer_settings in = consumer_for(mock, "g3", "orders");
+    kafka::source_config in = consumer_for(mock, "g3", "orders");
     in.dead_letter_topic = "orders.dlq";
     auto source = sys.spawn<kafka::source<order>>(in, target);
     ASSERT_TRUE(seen->wait([](const tally& t) { return t.handled.size() == 2; }, 30s));
     ASSERT_TRUE(stats_reach(
         source, [](const auto& s) { return s.dead_lettered == 2 && s.in_flight == 0; }, 10s));
-    const auto stats = source.ask(kafka::stats_query{}, 5s).get();
+    const auto stats = source.ask(bridge::stats_query{}, 5s).get();
     EXPECT_EQ(stats.decode_errors, 2U);
     EXPECT_EQ(stats.acknowledged, 2U);
     EXPECT_EQ(stats.retried, 0U) << "a message that does not decode is not retried";
@@ -486,7 +468,7 @@ TEST(kafka_bridge, the_in_flight_bound_is_never_exceeded_however_slow_the_handle
   auto out = sys.spawn<kafka::sink<order>>(producer_for(mock, "orders"));
   ASSERT_EQ(publish_orders(out, 0, n).size(), n);
   auto target = sys.spawn<holder>(state);
-  kafka::consumer_settings in = consumer_for(mock, "g4", "orders");
+  kafka::source_config in = consumer_for(mock, "g4", "orders");
   in.flow.max_in_flight = bound;
   auto source = sys.spawn<kafka::source<order>>(in, target);
   std::size_t rounds = 0;
@@ -501,7 +483,7 @@ TEST(kafka_bridge, the_in_flight_bound_is_never_exceeded_however_slow_the_handle
       released = state->released;
     }
     if (released == n) break;
-    auto stats = source.ask(kafka::stats_query{}, 5s).get();
+    auto stats = source.ask(bridge::stats_query{}, 5s).get();
     EXPECT_LE(stats.in_flight, bound);
     ++rounds;
     ASSERT_FALSE(target.tell(release_all{}));
@@ -605,7 +587,7 @@ TEST(kafka_bridge, a_consumer_killed_mid_stream_loses_nothing_acknowledged_and_i
   {
     troupe::system sys;
     auto target = sys.spawn<stalling_shop>(first, acknowledged_by_first);
-    kafka::consumer_settings in = consumer_for(mock, "g5", "orders");
+    kafka::source_config in = consumer_for(mock, "g5", "orders");
     in.commit_interval = 20ms;
     auto source = sys.spawn<kafka::source<order>>(in, target);
     // The first consumer acknowledged its share, holds a full window, and
@@ -675,7 +657,7 @@ TEST(kafka_bridge, a_broker_down_under_load_leaves_the_count_exact_once_it_is_ba
   std::set<std::pair<std::int32_t, std::int64_t>> places;
   {
     troupe::system sys;
-    kafka::producer_settings p = producer_for(mock, "orders");
+    kafka::sink_config p = producer_for(mock, "orders");
     p.config = {{"enable.idempotence", "true"}};  // the sink's retries during the outage write each message once
     auto out = sys.spawn<kafka::sink<order>>(p);
     for (const published& at : publish_orders(out, 0, n / 2)) places.emplace(at.partition, at.offset);

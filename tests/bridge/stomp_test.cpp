@@ -20,6 +20,7 @@
 #include <troupe/troupe.hpp>
 #include <vector>
 
+#include "bridge/source_control.hpp"
 #include "runtime/countdown.hpp"
 #include "support/activemq_server.hpp"
 #include "support/watchdog.hpp"
@@ -36,6 +37,12 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace bridge = troupe::bridge;
+namespace stomp = troupe::bridge::stomp;
+using troupe::test_support::stop_source;
+
+bridge::source_stats stats_of(const troupe::ref<bridge::source_protocol>& source) {
+  return source.ask(bridge::stats_query{}, std::chrono::seconds(5)).get();
+}
 using shop::order;
 using troupe::test_support::activemq_server;
 
@@ -119,8 +126,8 @@ std::string unique_queue(const std::string& name) {
          std::to_string(next.fetch_add(1, std::memory_order_relaxed));
 }
 
-bridge::stomp_endpoint endpoint_of(const activemq_server& broker) {
-  bridge::stomp_endpoint e;
+stomp::endpoint endpoint_of(const activemq_server& broker) {
+  stomp::endpoint e;
   e.port = std::to_string(broker.stomp_port());
   e.heart_beat = 1000ms;
   e.reconnect_backoff = 50ms;
@@ -129,9 +136,9 @@ bridge::stomp_endpoint endpoint_of(const activemq_server& broker) {
 }
 
 // Publishes orders [first, first + n) through a sink, each confirmed by the broker.
-void publish_orders(troupe::system& sys, const bridge::stomp_endpoint& e, const std::string& queue, std::int64_t first,
+void publish_orders(troupe::system& sys, const stomp::endpoint& e, const std::string& queue, std::int64_t first,
                     std::int64_t n) {
-  auto sink = bridge::spawn_stomp_sink<order>(sys, e, queue);
+  auto sink = sys.spawn<stomp::sink<order>>(stomp::sink_config{e, queue});
   std::vector<troupe::response<bridge::published>> confirms;
   confirms.reserve(static_cast<std::size_t>(n));
   for (std::int64_t i = first; i < first + n; ++i) {
@@ -161,13 +168,16 @@ TEST_F(stomp_bridge, every_published_order_is_handled_once_and_acknowledged) {
   troupe_test::countdown done(n);
   auto actor = sys.spawn<consumer>(&log, &done, std::set<std::int64_t>{}, std::set<std::int64_t>{});
   {
-    bridge::stomp_source<order> source(sys, actor, e,
-                                       {.destination = queue, .dead_letter_destination = {}, .source = {}});
+    auto source = sys.spawn<stomp::source<order>>(stomp::source_config{e, queue, {}, {}}, actor);
     ASSERT_TRUE(done.wait_for(60s)) << done.left() << " orders never arrived";
-    const bridge::source_stats st = source.stats();
+    const bridge::source_stats st = stats_of(source);
     EXPECT_EQ(st.delivered, static_cast<std::uint64_t>(n));
     EXPECT_EQ(st.dead_lettered, 0u);
-  }  // drained: every acknowledgement has gone out
+    // A graceful stop drains: every acknowledgement has gone out.
+    auto ending = stop_source(sys, source, 60s);
+    ASSERT_TRUE(ending);
+    EXPECT_EQ(ending->reason.what(), troupe::exit_reason::kind::shutdown);
+  }
   EXPECT_EQ(log.count(), static_cast<std::size_t>(n)) << "an order was handled twice";
   EXPECT_EQ(log.distinct().size(), static_cast<std::size_t>(n));
   // Nothing is left on the queue: the next consumer's first message is a marker sent now.
@@ -175,8 +185,7 @@ TEST_F(stomp_bridge, every_published_order_is_handled_once_and_acknowledged) {
   journal after;
   troupe_test::countdown marker(1);
   auto second = sys.spawn<consumer>(&after, &marker, std::set<std::int64_t>{}, std::set<std::int64_t>{});
-  bridge::stomp_source<order> again(sys, second, e,
-                                    {.destination = queue, .dead_letter_destination = {}, .source = {}});
+  auto again = sys.spawn<stomp::source<order>>(stomp::source_config{e, queue, {}, {}}, second);
   ASSERT_TRUE(marker.wait_for(60s));
   EXPECT_EQ(after.distinct(), std::set<std::int64_t>{1000}) << "an acknowledged order came back";
 }
@@ -206,10 +215,8 @@ TEST_F(stomp_bridge, a_failing_handler_is_retried_then_its_message_is_dead_lette
   bridge::source_settings settings;
   settings.max_deliveries = 3;
   settings.retry_backoff = 10ms;
-  bridge::stomp_source<order> source(sys, actor, e,
-                                     {.destination = queue, .dead_letter_destination = {}, .source = settings});
-  bridge::stomp_source<std::string> dlq(sys, reader, e,
-                                        {.destination = queue + ".DLQ", .dead_letter_destination = {}, .source = {}});
+  auto source = sys.spawn<stomp::source<order>>(stomp::source_config{e, queue, {}, settings}, actor);
+  auto dlq = sys.spawn<stomp::source<std::string>>(stomp::source_config{e, queue + ".DLQ", {}, {}}, reader);
   ASSERT_TRUE(done.wait_for(60s)) << done.left() << " orders not handled";
   ASSERT_TRUE(dead_done.wait_for(60s)) << "the dead letters did not arrive";
   {
@@ -226,7 +233,7 @@ TEST_F(stomp_bridge, a_failing_handler_is_retried_then_its_message_is_dead_lette
     EXPECT_NE(reason.find("failed 3 times"), std::string::npos) << reason;
     EXPECT_NE(reason.find("refused"), std::string::npos) << "the handler's exception: " << reason;
   }
-  const bridge::source_stats st = source.stats();
+  const bridge::source_stats st = stats_of(source);
   EXPECT_EQ(st.dead_lettered, 2u);
   EXPECT_EQ(st.retried, 2u + 2u + 2u);  // order 5: 2 retries; orders 3 and 7: 2 each
 }
@@ -238,7 +245,7 @@ TEST_F(stomp_bridge, a_message_that_does_not_decode_is_dead_lettered_and_the_sou
   const auto e = endpoint_of(broker);
   const std::string queue = unique_queue("undecodable");
   {
-    auto raw = bridge::spawn_stomp_sink<std::string>(sys, e, queue);
+    auto raw = sys.spawn<stomp::sink<std::string>>(stomp::sink_config{e, queue});
     ASSERT_TRUE(raw.ask(bridge::publish<std::string>{"{not json", {}}, 30s).try_get());
     ASSERT_TRUE(raw.ask(bridge::publish<std::string>{R"({"id":1,"item":"x","extra":2})", {}}, 30s).try_get());
   }
@@ -250,10 +257,8 @@ TEST_F(stomp_bridge, a_message_that_does_not_decode_is_dead_lettered_and_the_sou
   std::mutex dead_mutex;
   troupe_test::countdown dead_done(2);
   auto reader = sys.spawn<dead_letter_reader>(&dead, &dead_mutex, &dead_done);
-  bridge::stomp_source<order> source(sys, actor, e,
-                                     {.destination = queue, .dead_letter_destination = {}, .source = {}});
-  bridge::stomp_source<std::string> dlq(sys, reader, e,
-                                        {.destination = queue + ".DLQ", .dead_letter_destination = {}, .source = {}});
+  auto source = sys.spawn<stomp::source<order>>(stomp::source_config{e, queue, {}, {}}, actor);
+  auto dlq = sys.spawn<stomp::source<std::string>>(stomp::source_config{e, queue + ".DLQ", {}, {}}, reader);
   ASSERT_TRUE(done.wait_for(60s)) << "the good order after the bad ones was not handled";
   ASSERT_TRUE(dead_done.wait_for(60s));
   EXPECT_EQ(log.distinct(), std::set<std::int64_t>{2});
@@ -262,7 +267,7 @@ TEST_F(stomp_bridge, a_message_that_does_not_decode_is_dead_lettered_and_the_sou
   EXPECT_EQ(dead[0].first, "{not json");
   EXPECT_NE(dead[0].second.find("not JSON"), std::string::npos) << dead[0].second;
   EXPECT_NE(dead[1].second.find("wrong shape"), std::string::npos) << dead[1].second;
-  EXPECT_EQ(source.stats().decode_errors, 2u);
+  EXPECT_EQ(stats_of(source).decode_errors, 2u);
 }
 
 // Holds every order's acknowledgement until the test releases them, counting
@@ -301,15 +306,14 @@ TEST_F(stomp_bridge, the_in_flight_bound_is_the_prefetch_and_holds_the_broker_ba
   auto actor = sys.spawn<holder>(&most, &rounds);
   bridge::source_settings settings;
   settings.max_in_flight = 4;
-  bridge::stomp_source<order> source(sys, actor, e,
-                                     {.destination = queue, .dead_letter_destination = {}, .source = settings});
+  auto source = sys.spawn<stomp::source<order>>(stomp::source_config{e, queue, {}, settings}, actor);
   // Five rounds: the broker sends 4 and waits; the actor holds them; the test lets them go.
   for (std::size_t round = 0; round < rounds.size(); ++round) {
     ASSERT_TRUE(rounds[round].wait_for(60s)) << "round " << round << " got " << 4 - rounds[round].left();
-    EXPECT_LE(source.stats().in_flight, 4u) << "round " << round;
+    EXPECT_LE(stats_of(source).in_flight, 4u) << "round " << round;
     ASSERT_FALSE(actor.tell(release_all{}));
   }
-  EXPECT_EQ(source.stats().delivered, 20u);
+  EXPECT_EQ(stats_of(source).delivered, 20u);
   EXPECT_EQ(most, 4u) << "the actor held more (or fewer) than the prefetch at once";
 }
 
@@ -329,19 +333,19 @@ TEST_F(stomp_bridge, a_consumer_gone_mid_stream_loses_nothing_it_acknowledged_an
   settings.max_in_flight = 4;
   settings.drain_timeout = 100ms;
   {
-    bridge::stomp_source<order> source(sys, first, e,
-                                       {.destination = queue, .dead_letter_destination = {}, .source = settings});
+    auto source = sys.spawn<stomp::source<order>>(stomp::source_config{e, queue, {}, settings}, first);
     ASSERT_TRUE(rounds[0].wait_for(60s)) << "the first consumer did not get its four";
-  }  // gone with 4 messages unacknowledged (the drain gives up after 100 ms)
+    // Gone with 4 messages unacknowledged (the drain gives up after 100 ms).
+    ASSERT_TRUE(stop_source(sys, source, 60s));
+  }
   journal log;
   troupe_test::countdown done(n);
   auto second = sys.spawn<consumer>(&log, &done, std::set<std::int64_t>{}, std::set<std::int64_t>{});
-  bridge::stomp_source<order> source(sys, second, e,
-                                     {.destination = queue, .dead_letter_destination = {}, .source = {}});
+  auto source = sys.spawn<stomp::source<order>>(stomp::source_config{e, queue, {}, {}}, second);
   ASSERT_TRUE(done.wait_for(60s)) << done.left() << " orders lost";
   EXPECT_EQ(log.distinct().size(), static_cast<std::size_t>(n));
   EXPECT_GE(log.redelivered, 4u) << "the four held orders come again, marked redelivered";
-  EXPECT_GE(source.stats().redelivered, 4u);
+  EXPECT_GE(stats_of(source).redelivered, 4u);
 }
 
 TEST_F(stomp_bridge, zz_the_broker_killed_and_restarted_under_load_loses_no_order) {
@@ -358,17 +362,16 @@ TEST_F(stomp_bridge, zz_the_broker_killed_and_restarted_under_load_loses_no_orde
   auto actor = sys.spawn<consumer>(&log, &done, std::set<std::int64_t>{}, std::set<std::int64_t>{}, &quarter);
   bridge::source_settings settings;
   settings.max_in_flight = 8;
-  bridge::stomp_source<order> source(sys, actor, e,
-                                     {.destination = queue, .dead_letter_destination = {}, .source = settings});
+  auto source = sys.spawn<stomp::source<order>>(stomp::source_config{e, queue, {}, settings}, actor);
   // Wait for a quarter, then kill -9 the broker and bring it back.
   ASSERT_TRUE(quarter.wait_for(60s));
   broker.kill();
   broker.start();
   ASSERT_TRUE(done.wait_for(120s)) << done.left() << " orders never arrived after the restart; session: "
-                                   << source.session().last_error;
+                                   << stats_of(source).link.last_error;
   EXPECT_EQ(log.distinct().size(), static_cast<std::size_t>(n)) << "an order was lost";
-  EXPECT_GE(source.session().connects, 2u) << "the session reconnected";
-  EXPECT_GE(source.session().connection_losses, 1u);
+  EXPECT_GE(stats_of(source).link.connects, 2u) << "the session reconnected";
+  EXPECT_GE(stats_of(source).link.connection_losses, 1u);
 }
 
 }  // namespace

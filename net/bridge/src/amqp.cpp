@@ -26,6 +26,7 @@
 namespace troupe::bridge::amqp {
 
 using namespace detail_session;
+using bridge::detail::core_port;
 
 namespace {
 
@@ -93,7 +94,7 @@ std::optional<std::int64_t> integer_of(const amqp_field_value_t& v) {
 }  // namespace
 
 struct consumer_link::impl {
-  explicit impl(source_config c) : config(std::move(c)) {
+  impl(source_config c, std::function<void(std::string)> f) : config(std::move(c)), fail(std::move(f)) {
     dead_letter_queue = config.dead_letter_queue.empty() ? config.queue + ".dead" : config.dead_letter_queue;
   }
 
@@ -107,19 +108,19 @@ struct consumer_link::impl {
   };
 
   source_config config;
+  std::function<void(std::string)> fail;  // the source stops with it
   std::string dead_letter_queue;
-  deliver_function deliver;
+  core_port* core = nullptr;  // set by start(), before the thread
   std::thread thread;
   waker wake;
 
   std::mutex mutex;
-  std::condition_variable changed;
-  std::deque<settle> settles;    // guarded by mutex
-  bool closing = false;          // guarded by mutex
-  bool cancel = false;           // guarded by mutex: stop_consuming() was called
-  bool consuming = false;        // guarded by mutex
-  bool thread_done = false;      // guarded by mutex: settles after this are stale
-  std::uint64_t deliveries = 0;  // guarded by mutex (waited for)
+  std::deque<settle> settles;  // guarded by mutex
+  bool closing = false;        // guarded by mutex
+  bool cancel = false;         // guarded by mutex: stop_consuming() was called
+  bool consuming = false;      // guarded by mutex
+  bool thread_done = false;    // guarded by mutex: settles after this are stale
+  std::string last_error;      // guarded by mutex
 
   // Relaxed counters: each is a total on its own, read for stats only.
   std::atomic<std::uint64_t> connects{0}, losses{0}, acks_sent{0}, stale{0}, dead_letters{0};
@@ -142,11 +143,8 @@ struct consumer_link::impl {
   std::optional<std::string> read_available();
   std::optional<std::string> handle_method(const amqp_frame_t& frame);
   void set_consuming(bool on) {
-    {
-      std::lock_guard lock(mutex);
-      consuming = on;
-    }
-    changed.notify_all();
+    std::lock_guard lock(mutex);
+    consuming = on;
   }
   bool is_closing() {
     std::lock_guard lock(mutex);
@@ -154,34 +152,25 @@ struct consumer_link::impl {
   }
 };
 
-consumer_link::consumer_link(source_config config) : impl_(std::make_unique<impl>(std::move(config))) {}
+consumer_link::consumer_link(source_config config, std::function<void(std::string)> fail)
+    : impl_(std::make_unique<impl>(std::move(config), std::move(fail))) {}
 
-consumer_link::~consumer_link() { close(); }
+consumer_link::~consumer_link() { close(false, std::chrono::nanoseconds::zero()); }
 
-void consumer_link::start(deliver_function deliver) {
-  impl_->deliver = std::move(deliver);
+void consumer_link::start(core_port& core) {
+  impl_->core = &core;
   impl_->thread = std::thread([i = impl_.get()] { i->run(); });
 }
 
-bool consumer_link::wait_consuming(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(impl_->mutex);
-  return impl_->changed.wait_for(lock, timeout, [i = impl_.get()] { return i->consuming; });
-}
-
-bool consumer_link::wait_for_deliveries(std::uint64_t count, std::chrono::milliseconds timeout) {
-  std::unique_lock lock(impl_->mutex);
-  return impl_->changed.wait_for(lock, timeout, [&] { return impl_->deliveries >= count; });
-}
-
-void consumer_link::stop_consuming() {
-  {
-    std::lock_guard lock(impl_->mutex);
-    impl_->cancel = true;
+void consumer_link::close(bool graceful, std::chrono::nanoseconds drain_timeout) {
+  if (graceful && impl_->core != nullptr) {
+    {
+      std::lock_guard lock(impl_->mutex);
+      impl_->cancel = true;  // basic.cancel: no new deliveries
+    }
+    impl_->wake.wake();
+    (void)impl_->core->drain(drain_timeout);
   }
-  impl_->wake.wake();
-}
-
-void consumer_link::close() {
   {
     std::lock_guard lock(impl_->mutex);
     impl_->closing = true;
@@ -216,17 +205,17 @@ void consumer_link::dead_letter(std::uint64_t token, std::string_view bytes, con
   impl_->wake.wake();
 }
 
-link_stats consumer_link::stats() const {
-  link_stats s;
+bridge::link_stats consumer_link::link() const {
+  bridge::link_stats s;
+  // Relaxed: counters, each a total on its own.
   s.connects = impl_->connects.load(std::memory_order_relaxed);
-  {
-    std::lock_guard lock(impl_->mutex);
-    s.deliveries = impl_->deliveries;
-  }
   s.connection_losses = impl_->losses.load(std::memory_order_relaxed);
-  s.acks_sent = impl_->acks_sent.load(std::memory_order_relaxed);
+  s.settles_sent = impl_->acks_sent.load(std::memory_order_relaxed);
   s.stale_settles = impl_->stale.load(std::memory_order_relaxed);
   s.dead_letters = impl_->dead_letters.load(std::memory_order_relaxed);
+  std::lock_guard lock(impl_->mutex);
+  s.connected = impl_->consuming;
+  s.last_error = impl_->last_error;
   return s;
 }
 
@@ -238,8 +227,15 @@ void consumer_link::impl::run() {
                   .serve = [this] { return serve(); },
                   // What was delivered and not acked on it, RabbitMQ redelivers
                   // (flagged redelivered); its settles still queued are now stale.
-                  .lost = [this](const std::string& /*why*/) { dead_letters_unconfirmed.clear(); }});
+                  .lost =
+                      [this](const std::string& why) {
+                        dead_letters_unconfirmed.clear();
+                        std::lock_guard lock(mutex);
+                        last_error = why;
+                      }});
   link.close();
+  // keep_connected returns without a close only when it gave up reconnecting.
+  if (!is_closing() && fail) fail("amqp source of '" + config.queue + "': gave up reconnecting");
   std::deque<settle> left;
   {
     std::lock_guard lock(mutex);
@@ -405,12 +401,7 @@ std::optional<std::string> consumer_link::impl::read_available() {
       const std::uint64_t token = (std::uint64_t{generation} << tag_bits) | (envelope.delivery_tag & tag_mask);
       std::string body = string_of(envelope.message.body);
       amqp_destroy_envelope(&envelope);
-      deliver(token, std::move(body), std::move(from));
-      {
-        std::lock_guard lock(mutex);
-        ++deliveries;
-      }
-      changed.notify_all();
+      core->deliver(token, std::move(body), std::move(from));
       continue;
     }
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) {

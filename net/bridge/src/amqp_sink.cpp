@@ -122,8 +122,8 @@ bool publisher::wait_connected(std::chrono::milliseconds timeout) {
   return impl_->connected_changed.wait_for(lock, timeout, [i = impl_.get()] { return i->connected; });
 }
 
-link_stats publisher::stats() const {
-  link_stats s;
+publisher_stats publisher::stats() const {
+  publisher_stats s;
   s.connects = impl_->connects.load(std::memory_order_relaxed);
   s.connection_losses = impl_->losses.load(std::memory_order_relaxed);
   s.confirmed = impl_->confirmed.load(std::memory_order_relaxed);

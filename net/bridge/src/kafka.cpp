@@ -61,9 +61,9 @@ struct partition_track {
 
 }  // namespace
 
-class consumer_engine final : public settler, public std::enable_shared_from_this<consumer_engine> {
+class consumer_engine final : public consumer, public std::enable_shared_from_this<consumer_engine> {
  public:
-  consumer_engine(const consumer_settings& s, consumer_hooks hooks) : settings_(s), hooks_(std::move(hooks)) {
+  consumer_engine(const source_config& s, consumer_hooks hooks) : settings_(s), hooks_(std::move(hooks)) {
     if (settings_.topics.empty()) throw std::runtime_error("kafka: the source has no topics to consume");
     if (settings_.group.empty()) throw std::runtime_error("kafka: the source needs a consumer group (group.id)");
     for (const auto& [name, value] : settings_.config) {
@@ -115,12 +115,12 @@ class consumer_engine final : public settler, public std::enable_shared_from_thi
   consumer_engine& operator=(const consumer_engine&) = delete;
   ~consumer_engine() override { close(false, std::chrono::nanoseconds::zero()); }
 
-  void start(core_port& core) {
+  void start(core_port& core) override {
     core_ = &core;
     fetcher_ = std::thread([this] { run(); });
   }
 
-  void close(bool graceful, std::chrono::nanoseconds drain_timeout) {
+  void close(bool graceful, std::chrono::nanoseconds drain_timeout) override {
     {
       std::lock_guard lock(stop_mutex_);
       if (stop_requested_) return;
@@ -461,7 +461,7 @@ class consumer_engine final : public settler, public std::enable_shared_from_thi
     static_cast<consumer_engine*>(opaque)->commit_failed(offsets, err);
   }
 
-  consumer_settings settings_;
+  source_config settings_;
   consumer_hooks hooks_;
   rd_kafka_t* handle_ = nullptr;
   std::shared_ptr<producer> dead_letters_;
@@ -488,16 +488,8 @@ class consumer_engine final : public settler, public std::enable_shared_from_thi
   bool closing_ = false;          // guarded by mutex_; read bare by the fetch thread, its only writer
 };
 
-std::shared_ptr<consumer_engine> open_consumer(const consumer_settings& settings, consumer_hooks hooks) {
+std::shared_ptr<consumer> open_consumer(const source_config& settings, consumer_hooks hooks) {
   return std::make_shared<consumer_engine>(settings, std::move(hooks));
-}
-
-std::shared_ptr<settler> settler_of(const std::shared_ptr<consumer_engine>& engine) { return engine; }
-
-void start(consumer_engine& engine, core_port& core) { engine.start(core); }
-
-void close(consumer_engine& engine, bool graceful, std::chrono::nanoseconds drain_timeout) {
-  engine.close(graceful, drain_timeout);
 }
 
 }  // namespace troupe::bridge::kafka::detail

@@ -49,8 +49,11 @@ std::pair<std::uint64_t, std::uint64_t> beats_of(std::optional<std::string_view>
 }  // namespace
 
 struct stomp_session::impl {
-  impl(stomp_endpoint e, std::optional<subscription> s)
-      : endpoint(std::move(e)), sub(std::move(s)), decoder(endpoint.limits), backoff(endpoint.reconnect_backoff) {}
+  impl(stomp::endpoint e, std::optional<subscription> s)
+      : endpoint(std::move(e)),
+        sub(std::move(s)),
+        decoder(endpoint.frame_limits),
+        backoff(endpoint.reconnect_backoff) {}
 
   struct unsent_send {
     std::string destination;
@@ -60,7 +63,7 @@ struct stomp_session::impl {
   };
   enum class phase { disconnected, connecting, connected, closed };
 
-  stomp_endpoint endpoint;
+  stomp::endpoint endpoint;
   std::optional<subscription> sub;
   asio::io_context io;
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
@@ -94,9 +97,9 @@ struct stomp_session::impl {
   // Read by stats() and wait_connected() from any thread.
   mutable std::mutex mutex;
   std::condition_variable changed;
-  stomp_session_stats tally;  // guarded by mutex
+  link_stats tally;  // guarded by mutex
 
-  void note(const std::function<void(stomp_session_stats&)>& change) {
+  void note(const std::function<void(link_stats&)>& change) {
     {
       std::lock_guard lock(mutex);
       change(tally);
@@ -109,7 +112,7 @@ struct stomp_session::impl {
     if (state == phase::closed) return;
     state = phase::connecting;
     const std::uint64_t e = ++epoch;
-    decoder = stomp::decoder(endpoint.limits);
+    decoder = stomp::decoder(endpoint.frame_limits);
     deadline.expires_after(endpoint.connect_timeout);
     deadline.async_wait([this, e](boost::system::error_code ec) {
       if (!ec && e == epoch && state == phase::connecting) lost("no CONNECTED frame within the connect timeout");
@@ -149,7 +152,7 @@ struct stomp_session::impl {
     const std::size_t dropped_acks = acks.size();
     acks.clear();
     fail_receipts(error(errc::connection_lost, "STOMP: " + why));
-    note([&](stomp_session_stats& s) {
+    note([&](link_stats& s) {
       if (s.connected) ++s.connection_losses;
       s.connected = false;
       s.last_error = why;
@@ -218,7 +221,7 @@ struct stomp_session::impl {
     const auto ours = static_cast<std::uint64_t>(endpoint.heart_beat.count());
     beat_out = std::chrono::milliseconds(ours == 0 || sy == 0 ? 0 : std::max(ours, sy));
     beat_in = std::chrono::milliseconds(ours == 0 || sx == 0 ? 0 : std::max(ours, sx));
-    note([](stomp_session_stats& s) {
+    note([](link_stats& s) {
       s.connected = true;
       ++s.connects;
     });
@@ -315,13 +318,14 @@ struct stomp_session::impl {
   void settle(std::uint64_t token) {
     const auto found = acks.find(token);
     if (found == acks.end() || found->second.first != epoch || state != phase::connected) {
-      note([](stomp_session_stats& s) { ++s.stale_acks; });
+      note([](link_stats& s) { ++s.stale_settles; });
       if (found != acks.end()) acks.erase(found);
       return;
     }
     stomp::frame f{"ACK", {{"id", found->second.second}}, {}};
     acks.erase(found);
     write(stomp::encode(f));
+    note([](link_stats& s) { ++s.settles_sent; });
   }
 
   // --- closing -------------------------------------------------------------------
@@ -348,7 +352,7 @@ struct stomp_session::impl {
     socket.close(ignored);
     deadline.cancel();
     resolver.cancel();
-    note([](stomp_session_stats& s) { s.connected = false; });
+    note([](link_stats& s) { s.connected = false; });
     work.reset();
   }
 
@@ -371,7 +375,7 @@ struct stomp_session::impl {
 
 stomp_session::stomp_session(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
 
-std::shared_ptr<stomp_session> stomp_session::start(stomp_endpoint endpoint, std::optional<subscription> sub) {
+std::shared_ptr<stomp_session> stomp_session::start(stomp::endpoint endpoint, std::optional<subscription> sub) {
   auto s = std::make_shared<stomp_session>(std::make_unique<impl>(std::move(endpoint), std::move(sub)));
   impl* i = s->impl_.get();
   asio::post(i->io, [i] { i->connect(); });
@@ -457,7 +461,7 @@ bool stomp_session::wait_connected(std::chrono::nanoseconds timeout) {
   return impl_->changed.wait_for(lock, timeout, [this] { return impl_->tally.connected; });
 }
 
-stomp_session_stats stomp_session::stats() const {
+link_stats stomp_session::stats() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->tally;
 }

@@ -5,7 +5,7 @@
 // publisher confirms and answers `published` on the broker's basic.ack.
 //
 //   amqp::source_config in;  in.queue = "orders";  in.flow.max_in_flight = 16;  // = basic.qos prefetch
-//   amqp::source<order> orders(sys, shop_ref, in);                 // consumes until drained or destroyed
+//   auto orders = sys.spawn<amqp::source<order>>(in, shop_ref);   // an actor: stopping it drains
 //   auto out = sys.spawn<amqp::sink<order>>(amqp::sink_config{.exchange = "done"});
 //   out.ask(bridge::publish<order>{o, "eu"}, 5s).get();            // returns once RabbitMQ confirmed it
 //
@@ -26,8 +26,8 @@
 // a dead letter but never lose one. (basic.reject into an x-dead-letter-exchange
 // would carry only "rejected", not why.)
 //
-// Thread safety: source's and publisher's members from any thread; a sink is an
-// actor (its ref from any thread).
+// Thread safety: sources and sinks are actors (their refs from any thread);
+// publisher's members from any thread.
 #pragma once
 
 #include <chrono>
@@ -103,45 +103,35 @@ struct sink_config {
   std::size_t max_waiting = 100000;
 };
 
-// Counts since the link started; each a total on its own.
-struct link_stats {
-  std::uint64_t connects = 0;    // successful connections (1 while none was lost)
-  std::uint64_t deliveries = 0;  // messages read from the broker (source)
+// A publisher's counts since it started; each a total on its own.
+struct publisher_stats {
+  std::uint64_t connects = 0;  // successful connections (1 while none was lost)
   std::uint64_t connection_losses = 0;
-  std::uint64_t acks_sent = 0;      // basic.ack written for a delivery (source)
-  std::uint64_t stale_settles = 0;  // settles for a connection already lost: RabbitMQ redelivers those
-  std::uint64_t dead_letters = 0;   // dead letters the broker confirmed (source)
-  std::uint64_t confirmed = 0;      // publishes the broker confirmed (sink)
-  std::uint64_t refused = 0;        // publishes the broker nacked, or lost with the connection (sink)
+  std::uint64_t confirmed = 0;  // publishes the broker confirmed
+  std::uint64_t refused = 0;    // publishes the broker nacked, or lost with the connection
 };
 
 // The broker half of a source: the connection, its thread, the settler that
 // source_core calls. Used through source<T>.
-class consumer_link final : public settler {
+class consumer_link final : public consumer {
  public:
-  using deliver_function = std::function<void(std::uint64_t token, std::string bytes, origin from)>;
-  explicit consumer_link(source_config config);
+  // `fail` stops the source: called when the link gave up reconnecting.
+  consumer_link(source_config config, std::function<void(std::string)> fail);
   ~consumer_link() override;
   consumer_link(const consumer_link&) = delete;
   consumer_link& operator=(const consumer_link&) = delete;
 
-  // Starts the thread; `deliver` runs on it for each message.
-  void start(deliver_function deliver);
-  // Waits up to `timeout` until the link consumes (connected, topology declared).
-  bool wait_consuming(std::chrono::milliseconds timeout);
-  // Waits up to `timeout` until `count` messages were delivered since start.
-  bool wait_for_deliveries(std::uint64_t count, std::chrono::milliseconds timeout);
-  // basic.cancel: no new deliveries (the start of a graceful stop).
-  void stop_consuming();
-  // Sends the settles already handed over, waits (briefly) for the dead letters'
+  // Starts the thread; each message goes to core.deliver on it.
+  void start(detail::core_port& core) override;
+  // graceful: basic.cancel (no new deliveries) and a drain first. Then: sends
+  // the settles already handed over, waits (briefly) for the dead letters'
   // confirms, closes the connection and joins the thread. What is not acked by
   // then RabbitMQ redelivers to the next consumer. Idempotent.
-  void close();
+  void close(bool graceful, std::chrono::nanoseconds drain_timeout) override;
+  [[nodiscard]] bridge::link_stats link() const override;
 
   void acknowledge(std::uint64_t token) override;
   void dead_letter(std::uint64_t token, std::string_view bytes, const origin& from, const std::string& reason) override;
-
-  [[nodiscard]] link_stats stats() const;
 
   struct impl;
 
@@ -149,46 +139,17 @@ class consumer_link final : public settler {
   std::unique_ptr<impl> impl_;
 };
 
-// A source: consumes `config.queue` into received<T> asks to `target`.
+// A source (bridge::source_actor): consumes `config.queue` into received<T>
+// asks to `target`. sys.spawn<amqp::source<order>>(config, target).
 template <class T, class Codec = default_codec<T>>
-class source {
+class source : public source_actor<T, Codec> {
  public:
   template <class P>
-  source(troupe::system& sys, ref<P> target, source_config config)
-      : link_(std::make_shared<consumer_link>(config)), core_(sys, std::move(target), config.flow, link_) {
-    link_->start([this](std::uint64_t token, std::string bytes, origin from) {
-      core_.deliver(token, std::move(bytes), std::move(from));
-    });
-  }
-  source(const source&) = delete;
-  source& operator=(const source&) = delete;
-  // Without drain(): as close().
-  ~source() { close(); }
-
-  // Closes the connection now, without waiting for the messages in flight:
-  // what was not acked yet RabbitMQ redelivers (as if the consuming process
-  // died). Their handlers may still run; their acks are dropped and counted
-  // (link_stats::stale_settles).
-  void close() { link_->close(); }
-
-  // A graceful stop: no new deliveries, waits up to `timeout` for those in
-  // flight to be settled, then closes. True if none was left.
-  bool drain(std::chrono::nanoseconds timeout) {
-    link_->stop_consuming();
-    const bool all = core_.drain(timeout);
-    link_->close();
-    return all;
-  }
-  bool wait_consuming(std::chrono::milliseconds timeout) { return link_->wait_consuming(timeout); }
-  bool wait_for_deliveries(std::uint64_t count, std::chrono::milliseconds timeout) {
-    return link_->wait_for_deliveries(count, timeout);
-  }
-  [[nodiscard]] source_stats stats() const { return core_.stats(); }
-  [[nodiscard]] link_stats connection_stats() const { return link_->stats(); }
-
- private:
-  std::shared_ptr<consumer_link> link_;  // before core_: the core settles through it
-  source_core<T, Codec> core_;
+  source(source_config config, ref<P> target)
+      : source_actor<T, Codec>(std::move(target), config.flow,
+                               [config](std::function<void(std::string)> fail) -> std::shared_ptr<consumer> {
+                                 return std::make_shared<consumer_link>(config, std::move(fail));
+                               }) {}
 };
 
 // The broker half of a sink: a connection in confirm mode and its thread.
@@ -204,7 +165,7 @@ class publisher {
   // (errc::connection_lost: the message may or may not have been taken).
   void publish(std::string bytes, std::string routing_key, reply_promise<published> reply);
   bool wait_connected(std::chrono::milliseconds timeout);
-  [[nodiscard]] link_stats stats() const;
+  [[nodiscard]] publisher_stats stats() const;
 
   struct impl;
 

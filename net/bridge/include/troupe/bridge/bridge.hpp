@@ -51,7 +51,9 @@
 #include <utility>
 #include <vector>
 
+#include "troupe/runtime/actor.hpp"
 #include "troupe/runtime/error.hpp"
+#include "troupe/runtime/exit_reason.hpp"
 #include "troupe/runtime/protocol.hpp"
 #include "troupe/runtime/ref.hpp"
 #include "troupe/runtime/serialization.hpp"
@@ -156,6 +158,19 @@ struct source_settings {
   std::chrono::nanoseconds drain_timeout = 10s;
 };
 
+// The broker connection of a source, as its client sees it. Counts since the
+// source started; a field the broker's client does not track stays 0 (Kafka:
+// librdkafka reconnects by itself and reports through broker_error events).
+struct link_stats {
+  bool connected = false;      // consuming now (subscribed, or in the group)
+  std::uint64_t connects = 0;  // connections established (1 while none was lost)
+  std::uint64_t connection_losses = 0;
+  std::uint64_t settles_sent = 0;   // acknowledgements written to the broker (a dead letter's original too)
+  std::uint64_t stale_settles = 0;  // settles dropped: their connection was lost, the broker redelivers
+  std::uint64_t dead_letters = 0;   // dead letters the broker confirmed
+  std::string last_error;           // why the last connection ended; "" if none did
+};
+
 // Counts since the source started. Relaxed counters: each is a total on its own.
 struct source_stats {
   std::uint64_t delivered = 0;      // messages fetched from the broker
@@ -165,6 +180,7 @@ struct source_stats {
   std::uint64_t decode_errors = 0;  // of which: did not decode
   std::uint64_t redelivered = 0;    // the broker said it delivered them before
   std::size_t in_flight = 0;
+  link_stats link{};  // filled in by the source actor (source_core knows no broker)
 };
 
 // The pause before asking again after `failed_tries` failed tries:
@@ -337,6 +353,130 @@ class source_core {
   }
 
   std::shared_ptr<shared> state_;
+};
+
+// --- the source actor: one shape for every bridge ------------------------------------
+// Every bridge's source is an actor (kafka::source<T>, amqp::source<T>,
+// stomp::source<T>, sqs::source<T>), spawned like any other and supervised
+// like any other: sys.spawn<amqp::source<order>>(settings, shop). Its own
+// protocol:
+struct stats_query {  // the counts so far, with the broker link's
+  using reply = source_stats;
+};
+struct abandon {};      // stop now and settle nothing more: what a crash does (tests use it)
+struct source_failed {  // from the bridge's own threads: stop with this error
+  std::string reason;
+};
+using source_protocol = protocol<stats_query, abandon, source_failed>;
+
+namespace detail {
+// What a broker's fetch loop needs from source_core<T, Codec>, without T.
+class core_port {
+ public:
+  core_port() = default;
+  core_port(const core_port&) = delete;
+  core_port& operator=(const core_port&) = delete;
+  virtual ~core_port() = default;
+  virtual bool wait_for_slot(std::chrono::nanoseconds timeout) = 0;
+  virtual void deliver(std::uint64_t token, std::string bytes, origin from) = 0;
+  virtual bool drain(std::chrono::nanoseconds timeout) = 0;
+  [[nodiscard]] virtual source_stats stats() const = 0;
+};
+
+template <class T, class Codec>
+class core_adapter final : public core_port {
+ public:
+  template <class P>
+  core_adapter(troupe::system& sys, ref<P> target, source_settings s, std::shared_ptr<settler> broker)
+      : core_(sys, std::move(target), s, std::move(broker)) {}
+  bool wait_for_slot(std::chrono::nanoseconds timeout) override { return core_.wait_for_slot(timeout); }
+  void deliver(std::uint64_t token, std::string bytes, origin from) override {
+    core_.deliver(token, std::move(bytes), std::move(from));
+  }
+  bool drain(std::chrono::nanoseconds timeout) override { return core_.drain(timeout); }
+  [[nodiscard]] source_stats stats() const override { return core_.stats(); }
+
+ private:
+  source_core<T, Codec> core_;
+};
+}  // namespace detail
+
+// What a broker's client gives the source actor: the settler source_core
+// settles through, and a fetch loop the actor starts and stops.
+class consumer : public settler {
+ public:
+  // Starts fetching: each message to core.deliver. `core` outlives close().
+  virtual void start(detail::core_port& core) = 0;
+  // Stops fetching and disconnects. graceful: no new messages, then waits up
+  // to drain_timeout for those in flight to settle (core.drain) and settles
+  // them; otherwise settles nothing more (what is unacknowledged the broker
+  // delivers again, as after a crash). Called once.
+  virtual void close(bool graceful, std::chrono::nanoseconds drain_timeout) = 0;
+  [[nodiscard]] virtual link_stats link() const { return {}; }
+};
+
+// Opens a bridge's consumer (connecting may happen later, on its own thread);
+// `fail` stops the source with an error, from any thread. Throws when the
+// settings are refused: the source actor fails with that reason.
+using consumer_opener = std::function<std::shared_ptr<consumer>(std::function<void(std::string)> fail)>;
+
+// The source actor. Starting opens the consumer; a normal stop or a shutdown
+// drains (at most flow.drain_timeout; a worker waits that long, so a system
+// with one worker should spawn sources with spawn_detached); a stop for an
+// error, abandon{} or a kill settles nothing more.
+template <class T, class Codec = default_codec<T>>
+class source_actor : public actor<source_protocol> {
+ public:
+  template <class P>
+  source_actor(ref<P> target, source_settings flow, consumer_opener open) : flow_(flow), open_(std::move(open)) {
+    static_assert(accepts<P, received<T>>, "troupe::bridge: a source's target must accept received<T>");
+    make_core_ = [target = std::move(target)](troupe::system& sys, const source_settings& s,
+                                              std::shared_ptr<settler> broker) {
+      return std::make_unique<detail::core_adapter<T, Codec>>(sys, target, s, std::move(broker));
+    };
+  }
+  source_actor(const source_actor&) = delete;
+  source_actor& operator=(const source_actor&) = delete;
+  ~source_actor() { shut(false); }
+
+  void on_start() {
+    // The bridge's threads cannot stop the actor themselves: they tell it.
+    consumer_ = open_([me = self()](std::string why) { (void)me.tell(source_failed{std::move(why)}); });
+    core_ = make_core_(system(), flow_, consumer_);
+    consumer_->start(*core_);
+  }
+  void on_stop(const exit_reason& why) {
+    // Drain only on an orderly stop: after an error the consumer may be the
+    // thing that is broken, and a restart redelivers what is not settled.
+    shut(!abandoned_ && (why.what() == exit_reason::kind::normal || why.what() == exit_reason::kind::shutdown));
+  }
+
+  source_stats on(const stats_query&) const {
+    if (!core_) return {};
+    source_stats s = core_->stats();
+    s.link = consumer_->link();
+    return s;
+  }
+  void on(const abandon&) {
+    abandoned_ = true;
+    stop();
+  }
+  void on(const source_failed& f) { stop(exit_reason::error(f.reason)); }
+
+ private:
+  void shut(bool graceful) {
+    if (consumer_) consumer_->close(graceful, flow_.drain_timeout);
+    consumer_.reset();  // before the core: nothing delivers into it any more
+    core_.reset();
+  }
+
+  source_settings flow_;
+  consumer_opener open_;
+  std::function<std::unique_ptr<detail::core_port>(troupe::system&, const source_settings&, std::shared_ptr<settler>)>
+      make_core_;
+  std::shared_ptr<consumer> consumer_;
+  std::unique_ptr<detail::core_port> core_;
+  bool abandoned_ = false;
 };
 
 }  // namespace troupe::bridge

@@ -2,10 +2,10 @@
 // model (troupe/bridge/bridge.hpp, docs/bridges.md). Both are actors, so a
 // supervisor restarts them like any other child and their refs stay valid.
 //
-//   kafka::consumer_settings in{.brokers = "k1:9092", .group = "shop", .topics = {"orders"},
+//   kafka::source_config in{.brokers = "k1:9092", .group = "shop", .topics = {"orders"},
 //                               .dead_letter_topic = "orders.dlq"};
 //   auto source = sys.spawn<kafka::source<order>>(in, shop_ref);        // shop gets received<order>
-//   auto out = sys.spawn<kafka::sink<receipt>>(kafka::producer_settings{.brokers = "k1:9092", .topic = "receipts"});
+//   auto out = sys.spawn<kafka::sink<receipt>>(kafka::sink_config{.brokers = "k1:9092", .topic = "receipts"});
 //   out.ask(publish<receipt>{r}, 5s);                                  // published{topic, partition, offset}
 //
 // The source: one consumer in a consumer group (enable.auto.commit=false,
@@ -57,7 +57,7 @@ namespace troupe::bridge::kafka {
 
 using config_list = std::vector<std::pair<std::string, std::string>>;
 
-struct consumer_settings {
+struct source_config {
   std::string brokers;  // bootstrap.servers
   std::string group;    // group.id
   std::vector<std::string> topics;
@@ -77,7 +77,7 @@ struct consumer_settings {
   config_list config;
 };
 
-struct producer_settings {
+struct sink_config {
   std::string brokers;  // bootstrap.servers
   std::string topic;    // where publish<T> goes
   // A stop waits this long for the delivery reports of what is still queued;
@@ -105,33 +105,11 @@ struct broker_error {
   bool fatal = false;
 };
 
-// The source actor's own protocol.
-struct stats_query {
-  using reply = source_stats;
-};
-// Stop now, settle nothing more (what a crash does; the tests use it).
-struct abandon {};
-// Sent by the source's fetch thread to the source itself: stop with this error.
-struct source_failed {
-  std::string reason;
-};
-using source_protocol = protocol<stats_query, abandon, source_failed>;
-
 namespace detail {
 
 using event = std::variant<partitions_assigned, partitions_revoked, broker_error>;
 
-// What the fetch thread needs from source_core<T, Codec>, without T.
-class core_port {
- public:
-  core_port() = default;
-  core_port(const core_port&) = delete;
-  core_port& operator=(const core_port&) = delete;
-  virtual ~core_port() = default;
-  virtual bool wait_for_slot(std::chrono::nanoseconds timeout) = 0;
-  virtual void deliver(std::uint64_t token, std::string bytes, origin from) = 0;
-  virtual bool drain(std::chrono::nanoseconds timeout) = 0;
-};
+using bridge::detail::core_port;
 
 // The consumer, its fetch thread and its dead-letter producer (src/kafka.cpp).
 class consumer_engine;
@@ -140,14 +118,10 @@ struct consumer_hooks {
   std::function<void(std::string)> fail;  // a fatal error: the source stops with it
 };
 // Creates the consumer and subscribes; throws std::runtime_error with
-// librdkafka's words when the settings are refused.
-std::shared_ptr<consumer_engine> open_consumer(const consumer_settings& settings, consumer_hooks hooks);
-std::shared_ptr<settler> settler_of(const std::shared_ptr<consumer_engine>& engine);
-// Starts the fetch thread; `core` must outlive close().
-void start(consumer_engine& engine, core_port& core);
-// Stops the fetch thread and leaves the group: graceful drains the messages
-// in flight (at most `drain_timeout`) and commits; otherwise settles nothing more.
-void close(consumer_engine& engine, bool graceful, std::chrono::nanoseconds drain_timeout);
+// librdkafka's words when the settings are refused. close(graceful) stops the
+// fetch thread and leaves the group; a graceful one first drains the messages
+// in flight (at most `drain_timeout`) and commits.
+std::shared_ptr<consumer> open_consumer(const source_config& settings, consumer_hooks hooks);
 
 // A librdkafka producer with its own poll thread for delivery reports (src/kafka_producer.cpp).
 class producer;
@@ -161,44 +135,40 @@ void produce(producer& p, const std::string& topic, const std::string& key, cons
 // Waits up to `flush_timeout` for outstanding reports; the rest fail (purged).
 void close(producer& p, std::chrono::milliseconds flush_timeout);
 
-template <class T, class Codec>
-class core_adapter final : public core_port {
- public:
-  template <class P>
-  core_adapter(troupe::system& sys, ref<P> target, source_settings s, std::shared_ptr<settler> broker)
-      : core_(sys, std::move(target), s, std::move(broker)) {}
-  bool wait_for_slot(std::chrono::nanoseconds timeout) override { return core_.wait_for_slot(timeout); }
-  void deliver(std::uint64_t token, std::string bytes, origin from) override {
-    core_.deliver(token, std::move(bytes), std::move(from));
-  }
-  bool drain(std::chrono::nanoseconds timeout) override { return core_.drain(timeout); }
-  [[nodiscard]] source_stats stats() const { return core_.stats(); }
-
- private:
-  source_core<T, Codec> core_;
-};
-
 }  // namespace detail
 
-// The source actor: consumes settings.topics and asks `target` with
-// received<T> for each message. `events`, if given, receives
+// The source actor (bridge::source_actor): consumes settings.topics and asks
+// `target` with received<T> for each message. `events`, if given, receives
 // partitions_assigned / partitions_revoked / broker_error (those its protocol accepts).
 template <class T, class Codec = default_codec<T>>
-class source : public actor<source_protocol> {
+class source : public source_actor<T, Codec> {
  public:
   template <class P>
-  source(consumer_settings settings, ref<P> target) : settings_(std::move(settings)) {
-    static_assert(accepts<P, received<T>>, "troupe::bridge::kafka::source: the target must accept received<T>");
-    make_core_ = [target](troupe::system& sys, const source_settings& s, std::shared_ptr<settler> broker) {
-      return std::make_unique<detail::core_adapter<T, Codec>>(sys, target, s, std::move(broker));
-    };
-  }
+  source(source_config settings, ref<P> target)
+      : source(std::move(settings), std::move(target), [](const detail::event&) {}) {}
   template <class P, class E>
-  source(consumer_settings settings, ref<P> target, ref<E> events) : source(std::move(settings), std::move(target)) {
+  source(source_config settings, ref<P> target, ref<E> events)
+      : source(std::move(settings), std::move(target), notifier(std::move(events))) {}
+
+ private:
+  template <class P>
+  source(source_config settings, ref<P> target, std::function<void(detail::event)> notify)
+      : source_actor<T, Codec>(std::move(target), settings.flow,
+                               [settings, notify = std::move(notify)](std::function<void(std::string)> fail) {
+                                 detail::consumer_hooks hooks;
+                                 hooks.notify = notify;
+                                 hooks.fail = [fail = std::move(fail)](const std::string& why) {
+                                   fail("kafka source: " + why);
+                                 };
+                                 return detail::open_consumer(settings, std::move(hooks));
+                               }) {}
+
+  template <class E>
+  static std::function<void(detail::event)> notifier(ref<E> events) {
     static_assert(accepts<E, partitions_assigned> || accepts<E, partitions_revoked> || accepts<E, broker_error>,
                   "troupe::bridge::kafka::source: the events actor accepts none of partitions_assigned, "
                   "partitions_revoked, broker_error");
-    notify_ = [events](detail::event e) {
+    return [events = std::move(events)](detail::event e) {
       std::visit(
           [&events](auto& m) {
             if constexpr (accepts<E, std::remove_cvref_t<decltype(m)>>) (void)events.tell(std::move(m));
@@ -206,50 +176,6 @@ class source : public actor<source_protocol> {
           e);  // an lvalue: each alternative is moved out of it (e is this call's own copy)
     };
   }
-  source(const source&) = delete;
-  source& operator=(const source&) = delete;
-  ~source() { shut(false); }
-
-  // Throws (the source stops with the reason) when librdkafka refuses the settings.
-  void on_start() {
-    detail::consumer_hooks hooks;
-    hooks.notify = notify_;
-    // The fetch thread cannot stop the actor itself: it tells it.
-    hooks.fail = [me = self()](std::string why) { (void)me.tell(source_failed{std::move(why)}); };
-    engine_ = detail::open_consumer(settings_, std::move(hooks));
-    core_ = make_core_(system(), settings_.flow, detail::settler_of(engine_));
-    detail::start(*engine_, *core_);
-  }
-  void on_stop(const exit_reason& why) {
-    // Drain only on an orderly stop: after an error the source may be the
-    // thing that is broken, and a restart redelivers what is not committed.
-    const bool orderly =
-        !abandoned_ && (why.what() == exit_reason::kind::normal || why.what() == exit_reason::kind::shutdown);
-    shut(orderly);
-  }
-
-  source_stats on(const stats_query&) const { return core_ ? core_->stats() : source_stats{}; }
-  void on(const abandon&) {
-    abandoned_ = true;
-    stop();
-  }
-  void on(const source_failed& f) { stop(exit_reason::error("kafka source: " + f.reason)); }
-
- private:
-  void shut(bool orderly) {
-    if (engine_) detail::close(*engine_, orderly, settings_.flow.drain_timeout);
-    engine_.reset();
-    core_.reset();
-  }
-
-  consumer_settings settings_;
-  std::function<std::unique_ptr<detail::core_adapter<T, Codec>>(troupe::system&, const source_settings&,
-                                                                std::shared_ptr<settler>)>
-      make_core_;
-  std::function<void(detail::event)> notify_ = [](const detail::event&) {};
-  std::shared_ptr<detail::consumer_engine> engine_;
-  std::unique_ptr<detail::core_adapter<T, Codec>> core_;
-  bool abandoned_ = false;
 };
 
 // The sink actor: publish<T> is encoded with Codec and produced to
@@ -259,7 +185,7 @@ class source : public actor<source_protocol> {
 template <class T, class Codec = default_codec<T>>
 class sink : public actor<protocol<publish<T>>> {
  public:
-  explicit sink(producer_settings settings) : settings_(std::move(settings)) {}
+  explicit sink(sink_config settings) : settings_(std::move(settings)) {}
   sink(const sink&) = delete;
   sink& operator=(const sink&) = delete;
   ~sink() { shut(); }
@@ -286,7 +212,7 @@ class sink : public actor<protocol<publish<T>>> {
     producer_.reset();
   }
 
-  producer_settings settings_;
+  sink_config settings_;
   std::shared_ptr<detail::producer> producer_;
 };
 

@@ -7,10 +7,10 @@
 // sink (SEND with a receipt: published on RECEIPT). May use: bridge.hpp,
 // stomp_codec.hpp, Boost.Asio.
 //
-//   troupe::bridge::stomp_endpoint broker{.port = "61613"};
-//   troupe::bridge::stomp_source<order> orders(sys, shop, broker, {.destination = "/queue/orders"});
-//   troupe::ref<troupe::protocol<troupe::bridge::publish<order>>> out =
-//       troupe::bridge::spawn_stomp_sink<order>(sys, broker, "/queue/invoices");
+//   namespace stomp = troupe::bridge::stomp;
+//   stomp::endpoint broker{.port = "61613"};
+//   auto orders = sys.spawn<stomp::source<order>>(stomp::source_config{broker, "/queue/orders"}, shop);
+//   auto out = sys.spawn<stomp::sink<order>>(stomp::sink_config{broker, "/queue/invoices"});
 //
 // Backpressure: the subscription's prefetch (ActiveMQ's activemq.prefetchSize,
 // RabbitMQ's prefetch-count header) is source_settings::max_in_flight: the
@@ -22,8 +22,7 @@
 // connection are dropped: those messages come again. A dead letter whose
 // receipt did not arrive before the loss may be sent twice.
 //
-// Thread safety: construct and destroy on one thread; stats() from any thread.
-// The system must outlive sources and sinks.
+// Thread safety: sources and sinks are actors; their refs from any thread.
 #pragma once
 
 #include <chrono>
@@ -40,9 +39,10 @@
 #include "troupe/runtime/actor.hpp"
 #include "troupe/runtime/reply_promise.hpp"
 
-namespace troupe::bridge {
+namespace troupe::bridge::stomp {
 
-struct stomp_endpoint {
+// Where the broker is, and how the session keeps its connection.
+struct endpoint {
   std::string host = "127.0.0.1";
   std::string port = "61613";
   std::string login;
@@ -53,24 +53,24 @@ struct stomp_endpoint {
   std::chrono::nanoseconds connect_timeout = 10s;
   std::chrono::nanoseconds reconnect_backoff = 100ms;  // doubled per failed try, up to the next
   std::chrono::nanoseconds max_reconnect_backoff = 5s;
-  stomp::limits limits{};
+  limits frame_limits{};
 };
 
-struct stomp_source_settings {
+struct source_config {
+  endpoint connection;
   std::string destination;              // "/queue/orders"
   std::string dead_letter_destination;  // empty: destination + ".DLQ"
-  source_settings source{};
+  source_settings flow{};               // max_in_flight is the subscription's prefetch
 };
 
-struct stomp_session_stats {
-  bool connected = false;
-  std::uint64_t connects = 0;  // CONNECTED frames received
-  std::uint64_t connection_losses = 0;
-  std::uint64_t stale_acks = 0;  // acknowledgements dropped: their connection was lost
-  std::string last_error;        // why the last connection ended, "" if none did
+struct sink_config {
+  endpoint connection;
+  std::string destination;  // "/queue/invoices"
 };
 
-namespace detail {
+}  // namespace troupe::bridge::stomp
+
+namespace troupe::bridge::detail {
 
 // One STOMP session (stomp.cpp): its thread, its connection, its reconnects.
 // The settler of a source: ACKs and dead letters come here from any thread.
@@ -83,7 +83,7 @@ class stomp_session final : public settler, public std::enable_shared_from_this<
     // The session's thread: one MESSAGE. `token` settles it.
     std::function<void(std::uint64_t token, std::string body, origin from)> on_message;
   };
-  static std::shared_ptr<stomp_session> start(stomp_endpoint endpoint, std::optional<subscription> sub);
+  static std::shared_ptr<stomp_session> start(stomp::endpoint endpoint, std::optional<subscription> sub);
   ~stomp_session() override;
   stomp_session(const stomp_session&) = delete;
   stomp_session& operator=(const stomp_session&) = delete;
@@ -104,7 +104,9 @@ class stomp_session final : public settler, public std::enable_shared_from_this<
   void close();
   // Waits until connected, at most `timeout`.
   bool wait_connected(std::chrono::nanoseconds timeout);
-  [[nodiscard]] stomp_session_stats stats() const;
+  // connects: CONNECTED frames received; settles_sent: ACKs written;
+  // stale_settles: ACKs dropped, their connection was lost.
+  [[nodiscard]] link_stats stats() const;
 
   struct impl;
   explicit stomp_session(std::unique_ptr<impl> i);
@@ -113,104 +115,113 @@ class stomp_session final : public settler, public std::enable_shared_from_this<
   std::unique_ptr<impl> impl_;
 };
 
-}  // namespace detail
-
-template <class T, class Codec = default_codec<T>>
-class stomp_source {
+// A source's broker half: the session subscribed, its messages to the core.
+class stomp_consumer final : public consumer {
  public:
-  template <class P>
-  stomp_source(troupe::system& sys, ref<P> target, const stomp_endpoint& endpoint, stomp_source_settings s) {
-    if (s.dead_letter_destination.empty()) s.dead_letter_destination = s.destination + ".DLQ";
-    drain_timeout_ = s.source.drain_timeout;
-    // The session and the core meet through a holder: the session's thread
-    // hands messages to the core, which exists once the session does.
-    auto holder = std::make_shared<core_holder>();
-    detail::stomp_session::subscription sub;
-    sub.destination = s.destination;
-    sub.dead_letter_destination = s.dead_letter_destination;
-    sub.prefetch = s.source.max_in_flight;
-    sub.on_message = [holder](std::uint64_t token, std::string body, origin from) {
-      holder->core->deliver(token, std::move(body), std::move(from));
+  explicit stomp_consumer(const stomp::source_config& c) {
+    stomp_session::subscription sub;
+    sub.destination = c.destination;
+    sub.dead_letter_destination =
+        c.dead_letter_destination.empty() ? c.destination + ".DLQ" : c.dead_letter_destination;
+    sub.prefetch = c.flow.max_in_flight;
+    // Runs on the session's thread, only after resume(): core_ is set by then
+    // (resume() posts to that thread, which orders the write before the reads).
+    sub.on_message = [this](std::uint64_t token, std::string body, origin from) {
+      core_->deliver(token, std::move(body), std::move(from));
     };
-    session_ = detail::stomp_session::start(endpoint, std::move(sub));
-    holder->core = std::make_unique<source_core<T, Codec>>(sys, std::move(target), s.source, session_);
-    holder_ = std::move(holder);
-    session_->resume();
+    session_ = stomp_session::start(c.connection, std::move(sub));
   }
-  stomp_source(const stomp_source&) = delete;
-  stomp_source& operator=(const stomp_source&) = delete;
-  // A graceful stop: no new messages, the ones in flight settle (up to the
-  // drain timeout), then the session disconnects.
-  ~stomp_source() {
+  stomp_consumer(const stomp_consumer&) = delete;
+  stomp_consumer& operator=(const stomp_consumer&) = delete;
+  ~stomp_consumer() override {
     try {
-      session_->pause();
-      (void)holder_->core->drain(drain_timeout_);
       session_->close();
     } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor; what is unacknowledged is redelivered anyway
     }
   }
 
-  // The graceful stop's first half, for a caller that wants its outcome: no
-  // new messages; waits up to `timeout` for the ones in flight to settle.
-  // True if none is left. The destructor then only disconnects.
-  bool drain(std::chrono::nanoseconds timeout) {
-    session_->pause();
-    return holder_->core->drain(timeout);
+  void start(core_port& core) override {
+    core_ = &core;
+    session_->resume();
   }
-
-  [[nodiscard]] source_stats stats() const { return holder_->core->stats(); }
-  [[nodiscard]] stomp_session_stats session() const { return session_->stats(); }
-  bool wait_connected(std::chrono::nanoseconds timeout) { return session_->wait_connected(timeout); }
+  void close(bool graceful, std::chrono::nanoseconds drain_timeout) override {
+    session_->pause();  // no MESSAGE passed on after this returns
+    if (graceful && core_ != nullptr) (void)core_->drain(drain_timeout);
+    session_->close();
+  }
+  [[nodiscard]] link_stats link() const override { return session_->stats(); }
+  void acknowledge(std::uint64_t token) override { session_->acknowledge(token); }
+  void dead_letter(std::uint64_t token, std::string_view bytes, const origin& from,
+                   const std::string& reason) override {
+    session_->dead_letter(token, bytes, from, reason);
+  }
 
  private:
-  struct core_holder {
-    std::unique_ptr<source_core<T, Codec>> core;
-  };
-  std::shared_ptr<detail::stomp_session> session_;
-  std::shared_ptr<core_holder> holder_;
-  std::chrono::nanoseconds drain_timeout_ = 10s;
+  std::shared_ptr<stomp_session> session_;
+  core_port* core_ = nullptr;
 };
 
-template <class T>
-using sink_protocol = protocol<publish<T>>;
+}  // namespace troupe::bridge::detail
 
-namespace detail {
-template <class T, class Codec>
-struct stomp_sink_actor final : actor<sink_protocol<T>> {
-  stomp_sink_actor(std::shared_ptr<stomp_session> s, std::string d)
-      : session(std::move(s)), destination(std::move(d)) {}
-  ~stomp_sink_actor() {
-    try {
-      session->close();
-    } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor; sends in flight fail with the session
-    }
-  }
+namespace troupe::bridge::stomp {
+
+// A source (bridge::source_actor): SUBSCRIBEs to config.destination and asks
+// `target` with received<T> for each MESSAGE; ACKs after the handler returned.
+// sys.spawn<stomp::source<order>>(config, target).
+template <class T, class Codec = default_codec<T>>
+class source : public source_actor<T, Codec> {
+ public:
+  template <class P>
+  source(source_config config, ref<P> target)
+      : source_actor<T, Codec>(
+            std::move(target), config.flow,
+            [config](const std::function<void(std::string)>& /*fail: it reconnects for ever*/)
+                -> std::shared_ptr<consumer> { return std::make_shared<bridge::detail::stomp_consumer>(config); }) {}
+};
+
+// A sink: an actor that SENDs each publish<T> to config.destination
+// (persistent) and answers when the broker's RECEIPT comes
+// (errc::connection_lost if the connection went first).
+// sys.spawn<stomp::sink<invoice>>(config).
+template <class T, class Codec = default_codec<T>>
+class sink final : public actor<protocol<publish<T>>> {
+ public:
+  explicit sink(sink_config config) : config_(std::move(config)) {}
+  sink(const sink&) = delete;
+  sink& operator=(const sink&) = delete;
+  ~sink() { shut(); }
+
+  void on_start() { session_ = bridge::detail::stomp_session::start(config_.connection, std::nullopt); }
+  void on_stop() { shut(); }
+
   void on(publish<T> p, reply_promise<published> reply) {
     // persistent: the broker keeps it on disk until consumed (ActiveMQ's STOMP
     // default is non-persistent), so a broker restart loses nothing confirmed.
     std::vector<std::pair<std::string, std::string>> headers{{"persistent", "true"}};
     if (!p.key.empty()) headers.emplace_back("troupe-key", p.key);
     auto promise = std::make_shared<reply_promise<published>>(std::move(reply));
-    session->send(destination, Codec::encode(p.body), std::move(headers),
-                  [promise, d = destination](const expected<void>& r) {
-                    if (r) {
-                      promise->deliver(published{d, -1, -1});
-                    } else {
-                      promise->fail(r.error());
-                    }
-                  });
+    session_->send(config_.destination, Codec::encode(p.body), std::move(headers),
+                   [promise, d = config_.destination](const expected<void>& r) {
+                     if (r) {
+                       promise->deliver(published{d, -1, -1});
+                     } else {
+                       promise->fail(r.error());
+                     }
+                   });
   }
-  std::shared_ptr<stomp_session> session;
-  std::string destination;
+
+ private:
+  void shut() {
+    if (!session_) return;
+    try {
+      session_->close();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): stopping; sends in flight fail with the session
+    }
+    session_.reset();
+  }
+
+  sink_config config_;
+  std::shared_ptr<bridge::detail::stomp_session> session_;
 };
-}  // namespace detail
 
-// An actor that SENDs each publish<T> to `destination` and answers when the
-// broker's RECEIPT comes (errc::connection_lost if the connection went first).
-template <class T, class Codec = default_codec<T>>
-ref<sink_protocol<T>> spawn_stomp_sink(troupe::system& sys, const stomp_endpoint& endpoint, std::string destination) {
-  return sys.spawn<detail::stomp_sink_actor<T, Codec>>(detail::stomp_session::start(endpoint, std::nullopt),
-                                                       std::move(destination));
-}
-
-}  // namespace troupe::bridge
+}  // namespace troupe::bridge::stomp
