@@ -31,6 +31,7 @@
 
 #include "bridge/rabbitmq_broker.hpp"
 #include "bridge/source_control.hpp"
+#include "support/fake_peer.hpp"
 #include "troupe/bridge/amqp.hpp"
 #include "troupe/runtime/supervisor.hpp"
 #include "troupe/runtime/system.hpp"
@@ -80,9 +81,13 @@ class broker_environment : public testing::Environment {
 };
 testing::Environment* const environment = testing::AddGlobalTestEnvironment(new broker_environment);
 
-#define REQUIRE_BROKER()                                                               \
-  do {                                                                                 \
-    if (the_broker == nullptr) GTEST_SKIP() << *rabbitmq_broker::unavailable_reason(); \
+#define REQUIRE_BROKER()                                                                       \
+  do {                                                                                         \
+    if (the_broker == nullptr) {                                                               \
+      if (rabbitmq_broker::required())                                                         \
+        FAIL() << *rabbitmq_broker::unavailable_reason() << " (and TROUPE_REQUIRE_BROKERS=1)"; \
+      GTEST_SKIP() << *rabbitmq_broker::unavailable_reason();                                  \
+    }                                                                                          \
   } while (false)
 
 amqp::connection_settings settings() {
@@ -595,59 +600,6 @@ TEST(amqp_bridge, a_sink_reports_a_publish_it_cannot_make_as_an_error) {
   EXPECT_EQ(r.error().code(), troupe::errc::connection_lost) << r.error();
 }
 
-// A peer on a local port that is no broker: it answers every connection with
-// `reply` and hangs up, or (empty reply) accepts and says nothing. Its thread
-// ends when the peer is destroyed (a pipe it polls with the listening socket).
-class fake_broker {
- public:
-  explicit fake_broker(std::string reply) : reply_(std::move(reply)) {
-    listener_ = troupe::test_support::unique_fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    if (!listener_ || ::bind(listener_.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
-        ::listen(listener_.get(), 16) != 0 ||
-        ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-      troupe::test_support::throw_errno("fake_broker: listening socket");
-    }
-    port_ = ntohs(address.sin_port);
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) troupe::test_support::throw_errno("pipe2");
-    stop_read_ = troupe::test_support::unique_fd(fds[0]);
-    stop_write_ = troupe::test_support::unique_fd(fds[1]);
-    thread_ = std::thread([this] { serve(); });
-  }
-  fake_broker(const fake_broker&) = delete;
-  fake_broker& operator=(const fake_broker&) = delete;
-  ~fake_broker() {
-    stop_write_.reset();  // EOF on the pipe: the thread ends
-    thread_.join();
-  }
-  [[nodiscard]] std::uint16_t port() const { return port_; }
-
- private:
-  void serve() {
-    std::vector<troupe::test_support::unique_fd> held;  // stalled connections, open until the end
-    for (;;) {
-      pollfd fds[2] = {{listener_.get(), POLLIN, 0}, {stop_read_.get(), POLLIN, 0}};
-      if (::poll(fds, 2, -1) < 0) return;
-      if (fds[1].revents != 0) return;
-      troupe::test_support::unique_fd c(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-      if (!c) continue;
-      if (reply_.empty()) {
-        held.push_back(std::move(c));
-        continue;
-      }
-      (void)!::send(c.get(), reply_.data(), reply_.size(), MSG_NOSIGNAL);
-    }
-  }
-  std::string reply_;
-  troupe::test_support::unique_fd listener_, stop_read_, stop_write_;
-  std::uint16_t port_ = 0;
-  std::thread thread_;
-};
-
 // The connection events a link reported.
 class event_log {
  public:
@@ -681,7 +633,7 @@ TEST(amqp_bridge, a_peer_that_sends_garbage_or_stalls_is_a_failed_connection_nev
   const std::string frame_then_hang_up = std::string("\x01\x00\x00\xff\xff\xff\xff", 7) + "abc";
   for (const std::string& reply :
        {std::string("HTTP/1.1 400 Bad Request\r\n\r\nnot AMQP at all"), frame_then_hang_up, std::string()}) {
-    fake_broker peer(reply);
+    troupe::test_support::fake_peer peer(reply);
     auto events = std::make_shared<event_log>();
     auto seen = std::make_shared<recorder>();
     amqp::source_config in;

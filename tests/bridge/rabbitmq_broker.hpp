@@ -28,12 +28,14 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "support/child_process.hpp"
@@ -53,6 +55,12 @@ class rabbitmq_broker {
       return std::string(server) + " is not installed (Debian package rabbitmq-server; scripts/deps installs it)";
     }
     return std::nullopt;
+  }
+  // TROUPE_REQUIRE_BROKERS=1 (CI sets it): a missing broker fails the tests
+  // instead of turning them into silent skips.
+  static bool required() {
+    const char* value = std::getenv("TROUPE_REQUIRE_BROKERS");
+    return value != nullptr && std::string_view(value) == "1";
   }
 
   rabbitmq_broker() : dir_("troupe-rabbitmq") {

@@ -2,8 +2,9 @@
 // ActiveMQ 5.17 started by this binary (tests/support/activemq_server.hpp):
 // exact accounting through a sink and a source, retries and dead letters,
 // undecodable messages, the prefetch as backpressure, a consumer that goes
-// away mid-stream, and the broker killed and restarted under load. Each test
-// uses queues of its own; the broker restart runs last.
+// away mid-stream, the broker killed and restarted under load, and peers that
+// are no broker (garbage, a frame cut off, silence). Each test uses queues of
+// its own; the broker restart runs last.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -23,6 +24,7 @@
 #include "bridge/source_control.hpp"
 #include "runtime/countdown.hpp"
 #include "support/activemq_server.hpp"
+#include "support/fake_peer.hpp"
 #include "support/watchdog.hpp"
 
 namespace shop {
@@ -372,6 +374,56 @@ TEST_F(stomp_bridge, zz_the_broker_killed_and_restarted_under_load_loses_no_orde
   EXPECT_EQ(log.distinct().size(), static_cast<std::size_t>(n)) << "an order was lost";
   EXPECT_GE(stats_of(source).link.connects, 2u) << "the session reconnected";
   EXPECT_GE(stats_of(source).link.connection_losses, 1u);
+}
+
+// Not a broker: garbage, a CONNECTED and then a MESSAGE cut off mid-frame, and
+// silence. Each is a failed connection the session retries with backoff —
+// never a crash, never a message — and the rest of the system keeps working.
+TEST(stomp_bad_peer, garbage_a_frame_cut_off_and_silence_are_failed_connections_never_a_crash) {
+  troupe::test_support::watchdog guard;
+  troupe::system sys;
+  struct probe_case {
+    std::string reply;
+    bool connects;  // the peer's CONNECTED frame is valid: the session gets that far
+  };
+  const std::vector<probe_case> cases = {
+      {"HTTP/1.1 400 Bad Request\r\n\r\nnot STOMP at all", false},
+      {std::string("CONNECTED\nversion:1.2\n\n\0", 24) + "MESSAGE\nsubscription:0\nmessage-id:1\nack:a1\n"
+                                                         "content-length:100000\n\n{\"id\":1,",
+       true},
+      {std::string(), false},  // accepts, says nothing: the connect timeout ends it
+  };
+  for (const probe_case& c : cases) {
+    troupe::test_support::fake_peer peer(c.reply);
+    stomp::endpoint e;
+    e.port = std::to_string(peer.port());
+    e.connect_timeout = 300ms;
+    e.reconnect_backoff = 10ms;
+    e.max_reconnect_backoff = 50ms;
+    journal log;
+    troupe_test::countdown never(1);
+    auto actor = sys.spawn<consumer>(&log, &never, std::set<std::int64_t>{}, std::set<std::int64_t>{});
+    auto source = sys.spawn<stomp::source<order>>(stomp::source_config{e, "/queue/none", {}, {}}, actor);
+    // Several attempts, each ended with a reason.
+    ASSERT_TRUE(troupe::test_support::stats_reach(
+        source,
+        [&c](const bridge::source_stats& s) {
+          return !s.link.last_error.empty() && (c.connects ? s.link.connection_losses >= 2 : true);
+        },
+        20s))
+        << "peer replying " << c.reply.size() << " bytes";
+    const bridge::source_stats st = stats_of(source);
+    EXPECT_EQ(st.delivered, 0u) << "a message cut off is no message";
+    EXPECT_FALSE(c.connects && st.link.connects == 0) << st.link.last_error;
+    if (!c.connects) {
+      EXPECT_EQ(st.link.connects, 0u) << st.link.last_error;
+    }
+    EXPECT_EQ(log.count(), 0u);
+    // The system is unharmed: the source stops in order, the actor answers.
+    auto ending = stop_source(sys, source, 20s);
+    ASSERT_TRUE(ending);
+    EXPECT_EQ(ending->reason.what(), troupe::exit_reason::kind::shutdown);
+  }
 }
 
 }  // namespace
