@@ -142,7 +142,8 @@ TEST(amqp_kill, a_consumer_process_killed_mid_stream_loses_nothing_acknowledged_
   // reading), a delivered message unacknowledged for certain.
   consumer_process second(args);
   ASSERT_TRUE(second.read_until(killed_after, 30s)) << "the second consumer handled " << second.lines().size();
-  ASSERT_TRUE(second.wait_until_stuck(20s)) << "the second consumer's handler never blocked";
+  ASSERT_TRUE(second.wait_until_stuck(20s)) << "the second consumer's handler never blocked (seen in "
+                                               "/proc/<pid>/task/*/syscall, which needs ptrace access to the child)";
   second.kill();
   ASSERT_LT(first.lines().size() + second.lines().size(), static_cast<std::size_t>(n)) << "not killed mid-stream";
 
