@@ -36,6 +36,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bridge/source_control.hpp"
 #include "troupe/bridge/bridge.hpp"
 #include "troupe/runtime/actor.hpp"
 #include "troupe/runtime/system.hpp"
@@ -121,10 +122,27 @@ bridge::source_settings flow_of(const arguments& a) {
   return flow;
 }
 
+// After the parent closed stdin (everything handled): the counts once nothing
+// is in flight, then a graceful stop (the system's shutdown drains the source).
+int finish(troupe::system& sys, const troupe::ref<bridge::source_protocol>& source) {
+  wait_for_end_of_input();
+  if (!troupe::test_support::stats_reach(
+          source, [](const bridge::source_stats& s) { return s.in_flight == 0; }, 20s)) {
+    std::fprintf(stderr, "bridge_consumer: messages still in flight after 20 s\n");
+  }
+  const troupe::expected<bridge::source_stats> stats = source.ask(bridge::stats_query{}, 10s).try_get();
+  if (!stats) {
+    std::fprintf(stderr, "bridge_consumer: no stats from the source: %s\n", stats.error().to_string().c_str());
+    return 1;
+  }
+  sys.shutdown();
+  return print_stats(*stats);
+}
+
 #if TROUPE_KILL_WITH_KAFKA
 int consume_kafka(troupe::system& sys, const troupe::ref<line_protocol>& target, const arguments& a) {
   namespace kafka = bridge::kafka;
-  kafka::consumer_settings in;
+  kafka::source_config in;
   in.brokers = a.address;
   in.group = a.group;
   in.topics = {a.destination};
@@ -137,17 +155,7 @@ int consume_kafka(troupe::system& sys, const troupe::ref<line_protocol>& target,
                {"topic.metadata.refresh.interval.ms", "1000"},
                {"fetch.wait.max.ms", "20"},
                {"fetch.error.backoff.ms", "20"}};
-  auto source = sys.spawn_detached<kafka::source<std::string>>(in, target);
-  wait_for_end_of_input();
-  // The parent closes stdin once everything is committed: nothing is in flight.
-  const troupe::expected<bridge::source_stats> stats = source.ask(kafka::stats_query{}, 10s).try_get();
-  if (!stats) {
-    std::fprintf(stderr, "bridge_consumer: no stats from the Kafka source: %s\n", stats.error().to_string().c_str());
-    return 1;
-  }
-  // The system's shutdown stops the source gracefully: drain, commit, leave the group.
-  sys.shutdown();
-  return print_stats(*stats);
+  return finish(sys, sys.spawn_detached<kafka::source<std::string>>(in, target));
 }
 #endif
 
@@ -158,23 +166,18 @@ int consume_amqp(troupe::system& sys, const troupe::ref<line_protocol>& target, 
   in.connection.port = port_of(a.address);
   in.queue = a.destination;
   in.flow = flow_of(a);  // max_in_flight is the prefetch (basic.qos)
-  amqp::source<std::string> source(sys, target, in);
-  wait_for_end_of_input();
-  if (!source.drain(20s)) std::fprintf(stderr, "bridge_consumer: the AMQP source did not drain in 20 s\n");
-  return print_stats(source.stats());
+  return finish(sys, sys.spawn_detached<amqp::source<std::string>>(in, target));
 }
 #endif
 
 #if TROUPE_KILL_WITH_STOMP
 int consume_stomp(troupe::system& sys, const troupe::ref<line_protocol>& target, const arguments& a) {
-  bridge::stomp_endpoint endpoint;
+  namespace stomp = bridge::stomp;
+  stomp::endpoint endpoint;
   endpoint.port = std::to_string(port_of(a.address));
   endpoint.heart_beat = 1000ms;
-  bridge::stomp_source<std::string> source(
-      sys, target, endpoint, {.destination = a.destination, .dead_letter_destination = {}, .source = flow_of(a)});
-  wait_for_end_of_input();
-  if (!source.drain(20s)) std::fprintf(stderr, "bridge_consumer: the STOMP source did not drain in 20 s\n");
-  return print_stats(source.stats());
+  return finish(sys, sys.spawn_detached<stomp::source<std::string>>(
+                         stomp::source_config{endpoint, a.destination, {}, flow_of(a)}, target));
 }
 #endif
 

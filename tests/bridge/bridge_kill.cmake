@@ -29,6 +29,7 @@ if(kill_tests)
   add_executable(bridge_consumer ${CMAKE_CURRENT_LIST_DIR}/bridge_consumer_main.cpp)
   target_link_libraries(bridge_consumer PRIVATE ${kill_components} troupe::bridge troupe::runtime)
   target_compile_definitions(bridge_consumer PRIVATE ${kill_consumer_definitions})
+  target_include_directories(bridge_consumer PRIVATE ${PROJECT_SOURCE_DIR}/tests)
   troupe_set_options(bridge_consumer)
 
   troupe_add_test(bridge_kill_tests

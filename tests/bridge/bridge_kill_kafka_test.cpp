@@ -145,7 +145,7 @@ TEST(kafka_kill, a_consumer_process_killed_mid_stream_loses_nothing_and_only_wha
   ASSERT_EQ(rd_kafka_mock_topic_create(mock.get(), topic.c_str(), partitions, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
   {
     troupe::system sys;
-    kafka::producer_settings out;
+    kafka::sink_config out;
     out.brokers = mock.bootstraps();
     out.topic = topic;
     auto sink = sys.spawn<kafka::sink<std::string>>(out);

@@ -35,9 +35,9 @@ using troupe::test_support::marked_redelivered;
 // sink (persistent, each confirmed by a RECEIPT).
 void publish_ids(std::uint16_t port, const std::string& queue, std::int64_t first, std::int64_t count) {
   troupe::system sys;
-  bridge::stomp_endpoint endpoint;
+  bridge::stomp::endpoint endpoint;
   endpoint.port = std::to_string(port);
-  auto sink = bridge::spawn_stomp_sink<std::string>(sys, endpoint, queue);
+  auto sink = sys.spawn<bridge::stomp::sink<std::string>>(bridge::stomp::sink_config{endpoint, queue});
   std::vector<troupe::response<bridge::published>> confirms;
   confirms.reserve(static_cast<std::size_t>(count));
   for (std::int64_t id = first; id < first + count; ++id) {
