@@ -200,7 +200,10 @@ expected<boost::json::object> sqs_client::call(std::string_view operation, const
   impl& i = *impl_;
   const std::string what = "sqs " + std::string(operation);
   if (i.cancelled.load(std::memory_order_relaxed)) return error(errc::connection_lost, what + ": cancelled");
-  if (!i.open()) {
+  // A kept-alive connection the endpoint closed while it was idle fails the
+  // call before any answer: that one is tried once more on a new connection.
+  bool reused = i.open();
+  if (!reused) {
     if (expected<void> c = i.connect(connects_); !c) return error(c.error().code(), what + ": " + c.error().text());
   }
 
@@ -229,20 +232,34 @@ expected<boost::json::object> sqs_client::call(std::string_view operation, const
     request.set(http::field::authorization, sign_v4(in, who).authorization);
   }
 
-  http::response_parser<http::string_body> parser;
-  parser.header_limit(max_header_bytes);
-  parser.body_limit(i.settings.max_response_bytes);
-  i.lowest().expires_after(i.settings.request_timeout + extra_wait);
-  const error_code ec = i.secure ? i.exchange(*i.secure, request, parser) : i.exchange(*i.plain, request, parser);
+  std::optional<http::response_parser<http::string_body>> parser;
+  error_code ec;
+  for (;;) {
+    parser.emplace();
+    parser->header_limit(max_header_bytes);
+    parser->body_limit(i.settings.max_response_bytes);
+    i.lowest().expires_after(i.settings.request_timeout + extra_wait);
+    ec = i.secure ? i.exchange(*i.secure, request, *parser) : i.exchange(*i.plain, request, *parser);
+    const bool stale = reused && !parser->got_some() &&
+                       (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
+                        ec == asio::error::broken_pipe || ec == asio::error::eof);
+    if (!stale) break;
+    i.drop();
+    reused = false;
+    if (i.cancelled.load(std::memory_order_relaxed)) break;
+    if (expected<void> c = i.connect(connects_); !c) return error(c.error().code(), what + ": " + c.error().text());
+  }
   if (ec) {
     i.drop();
+    // The answer broke the protocol or a bound; anything else is the connection's failure.
     const bool bad = ec == http::error::body_limit || ec == http::error::header_limit ||
-                     ec.category() == http::make_error_code(http::error::bad_version).category();
+                     (ec.category() == http::make_error_code(http::error::bad_version).category() &&
+                      ec != http::error::end_of_stream && ec != http::error::partial_message);
     return error(
         bad ? errc::malformed_message : errc::connection_lost,
         what + " to " + i.host_header + ": " + (ec == beast::error::timeout ? "no answer in time" : ec.message()));
   }
-  http::response<http::string_body> response = parser.release();
+  http::response<http::string_body> response = parser->release();
   if (!response.keep_alive()) i.drop();
   const unsigned status = response.result_int();
   if (status != 200) {
