@@ -140,6 +140,10 @@ struct tally {
   std::map<std::int64_t, int> handled;  // id -> handler returns (each acknowledges)
   std::uint32_t most_receives = 0;      // the largest delivery_count seen
   std::function<bool(std::int64_t, int)> refuse = [](std::int64_t, int) { return false; };
+  // While `gate_closed`, the handler of an id >= gate_from waits for the gate to open.
+  bool gate_closed = false;
+  std::int64_t gate_from = 0;
+  int held = 0;  // handlers waiting at the gate now
 
   bool wait(const std::function<bool(const tally&)>& done, std::chrono::nanoseconds timeout) {
     std::unique_lock lock(mutex);
@@ -161,6 +165,12 @@ struct shop : troupe::actor<shop_protocol> {
     if (seen->refuse(m.body.id, attempt)) {
       lock.unlock();
       throw std::runtime_error("order " + std::to_string(m.body.id) + " refused");
+    }
+    if (seen->gate_closed && m.body.id >= seen->gate_from) {
+      ++seen->held;
+      seen->changed.notify_all();
+      seen->changed.wait(lock, [this] { return !seen->gate_closed; });
+      --seen->held;
     }
     EXPECT_EQ(m.from.broker, "sqs");
     EXPECT_FALSE(m.from.key.empty());
@@ -383,6 +393,55 @@ TEST(sqs_bridge, the_source_reconnects_after_the_endpoint_restarts_under_load_an
               << " failed calls, " << link.connects << " connections, " << link.delete_refused
               << " deletes refused; last error: " << link.last_error << '\n';
   }
+}
+
+TEST(sqs_bridge, a_consumer_abandoned_mid_stream_loses_nothing_and_its_successor_counts_the_redeliveries) {
+  troupe::test_support::watchdog guard;
+  constexpr std::int64_t n = 300;
+  auto seen = std::make_shared<tally>();
+  seen->gate_closed = true;
+  seen->gate_from = n / 2;
+  troupe::system sys;
+  endpoint_rig rig(sys);
+  const std::string orders = rig.create("orders");
+  {
+    auto out = sys.spawn<sqs::sink<order>>(sqs::producer_settings{orders, link_to(rig.url())});
+    ASSERT_EQ(publish_orders(out, 0, n, orders), static_cast<std::size_t>(n));
+  }
+  sqs::consumer_settings in = consumer_for(rig, orders);
+  in.visibility_timeout = 3s;  // what the first consumer held comes back soon
+  in.flow.max_in_flight = 8;
+  auto target = sys.spawn<shop>(seen);
+  troupe::bridge::source_stats first;
+  {
+    auto source = sys.spawn<sqs::source<order>>(in, target);
+    // The first consumer's handler holds a message from the second half: its
+    // window is in flight, unacknowledged, when it is abandoned.
+    ASSERT_TRUE(seen->wait([](const tally& t) { return t.held == 1; }, 30s));
+    first = source.ask(sqs::stats_query{}, 5s).get();
+    EXPECT_GT(first.in_flight, 0U);
+    (void)source.tell(sqs::abandon{});
+    ASSERT_TRUE(eventually([&] { return !source.ask(sqs::stats_query{}, 1s).try_get(); }, 10s)) << "it stopped";
+  }
+  {
+    std::lock_guard lock(seen->mutex);
+    seen->gate_closed = false;  // the held handler returns: its acknowledgement goes nowhere
+  }
+  seen->changed.notify_all();
+  auto successor = sys.spawn<sqs::source<order>>(in, target);
+  ASSERT_TRUE(seen->wait([](const tally& t) { return t.handled.size() == n; }, 60s));
+  ASSERT_TRUE(eventually([&] { return rig.messages_in(orders) == 0; }, 30s)) << rig.messages_in(orders);
+  ASSERT_TRUE(stats_reach(successor, [](const auto& s) { return s.in_flight == 0; }, 10s));
+  const auto second = successor.ask(sqs::stats_query{}, 5s).get();
+  std::lock_guard lock(seen->mutex);
+  const std::size_t total = seen->total_handled();
+  const std::size_t twice = total - static_cast<std::size_t>(n);
+  EXPECT_GE(twice, 1U) << "the held message was handled by both";
+  // Each message handled twice came back from SQS with ApproximateReceiveCount 2.
+  EXPECT_GE(second.redelivered, twice);
+  EXPECT_GE(seen->most_receives, 2U);
+  std::cout << "abandoned with " << first.in_flight << " in flight: " << twice << " handled twice, "
+            << second.redelivered << " redelivered to the successor\n";
 }
 
 TEST(sqs_bridge, the_sink_answers_connection_lost_when_no_endpoint_listens) {
