@@ -208,10 +208,9 @@ double sqs_consume_raw(const std::string& url, const std::string& queue, std::in
   bench::stopwatch sw;
   std::int64_t got = 0;
   while (got < n) {
-    const json::object r = sqs_call(c, "ReceiveMessage",
-                                    {{"QueueUrl", queue}, {"MaxNumberOfMessages", 10}, {"WaitTimeSeconds", 1},
-                                     {"VisibilityTimeout", 60}},
-                                    1s);
+    const json::object r = sqs_call(
+        c, "ReceiveMessage",
+        {{"QueueUrl", queue}, {"MaxNumberOfMessages", 10}, {"WaitTimeSeconds", 1}, {"VisibilityTimeout", 60}}, 1s);
     const json::value* messages = r.if_contains("Messages");
     if (messages == nullptr || messages->as_array().empty()) continue;
     json::array entries;
@@ -227,8 +226,7 @@ double sqs_consume_raw(const std::string& url, const std::string& queue, std::in
 
 // The source and its actor in a system of their own, whose end stops the
 // source in order (drained, the last deletes sent) before the next repetition.
-double sqs_consume_troupe(const troupe::config& cfg, const std::string& url, const std::string& queue,
-                          std::int64_t n) {
+double sqs_consume_troupe(const troupe::config& cfg, const std::string& url, const std::string& queue, std::int64_t n) {
   troupe::system sys(cfg);
   troupe_test::countdown done(static_cast<std::size_t>(n));
   auto actor = sys.spawn<counter>(&done);

@@ -5,11 +5,11 @@
 // (sqs_client.hpp), outside the source and sink under test.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/describe/class.hpp>
 #include <boost/json/array.hpp>
 #include <chrono>
 #include <condition_variable>
-#include <algorithm>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -103,10 +103,11 @@ class endpoint_rig {
   // Up to 10 messages, their bodies and string attributes; deleted once read.
   std::vector<std::pair<std::string, std::map<std::string, std::string>>> take(const std::string& queue_url) {
     std::vector<std::pair<std::string, std::map<std::string, std::string>>> out;
-    auto r = raw_->call("ReceiveMessage", json::object{{"QueueUrl", queue_url},
-                                                       {"MaxNumberOfMessages", 10},
-                                                       {"WaitTimeSeconds", 1},
-                                                       {"MessageAttributeNames", json::array{"All"}}},
+    auto r = raw_->call("ReceiveMessage",
+                        json::object{{"QueueUrl", queue_url},
+                                     {"MaxNumberOfMessages", 10},
+                                     {"WaitTimeSeconds", 1},
+                                     {"MessageAttributeNames", json::array{"All"}}},
                         1s);
     if (!r || !r->contains("Messages")) return out;
     for (const json::value& m : r->at("Messages").as_array()) {
@@ -222,7 +223,8 @@ sqs::consumer_settings consumer_for(const endpoint_rig& rig, const std::string& 
 }
 
 bool stats_reach(const troupe::ref<sqs::source_protocol>& source,
-                 const std::function<bool(const troupe::bridge::source_stats&)>& done, std::chrono::nanoseconds timeout) {
+                 const std::function<bool(const troupe::bridge::source_stats&)>& done,
+                 std::chrono::nanoseconds timeout) {
   return eventually(
       [&] {
         auto s = source.ask(sqs::stats_query{}, 5s).try_get();
@@ -251,7 +253,8 @@ TEST(sqs_bridge, produces_n_through_the_sink_and_consumes_n_through_the_source_e
     auto target = sys.spawn<shop>(seen);
     auto source = sys.spawn<sqs::source<order>>(consumer_for(rig, orders), target);
     ASSERT_TRUE(seen->wait([](const tally& t) { return t.handled.size() == n; }, 60s));
-    ASSERT_TRUE(stats_reach(source, [](const auto& s) { return s.acknowledged == n && s.in_flight == 0; }, 10s));
+    ASSERT_TRUE(stats_reach(
+        source, [](const auto& s) { return s.acknowledged == n && s.in_flight == 0; }, 10s));
     // The deletes are sent after the acknowledgements: the queue empties.
     ASSERT_TRUE(eventually([&] { return rig.messages_in(orders) == 0; }, 10s));
     const auto stats = source.ask(sqs::stats_query{}, 5s).get();
@@ -299,7 +302,8 @@ TEST(sqs_bridge, a_handler_that_throws_is_retried_then_its_message_is_dead_lette
         10s));
     const auto stats = source.ask(sqs::stats_query{}, 5s).get();
     EXPECT_EQ(stats.retried, 4U * 2 + 2) << "4 multiples of 10 retried twice, and 7 twice before giving up";
-    ASSERT_TRUE(eventually([&] { return rig.messages_in(orders) == 0; }, 10s)) << "the dead letter's original deleted too";
+    ASSERT_TRUE(eventually([&] { return rig.messages_in(orders) == 0; }, 10s))
+        << "the dead letter's original deleted too";
   }
   {
     std::lock_guard lock(seen->mutex);
@@ -377,7 +381,8 @@ TEST(sqs_bridge, the_source_reconnects_after_the_endpoint_restarts_under_load_an
     rig.restart();  // the same port and data directory
     ASSERT_TRUE(seen->wait([](const tally& t) { return t.handled.size() == n; }, 60s));
     ASSERT_TRUE(eventually([&] { return rig.messages_in(orders) == 0; }, 30s)) << rig.messages_in(orders);
-    ASSERT_TRUE(stats_reach(source, [](const auto& s) { return s.in_flight == 0; }, 10s));
+    ASSERT_TRUE(stats_reach(
+        source, [](const auto& s) { return s.in_flight == 0; }, 10s));
     const auto stats = source.ask(sqs::stats_query{}, 5s).get();
     const sqs::link_stats link = source.ask(sqs::link_stats_query{}, 5s).get();
     std::lock_guard lock(seen->mutex);
@@ -431,7 +436,8 @@ TEST(sqs_bridge, a_consumer_abandoned_mid_stream_loses_nothing_and_its_successor
   auto successor = sys.spawn<sqs::source<order>>(in, target);
   ASSERT_TRUE(seen->wait([](const tally& t) { return t.handled.size() == n; }, 60s));
   ASSERT_TRUE(eventually([&] { return rig.messages_in(orders) == 0; }, 30s)) << rig.messages_in(orders);
-  ASSERT_TRUE(stats_reach(successor, [](const auto& s) { return s.in_flight == 0; }, 10s));
+  ASSERT_TRUE(stats_reach(
+      successor, [](const auto& s) { return s.in_flight == 0; }, 10s));
   const auto second = successor.ask(sqs::stats_query{}, 5s).get();
   std::lock_guard lock(seen->mutex);
   const std::size_t total = seen->total_handled();
