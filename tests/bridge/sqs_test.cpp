@@ -267,6 +267,8 @@ TEST(sqs_bridge, produces_n_through_the_sink_and_consumes_n_through_the_source_e
     EXPECT_EQ(link.delete_refused, 0U);
     EXPECT_EQ(link.failures, 0U) << link.last_error;
     EXPECT_LT(link.deletes, static_cast<std::uint64_t>(n)) << "several deletes per DeleteMessageBatch";
+    std::cout << n << " messages: " << link.receives << " ReceiveMessage calls, " << link.deletes
+              << " delete calls\n";
   }
   std::lock_guard lock(seen->mutex);
   EXPECT_EQ(seen->total_handled(), static_cast<std::size_t>(n)) << "each handled exactly once";
