@@ -3,7 +3,14 @@
 // scratch data directory, spoken to over HTTP with signed requests. The
 // queues are created and read back with the bridge's own raw client
 // (sqs_client.hpp), outside the source and sink under test.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 
 #include <algorithm>
 #include <boost/describe/class.hpp>
@@ -233,6 +240,86 @@ bool stats_reach(const troupe::ref<sqs::source_protocol>& source,
       timeout);
 }
 
+// A loopback HTTP server that answers each request with the next of
+// `answers` (the last one again once they run out): an SQS endpoint gone
+// wrong. Counts connections and requests.
+class scripted_server {
+ public:
+  explicit scripted_server(std::vector<std::string> answers) : answers_(std::move(answers)) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in at{};
+    at.sin_family = AF_INET;
+    at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(listener_, reinterpret_cast<const sockaddr*>(&at), sizeof at) != 0 || ::listen(listener_, 8) != 0) {
+      throw std::runtime_error("scripted_server: bind/listen failed");
+    }
+    socklen_t size = sizeof at;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&at), &size);
+    port_ = ntohs(at.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  scripted_server(const scripted_server&) = delete;
+  scripted_server& operator=(const scripted_server&) = delete;
+  ~scripted_server() {
+    stop_.store(true, std::memory_order_relaxed);
+    thread_.join();
+    ::close(listener_);
+  }
+  [[nodiscard]] std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  [[nodiscard]] int connections() const { return connections_.load(std::memory_order_relaxed); }
+  [[nodiscard]] int requests() const { return requests_.load(std::memory_order_relaxed); }
+
+ private:
+  // Waits for `fd` to be readable, 100 ms at most, so a stop is noticed.
+  bool readable(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, 100) > 0;
+  }
+  void serve() {
+    while (!stop_.load(std::memory_order_relaxed)) {
+      if (!readable(listener_)) continue;
+      const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      connections_.fetch_add(1, std::memory_order_relaxed);
+      std::string in;
+      bool open = true;
+      while (open && !stop_.load(std::memory_order_relaxed)) {
+        const std::size_t end = in.find("\r\n\r\n");
+        if (end != std::string::npos) {
+          std::size_t length = 0;
+          const std::size_t at = in.find("Content-Length: ");
+          if (at != std::string::npos && at < end) length = std::stoul(in.substr(at + 16));
+          if (in.size() >= end + 4 + length) {
+            in.erase(0, end + 4 + length);
+            const int k = requests_.fetch_add(1, std::memory_order_relaxed);
+            const std::string& a = answers_[std::min<std::size_t>(static_cast<std::size_t>(k), answers_.size() - 1)];
+            (void)::send(fd, a.data(), a.size(), MSG_NOSIGNAL);
+            continue;
+          }
+        }
+        if (!readable(fd)) continue;
+        char buffer[4096];
+        const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+        if (n <= 0) open = false;
+        if (n > 0) in.append(buffer, static_cast<std::size_t>(n));
+      }
+      ::close(fd);
+    }
+  }
+
+  std::vector<std::string> answers_;
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0}, requests_{0};
+};
+
+std::string answer_200(const std::string& body) {
+  return "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
 }  // namespace
 
 TEST(sqs_bridge, produces_n_through_the_sink_and_consumes_n_through_the_source_each_deleted_once) {
@@ -267,8 +354,7 @@ TEST(sqs_bridge, produces_n_through_the_sink_and_consumes_n_through_the_source_e
     EXPECT_EQ(link.delete_refused, 0U);
     EXPECT_EQ(link.failures, 0U) << link.last_error;
     EXPECT_LT(link.deletes, static_cast<std::uint64_t>(n)) << "several deletes per DeleteMessageBatch";
-    std::cout << n << " messages: " << link.receives << " ReceiveMessage calls, " << link.deletes
-              << " delete calls\n";
+    std::cout << n << " messages: " << link.receives << " ReceiveMessage calls, " << link.deletes << " delete calls\n";
   }
   std::lock_guard lock(seen->mutex);
   EXPECT_EQ(seen->total_handled(), static_cast<std::size_t>(n)) << "each handled exactly once";
@@ -450,6 +536,38 @@ TEST(sqs_bridge, a_consumer_abandoned_mid_stream_loses_nothing_and_its_successor
   EXPECT_GE(seen->most_receives, 2U);
   std::cout << "abandoned with " << first.in_flight << " in flight: " << twice << " handled twice, "
             << second.redelivered << " redelivered to the successor\n";
+}
+
+TEST(sqs_bridge, answers_that_are_not_json_of_the_wrong_shape_or_too_large_are_errors_and_the_source_goes_on) {
+  troupe::test_support::watchdog guard;
+  scripted_server garbage(
+      {answer_200("not json"), answer_200(R"({"Messages":[{"MessageId":1}]})"), answer_200(R"({"Messages":"x"})"),
+       answer_200(R"({"Messages":[{"MessageId":"m","ReceiptHandle":"r","Body":"{}",)"
+                  R"("Attributes":{"ApproximateReceiveCount":"many"}}]})"),
+       "HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\n", "garbage\r\n\r\n", answer_200("{}")});
+  troupe::system sys;
+  auto seen = std::make_shared<tally>();
+  auto target = sys.spawn<shop>(seen);
+  sqs::consumer_settings in;
+  in.queue_url = garbage.url() + "/000000000000/orders";
+  in.connection = link_to(garbage.url());
+  in.connection.max_response_bytes = 1U << 20U;
+  in.wait_time = 0s;
+  in.flow.handler_timeout = 2s;
+  in.visibility_timeout = 5s;
+  auto source = sys.spawn<sqs::source<order>>(in, target);
+  // Six bad answers, then good empty ones: the source keeps asking.
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto l = source.ask(sqs::link_stats_query{}, 5s).try_get();
+        return l && l->receives >= 2;
+      },
+      30s));
+  const sqs::link_stats link = source.ask(sqs::link_stats_query{}, 5s).get();
+  EXPECT_EQ(link.failures, 6U) << link.last_error;
+  EXPECT_GE(garbage.connections(), 7) << "the connection is dropped after each bad answer";
+  const auto stats = source.ask(sqs::stats_query{}, 5s).get();
+  EXPECT_EQ(stats.delivered, 0U) << "nothing from a bad answer reaches the actor";
 }
 
 TEST(sqs_bridge, the_sink_answers_connection_lost_when_no_endpoint_listens) {

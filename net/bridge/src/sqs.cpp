@@ -107,20 +107,20 @@ expected<std::vector<incoming>> messages_of(const json::object& answer) {
   std::vector<incoming> out;
   const json::value* list = answer.if_contains("Messages");
   if (list == nullptr || list->is_null()) return out;  // an empty long poll
-  if (!list->is_array()) return error(errc::malformed_message, "ReceiveMessage: Messages is not an array");
+  if (!list->is_array()) return error(errc::malformed_message, "sqs ReceiveMessage: Messages is not an array");
   if (list->get_array().size() > max_receive) {
-    return error(errc::malformed_message, "ReceiveMessage: " + std::to_string(list->get_array().size()) +
+    return error(errc::malformed_message, "sqs ReceiveMessage: " + std::to_string(list->get_array().size()) +
                                               " messages, more than the 10 asked at most");
   }
   for (const json::value& m : list->get_array()) {
-    if (!m.is_object()) return error(errc::malformed_message, "ReceiveMessage: a message is not an object");
+    if (!m.is_object()) return error(errc::malformed_message, "sqs ReceiveMessage: a message is not an object");
     const json::object& o = m.get_object();
     const json::string* id = string_at(o, "MessageId");
     const json::string* receipt = string_at(o, "ReceiptHandle");
     const json::string* body = string_at(o, "Body");
     if (id == nullptr || receipt == nullptr || body == nullptr || receipt->empty()) {
       return error(errc::malformed_message,
-                   "ReceiveMessage: a message without a string MessageId, ReceiptHandle or Body");
+                   "sqs ReceiveMessage: a message without a string MessageId, ReceiptHandle or Body");
     }
     incoming in{std::string(*id), std::string(*receipt), std::string(*body), 1, {}};
     if (const json::value* attrs = o.if_contains("Attributes"); attrs != nullptr && attrs->is_object()) {
@@ -128,7 +128,7 @@ expected<std::vector<incoming>> messages_of(const json::object& answer) {
         std::uint32_t n = 0;
         const auto [end, ec] = std::from_chars(count->data(), count->data() + count->size(), n);
         if (ec != std::errc() || end != count->data() + count->size() || n == 0) {
-          return error(errc::malformed_message, "ReceiveMessage: ApproximateReceiveCount '" +
+          return error(errc::malformed_message, "sqs ReceiveMessage: ApproximateReceiveCount '" +
                                                     std::string(count->subview().substr(0, 20)) +
                                                     "' is not a positive number");
         }
@@ -279,6 +279,7 @@ class consumer_engine final : public settler, public std::enable_shared_from_thi
           answer ? messages_of(*answer) : expected<std::vector<incoming>>(answer.error());
       if (!got) {
         if (is_fetch_stopping()) return;
+        fetch_link_->drop_connection();  // whatever sent that is not trusted with the next call
         report(got.error().to_string());
         if (!wait_backoff(pause, false)) return;
         continue;
@@ -413,11 +414,13 @@ class consumer_engine final : public settler, public std::enable_shared_from_thi
     const json::value* ok = r->if_contains("Successful");
     const json::value* failed = r->if_contains("Failed");
     if ((ok != nullptr && !ok->is_array()) || (failed != nullptr && !failed->is_array())) {
+      settle_link_->drop_connection();
       return error(errc::malformed_message, "sqs DeleteMessageBatch: Successful or Failed is not an array");
     }
     const std::size_t good = ok != nullptr ? ok->get_array().size() : 0;
     const std::size_t bad = failed != nullptr ? failed->get_array().size() : 0;
     if (good + bad != batch.size()) {
+      settle_link_->drop_connection();
       return error(errc::malformed_message, "sqs DeleteMessageBatch: " + std::to_string(good + bad) +
                                                 " entries answered for " + std::to_string(batch.size()) + " sent");
     }
@@ -536,6 +539,7 @@ class publisher {
           link_->call("SendMessage", json::object{{"QueueUrl", settings_.queue_url}, {"MessageBody", next.body}});
       if (r && string_at(*r, "MessageId") == nullptr) {
         r = error(errc::malformed_message, "sqs SendMessage: the answer has no MessageId");
+        link_->drop_connection();
       }
       if (r) {
         tally_.sent.fetch_add(1, std::memory_order_relaxed);

@@ -193,6 +193,8 @@ void sqs_client::cancel() {
   });
 }
 
+void sqs_client::drop_connection() { impl_->drop(); }
+
 void sqs_client::resume() { impl_->cancelled.store(false, std::memory_order_relaxed); }
 
 expected<boost::json::object> sqs_client::call(std::string_view operation, const boost::json::object& body,
@@ -255,9 +257,17 @@ expected<boost::json::object> sqs_client::call(std::string_view operation, const
     const bool bad = ec == http::error::body_limit || ec == http::error::header_limit ||
                      (ec.category() == http::make_error_code(http::error::bad_version).category() &&
                       ec != http::error::end_of_stream && ec != http::error::partial_message);
-    return error(
-        bad ? errc::malformed_message : errc::connection_lost,
-        what + " to " + i.host_header + ": " + (ec == beast::error::timeout ? "no answer in time" : ec.message()));
+    std::string why = ec.message();
+    if (ec == beast::error::timeout) {
+      why = "no answer in time";
+    } else if (ec == http::error::body_limit) {
+      why = "an answer over max_response_bytes (" + std::to_string(i.settings.max_response_bytes) + " bytes)";
+    } else if (ec == http::error::header_limit) {
+      why = "an answer's status line and headers over " + std::to_string(max_header_bytes) + " bytes";
+    } else if (bad) {
+      why = "not an HTTP answer (" + why + ")";
+    }
+    return error(bad ? errc::malformed_message : errc::connection_lost, what + " to " + i.host_header + ": " + why);
   }
   http::response<http::string_body> response = parser->release();
   if (!response.keep_alive()) i.drop();

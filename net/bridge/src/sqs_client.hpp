@@ -47,6 +47,10 @@ class sqs_client {
   [[nodiscard]] expected<boost::json::object> call(std::string_view operation, const boost::json::object& body,
                                                    std::chrono::nanoseconds extra_wait = {});
 
+  // The caller found the answer of the wrong shape: close the connection
+  // (the next call connects again), as for an answer that is not JSON.
+  void drop_connection();
+
   // From any thread: the call in progress (and the next ones) fail with
   // connection_lost, until resume().
   void cancel();
