@@ -477,14 +477,17 @@ TEST(sqs_bridge, the_source_reconnects_after_the_endpoint_restarts_under_load_an
     const std::size_t total = seen->total_handled();
     EXPECT_EQ(stats.acknowledged, total);
     EXPECT_EQ(stats.delivered, total) << "no decode errors, no dead letters: each delivery handled once";
-    // Every message handled more than once was delivered again by SQS (its receive count says so).
-    EXPECT_EQ(stats.redelivered, total - static_cast<std::size_t>(n));
+    // Every message handled more than once was delivered again by SQS (its
+    // receive count says so). SQS may count more: a ReceiveMessage whose
+    // answer was lost with the connection took its messages (they came back
+    // after their visibility timeout, handled once, with a receive count of 2).
+    EXPECT_GE(stats.redelivered, total - static_cast<std::size_t>(n));
     EXPECT_GE(link.connects, 2U) << "reconnected";
     EXPECT_GT(link.failures, 0U);
     EXPECT_EQ(link.deleted + link.delete_refused, stats.acknowledged) << "each acknowledgement sent as a delete";
-    std::cout << "restart: " << total - static_cast<std::size_t>(n) << " redeliveries, " << link.failures
-              << " failed calls, " << link.connects << " connections, " << link.delete_refused
-              << " deletes refused; last error: " << link.last_error << '\n';
+    std::cout << "restart: " << total - static_cast<std::size_t>(n) << " handled twice, " << stats.redelivered
+              << " redelivered, " << link.failures << " failed calls, " << link.connects << " connections, "
+              << link.delete_refused << " deletes refused; last error: " << link.last_error << '\n';
   }
 }
 
