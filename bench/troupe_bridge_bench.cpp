@@ -192,7 +192,7 @@ json::object sqs_call(sqs::detail::sqs_client& c, std::string_view op, const jso
 std::string sqs_fill(const std::string& url, const std::string& name, std::int64_t n) {
   sqs::detail::sqs_client c(sqs_link(url));
   const json::object made = sqs_call(c, "CreateQueue", {{"QueueName", name}});
-  const std::string queue(made.at("QueueUrl").as_string());
+  std::string queue(made.at("QueueUrl").as_string());
   for (std::int64_t i = 0; i < n;) {
     json::array entries;
     for (int k = 0; k < 10 && i < n; ++k, ++i) {
