@@ -573,6 +573,38 @@ TEST(sqs_bridge, answers_that_are_not_json_of_the_wrong_shape_or_too_large_are_e
   EXPECT_EQ(stats.delivered, 0U) << "nothing from a bad answer reaches the actor";
 }
 
+TEST(sqs_bridge, without_a_dead_letter_queue_a_dead_letter_is_logged_and_deleted) {
+  troupe::test_support::watchdog guard;
+  auto seen = std::make_shared<tally>();
+  troupe::system sys;
+  endpoint_rig rig(sys);
+  const std::string orders = rig.create("orders");
+  rig.send_raw(orders, "{not json");
+  rig.send_raw(orders, troupe::bridge::json_codec<order>::encode(order{1, "fine"}));
+  auto target = sys.spawn<shop>(seen);
+  auto source = sys.spawn<sqs::source<order>>(consumer_for(rig, orders), target);
+  ASSERT_TRUE(seen->wait([](const tally& t) { return t.handled.size() == 1; }, 30s));
+  ASSERT_TRUE(stats_reach(
+      source, [](const auto& s) { return s.dead_lettered == 1 && s.acknowledged == 1 && s.in_flight == 0; }, 10s));
+  EXPECT_TRUE(eventually([&] { return rig.messages_in(orders) == 0; }, 10s)) << "the dead letter was deleted";
+}
+
+TEST(sqs_bridge, a_dead_letter_queue_that_refuses_the_letter_stops_the_source_and_the_message_stays) {
+  troupe::test_support::watchdog guard;
+  auto seen = std::make_shared<tally>();
+  troupe::system sys;
+  endpoint_rig rig(sys);
+  const std::string orders = rig.create("orders");
+  rig.send_raw(orders, "{not json");
+  auto target = sys.spawn<shop>(seen);
+  sqs::consumer_settings in = consumer_for(rig, orders);
+  in.dead_letter_queue_url = orders + "-dlq-that-does-not-exist";
+  auto source = sys.spawn<sqs::source<order>>(in, target);
+  // The source stops with the error (for its supervisor) rather than lose the letter.
+  ASSERT_TRUE(eventually([&] { return !source.ask(sqs::stats_query{}, 1s).try_get(); }, 20s));
+  EXPECT_EQ(rig.messages_in(orders), 1) << "not deleted: it comes back after its visibility timeout";
+}
+
 TEST(sqs_bridge, the_sink_answers_connection_lost_when_no_endpoint_listens) {
   troupe::test_support::watchdog guard;
   troupe::system sys;
