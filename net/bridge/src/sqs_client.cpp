@@ -195,8 +195,6 @@ void sqs_client::cancel() {
 
 void sqs_client::drop_connection() { impl_->drop(); }
 
-void sqs_client::resume() { impl_->cancelled.store(false, std::memory_order_relaxed); }
-
 expected<boost::json::object> sqs_client::call(std::string_view operation, const boost::json::object& body,
                                                std::chrono::nanoseconds extra_wait) {
   impl& i = *impl_;

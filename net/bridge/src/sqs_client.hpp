@@ -51,12 +51,11 @@ class sqs_client {
   // (the next call connects again), as for an answer that is not JSON.
   void drop_connection();
 
-  // From any thread: the call in progress (and the next ones) fail with
-  // connection_lost, until resume().
+  // From any thread: the call in progress (and every later one) fails with
+  // connection_lost. For a stop: the client is not used again.
   void cancel();
-  void resume();
 
-  // Connections made, calls failed, and the last failure's words.
+  // Connections made so far.
   [[nodiscard]] std::uint64_t connects() const noexcept { return connects_.load(std::memory_order_relaxed); }
 
  private:
