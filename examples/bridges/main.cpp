@@ -149,7 +149,8 @@ class ledger {
   std::set<std::int32_t> pids_;
 };
 
-using sink_protocol = troupe::protocol<bridge::publish<invoice>>;
+using kafka_out = troupe::ref<kafka::sink<invoice>::protocol_type>;
+using sqs_out = troupe::ref<sqs::sink<invoice>::protocol_type>;
 
 // The desk takes each order from RabbitMQ (received<order>), has it priced in
 // the other process, publishes the invoice to Kafka and to SQS, and only then
@@ -160,7 +161,7 @@ using desk_protocol = troupe::protocol<bridge::received<order>>;
 struct desk : troupe::actor<desk_protocol> {
   // Many orders at once: the handler is suspended while it awaits.
   static constexpr auto awaits = troupe::await_policy::interleave;
-  desk(pricer_slot* p, troupe::ref<sink_protocol> k, troupe::ref<sink_protocol> q, ledger* l)
+  desk(pricer_slot* p, kafka_out k, sqs_out q, ledger* l)
       : pricers(p), to_kafka(std::move(k)), to_sqs(std::move(q)), book(l) {}
 
   troupe::task<void> on(bridge::received<order> m) {
@@ -171,8 +172,8 @@ struct desk : troupe::actor<desk_protocol> {
   }
 
   pricer_slot* pricers;
-  troupe::ref<sink_protocol> to_kafka;
-  troupe::ref<sink_protocol> to_sqs;
+  kafka_out to_kafka;
+  sqs_out to_sqs;
   ledger* book;
 };
 
@@ -253,12 +254,13 @@ int run_example(std::uint16_t amqp_port, const std::string& data_dir) {
   kafka_mock kafka_cluster;
   auto endpoint = sqs::endpoint::start(n, sqs::endpoint_config{.data_dir = data_dir}).value();
   const std::string queue_url = endpoint->create_queue("invoices").value();
-  kafka::sink_config to_kafka{.brokers = kafka_cluster.bootstraps(), .topic = "invoices"};
-  auto kafka_out = n.spawn<kafka::sink<invoice>>(to_kafka);
+  kafka::sink_config to_kafka;
+  to_kafka.brokers = kafka_cluster.bootstraps();
+  to_kafka.topic = "invoices";
+  auto invoices_to_kafka = n.spawn<kafka::sink<invoice>>(to_kafka);
   sqs::sink_config to_sqs;
-  to_sqs.endpoint_url = endpoint->url();
-  to_sqs.queue_url = queue_url;
-  auto sqs_out = n.spawn<sqs::sink<invoice>>(to_sqs);
+  to_sqs.queue_url = queue_url;  // the endpoint is the URL's scheme://host:port
+  auto invoices_to_sqs = n.spawn<sqs::sink<invoice>>(to_sqs);
 
   // Orders into RabbitMQ: this program plays the shop's front end too.
   amqp::sink_config front;
@@ -285,7 +287,7 @@ int run_example(std::uint16_t amqp_port, const std::string& data_dir) {
   };
 
   ledger invoiced;
-  auto front_desk = n.spawn<desk>(&pricers, kafka_out, sqs_out, &invoiced);
+  auto front_desk = n.spawn<desk>(&pricers, invoices_to_kafka, invoices_to_sqs, &invoiced);
   auto source = n.spawn<amqp::source<order>>(in, front_desk);
   if (consuming->get_future().wait_for(30s) != std::future_status::ready) {
     throw std::runtime_error("cannot consume from RabbitMQ on port " + std::to_string(amqp_port));
@@ -315,7 +317,10 @@ int run_example(std::uint16_t amqp_port, const std::string& data_dir) {
 
   // Read the invoices back: Kafka through a troupe source, SQS with the AWS CLI.
   ledger from_kafka;
-  kafka::source_config back{.brokers = kafka_cluster.bootstraps(), .group = "auditors", .topics = {"invoices"}};
+  kafka::source_config back;
+  back.brokers = kafka_cluster.bootstraps();
+  back.group = "auditors";
+  back.topics = {"invoices"};
   auto audit = n.spawn<kafka::source<invoice>>(back, n.spawn<kafka_reader>(&from_kafka));
   if (!from_kafka.wait_distinct(orders, 60s)) throw std::runtime_error("Kafka does not have every invoice");
   std::cout << "Kafka topic 'invoices' holds " << from_kafka.total() << " invoices for " << from_kafka.distinct()

@@ -69,6 +69,7 @@ struct shared_state {
   const server_settings config;
   std::map<std::string, request_handler, std::less<>> routes;
   std::map<std::string, message_handler, std::less<>> websocket_routes;
+  request_handler other_routes;  // empty: none
 
   // Posts `f` to a connection's strand unless the server has stopped.
   template <class F>
@@ -319,7 +320,11 @@ class http_session final : public connection, public std::enable_shared_from_thi
       return;
     }
     const auto route = shared_->routes.find(path);
-    if (route == shared_->routes.end()) {
+    const request_handler* handler = route != shared_->routes.end() ? &route->second : nullptr;
+    if (handler == nullptr && shared_->other_routes && socket_route == shared_->websocket_routes.end()) {
+      handler = &shared_->other_routes;
+    }
+    if (handler == nullptr) {
       answer(http_reply{socket_route == shared_->websocket_routes.end() ? 404U : 405U, "text/plain",
                         "no such resource: " + std::string(path) + "\n", true});
       return;
@@ -339,8 +344,9 @@ class http_session final : public connection, public std::enable_shared_from_thi
                           [self, reply = std::move(reply)]() mutable { self->answer(std::move(reply)); });
     };
     http_request call{target, std::string(request[http::field::content_type]), std::move(request.body())};
+    for (const auto& field : request) call.headers.emplace_back(field.name_string(), field.value());
     try {
-      route->second(std::move(call), sink);
+      (*handler)(std::move(call), sink);
     } catch (const std::exception& e) {
       sink(http_reply{500, "text/plain", std::string("the handler failed: ") + e.what() + "\n", false});
     }
@@ -452,6 +458,11 @@ server::~server() {
 void server::route(std::string path, request_handler handler) {
   if (core_->started) throw std::logic_error("troupe::gateway::server: route() after start()");
   core_->shared->routes.insert_or_assign(std::move(path), std::move(handler));
+}
+
+void server::route_others(request_handler handler) {
+  if (core_->started) throw std::logic_error("troupe::gateway::server: route_others() after start()");
+  core_->shared->other_routes = std::move(handler);
 }
 
 void server::route_websocket(std::string path, message_handler handler) {

@@ -168,6 +168,8 @@ struct link_stats {
   std::uint64_t settles_sent = 0;   // acknowledgements written to the broker (a dead letter's original too)
   std::uint64_t stale_settles = 0;  // settles dropped: their connection was lost, the broker redelivers
   std::uint64_t dead_letters = 0;   // dead letters the broker confirmed
+  std::uint64_t fetch_calls = 0;    // pulls answered, where the client pulls (SQS's ReceiveMessage)
+  std::uint64_t settle_calls = 0;   // calls that carried settles, where several go in one (SQS's batched deletes)
   std::string last_error;           // why the last connection ended; "" if none did
 };
 

@@ -8,6 +8,9 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace troupe::gateway {
 
@@ -15,6 +18,23 @@ struct http_request {
   std::string target;        // "/RPC2"
   std::string content_type;  // as sent, may be empty
   std::string body;          // at most the server's max_request_bytes
+  // Every header field as sent (within the server's max_header_bytes); the
+  // protocols that need one (the SQS endpoint's X-Amz-Target) look it up with header().
+  std::vector<std::pair<std::string, std::string>> headers{};
+
+  // The first field named `name` (case-insensitive), empty if none.
+  [[nodiscard]] std::string_view header(std::string_view name) const noexcept {
+    for (const auto& [field, value] : headers) {
+      if (field.size() != name.size()) continue;
+      bool same = true;
+      for (std::size_t i = 0; i < name.size() && same; ++i) {
+        const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+        same = lower(field[i]) == lower(name[i]);
+      }
+      if (same) return value;
+    }
+    return {};
+  }
 };
 
 struct http_reply {

@@ -79,6 +79,10 @@ class server {
 
   // POSTs to `path` (query string ignored) go to `handler`; other methods get 405.
   void route(std::string path, request_handler handler);
+  // POSTs to any path that has no route of its own go to `handler` (a service
+  // that names resources by path, as the SQS endpoint's queue URLs); without
+  // one they get 404.
+  void route_others(request_handler handler);
   // A WebSocket upgrade on `path` opens a connection whose messages go to `handler`.
   void route_websocket(std::string path, message_handler handler);
   // JSON-RPC 2.0 on `path`: HTTP POST and WebSocket. `table` must outlive the server.
