@@ -480,10 +480,10 @@ void sqs_seeds(corpus& out) {
   seeds["json_create_queue"] = json_request(
       0, R"({"QueueName":"jobs","Attributes":{"VisibilityTimeout":"60","RedrivePolicy":"{\"deadLetterTargetArn\":)"
          R"(\"arn:aws:sqs:us-east-1:000000000000:dead\",\"maxReceiveCount\":3}"}})");
-  seeds["json_send_message"] = json_request(
-      6, R"({"QueueUrl":"http://127.0.0.1:9324/000000000000/jobs","MessageBody":"hello \u00e9",)"
-         R"("DelaySeconds":0,"MessageAttributes":{"kind":{"DataType":"String","StringValue":"greeting"},)"
-         R"("raw":{"DataType":"Binary","BinaryValue":"AAEC"}}})");
+  seeds["json_send_message"] =
+      json_request(6, R"({"QueueUrl":"http://127.0.0.1:9324/000000000000/jobs","MessageBody":"hello \u00e9",)"
+                      R"("DelaySeconds":0,"MessageAttributes":{"kind":{"DataType":"String","StringValue":"greeting"},)"
+                      R"("raw":{"DataType":"Binary","BinaryValue":"AAEC"}}})");
   seeds["json_send_batch"] = json_request(
       7, R"({"QueueUrl":"http://127.0.0.1:9324/000000000000/jobs","Entries":[{"Id":"a","MessageBody":"one"},)"
          R"({"Id":"b","MessageBody":"two","MessageGroupId":"g","MessageDeduplicationId":"d"}]})");

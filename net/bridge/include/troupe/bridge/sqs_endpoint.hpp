@@ -49,11 +49,11 @@
 namespace troupe::bridge::sqs {
 
 struct endpoint_config {
-  std::string address = "127.0.0.1";  // loopback by default: there is no authentication
-  std::uint16_t port = 0;              // 0: a free port (see endpoint::port())
-  std::string data_dir;                // required; created if missing
-  std::string region = "us-east-1";    // in QueueArn
-  std::string account = "000000000000";  // in queue URLs and QueueArn
+  std::string address = "127.0.0.1";                     // loopback by default: there is no authentication
+  std::uint16_t port = 0;                                // 0: a free port (see endpoint::port())
+  std::string data_dir;                                  // required; created if missing
+  std::string region = "us-east-1";                      // in QueueArn
+  std::string account = "000000000000";                  // in queue URLs and QueueArn
   std::size_t max_request_bytes = std::size_t{1} << 20;  // a larger body is answered 413
   std::size_t max_connections = 256;
   std::size_t threads = 2;  // HTTP threads (handlers never block: long polls wait in the queue actors)
@@ -61,7 +61,7 @@ struct endpoint_config {
   // Defaults of a new queue, each overridden by CreateQueue's attributes.
   std::chrono::seconds visibility_timeout{30};
   std::uint32_t max_message_bytes = 256 * 1024;  // SQS's MaximumMessageSize (and its ceiling)
-  bool full_sync = false;  // durable::queue_config::full_sync for every queue
+  bool full_sync = false;                        // durable::queue_config::full_sync for every queue
 };
 
 class endpoint {
