@@ -44,6 +44,7 @@ struct answer {
   unsigned status = 0;
   std::string content_type;
   std::string body;
+  std::string query_error;  // the x-amzn-query-error header
 };
 
 // One request on a connection of its own.
@@ -63,7 +64,8 @@ answer post(std::uint16_t port, const std::string& content_type, const std::stri
   beast::flat_buffer buffer;
   http::response<http::string_body> response;
   http::read(socket, buffer, response);
-  return answer{response.result_int(), std::string(response[http::field::content_type]), response.body()};
+  return answer{response.result_int(), std::string(response[http::field::content_type]), response.body(),
+                std::string(response["x-amzn-query-error"])};
 }
 
 std::string form_escape(std::string_view s) {
@@ -375,6 +377,9 @@ TEST_F(sqs_endpoint_test, bad_requests_get_sqs_errors_and_the_endpoint_keeps_ser
       post(endpoint_->port(), "application/x-amz-json-1.0", "{\"QueueUrl\": [[[[[[[[[[[[[[", "AmazonSQS.SendMessage");
   EXPECT_EQ(a.status, 400U);
   EXPECT_NE(a.body.find("SerializationException"), std::string::npos) << a.body;
+  a = post(endpoint_->port(), "application/x-amz-json-1.0", json::serialize(json::object{{"QueueName", "missing"}}),
+           "AmazonSQS.GetQueueUrl");
+  EXPECT_EQ(a.query_error, "AWS.SimpleQueueService.NonExistentQueue;Sender");
   a = post(endpoint_->port(), "application/x-amz-json-1.0", std::string("\xff\xfe\x00garbage", 10),
            "AmazonSQS.SendMessage");
   EXPECT_EQ(a.status, 400U);

@@ -736,12 +736,23 @@ struct endpoint::state : std::enable_shared_from_this<endpoint::state> {
                   n & std::uint64_t{0xffff'ffff'ffff});
     std::string request_id = id_text.data();
     auto answer = [format, request_id, reply](std::variant<response, failure> result) {
+      gateway::http_reply out;
+      out.headers.emplace_back("x-amzn-RequestId", request_id);
       if (auto* f = std::get_if<failure>(&result)) {
         encoded e = error_body(format, *f, request_id);
-        return reply(gateway::http_reply{f->status, std::move(e.content_type), std::move(e.body), true});
+        out.status = f->status;
+        out.content_type = std::move(e.content_type);
+        out.body = std::move(e.body);
+        // The JSON protocol's clients that know the query protocol's codes
+        // (awsQueryCompatible) read them here: "AWS.SimpleQueueService.NonExistentQueue;Sender".
+        if (format == wire::json)
+          out.headers.emplace_back("x-amzn-query-error", f->code + (f->sender ? ";Sender" : ";Receiver"));
+        return reply(std::move(out));
       }
       encoded e = serialize(format, std::get<response>(result), request_id);
-      reply(gateway::http_reply{200, std::move(e.content_type), std::move(e.body), true});
+      out.content_type = std::move(e.content_type);
+      out.body = std::move(e.body);
+      reply(std::move(out));
     };
     limits lim;
     lim.max_message_bytes = cfg.max_message_bytes;
