@@ -6,7 +6,8 @@
 //
 // Invariants:
 // - parse() returns a request or a failure, never throws or crashes;
-// - a failure has both codes, a message and a 4xx status;
+// - a failure has both codes, a message and a 4xx status, and its error
+//   bodies are valid JSON and printable XML, whatever the request quoted;
 // - a request is within SQS's limits: at most 10 batch entries with distinct
 //   ids, at most 10 message attributes, bodies non-empty UTF-8 of the
 //   characters SQS allows and within the size limit, numbers in range;
@@ -62,9 +63,11 @@ void check_request(const sqs::request& r, const sqs::limits& lim) {
       for (std::size_t k = i + 1; k < r.sends.size(); ++k) TROUPE_FUZZ_CHECK(r.sends[i].id != r.sends[k].id);
     }
   }
-  TROUPE_FUZZ_CHECK(!r.max_messages || (*r.max_messages >= 1 && *r.max_messages <= 10));
-  TROUPE_FUZZ_CHECK(!r.wait_seconds || (*r.wait_seconds >= 0 && *r.wait_seconds <= 20));
-  TROUPE_FUZZ_CHECK(!r.visibility_timeout || (*r.visibility_timeout >= 0 && *r.visibility_timeout <= 43'200));
+  if (r.op == sqs::operation::receive_message) {  // other operations ignore these
+    TROUPE_FUZZ_CHECK(!r.max_messages || (*r.max_messages >= 1 && *r.max_messages <= 10));
+    TROUPE_FUZZ_CHECK(!r.wait_seconds || (*r.wait_seconds >= 0 && *r.wait_seconds <= 20));
+    TROUPE_FUZZ_CHECK(!r.visibility_timeout || (*r.visibility_timeout >= 0 && *r.visibility_timeout <= 43'200));
+  }
   if (r.op == sqs::operation::create_queue || r.op == sqs::operation::get_queue_url) {
     TROUPE_FUZZ_CHECK(sqs::valid_queue_name(r.queue_name));
   }
@@ -121,6 +124,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     boost::system::error_code ec;
     boost::json::parse(sqs::error_body(sqs::wire::json, *f, "r").body, ec);
     TROUPE_FUZZ_CHECK(!ec);
+    // The XML error quotes the request only in printable ASCII.
+    for (const char c : sqs::error_body(sqs::wire::query, *f, "r").body) TROUPE_FUZZ_CHECK(c >= ' ' && c <= '~');
     return 0;
   }
   const sqs::request& r = std::get<sqs::request>(got);

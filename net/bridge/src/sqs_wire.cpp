@@ -719,6 +719,16 @@ request parse_query_request(std::string_view body, const limits& lim) {
 
 // --- serializers ------------------------------------------------------------------
 
+// An error's message may quote the request (a name, a value): printable ASCII
+// only, so that it is valid UTF-8 in JSON and a valid character in XML.
+std::string printable_message(std::string_view text) {
+  std::string out(text.substr(0, 1024));
+  for (char& c : out) {
+    if (c < ' ' || c > '~') c = '?';
+  }
+  return out;
+}
+
 std::string xml_escape(std::string_view s) {
   std::string out;
   out.reserve(s.size());
@@ -777,8 +787,10 @@ json::object json_message_attribute_map(const message_attributes& attributes) {
 json::array json_failed(const std::vector<entry_failed>& failed) {
   json::array out;
   for (const entry_failed& f : failed) {
-    out.push_back(json::object{
-        {"Id", f.id}, {"SenderFault", f.why.sender}, {"Code", f.why.json_type}, {"Message", f.why.message}});
+    out.push_back(json::object{{"Id", f.id},
+                               {"SenderFault", f.why.sender},
+                               {"Code", f.why.json_type},
+                               {"Message", printable_message(f.why.message)}});
   }
   return out;
 }
@@ -860,7 +872,7 @@ void xml_failed(std::string& out, const std::vector<entry_failed>& failed) {
     element(out, "Id", f.id);
     element(out, "SenderFault", f.why.sender ? "true" : "false");
     element(out, "Code", f.why.code);
-    element(out, "Message", f.why.message);
+    element(out, "Message", printable_message(f.why.message));
     out += "</BatchResultErrorEntry>";
   }
 }
@@ -994,14 +1006,14 @@ encoded serialize(wire format, const response& r, std::string_view request_id) {
 
 encoded error_body(wire format, const failure& f, std::string_view request_id) {
   if (format == wire::json) {
-    json::object o{{"__type", "com.amazonaws.sqs#" + f.json_type}, {"message", f.message}};
+    json::object o{{"__type", "com.amazonaws.sqs#" + f.json_type}, {"message", printable_message(f.message)}};
     return {"application/x-amz-json-1.0", json::serialize(o)};
   }
   std::string out =
       "<?xml version=\"1.0\"?><ErrorResponse xmlns=\"http://queue.amazonaws.com/doc/2012-11-05/\"><Error>";
   element(out, "Type", f.sender ? "Sender" : "Receiver");
   element(out, "Code", f.code);
-  element(out, "Message", f.message);
+  element(out, "Message", printable_message(f.message));
   out += "<Detail/></Error>";
   element(out, "RequestId", request_id);
   out += "</ErrorResponse>";
