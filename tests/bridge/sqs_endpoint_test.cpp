@@ -16,6 +16,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
@@ -617,6 +618,16 @@ TEST_F(sqs_endpoint_test, boto3_sends_receives_with_long_polls_deletes_and_redri
   EXPECT_TRUE(r.succeeded()) << r.out << "\n" << r.err;
   EXPECT_NE(r.out.find("ok: sent 200, received 200, deleted 200, dead-lettered 1"), std::string::npos)
       << r.out << r.err;
+}
+
+// Not a test: an endpoint for trying other clients by hand (a newer SDK that
+// speaks the JSON protocol, say). Prints its URL, serves until stdin closes:
+//   bridge_sqs_endpoint_tests --gtest_also_run_disabled_tests --gtest_filter='*DISABLED_serve*'
+TEST_F(sqs_endpoint_test, DISABLED_serve_until_stdin_closes) {
+  std::printf("serving at %s\n", endpoint_->url().c_str());
+  std::fflush(stdout);
+  while (std::fgetc(stdin) != EOF) {
+  }
 }
 
 }  // namespace
