@@ -233,14 +233,19 @@ struct endpoint::state : std::enable_shared_from_this<endpoint::state> {
   troupe::system& sys;
   endpoint_config cfg;
   std::unique_ptr<gateway::server> server;
-  std::uint16_t bound_port = 0;
+  // Known once the server listens, and read by its handlers: a client can only
+  // reach the port after start() returned it, so relaxed suffices (a scan of
+  // ports arriving earlier would see 0 in its URLs, nothing worse).
+  std::atomic<std::uint16_t> bound_port{0};
   std::atomic<std::uint64_t> requests{0};
 
   mutable std::mutex mutex;  // guards queues, next_generation
   std::map<std::string, queue_entry, std::less<>> queues;
   std::uint64_t next_generation = 0;
 
-  [[nodiscard]] std::string base_url() const { return "http://" + cfg.address + ":" + std::to_string(bound_port); }
+  [[nodiscard]] std::string base_url() const {
+    return "http://" + cfg.address + ":" + std::to_string(bound_port.load(std::memory_order_relaxed));
+  }
   [[nodiscard]] std::string url_of(std::string_view name) const {
     return base_url() + "/" + cfg.account + "/" + std::string(name);
   }
@@ -801,7 +806,7 @@ expected<std::unique_ptr<endpoint>> endpoint::start(troupe::system& sys, endpoin
     for (auto& [name, q] : s->queues) sys.send_exit(q.actor, exit_reason::shutdown());
     return error(errc::invalid_request, std::string("sqs endpoint: ") + e.what());
   }
-  s->bound_port = s->server->port();
+  s->bound_port.store(s->server->port(), std::memory_order_relaxed);
   return std::unique_ptr<endpoint>(new endpoint(std::move(s)));
 }
 
@@ -813,7 +818,7 @@ void endpoint::stop() {
   state_->queues.clear();
 }
 
-std::uint16_t endpoint::port() const { return state_->bound_port; }
+std::uint16_t endpoint::port() const { return state_->bound_port.load(std::memory_order_relaxed); }
 std::string endpoint::url() const { return state_->base_url(); }
 std::string endpoint::queue_url(std::string_view name) const { return state_->url_of(name); }
 
