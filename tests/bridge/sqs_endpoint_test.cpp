@@ -16,6 +16,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
@@ -44,6 +45,7 @@ struct answer {
   unsigned status = 0;
   std::string content_type;
   std::string body;
+  std::string query_error;  // the x-amzn-query-error header
 };
 
 // One request on a connection of its own.
@@ -63,7 +65,8 @@ answer post(std::uint16_t port, const std::string& content_type, const std::stri
   beast::flat_buffer buffer;
   http::response<http::string_body> response;
   http::read(socket, buffer, response);
-  return answer{response.result_int(), std::string(response[http::field::content_type]), response.body()};
+  return answer{response.result_int(), std::string(response[http::field::content_type]), response.body(),
+                std::string(response["x-amzn-query-error"])};
 }
 
 std::string form_escape(std::string_view s) {
@@ -119,7 +122,8 @@ class sqs_endpoint_test : public ::testing::Test {
 
   // The JSON protocol: {status, parsed body}.
   std::pair<unsigned, json::object> call(const std::string& action, const json::object& body) {
-    const answer a = post(endpoint_->port(), "application/x-amz-json-1.0", json::serialize(body), "AmazonSQS." + action);
+    const answer a =
+        post(endpoint_->port(), "application/x-amz-json-1.0", json::serialize(body), "AmazonSQS." + action);
     EXPECT_EQ(a.content_type, "application/x-amz-json-1.0");
     json::value v = json::parse(a.body);
     return {a.status, v.as_object()};
@@ -139,8 +143,7 @@ class sqs_endpoint_test : public ::testing::Test {
 
   // The query protocol: {status, XML}.
   answer query(const std::string& params) {
-    return post(endpoint_->port(), "application/x-www-form-urlencoded; charset=utf-8",
-                "Version=2012-11-05&" + params);
+    return post(endpoint_->port(), "application/x-www-form-urlencoded; charset=utf-8", "Version=2012-11-05&" + params);
   }
 
   troupe::system sys_;
@@ -157,13 +160,12 @@ TEST_F(sqs_endpoint_test, json_protocol_create_send_receive_delete) {
   EXPECT_EQ(ok("GetQueueUrl", {{"QueueName", "jobs"}}).at("QueueUrl").as_string(), url);
   EXPECT_EQ(ok("CreateQueue", {{"QueueName", "jobs"}}).at("QueueUrl").as_string(), url) << "idempotent";
 
-  const json::object sent =
-      ok("SendMessage", {{"QueueUrl", url},
-                         {"MessageBody", "hello <world> & \"you\""},
-                         {"MessageAttributes",
-                          {{"kind", {{"DataType", "String"}, {"StringValue", "greeting"}}},
-                           {"n", {{"DataType", "Number"}, {"StringValue", "42"}}},
-                           {"raw", {{"DataType", "Binary"}, {"BinaryValue", "AAEC"}}}}}});
+  const json::object sent = ok("SendMessage", {{"QueueUrl", url},
+                                               {"MessageBody", "hello <world> & \"you\""},
+                                               {"MessageAttributes",
+                                                {{"kind", {{"DataType", "String"}, {"StringValue", "greeting"}}},
+                                                 {"n", {{"DataType", "Number"}, {"StringValue", "42"}}},
+                                                 {"raw", {{"DataType", "Binary"}, {"BinaryValue", "AAEC"}}}}}});
   EXPECT_EQ(sent.at("MD5OfMessageBody").as_string(), sqs::detail::md5_hex("hello <world> & \"you\""));
   ASSERT_TRUE(sent.contains("MD5OfMessageAttributes"));
   // Worked out independently (Python, AWS's algorithm) for these three attributes.
@@ -263,13 +265,15 @@ TEST_F(sqs_endpoint_test, query_protocol_every_operation) {
   const std::string r3 = xml_text(a.body, "ReceiptHandle", 2);
 
   // One back to visible at once, one extended; one entry of a batch fails alone.
-  a = query("Action=ChangeMessageVisibilityBatch&" + u + "&ChangeMessageVisibilityBatchRequestEntry.1.Id=x" +
-            "&ChangeMessageVisibilityBatchRequestEntry.1.ReceiptHandle=" + form_escape(r1) +
-            "&ChangeMessageVisibilityBatchRequestEntry.1.VisibilityTimeout=0" +
-            "&ChangeMessageVisibilityBatchRequestEntry.2.Id=y&ChangeMessageVisibilityBatchRequestEntry.2.ReceiptHandle=" +
-            form_escape(r2) + "&ChangeMessageVisibilityBatchRequestEntry.2.VisibilityTimeout=600" +
-            "&ChangeMessageVisibilityBatchRequestEntry.3.Id=z&ChangeMessageVisibilityBatchRequestEntry.3.ReceiptHandle=bogus" +
-            "&ChangeMessageVisibilityBatchRequestEntry.3.VisibilityTimeout=5");
+  a = query(
+      "Action=ChangeMessageVisibilityBatch&" + u + "&ChangeMessageVisibilityBatchRequestEntry.1.Id=x" +
+      "&ChangeMessageVisibilityBatchRequestEntry.1.ReceiptHandle=" + form_escape(r1) +
+      "&ChangeMessageVisibilityBatchRequestEntry.1.VisibilityTimeout=0" +
+      "&ChangeMessageVisibilityBatchRequestEntry.2.Id=y&ChangeMessageVisibilityBatchRequestEntry.2.ReceiptHandle=" +
+      form_escape(r2) + "&ChangeMessageVisibilityBatchRequestEntry.2.VisibilityTimeout=600" +
+      "&ChangeMessageVisibilityBatchRequestEntry.3.Id=z&ChangeMessageVisibilityBatchRequestEntry.3.ReceiptHandle="
+      "bogus" +
+      "&ChangeMessageVisibilityBatchRequestEntry.3.VisibilityTimeout=5");
   ASSERT_EQ(a.status, 200U) << a.body;
   EXPECT_EQ(count_of(a.body, "<ChangeMessageVisibilityBatchResultEntry>"), 2U) << a.body;
   EXPECT_EQ(count_of(a.body, "<BatchResultErrorEntry>"), 1U) << a.body;
@@ -343,21 +347,24 @@ TEST_F(sqs_endpoint_test, bad_requests_get_sqs_errors_and_the_endpoint_keeps_ser
                                        {"MessageBody", "x"},
                                        {"MessageAttributes", {{"a", {{"DataType", "Blob"}, {"StringValue", "1"}}}}}}),
             "InvalidParameterValue");
-  EXPECT_EQ(error_type("SendMessage", {{"QueueUrl", url},
-                                       {"MessageBody", "x"},
-                                       {"MessageAttributes", {{"AWS.x", {{"DataType", "String"}, {"StringValue", "1"}}}}}}),
-            "InvalidParameterValue");
+  EXPECT_EQ(
+      error_type("SendMessage", {{"QueueUrl", url},
+                                 {"MessageBody", "x"},
+                                 {"MessageAttributes", {{"AWS.x", {{"DataType", "String"}, {"StringValue", "1"}}}}}}),
+      "InvalidParameterValue");
   json::array eleven;
   for (int i = 0; i < 11; ++i) eleven.push_back(json::object{{"Id", "e" + std::to_string(i)}, {"MessageBody", "x"}});
   EXPECT_EQ(error_type("SendMessageBatch", {{"QueueUrl", url}, {"Entries", eleven}}), "TooManyEntriesInBatchRequest");
   EXPECT_EQ(error_type("SendMessageBatch", {{"QueueUrl", url}, {"Entries", json::array{}}}), "EmptyBatchRequest");
-  EXPECT_EQ(error_type("SendMessageBatch", {{"QueueUrl", url},
-                                            {"Entries", {{{"Id", "a"}, {"MessageBody", "x"}}, {{"Id", "a"}, {"MessageBody", "y"}}}}}),
+  EXPECT_EQ(error_type("SendMessageBatch",
+                       {{"QueueUrl", url},
+                        {"Entries", {{{"Id", "a"}, {"MessageBody", "x"}}, {{"Id", "a"}, {"MessageBody", "y"}}}}}),
             "BatchEntryIdsNotDistinct");
   EXPECT_EQ(error_type("SendMessageBatch", {{"QueueUrl", url}, {"Entries", {{{"Id", "a b"}, {"MessageBody", "x"}}}}}),
             "InvalidBatchEntryId");
   json::array big;
-  for (int i = 0; i < 3; ++i) big.push_back(json::object{{"Id", "b" + std::to_string(i)}, {"MessageBody", std::string(100'000, 'x')}});
+  for (int i = 0; i < 3; ++i)
+    big.push_back(json::object{{"Id", "b" + std::to_string(i)}, {"MessageBody", std::string(100'000, 'x')}});
   EXPECT_EQ(error_type("SendMessageBatch", {{"QueueUrl", url}, {"Entries", big}}), "BatchRequestTooLong");
   EXPECT_EQ(error_type("DeleteMessage", {{"QueueUrl", url}, {"ReceiptHandle", "no such receipt"}}),
             "ReceiptHandleIsInvalid");
@@ -367,10 +374,15 @@ TEST_F(sqs_endpoint_test, bad_requests_get_sqs_errors_and_the_endpoint_keeps_ser
   EXPECT_EQ(error_type("PurgeQueue", {{"QueueUrl", url}}), "UnsupportedOperation");
 
   // Garbage bodies: a clear 400 in the format asked for, and the next client is served.
-  answer a = post(endpoint_->port(), "application/x-amz-json-1.0", "{\"QueueUrl\": [[[[[[[[[[[[[[", "AmazonSQS.SendMessage");
+  answer a =
+      post(endpoint_->port(), "application/x-amz-json-1.0", "{\"QueueUrl\": [[[[[[[[[[[[[[", "AmazonSQS.SendMessage");
   EXPECT_EQ(a.status, 400U);
   EXPECT_NE(a.body.find("SerializationException"), std::string::npos) << a.body;
-  a = post(endpoint_->port(), "application/x-amz-json-1.0", std::string("\xff\xfe\x00garbage", 10), "AmazonSQS.SendMessage");
+  a = post(endpoint_->port(), "application/x-amz-json-1.0", json::serialize(json::object{{"QueueName", "missing"}}),
+           "AmazonSQS.GetQueueUrl");
+  EXPECT_EQ(a.query_error, "AWS.SimpleQueueService.NonExistentQueue;Sender");
+  a = post(endpoint_->port(), "application/x-amz-json-1.0", std::string("\xff\xfe\x00garbage", 10),
+           "AmazonSQS.SendMessage");
   EXPECT_EQ(a.status, 400U);
   a = query("Action=SendMessage&QueueUrl=%zz");
   EXPECT_EQ(a.status, 400U);
@@ -401,9 +413,10 @@ TEST_F(sqs_endpoint_test, long_polls_wait_in_the_queue_not_in_a_thread) {
       return ok("ReceiveMessage", {{"QueueUrl", url}, {"WaitTimeSeconds", 20}, {"MaxNumberOfMessages", 1}});
     }));
   }
-  // Wait until every poll is held by the queue: its mailbox is past them when
-  // a stats request after them is answered... the queue answers stats at once,
-  // so instead: each send below wakes exactly one poll.
+  // Each poll takes at most one message, so each send below ends exactly one
+  // poll, whether it arrived before the send (held by the queue) or after
+  // (the message waits for it). Were a held poll to hold an HTTP thread too,
+  // the sends queued behind two of them would wait out their 20 s.
   const auto began = std::chrono::steady_clock::now();
   for (int i = 0; i < pollers; ++i) {
     ok("SendMessage", {{"QueueUrl", url}, {"MessageBody", "m" + std::to_string(i)}});
@@ -431,12 +444,18 @@ TEST_F(sqs_endpoint_test, long_polls_wait_in_the_queue_not_in_a_thread) {
 TEST_F(sqs_endpoint_test, redrive_moves_a_message_received_too_often_to_the_dead_letter_queue) {
   const watchdog guard(60s);
   const std::string dlq(ok("CreateQueue", {{"QueueName", "dead"}}).at("QueueUrl").as_string());
-  const std::string policy = R"({"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dead","maxReceiveCount":"2"})";
-  EXPECT_EQ(error_type("CreateQueue", {{"QueueName", "work"},
-                                       {"Attributes", {{"RedrivePolicy", R"({"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:nope","maxReceiveCount":2})"}}}}),
-            "InvalidParameterValue");
-  const std::string url(
-      ok("CreateQueue", {{"QueueName", "work"}, {"Attributes", {{"RedrivePolicy", policy}}}}).at("QueueUrl").as_string());
+  const std::string policy =
+      R"({"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dead","maxReceiveCount":"2"})";
+  EXPECT_EQ(
+      error_type("CreateQueue",
+                 {{"QueueName", "work"},
+                  {"Attributes",
+                   {{"RedrivePolicy",
+                     R"({"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:nope","maxReceiveCount":2})"}}}}),
+      "InvalidParameterValue");
+  const std::string url(ok("CreateQueue", {{"QueueName", "work"}, {"Attributes", {{"RedrivePolicy", policy}}}})
+                            .at("QueueUrl")
+                            .as_string());
   ok("SendMessage", {{"QueueUrl", url}, {"MessageBody", "poison"}});
   for (int i = 0; i < 2; ++i) {
     const json::object got = ok("ReceiveMessage", {{"QueueUrl", url}, {"VisibilityTimeout", 0}});
@@ -454,10 +473,11 @@ TEST_F(sqs_endpoint_test, redrive_moves_a_message_received_too_often_to_the_dead
 TEST_F(sqs_endpoint_test, fifo_queues_keep_group_order_and_deduplicate) {
   const watchdog guard(60s);
   EXPECT_EQ(error_type("CreateQueue", {{"QueueName", "f.fifo"}}), "InvalidParameterValue");
-  const std::string url(ok("CreateQueue", {{"QueueName", "f.fifo"},
-                                           {"Attributes", {{"FifoQueue", "true"}, {"ContentBasedDeduplication", "true"}}}})
-                            .at("QueueUrl")
-                            .as_string());
+  const std::string url(
+      ok("CreateQueue",
+         {{"QueueName", "f.fifo"}, {"Attributes", {{"FifoQueue", "true"}, {"ContentBasedDeduplication", "true"}}}})
+          .at("QueueUrl")
+          .as_string());
   EXPECT_EQ(error_type("SendMessage", {{"QueueUrl", url}, {"MessageBody", "x"}}), "MissingParameter");
   const json::object first = ok("SendMessage", {{"QueueUrl", url}, {"MessageBody", "a"}, {"MessageGroupId", "g"}});
   const json::object again = ok("SendMessage", {{"QueueUrl", url}, {"MessageBody", "a"}, {"MessageGroupId", "g"}});
@@ -471,13 +491,15 @@ TEST_F(sqs_endpoint_test, fifo_queues_keep_group_order_and_deduplicate) {
 TEST_F(sqs_endpoint_test, a_restarted_endpoint_finds_its_queues_and_their_messages) {
   const watchdog guard(60s);
   const std::string dlq(ok("CreateQueue", {{"QueueName", "keep-dlq"}}).at("QueueUrl").as_string());
-  const std::string policy = R"({"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:keep-dlq","maxReceiveCount":1})";
+  const std::string policy =
+      R"({"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:keep-dlq","maxReceiveCount":1})";
   ok("CreateQueue", {{"QueueName", "keep"}, {"Attributes", {{"RedrivePolicy", policy}, {"VisibilityTimeout", "120"}}}});
   std::string url = endpoint_->queue_url("keep");
   for (int i = 0; i < 5; ++i) ok("SendMessage", {{"QueueUrl", url}, {"MessageBody", "m" + std::to_string(i)}});
   const json::object got = ok("ReceiveMessage", {{"QueueUrl", url}, {"MaxNumberOfMessages", 2}});
   ASSERT_EQ(got.at("Messages").as_array().size(), 2U);
-  ok("DeleteMessage", {{"QueueUrl", url}, {"ReceiptHandle", got.at("Messages").as_array()[0].as_object().at("ReceiptHandle")}});
+  ok("DeleteMessage",
+     {{"QueueUrl", url}, {"ReceiptHandle", got.at("Messages").as_array()[0].as_object().at("ReceiptHandle")}});
   ok("CreateQueue", {{"QueueName", "gone"}});
   ok("DeleteQueue", {{"QueueUrl", endpoint_->queue_url("gone")}});
 
@@ -512,12 +534,12 @@ bool clients_required() {
   return v != nullptr && std::string(v) == "1";
 }
 
-#define TROUPE_NEED(program)                                                                \
-  do {                                                                                      \
-    if (!have(program)) {                                                                   \
-      if (clients_required()) FAIL() << program << " is missing (TROUPE_REQUIRE_BROKERS=1)"; \
-      GTEST_SKIP() << program << " is missing (Debian: scripts/deps)";                      \
-    }                                                                                       \
+#define TROUPE_NEED(program)                                                                   \
+  do {                                                                                         \
+    if (!have(program)) {                                                                      \
+      if (clients_required()) FAIL() << (program) << " is missing (TROUPE_REQUIRE_BROKERS=1)"; \
+      GTEST_SKIP() << (program) << " is missing (Debian: scripts/deps)";                       \
+    }                                                                                          \
   } while (false)
 
 TEST_F(sqs_endpoint_test, the_aws_cli_creates_sends_receives_and_deletes) {
@@ -550,8 +572,8 @@ TEST_F(sqs_endpoint_test, the_aws_cli_creates_sends_receives_and_deletes) {
   const json::value sent = aws({"send-message", "--queue-url", url, "--message-body", "from the cli",
                                 "--message-attributes", R"({"k":{"DataType":"String","StringValue":"v"}})"});
   EXPECT_EQ(sent.at("MD5OfMessageBody").as_string(), troupe::bridge::sqs::detail::md5_hex("from the cli"));
-  const json::value got = aws({"receive-message", "--queue-url", url, "--wait-time-seconds", "5",
-                               "--attribute-names", "All", "--message-attribute-names", "All"});
+  const json::value got = aws({"receive-message", "--queue-url", url, "--wait-time-seconds", "5", "--attribute-names",
+                               "All", "--message-attribute-names", "All"});
   const json::object& m = got.at("Messages").as_array()[0].as_object();
   EXPECT_EQ(m.at("Body").as_string(), "from the cli");
   EXPECT_EQ(m.at("MessageAttributes").at("k").at("StringValue").as_string(), "v");
@@ -561,9 +583,18 @@ TEST_F(sqs_endpoint_test, the_aws_cli_creates_sends_receives_and_deletes) {
   EXPECT_EQ(attributes.at("Attributes").at("ApproximateNumberOfMessages").as_string(), "0");
   EXPECT_EQ(attributes.at("Attributes").at("ApproximateNumberOfMessagesNotVisible").as_string(), "0");
   // An error reaches the user as the CLI's error with SQS's code.
-  std::vector<std::string> argv{"env", "HOME=" + home.string(), "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=x",
-                                "AWS_DEFAULT_REGION=us-east-1", "/usr/bin/aws", "--endpoint-url", endpoint_->url(),
-                                "sqs", "get-queue-url", "--queue-name", "missing"};
+  std::vector<std::string> argv{"env",
+                                "HOME=" + home.string(),
+                                "AWS_ACCESS_KEY_ID=x",
+                                "AWS_SECRET_ACCESS_KEY=x",
+                                "AWS_DEFAULT_REGION=us-east-1",
+                                "/usr/bin/aws",
+                                "--endpoint-url",
+                                endpoint_->url(),
+                                "sqs",
+                                "get-queue-url",
+                                "--queue-name",
+                                "missing"};
   const command_result r = run_command(argv, {}, -1, 60s);
   EXPECT_FALSE(r.succeeded());
   EXPECT_NE(r.err.find("NonExistentQueue"), std::string::npos) << r.err;
@@ -580,13 +611,23 @@ TEST_F(sqs_endpoint_test, boto3_sends_receives_with_long_polls_deletes_and_redri
   const std::filesystem::path home = dir_.path() / "home";
   std::filesystem::create_directories(home);
   const std::string script = std::string(TROUPE_SOURCE_DIR) + "/tests/bridge/sqs_boto3_check.py";
-  const command_result r =
-      run_command({"env", "HOME=" + home.string(), "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=x",
-                   "AWS_DEFAULT_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "/usr/bin/python3", script,
-                   endpoint_->url(), "200"},
-                  {}, -1, 100s);
+  const command_result r = run_command(
+      {"env", "HOME=" + home.string(), "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=x", "AWS_DEFAULT_REGION=us-east-1",
+       "AWS_EC2_METADATA_DISABLED=true", "/usr/bin/python3", script, endpoint_->url(), "200"},
+      {}, -1, 100s);
   EXPECT_TRUE(r.succeeded()) << r.out << "\n" << r.err;
-  EXPECT_NE(r.out.find("ok: sent 200, received 200, deleted 200, dead-lettered 1"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.out.find("ok: sent 200, received 200, deleted 200, dead-lettered 1"), std::string::npos)
+      << r.out << r.err;
+}
+
+// Not a test: an endpoint for trying other clients by hand (a newer SDK that
+// speaks the JSON protocol, say). Prints its URL, serves until stdin closes:
+//   bridge_sqs_endpoint_tests --gtest_also_run_disabled_tests --gtest_filter='*DISABLED_serve*'
+TEST_F(sqs_endpoint_test, DISABLED_serve_until_stdin_closes) {
+  std::printf("serving at %s\n", endpoint_->url().c_str());
+  std::fflush(stdout);
+  while (std::fgetc(stdin) != EOF) {
+  }
 }
 
 }  // namespace

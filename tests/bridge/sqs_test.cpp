@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "bridge/source_control.hpp"
 #include "sqs_client.hpp"
 #include "support/scratch_dir.hpp"
 #include "support/watchdog.hpp"
@@ -189,15 +190,8 @@ struct shop : troupe::actor<shop_protocol> {
   std::shared_ptr<tally> seen;
 };
 
-// Re-reads (the source's counters; the queue's) until `done` or the deadline.
-bool eventually(const std::function<bool()>& done, std::chrono::nanoseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(10ms);  // a re-read interval, not a guess at when the event happens
-  }
-  return false;
-}
+using troupe::test_support::eventually;
+using troupe::test_support::stats_reach;
 
 template <class Sink>
 std::size_t publish_orders(const Sink& sink, std::int64_t from, std::int64_t to, const std::string& queue_url) {
@@ -227,17 +221,6 @@ sqs::source_config consumer_for(const endpoint_rig& rig, const std::string& queu
   in.flow.retry_backoff = 5ms;
   in.flow.max_backoff = 50ms;
   return in;
-}
-
-bool stats_reach(const troupe::ref<sqs::source_protocol>& source,
-                 const std::function<bool(const troupe::bridge::source_stats&)>& done,
-                 std::chrono::nanoseconds timeout) {
-  return eventually(
-      [&] {
-        auto s = source.ask(troupe::bridge::stats_query{}, 5s).try_get();
-        return s && done(*s);
-      },
-      timeout);
 }
 
 // A loopback HTTP server that answers each request with the next of

@@ -41,6 +41,9 @@
 #if TROUPE_FUZZ_BRIDGE_STOMP
 #include "troupe/bridge/stomp_codec.hpp"
 #endif
+#if TROUPE_FUZZ_SQS
+#include "sqs_model.hpp"
+#endif
 #include "topics/topic_records.hpp"
 #include "wire/wire.hpp"
 
@@ -462,6 +465,58 @@ void stomp_seeds(corpus& out) {
 }
 #endif
 
+#if TROUPE_FUZZ_SQS
+// fuzz_sqs: the first byte picks the wire format (low bit: 1 the query
+// protocol) and the JSON protocol's action (byte >> 1 indexes fuzz_sqs.cpp's
+// list: 0 CreateQueue, 6 SendMessage, 7 SendMessageBatch, 8 ReceiveMessage,
+// 10 DeleteMessageBatch, 12 ChangeMessageVisibilityBatch); the rest is a
+// request body as the AWS SDKs write it, and near misses.
+void sqs_seeds(corpus& out) {
+  auto& seeds = out["fuzz_sqs"];
+  const auto json_request = [](int action, std::string_view body) {
+    return text(std::string(1, static_cast<char>(action << 1)) + std::string(body));
+  };
+  const auto query_request = [](std::string_view body) { return text("\x01" + std::string(body)); };
+  seeds["json_create_queue"] = json_request(
+      0, R"({"QueueName":"jobs","Attributes":{"VisibilityTimeout":"60","RedrivePolicy":"{\"deadLetterTargetArn\":)"
+         R"(\"arn:aws:sqs:us-east-1:000000000000:dead\",\"maxReceiveCount\":3}"}})");
+  seeds["json_send_message"] =
+      json_request(6, R"({"QueueUrl":"http://127.0.0.1:9324/000000000000/jobs","MessageBody":"hello \u00e9",)"
+                      R"("DelaySeconds":0,"MessageAttributes":{"kind":{"DataType":"String","StringValue":"greeting"},)"
+                      R"("raw":{"DataType":"Binary","BinaryValue":"AAEC"}}})");
+  seeds["json_send_batch"] = json_request(
+      7, R"({"QueueUrl":"http://127.0.0.1:9324/000000000000/jobs","Entries":[{"Id":"a","MessageBody":"one"},)"
+         R"({"Id":"b","MessageBody":"two","MessageGroupId":"g","MessageDeduplicationId":"d"}]})");
+  seeds["json_receive"] = json_request(
+      8, R"({"QueueUrl":"http://127.0.0.1:9324/000000000000/jobs","MaxNumberOfMessages":10,"WaitTimeSeconds":20,)"
+         R"("VisibilityTimeout":30,"AttributeNames":["All"],"MessageAttributeNames":["kind.*"]})");
+  seeds["json_change_batch"] = json_request(
+      12, R"({"QueueUrl":"http://127.0.0.1:9324/000000000000/jobs","Entries":[{"Id":"a","ReceiptHandle":"1-2",)"
+          R"("VisibilityTimeout":0}]})");
+  seeds["json_deep"] = json_request(10, R"({"Entries":[[[[[[[[[[[[{}]]]]]]]]]]]]})");
+  seeds["query_send_message"] = query_request(
+      "Action=SendMessage&Version=2012-11-05&QueueUrl=http%3A%2F%2F127.0.0.1%3A9324%2F000000000000%2Fjobs"
+      "&MessageBody=hello+%C3%A9&MessageAttribute.1.Name=kind&MessageAttribute.1.Value.DataType=String"
+      "&MessageAttribute.1.Value.StringValue=greeting&MessageAttribute.2.Name=raw"
+      "&MessageAttribute.2.Value.DataType=Binary&MessageAttribute.2.Value.BinaryValue=AAEC");
+  seeds["query_send_batch"] = query_request(
+      "Action=SendMessageBatch&Version=2012-11-05&QueueUrl=http%3A%2F%2Fh%2F000000000000%2Fq"
+      "&SendMessageBatchRequestEntry.1.Id=a&SendMessageBatchRequestEntry.1.MessageBody=one"
+      "&SendMessageBatchRequestEntry.2.Id=b&SendMessageBatchRequestEntry.2.MessageBody=two"
+      "&SendMessageBatchRequestEntry.2.DelaySeconds=5");
+  seeds["query_receive"] = query_request(
+      "Action=ReceiveMessage&Version=2012-11-05&QueueUrl=http%3A%2F%2Fh%2F000000000000%2Fq&MaxNumberOfMessages=10"
+      "&WaitTimeSeconds=20&AttributeName.1=All&MessageAttributeName.1=All");
+  seeds["query_delete_batch"] = query_request(
+      "Action=DeleteMessageBatch&Version=2012-11-05&QueueUrl=http%3A%2F%2Fh%2F000000000000%2Fq"
+      "&DeleteMessageBatchRequestEntry.1.Id=a&DeleteMessageBatchRequestEntry.1.ReceiptHandle=1-2");
+  seeds["query_create_queue"] = query_request(
+      "Action=CreateQueue&Version=2012-11-05&QueueName=jobs.fifo&Attribute.1.Name=FifoQueue&Attribute.1.Value=true");
+  seeds["query_bad_escape"] = query_request("Action=SendMessage&QueueUrl=%zz&MessageBody=%");
+  seeds["query_bad_index"] = query_request("Action=SendMessageBatch&QueueUrl=q&SendMessageBatchRequestEntry.01.Id=a");
+}
+#endif
+
 int check_corpus(const corpus& seeds, const fs::path& root) {
   int stale = 0;
   for (const auto& [target, files] : seeds) {
@@ -515,6 +570,9 @@ int main(int argc, char** argv) {
 #endif
 #if TROUPE_FUZZ_BRIDGE_STOMP
   stomp_seeds(seeds);
+#endif
+#if TROUPE_FUZZ_SQS
+  sqs_seeds(seeds);
 #endif
 #if TROUPE_FUZZ_GATEWAY_GRPC
   try {

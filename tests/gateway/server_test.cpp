@@ -164,4 +164,24 @@ TEST(gateway_server, a_route_gets_the_request_and_a_handler_that_throws_or_answe
   EXPECT_EQ(curl(base + "/echo", "again").status, 200);
 }
 
+TEST(gateway_server, route_others_gets_every_path_without_a_route_of_its_own_with_the_headers) {
+  troupe::test_support::watchdog guard;
+  gw::server srv;
+  srv.route("/own", [](const gw::http_request&, const gw::reply_sink& done) {
+    done(gw::http_reply{200, "text/plain", "own", true});
+  });
+  srv.route_others([](const gw::http_request& r, const gw::reply_sink& done) {
+    done(gw::http_reply{200, "text/plain", "others " + r.target + " " + std::string(r.header("x-amz-target")), true});
+  });
+  srv.start();
+  const std::string base = "http://127.0.0.1:" + std::to_string(srv.port());
+  EXPECT_EQ(curl(base + "/own", "x").body, "own");
+  const http_answer other =
+      curl(base + "/000000000000/jobs", "x", {"-H", "X-Amz-Target: AmazonSQS.SendMessage", "--data-binary", "@-"});
+  EXPECT_EQ(other.status, 200);
+  EXPECT_EQ(other.body, "others /000000000000/jobs AmazonSQS.SendMessage");
+  EXPECT_EQ(curl(base + "/", "x").body, "others / ");
+  EXPECT_EQ(curl(base + "/any", "", {"-X", "GET"}).status, 405);
+}
+
 }  // namespace

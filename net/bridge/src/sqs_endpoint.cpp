@@ -56,7 +56,7 @@ struct queue_settings {
   std::map<std::string, std::string> given;  // as CreateQueue sent them (compared on a second CreateQueue)
   std::int64_t visibility_timeout = 30;
   std::int64_t delay_seconds = 0;
-  std::int64_t max_message_bytes = 256 * 1024;
+  std::int64_t max_message_bytes = std::int64_t{256} * 1024;
   std::int64_t retention_seconds = 345'600;
   std::int64_t wait_seconds = 0;
   bool fifo = false;
@@ -129,16 +129,18 @@ queue_settings settings_of(std::string_view name, const std::map<std::string, st
       }
       s.dead_letter_queue = name_of_arn(arn->get_string(), cfg);
       if (!valid_queue_name(s.dead_letter_queue)) {
-        throw invalid_parameter("Value for parameter RedrivePolicy is invalid. Reason: Dead-letter target " +
-                                std::string(arn->get_string().subview(0, std::min<std::size_t>(arn->get_string().size(), 200))) +
-                                " is not a queue of this endpoint (arn:aws:sqs:" + cfg.region + ":" + cfg.account + ":<name>).");
+        throw invalid_parameter(
+            "Value for parameter RedrivePolicy is invalid. Reason: Dead-letter target " +
+            std::string(arn->get_string().subview(0, std::min<std::size_t>(arn->get_string().size(), 200))) +
+            " is not a queue of this endpoint (arn:aws:sqs:" + cfg.region + ":" + cfg.account + ":<name>).");
       }
       if (count->is_int64()) {
         s.max_receive_count = integer_attribute("maxReceiveCount", std::to_string(count->get_int64()), 1, 1000);
       } else if (count->is_string()) {
         s.max_receive_count = integer_attribute("maxReceiveCount", std::string(count->get_string()), 1, 1000);
       } else {
-        throw invalid_parameter("Value for parameter RedrivePolicy is invalid. Reason: maxReceiveCount is not an integer.");
+        throw invalid_parameter(
+            "Value for parameter RedrivePolicy is invalid. Reason: maxReceiveCount is not an integer.");
       }
     }
     // Policy, KmsMasterKeyId, KmsDataKeyReusePeriodSeconds, SqsManagedSseEnabled,
@@ -210,7 +212,9 @@ failure failure_of(const error& e, std::string_view queue) {
       return internal_error("the queue " + std::string(queue) + " failed: " + e.text());
   }
 }
-failure failure_of(const durable::queue_status& s, std::string_view queue) { return failure_of(error(s.code, s.text), queue); }
+failure failure_of(const durable::queue_status& s, std::string_view queue) {
+  return failure_of(error(s.code, s.text), queue);
+}
 
 struct queue_entry {
   ref<durable::queue_protocol> actor;
@@ -229,15 +233,22 @@ struct endpoint::state : std::enable_shared_from_this<endpoint::state> {
   troupe::system& sys;
   endpoint_config cfg;
   std::unique_ptr<gateway::server> server;
-  std::uint16_t bound_port = 0;
+  // Known once the server listens, and read by its handlers: a client can only
+  // reach the port after start() returned it, so relaxed suffices (a scan of
+  // ports arriving earlier would see 0 in its URLs, nothing worse).
+  std::atomic<std::uint16_t> bound_port{0};
   std::atomic<std::uint64_t> requests{0};
 
   mutable std::mutex mutex;  // guards queues, next_generation
   std::map<std::string, queue_entry, std::less<>> queues;
   std::uint64_t next_generation = 0;
 
-  [[nodiscard]] std::string base_url() const { return "http://" + cfg.address + ":" + std::to_string(bound_port); }
-  [[nodiscard]] std::string url_of(std::string_view name) const { return base_url() + "/" + cfg.account + "/" + std::string(name); }
+  [[nodiscard]] std::string base_url() const {
+    return "http://" + cfg.address + ":" + std::to_string(bound_port.load(std::memory_order_relaxed));
+  }
+  [[nodiscard]] std::string url_of(std::string_view name) const {
+    return base_url() + "/" + cfg.account + "/" + std::string(name);
+  }
   [[nodiscard]] fs::path database_of(std::string_view name, std::uint64_t generation) const {
     return fs::path(cfg.data_dir) / (std::string(name) + "." + std::to_string(generation) + ".sqlite");
   }
@@ -272,12 +283,14 @@ struct endpoint::state : std::enable_shared_from_this<endpoint::state> {
     if (!s.dead_letter_queue.empty()) {
       const auto dlq = queues.find(s.dead_letter_queue);
       if (dlq == queues.end()) {
-        throw invalid_parameter("Value for parameter RedrivePolicy is invalid. Reason: Dead-letter target does not exist: " +
-                                s.dead_letter_queue + ".");
+        throw invalid_parameter(
+            "Value for parameter RedrivePolicy is invalid. Reason: Dead-letter target does not exist: " +
+            s.dead_letter_queue + ".");
       }
       if (dlq->second.settings.fifo != s.fifo) {
-        throw invalid_parameter("Value for parameter RedrivePolicy is invalid. Reason: a FIFO queue's dead-letter "
-                                "queue must be FIFO too, a standard queue's standard.");
+        throw invalid_parameter(
+            "Value for parameter RedrivePolicy is invalid. Reason: a FIFO queue's dead-letter "
+            "queue must be FIFO too, a standard queue's standard.");
       }
       qc.redrive.dead_letter = dlq->second.actor;
       qc.redrive.max_receives = static_cast<std::uint32_t>(s.max_receive_count);
@@ -290,9 +303,8 @@ struct endpoint::state : std::enable_shared_from_this<endpoint::state> {
   void save_settings(const std::string& name, const queue_settings& s) const {
     json::object attributes;
     for (const auto& [k, v] : s.given) attributes[k] = v;
-    const json::object doc{{"attributes", std::move(attributes)},
-                           {"created", s.created_s},
-                           {"generation", s.generation}};
+    const json::object doc{
+        {"attributes", std::move(attributes)}, {"created", s.created_s}, {"generation", s.generation}};
     const fs::path file = settings_file_of(name);
     const fs::path temporary = file.string() + ".tmp";
     {
@@ -319,7 +331,7 @@ struct endpoint::state : std::enable_shared_from_this<endpoint::state> {
     if (ec) return error(errc::storage_failed, "sqs endpoint: cannot create " + cfg.data_dir + ": " + ec.message());
     std::map<std::string, queue_settings> found;
     for (const fs::directory_entry& e : fs::directory_iterator(cfg.data_dir, ec)) {
-      const fs::path p = e.path();
+      const fs::path& p = e.path();
       if (p.extension() != ".json") continue;
       const std::string name = p.stem().string();
       if (!valid_queue_name(name)) continue;
@@ -328,7 +340,8 @@ struct endpoint::state : std::enable_shared_from_this<endpoint::state> {
       text << in.rdbuf();
       boost::system::error_code jec;
       const json::value doc = json::parse(text.str(), jec);
-      if (jec || !doc.is_object()) return error(errc::malformed_message, "sqs endpoint: " + p.string() + " is not JSON");
+      if (jec || !doc.is_object())
+        return error(errc::malformed_message, "sqs endpoint: " + p.string() + " is not JSON");
       try {
         const json::object& o = doc.get_object();
         std::map<std::string, std::string> attributes;
@@ -350,7 +363,8 @@ struct endpoint::state : std::enable_shared_from_this<endpoint::state> {
       if (queues.contains(name)) return {};
       const auto it = found.find(name);
       if (it == found.end()) return {};  // a dead-letter queue deleted since: the source opens without redrive
-      if (!opening.insert(name).second) return error(errc::malformed_message, "sqs endpoint: a redrive cycle through " + name);
+      if (!opening.insert(name).second)
+        return error(errc::malformed_message, "sqs endpoint: a redrive cycle through " + name);
       if (!it->second.dead_letter_queue.empty()) {
         if (auto r = open(it->second.dead_letter_queue); !r) return r;
       }
@@ -390,7 +404,7 @@ struct endpoint::state : std::enable_shared_from_this<endpoint::state> {
 
   // --- the executor ---------------------------------------------------------
 
-  void run(request r, done_fn done) {
+  void run(request r, const done_fn& done) {
     try {
       execute(std::move(r), done);
     } catch (failure& f) {
@@ -436,7 +450,7 @@ struct endpoint::state : std::enable_shared_from_this<endpoint::state> {
         return receive(name, *q, std::move(r), done);
       case operation::delete_message:
       case operation::delete_message_batch:
-        return remove(name, *q, std::move(r), done);
+        return remove(name, *q, r, done);
       case operation::change_message_visibility:
       case operation::change_message_visibility_batch:
         return change(name, *q, std::move(r), done);
@@ -459,7 +473,8 @@ struct endpoint::state : std::enable_shared_from_this<endpoint::state> {
       return url_of(name);
     }
     if (queues.size() >= cfg.max_queues) {
-      throw sqs_failure("OverLimit", "OverLimit", "This endpoint holds its maximum of " + std::to_string(cfg.max_queues) + " queues.", 403);
+      throw sqs_failure("OverLimit", "OverLimit",
+                        "This endpoint holds its maximum of " + std::to_string(cfg.max_queues) + " queues.", 403);
     }
     s.created_s = now_ms() / 1000;
     s.generation = next_generation++;
@@ -503,46 +518,48 @@ struct endpoint::state : std::enable_shared_from_this<endpoint::state> {
   }
 
   void get_queue_attributes(const std::string& name, const queue_entry& q, request r, const done_fn& done) {
-    q.actor.ask(durable::get_queue_stats{}, ask_timeout,
-                [self = shared_from_this(), name, q, names = std::move(r.attribute_names),
-                 done](expected<durable::queue_stats> stats) {
-                  if (!stats) return done(failure_of(stats.error(), name));
-                  response out;
-                  out.op = operation::get_queue_attributes;
-                  const queue_settings& s = q.settings;
-                  const std::vector<std::pair<std::string, std::string>> all{
-                      {"ApproximateNumberOfMessages", std::to_string(stats->visible)},
-                      {"ApproximateNumberOfMessagesNotVisible", std::to_string(stats->messages - std::min(stats->messages, stats->visible))},
-                      {"ApproximateNumberOfMessagesDelayed", "0"},
-                      {"CreatedTimestamp", std::to_string(s.created_s)},
-                      {"LastModifiedTimestamp", std::to_string(s.created_s)},
-                      {"QueueArn", "arn:aws:sqs:" + self->cfg.region + ":" + self->cfg.account + ":" + name},
-                      {"VisibilityTimeout", std::to_string(s.visibility_timeout)},
-                      {"DelaySeconds", std::to_string(s.delay_seconds)},
-                      {"MaximumMessageSize", std::to_string(s.max_message_bytes)},
-                      {"MessageRetentionPeriod", std::to_string(s.retention_seconds)},
-                      {"ReceiveMessageWaitTimeSeconds", std::to_string(s.wait_seconds)},
-                      {"SqsManagedSseEnabled", "false"},
-                  };
-                  for (const auto& [k, v] : all) {
-                    if (attribute_wanted(k, names)) out.attributes.emplace_back(k, v);
-                  }
-                  const auto redrive = s.given.find("RedrivePolicy");
-                  if (redrive != s.given.end() && !redrive->second.empty() && attribute_wanted("RedrivePolicy", names)) {
-                    out.attributes.emplace_back(
-                        "RedrivePolicy", json::serialize(json::object{
-                                             {"deadLetterTargetArn", "arn:aws:sqs:" + self->cfg.region + ":" +
+    q.actor.ask(
+        durable::get_queue_stats{}, ask_timeout,
+        [self = shared_from_this(), name, q, names = std::move(r.attribute_names),
+         done](expected<durable::queue_stats> stats) {
+          if (!stats) return done(failure_of(stats.error(), name));
+          response out;
+          out.op = operation::get_queue_attributes;
+          const queue_settings& s = q.settings;
+          const std::vector<std::pair<std::string, std::string>> all{
+              {"ApproximateNumberOfMessages", std::to_string(stats->visible)},
+              {"ApproximateNumberOfMessagesNotVisible",
+               std::to_string(stats->messages - std::min(stats->messages, stats->visible))},
+              {"ApproximateNumberOfMessagesDelayed", "0"},
+              {"CreatedTimestamp", std::to_string(s.created_s)},
+              {"LastModifiedTimestamp", std::to_string(s.created_s)},
+              {"QueueArn", "arn:aws:sqs:" + self->cfg.region + ":" + self->cfg.account + ":" + name},
+              {"VisibilityTimeout", std::to_string(s.visibility_timeout)},
+              {"DelaySeconds", std::to_string(s.delay_seconds)},
+              {"MaximumMessageSize", std::to_string(s.max_message_bytes)},
+              {"MessageRetentionPeriod", std::to_string(s.retention_seconds)},
+              {"ReceiveMessageWaitTimeSeconds", std::to_string(s.wait_seconds)},
+              {"SqsManagedSseEnabled", "false"},
+          };
+          for (const auto& [k, v] : all) {
+            if (attribute_wanted(k, names)) out.attributes.emplace_back(k, v);
+          }
+          const auto redrive = s.given.find("RedrivePolicy");
+          if (redrive != s.given.end() && !redrive->second.empty() && attribute_wanted("RedrivePolicy", names)) {
+            out.attributes.emplace_back(
+                "RedrivePolicy",
+                json::serialize(json::object{{"deadLetterTargetArn", "arn:aws:sqs:" + self->cfg.region + ":" +
                                                                          self->cfg.account + ":" + s.dead_letter_queue},
                                              {"maxReceiveCount", s.max_receive_count}}));
-                  }
-                  if (s.fifo) {
-                    if (attribute_wanted("FifoQueue", names)) out.attributes.emplace_back("FifoQueue", "true");
-                    if (attribute_wanted("ContentBasedDeduplication", names)) {
-                      out.attributes.emplace_back("ContentBasedDeduplication", s.content_dedup ? "true" : "false");
-                    }
-                  }
-                  done(std::move(out));
-                });
+          }
+          if (s.fifo) {
+            if (attribute_wanted("FifoQueue", names)) out.attributes.emplace_back("FifoQueue", "true");
+            if (attribute_wanted("ContentBasedDeduplication", names)) {
+              out.attributes.emplace_back("ContentBasedDeduplication", s.content_dedup ? "true" : "false");
+            }
+          }
+          done(std::move(out));
+        });
   }
 
   // Collects the answers of a batch's asks (they complete on any thread) and
@@ -599,8 +616,9 @@ struct endpoint::state : std::enable_shared_from_this<endpoint::state> {
       } else if (s.fifo && e.group_id.empty()) {
         bad = missing_parameter("MessageGroupId");
       } else if (s.fifo && e.dedup_id.empty() && !s.content_dedup) {
-        bad = invalid_parameter("The queue should either have ContentBasedDeduplication enabled or "
-                                "MessageDeduplicationId provided explicitly");
+        bad = invalid_parameter(
+            "The queue should either have ContentBasedDeduplication enabled or "
+            "MessageDeduplicationId provided explicitly");
       } else if (s.fifo && e.delay_seconds && *e.delay_seconds != 0) {
         bad = invalid_parameter("Value " + std::to_string(*e.delay_seconds) +
                                 " for parameter DelaySeconds is invalid. Reason: The request include parameter that is "
@@ -622,7 +640,8 @@ struct endpoint::state : std::enable_shared_from_this<endpoint::state> {
       q.actor.ask(std::move(m), ask_timeout,
                   [b, i, ok = std::move(ok), name, generation = s.generation](expected<durable::sent> got) mutable {
                     if (!got) return b->complete(i, std::nullopt, entry_failed{ok.id, failure_of(got.error(), name)});
-                    if (!got->status.ok()) return b->complete(i, std::nullopt, entry_failed{ok.id, failure_of(got->status, name)});
+                    if (!got->status.ok())
+                      return b->complete(i, std::nullopt, entry_failed{ok.id, failure_of(got->status, name)});
                     ok.message_id = message_id_of(name, generation, got->message_id);
                     b->complete(i, std::move(ok), std::nullopt);
                   });
@@ -635,37 +654,39 @@ struct endpoint::state : std::enable_shared_from_this<endpoint::state> {
     if (r.visibility_timeout) m.visibility_timeout = std::chrono::seconds(*r.visibility_timeout);
     const std::int64_t wait = r.wait_seconds.value_or(q.settings.wait_seconds);
     m.wait = std::chrono::seconds(wait);
-    q.actor.ask(m, ask_timeout + std::chrono::seconds(wait),
-                [name, fifo = q.settings.fifo, generation = q.settings.generation, wanted = std::move(r.attribute_names),
-                 wanted_attributes = std::move(r.message_attribute_names), done](expected<durable::received> got) {
-                  if (!got) return done(failure_of(got.error(), name));
-                  if (!got->status.ok()) return done(failure_of(got->status, name));
-                  response out;
-                  out.op = operation::receive_message;
-                  for (durable::queue_message& dm : got->messages) {
-                    out_message om;
-                    om.message_id = message_id_of(name, generation, dm.message_id);
-                    om.receipt = std::move(dm.receipt);
-                    om.body = std::move(dm.body);
-                    for (auto& [k, a] : loaded_attributes(dm.attributes)) {
-                      if (attribute_wanted(k, wanted_attributes)) om.user_attributes.emplace(k, std::move(a));
-                    }
-                    const std::vector<std::pair<std::string, std::string>> system{
-                        {"SenderId", "000000000000"},
-                        {"SentTimestamp", std::to_string(dm.sent_at_ms)},
-                        {"ApproximateReceiveCount", std::to_string(dm.receive_count)},
-                    };
-                    for (const auto& [k, v] : system) {
-                      if (attribute_wanted(k, wanted)) om.attributes.emplace_back(k, v);
-                    }
-                    if (fifo && attribute_wanted("MessageGroupId", wanted)) om.attributes.emplace_back("MessageGroupId", dm.group_id);
-                    out.messages.push_back(std::move(om));
-                  }
-                  done(std::move(out));
-                });
+    q.actor.ask(
+        m, ask_timeout + std::chrono::seconds(wait),
+        [name, fifo = q.settings.fifo, generation = q.settings.generation, wanted = std::move(r.attribute_names),
+         wanted_attributes = std::move(r.message_attribute_names), done](expected<durable::received> got) {
+          if (!got) return done(failure_of(got.error(), name));
+          if (!got->status.ok()) return done(failure_of(got->status, name));
+          response out;
+          out.op = operation::receive_message;
+          for (durable::queue_message& dm : got->messages) {
+            out_message om;
+            om.message_id = message_id_of(name, generation, dm.message_id);
+            om.receipt = std::move(dm.receipt);
+            om.body = std::move(dm.body);
+            for (auto& [k, a] : loaded_attributes(dm.attributes)) {
+              if (attribute_wanted(k, wanted_attributes)) om.user_attributes.emplace(k, std::move(a));
+            }
+            const std::vector<std::pair<std::string, std::string>> system{
+                {"SenderId", "000000000000"},
+                {"SentTimestamp", std::to_string(dm.sent_at_ms)},
+                {"ApproximateReceiveCount", std::to_string(dm.receive_count)},
+            };
+            for (const auto& [k, v] : system) {
+              if (attribute_wanted(k, wanted)) om.attributes.emplace_back(k, v);
+            }
+            if (fifo && attribute_wanted("MessageGroupId", wanted))
+              om.attributes.emplace_back("MessageGroupId", dm.group_id);
+            out.messages.push_back(std::move(om));
+          }
+          done(std::move(out));
+        });
   }
 
-  void remove(const std::string& name, const queue_entry& q, request r, const done_fn& done) {
+  void remove(const std::string& name, const queue_entry& q, const request& r, const done_fn& done) {
     durable::delete_messages m;
     for (const receipt_entry& e : r.receipts) m.receipts.push_back(e.receipt);
     std::vector<std::string> ids;
@@ -676,7 +697,8 @@ struct endpoint::state : std::enable_shared_from_this<endpoint::state> {
                   response out;
                   out.op = op;
                   for (std::size_t i = 0; i < ids.size(); ++i) {
-                    const durable::queue_status s = i < got->size() ? (*got)[i] : durable::queue_status{errc::invalid_receipt, "no answer"};
+                    const durable::queue_status s =
+                        i < got->size() ? (*got)[i] : durable::queue_status{errc::invalid_receipt, "no answer"};
                     if (s.ok()) {
                       out.ok.push_back(entry_ok{ids[i], {}, {}, {}});
                     } else {
@@ -709,21 +731,33 @@ struct endpoint::state : std::enable_shared_from_this<endpoint::state> {
 
   // --- HTTP -------------------------------------------------------------------
 
-  void handle(gateway::http_request http, gateway::reply_sink reply) {
+  void handle(const gateway::http_request& http, const gateway::reply_sink& reply) {
     const std::string_view target = http.header("X-Amz-Target");
     const bool json_wire = !target.empty() || http.content_type.find("amz-json") != std::string::npos;
     const wire format = json_wire ? wire::json : wire::query;
     const std::uint64_t n = requests.fetch_add(1, std::memory_order_relaxed);  // only a counter: no ordering needed
     std::array<char, 40> id_text{};
-    std::snprintf(id_text.data(), id_text.size(), "00000000-0000-4000-8000-%012" PRIx64, n & std::uint64_t{0xffff'ffff'ffff});
+    std::snprintf(id_text.data(), id_text.size(), "00000000-0000-4000-8000-%012" PRIx64,
+                  n & std::uint64_t{0xffff'ffff'ffff});
     std::string request_id = id_text.data();
     auto answer = [format, request_id, reply](std::variant<response, failure> result) {
+      gateway::http_reply out;
+      out.headers.emplace_back("x-amzn-RequestId", request_id);
       if (auto* f = std::get_if<failure>(&result)) {
         encoded e = error_body(format, *f, request_id);
-        return reply(gateway::http_reply{f->status, std::move(e.content_type), std::move(e.body), true});
+        out.status = f->status;
+        out.content_type = std::move(e.content_type);
+        out.body = std::move(e.body);
+        // The JSON protocol's clients that know the query protocol's codes
+        // (awsQueryCompatible) read them here: "AWS.SimpleQueueService.NonExistentQueue;Sender".
+        if (format == wire::json)
+          out.headers.emplace_back("x-amzn-query-error", f->code + (f->sender ? ";Sender" : ";Receiver"));
+        return reply(std::move(out));
       }
       encoded e = serialize(format, std::get<response>(result), request_id);
-      reply(gateway::http_reply{200, std::move(e.content_type), std::move(e.body), true});
+      out.content_type = std::move(e.content_type);
+      out.body = std::move(e.body);
+      reply(std::move(out));
     };
     limits lim;
     lim.max_message_bytes = cfg.max_message_bytes;
@@ -759,9 +793,9 @@ expected<std::unique_ptr<endpoint>> endpoint::start(troupe::system& sys, endpoin
   s->server = std::make_unique<gateway::server>(settings);
   // The handler holds the state weakly: it must not keep it alive past stop().
   std::weak_ptr<state> weak = s;
-  s->server->route_others([weak](gateway::http_request request, gateway::reply_sink reply) {
+  s->server->route_others([weak](const gateway::http_request& request, const gateway::reply_sink& reply) {
     if (auto self = weak.lock()) {
-      self->handle(std::move(request), std::move(reply));
+      self->handle(request, reply);
     } else {
       reply(gateway::http_reply{503, "text/plain", "the endpoint is stopping\n", false});
     }
@@ -772,7 +806,7 @@ expected<std::unique_ptr<endpoint>> endpoint::start(troupe::system& sys, endpoin
     for (auto& [name, q] : s->queues) sys.send_exit(q.actor, exit_reason::shutdown());
     return error(errc::invalid_request, std::string("sqs endpoint: ") + e.what());
   }
-  s->bound_port = s->server->port();
+  s->bound_port.store(s->server->port(), std::memory_order_relaxed);
   return std::unique_ptr<endpoint>(new endpoint(std::move(s)));
 }
 
@@ -784,9 +818,22 @@ void endpoint::stop() {
   state_->queues.clear();
 }
 
-std::uint16_t endpoint::port() const { return state_->bound_port; }
+std::uint16_t endpoint::port() const { return state_->bound_port.load(std::memory_order_relaxed); }
 std::string endpoint::url() const { return state_->base_url(); }
 std::string endpoint::queue_url(std::string_view name) const { return state_->url_of(name); }
+
+expected<std::string> endpoint::create_queue(std::string_view name,
+                                             const std::map<std::string, std::string>& attributes) {
+  const std::string n(name);
+  if (!valid_queue_name(n)) {
+    return error(errc::invalid_request, "sqs endpoint: not a queue name (1-80 of A-Z a-z 0-9 - _): " + n);
+  }
+  try {
+    return state_->create_queue(n, attributes);
+  } catch (const failure& f) {
+    return error(errc::invalid_request, "sqs endpoint: " + f.code + ": " + f.message);
+  }
+}
 
 expected<ref<durable::queue_protocol>> endpoint::queue(std::string_view name) {
   std::optional<queue_entry> q = state_->find(name);

@@ -97,23 +97,23 @@ struct receipt_entry {
 
 struct request {
   operation op{};
-  std::string queue_url;                           // every operation on one queue
-  std::string queue_name;                          // CreateQueue, GetQueueUrl
-  std::string name_prefix;                         // ListQueues
-  std::optional<std::int64_t> max_results;         // ListQueues
-  std::string next_token;                          // ListQueues
-  std::map<std::string, std::string> attributes;   // CreateQueue
-  std::vector<std::string> attribute_names;        // GetQueueAttributes, ReceiveMessage
+  std::string queue_url;                             // every operation on one queue
+  std::string queue_name;                            // CreateQueue, GetQueueUrl
+  std::string name_prefix;                           // ListQueues
+  std::optional<std::int64_t> max_results;           // ListQueues
+  std::string next_token;                            // ListQueues
+  std::map<std::string, std::string> attributes;     // CreateQueue
+  std::vector<std::string> attribute_names;          // GetQueueAttributes, ReceiveMessage
   std::vector<std::string> message_attribute_names;  // ReceiveMessage
-  std::vector<send_entry> sends;                   // SendMessage: one; SendMessageBatch: 1..10
-  std::vector<receipt_entry> receipts;             // DeleteMessage, ChangeMessageVisibility (+Batch)
-  std::optional<std::int64_t> max_messages;        // ReceiveMessage
-  std::optional<std::int64_t> visibility_timeout;  // ReceiveMessage
-  std::optional<std::int64_t> wait_seconds;        // ReceiveMessage
+  std::vector<send_entry> sends;                     // SendMessage: one; SendMessageBatch: 1..10
+  std::vector<receipt_entry> receipts;               // DeleteMessage, ChangeMessageVisibility (+Batch)
+  std::optional<std::int64_t> max_messages;          // ReceiveMessage
+  std::optional<std::int64_t> visibility_timeout;    // ReceiveMessage
+  std::optional<std::int64_t> wait_seconds;          // ReceiveMessage
 };
 
 struct limits {
-  std::size_t max_message_bytes = 256 * 1024;  // body plus attributes, one message or a whole batch
+  std::size_t max_message_bytes = std::size_t{256} * 1024;  // body plus attributes, one message or a whole batch
   std::size_t max_batch_entries = 10;
   std::size_t max_message_attributes = 10;
   std::size_t max_parameters = 1000;  // query protocol: key=value pairs
@@ -121,8 +121,7 @@ struct limits {
 };
 
 // `target`: the X-Amz-Target header (JSON protocol), ignored for the query protocol.
-std::variant<request, failure> parse(wire format, std::string_view target, std::string_view body,
-                                     const limits& lim);
+std::variant<request, failure> parse(wire format, std::string_view target, std::string_view body, const limits& lim);
 
 // --- answers ----------------------------------------------------------------
 
@@ -131,7 +130,7 @@ struct out_message {
   std::string receipt;
   std::string body;
   std::vector<std::pair<std::string, std::string>> attributes;  // system attributes asked for
-  message_attributes user_attributes;  // the message attributes asked for
+  message_attributes user_attributes;                           // the message attributes asked for
 };
 
 struct entry_ok {
@@ -148,12 +147,12 @@ struct entry_failed {
 
 struct response {
   operation op{};
-  std::string queue_url;               // CreateQueue, GetQueueUrl
-  std::vector<std::string> queue_urls;  // ListQueues
-  std::string next_token;               // ListQueues
+  std::string queue_url;                                        // CreateQueue, GetQueueUrl
+  std::vector<std::string> queue_urls;                          // ListQueues
+  std::string next_token;                                       // ListQueues
   std::vector<std::pair<std::string, std::string>> attributes;  // GetQueueAttributes
-  std::vector<entry_ok> ok;          // SendMessage: one; the batch operations: their successes
-  std::vector<entry_failed> failed;  // the batch operations
+  std::vector<entry_ok> ok;           // SendMessage: one; the batch operations: their successes
+  std::vector<entry_failed> failed;   // the batch operations
   std::vector<out_message> messages;  // ReceiveMessage
 };
 

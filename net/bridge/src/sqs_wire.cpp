@@ -173,8 +173,9 @@ void check_request(request& r, const limits& lim) {
   if (r.op == operation::create_queue || r.op == operation::get_queue_url) {
     if (r.queue_name.empty()) reject(missing_parameter("QueueName"));
     if (!valid_queue_name(r.queue_name)) {
-      reject_value("Value for parameter QueueName is invalid. Reason: Can only include alphanumeric characters, "
-                   "hyphens, or underscores. 1 to 80 in length (a FIFO queue's ends in .fifo).");
+      reject_value(
+          "Value for parameter QueueName is invalid. Reason: Can only include alphanumeric characters, "
+          "hyphens, or underscores. 1 to 80 in length (a FIFO queue's ends in .fifo).");
     }
   }
   if (r.op == operation::list_queues) {
@@ -186,7 +187,8 @@ void check_request(request& r, const limits& lim) {
     if (r.attributes.size() > 32) reject_value("Too many queue attributes.");
     for (const auto& [name, value] : r.attributes) {
       if (!queue_attribute_names().contains(name) || name == "All") {
-        reject(make_failure("InvalidAttributeName", "InvalidAttributeName", "Unknown Attribute " + name.substr(0, 64) + "."));
+        reject(make_failure("InvalidAttributeName", "InvalidAttributeName",
+                            "Unknown Attribute " + name.substr(0, 64) + "."));
       }
       if (value.size() > 8192) reject_value("Value for attribute " + name + " is too long.");
     }
@@ -195,7 +197,8 @@ void check_request(request& r, const limits& lim) {
     if (r.attribute_names.size() > 32) reject_value("Too many AttributeNames.");
     for (const std::string& name : r.attribute_names) {
       if (!queue_attribute_names().contains(name)) {
-        reject(make_failure("InvalidAttributeName", "InvalidAttributeName", "Unknown Attribute " + name.substr(0, 64) + "."));
+        reject(make_failure("InvalidAttributeName", "InvalidAttributeName",
+                            "Unknown Attribute " + name.substr(0, 64) + "."));
       }
     }
   }
@@ -203,10 +206,12 @@ void check_request(request& r, const limits& lim) {
     if (r.max_messages) check_range(*r.max_messages, 1, 10, "MaxNumberOfMessages");
     if (r.visibility_timeout) check_range(*r.visibility_timeout, 0, max_visibility_seconds, "VisibilityTimeout");
     if (r.wait_seconds) check_range(*r.wait_seconds, 0, max_wait_seconds, "WaitTimeSeconds");
-    if (r.attribute_names.size() > 32 || r.message_attribute_names.size() > 32) reject_value("Too many attribute names.");
+    if (r.attribute_names.size() > 32 || r.message_attribute_names.size() > 32)
+      reject_value("Too many attribute names.");
     for (const std::string& name : r.attribute_names) {
       if (!message_system_attribute_names().contains(name)) {
-        reject(make_failure("InvalidAttributeName", "InvalidAttributeName", "Unknown Attribute " + name.substr(0, 64) + "."));
+        reject(make_failure("InvalidAttributeName", "InvalidAttributeName",
+                            "Unknown Attribute " + name.substr(0, 64) + "."));
       }
     }
     for (const std::string& name : r.message_attribute_names) {
@@ -218,8 +223,9 @@ void check_request(request& r, const limits& lim) {
   if (batch_operation(r.op)) {
     const std::size_t n = r.op == operation::send_message_batch ? r.sends.size() : r.receipts.size();
     if (n == 0) {
-      reject(make_failure("AWS.SimpleQueueService.EmptyBatchRequest", "EmptyBatchRequest",
-                          "There should be at least one " + std::string(action_name(r.op)) + "RequestEntry in the request."));
+      reject(make_failure(
+          "AWS.SimpleQueueService.EmptyBatchRequest", "EmptyBatchRequest",
+          "There should be at least one " + std::string(action_name(r.op)) + "RequestEntry in the request."));
     }
     if (n > lim.max_batch_entries) {
       reject(make_failure("AWS.SimpleQueueService.TooManyEntriesInBatchRequest", "TooManyEntriesInBatchRequest",
@@ -253,15 +259,17 @@ void check_request(request& r, const limits& lim) {
       }
       if (e.delay_seconds) check_range(*e.delay_seconds, 0, max_delay_seconds, "DelaySeconds");
       if (e.attributes.size() > lim.max_message_attributes) {
-        reject_value("Number of message attributes [" + std::to_string(e.attributes.size()) + "] exceeds the allowed maximum [" +
-                     std::to_string(lim.max_message_attributes) + "].");
+        reject_value("Number of message attributes [" + std::to_string(e.attributes.size()) +
+                     "] exceeds the allowed maximum [" + std::to_string(lim.max_message_attributes) + "].");
       }
       std::size_t bytes = e.body.size();
       for (const auto& [name, a] : e.attributes) {
         if (!valid_attribute_name(name)) reject_value("Message attribute name " + name.substr(0, 64) + " is invalid.");
-        if (a.data_type.empty()) reject_value("The message attribute '" + name + "' must contain a non-empty DataType.");
+        if (a.data_type.empty())
+          reject_value("The message attribute '" + name + "' must contain a non-empty DataType.");
         if (!valid_data_type(a.data_type)) {
-          reject_value("The type of message attribute '" + name + "' is invalid: String, Number or Binary, optionally with a .label.");
+          reject_value("The type of message attribute '" + name +
+                       "' is invalid: String, Number or Binary, optionally with a .label.");
         }
         if (a.value.empty()) reject_value("The message attribute '" + name + "' must contain a non-empty value.");
         if (!a.binary() && !valid_message_text(a.value)) {
@@ -270,9 +278,10 @@ void check_request(request& r, const limits& lim) {
         }
         if (a.data_type.starts_with("Number")) {
           const std::string& v = a.value;
-          const bool numeric = v.size() <= 40 && std::all_of(v.begin(), v.end(), [](char c) {
-                                 return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
-                               });
+          const bool numeric =
+              v.size() <= 40 && std::all_of(v.begin(), v.end(), [](char c) {
+                return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+              });
           if (!numeric) reject_value("Can't cast the value of message attribute '" + name + "' to a number.");
         }
         bytes += name.size() + a.data_type.size() + a.value.size();
@@ -282,7 +291,8 @@ void check_request(request& r, const limits& lim) {
                      std::to_string(lim.max_message_bytes) + " bytes.");
       }
       total += bytes;
-      if (e.group_id.size() > 128 || !printable(e.group_id)) reject_value("MessageGroupId is invalid (1 to 128 printable characters).");
+      if (e.group_id.size() > 128 || !printable(e.group_id))
+        reject_value("MessageGroupId is invalid (1 to 128 printable characters).");
       if (e.dedup_id.size() > 128 || !printable(e.dedup_id)) {
         reject_value("MessageDeduplicationId is invalid (1 to 128 printable characters).");
       }
@@ -301,8 +311,9 @@ void check_request(request& r, const limits& lim) {
     for (const receipt_entry& e : r.receipts) {
       if (e.receipt.empty()) reject(missing_parameter("ReceiptHandle"));
       if (e.receipt.size() > 1024 || !printable(e.receipt)) {
-        reject(make_failure("ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid",
-                            "The input receipt handle \"" + e.receipt.substr(0, 64) + "\" is not a valid receipt handle."));
+        reject(make_failure(
+            "ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid",
+            "The input receipt handle \"" + e.receipt.substr(0, 64) + "\" is not a valid receipt handle."));
       }
       if (r.op == operation::change_message_visibility || r.op == operation::change_message_visibility_batch) {
         check_range(e.visibility_timeout, 0, max_visibility_seconds, "VisibilityTimeout");
@@ -417,7 +428,8 @@ receipt_entry json_receipt_entry(const json::object& o) {
 request parse_json_request(std::string_view target, std::string_view body, const limits& lim) {
   constexpr std::string_view prefix = "AmazonSQS.";
   if (target.empty()) reject(missing_parameter("X-Amz-Target"));
-  const std::optional<operation> op = target.starts_with(prefix) ? operation_named(target.substr(prefix.size())) : std::nullopt;
+  const std::optional<operation> op =
+      target.starts_with(prefix) ? operation_named(target.substr(prefix.size())) : std::nullopt;
   if (!op) {
     reject(make_failure("InvalidAction", "InvalidAction",
                         "The action " + std::string(target.substr(0, 80)) + " is not valid for this endpoint."));
@@ -427,8 +439,11 @@ request parse_json_request(std::string_view target, std::string_view body, const
   boost::system::error_code ec;
   json::monotonic_resource resource;
   const json::value doc = json::parse(body.empty() ? std::string_view("{}") : body, ec, &resource, options);
-  if (ec) reject(make_failure("SerializationException", "SerializationException", "The request body is not JSON: " + ec.message() + "."));
-  if (!doc.is_object()) reject(make_failure("SerializationException", "SerializationException", "The request body must be a JSON object."));
+  if (ec)
+    reject(make_failure("SerializationException", "SerializationException",
+                        "The request body is not JSON: " + ec.message() + "."));
+  if (!doc.is_object())
+    reject(make_failure("SerializationException", "SerializationException", "The request body must be a JSON object."));
   const json::object& o = doc.get_object();
   request r;
   r.op = *op;
@@ -527,7 +542,8 @@ form parse_form(std::string_view body, const limits& lim) {
     const std::string_view pair = body.substr(0, amp);
     body = amp == std::string_view::npos ? std::string_view{} : body.substr(amp + 1);
     if (pair.empty()) continue;
-    if (++count > lim.max_parameters) reject_value("Too many parameters (more than " + std::to_string(lim.max_parameters) + ").");
+    if (++count > lim.max_parameters)
+      reject_value("Too many parameters (more than " + std::to_string(lim.max_parameters) + ").");
     const std::size_t eq = pair.find('=');
     std::string key = url_decode(pair.substr(0, eq));
     std::string value = eq == std::string_view::npos ? std::string{} : url_decode(pair.substr(eq + 1));
@@ -559,13 +575,15 @@ std::map<std::size_t, form> indexed(const form& f, std::string_view prefix, std:
     const std::string_view digits = rest.substr(0, dot);
     std::size_t n = 0;
     const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-    if (digits.empty() || digits.front() == '0' || ec != std::errc{} || ptr != digits.data() + digits.size() || n == 0) {
+    if (digits.empty() || digits.front() == '0' || ec != std::errc{} || ptr != digits.data() + digits.size() ||
+        n == 0) {
       reject_value("Malformed list parameter " + it->first.substr(0, 80) + ".");
     }
     if (n > max) {
       if (prefix.ends_with("RequestEntry")) {
-        reject(make_failure("AWS.SimpleQueueService.TooManyEntriesInBatchRequest", "TooManyEntriesInBatchRequest",
-                            "Maximum number of entries per request are " + std::to_string(max) + ". You have sent more."));
+        reject(
+            make_failure("AWS.SimpleQueueService.TooManyEntriesInBatchRequest", "TooManyEntriesInBatchRequest",
+                         "Maximum number of entries per request are " + std::to_string(max) + ". You have sent more."));
       }
       reject_value("Too many values in " + std::string(prefix) + ".");
     }
@@ -574,7 +592,8 @@ std::map<std::size_t, form> indexed(const form& f, std::string_view prefix, std:
   // Numbered from 1 without gaps, as SDKs send them.
   std::size_t expected = 1;
   for (const auto& entry : out) {
-    if (entry.first != expected++) reject_value("The entries of " + std::string(prefix) + " are not numbered 1, 2, 3...");
+    if (entry.first != expected++)
+      reject_value("The entries of " + std::string(prefix) + " are not numbered 1, 2, 3...");
   }
   return out;
 }
@@ -603,7 +622,8 @@ message_attributes form_message_attributes(const form& f, const limits& lim) {
     } else {
       v.value = form_string(fields, "Value.StringValue");
     }
-    if (!out.emplace(name, std::move(v)).second) reject_value("Message attribute name '" + name.substr(0, 64) + "' is repeated.");
+    if (!out.emplace(name, std::move(v)).second)
+      reject_value("Message attribute name '" + name.substr(0, 64) + "' is repeated.");
   }
   return out;
 }
@@ -637,7 +657,8 @@ request parse_query_request(std::string_view body, const limits& lim) {
                         "The action " + action.substr(0, 80) + " is not valid for this endpoint."));
   }
   if (const auto v = f.find("Version"); v != f.end() && v->second != "2012-11-05") {
-    reject(make_failure("NoSuchVersion", "NoSuchVersion", "An invalid or out-of-range value was supplied for the Version parameter."));
+    reject(make_failure("NoSuchVersion", "NoSuchVersion",
+                        "An invalid or out-of-range value was supplied for the Version parameter."));
   }
   request r;
   r.op = *op;
@@ -649,7 +670,8 @@ request parse_query_request(std::string_view body, const limits& lim) {
   for (auto& [n, fields] : indexed(f, "Attribute", 32)) {
     const std::string name = form_string(fields, "Name");
     if (name.empty()) reject(missing_parameter("Attribute." + std::to_string(n) + ".Name"));
-    if (!r.attributes.emplace(name, form_string(fields, "Value")).second) reject_value("Attribute " + name.substr(0, 64) + " is repeated.");
+    if (!r.attributes.emplace(name, form_string(fields, "Value")).second)
+      reject_value("Attribute " + name.substr(0, 64) + " is repeated.");
   }
   r.attribute_names = form_strings(f, "AttributeName");
   for (std::string& name : form_strings(f, "MessageSystemAttributeName")) r.attribute_names.push_back(std::move(name));
@@ -697,18 +719,41 @@ request parse_query_request(std::string_view body, const limits& lim) {
 
 // --- serializers ------------------------------------------------------------------
 
+// An error's message may quote the request (a name, a value): printable ASCII
+// only, so that it is valid UTF-8 in JSON and a valid character in XML.
+std::string printable_message(std::string_view text) {
+  std::string out(text.substr(0, 1024));
+  for (char& c : out) {
+    if (c < ' ' || c > '~') c = '?';
+  }
+  return out;
+}
+
 std::string xml_escape(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (const char c : s) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      case '\r': out += "&#xD;"; break;
-      default: out.push_back(c);
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      case '\r':
+        out += "&#xD;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -742,7 +787,10 @@ json::object json_message_attribute_map(const message_attributes& attributes) {
 json::array json_failed(const std::vector<entry_failed>& failed) {
   json::array out;
   for (const entry_failed& f : failed) {
-    out.push_back(json::object{{"Id", f.id}, {"SenderFault", f.why.sender}, {"Code", f.why.json_type}, {"Message", f.why.message}});
+    out.push_back(json::object{{"Id", f.id},
+                               {"SenderFault", f.why.sender},
+                               {"Code", f.why.json_type},
+                               {"Message", printable_message(f.why.message)}});
   }
   return out;
 }
@@ -794,7 +842,10 @@ std::string to_json(const response& r) {
     case operation::receive_message: {
       json::array messages;
       for (const out_message& m : r.messages) {
-        json::object jm{{"MessageId", m.message_id}, {"ReceiptHandle", m.receipt}, {"MD5OfBody", md5_hex(m.body)}, {"Body", m.body}};
+        json::object jm{{"MessageId", m.message_id},
+                        {"ReceiptHandle", m.receipt},
+                        {"MD5OfBody", md5_hex(m.body)},
+                        {"Body", m.body}};
         if (!m.attributes.empty()) {
           json::object a;
           for (const auto& [k, v] : m.attributes) a[k] = v;
@@ -821,14 +872,15 @@ void xml_failed(std::string& out, const std::vector<entry_failed>& failed) {
     element(out, "Id", f.id);
     element(out, "SenderFault", f.why.sender ? "true" : "false");
     element(out, "Code", f.why.code);
-    element(out, "Message", f.why.message);
+    element(out, "Message", printable_message(f.why.message));
     out += "</BatchResultErrorEntry>";
   }
 }
 
 std::string to_xml(const response& r, std::string_view request_id) {
   const std::string action(action_name(r.op));
-  std::string out = "<?xml version=\"1.0\"?><" + action + "Response xmlns=\"http://queue.amazonaws.com/doc/2012-11-05/\">";
+  std::string out =
+      "<?xml version=\"1.0\"?><" + action + "Response xmlns=\"http://queue.amazonaws.com/doc/2012-11-05/\">";
   std::string result;
   bool has_result = true;
   switch (r.op) {
@@ -852,7 +904,8 @@ std::string to_xml(const response& r, std::string_view request_id) {
       if (!r.ok.empty()) {
         element(result, "MessageId", r.ok.front().message_id);
         element(result, "MD5OfMessageBody", r.ok.front().md5_of_body);
-        if (!r.ok.front().md5_of_attributes.empty()) element(result, "MD5OfMessageAttributes", r.ok.front().md5_of_attributes);
+        if (!r.ok.front().md5_of_attributes.empty())
+          element(result, "MD5OfMessageAttributes", r.ok.front().md5_of_attributes);
       }
       break;
     case operation::send_message_batch:
@@ -953,13 +1006,14 @@ encoded serialize(wire format, const response& r, std::string_view request_id) {
 
 encoded error_body(wire format, const failure& f, std::string_view request_id) {
   if (format == wire::json) {
-    json::object o{{"__type", "com.amazonaws.sqs#" + f.json_type}, {"message", f.message}};
+    json::object o{{"__type", "com.amazonaws.sqs#" + f.json_type}, {"message", printable_message(f.message)}};
     return {"application/x-amz-json-1.0", json::serialize(o)};
   }
-  std::string out = "<?xml version=\"1.0\"?><ErrorResponse xmlns=\"http://queue.amazonaws.com/doc/2012-11-05/\"><Error>";
+  std::string out =
+      "<?xml version=\"1.0\"?><ErrorResponse xmlns=\"http://queue.amazonaws.com/doc/2012-11-05/\"><Error>";
   element(out, "Type", f.sender ? "Sender" : "Receiver");
   element(out, "Code", f.code);
-  element(out, "Message", f.message);
+  element(out, "Message", printable_message(f.message));
   out += "<Detail/></Error>";
   element(out, "RequestId", request_id);
   out += "</ErrorResponse>";
@@ -975,7 +1029,7 @@ std::string digest_hex(const EVP_MD* md, std::string_view bytes) {
   if (EVP_Digest(bytes.data(), bytes.size(), out.data(), &size, md, nullptr) != 1) return {};
   static constexpr std::string_view hex = "0123456789abcdef";
   std::string text;
-  text.reserve(size * 2);
+  text.reserve(std::size_t{size} * 2);
   for (unsigned int i = 0; i < size; ++i) {
     text.push_back(hex[out[i] >> 4]);
     text.push_back(hex[out[i] & 15]);
@@ -1059,8 +1113,8 @@ std::string base64_encode(std::string_view bytes) {
   out.reserve((bytes.size() + 2) / 3 * 4);
   std::size_t i = 0;
   for (; i + 2 < bytes.size(); i += 3) {
-    const std::uint32_t v = (static_cast<std::uint8_t>(bytes[i]) << 16) | (static_cast<std::uint8_t>(bytes[i + 1]) << 8) |
-                            static_cast<std::uint8_t>(bytes[i + 2]);
+    const std::uint32_t v = (static_cast<std::uint8_t>(bytes[i]) << 16) |
+                            (static_cast<std::uint8_t>(bytes[i + 1]) << 8) | static_cast<std::uint8_t>(bytes[i + 2]);
     out += alphabet[(v >> 18) & 63];
     out += alphabet[(v >> 12) & 63];
     out += alphabet[(v >> 6) & 63];
@@ -1072,7 +1126,8 @@ std::string base64_encode(std::string_view bytes) {
     out += alphabet[(v >> 12) & 63];
     out += "==";
   } else if (i + 2 == bytes.size()) {
-    const std::uint32_t v = (static_cast<std::uint8_t>(bytes[i]) << 16) | (static_cast<std::uint8_t>(bytes[i + 1]) << 8);
+    const std::uint32_t v =
+        (static_cast<std::uint8_t>(bytes[i]) << 16) | (static_cast<std::uint8_t>(bytes[i + 1]) << 8);
     out += alphabet[(v >> 18) & 63];
     out += alphabet[(v >> 12) & 63];
     out += alphabet[(v >> 6) & 63];

@@ -357,7 +357,13 @@ class http_session final : public connection, public std::enable_shared_from_thi
     if (!stream_) return;
     // A handler's mistake must not become a broken response (or a header of
     // its choosing): a status HTTP has not, or a content type with a line break.
-    if (reply.status < 100 || reply.status > 599 || reply.content_type.find_first_of("\r\n") != std::string::npos) {
+    const auto has_line_break = [](const std::string& text) { return text.find_first_of("\r\n") != std::string::npos; };
+    bool bad_header = has_line_break(reply.content_type);
+    for (const auto& [name, value] : reply.headers) {
+      bad_header = bad_header || name.empty() || has_line_break(name) || name.find(':') != std::string::npos ||
+                   has_line_break(value);
+    }
+    if (reply.status < 100 || reply.status > 599 || bad_header) {
       reply = http_reply{500, "text/plain", "the handler gave a reply HTTP cannot carry\n", false};
     }
     response_ = {};
@@ -365,6 +371,7 @@ class http_session final : public connection, public std::enable_shared_from_thi
     response_.result(reply.status);
     response_.set(http::field::server, "troupe-gateway");
     if (!reply.content_type.empty()) response_.set(http::field::content_type, reply.content_type);
+    for (const auto& [name, value] : reply.headers) response_.set(name, value);
     if (allow_post_) response_.set(http::field::allow, "POST");
     allow_post_ = false;
     response_.body() = std::move(reply.body);

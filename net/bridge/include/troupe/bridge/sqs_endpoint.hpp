@@ -37,6 +37,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -49,11 +50,11 @@
 namespace troupe::bridge::sqs {
 
 struct endpoint_config {
-  std::string address = "127.0.0.1";  // loopback by default: there is no authentication
-  std::uint16_t port = 0;              // 0: a free port (see endpoint::port())
-  std::string data_dir;                // required; created if missing
-  std::string region = "us-east-1";    // in QueueArn
-  std::string account = "000000000000";  // in queue URLs and QueueArn
+  std::string address = "127.0.0.1";                     // loopback by default: there is no authentication
+  std::uint16_t port = 0;                                // 0: a free port (see endpoint::port())
+  std::string data_dir;                                  // required; created if missing
+  std::string region = "us-east-1";                      // in QueueArn
+  std::string account = "000000000000";                  // in queue URLs and QueueArn
   std::size_t max_request_bytes = std::size_t{1} << 20;  // a larger body is answered 413
   std::size_t max_connections = 256;
   std::size_t threads = 2;  // HTTP threads (handlers never block: long polls wait in the queue actors)
@@ -61,7 +62,7 @@ struct endpoint_config {
   // Defaults of a new queue, each overridden by CreateQueue's attributes.
   std::chrono::seconds visibility_timeout{30};
   std::uint32_t max_message_bytes = 256 * 1024;  // SQS's MaximumMessageSize (and its ceiling)
-  bool full_sync = false;  // durable::queue_config::full_sync for every queue
+  bool full_sync = false;                        // durable::queue_config::full_sync for every queue
 };
 
 class endpoint {
@@ -77,6 +78,10 @@ class endpoint {
   [[nodiscard]] std::string url() const;
   // "http://127.0.0.1:PORT/000000000000/<name>".
   [[nodiscard]] std::string queue_url(std::string_view name) const;
+  // CreateQueue, in process: the queue's URL (an existing queue's if its
+  // attributes are the same). Attributes as SQS names them (VisibilityTimeout,
+  // RedrivePolicy, ...); errc::invalid_request with SQS's error otherwise.
+  expected<std::string> create_queue(std::string_view name, const std::map<std::string, std::string>& attributes = {});
   // The actor behind the queue `name`, for in-process users; errc::no_such_actor if there is none.
   expected<ref<durable::queue_protocol>> queue(std::string_view name);
   // Closes the listener and the connections, then stops the queue actors

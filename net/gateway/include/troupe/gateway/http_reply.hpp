@@ -43,6 +43,9 @@ struct http_reply {
   std::string body;
   // false: close the connection after this reply (the protocol says so, e.g. a body that cannot be framed).
   bool keep_alive = true;
+  // More header fields (the SQS endpoint's x-amzn-RequestId); a name or value
+  // with a line break makes the reply a 500 instead.
+  std::vector<std::pair<std::string, std::string>> headers{};
 };
 
 using reply_sink = std::function<void(http_reply)>;
