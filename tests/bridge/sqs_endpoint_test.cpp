@@ -271,6 +271,15 @@ TEST_F(sqs_endpoint_test, json_protocol_batches_and_visibility) {
   EXPECT_EQ(error_type("ChangeMessageVisibility",
                        {{"QueueUrl", url}, {"ReceiptHandle", receipts[2]}, {"VisibilityTimeout", 5}}),
             "MessageNotInflight");
+  // PurgeQueue: leased and visible alike.
+  ok("SendMessageBatch",
+     {{"QueueUrl", url}, {"Entries", {{{"Id", "p"}, {"MessageBody", "p"}}, {{"Id", "q"}, {"MessageBody", "q"}}}}});
+  ASSERT_TRUE(ok("ReceiveMessage", {{"QueueUrl", url}}).contains("Messages"));
+  ok("PurgeQueue", {{"QueueUrl", url}});
+  const json::object purged =
+      ok("GetQueueAttributes", {{"QueueUrl", url}, {"AttributeNames", {"All"}}}).at("Attributes").as_object();
+  EXPECT_EQ(purged.at("ApproximateNumberOfMessages").as_string(), "0");
+  EXPECT_EQ(purged.at("ApproximateNumberOfMessagesNotVisible").as_string(), "0");
   ok("DeleteQueue", {{"QueueUrl", url}});
   EXPECT_EQ(error_type("GetQueueAttributes", {{"QueueUrl", url}}), "QueueDoesNotExist");
 }
@@ -366,6 +375,12 @@ TEST_F(sqs_endpoint_test, query_protocol_every_operation) {
       << a.body;
   EXPECT_NE(a.body.find("<Name>VisibilityTimeout</Name><Value>60</Value>"), std::string::npos) << a.body;
 
+  ASSERT_EQ(query("Action=SendMessage&" + u + "&MessageBody=purged").status, 200U);
+  a = query("Action=PurgeQueue&" + u);
+  ASSERT_EQ(a.status, 200U) << a.body;
+  EXPECT_NE(a.body.find("<PurgeQueueResponse"), std::string::npos);
+  a = query("Action=GetQueueAttributes&" + u + "&AttributeName.1=ApproximateNumberOfMessages");
+  EXPECT_NE(a.body.find("<Value>0</Value>"), std::string::npos) << a.body;
   a = query("Action=DeleteQueue&" + u);
   ASSERT_EQ(a.status, 200U) << a.body;
   a = query("Action=GetQueueUrl&QueueName=q1");
@@ -434,7 +449,6 @@ TEST_F(sqs_endpoint_test, bad_requests_get_sqs_errors_and_the_endpoint_keeps_ser
   EXPECT_EQ(error_type("ChangeMessageVisibility", {{"QueueUrl", url}, {"ReceiptHandle", "1-1"}}), "MissingParameter");
   EXPECT_EQ(error_type("GetQueueAttributes", {{"QueueUrl", url}, {"AttributeNames", {"Nonsense"}}}),
             "InvalidAttributeName");
-  EXPECT_EQ(error_type("PurgeQueue", {{"QueueUrl", url}}), "UnsupportedOperation");
 
   // Garbage bodies: a clear 400 in the format asked for, and the next client is served.
   answer a =
