@@ -212,6 +212,78 @@ TEST_F(sqs_endpoint_test, json_protocol_create_send_receive_delete) {
   EXPECT_FALSE(endpoint_->queue("nope"));
 }
 
+TEST_F(sqs_endpoint_test, json_protocol_batches_and_visibility) {
+  const watchdog guard(60s);
+  const std::string url(ok("CreateQueue", {{"QueueName", "batches"}}).at("QueueUrl").as_string());
+  const json::object sent = ok("SendMessageBatch", {{"QueueUrl", url},
+                                                    {"Entries",
+                                                     {{{"Id", "a"}, {"MessageBody", "one"}},
+                                                      {{"Id", "b"}, {"MessageBody", "two"}, {"DelaySeconds", 0}},
+                                                      {{"Id", "c"}, {"MessageBody", "three"}}}}});
+  EXPECT_EQ(sent.at("Successful").as_array().size(), 3U) << json::serialize(sent);
+  EXPECT_TRUE(sent.at("Failed").as_array().empty());
+  for (const json::value& e : sent.at("Successful").as_array()) {
+    const std::string id(e.at("Id").as_string());
+    const std::string body = id == "a" ? "one" : id == "b" ? "two" : "three";
+    EXPECT_EQ(e.at("MD5OfMessageBody").as_string(), sqs::detail::md5_hex(body));
+  }
+  const json::object got =
+      ok("ReceiveMessage", {{"QueueUrl", url}, {"MaxNumberOfMessages", 10}, {"VisibilityTimeout", 60}});
+  const json::array& messages = got.at("Messages").as_array();
+  ASSERT_EQ(messages.size(), 3U);
+  std::vector<std::string> receipts;
+  for (const json::value& m : messages) receipts.emplace_back(m.at("ReceiptHandle").as_string());
+  EXPECT_FALSE(ok("ReceiveMessage", {{"QueueUrl", url}}).contains("Messages")) << "all three leased";
+
+  // The first back at once; the second back at once through the batch, with a bad entry beside it.
+  ok("ChangeMessageVisibility", {{"QueueUrl", url}, {"ReceiptHandle", receipts[0]}, {"VisibilityTimeout", 0}});
+  const json::object changed =
+      ok("ChangeMessageVisibilityBatch", {{"QueueUrl", url},
+                                          {"Entries",
+                                           {{{"Id", "x"}, {"ReceiptHandle", receipts[1]}, {"VisibilityTimeout", 0}},
+                                            {{"Id", "y"}, {"ReceiptHandle", "9999-1"}, {"VisibilityTimeout", 0}}}}});
+  ASSERT_EQ(changed.at("Successful").as_array().size(), 1U) << json::serialize(changed);
+  EXPECT_EQ(changed.at("Successful").as_array()[0].at("Id").as_string(), "x");
+  ASSERT_EQ(changed.at("Failed").as_array().size(), 1U);
+  EXPECT_EQ(changed.at("Failed").as_array()[0].at("Id").as_string(), "y");
+  EXPECT_EQ(changed.at("Failed").as_array()[0].at("SenderFault").as_bool(), true);
+  const json::object again =
+      ok("ReceiveMessage",
+         {{"QueueUrl", url}, {"MaxNumberOfMessages", 10}, {"AttributeNames", {"ApproximateReceiveCount"}}});
+  ASSERT_EQ(again.at("Messages").as_array().size(), 2U);
+  json::array entries;
+  for (const json::value& m : again.at("Messages").as_array()) {
+    EXPECT_EQ(m.at("Attributes").at("ApproximateReceiveCount").as_string(), "2");
+    entries.push_back(
+        json::object{{"Id", "d" + std::to_string(entries.size())}, {"ReceiptHandle", m.at("ReceiptHandle")}});
+  }
+  entries.push_back(json::object{{"Id", "old"}, {"ReceiptHandle", receipts[0]}});  // an earlier lease's
+  entries.push_back(json::object{{"Id", "third"}, {"ReceiptHandle", receipts[2]}});
+  const json::object deleted = ok("DeleteMessageBatch", {{"QueueUrl", url}, {"Entries", entries}});
+  EXPECT_EQ(deleted.at("Successful").as_array().size(), 3U) << json::serialize(deleted);
+  ASSERT_EQ(deleted.at("Failed").as_array().size(), 1U);
+  EXPECT_EQ(deleted.at("Failed").as_array()[0].at("Id").as_string(), "old");
+  EXPECT_EQ(deleted.at("Failed").as_array()[0].at("Code").as_string(), "ReceiptHandleIsInvalid");
+  const json::object attributes =
+      ok("GetQueueAttributes", {{"QueueUrl", url}, {"AttributeNames", {"All"}}}).at("Attributes").as_object();
+  EXPECT_EQ(attributes.at("ApproximateNumberOfMessages").as_string(), "0");
+  EXPECT_EQ(attributes.at("ApproximateNumberOfMessagesNotVisible").as_string(), "0");
+  EXPECT_EQ(error_type("ChangeMessageVisibility",
+                       {{"QueueUrl", url}, {"ReceiptHandle", receipts[2]}, {"VisibilityTimeout", 5}}),
+            "MessageNotInflight");
+  // PurgeQueue: leased and visible alike.
+  ok("SendMessageBatch",
+     {{"QueueUrl", url}, {"Entries", {{{"Id", "p"}, {"MessageBody", "p"}}, {{"Id", "q"}, {"MessageBody", "q"}}}}});
+  ASSERT_TRUE(ok("ReceiveMessage", {{"QueueUrl", url}}).contains("Messages"));
+  ok("PurgeQueue", {{"QueueUrl", url}});
+  const json::object purged =
+      ok("GetQueueAttributes", {{"QueueUrl", url}, {"AttributeNames", {"All"}}}).at("Attributes").as_object();
+  EXPECT_EQ(purged.at("ApproximateNumberOfMessages").as_string(), "0");
+  EXPECT_EQ(purged.at("ApproximateNumberOfMessagesNotVisible").as_string(), "0");
+  ok("DeleteQueue", {{"QueueUrl", url}});
+  EXPECT_EQ(error_type("GetQueueAttributes", {{"QueueUrl", url}}), "QueueDoesNotExist");
+}
+
 TEST_F(sqs_endpoint_test, query_protocol_every_operation) {
   const watchdog guard(60s);
   answer a = query("Action=CreateQueue&QueueName=q1&Attribute.1.Name=VisibilityTimeout&Attribute.1.Value=60");
@@ -303,6 +375,12 @@ TEST_F(sqs_endpoint_test, query_protocol_every_operation) {
       << a.body;
   EXPECT_NE(a.body.find("<Name>VisibilityTimeout</Name><Value>60</Value>"), std::string::npos) << a.body;
 
+  ASSERT_EQ(query("Action=SendMessage&" + u + "&MessageBody=purged").status, 200U);
+  a = query("Action=PurgeQueue&" + u);
+  ASSERT_EQ(a.status, 200U) << a.body;
+  EXPECT_NE(a.body.find("<PurgeQueueResponse"), std::string::npos);
+  a = query("Action=GetQueueAttributes&" + u + "&AttributeName.1=ApproximateNumberOfMessages");
+  EXPECT_NE(a.body.find("<Value>0</Value>"), std::string::npos) << a.body;
   a = query("Action=DeleteQueue&" + u);
   ASSERT_EQ(a.status, 200U) << a.body;
   a = query("Action=GetQueueUrl&QueueName=q1");
@@ -371,7 +449,6 @@ TEST_F(sqs_endpoint_test, bad_requests_get_sqs_errors_and_the_endpoint_keeps_ser
   EXPECT_EQ(error_type("ChangeMessageVisibility", {{"QueueUrl", url}, {"ReceiptHandle", "1-1"}}), "MissingParameter");
   EXPECT_EQ(error_type("GetQueueAttributes", {{"QueueUrl", url}, {"AttributeNames", {"Nonsense"}}}),
             "InvalidAttributeName");
-  EXPECT_EQ(error_type("PurgeQueue", {{"QueueUrl", url}}), "UnsupportedOperation");
 
   // Garbage bodies: a clear 400 in the format asked for, and the next client is served.
   answer a =

@@ -392,6 +392,30 @@ TEST_F(queue_test, messages_leases_and_deletes_persist_across_a_restart_on_the_s
   EXPECT_EQ(q.ask(durable::get_queue_stats{}, 5s).get().messages, 1u);
 }
 
+TEST_F(queue_test, purge_deletes_every_message_leased_visible_or_delayed_and_persists) {
+  auto q = spawn(config());
+  send_ok(q, "leased");
+  const std::string receipt = receive(q, 1).at(0).receipt;
+  send_ok(q, "visible");
+  send_ok(q, "delayed", durable::send_message{.delay = 10min});
+  send_ok(q, "deduplicated", durable::send_message{.dedup_id = "d"});
+  ASSERT_EQ(q.ask(durable::get_queue_stats{}, 5s).get().messages, 4u);
+  ASSERT_TRUE(q.ask(durable::purge_messages{}, 5s).get().ok());
+  const durable::queue_stats after = q.ask(durable::get_queue_stats{}, 5s).get();
+  EXPECT_EQ(after.messages, 0u);
+  EXPECT_EQ(after.bytes, 0u);
+  EXPECT_EQ(after.deleted, 4u);
+  EXPECT_EQ(remove(q, receipt).code, troupe::errc::invalid_receipt) << "the lease went with its message";
+  EXPECT_TRUE(receive(q).empty());
+  EXPECT_TRUE(send(q, "deduplicated", durable::send_message{.dedup_id = "d"}).duplicate) << "dedup ids stay";
+  send_ok(q, "after");
+  sys.shutdown();
+  troupe::system again{troupe::config::deterministic()};
+  auto reopened = again.spawn<durable::queue_actor>(config());
+  const auto got = reopened.ask(durable::receive_messages{10, -1ms, 0ms}, 5s).get().messages;
+  EXPECT_EQ(bodies(got), std::vector<std::string>{"after"}) << "the purge was committed";
+}
+
 TEST(queue, spawn_queue_reports_a_corrupt_file_as_an_error_instead_of_spawning) {
   troupe::test_support::watchdog guard;
   durable_test::scratch_dir dir;

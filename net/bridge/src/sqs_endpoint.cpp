@@ -439,8 +439,13 @@ struct endpoint::state : std::enable_shared_from_this<endpoint::state> {
         delete_queue(name);
         return done(std::move(out));
       case operation::purge_queue:
-        throw sqs_failure("AWS.SimpleQueueService.UnsupportedOperation", "UnsupportedOperation",
-                          "PurgeQueue is not supported by this endpoint: delete and create the queue instead.");
+        q->actor.ask(durable::purge_messages{}, ask_timeout,
+                     [name, out, done](expected<durable::queue_status> got) mutable {
+                       if (!got) return done(failure_of(got.error(), name));
+                       if (!got->ok()) return done(failure_of(*got, name));
+                       done(std::move(out));
+                     });
+        return;
       case operation::get_queue_attributes:
         return get_queue_attributes(name, *q, std::move(r), done);
       case operation::send_message:

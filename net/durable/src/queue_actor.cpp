@@ -168,6 +168,13 @@ class queue_engine {
     hold(std::move(reply), queue_status{});
   }
 
+  void purge(reply_promise<queue_status> reply) {
+    expected<std::uint64_t> purged = store_->purge();
+    if (!purged) return fail_batch(purged.error(), reply, queue_status{});
+    stats_.deleted += *purged;
+    hold(std::move(reply), queue_status{});
+  }
+
   queue_stats stats() {
     queue_stats s = stats_;
     s.messages = store_->messages();
@@ -406,6 +413,9 @@ void queue_actor::on(const delete_messages& m, reply_promise<std::vector<queue_s
 }
 void queue_actor::on(const change_visibility& m, reply_promise<queue_status> reply) {
   engine_->change(m, std::move(reply));
+}
+void queue_actor::on(const purge_messages& /*unused*/, reply_promise<queue_status> reply) {
+  engine_->purge(std::move(reply));
 }
 queue_stats queue_actor::on(get_queue_stats /*unused*/) { return engine_->stats(); }
 void queue_actor::on(queue_tick /*unused*/) { engine_->tick(); }

@@ -262,6 +262,15 @@ expected<void> queue_store::remove(const std::string& receipt) {
   return {};
 }
 
+expected<std::uint64_t> queue_store::purge() {
+  if (auto r = begin_if_needed(); !r) return r.error();
+  if (auto r = prepared("DELETE FROM troupe_queue_messages").run(); !r) return r.error();
+  const std::uint64_t purged = messages_;
+  messages_ = 0;
+  bytes_ = 0;
+  return purged;
+}
+
 expected<void> queue_store::change_visibility(const std::string& receipt, std::int64_t until, std::int64_t now) {
   const std::optional<receipt_parts> parts = parse_receipt(receipt);
   if (!parts) return error(errc::invalid_receipt, "malformed receipt handle");

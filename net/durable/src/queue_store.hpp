@@ -84,6 +84,9 @@ class queue_store {
   [[nodiscard]] expected<std::optional<std::int64_t>> next_visible_after(std::int64_t now);
   // Forgets de-duplication ids that expired by `now`.
   [[nodiscard]] expected<void> purge_dedup(std::int64_t now);
+  // SQS's PurgeQueue: deletes every message, visible, leased or delayed (the
+  // de-duplication ids stay). Returns how many there were.
+  [[nodiscard]] expected<std::uint64_t> purge();
 
   [[nodiscard]] const std::string& path() const noexcept { return db_.path(); }
 

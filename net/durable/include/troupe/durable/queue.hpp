@@ -29,6 +29,7 @@
 //   took since still deletes (as SQS).
 // - change_visibility(receipt, timeout): the lease now ends `timeout` from now
 //   (0: visible at once); invalid_receipt if the lease already ended.
+// - purge_messages: every message goes, leased or not (SQS's PurgeQueue).
 // - Dead letters: with redrive.max_receives = N, a message received N times and
 //   still not deleted is, instead of its (N+1)th delivery, sent to the
 //   redrive.dead_letter queue (another queue actor: any node) and deleted here
@@ -154,12 +155,19 @@ struct get_queue_stats {
   using reply = queue_stats;
 };
 
+// SQS's PurgeQueue: deletes every message, visible, leased or delayed, once
+// committed (receipts of leases it ended then fail with invalid_receipt). The
+// de-duplication ids stay. Counted in queue_stats::deleted.
+struct purge_messages {
+  using reply = queue_status;
+};
+
 // The queue's own timer and commit signals: sent by the queue to itself.
 struct queue_tick {};
 struct queue_flush {};
 
 using queue_protocol = protocol<send_message, receive_messages, delete_message, delete_messages, change_visibility,
-                                get_queue_stats, queue_tick, queue_flush>;
+                                get_queue_stats, queue_tick, queue_flush, purge_messages>;
 
 struct redrive_policy {
   ref<queue_protocol> dead_letter{};  // empty: no dead-letter queue
@@ -200,6 +208,7 @@ class queue_actor : public actor<queue_protocol> {
   void on(const delete_message& m, reply_promise<queue_status> reply);
   void on(const delete_messages& m, reply_promise<std::vector<queue_status>> reply);
   void on(const change_visibility& m, reply_promise<queue_status> reply);
+  void on(const purge_messages& m, reply_promise<queue_status> reply);
   queue_stats on(get_queue_stats);
   void on(queue_tick);
   void on(queue_flush);
