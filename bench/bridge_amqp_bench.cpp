@@ -95,9 +95,9 @@ void fill(std::uint16_t port, const std::string& queue, std::int64_t n) {
     const std::int64_t end = std::min(n, id + fill_batch);
     for (; id < end; ++id) {
       const std::string body = bb::order_json(id);
-      bench::require(amqp_basic_publish(c, 1, amqp_empty_bytes, bytes_of(queue), 0, 0, nullptr, bytes_of(body)) ==
-                         AMQP_STATUS_OK,
-                     "basic.publish");
+      bench::require(
+          amqp_basic_publish(c, 1, amqp_empty_bytes, bytes_of(queue), 0, 0, nullptr, bytes_of(body)) == AMQP_STATUS_OK,
+          "basic.publish");
     }
     // RabbitMQ confirms one queue's publishes in order: the highest tag acked is the count.
     while (confirmed < static_cast<std::uint64_t>(end)) {
@@ -105,9 +105,9 @@ void fill(std::uint16_t port, const std::string& queue, std::int64_t n) {
       timeval limit{30, 0};
       bench::require(amqp_simple_wait_frame_noblock(c, &frame, &limit) == AMQP_STATUS_OK, "waiting for confirms");
       if (frame.frame_type != AMQP_FRAME_METHOD) continue;
-      bench::require(frame.payload.method.id == AMQP_BASIC_ACK_METHOD,
-                     "the broker refused a publish of the fill (method " + std::to_string(frame.payload.method.id) +
-                         ")");
+      bench::require(
+          frame.payload.method.id == AMQP_BASIC_ACK_METHOD,
+          "the broker refused a publish of the fill (method " + std::to_string(frame.payload.method.id) + ")");
       const auto* ack = static_cast<const amqp_basic_ack_t*>(frame.payload.method.decoded);
       confirmed = std::max(confirmed, ack->delivery_tag);
     }

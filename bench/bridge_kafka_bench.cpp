@@ -92,8 +92,8 @@ void fill(const std::string& brokers, const std::string& topic, std::int64_t n) 
   for (std::int64_t id = 0; id < n; ++id) {
     std::string body = bb::order_json(id);
     for (;;) {
-      if (rd_kafka_produce(t, static_cast<std::int32_t>(id % partitions), RD_KAFKA_MSG_F_COPY, body.data(),
-                           body.size(), nullptr, 0, nullptr) == 0) {
+      if (rd_kafka_produce(t, static_cast<std::int32_t>(id % partitions), RD_KAFKA_MSG_F_COPY, body.data(), body.size(),
+                           nullptr, 0, nullptr) == 0) {
         break;
       }
       bench::require(rd_kafka_last_error() == RD_KAFKA_RESP_ERR__QUEUE_FULL,
@@ -292,8 +292,8 @@ void troupe::bench::bridge_bench::run_kafka(const options& opts, bool baseline) 
     const double rate = baseline ? consume_raw(mock.bootstraps(), topic, group, n)
                                  : consume_troupe(opts, mock.bootstraps(), topic, group, n);
     const std::int64_t committed = committed_total(mock.bootstraps(), group, topic);
-    bench::require(committed == n, "group " + group + " committed " + std::to_string(committed) + " of " +
-                                       std::to_string(n));
+    bench::require(committed == n,
+                   "group " + group + " committed " + std::to_string(committed) + " of " + std::to_string(n));
     return rate;
   });
 }

@@ -353,8 +353,7 @@ std::optional<std::string> consumer_link::impl::serve() {
 }
 
 bool consumer_link::impl::write_ack(std::uint64_t tag, bool multiple, std::uint64_t count, std::string& why) {
-  if (const int status = amqp_basic_ack(link.get(), consume_channel, tag, multiple ? 1 : 0);
-      status != AMQP_STATUS_OK) {
+  if (const int status = amqp_basic_ack(link.get(), consume_channel, tag, multiple ? 1 : 0); status != AMQP_STATUS_OK) {
     why = describe_status(status, "basic.ack");
     return false;
   }
