@@ -216,9 +216,12 @@ class source_core {
   // ends, so keep it short (the Kafka source's poll_timeout).
   bool wait_for_slot(std::chrono::nanoseconds timeout) {
     std::unique_lock lock(state_->mutex);
-    return state_->changed.wait_for(lock, timeout, [s = state_.get()] {
-      return s->stopping || s->in_flight < s->config.max_in_flight;
-    }) && !state_->stopping;
+    const auto ready = [s = state_.get()] { return s->stopping || s->in_flight < s->config.max_in_flight; };
+    // Checked before waiting: the fetch thread asks (with no timeout) several
+    // times per message, and wait_for reads the clock first even when ready.
+    const bool got =
+        ready() || (timeout > std::chrono::nanoseconds::zero() && state_->changed.wait_for(lock, timeout, ready));
+    return got && !state_->stopping;
   }
 
   // The fetch thread: one message from the broker. `token` is the bridge's own
