@@ -1,256 +1,35 @@
 // troupe_bridge_bench — the bridge workloads of WORKLOADS.md, each against the
-// broker's own client in a tight loop, in the same run:
-//   bridge_stomp_consume (msgs/s): a queue of ActiveMQ (a private broker this
-//     program starts: tests/support/activemq_server.hpp) consumed through
-//     troupe's stomp::source into an actor that acknowledges by returning
-//     (broker -> session thread -> actor -> ACK), vs, with --baseline, a raw
-//     STOMP consumer on a blocking socket that ACKs each MESSAGE as it reads
-//     it — the same codec, the same prefetch, no actor.
-//   bridge_sqs_consume (msgs/s): a queue of troupe's own SQS endpoint (started
-//     in this program on a scratch directory) consumed through sqs::source
-//     into an actor that acknowledges by returning (endpoint -> fetch thread
-//     -> actor -> settle thread -> DeleteMessageBatch), vs, with --baseline, a
-//     raw HTTP client (the bridge's own Beast client, one connection) looping
-//     ReceiveMessage(10) + DeleteMessageBatch of what it received.
+// broker's own client in a tight loop, in the same run; each broker's part is
+// a file of its own, built only with its bridge component (bridge_bench.hpp):
+//   bridge_stomp_consume: ActiveMQ through stomp::source vs a raw STOMP consumer
+//     (bridge_stomp_bench.cpp; troupe::bridge_stomp),
+//   bridge_kafka_consume: librdkafka's mock cluster through kafka::source vs a
+//     raw librdkafka consumer (bridge_kafka_bench.cpp; troupe::bridge_kafka),
+//   bridge_amqp_consume: RabbitMQ through amqp::source vs a raw rabbitmq-c
+//     consumer (bridge_amqp_bench.cpp; troupe::bridge_amqp),
+//   bridge_sqs_consume: troupe's own SQS endpoint through sqs::source vs a raw
+//     HTTP client (bridge_sqs_bench.cpp; troupe::bridge_sqs and troupe::sqs_endpoint).
+// May use: bench_common.hpp, bridge_bench.hpp.
 //
-//   troupe_bridge_bench [--baseline] [--quick] [--threads N] [--reps R]
-//                       [--only bridge_stomp_consume,bridge_sqs_consume]
-//   -> one `workload,unit,median,min,max` line per workload on stdout
+//   troupe_bridge_bench [--baseline] [--quick] [--threads N] [--reps R] [--only bridge_kafka_consume,...]
+//   -> one `workload,unit,median,min,max` line per selected workload on stdout
 //
-// Each repetition fills a queue of its own first (untimed: pipelined SENDs,
-// non-persistent, then one SEND with a receipt to know they are all in), then
-// times its consumption from the subscription to the last message handled.
-// Every wait has a deadline; no sleeps.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <chrono>
+// --baseline runs each broker's raw client instead of troupe's source. Each
+// workload starts (and stops) its own broker; a workload whose component is
+// not built, or whose broker is not installed, prints no line and says why on
+// stderr.
 #include <cstdio>
-#include <string>
 #include <string_view>
-#include <troupe/bridge/stomp.hpp>
-#include <troupe/troupe.hpp>
 #include <vector>
 
 #include "bench_common.hpp"
-#include "bridge/source_control.hpp"
-#include "runtime/countdown.hpp"
-#include "support/activemq_server.hpp"
-#if TROUPE_BENCH_BRIDGE_SQS
-#include <boost/json/array.hpp>
-#include <troupe/bridge/sqs.hpp>
-#include <troupe/bridge/sqs_endpoint.hpp>
-
-#include "sqs_client.hpp"
-#include "support/scratch_dir.hpp"
-#endif
-
-namespace {
-
-namespace bench = troupe::bench;
-namespace bridge = troupe::bridge;
-namespace stomp = troupe::bridge::stomp;
-using namespace std::chrono_literals;
-
-constexpr std::size_t prefetch = 256;
-
-// A blocking STOMP connection for the filler and the baseline consumer.
-class raw_stomp {
- public:
-  explicit raw_stomp(std::uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bench::require(fd_ >= 0, "socket");
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    to.sin_port = htons(port);
-    bench::require(::connect(fd_, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0, "connect to ActiveMQ");
-    timeval limit{30, 0};  // a read that waits longer than this fails the run
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-    send(stomp::encode({"CONNECT", {{"accept-version", "1.2"}, {"host", "localhost"}, {"heart-beat", "0,0"}}, {}}));
-    bench::require(next().command == "CONNECTED", "the broker did not answer CONNECT");
-  }
-  raw_stomp(const raw_stomp&) = delete;
-  raw_stomp& operator=(const raw_stomp&) = delete;
-  ~raw_stomp() { ::close(fd_); }
-
-  void send(std::string_view bytes) {
-    while (!bytes.empty()) {
-      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      bench::require(n > 0, "send to ActiveMQ");
-      bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-  }
-  stomp::frame next() {
-    for (;;) {
-      if (auto f = decoder_.next()) return std::move(*f);
-      bench::require(!decoder_.failed(), "a bad frame: " + decoder_.error());
-      char buffer[64 << 10];
-      const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
-      bench::require(n > 0, "reading from ActiveMQ (timeout or closed)");
-      decoder_.feed(std::string_view(buffer, static_cast<std::size_t>(n)));
-    }
-  }
-  // Whole frames already read, without waiting.
-  std::optional<stomp::frame> ready() { return decoder_.next(); }
-
- private:
-  int fd_ = -1;
-  stomp::decoder decoder_;
-};
-
-void fill(std::uint16_t port, const std::string& queue, std::int64_t n) {
-  raw_stomp c(port);
-  std::string batch;
-  for (std::int64_t i = 0; i < n; ++i) {
-    batch += stomp::encode({"SEND", {{"destination", queue}}, "message " + std::to_string(i)});
-    if (batch.size() > (256 << 10)) {
-      c.send(batch);
-      batch.clear();
-    }
-  }
-  batch += stomp::encode({"SEND", {{"destination", queue + ".done"}, {"receipt", "filled"}}, "x"});
-  c.send(batch);
-  const stomp::frame r = c.next();
-  bench::require(r.command == "RECEIPT", "no receipt for the fill: " + r.command + " " + r.body);
-}
-
-// The baseline: read, ACK each MESSAGE at once (one write per read batch).
-double consume_raw(std::uint16_t port, const std::string& queue, std::int64_t n) {
-  raw_stomp c(port);
-  bench::stopwatch sw;
-  c.send(stomp::encode({"SUBSCRIBE",
-                        {{"id", "0"},
-                         {"destination", queue},
-                         {"ack", "client-individual"},
-                         {"activemq.prefetchSize", std::to_string(prefetch)}},
-                        {}}));
-  std::int64_t got = 0;
-  while (got < n) {
-    std::string acks;
-    stomp::frame f = c.next();
-    for (;;) {
-      bench::require(f.command == "MESSAGE", "expected MESSAGE, got " + f.command);
-      acks += stomp::encode({"ACK", {{"id", std::string(f.header("ack").value_or(""))}}, {}});
-      ++got;
-      std::optional<stomp::frame> more = c.ready();
-      if (!more) break;
-      f = std::move(*more);
-    }
-    c.send(acks);
-  }
-  return static_cast<double>(n) / sw.seconds();
-}
-
-struct counter : troupe::actor<troupe::protocol<bridge::received<std::string>>> {
-  explicit counter(troupe_test::countdown* d) : done(d) {}
-  void on(const bridge::received<std::string>& /*m*/) { done->count_down(); }
-  troupe_test::countdown* done;
-};
-
-double consume_troupe(troupe::system& sys, std::uint16_t port, const std::string& queue, std::int64_t n) {
-  troupe_test::countdown done(static_cast<std::size_t>(n));
-  auto actor = sys.spawn<counter>(&done);
-  bridge::stomp::endpoint e;
-  e.port = std::to_string(port);
-  bridge::source_settings s;
-  s.max_in_flight = prefetch;
-  bench::stopwatch sw;
-  auto source = sys.spawn<bridge::stomp::source<std::string>>(bridge::stomp::source_config{e, queue, {}, s}, actor);
-  bench::require(done.wait_for(120s), "the troupe source did not get every message");
-  const double rate = static_cast<double>(n) / sw.seconds();
-  bench::require(
-      troupe::test_support::stats_reach(
-          source, [n](const bridge::source_stats& st) { return st.acknowledged == static_cast<std::uint64_t>(n); },
-          30s),
-      "the last acknowledgements did not settle");
-  bench::require(troupe::test_support::stop_source(sys, source, 30s).has_value(), "the source did not stop");
-  return rate;
-}
-
-#if TROUPE_BENCH_BRIDGE_SQS
-// --- bridge_sqs_consume ------------------------------------------------------------
-
-namespace sqs = troupe::bridge::sqs;
-namespace json = boost::json;
-
-constexpr std::size_t sqs_in_flight = 64;
-
-sqs::connection_settings sqs_link(const std::string& url) {
-  sqs::connection_settings c;
-  c.endpoint = url;
-  c.auth = {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};  // signed, as for AWS
-  return c;
-}
-
-json::object sqs_call(sqs::detail::sqs_client& c, std::string_view op, const json::object& body,
-                      std::chrono::nanoseconds extra = {}) {
-  troupe::expected<json::object> r = c.call(op, body, extra);
-  bench::require(static_cast<bool>(r), std::string(op) + ": " + (r ? "" : r.error().to_string()));
-  return std::move(*r);
-}
-
-// A fresh queue with n small messages (untimed: SendMessageBatch of ten).
-std::string sqs_fill(const std::string& url, const std::string& name, std::int64_t n) {
-  sqs::detail::sqs_client c(sqs_link(url));
-  const json::object made = sqs_call(c, "CreateQueue", {{"QueueName", name}});
-  std::string queue(made.at("QueueUrl").as_string());
-  for (std::int64_t i = 0; i < n;) {
-    json::array entries;
-    for (int k = 0; k < 10 && i < n; ++k, ++i) {
-      entries.push_back(json::object{{"Id", std::to_string(k)}, {"MessageBody", "message " + std::to_string(i)}});
-    }
-    (void)sqs_call(c, "SendMessageBatch", {{"QueueUrl", queue}, {"Entries", std::move(entries)}});
-  }
-  return queue;
-}
-
-double sqs_consume_raw(const std::string& url, const std::string& queue, std::int64_t n) {
-  sqs::detail::sqs_client c(sqs_link(url));
-  bench::stopwatch sw;
-  std::int64_t got = 0;
-  while (got < n) {
-    const json::object r = sqs_call(
-        c, "ReceiveMessage",
-        {{"QueueUrl", queue}, {"MaxNumberOfMessages", 10}, {"WaitTimeSeconds", 1}, {"VisibilityTimeout", 60}}, 1s);
-    const json::value* messages = r.if_contains("Messages");
-    if (messages == nullptr || messages->as_array().empty()) continue;
-    json::array entries;
-    int k = 0;
-    for (const json::value& m : messages->as_array()) {
-      entries.push_back(json::object{{"Id", std::to_string(k++)}, {"ReceiptHandle", m.at("ReceiptHandle")}});
-    }
-    got += k;
-    (void)sqs_call(c, "DeleteMessageBatch", {{"QueueUrl", queue}, {"Entries", std::move(entries)}});
-  }
-  return static_cast<double>(n) / sw.seconds();
-}
-
-// The source and its actor in a system of their own, whose end stops the
-// source in order (drained, the last deletes sent) before the next repetition.
-double sqs_consume_troupe(const troupe::config& cfg, const std::string& url, const std::string& queue, std::int64_t n) {
-  troupe::system sys(cfg);
-  troupe_test::countdown done(static_cast<std::size_t>(n));
-  auto actor = sys.spawn<counter>(&done);
-  sqs::source_config in;
-  in.queue_url = queue;
-  in.connection = sqs_link(url);
-  in.wait_time = 1s;
-  in.flow.max_in_flight = sqs_in_flight;
-  bench::stopwatch sw;
-  auto source = sys.spawn<sqs::source<std::string>>(in, actor);
-  bench::require(done.wait_for(120s), "the troupe source did not get every message");
-  (void)source;  // stopped in order with `sys`
-  return static_cast<double>(n) / sw.seconds();
-}
-#endif
-
-}  // namespace
+#include "bridge_bench.hpp"
 
 int main(int argc, char** argv) {
-  const std::vector<std::string_view> names = {"bridge_stomp_consume", "bridge_sqs_consume"};
+  namespace bench = troupe::bench;
+  namespace bb = troupe::bench::bridge_bench;
+  const std::vector<std::string_view> names = {"bridge_stomp_consume", "bridge_kafka_consume", "bridge_amqp_consume",
+                                               "bridge_sqs_consume"};
   bool baseline = false;
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
@@ -261,39 +40,33 @@ int main(int argc, char** argv) {
     }
   }
   const bench::options opts = bench::parse_options(static_cast<int>(args.size()), args.data(), names);
-#if TROUPE_BENCH_BRIDGE_SQS
-  if (opts.selected("bridge_sqs_consume")) {
-    troupe::config cfg;
-    cfg.worker_threads = opts.threads;
-    troupe::system sys(cfg);
-    troupe::test_support::scratch_dir dir("troupe-bench-sqs");
-    sqs::endpoint_config ec;
-    ec.data_dir = dir.path().string();
-    auto ep = sqs::endpoint::start(sys, ec);
-    bench::require(static_cast<bool>(ep), "the SQS endpoint did not start");
-    const std::int64_t n = opts.quick ? 10'000 : 50'000;
-    int rep = 0;
-    bench::run_reps("bridge_sqs_consume", "msgs/s", opts.reps, [&] {
-      const std::string queue = sqs_fill((*ep)->url(), "bench-" + std::to_string(rep++), n);
-      return baseline ? sqs_consume_raw((*ep)->url(), queue, n) : sqs_consume_troupe(cfg, (*ep)->url(), queue, n);
-    });
-  }
+  // In WORKLOADS.md's order; each runs its broker and actor system and stops
+  // them before the next (the RabbitMQ helper must start with no other thread).
+  [[maybe_unused]] const auto not_built = [&](std::string_view workload, const char* component) {
+    if (opts.selected(workload)) {
+      std::fprintf(stderr, "troupe_bridge_bench: built without troupe::%s; no %.*s\n", component,
+                   static_cast<int>(workload.size()), workload.data());
+    }
+  };
+#ifdef TROUPE_BENCH_BRIDGE_STOMP
+  bb::run_stomp(opts, baseline);
+#else
+  not_built("bridge_stomp_consume", "bridge_stomp");
 #endif
-  if (!opts.selected("bridge_stomp_consume")) return 0;
-  if (auto why = troupe::test_support::activemq_server::unavailable_reason()) {
-    std::fprintf(stderr, "troupe_bridge_bench: %s; no bridge workloads\n", why->c_str());
-    return 0;
-  }
-  troupe::test_support::activemq_server broker;
-  troupe::config cfg;
-  cfg.worker_threads = opts.threads;
-  troupe::system sys(cfg);
-  const std::int64_t n = opts.quick ? 20'000 : 100'000;
-  int rep = 0;
-  bench::run_reps("bridge_stomp_consume", "msgs/s", opts.reps, [&] {
-    const std::string queue = "/queue/bench." + std::to_string(::getpid()) + "." + std::to_string(rep++);
-    fill(broker.stomp_port(), queue, n);
-    return baseline ? consume_raw(broker.stomp_port(), queue, n) : consume_troupe(sys, broker.stomp_port(), queue, n);
-  });
+#ifdef TROUPE_BENCH_BRIDGE_KAFKA
+  bb::run_kafka(opts, baseline);
+#else
+  not_built("bridge_kafka_consume", "bridge_kafka");
+#endif
+#ifdef TROUPE_BENCH_BRIDGE_AMQP
+  bb::run_amqp(opts, baseline);
+#else
+  not_built("bridge_amqp_consume", "bridge_amqp");
+#endif
+#ifdef TROUPE_BENCH_BRIDGE_SQS
+  bb::run_sqs(opts, baseline);
+#else
+  not_built("bridge_sqs_consume", "bridge_sqs");
+#endif
   return 0;
 }

@@ -8,6 +8,14 @@
 // per channel and start again on a new connection, so a settle that arrives
 // after its connection was lost must not ack whatever now has that tag — it is
 // dropped and counted (RabbitMQ redelivers that message anyway).
+//
+// Acks: the settles handed over since the thread last looked are written
+// together, and the acked run at the front of what is outstanding goes out as
+// one basic.ack with `multiple` (up to the last tag of the run: a tag still
+// outstanding, so RabbitMQ knows it). An ack behind a message still in a
+// handler (or a dead letter awaiting its confirm) is written on its own at
+// once, never held back. Under load the batches grow by themselves: a settle
+// wakes the thread only when the queue was empty.
 #include <amqp.h>
 #include <amqp_framing.h>
 
@@ -19,6 +27,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "amqp_session.hpp"
 #include "troupe/bridge/amqp.hpp"
@@ -132,6 +141,9 @@ struct consumer_link::impl {
   std::string consumer_tag;
   std::uint64_t next_dead_letter_seq = 1;
   std::map<std::uint64_t, std::uint64_t> dead_letters_unconfirmed;  // publish seq -> original's delivery tag
+  // This connection's deliveries not yet acked or nacked on the wire: tag -> settled
+  // (an ack handed over, waiting for the run before it to complete).
+  std::map<std::uint64_t, bool> outstanding;
 
   void run();
   [[nodiscard]] expected<void> connect();
@@ -139,6 +151,9 @@ struct consumer_link::impl {
   std::optional<std::string> serve();
   // Writes the queued settles; false with `why` set if the connection failed.
   bool write_settles(std::deque<settle>& batch, std::string& why);
+  // One basic.ack (multiple: `tag` and every outstanding tag before it);
+  // false with `why` set if the connection failed.
+  bool write_ack(std::uint64_t tag, bool multiple, std::uint64_t count, std::string& why);
   // Reads what is there (a delivery or a method frame) without waiting.
   std::optional<std::string> read_available();
   std::optional<std::string> handle_method(const amqp_frame_t& frame);
@@ -180,16 +195,20 @@ void consumer_link::close(bool graceful, std::chrono::nanoseconds drain_timeout)
 }
 
 void consumer_link::acknowledge(std::uint64_t token) {
+  bool first = true;
   {
     std::lock_guard lock(impl_->mutex);
     if (!impl_->thread_done) {
+      // A settle into a non-empty queue needs no wake: the one that made it
+      // non-empty woke the thread, which takes the whole queue after it.
+      first = impl_->settles.empty();
       impl_->settles.push_back({token, false, {}, {}, {}});
       token = 0;
     }
   }
   // The link is closed: nothing acks it now; RabbitMQ redelivers it.
   if (token != 0) impl_->stale.fetch_add(1, std::memory_order_relaxed);
-  impl_->wake.wake();
+  if (first) impl_->wake.wake();
 }
 
 void consumer_link::dead_letter(std::uint64_t token, std::string_view bytes, const origin& from,
@@ -273,6 +292,7 @@ expected<void> consumer_link::impl::connect() {
     return error(errc::connection_lost, describe(r, "confirm.select on the dead-letter channel"));
   }
   next_dead_letter_seq = 1;
+  outstanding.clear();  // the last connection's: RabbitMQ redelivers them
   ++generation;
   {
     std::lock_guard lock(mutex);
@@ -328,8 +348,18 @@ std::optional<std::string> consumer_link::impl::serve() {
   }
 }
 
+bool consumer_link::impl::write_ack(std::uint64_t tag, bool multiple, std::uint64_t count, std::string& why) {
+  if (const int status = amqp_basic_ack(link.get(), consume_channel, tag, multiple ? 1 : 0); status != AMQP_STATUS_OK) {
+    why = describe_status(status, "basic.ack");
+    return false;
+  }
+  acks_sent.fetch_add(count, std::memory_order_relaxed);
+  return true;
+}
+
 bool consumer_link::impl::write_settles(std::deque<settle>& batch, std::string& why) {
   amqp_connection_state_t c = link.get();
+  std::vector<std::uint64_t> acked;  // this batch's acks, in the order they came
   for (settle& s : batch) {
     if ((s.token >> tag_bits) != generation) {
       stale.fetch_add(1, std::memory_order_relaxed);
@@ -337,11 +367,14 @@ bool consumer_link::impl::write_settles(std::deque<settle>& batch, std::string& 
     }
     const std::uint64_t tag = s.token & tag_mask;
     if (!s.dead) {
-      if (const int status = amqp_basic_ack(c, consume_channel, tag, 0); status != AMQP_STATUS_OK) {
-        why = describe_status(status, "basic.ack");
-        return false;
+      const auto it = outstanding.find(tag);
+      if (it == outstanding.end()) {
+        // Not a delivery this thread knows (cannot happen): acked alone, as RabbitMQ sees fit.
+        if (!write_ack(tag, false, 1, why)) return false;
+        continue;
       }
-      acks_sent.fetch_add(1, std::memory_order_relaxed);
+      it->second = true;
+      acked.push_back(tag);
       continue;
     }
     amqp_table_entry_t headers[3];
@@ -366,6 +399,21 @@ bool consumer_link::impl::write_settles(std::deque<settle>& batch, std::string& 
       return false;
     }
     dead_letters_unconfirmed.emplace(next_dead_letter_seq++, tag);
+  }
+  if (acked.empty()) return true;
+  // The settled run at the front of what is outstanding: one ack up to its last tag.
+  std::uint64_t run_end = 0;
+  std::uint64_t run_length = 0;
+  while (!outstanding.empty() && outstanding.begin()->second) {
+    run_end = outstanding.begin()->first;
+    ++run_length;
+    outstanding.erase(outstanding.begin());
+  }
+  if (run_length > 0 && !write_ack(run_end, run_length > 1, run_length, why)) return false;
+  // Acks behind a message not settled yet: each on its own, now.
+  for (const std::uint64_t tag : acked) {
+    if (outstanding.erase(tag) == 0) continue;  // went out with the run
+    if (!write_ack(tag, false, 1, why)) return false;
   }
   return true;
 }
@@ -399,6 +447,7 @@ std::optional<std::string> consumer_link::impl::read_available() {
         }
       }
       const std::uint64_t token = (std::uint64_t{generation} << tag_bits) | (envelope.delivery_tag & tag_mask);
+      outstanding.emplace(envelope.delivery_tag & tag_mask, false);
       std::string body = string_of(envelope.message.body);
       amqp_destroy_envelope(&envelope);
       core->deliver(token, std::move(body), std::move(from));
@@ -448,6 +497,7 @@ std::optional<std::string> consumer_link::impl::handle_method(const amqp_frame_t
         const int status = ack ? amqp_basic_ack(c, consume_channel, i->second, 0)
                                : amqp_basic_nack(c, consume_channel, i->second, 0, 1);
         if (status != AMQP_STATUS_OK) return describe_status(status, "settling a dead-lettered message");
+        outstanding.erase(i->second);
         if (ack) {
           dead_letters.fetch_add(1, std::memory_order_relaxed);
           acks_sent.fetch_add(1, std::memory_order_relaxed);

@@ -206,7 +206,17 @@ class consumer_engine final : public consumer, public std::enable_shared_from_th
       // and the consumer keeps polling (for the group's liveness, rebalances
       // and errors), rather than not polling: max.poll.interval.ms would
       // throw a slow consumer out of its group.
-      const bool full = !core_->wait_for_slot(std::chrono::nanoseconds::zero());
+      bool full = !core_->wait_for_slot(std::chrono::nanoseconds::zero());
+      if (full && !paused_) {
+        // Full for a moment (under load, the normal state: the fetch outruns
+        // the handler) is waited out, at most poll_timeout, before pausing. A
+        // pause makes librdkafka drop everything it had prefetched (its
+        // version barrier; the resume fetches it again), and on Debian's
+        // librdkafka 2.0.2 a pause and resume in quick succession can leave
+        // the partitions unfetched for good (bench/bridge_kafka_bench.cpp
+        // stalled that way, flipping on every free slot).
+        full = !core_->wait_for_slot(settings_.poll_timeout);
+      }
       if (full != paused_) set_paused(full);
       if (full) (void)core_->wait_for_slot(settings_.poll_timeout);  // a bounded wait for a slot
       const int wait_ms = full ? 0 : static_cast<int>(settings_.poll_timeout.count());

@@ -225,12 +225,21 @@ class source_core {
 
   // The fetch thread, before it fetches: waits until a slot is free, at most
   // `timeout`. False if none freed in time (fetch nothing; the broker keeps the
-  // messages) or the source is stopping.
+  // messages) or the source is stopping. A full source wakes its waiter when a
+  // quarter of the slots are free (when one is, under 8 slots), not for each
+  // slot: the fetch thread then delivers a batch per wake-up rather than one
+  // message per futex wake and context switch, which under load cost more
+  // than the message (bench/bridge_kafka_bench.cpp). Slots that free more
+  // slowly than that (handlers stuck on most of them) are seen when `timeout`
+  // ends, so keep it short (the Kafka source's poll_timeout).
   bool wait_for_slot(std::chrono::nanoseconds timeout) {
     std::unique_lock lock(state_->mutex);
-    return state_->changed.wait_for(lock, timeout, [s = state_.get()] {
-      return s->stopping || s->in_flight < s->config.max_in_flight;
-    }) && !state_->stopping;
+    const auto ready = [s = state_.get()] { return s->stopping || s->in_flight < s->config.max_in_flight; };
+    // Checked before waiting: the fetch thread asks (with no timeout) several
+    // times per message, and wait_for reads the clock first even when ready.
+    const bool got =
+        ready() || (timeout > std::chrono::nanoseconds::zero() && state_->changed.wait_for(lock, timeout, ready));
+    return got && !state_->stopping;
   }
 
   // The fetch thread: one message from the broker. `token` is the bridge's own
@@ -299,12 +308,18 @@ class source_core {
       std::lock_guard lock(mutex);
       return stopping;
     }
+    // A slot settled: wakes a full source's waiter once a quarter of the
+    // slots are free (see wait_for_slot), and a drain at the last one.
     void release() {
+      bool wake = false;
       {
         std::lock_guard lock(mutex);
         --in_flight;
+        const std::size_t bound = config.max_in_flight;
+        const std::size_t batch = std::max<std::size_t>(1, bound / 4);
+        wake = in_flight == 0 || (bound >= batch && in_flight == bound - batch);
       }
-      changed.notify_all();
+      if (wake) changed.notify_all();
     }
   };
   // One message until it settles; its body is copied into each try.

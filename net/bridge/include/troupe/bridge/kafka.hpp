@@ -16,9 +16,11 @@
 // one partition reach the target in the partition's order (one sender, a FIFO
 // mailbox); a retried message is asked again after later ones, so order holds
 // for first deliveries only. The in-flight bound pauses the assigned partitions
-// while full: the fetch thread keeps calling rd_kafka_consumer_poll (bounded
-// waits), so the consumer stays in its group however slow the handler is
-// (max.poll.interval.ms counts time between polls, not handler time). On
+// once full for a whole poll_timeout (a shorter wait for a slot is no pause:
+// a pause drops librdkafka's prefetched messages): the fetch thread keeps
+// calling rd_kafka_consumer_poll (bounded waits), so the consumer stays in
+// its group however slow the handler is (max.poll.interval.ms counts time
+// between polls, not handler time). On
 // revocation the source waits, at most revoke_timeout, for the revoked
 // partitions' messages in flight, commits what settled, then gives the
 // partitions up. librdkafka reconnects by itself; its errors go to the events
