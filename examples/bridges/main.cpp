@@ -169,7 +169,7 @@ struct desk : troupe::actor<desk_protocol> {
   desk(pricer_slot* p, kafka_out k, sqs_out q, ledger* l)
       : pricers(p), to_kafka(std::move(k)), to_sqs(std::move(q)), book(l) {}
 
-  void on(bridge::received<order> m, troupe::reply_promise<void> reply) {
+  void on(const bridge::received<order>& m, troupe::reply_promise<void> reply) {
     auto answer = std::make_shared<troupe::reply_promise<void>>(std::move(reply));
     auto failed = [answer](const troupe::error& e) { answer->fail(e); };
     pricers->get()
