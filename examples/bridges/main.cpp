@@ -9,12 +9,10 @@
 //   ./bridges --amqp-port 5672 --kill-pricer   # and SIGKILL the pricing process a third of the way in
 //
 // --kill-pricer: the supervisor starts a new pricing process and the orders
-// that were in flight are asked again. Known defect (2026-12-07): in about
-// half the runs the desk actor, whose asks were in flight to the killed
-// process, stops handling messages at all (no ask timeout fires, no retry
-// reaches it): a runtime bug under investigation, which is why the test runs
-// the example without it. docs/bridges.md is the guide;
-// tests/bridge/bridges_example_test.cpp runs this program against a private RabbitMQ.
+// that were in flight are asked again (the desk's asks to the dead process
+// fail; the source retries). docs/bridges.md is the guide;
+// tests/bridge/bridges_example_test.cpp runs this program, with --kill-pricer,
+// against a private RabbitMQ.
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <signal.h>

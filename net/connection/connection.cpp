@@ -350,6 +350,11 @@ void connection::lost(const std::string& why) noexcept {
   const error failure(errc::actor_down, why);
   for (auto& [id, p] : pending) p->fail(failure);
   node_.connection_lost(shared_from_this(), loss_reason(why));
+  // On the reader thread, the failures above woke their idle askers onto this
+  // reader's list (reply_run_list(): the askers' consumer role is this
+  // thread's now). No batch comes after this one: run them here, or an actor
+  // whose asks were in flight to the lost node never runs again.
+  if (!ready_.empty()) cell::run_cells(ready_);
 }
 
 }  // namespace troupe::detail
