@@ -6,6 +6,7 @@
 #include "troupe/bridge/stomp.hpp"
 
 #include <array>
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -97,7 +98,11 @@ struct stomp_session::impl {
   // Read by stats() and wait_connected() from any thread.
   mutable std::mutex mutex;
   std::condition_variable changed;
-  link_stats tally;  // guarded by mutex
+  link_stats tally;  // guarded by mutex, but for settles_sent:
+  // ACKs written, counted on the session's thread once per message (relaxed:
+  // a count on its own, read only by stats()); kept out of `mutex` and
+  // `changed`, which are for connection state that waiters need.
+  std::atomic<std::uint64_t> acks_written{0};
 
   void note(const std::function<void(link_stats&)>& change) {
     {
@@ -325,7 +330,7 @@ struct stomp_session::impl {
     stomp::frame f{"ACK", {{"id", found->second.second}}, {}};
     acks.erase(found);
     write(stomp::encode(f));
-    note([](link_stats& s) { ++s.settles_sent; });
+    acks_written.fetch_add(1, std::memory_order_relaxed);
   }
 
   // --- closing -------------------------------------------------------------------
@@ -463,7 +468,9 @@ bool stomp_session::wait_connected(std::chrono::nanoseconds timeout) {
 
 link_stats stomp_session::stats() const {
   std::lock_guard lock(impl_->mutex);
-  return impl_->tally;
+  link_stats s = impl_->tally;
+  s.settles_sent = impl_->acks_written.load(std::memory_order_relaxed);
+  return s;
 }
 
 }  // namespace troupe::bridge::detail
