@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <troupe/bridge/kafka.hpp>
@@ -29,6 +30,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "bridge/kafka_mock.hpp"
 #include "bridge_bench.hpp"
 #include "runtime/countdown.hpp"
 
@@ -49,30 +51,18 @@ void check_conf(rd_kafka_conf_t* conf, const char* name, const std::string& valu
                  std::string("librdkafka refused ") + name + ": " + why);
 }
 
-// The mock cluster: one broker, one topic of `partitions` partitions.
-class mock_cluster {
- public:
-  explicit mock_cluster(const std::string& topic) {
-    char why[512];
-    handle_ = rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), why, sizeof why);
-    bench::require(handle_ != nullptr, std::string("rd_kafka_new for the mock cluster: ") + why);
-    cluster_ = rd_kafka_mock_cluster_new(handle_, 1);
-    bench::require(cluster_ != nullptr, "rd_kafka_mock_cluster_new failed");
-    bench::require(rd_kafka_mock_topic_create(cluster_, topic.c_str(), partitions, 1) == RD_KAFKA_RESP_ERR_NO_ERROR,
-                   "creating the topic on the mock cluster");
+// The mock cluster (tests/bridge/kafka_mock.hpp): one broker, one topic of
+// `partitions` partitions.
+std::unique_ptr<troupe::test_support::kafka_mock> make_mock(const std::string& topic) {
+  try {
+    auto mock = std::make_unique<troupe::test_support::kafka_mock>(1);
+    mock->create_topic(topic, partitions);
+    return mock;
+  } catch (const std::exception& e) {
+    bench::require(false, e.what());
+    throw;
   }
-  mock_cluster(const mock_cluster&) = delete;
-  mock_cluster& operator=(const mock_cluster&) = delete;
-  ~mock_cluster() {
-    rd_kafka_mock_cluster_destroy(cluster_);
-    rd_kafka_destroy(handle_);
-  }
-  [[nodiscard]] std::string bootstraps() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
-
- private:
-  rd_kafka_t* handle_ = nullptr;
-  rd_kafka_mock_cluster_t* cluster_ = nullptr;
-};
+}
 
 // Produces orders [0, n) round-robin over the partitions and waits for every
 // delivery report (untimed).
@@ -284,14 +274,14 @@ void troupe::bench::bridge_bench::run_kafka(const options& opts, bool baseline) 
   if (!opts.selected("bridge_kafka_consume")) return;
   const std::int64_t n = opts.quick ? 200'000 : 500'000;
   const std::string topic = "orders";
-  mock_cluster mock(topic);
-  fill(mock.bootstraps(), topic, n);
+  const auto mock = make_mock(topic);
+  fill(mock->bootstraps(), topic, n);
   int rep = 0;
   bench::run_reps("bridge_kafka_consume", "msgs/s", opts.reps, [&] {
     const std::string group = std::string(baseline ? "raw" : "troupe") + "-" + std::to_string(rep++);
-    const double rate = baseline ? consume_raw(mock.bootstraps(), topic, group, n)
-                                 : consume_troupe(opts, mock.bootstraps(), topic, group, n);
-    const std::int64_t committed = committed_total(mock.bootstraps(), group, topic);
+    const double rate = baseline ? consume_raw(mock->bootstraps(), topic, group, n)
+                                 : consume_troupe(opts, mock->bootstraps(), topic, group, n);
+    const std::int64_t committed = committed_total(mock->bootstraps(), group, topic);
     bench::require(committed == n,
                    "group " + group + " committed " + std::to_string(committed) + " of " + std::to_string(n));
     return rate;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "bridge/consumer_process.hpp"
+#include "bridge/kafka_mock.hpp"
 #include "support/watchdog.hpp"
 #include "troupe/bridge/kafka.hpp"
 #include "troupe/runtime/system.hpp"
@@ -37,32 +38,7 @@ using troupe::test_support::consumer_process;
 using troupe::test_support::handled_line;
 using troupe::test_support::some_of;
 
-// The mock cluster, owned by a librdkafka handle of its own.
-class mock_cluster {
- public:
-  explicit mock_cluster(int brokers) {
-    char why[512];
-    handle_ = rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), why, sizeof why);
-    if (handle_ == nullptr) throw std::runtime_error(why);
-    cluster_ = rd_kafka_mock_cluster_new(handle_, brokers);
-    if (cluster_ == nullptr) {
-      rd_kafka_destroy(handle_);
-      throw std::runtime_error("rd_kafka_mock_cluster_new failed");
-    }
-  }
-  mock_cluster(const mock_cluster&) = delete;
-  mock_cluster& operator=(const mock_cluster&) = delete;
-  ~mock_cluster() {
-    rd_kafka_mock_cluster_destroy(cluster_);
-    rd_kafka_destroy(handle_);
-  }
-  [[nodiscard]] std::string bootstraps() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
-  [[nodiscard]] rd_kafka_mock_cluster_t* get() const { return cluster_; }
-
- private:
-  rd_kafka_t* handle_ = nullptr;
-  rd_kafka_mock_cluster_t* cluster_ = nullptr;
-};
+using mock_cluster = troupe::test_support::kafka_mock;
 
 // Reads a group's committed offsets and the partitions' ends, without joining the group.
 class offsets_reader {
@@ -142,7 +118,7 @@ TEST(kafka_kill, a_consumer_process_killed_mid_stream_loses_nothing_and_only_wha
   const std::string topic = "orders";
   const std::string group = "kill";
   mock_cluster mock(1);
-  ASSERT_EQ(rd_kafka_mock_topic_create(mock.get(), topic.c_str(), partitions, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  mock.create_topic(topic, partitions);
   {
     troupe::system sys;
     kafka::sink_config out;

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "bridge/kafka_mock.hpp"
 #include "bridge/source_control.hpp"
 #include "support/watchdog.hpp"
 #include "troupe/runtime/supervisor.hpp"
@@ -44,32 +45,7 @@ BOOST_DESCRIBE_STRUCT(order, (), (id, note))
 
 // --- the broker -----------------------------------------------------------------------
 
-class mock_cluster {
- public:
-  explicit mock_cluster(int brokers) {
-    char why[512];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    handle_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
-    if (handle_ == nullptr) throw std::runtime_error(why);
-    cluster_ = rd_kafka_mock_cluster_new(handle_, brokers);
-    if (cluster_ == nullptr) throw std::runtime_error("rd_kafka_mock_cluster_new failed");
-  }
-  mock_cluster(const mock_cluster&) = delete;
-  mock_cluster& operator=(const mock_cluster&) = delete;
-  ~mock_cluster() {
-    rd_kafka_mock_cluster_destroy(cluster_);
-    rd_kafka_destroy(handle_);
-  }
-  [[nodiscard]] std::string bootstraps() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
-  void create_topic(const std::string& name, int partitions) {
-    ASSERT_EQ(rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
-  }
-  [[nodiscard]] rd_kafka_mock_cluster_t* get() const { return cluster_; }
-
- private:
-  rd_kafka_t* handle_ = nullptr;
-  rd_kafka_mock_cluster_t* cluster_ = nullptr;
-};
+using mock_cluster = troupe::test_support::kafka_mock;
 
 // Quick group membership on the mock: the defaults (45 s sessions) are for real networks.
 kafka::config_list quick_group() {
